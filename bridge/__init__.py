@@ -1,0 +1,1 @@
+"""The bridge: the only place that knows topics and payload shapes."""

@@ -1,0 +1,132 @@
+"""Executes routed commands against the services and renders what to publish.
+
+This is the boundary where service errors (ImError) become acks and JSON-RPC errors; anything
+else is logged and answered with ``internal`` so the client retries with the same cid.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+
+from bridge.router import (
+    APP_CODES,
+    INTERNAL_ERROR,
+    Command,
+    Ignore,
+    PresenceUpdate,
+    Publish,
+    Reply,
+    Rpc,
+    Send,
+    Topics,
+    ack_error,
+    rpc_error,
+)
+from bridge.wire import ConversationsParams, HistoryParams, PresenceParams, ReadParams, dumps, render_message
+from services.conversations.service import ConversationService
+from services.errors import ErrorCode, ImError
+from services.messages.service import MessageService
+from services.presence.service import PresenceService
+
+log = logging.getLogger("imgate.bridge")
+
+
+class Dispatcher:
+    def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
+                 presence: PresenceService) -> None:
+        self.topics = topics
+        self._messages = messages
+        self._conversations = conversations
+        self._presence = presence
+
+    async def handle(self, cmd: Command) -> list[Publish]:
+        """Execute one command; never raises (errors become replies)."""
+        if isinstance(cmd, Reply):
+            return [cmd.publish]
+        if isinstance(cmd, Send):
+            return await self._send(cmd)
+        if isinstance(cmd, Rpc):
+            return await self._rpc(cmd)
+        if isinstance(cmd, PresenceUpdate):
+            try:
+                await self._presence.record(cmd.uid, cmd.device, online=cmd.state.online,
+                                            platform=cmd.state.platform, ts=cmd.state.ts)
+            except Exception:
+                log.exception("could not record presence of %s/%s", cmd.uid, cmd.device)
+            return []
+        if isinstance(cmd, Ignore):
+            log.info("ignored: %s", cmd.reason)
+        return []
+
+    async def _send(self, cmd: Send) -> list[Publish]:
+        c = cmd.command
+        try:
+            result = await self._messages.send(c)
+        except ImError as exc:
+            return [ack_error(self.topics, c.sender, c.cid, exc.code, exc.message)]
+        except Exception:
+            log.exception("send from %s (cid %r) failed", c.sender, c.cid)
+            return [ack_error(self.topics, c.sender, c.cid, ErrorCode.INTERNAL,
+                              "internal error: retry with the same cid")]
+        m = result.message
+        out: list[Publish] = []
+        if result.created:  # a retried send is acked again, never delivered twice
+            body = dumps(render_message(m))
+            out.extend(Publish(self.topics.inbox(uid, "msg"), body) for uid in result.recipients)
+        out.append(Publish(self.topics.inbox(c.sender, "ack"),
+                           dumps({"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts})))
+        return out
+
+    async def _rpc(self, cmd: Rpc) -> list[Publish]:
+        try:
+            result, extra = await self._call(cmd.uid, cmd.method, cmd.params)
+        except ImError as exc:
+            if not cmd.respond:
+                log.info("%s notification from %s failed: %s", cmd.method, cmd.uid, exc.message)
+                return []
+            return [rpc_error(self.topics, cmd.uid, cmd.id, APP_CODES[exc.code], exc.message, exc.code)]
+        except Exception:
+            log.exception("rpc %s from %s failed", cmd.method, cmd.uid)
+            if not cmd.respond:
+                return []
+            return [rpc_error(self.topics, cmd.uid, cmd.id, INTERNAL_ERROR, "internal error", ErrorCode.INTERNAL)]
+        if not cmd.respond:
+            return extra
+        reply = Publish(self.topics.inbox(cmd.uid, "rpc"), dumps({"jsonrpc": "2.0", "id": cmd.id, "result": result}))
+        return [reply, *extra]
+
+    async def _call(self, uid: str, method: str, params: BaseModel) -> tuple[Any, list[Publish]]:
+        if isinstance(params, HistoryParams):
+            page = await self._messages.history(uid, params.conv, after_seq=params.after_seq,
+                                                before_seq=params.before_seq, limit=params.limit)
+            return {"messages": [render_message(m) for m in page.messages], "has_more": page.has_more}, []
+        if isinstance(params, ConversationsParams):
+            items, cursor = await self._conversations.list_for(uid, params.limit, params.cursor)
+            last = await self._messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])
+            rendered = [
+                {"conv": i.conv, "kind": i.kind, "peer": i.peer,
+                 "last": render_message(last[i.last_msg_id]) if i.last_msg_id in last else None,
+                 "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
+                for i in items
+            ]
+            return {"items": rendered, "next_cursor": cursor}, []
+        if isinstance(params, ReadParams):
+            r = await self._conversations.mark_read(uid, params.conv, params.seq)
+            events: list[Publish] = []
+            if r.advanced:  # the peer's receipt, and the user's other devices' unread sync
+                body = dumps({"type": "read", "conv": r.conv, "from": uid, "seq": r.read_seq})
+                events = [Publish(self.topics.inbox(member, "event"), body) for member in r.members]
+            return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
+        if isinstance(params, PresenceParams):
+            found = await self._presence.lookup(list(dict.fromkeys(params.uids)))
+            return {"presence": {
+                uid_: {"online": any(d.online for d in devices),
+                       "devices": [{"device": d.device, "online": d.online, "platform": d.platform, "ts": d.ts}
+                                   for d in devices]}
+                for uid_, devices in found.items()
+            }}, []
+        msg = f"no handler for {method}"
+        raise AssertionError(msg)

@@ -1,0 +1,245 @@
+"""Sans-IO routing: (topic, payload bytes) -> a Command to execute, or a Reply to send at once.
+
+Nothing here awaits or imports MQTT: every rule about what a client may put on the wire is a
+pure function, unit-tested without a broker. The uid always comes from the topic, which the
+broker's ACL guarantees belongs to the publisher.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from bridge.wire import (
+    ConversationsParams,
+    HistoryParams,
+    PresenceIn,
+    PresenceParams,
+    ReadParams,
+    RpcEnvelope,
+    SendIn,
+    describe,
+    dumps,
+    valid_device,
+)
+from services.errors import ErrorCode
+from services.ids import UID_RE, direct_conv_id
+from services.messages.service import SendCommand
+
+# JSON-RPC 2.0 codes (protocol §4).
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+APP_CODES = {
+    ErrorCode.BAD_REQUEST: INVALID_PARAMS, ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403,
+    ErrorCode.TOO_LARGE: 413, ErrorCode.CONFLICT: 409, ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: INTERNAL_ERROR,
+}
+
+RPC_PARAMS: dict[str, type[BaseModel]] = {
+    "history": HistoryParams,
+    "conversations": ConversationsParams,
+    "read": ReadParams,
+    "presence": PresenceParams,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    topic: str
+    payload: bytes
+    qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer at once (bad input): nothing to store."""
+
+    publish: Publish
+    lane_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    command: SendCommand
+    lane_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    uid: str
+    id: int | str | None
+    method: str
+    params: BaseModel
+    lane_key: str
+    respond: bool = True  # False for JSON-RPC notifications (no "id") and out/event
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    uid: str
+    device: str
+    state: PresenceIn
+    lane_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    reason: str
+    lane_key: str = ""
+
+
+Command = Reply | Send | Rpc | PresenceUpdate | Ignore
+
+
+class Topics:
+    """Topic names for one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def inbox(self, uid: str, kind: str) -> str:
+        return f"{self.prefix}/{uid}/in/{kind}"
+
+    def subscriptions(self, shared_group: str | None = None) -> list[str]:
+        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/event",
+                   "presence/+/+"]
+        if shared_group:
+            return [f"$share/{shared_group}/{f}" for f in filters]
+        return filters
+
+
+def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str) -> Publish:
+    return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": {"code": code.value, "message": message}}))
+
+
+def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None) -> Publish:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if app is not None:
+        error["data"] = {"code": app.value}
+    return Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
+
+
+def _usable_cid(body: Any) -> str | None:
+    if isinstance(body, dict):
+        cid = body.get("cid")
+        if isinstance(cid, str) and 0 < len(cid) <= 64:
+            return cid
+    return None
+
+
+def _usable_id(body: Any) -> int | str | None:
+    if isinstance(body, dict):
+        rid = body.get("id")
+        if isinstance(rid, (int, str)) and not isinstance(rid, bool):
+            return rid
+    return None
+
+
+class Router:
+    """Turns inbound MQTT messages into commands. Pure and synchronous."""
+
+    def __init__(self, topics: Topics, *, max_payload: int, max_text: int) -> None:
+        self.topics = topics
+        self.max_payload = max_payload
+        self.max_text = max_text
+
+    def route(self, topic: str, payload: bytes) -> Command:
+        levels = topic.split("/")
+        if len(levels) == 3 and levels[0] == "presence":
+            return self._presence(levels[1], levels[2], payload)
+        if len(levels) != 4 or levels[0] != self.topics.prefix or levels[2] != "out" or not UID_RE.match(levels[1]):
+            return Ignore(f"not a client topic: {topic!r}")
+        uid, kind = levels[1], levels[3]
+        if kind == "msg":
+            return self._send(uid, payload)
+        if kind == "rpc":
+            return self._rpc(uid, payload)
+        if kind == "event":
+            return self._event(uid, payload)
+        return Ignore(f"unknown out topic {kind!r} from {uid}", lane_key=uid)
+
+    # ---- out/msg -------------------------------------------------------------------------
+    def _send(self, uid: str, payload: bytes) -> Command:
+        if len(payload) > self.max_payload:
+            # Still try to echo the cid, from a bounded amount of text, so the client can match it.
+            cid = _usable_cid(_loads(payload)) if len(payload) <= 4 * self.max_payload else None
+            return Reply(ack_error(self.topics, uid, cid, ErrorCode.TOO_LARGE,
+                                   f"payload is {len(payload)} bytes; the limit is {self.max_payload}"), uid)
+        body = _loads(payload)
+        if body is _INVALID:
+            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST, "payload is not UTF-8 JSON"), uid)
+        if not isinstance(body, dict):
+            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST, "payload must be a JSON object"), uid)
+        try:
+            msg = SendIn.model_validate(body)
+        except ValidationError as exc:
+            return Reply(ack_error(self.topics, uid, _usable_cid(body), ErrorCode.BAD_REQUEST, describe(exc)), uid)
+        if msg.text is not None and len(msg.text) > self.max_text:
+            return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.TOO_LARGE,
+                                   f"text is {len(msg.text)} characters; the limit is {self.max_text}"), uid)
+        command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=msg.type,
+                              text=msg.text if msg.type == "text" else None,
+                              data=msg.data if msg.type == "custom" else None)
+        lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
+        return Send(command, lane)
+
+    # ---- out/rpc -------------------------------------------------------------------------
+    def _rpc(self, uid: str, payload: bytes) -> Command:
+        if len(payload) > self.max_payload:
+            return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST,
+                                   f"request is {len(payload)} bytes; the limit is {self.max_payload}",
+                                   ErrorCode.TOO_LARGE), uid)
+        body = _loads(payload)
+        if body is _INVALID:
+            return Reply(rpc_error(self.topics, uid, None, PARSE_ERROR, "parse error: not UTF-8 JSON"), uid)
+        if isinstance(body, list):
+            return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST, "batch requests are not supported"), uid)
+        try:
+            env = RpcEnvelope.model_validate(body)
+        except ValidationError as exc:
+            return Reply(rpc_error(self.topics, uid, _usable_id(body), INVALID_REQUEST,
+                                   f"invalid request: {describe(exc)}"), uid)
+        params_model = RPC_PARAMS.get(env.method)
+        if params_model is None:
+            return Reply(rpc_error(self.topics, uid, env.id, METHOD_NOT_FOUND, f"unknown method {env.method!r}"), uid)
+        try:
+            params = params_model.model_validate(env.params)
+        except ValidationError as exc:
+            return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS, f"invalid params: {describe(exc)}"), uid)
+        return Rpc(uid, env.id, env.method, params, uid, respond="id" in body)
+
+    # ---- out/event -----------------------------------------------------------------------
+    def _event(self, uid: str, payload: bytes) -> Command:
+        body = _loads(payload) if len(payload) <= self.max_payload else _INVALID
+        if not isinstance(body, dict):
+            return Ignore(f"malformed event from {uid}", lane_key=uid)
+        if body.get("type") == "read":
+            try:
+                params = ReadParams.model_validate(body)
+            except ValidationError:
+                return Ignore(f"malformed read event from {uid}", lane_key=uid)
+            return Rpc(uid, None, "read", params, uid, respond=False)
+        return Ignore(f"unsupported event type {body.get('type')!r} from {uid}", lane_key=uid)
+
+    # ---- presence/{uid}/{device} -----------------------------------------------------------
+    def _presence(self, uid: str, device: str, payload: bytes) -> Command:
+        if not UID_RE.match(uid) or not valid_device(device):
+            return Ignore(f"bad presence topic for {uid}/{device}")
+        body = _loads(payload) if payload and len(payload) <= 1024 else _INVALID
+        try:
+            state = PresenceIn.model_validate(body)
+        except ValidationError:
+            return Ignore(f"malformed presence for {uid}/{device}", lane_key=uid)
+        return PresenceUpdate(uid, device, state, uid)
+
+
+_INVALID: Any = object()
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return _INVALID

@@ -1,0 +1,113 @@
+"""Wire shapes (protocol §3–§4): pydantic models at the edge, and the renderers of outgoing JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.ids import DEVICE_RE, UID_RE
+from services.messages.service import StoredMessage
+
+_UID = UID_RE.pattern
+_GID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class _In(BaseModel):
+    # strict: "42" is not 42. Unknown fields are ignored so older servers accept newer clients.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class SendIn(_In):
+    cid: str = Field(min_length=1, max_length=64)
+    to: str | None = Field(None, pattern=_UID)
+    group: str | None = Field(None, pattern=_GID)
+    type: Literal["text", "custom"]
+    text: str | None = None
+    data: dict[str, Any] | None = None
+    mentions: list[str] | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _shape(self) -> SendIn:
+        if (self.to is None) == (self.group is None):
+            msg = "exactly one of 'to' or 'group' is required"
+            raise ValueError(msg)
+        if self.type == "text" and (self.text is None or self.text == ""):
+            msg = "type 'text' needs a non-empty 'text'"
+            raise ValueError(msg)
+        if self.type == "custom" and self.data is None:
+            msg = "type 'custom' needs a 'data' object"
+            raise ValueError(msg)
+        return self
+
+
+class RpcEnvelope(_In):
+    jsonrpc: Literal["2.0"]
+    id: int | str | None = None
+    method: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
+    after_seq: int | None = Field(None, ge=0)
+    before_seq: int | None = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ConversationsParams(_In):
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=300)
+
+
+class ReadParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
+    seq: int = Field(ge=0)
+
+
+class PresenceParams(_In):
+    uids: list[str] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _uids(self) -> PresenceParams:
+        bad = [u for u in self.uids if not isinstance(u, str) or not UID_RE.match(u)]
+        if bad:
+            msg = f"invalid uid {bad[0]!r}"
+            raise ValueError(msg)
+        return self
+
+
+class PresenceIn(BaseModel):
+    """A retained ``presence/{uid}/{device}`` payload (from the broker or a client's will)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    online: bool
+    platform: str = Field("", max_length=32)
+    ts: int = 0
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation error as one readable sentence naming the field."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    text = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {text}" if where else text
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def render_message(m: StoredMessage) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": m.id, "conv": m.conv, "seq": m.seq, "from": m.sender, "cid": m.cid,
+                            "type": m.type, "ts": m.ts}
+    if m.text is not None:
+        body["text"] = m.text
+    if m.data is not None:
+        body["data"] = m.data
+    return body
+
+
+def valid_device(device: str) -> bool:
+    return bool(DEVICE_RE.match(device))

@@ -1,0 +1,1 @@
+"""The embedded MQTT broker: amqtt with imgate's authentication, ACL and presence."""

@@ -1,0 +1,164 @@
+"""imgate settings: defaults < TOML file < environment (``IMGATE_…``) < command-line overrides.
+
+Each part of the platform gets only its own sub-model. Settings are frozen: read once at
+start-up, never mutated. An invalid value fails start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ConfigError(Exception):
+    """Configuration could not be loaded; the message names the failing key."""
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Part):
+    """Where the embedded broker listens, and the topic namespace clients use."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=0, le=65535)
+    topic_prefix: str = Field("im", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # 1.5 x the client's keep-alive, as MQTT 3.1.1 §3.1.2.10 says; a client with keep-alive 0
+    # is only dropped when its socket closes.
+    keepalive_grace: float = Field(1.5, ge=1.0, le=10.0)
+
+
+class BrokerSettings(_Part):
+    """The embedded broker, or an external one the bridge connects to."""
+
+    embedded: bool = True
+    # External broker (embedded = false): where the bridge connects and how it logs in.
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    # How often revocations / disabled users / expired tokens are checked for live sessions.
+    auth_poll_interval: float = Field(0.5, gt=0, le=60)
+
+
+class BridgeSettings(_Part):
+    """The bridge's MQTT client and its worker lanes."""
+
+    client_id: str = "svc:bridge"
+    lanes: int = Field(8, ge=1, le=256)
+    lane_queue: int = Field(1000, ge=1)
+    incoming_queue: int = Field(10000, ge=1)
+    max_inflight: int = Field(200, ge=1, le=65535)
+    publish_timeout: float = Field(10.0, gt=0)
+    # With several bridges on an external broker: MQTT shared subscriptions ($share/{group}/…).
+    shared_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class DatabaseSettings(_Part):
+    """``sqlite:///path`` (default: ``{data_dir}/imgate.db``) or ``postgres://…``."""
+
+    url: str | None = None
+    # SQLite durability: every acked message is committed with fsync (WAL, synchronous=FULL).
+    sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+
+class LimitSettings(_Part):
+    """Sizes the server accepts from clients."""
+
+    max_payload: int = Field(16 * 1024, ge=256, le=16 * 1024 * 1024)
+    max_text: int = Field(8000, ge=1)
+    history_max_limit: int = Field(200, ge=1, le=1000)
+    presence_max_uids: int = Field(200, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of imgate's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IMGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mqtt: MqttSettings = MqttSettings()
+    broker: BrokerSettings = BrokerSettings()
+    bridge: BridgeSettings = BridgeSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    def database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite://{(self.data_dir / 'imgate.db').resolve()}"
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        env = "IMGATE_" + "__".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"  {key} (env {env}): {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Load settings: defaults < TOML file < environment < ``overrides``.
+
+    The file is ``config_file``, else ``$IMGATE_CONFIG``, else none.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid (names the key).
+    """
+    path = config_file or os.environ.get("IMGATE_CONFIG")
+    if path is not None and not Path(path).is_file():
+        msg = f"config file not found: {path}"
+        raise ConfigError(msg)
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            del dotenv_settings, file_secret_settings
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+            return tuple(sources)
+
+    try:
+        loaded = _Loaded(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(path) if path else "environment")) from exc
+    except ValueError as exc:  # e.g. malformed TOML or env JSON
+        msg = f"invalid configuration ({path or 'environment'}): {exc}"
+        raise ConfigError(msg) from exc
+    # Hand out a plain Settings so callers never see the loader subclass.
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+__all__ = ["ConfigError", "Settings", "load_settings"]

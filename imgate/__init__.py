@@ -1,0 +1,1 @@
+"""imgate: the composition root (app) and the command line (cli)."""

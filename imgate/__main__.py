@@ -1,0 +1,3 @@
+from imgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""The composition root: builds settings -> database -> services -> broker -> bridge, starts
+them, and shuts them down in reverse order. Nothing else in imgate creates long-lived objects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+
+from bridge.handlers import Dispatcher
+from bridge.router import Router, Topics
+from bridge.runner import Bridge, BrokerEndpoint
+from broker.acl import TopicAcl
+from broker.server import EmbeddedBroker
+from config.settings import Settings
+from services.conversations.service import ConversationService
+from services.db import Database
+from services.ids import Clock, SystemClock
+from services.messages.service import MessageService
+from services.presence.service import PresenceService
+from services.users.service import UserService
+
+log = logging.getLogger("imgate")
+
+BRIDGE_ACCOUNT = "svc:bridge"  # ':' is not allowed in uids, so no user can take this name
+_BRIDGE_READY_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Services:
+    users: UserService
+    conversations: ConversationService
+    messages: MessageService
+    presence: PresenceService
+
+
+def build_services(clock: Clock) -> Services:
+    users = UserService(clock)
+    conversations = ConversationService()
+    return Services(users, conversations, MessageService(clock, users, conversations), PresenceService())
+
+
+def open_database(settings: Settings, *, create_db: bool = False) -> Database:
+    return Database(settings.database_url(), sqlite_synchronous=settings.database.sqlite_synchronous,
+                    busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db)
+
+
+class App:
+    """The running platform. ``async with App(settings) as app: await app.wait()``."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._stack = AsyncExitStack()
+        self._bridge_task: asyncio.Task[None] | None = None
+        self.services: Services | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.bridge: Bridge | None = None
+
+    @property
+    def mqtt_port(self) -> int:
+        assert self.broker is not None, "no embedded broker"
+        return self.broker.port
+
+    async def __aenter__(self) -> App:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop()
+
+    async def _start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._stack.enter_async_context(open_database(s))
+        self.services = svc = build_services(self.clock)
+        topics = Topics(s.mqtt.topic_prefix)
+
+        if s.broker.embedded:
+            secret = secrets.token_urlsafe(32)
+            # The embedded broker starts with no connections, so nobody is online.
+            await svc.presence.mark_all_offline(self.clock.now_ms())
+            self.broker = await self._stack.enter_async_context(EmbeddedBroker(
+                host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=TopicAcl(s.mqtt.topic_prefix),
+                service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
+                auth_poll_interval=s.broker.auth_poll_interval,
+            ))
+            host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host  # noqa: S104
+            endpoint = BrokerEndpoint(host, self.broker.port, BRIDGE_ACCOUNT, secret, s.bridge.client_id)
+        else:
+            endpoint = BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username, s.broker.password,
+                                      s.bridge.client_id)
+
+        router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
+        dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
+                                presence=svc.presence)
+        b = s.bridge
+        self.bridge = Bridge(endpoint, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
+                             incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
+                             publish_timeout=b.publish_timeout, shared_group=b.shared_group)
+        self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
+        ready = asyncio.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
+        done, _ = await asyncio.wait({ready, self._bridge_task}, timeout=_BRIDGE_READY_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._bridge_task in done:
+            self._bridge_task.result()  # raises the bridge's error
+        if not self.bridge.ready.is_set():
+            msg = f"bridge could not subscribe at {endpoint.host}:{endpoint.port} within {_BRIDGE_READY_TIMEOUT}s"
+            raise RuntimeError(msg)
+        log.info("imgate is up: MQTT on %s:%d", s.mqtt.host, endpoint.port)
+
+    async def wait(self) -> None:
+        """Run until cancelled; raises if the bridge fails."""
+        assert self._bridge_task is not None
+        await asyncio.shield(self._bridge_task)
+
+    async def _stop(self) -> None:
+        if self._bridge_task is not None:
+            self._bridge_task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._bridge_task
+        await self._stack.aclose()

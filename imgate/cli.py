@@ -1,0 +1,174 @@
+"""``imgate`` command line: run the platform, manage users and device tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from config.settings import ConfigError, Settings, load_settings
+from services.errors import ImError
+
+_TTL = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> int:
+    """``3600``, ``90s``, ``15m``, ``12h`` or ``30d`` -> seconds."""
+    match = _TTL.match(text.strip())
+    if not match or int(match.group(1)) <= 0:
+        msg = f"invalid ttl {text!r}: use a positive number with an optional unit s, m, h or d (e.g. 30d)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        msg = f"invalid port {text!r}: use 0-65535 (0 picks a free port)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="TOML settings file (default: $IMGATE_CONFIG)")
+    common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="data directory (default: ./data or $IMGATE_DATA_DIR)")
+
+    parser = argparse.ArgumentParser(prog="imgate", description="MQTT-native instant messaging.",
+                                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run broker + bridge + services",
+                         description="Run the platform: embedded MQTT broker, bridge and services.")
+    run.add_argument("--host", help="MQTT listen address (default 127.0.0.1)")
+    run.add_argument("--port", type=_port, help="MQTT listen port (default 1883; 0 picks a free one)")
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    user = sub.add_parser("user", help="manage users", description="Manage users.")
+    user_sub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", parents=[common], help="create a user", description="Create a user.")
+    add.add_argument("uid", help="1-64 characters of A-Z a-z 0-9 _ -")
+    add.add_argument("--name", default="", help="display name")
+    disable = user_sub.add_parser("disable", parents=[common], help="disable a user and disconnect them",
+                                  description="Disable a user; their live connections are dropped.")
+    disable.add_argument("uid")
+
+    token = sub.add_parser("token", help="manage device tokens", description="Manage device access tokens.")
+    token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = token_sub.add_parser("issue", parents=[common], help="issue a device token (printed once)",
+                                 description="Issue an access token for one device of a user. The token is "
+                                             "printed once on stdout; only its hash is stored.")
+    issue.add_argument("uid")
+    issue.add_argument("--device", required=True, help="device id: 1-32 characters of A-Z a-z 0-9 _ -")
+    issue.add_argument("--platform", default="", help="e.g. android, ios, web, desktop")
+    issue.add_argument("--ttl", type=parse_ttl, help="lifetime, e.g. 3600, 15m, 12h, 30d (default: no expiry)")
+    revoke = token_sub.add_parser("revoke", parents=[common], help="revoke tokens and disconnect",
+                                  description="Revoke a user's tokens (all, or one device's); "
+                                              "live connections using them are dropped.")
+    revoke.add_argument("uid")
+    revoke.add_argument("--device", help="only this device (default: every device)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    mqtt: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        mqtt["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        mqtt["port"] = args.port
+    if mqtt:
+        overrides["mqtt"] = mqtt
+    if getattr(args, "log_level", None):
+        overrides["log_level"] = args.log_level
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+async def _with_users(settings: Settings, action: Callable[[Any], Awaitable[str | None]]) -> str | None:
+    from imgate.app import build_services, open_database
+    from services.ids import SystemClock
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with open_database(settings):
+        return await action(build_services(SystemClock()).users)
+
+
+async def _run(settings: Settings) -> None:
+    from imgate.app import App
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with App(settings) as app:
+        print(f"imgate: MQTT on {settings.mqtt.host}:{app.mqtt_port}, data in {settings.data_dir}", flush=True)
+        waiter = asyncio.create_task(app.wait(), name="imgate.wait")
+        stopper = asyncio.create_task(stop.wait(), name="imgate.stop")
+        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiter, stopper):
+            task.cancel()
+        if waiter in done:
+            waiter.result()
+    print("imgate: stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"imgate: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level if args.command == "run" else "WARNING",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("amqtt").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    try:
+        if args.command == "run":
+            asyncio.run(_run(settings))
+            return 0
+        out = asyncio.run(_with_users(settings, _user_action(args)))
+    except ImError as exc:
+        print(f"imgate: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if out:
+        print(out)
+    return 0
+
+
+def _user_action(args: argparse.Namespace) -> Callable[[Any], Awaitable[str | None]]:
+    async def act(users: Any) -> str | None:
+        if args.command == "user" and args.action == "add":
+            info = await users.add_user(args.uid, args.name)
+            print(f"created user {info.uid}", file=sys.stderr)
+            return None
+        if args.command == "user" and args.action == "disable":
+            await users.disable_user(args.uid)
+            print(f"disabled user {args.uid}", file=sys.stderr)
+            return None
+        if args.command == "token" and args.action == "issue":
+            issued = await users.issue_token(args.uid, args.device, args.platform, args.ttl)
+            return issued.token
+        if args.command == "token" and args.action == "revoke":
+            count = await users.revoke_tokens(args.uid, args.device)
+            print(f"revoked {count} token(s) of {args.uid}", file=sys.stderr)
+            return None
+        msg = f"unhandled command {args.command} {args.action}"
+        raise AssertionError(msg)
+
+    return act

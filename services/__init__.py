@@ -1,0 +1,1 @@
+"""Service modules: the rules of imgate. No MQTT here: services return outcomes."""

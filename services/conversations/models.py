@@ -1,0 +1,34 @@
+"""Conversations and their members (tortoise models)."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Conversation(Model):
+    """One conversation: ``d:{a}:{b}`` (1:1) or ``g:{gid}``. ``last_seq`` is the seq counter."""
+
+    id = fields.CharField(max_length=140, primary_key=True)
+    kind = fields.CharField(max_length=8)  # "direct" | "group"
+    last_seq = fields.BigIntField(default=0)
+    last_msg_id = fields.CharField(max_length=26, null=True)
+    last_ts = fields.BigIntField(default=0, db_index=True)
+    created_at = fields.BigIntField()
+
+    class Meta:
+        table = "conversations"
+
+
+class Member(Model):
+    """A user's membership and read state in one conversation."""
+
+    id = fields.BigIntField(primary_key=True)
+    conv: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="members", on_delete=fields.CASCADE,
+    )
+    uid = fields.CharField(max_length=64, db_index=True)
+    read_seq = fields.BigIntField(default=0)
+    joined_seq = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "members"
+        unique_together = (("conv", "uid"),)

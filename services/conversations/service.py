@@ -1,0 +1,126 @@
+"""ConversationService: membership, the conversation list, read markers and unread counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
+
+from services.conversations.models import Conversation, Member
+from services.errors import BadRequest, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    conv: str
+    kind: str
+    peer: str | None
+    last_seq: int
+    read_seq: int
+    last_msg_id: str | None
+    last_ts: int
+
+    @property
+    def unread(self) -> int:
+        return max(0, self.last_seq - self.read_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    conv: str
+    read_seq: int
+    last_seq: int
+    members: tuple[str, ...]
+    advanced: bool
+
+    @property
+    def unread(self) -> int:
+        return max(0, self.last_seq - self.read_seq)
+
+
+def peer_of(conv: str, uid: str) -> str | None:
+    """The other member of a 1:1 conversation (``d:a:b``), or None for groups."""
+    if not conv.startswith("d:"):
+        return None
+    a, _, b = conv[2:].partition(":")
+    return b if a == uid else a
+
+
+def _encode_cursor(last_ts: int, conv: str) -> str:
+    return f"{last_ts}|{conv}"
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    ts, sep, conv = cursor.partition("|")
+    if not sep or not ts.isdigit() or not conv:
+        msg = "invalid cursor"
+        raise BadRequest(msg)
+    return int(ts), conv
+
+
+class ConversationService:
+    """Conversations and members. Message storage calls in here inside its own transaction."""
+
+    async def ensure_direct(self, conv: str, members: set[str], now_ms: int) -> None:
+        """Create the 1:1 conversation and its members if missing (idempotent, race-safe)."""
+        await Conversation.bulk_create(
+            [Conversation(id=conv, kind="direct", created_at=now_ms)], ignore_conflicts=True,
+        )
+        await Member.bulk_create(
+            [Member(conv_id=conv, uid=uid) for uid in sorted(members)], ignore_conflicts=True,
+        )
+
+    async def members(self, conv: str) -> list[str]:
+        return list(await Member.filter(conv_id=conv).values_list("uid", flat=True))
+
+    async def membership(self, conv: str, uid: str) -> Member:
+        """The caller's membership row.
+
+        Raises:
+            NotFound: the conversation does not exist or the caller is not a member (the two are
+                not told apart, so conversation ids do not leak).
+        """
+        member = await Member.get_or_none(conv_id=conv, uid=uid)
+        if member is None:
+            msg = f"conversation {conv!r} not found"
+            raise NotFound(msg)
+        return member
+
+    async def mark_sent(self, conv: str, sender: str, seq: int, conn: BaseDBAsyncClient) -> None:
+        """The sender has read everything up to its own message: own messages are never unread."""
+        await Member.filter(conv_id=conv, uid=sender, read_seq__lt=seq).using_db(conn).update(read_seq=seq)
+
+    async def mark_read(self, uid: str, conv: str, seq: int) -> ReadResult:
+        """Move the read marker forward (never backward), capped at the last seq.
+
+        Raises:
+            BadRequest: seq is negative.
+            NotFound: not a member.
+        """
+        if seq < 0:
+            msg = "seq must be >= 0"
+            raise BadRequest(msg)
+        member = await self.membership(conv, uid)
+        row = await Conversation.get(id=conv)
+        target = min(seq, row.last_seq)
+        advanced = bool(await Member.filter(id=member.id, read_seq__lt=target).update(read_seq=target))
+        read_seq = max(member.read_seq, target)
+        return ReadResult(conv, read_seq, row.last_seq, tuple(await self.members(conv)), advanced)
+
+    async def list_for(self, uid: str, limit: int, cursor: str | None) -> tuple[list[ConversationSummary], str | None]:
+        """The user's conversations, most recently active first, paged by an opaque cursor."""
+        query = Member.filter(uid=uid).select_related("conv")
+        if cursor:
+            ts, conv = _decode_cursor(cursor)
+            query = query.filter(Q(conv__last_ts__lt=ts) | Q(conv__last_ts=ts, conv_id__lt=conv))
+        rows = await query.order_by("-conv__last_ts", "-conv_id").limit(limit + 1)
+        items = [
+            ConversationSummary(
+                conv=m.conv.id, kind=m.conv.kind, peer=peer_of(m.conv.id, uid), last_seq=m.conv.last_seq,
+                read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts,
+            )
+            for m in rows[:limit]
+        ]
+        next_cursor = _encode_cursor(items[-1].last_ts, items[-1].conv) if len(rows) > limit else None
+        return items, next_cursor

@@ -1,0 +1,23 @@
+"""Stored messages (tortoise model)."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Message(Model):
+    """A message, stored once per conversation. ``(conv, seq)`` and ``(sender, cid)`` are unique:
+    the first gives gap-free ordering, the second idempotent sends."""
+
+    id = fields.CharField(max_length=26, primary_key=True)
+    conv = fields.CharField(max_length=140)
+    seq = fields.BigIntField()
+    sender = fields.CharField(max_length=64)
+    cid = fields.CharField(max_length=64)
+    type = fields.CharField(max_length=16)
+    text = fields.TextField(null=True)
+    data = fields.JSONField(null=True)
+    ts = fields.BigIntField()
+
+    class Meta:
+        table = "messages"
+        unique_together = (("conv", "seq"), ("sender", "cid"))

@@ -1,0 +1,43 @@
+"""Users, device tokens and the auth change log (tortoise models)."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class User(Model):
+    uid = fields.CharField(max_length=64, primary_key=True)
+    name = fields.CharField(max_length=128, default="")
+    disabled = fields.BooleanField(default=False)
+    created_at = fields.BigIntField()
+
+    class Meta:
+        table = "users"
+
+
+class DeviceToken(Model):
+    """An access token for one device of one user; only its SHA-256 is stored."""
+
+    id = fields.BigIntField(primary_key=True)
+    uid = fields.CharField(max_length=64, db_index=True)
+    device = fields.CharField(max_length=32)
+    platform = fields.CharField(max_length=32, default="")
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.BigIntField()
+    expires_at = fields.BigIntField(null=True)
+    revoked_at = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "device_tokens"
+
+
+class AuthEvent(Model):
+    """Append-only log of revocations and disables, read by every broker to kick live sessions."""
+
+    id = fields.BigIntField(primary_key=True)
+    uid = fields.CharField(max_length=64)
+    device = fields.CharField(max_length=32, null=True)  # None: every device of the user
+    kind = fields.CharField(max_length=16)  # "revoke" | "disable"
+    ts = fields.BigIntField()
+
+    class Meta:
+        table = "auth_events"

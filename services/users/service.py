@@ -1,0 +1,205 @@
+"""UserService: users, device tokens, authentication and revocation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from services.errors import BadRequest, Conflict, NotFound
+from services.ids import DEVICE_RE, UID_RE, Clock
+from services.users.models import AuthEvent, DeviceToken, User
+
+_TOKEN_PREFIX = "imt_"
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token. Tokens carry 256 random bits, so a fast hash is the right one:
+    there is nothing to brute-force, and it keeps connects off a slow KDF."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuthFailure(str, Enum):
+    """Why a CONNECT was refused; the broker maps it to a CONNACK return code."""
+
+    BAD_CREDENTIALS = "bad_credentials"  # CONNACK 4
+    NOT_AUTHORIZED = "not_authorized"  # CONNACK 5
+    IDENTIFIER_REJECTED = "identifier_rejected"  # CONNACK 2
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a connection is: the result of a successful authentication."""
+
+    uid: str
+    device: str
+    platform: str
+    token_id: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    token_id: int
+    uid: str
+    device: str
+    platform: str
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChange:
+    """A revocation (one device, or all with ``device=None``) or a disabled user."""
+
+    id: int
+    uid: str
+    device: str | None
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    uid: str
+    name: str
+    disabled: bool
+    created_at: int
+
+
+class UserService:
+    """Users and device tokens. Used by the CLI, the broker's authenticator and the bridge."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    # ---- users -------------------------------------------------------------------------
+    async def add_user(self, uid: str, name: str = "") -> UserInfo:
+        """Create a user.
+
+        Raises:
+            BadRequest: the uid is not 1–64 chars of ``[A-Za-z0-9_-]``, or the name is too long.
+            Conflict: the uid exists.
+        """
+        if not UID_RE.match(uid):
+            msg = f"invalid uid {uid!r}: use 1-64 characters of A-Z a-z 0-9 _ -"
+            raise BadRequest(msg)
+        if len(name) > 128:
+            msg = "name is longer than 128 characters"
+            raise BadRequest(msg)
+        try:
+            user = await User.create(uid=uid, name=name, created_at=self._clock.now_ms())
+        except IntegrityError as exc:
+            msg = f"user {uid!r} already exists"
+            raise Conflict(msg) from exc
+        return UserInfo(user.uid, user.name, user.disabled, user.created_at)
+
+    async def get_user(self, uid: str) -> UserInfo:
+        user = await User.get_or_none(uid=uid)
+        if user is None:
+            msg = f"user {uid!r} does not exist"
+            raise NotFound(msg)
+        return UserInfo(user.uid, user.name, user.disabled, user.created_at)
+
+    async def disable_user(self, uid: str) -> None:
+        """Disable a user; every live connection of theirs is dropped by the broker.
+
+        Raises:
+            NotFound: no such user.
+        """
+        async with in_transaction():
+            updated = await User.filter(uid=uid).update(disabled=True)
+            if not updated:
+                msg = f"user {uid!r} does not exist"
+                raise NotFound(msg)
+            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=self._clock.now_ms())
+
+    async def active_uids(self, uids: set[str]) -> set[str]:
+        """The subset of ``uids`` that exist and are not disabled."""
+        if not uids:
+            return set()
+        rows = await User.filter(uid__in=list(uids), disabled=False).values_list("uid", flat=True)
+        return set(rows)
+
+    # ---- tokens ------------------------------------------------------------------------
+    async def issue_token(self, uid: str, device: str, platform: str = "", ttl_s: int | None = None) -> IssuedToken:
+        """Issue a device token. The token is returned once; only its hash is stored.
+
+        Raises:
+            BadRequest: bad device id, platform or ttl.
+            NotFound: no such user (or the user is disabled).
+        """
+        if not DEVICE_RE.match(device):
+            msg = f"invalid device {device!r}: use 1-32 characters of A-Z a-z 0-9 _ -"
+            raise BadRequest(msg)
+        if len(platform) > 32:
+            msg = "platform is longer than 32 characters"
+            raise BadRequest(msg)
+        if ttl_s is not None and ttl_s <= 0:
+            msg = "ttl must be positive"
+            raise BadRequest(msg)
+        user = await User.get_or_none(uid=uid)
+        if user is None or user.disabled:
+            msg = f"user {uid!r} does not exist" if user is None else f"user {uid!r} is disabled"
+            raise NotFound(msg)
+        token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = self._clock.now_ms()
+        expires_at = now + ttl_s * 1000 if ttl_s is not None else None
+        row = await DeviceToken.create(
+            uid=uid, device=device, platform=platform, token_hash=hash_token(token),
+            created_at=now, expires_at=expires_at,
+        )
+        return IssuedToken(token, row.id, uid, device, platform, expires_at)
+
+    async def revoke_tokens(self, uid: str, device: str | None = None) -> int:
+        """Revoke the user's tokens (of one device, or all); live sessions are dropped.
+
+        Returns:
+            How many tokens were revoked.
+
+        Raises:
+            NotFound: no such user.
+        """
+        if not await User.exists(uid=uid):
+            msg = f"user {uid!r} does not exist"
+            raise NotFound(msg)
+        now = self._clock.now_ms()
+        query = DeviceToken.filter(uid=uid, revoked_at=None)
+        if device is not None:
+            query = query.filter(device=device)
+        async with in_transaction():
+            count = await query.update(revoked_at=now)
+            await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now)
+        return count
+
+    async def authenticate(self, username: str | None, password: str | None, client_id: str | None
+                           ) -> Identity | AuthFailure:
+        """Check a CONNECT: the token must be live and belong to ``username``, and the client id
+        must be ``{uid}:{device}`` for the token's device."""
+        if not username or not password or not password.startswith(_TOKEN_PREFIX) or len(password) > 256:
+            return AuthFailure.BAD_CREDENTIALS
+        row = await DeviceToken.get_or_none(token_hash=hash_token(password))
+        if row is None or not hmac.compare_digest(row.uid, username):
+            return AuthFailure.BAD_CREDENTIALS
+        now = self._clock.now_ms()
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+            return AuthFailure.BAD_CREDENTIALS
+        user = await User.get_or_none(uid=row.uid)
+        if user is None or user.disabled:
+            return AuthFailure.NOT_AUTHORIZED
+        if client_id != f"{row.uid}:{row.device}":
+            return AuthFailure.IDENTIFIER_REJECTED
+        return Identity(row.uid, row.device, row.platform, row.id, row.expires_at)
+
+    async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]:
+        """Revocations and disables logged after ``after_id``, oldest first."""
+        rows = await AuthEvent.filter(id__gt=after_id).order_by("id").limit(limit)
+        return [AuthChange(r.id, r.uid, r.device, r.kind) for r in rows]
+
+    async def last_auth_change_id(self) -> int:
+        row = await AuthEvent.all().order_by("-id").first()
+        return row.id if row else 0
