@@ -22,7 +22,6 @@ import asyncio
 import hmac
 import logging
 import math
-import time
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
@@ -37,6 +36,7 @@ from amqtt.session import Session
 
 from broker.acl import PRINCIPAL_KEY, Principal, TopicAcl
 from broker.auth import AuthFailure, Authenticator, Identity
+from services.ids import Clock, SystemClock
 
 log = logging.getLogger("imgate.broker")
 
@@ -242,8 +242,11 @@ class EmbeddedBroker:
     """Lifecycle of the embedded broker and its revocation watcher (an async context manager)."""
 
     def __init__(self, *, host: str, port: int, authenticator: Authenticator, acl: TopicAcl,
-                 service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float) -> None:
+                 service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
+                 clock: Clock | None = None, broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._broker_cls = broker_cls
+        self._clock = clock or SystemClock()
         self._authenticator = authenticator
         self._acl = acl
         self._service_accounts = service_accounts
@@ -258,7 +261,7 @@ class EmbeddedBroker:
             "plugins": {"broker.presence.PresencePlugin": {}},
             "timeout_disconnect_delay": 0,
         }
-        self.broker = ImBroker(config, authenticator=self._authenticator, acl=self._acl,
+        self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,
                                service_accounts=self._service_accounts, keepalive_grace=self._keepalive_grace)
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
@@ -287,7 +290,7 @@ class EmbeddedBroker:
                 for change in await self._authenticator.auth_changes_since(after_id):
                     after_id = change.id
                     await self.broker.kick(change.uid, change.device, reason=change.kind)
-                await self.broker.kick_expired(time.time_ns() // 1_000_000)
+                await self.broker.kick_expired(self._clock.now_ms())
             except asyncio.CancelledError:
                 raise
             except Exception:

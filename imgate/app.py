@@ -89,7 +89,7 @@ class App:
             self.broker = await self._stack.enter_async_context(EmbeddedBroker(
                 host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=TopicAcl(s.mqtt.topic_prefix),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
-                auth_poll_interval=s.broker.auth_poll_interval,
+                auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
             ))
             host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host  # noqa: S104
             endpoint = BrokerEndpoint(host, self.broker.port, BRIDGE_ACCOUNT, secret, s.bridge.client_id)

@@ -1,0 +1,80 @@
+"""Fixtures: the real platform (embedded amqtt broker on a free port, bridge, services) on a
+fresh SQLite file per test, or a fresh PostgreSQL database when IMGATE_TEST_DB=postgres."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, load_settings
+from imgate.app import App, Services
+
+PG_DSN = os.environ.get("IMGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def pytest_report_header() -> str:
+    return f"imgate database: {os.environ.get('IMGATE_TEST_DB', 'sqlite')}"
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    if os.environ.get("IMGATE_TEST_DB", "sqlite") != "postgres":
+        yield f"sqlite://{tmp_path / 'imgate.db'}"
+        return
+    import asyncpg
+
+    name = f"imgate_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(f"{PG_DSN}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield f"{PG_DSN}/{name}"
+    admin = await asyncpg.connect(f"{PG_DSN}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(None, {
+        "data_dir": tmp_path,
+        "mqtt": {"port": 0},
+        "database": {"url": database_url},
+        "broker": {"auth_poll_interval": 0.1},
+        "log_level": "DEBUG",
+    })
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[App]:
+    async with App(settings) as running:
+        yield running
+
+
+@dataclass
+class Users:
+    """Creates users and device tokens through the real UserService."""
+
+    services: Services
+
+    async def add(self, *uids: str) -> None:
+        for uid in uids:
+            await self.services.users.add_user(uid, uid.title())
+
+    async def token(self, uid: str, device: str = "phone", platform: str = "android",
+                    ttl_s: int | None = None) -> str:
+        return (await self.services.users.issue_token(uid, device, platform, ttl_s)).token
+
+
+@pytest.fixture
+def users(app: App) -> Users:
+    assert app.services is not None
+    return Users(app.services)

@@ -1,0 +1,147 @@
+"""Test helpers: real MQTT clients (aiomqtt) with an inbox you can wait on, never sleep on."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+WAIT = 10.0  # seconds: generous, only reached when a test is failing
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class Inbox:
+    """Everything a client received, in order, with waiters."""
+
+    items: list[Received] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def add(self, item: Received) -> None:
+        async with self._changed:
+            self.items.append(item)
+            self._changed.notify_all()
+
+    async def wait_for(self, pred: Callable[[Received], bool], *, count: int = 1, timeout: float = WAIT
+                       ) -> list[Received]:
+        """Wait until ``count`` received items match ``pred``; returns them."""
+        async def ready() -> list[Received]:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len([i for i in self.items if pred(i)]) >= count)
+                return [i for i in self.items if pred(i)]
+        try:
+            return await asyncio.wait_for(ready(), timeout)
+        except TimeoutError:
+            seen = "\n  ".join(f"{i.topic} {i.payload[:200]!r}" for i in self.items[-20:])
+            msg = f"timed out waiting for {count} matching message(s); last received:\n  {seen}"
+            raise AssertionError(msg) from None
+
+    def matching(self, pred: Callable[[Received], bool]) -> list[Received]:
+        return [i for i in self.items if pred(i)]
+
+
+def on(suffix: str, **fields_: Any) -> Callable[[Received], bool]:
+    """Predicate: topic ends with ``suffix`` and the JSON payload has these field values."""
+    def pred(r: Received) -> bool:
+        if not r.topic.endswith(suffix):
+            return False
+        try:
+            body = r.json
+        except ValueError:
+            return False
+        return isinstance(body, dict) and all(body.get(k) == v for k, v in fields_.items())
+    return pred
+
+
+class Device:
+    """One connected device of one user, speaking the imgate protocol."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, client: aiomqtt.Client, uid: str, prefix: str = "im") -> None:
+        self.client = client
+        self.uid = uid
+        self.prefix = prefix
+        self.inbox = Inbox()
+        self.disconnected = asyncio.Event()  # set when the broker drops the connection
+
+    async def send(self, payload: dict[str, Any] | bytes | str, qos: int = 1) -> None:
+        data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        await self.client.publish(f"{self.prefix}/{self.uid}/out/msg", data, qos=qos)
+
+    async def send_and_ack(self, cid: str, to: str, text: str = "hi") -> dict[str, Any]:
+        await self.send({"cid": cid, "to": to, "type": "text", "text": text})
+        return (await self.inbox.wait_for(on("/in/ack", cid=cid)))[-1].json
+
+    async def rpc(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        req_id = next(self._ids)
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "method": method}
+        if params is not None:
+            body["params"] = params
+        await self.client.publish(f"{self.prefix}/{self.uid}/out/rpc", json.dumps(body), qos=1)
+        return (await self.inbox.wait_for(on("/in/rpc", id=req_id)))[0].json
+
+    async def result(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        response = await self.rpc(method, params)
+        assert "result" in response, response
+        return response["result"]
+
+
+@asynccontextmanager
+async def connect(port: int, uid: str, device: str, token: str, *, subscribe: list[str] | None = None,
+                  clean_session: bool = True, keepalive: int = 30) -> AsyncIterator[Device]:
+    """Connect a device with aiomqtt and collect everything it receives."""
+    async with aiomqtt.Client("127.0.0.1", port, username=uid, password=token, identifier=f"{uid}:{device}",
+                              clean_session=clean_session, keepalive=keepalive) as client:
+        dev = Device(client, uid)
+
+        async def reader() -> None:
+            try:
+                async for m in client.messages:
+                    payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+                    await dev.inbox.add(Received(str(m.topic), payload, bool(m.retain)))
+            except aiomqtt.MqttError:
+                dev.disconnected.set()
+
+        task = asyncio.create_task(reader(), name=f"test-reader[{uid}:{device}]")
+        try:
+            for topic in subscribe if subscribe is not None else [f"im/{uid}/in/#"]:
+                await client.subscribe(topic, qos=1)
+            yield dev
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+
+
+class ManualClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.ms = now_ms
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+async def wait_event(event: asyncio.Event, timeout: float = WAIT) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        raise AssertionError("event did not happen in time") from None

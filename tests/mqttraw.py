@@ -1,0 +1,72 @@
+"""A minimal raw MQTT 3.1.1 client over asyncio streams, for checking exact CONNACK bytes and
+for a client that connects and then goes silent (keep-alive expiry)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+
+
+def _s(text: str | bytes) -> bytes:
+    raw = text.encode() if isinstance(text, str) else text
+    return struct.pack("!H", len(raw)) + raw
+
+
+def _remaining_length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def connect_packet(client_id: str, username: str | None = None, password: str | None = None, *,
+                   clean: bool = True, keepalive: int = 60, will: tuple[str, bytes] | None = None) -> bytes:
+    flags = 0x02 if clean else 0
+    payload = _s(client_id)
+    if will is not None:
+        flags |= 0x04 | (1 << 3)  # will, QoS 1
+        payload += _s(will[0]) + _s(will[1])
+    if username is not None:
+        flags |= 0x80
+        payload += _s(username)
+    if password is not None:
+        flags |= 0x40
+        payload += _s(password)
+    body = _s("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + payload
+    return bytes([0x10]) + _remaining_length(len(body)) + body
+
+
+@dataclass
+class RawConnection:
+    return_code: int
+    session_present: bool
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def closed_by_server(self, timeout: float) -> bool:
+        """True once the server closes the socket (EOF) within ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(1024):
+                    pass
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def raw_connect(port: int, client_id: str, username: str | None = None, password: str | None = None,
+                      **kwargs: object) -> RawConnection:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(connect_packet(client_id, username, password, **kwargs))  # type: ignore[arg-type]
+    await writer.drain()
+    header = await asyncio.wait_for(reader.readexactly(4), 10)
+    assert header[0] == 0x20 and header[1] == 2, header
+    return RawConnection(header[3], bool(header[2] & 1), reader, writer)

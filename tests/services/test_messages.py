@@ -1,0 +1,76 @@
+"""MessageService on the real database, without MQTT: the storage invariants under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from imgate.app import Services, build_services
+from services.db import Database
+from services.errors import BadRequest, NotFound
+from services.ids import SystemClock
+from services.messages.models import Message
+from services.messages.service import SendCommand
+
+
+@pytest.fixture
+async def svc(database_url: str) -> AsyncIterator[Services]:
+    async with Database(database_url):
+        services = build_services(SystemClock())
+        for uid in ("alice", "bob", "carol"):
+            await services.users.add_user(uid)
+        yield services
+
+
+def text(sender: str, cid: str, to: str) -> SendCommand:
+    return SendCommand(sender=sender, cid=cid, to=to, group=None, type="text", text=cid, data=None)
+
+
+async def test_concurrent_sends_get_gap_free_seq(svc: Services) -> None:
+    sends = [text("alice" if i % 2 else "bob", f"c{i}", "bob" if i % 2 else "alice") for i in range(60)]
+    results = await asyncio.gather(*(svc.messages.send(c) for c in sends))
+    assert sorted(r.message.seq for r in results) == list(range(1, 61))
+    assert all(r.created and r.recipients == ("alice", "bob") for r in results)
+
+
+async def test_same_cid_sent_concurrently_is_stored_once(svc: Services) -> None:
+    results = await asyncio.gather(*(svc.messages.send(text("alice", "same", "bob")) for _ in range(10)))
+    assert len({r.message.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert all(r.recipients == () for r in results if not r.created)
+    assert await Message.filter(sender="alice", cid="same").count() == 1
+    # A failed duplicate gives its seq back: the next message is seq 2.
+    assert (await svc.messages.send(text("alice", "next", "bob"))).message.seq == 2
+
+
+async def test_cid_is_per_sender(svc: Services) -> None:
+    a = await svc.messages.send(text("alice", "c1", "bob"))
+    b = await svc.messages.send(text("bob", "c1", "alice"))
+    assert a.message.id != b.message.id and (a.message.seq, b.message.seq) == (1, 2)
+
+
+async def test_conversations_are_separate_sequences(svc: Services) -> None:
+    ab = await svc.messages.send(text("alice", "x", "bob"))
+    ac = await svc.messages.send(text("alice", "y", "carol"))
+    assert (ab.message.conv, ab.message.seq) == ("d:alice:bob", 1)
+    assert (ac.message.conv, ac.message.seq) == ("d:alice:carol", 1)
+
+
+async def test_disabled_or_unknown_recipient_is_not_found(svc: Services) -> None:
+    await svc.users.disable_user("carol")
+    for to in ("carol", "nobody"):
+        with pytest.raises(NotFound):
+            await svc.messages.send(text("alice", f"to-{to}", to))
+    assert await Message.all().count() == 0
+
+
+async def test_read_marker_only_moves_forward(svc: Services) -> None:
+    for i in range(3):
+        await svc.messages.send(text("alice", f"m{i}", "bob"))
+    assert (await svc.conversations.mark_read("bob", "d:alice:bob", 2)).read_seq == 2
+    back = await svc.conversations.mark_read("bob", "d:alice:bob", 1)
+    assert back.read_seq == 2 and not back.advanced
+    with pytest.raises(BadRequest):
+        await svc.conversations.mark_read("bob", "d:alice:bob", -1)
