@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import zlib
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from bridge.handlers import Dispatcher
 from bridge.router import Command, Publish, Router, Topics
 
 log = logging.getLogger("imgate.bridge")
+
+# paho leaves Nagle's algorithm on; with delayed ACKs that costs up to 40 ms per small packet.
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ class Bridge:
                 async with aiomqtt.Client(
                     ep.host, ep.port, username=ep.username, password=ep.password, identifier=ep.client_id,
                     clean_session=False, keepalive=30, max_queued_incoming_messages=self._incoming_queue,
-                    max_inflight_messages=self._max_inflight,
+                    max_inflight_messages=self._max_inflight, socket_options=NODELAY,
                 ) as client:
                     self._client = client
                     filters = self._router.topics.subscriptions(self._shared_group)

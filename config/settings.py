@@ -78,8 +78,6 @@ class LimitSettings(_Part):
 
     max_payload: int = Field(16 * 1024, ge=256, le=16 * 1024 * 1024)
     max_text: int = Field(8000, ge=1)
-    history_max_limit: int = Field(200, ge=1, le=1000)
-    presence_max_uids: int = Field(200, ge=1)
 
 
 class Settings(BaseSettings):

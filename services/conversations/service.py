@@ -64,6 +64,8 @@ class ConversationService:
 
     async def ensure_direct(self, conv: str, members: set[str], now_ms: int) -> None:
         """Create the 1:1 conversation and its members if missing (idempotent, race-safe)."""
+        if await Member.filter(conv_id=conv).count() >= len(members):
+            return  # the common case: a read, no write
         await Conversation.bulk_create(
             [Conversation(id=conv, kind="direct", created_at=now_ms)], ignore_conflicts=True,
         )

@@ -74,3 +74,20 @@ async def test_read_marker_only_moves_forward(svc: Services) -> None:
     assert back.read_seq == 2 and not back.advanced
     with pytest.raises(BadRequest):
         await svc.conversations.mark_read("bob", "d:alice:bob", -1)
+
+
+async def test_notes_to_self(svc: Services) -> None:
+    r = await svc.messages.send(text("alice", "note", "alice"))
+    assert (r.message.conv, r.message.seq, r.recipients) == ("d:alice:alice", 1, ("alice",))
+    [conv], _ = await svc.conversations.list_for("alice", 10, None)
+    assert conv.unread == 0 and conv.peer == "alice"
+
+
+async def test_sqlite_commits_are_fsynced(svc: Services, database_url: str) -> None:
+    if not database_url.startswith("sqlite://"):
+        pytest.skip("SQLite pragmas")
+    from tortoise import Tortoise
+
+    conn = Tortoise.get_connection("default")
+    assert (await conn.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
+    assert (await conn.execute_query_dict("PRAGMA synchronous"))[0]["synchronous"] == 2  # FULL

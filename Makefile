@@ -1,0 +1,40 @@
+# imgate: the two commands are `make run` and `make test` (see README.md).
+VENV   ?= .venv
+PYTHON ?= python3
+PORT   ?= 1883
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test test-sqlite test-postgres deps-system bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imgate needs Python 3.11+"'
+	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## run: install (first time) and run broker + bridge + services on SQLite in ./data
+run: $(STAMP)
+	$(VENV)/bin/imgate run --port $(PORT) $(ARGS)
+
+## test: install (first time) and run the whole suite on SQLite, then on PostgreSQL
+test: $(STAMP) deps-system
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-sqlite: $(STAMP) deps-system
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP) deps-system
+	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub.
+deps-system:
+	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.im_1to1 $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,176 @@
+"""im-1to1: end-to-end 1:1 throughput and latency of a running imgate.
+
+P sender/receiver pairs; each sender keeps W messages in flight (a closed loop: a new message
+goes out when an ack comes back). Every message goes over the protocol, is stored, delivered to
+the receiver and acked to the sender. Reports msgs/s, latency p50/p99 (send -> delivery and
+send -> ack) and the server's RSS, and checks that no message was lost or duplicated.
+
+    python -m bench.im_1to1 --pairs 10 --window 1 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+
+from bridge.runner import NODELAY
+
+
+@dataclass
+class Pair:
+    n: int
+    sent: dict[str, float] = field(default_factory=dict)
+    delivered: dict[str, int] = field(default_factory=dict)
+    acked: set[str] = field(default_factory=set)
+    deliver_lat: list[float] = field(default_factory=list)
+    ack_lat: list[float] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
+    from imgate.app import build_services
+    from services.db import Database
+    from services.ids import SystemClock
+
+    tokens: dict[str, str] = {}
+    async with Database(db_url):
+        users = build_services(SystemClock()).users
+        for i in range(pairs):
+            for role in ("s", "r"):
+                uid = f"{role}{i}"
+                await users.add_user(uid)
+                tokens[uid] = (await users.issue_token(uid, "bench")).token
+    return tokens
+
+
+async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, stop_at: float) -> None:
+    s_uid, r_uid = f"s{pair.n}", f"r{pair.n}"
+    slots = asyncio.Semaphore(window)
+    async with AsyncExitStack() as stack:
+        receiver = await stack.enter_async_context(aiomqtt.Client(
+            "127.0.0.1", port, username=r_uid, password=tokens[r_uid], identifier=f"{r_uid}:bench", socket_options=NODELAY))
+        sender = await stack.enter_async_context(aiomqtt.Client(
+            "127.0.0.1", port, username=s_uid, password=tokens[s_uid], identifier=f"{s_uid}:bench",
+            max_inflight_messages=max(20, window * 2), socket_options=NODELAY))
+        await receiver.subscribe(f"im/{r_uid}/in/msg", qos=1)
+        await sender.subscribe(f"im/{s_uid}/in/ack", qos=1)
+
+        async def receive() -> None:
+            async for m in receiver.messages:
+                body = json.loads(m.payload)
+                cid = body["cid"]
+                pair.delivered[cid] = pair.delivered.get(cid, 0) + 1
+                pair.deliver_lat.append(time.perf_counter() - pair.sent[cid])
+
+        async def acks() -> None:
+            async for m in sender.messages:
+                body = json.loads(m.payload)
+                cid = body.get("cid")
+                if cid in pair.sent and cid not in pair.acked and "error" not in body:
+                    pair.acked.add(cid)
+                    pair.ack_lat.append(time.perf_counter() - pair.sent[cid])
+                    slots.release()
+
+        tasks = [asyncio.create_task(receive()), asyncio.create_task(acks())]
+        i = 0
+        while time.perf_counter() < stop_at:
+            await slots.acquire()
+            cid = f"p{pair.n}-{i}"
+            i += 1
+            pair.sent[cid] = time.perf_counter()
+            await sender.publish(f"im/{s_uid}/out/msg", json.dumps(
+                {"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}), qos=1)
+        # Drain: wait (bounded) for every sent message to be acked and delivered.
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
+            await asyncio.sleep(0.05)
+        for t in tasks:
+            t.cancel()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
+
+
+async def bench(pairs: int, window: int, seconds: float, database_url: str | None) -> dict[str, object]:
+    tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-"))
+    db_url = database_url or f"sqlite://{tmp / 'imgate.db'}"
+    tokens = await _prepare(db_url, pairs)
+    port = _free_port()
+    env = {**os.environ, "IMGATE_DATABASE__URL": db_url, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(tmp)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            if "imgate: MQTT on" in line:
+                break
+        all_pairs = [Pair(n) for n in range(pairs)]
+        start = time.perf_counter()
+        await asyncio.gather(*(_run_pair(port, p, tokens, window, start + seconds) for p in all_pairs))
+        elapsed = time.perf_counter() - start
+        rss = _rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    sent = sum(len(p.sent) for p in all_pairs)
+    delivered = sum(len(p.delivered) for p in all_pairs)
+    dupes = sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1)
+    lost = sent - delivered
+    deliver = [x for p in all_pairs for x in p.deliver_lat]
+    ack = [x for p in all_pairs for x in p.ack_lat]
+    return {
+        "scenario": f"im-1to1 P={pairs} W={window}", "db": db_url.split(":")[0],
+        "sent": sent, "delivered": delivered, "lost": lost, "duplicated": dupes,
+        "msgs_per_s": round(delivered / elapsed, 1),
+        "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
+        "ack_p50_ms": round(_pct(ack, 50), 2), "ack_p99_ms": round(_pct(ack, 99), 2),
+        "server_rss_mb": round(rss, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, nargs="+", default=[10])
+    parser.add_argument("--window", type=int, nargs="+", default=[1])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    failed = False
+    for p in args.pairs:
+        for w in args.window:
+            result = asyncio.run(bench(p, w, args.seconds, args.database_url))
+            print(json.dumps(result), flush=True)
+            failed |= bool(result["lost"] or result["duplicated"])
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The ``imgate`` command line, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def imgate(tmp_path: Path, *args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IMGATE_DATABASE__URL": database_url}
+    return subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def test_user_and_token_lifecycle(tmp_path: Path, database_url: str) -> None:
+    run = lambda *a: imgate(tmp_path, *a, database_url=database_url)  # noqa: E731
+    assert run("user", "add", "alice", "--name", "Alice").returncode == 0
+    dup = run("user", "add", "alice")
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    issued = run("token", "issue", "alice", "--device", "phone", "--platform", "ios", "--ttl", "30d")
+    assert issued.returncode == 0
+    token = issued.stdout.strip()
+    assert token.startswith("imt_") and len(token) > 40 and "\n" not in token
+    revoked = run("token", "revoke", "alice", "--device", "phone")
+    assert revoked.returncode == 0 and "revoked 1 token" in revoked.stderr
+    assert run("user", "disable", "alice").returncode == 0
+    after = run("token", "issue", "alice", "--device", "phone")
+    assert after.returncode == 1 and "disabled" in after.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("user", "add", "bad uid"), "invalid uid"),
+    (("user", "disable", "ghost"), "does not exist"),
+    (("token", "issue", "ghost", "--device", "x"), "does not exist"),
+    (("token", "revoke", "ghost"), "does not exist"),
+])
+def test_service_errors_exit_1_with_a_message(tmp_path: Path, database_url: str, args: tuple[str, ...],
+                                              needle: str) -> None:
+    out = imgate(tmp_path, *args, database_url=database_url)
+    assert out.returncode == 1 and needle in out.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("token", "issue", "alice"), "--device"),
+    (("token", "issue", "alice", "--device", "d", "--ttl", "soon"), "invalid ttl"),
+    (("run", "--port", "99999"), "invalid port"),
+    (("frobnicate",), "invalid choice"),
+])
+def test_bad_arguments_exit_2(tmp_path: Path, database_url: str, args: tuple[str, ...], needle: str) -> None:
+    out = imgate(tmp_path, *args, database_url=database_url)
+    assert out.returncode == 2 and needle in out.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("run",), ("user",), ("user", "add"), ("token", "issue"), ("token", "revoke")])
+def test_help_everywhere(tmp_path: Path, database_url: str, args: tuple[str, ...]) -> None:
+    out = imgate(tmp_path, *args, "--help", database_url=database_url)
+    assert out.returncode == 0 and "usage: imgate" in out.stdout
+
+
+def test_bad_config_fails_start_naming_the_key(tmp_path: Path, database_url: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[bridge]\nlanes = 0\n")
+    out = imgate(tmp_path, "--config", str(cfg), "run", database_url=database_url)
+    assert out.returncode == 2 and "bridge.lanes" in out.stderr

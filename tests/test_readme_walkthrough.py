@@ -1,0 +1,72 @@
+"""Runs the README's mosquitto walkthrough exactly as written, against ``imgate run``.
+
+The only change made to the text is the port: 1884 becomes a free port. It runs in a temporary
+directory whose `.venv/bin/activate` puts the venv running these tests on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def walkthrough() -> str:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", readme, re.S)
+    assert block, "README has no walkthrough block"
+    return block.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[tuple[int, dict[str, str]]]:
+    port = free_port()
+    env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # blocks until the server says it is up (or dies)
+            if "imgate: MQTT on" in line:
+                break
+        else:
+            pytest.fail(f"imgate run exited with {proc.wait()}")
+        yield port, env
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, "imgate run did not stop cleanly on SIGTERM"
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="needs Debian's mosquitto-clients")
+def test_walkthrough_runs_as_written(server: tuple[int, dict[str, str]], tmp_path: Path) -> None:
+    port, env = server
+    script = walkthrough().replace("1884", str(port))
+    # `. .venv/bin/activate` must find the venv that runs these tests.
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+    ack = json.loads(lines["im/alice/in/ack"])
+    assert (ack["cid"], ack["conv"], ack["seq"]) == ("c1", "d:alice:bob", 1)
+    for topic in ("im/alice/in/msg", "im/bob/in/msg"):
+        msg = json.loads(lines[topic])
+        assert (msg["id"], msg["text"], msg["from"]) == (ack["id"], "hello bob", "alice")
+    presence = json.loads(lines["presence/bob/laptop"])
+    assert presence["online"] is False and presence["ts"] > 0
