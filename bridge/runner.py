@@ -77,8 +77,7 @@ class Bridge:
                     log.info("bridge connected to %s:%d as %s", ep.host, ep.port, ep.client_id)
                     async for message in client.messages:
                         payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-                        cmd = self._router.route(str(message.topic), payload)
-                        await self._lanes[self._lane_of(cmd.lane_key)].put(cmd)
+                        await self._enqueue(str(message.topic), payload)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
@@ -86,6 +85,14 @@ class Bridge:
                 delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))  # noqa: S311
                 log.warning("bridge connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+
+    async def _enqueue(self, topic: str, payload: bytes) -> None:
+        try:
+            cmd = self._router.route(topic, payload)
+        except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
+            log.exception("could not route a message on %s", topic)
+            return
+        await self._lanes[self._lane_of(cmd.lane_key)].put(cmd)
 
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)

@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
@@ -113,9 +113,8 @@ class ImBroker(Broker):
         who = await self._login(incoming)
         if not isinstance(who, Principal):
             await self._refuse(writer, _CONNACK[who], f"{incoming.client_id!r} ({who.value})")
-        elif incoming.will_flag and not self._acl.will_allowed(who, incoming.will_topic, incoming.will_message):
+        if incoming.will_flag and not self._acl.will_allowed(who, incoming.will_topic, incoming.will_message):
             await self._refuse(writer, NOT_AUTHORIZED, f"{incoming.client_id!r} (will on {incoming.will_topic!r})")
-        assert isinstance(who, Principal)
         incoming.attributes[PRINCIPAL_KEY] = who
         if incoming.keep_alive > 0:
             incoming.keep_alive = math.ceil(incoming.keep_alive * self._keepalive_grace)
@@ -141,7 +140,7 @@ class ImBroker(Broker):
         session.parent = 1
         return handler, session
 
-    async def _refuse(self, writer: WriterAdapter, code: int, what: str) -> None:
+    async def _refuse(self, writer: WriterAdapter, code: int, what: str) -> NoReturn:
         log.info("refused connection %s: CONNACK %d", what, code)
         with suppress(Exception):
             await ConnackPacket.build(0, code).to_stream(writer)

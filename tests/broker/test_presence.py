@@ -105,7 +105,9 @@ async def test_paho_client_that_stops_pinging_goes_offline_and_its_will_is_sent(
             await watcher.inbox.wait_for(lambda r: r.topic == "presence/bob/tv" and r.json.get("online") is False
                                          and "will" not in r.json)
         finally:
-            client.socket().close() if client.socket() else None
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
 
 
 async def test_take_over_leaves_the_device_online(app: App, users: Users) -> None:
