@@ -1,22 +1,74 @@
-"""Topic ACL, protocol §2: pure functions over a principal and a topic (no IO)."""
+"""Topic ACL, protocol §2, plus mosquitto-style rules for service accounts. Pure functions, no IO.
+
+Users get the fixed user ACL: publish only ``{p}/{uid}/out/{kind}``, subscribe only under
+``{p}/{uid}/in/`` and ``presence/{uid}/+`` (or one device) of one concrete uid.
+
+Service accounts (the bridge, operators' gateways, test accounts) get rules, one per line:
+``read|write|readwrite|deny TOPIC-FILTER``, where ``%u`` is the account's username and ``%c``
+its client id. A deny rule wins. A subscription is granted only when one read rule covers the
+whole filter and no deny rule overlaps it, so the decision is made once, at SUBSCRIBE time, and
+never per delivered message.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
+
+from broker.topics import filter_covers, filter_matches, valid_filter
 
 PRINCIPAL_KEY = "imgate.principal"
+Access = Literal["read", "write", "readwrite", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class AclRule:
+    access: Access
+    pattern: str
+
+    @classmethod
+    def parse(cls, text: str) -> AclRule:
+        """``"readwrite devices/%u/#"`` -> AclRule.
+
+        Raises:
+            ValueError: not ``ACCESS FILTER`` with a valid access word and filter.
+        """
+        access, _, pattern = text.strip().partition(" ")
+        pattern = pattern.strip()
+        if access not in ("read", "write", "readwrite", "deny"):
+            msg = f"ACL rule {text!r}: access must be read, write, readwrite or deny"
+            raise ValueError(msg)
+        if not valid_filter(pattern.replace("%u", "u").replace("%c", "c")):
+            msg = f"ACL rule {text!r}: {pattern!r} is not a valid topic filter"
+            raise ValueError(msg)
+        return cls(access, pattern)  # type: ignore[arg-type]
+
+    def expand(self, username: str, client_id: str) -> AclRule:
+        return AclRule(self.access, self.pattern.replace("%u", username).replace("%c", client_id))
+
+    @property
+    def reads(self) -> bool:
+        return self.access in ("read", "readwrite")
+
+    @property
+    def writes(self) -> bool:
+        return self.access in ("write", "readwrite")
+
+
+FULL_ACCESS = (AclRule("readwrite", "#"),)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a connection is. ``uid is None`` only for service accounts (the bridge)."""
+    """Who a connection is. Users have a uid and device; service accounts have rules instead."""
 
     uid: str | None
     device: str | None
     platform: str = ""
     token_id: int | None = None
     expires_at: int | None = None
+    rules: tuple[AclRule, ...] | None = None  # set for service accounts (already expanded)
 
     @property
     def is_service(self) -> bool:
@@ -27,20 +79,36 @@ def presence_topic(uid: str, device: str) -> str:
     return f"presence/{uid}/{device}"
 
 
+def filters_overlap(a: str, b: str) -> bool:
+    """Is there a topic that both filters match?"""
+    a_levels, b_levels = a.split("/"), b.split("/")
+    for x, y in zip(a_levels, b_levels, strict=False):
+        if x == "#" or y == "#":
+            return True
+        if x != y and x != "+" and y != "+":
+            return False
+    if len(a_levels) == len(b_levels):
+        return True
+    longer = a_levels if len(a_levels) > len(b_levels) else b_levels
+    return longer[min(len(a_levels), len(b_levels))] == "#"  # 'x/#' also matches 'x'
+
+
 def _has_wildcard(level: str) -> bool:
     return "+" in level or "#" in level
 
 
 class TopicAcl:
-    """User rules: publish only ``{p}/{uid}/out/…``, subscribe only ``{p}/{uid}/in/…`` and
-    ``presence/{uid}/+`` (or one device) for any single uid. Service accounts may do anything."""
+    """Decides publish, subscribe and (for retained replay) receive, per principal."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
     def can_publish(self, who: Principal, topic: str) -> bool:
+        if who.rules is not None:
+            return (not any(r.access == "deny" and filter_matches(r.pattern, topic) for r in who.rules)
+                    and any(r.writes and filter_matches(r.pattern, topic) for r in who.rules))
         if who.is_service:
-            return True
+            return False
         levels = topic.split("/")
         # {p}/{uid}/out/{kind}: exactly one level after out/ (msg, rpc, event).
         return (
@@ -49,8 +117,11 @@ class TopicAcl:
         )
 
     def can_subscribe(self, who: Principal, topic_filter: str) -> bool:
+        if who.rules is not None:
+            return (not any(r.access == "deny" and filters_overlap(r.pattern, topic_filter) for r in who.rules)
+                    and any(r.reads and filter_covers(r.pattern, topic_filter) for r in who.rules))
         if who.is_service:
-            return True
+            return False
         levels = topic_filter.split("/")
         if len(levels) >= 3 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "in":
             # Anything below the user's own inbox, wildcards included: it cannot match elsewhere.
@@ -62,18 +133,22 @@ class TopicAcl:
         return False
 
     def can_receive(self, who: Principal, topic: str) -> bool:
-        """Checked for every delivery, retained ones included."""
+        """May ``who`` read ``topic``? (Retained replay double-checks with this.)"""
+        if who.rules is not None:
+            return (not any(r.access == "deny" and filter_matches(r.pattern, topic) for r in who.rules)
+                    and any(r.reads and filter_matches(r.pattern, topic) for r in who.rules))
         if who.is_service:
-            return True
+            return False
         levels = topic.split("/")
         if len(levels) >= 4 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "in":
             return True
         return len(levels) == 3 and levels[0] == "presence"
 
     def will_allowed(self, who: Principal, topic: str | None, payload: bytes | None) -> bool:
-        """A user's will may only announce its own device offline (protocol §5)."""
-        if who.is_service:
-            return True
+        """A user's will may only announce its own device offline (protocol §5); an account's
+        will must be a topic it may publish."""
+        if who.rules is not None:
+            return topic is not None and self.can_publish(who, topic)
         if who.device is None or topic != presence_topic(who.uid or "", who.device):
             return False
         try:

@@ -1,6 +1,9 @@
 """imgate's embedded broker: amqtt's Broker, subclassed where 0.12.1 falls short.
 
-What this changes, and why:
+amqtt still accepts connections, parses packets and runs the MQTT state machines; imgate
+replaces what sits between an incoming PUBLISH and the subscribers' sockets, and the parts of
+CONNECT that decide who may do what:
+
 - Authentication happens *before* amqtt touches the session table. Stock amqtt deletes (clean
   session) or merges into (persistent session) the existing session of a client id, and takes
   over a live connection, before it checks credentials: anyone could kick or hijack a session.
@@ -10,10 +13,16 @@ What this changes, and why:
   disconnect cannot mark the resumed session as disconnected.
 - The keep-alive is enforced (stock amqtt only logs a read timeout): after ``grace`` x keep-alive
   of silence the connection is dropped, its will is sent and presence goes offline.
-- Retained messages are sent only to a session that subscribes to a matching filter *and* may
-  read the topic (stock amqtt replays every retained message matching anybody's subscription to
-  every connecting client).
-- Users cannot create retained messages (only the broker's presence and service accounts can).
+- Routing: subscriptions live in a trie (``broker.topics``), so a PUBLISH costs its matches, not
+  a scan of every subscription; QoS 0/1 PUBLISHes are routed inline by the connection's reader
+  instead of through two queues and a task per recipient; each subscriber has an ``Outbox``
+  (in-flight window, bounded offline queue, DUP redelivery on resume, QoS = min(publish,
+  subscription), retain flag only on retained replays).
+- ACL is decided once per SUBSCRIBE (a granted filter is readable in full), not per delivery.
+- Retained messages are kept in a trie too, and replayed only to the subscribing session, only
+  for its new filter, and only where it may read (stock amqtt replays every retained message
+  matching anybody's subscription to every connecting client). Users cannot retain.
+- Connecting costs the same however many clients and retained messages there are.
 """
 
 from __future__ import annotations
@@ -22,38 +31,86 @@ import asyncio
 import hmac
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.session import Session
+from amqtt.mqtt.puback import PubackPacket
+from amqtt.mqtt.publish import PublishPacket
+from amqtt.session import ApplicationMessage, Session
 
-from broker.acl import PRINCIPAL_KEY, Principal, TopicAcl
+from broker.acl import FULL_ACCESS, PRINCIPAL_KEY, AclRule, Principal, TopicAcl
 from broker.auth import AuthFailure, Authenticator, Identity
+from broker.outbox import OfflinePolicy, Outbox, Stats
+from broker.topics import RetainedIndex, SubscriptionIndex, valid_filter, valid_topic
 from services.ids import Clock, SystemClock
 
 log = logging.getLogger("imgate.broker")
 
+OUTBOX_KEY = "imgate.outbox"
 _CONNACK = {
     AuthFailure.BAD_CREDENTIALS: BAD_USERNAME_PASSWORD,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
     AuthFailure.IDENTIFIER_REJECTED: IDENTIFIER_REJECTED,
 }
 _TAKEOVER_TIMEOUT = 5.0
+_SUBACK_FAILURE = 0x80
+_MAX_QOS = 1  # QoS 2 subscriptions are granted QoS 1 (MQTT 3.1.1 §3.9.3 lets the server downgrade)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A non-user login with mosquitto-style ACL rules (``%u``/``%c`` expanded at connect)."""
+
+    username: str
+    password: str
+    rules: tuple[AclRule, ...] = FULL_ACCESS
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLimits:
+    max_inflight: int = 100
+    max_queued: int = 1000
+    policy: OfflinePolicy = "drop_oldest"
+
+
+class _SocketWire:
+    """Writes whole packets straight to the connection's transport (atomic per packet)."""
+
+    __slots__ = ("_adapter", "_transport")
+
+    def __init__(self, adapter: WriterAdapter) -> None:
+        self._adapter = adapter
+        stream = getattr(adapter, "_writer", None)  # amqtt's StreamWriterAdapter wraps a StreamWriter
+        self._transport = getattr(stream, "transport", None)
+
+    def write(self, data: bytes) -> None:
+        if getattr(self._adapter, "is_closed", False):
+            return
+        if self._transport is not None:
+            self._transport.write(data)
+        else:
+            self._adapter.write(data)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
 
 class ImHandler(BrokerProtocolHandler):
-    """Protocol handler that enforces the keep-alive and tells when its connection has ended."""
+    """Protocol handler: enforces the keep-alive, routes QoS 0/1 PUBLISHes inline, hands PUBACKs
+    to the session's Outbox, and tells when its connection has ended."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.closed = asyncio.Event()
+        self.im_broker: ImBroker | None = None
+        self.im_outbox: Outbox | None = None
 
     def handle_read_timeout(self) -> None:
         # No packet within grace x keep-alive: the client is gone. Ending the disconnect waiter
@@ -63,32 +120,62 @@ class ImHandler(BrokerProtocolHandler):
             log.info("keep-alive expired for %s", self.session.client_id if self.session else "?")
             waiter.set_result(None)
 
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        broker = self.im_broker
+        qos = publish_packet.qos or 0
+        if broker is None or qos == 2 or self.session is None:
+            await super().handle_publish(publish_packet)  # QoS 2: amqtt's flow, then the broker loop
+            return
+        topic, data = publish_packet.topic_name, publish_packet.data
+        if topic is None or not broker.client_publish(self.session, topic, bytes(data or b""), qos,
+                                                       retain=bool(publish_packet.retain_flag)):
+            await self.handle_connection_closed()  # protocol violation: invalid topic name
+            return
+        if qos == 1 and self.writer is not None and publish_packet.variable_header is not None:
+            self.writer.write(b"\x40\x02" + publish_packet.variable_header.packet_id.to_bytes(2, "big"))
+
+    async def handle_puback(self, puback: PubackPacket) -> None:
+        packet_id = puback.variable_header.packet_id if puback.variable_header else None
+        if self.im_outbox is not None and packet_id is not None and packet_id not in self._puback_waiters:
+            self.im_outbox.ack(packet_id)
+        else:
+            await super().handle_puback(puback)
+
 
 def principal_of(session: Session) -> Principal | None:
     return session.attributes.get(PRINCIPAL_KEY)
 
 
 class ImBroker(Broker):
-    """amqtt broker with imgate's authentication, ACL, take-over and retained-message rules."""
+    """amqtt broker with imgate's authentication, ACL, routing, delivery and retained rules."""
 
     def __init__(self, config: dict[str, Any], *, authenticator: Authenticator, acl: TopicAcl,
-                 service_accounts: Mapping[str, str], keepalive_grace: float = 1.5) -> None:
+                 service_accounts: Mapping[str, str] | None = None, accounts: Sequence[ServiceAccount] = (),
+                 keepalive_grace: float = 1.5, limits: DeliveryLimits | None = None) -> None:
         super().__init__(config)
         self._authenticator = authenticator
         self._acl = acl
-        self._service_accounts = dict(service_accounts)
+        self._accounts = {a.username: a for a in accounts}
+        for username, password in (service_accounts or {}).items():
+            self._accounts[username] = ServiceAccount(username, password)
         self._keepalive_grace = keepalive_grace
+        self._limits = limits or DeliveryLimits()
+        self._index = SubscriptionIndex()
+        self._retained_index = RetainedIndex()
+        self._outboxes: dict[str, Outbox] = {}
+        self.stats = Stats()
 
     # ---- connect ---------------------------------------------------------------------
     async def _login(self, incoming: Session) -> Principal | AuthFailure:
         username, password = incoming.username, incoming.password
-        if username in self._service_accounts:
-            expected = self._service_accounts[username]
-            if password is not None and hmac.compare_digest(password.encode(), expected.encode()):
-                if not incoming.client_id:
-                    return AuthFailure.IDENTIFIER_REJECTED
-                return Principal(uid=None, device=None)
-            return AuthFailure.BAD_CREDENTIALS
+        account = self._accounts.get(username or "")
+        if account is not None:
+            if password is None or not hmac.compare_digest(password.encode(), account.password.encode()):
+                return AuthFailure.BAD_CREDENTIALS
+            if not incoming.client_id:
+                return AuthFailure.IDENTIFIER_REJECTED
+            rules = tuple(r.expand(account.username, incoming.client_id) for r in account.rules)
+            return Principal(uid=None, device=None, rules=rules)
         try:
             result = await self._authenticator.authenticate(username, password, incoming.client_id)
         except Exception:
@@ -129,15 +216,23 @@ class ImBroker(Broker):
             if existing is not None:
                 await self._delete_session(client_id)
             incoming.parent = 0
-            return handler, incoming
-
-        # Resume the persistent session with this connection's will, keep-alive and identity.
-        session = existing[0]
-        for attr in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
-                     "username", "password"):
-            setattr(session, attr, getattr(incoming, attr))
-        session.attributes[PRINCIPAL_KEY] = who
-        session.parent = 1
+            session = incoming
+        else:
+            # Resume the persistent session with this connection's will, keep-alive and identity.
+            session = existing[0]
+            for attr in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain", "keep_alive",
+                         "username", "password"):
+                setattr(session, attr, getattr(incoming, attr))
+            session.attributes[PRINCIPAL_KEY] = who
+            session.parent = 1
+        outbox = session.attributes.get(OUTBOX_KEY)
+        if outbox is None:
+            lim = self._limits
+            outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy)
+            session.attributes[OUTBOX_KEY] = outbox
+        self._outboxes[client_id] = outbox
+        assert isinstance(handler, ImHandler)
+        handler.im_broker, handler.im_outbox = self, outbox
         return handler, session
 
     async def _refuse(self, writer: WriterAdapter, code: int, what: str) -> NoReturn:
@@ -161,50 +256,119 @@ class ImBroker(Broker):
         # Credentials were checked before the session table was touched (_initialize_client_session).
         return principal_of(session) is not None
 
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        # Called once the connection is up: this is where the session's Outbox gets its socket,
+        # resends what was in flight (DUP) and what queued while the client was away.
+        handler = self._get_handler(session)
+        outbox = session.attributes.get(OUTBOX_KEY)
+        if outbox is not None and handler is not None and handler.writer is not None:
+            outbox.attach(_SocketWire(handler.writer))
+
     async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
                                  disconnect_waiter: asyncio.Future[Any]) -> None:
+        outbox = client_session.attributes.get(OUTBOX_KEY)
+        if outbox is not None:
+            outbox.detach()
         try:
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
             if isinstance(handler, ImHandler):
                 handler.closed.set()
 
-    # ---- authorisation ---------------------------------------------------------------
-    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+    # ---- subscriptions ---------------------------------------------------------------
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        topic_filter, qos = subscription
         who = principal_of(session)
-        if who is None:
+        if who is None or not valid_filter(topic_filter) or not self._acl.can_subscribe(who, topic_filter):
+            log.info("denied subscription to %r for %s", topic_filter, session.client_id)
+            return _SUBACK_FAILURE
+        granted = min(qos, _MAX_QOS)
+        self._index.add(session.client_id, topic_filter, granted)
+        return granted
+
+    def _del_subscription(self, a_filter: str, session: Session) -> int:
+        return int(self._index.remove(session.client_id, a_filter))
+
+    async def _del_all_subscriptions(self, session: Session) -> None:
+        self._index.remove_client(session.client_id)
+        outbox = session.attributes.get(OUTBOX_KEY)
+        if outbox is not None and self._outboxes.get(session.client_id) is outbox:
+            del self._outboxes[session.client_id]
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        topic_filter, _ = subscription
+        granted = self._index.filters_of(session.client_id).get(topic_filter)
+        who = principal_of(session)
+        outbox = self._outboxes.get(session.client_id)
+        if granted is None or who is None or outbox is None:
+            return
+        for topic in self._retained_index.matching(topic_filter):
+            retained = self._retained_messages.get(topic)
+            if retained is not None and self._acl.can_receive(who, topic):
+                qos = min(granted, retained.qos if retained.qos is not None else granted)
+                outbox.deliver(topic.encode(), bytes(retained.data), qos, retain=True)
+
+    # ---- publish and route -------------------------------------------------------------
+    def route(self, topic: str, data: bytes, qos: int) -> int:
+        """Deliver to every matching subscriber at min(publish QoS, its best subscription QoS)."""
+        matches = self._index.match(topic)
+        if not matches:
+            return 0
+        topic_bytes = topic.encode()
+        outboxes = self._outboxes
+        for client_id, sub_qos in matches.items():
+            outbox = outboxes.get(client_id)
+            if outbox is not None:
+                outbox.deliver(topic_bytes, data, min(qos, sub_qos))
+        return len(matches)
+
+    def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *, retain: bool) -> bool:
+        """A client's PUBLISH. False for a protocol violation (the connection must close)."""
+        if not valid_topic(topic) or topic.startswith("$"):
+            log.warning("%s published to invalid topic %r: closing", session.client_id, topic)
             return False
-        if action == Action.PUBLISH:
-            allowed = self._acl.can_publish(who, topic)
-        elif action == Action.SUBSCRIBE:
-            allowed = self._acl.can_subscribe(who, topic)
-        else:
-            return self._acl.can_receive(who, topic)
-        if not allowed:
-            log.info("denied %s of %r to %s", action.value, topic, session.client_id)
-        return allowed
+        who = principal_of(session)
+        if who is None or not self._acl.can_publish(who, topic):
+            log.info("denied publish to %r by %s", topic, session.client_id)
+            return True  # MQTT 3.1.1 has no negative PUBACK: acknowledge and drop
+        self.route(topic, data, qos)
+        if retain and who.rules is not None:  # users never retain (see retain_message)
+            self._store_retained(topic, data, qos)
+        return True
+
+    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler,
+                                       wait_deliver: asyncio.Future[Any]) -> bool:
+        # Only QoS 2 PUBLISHes come this way (QoS 0/1 are routed by ImHandler.handle_publish).
+        message: ApplicationMessage | None = wait_deliver.result()
+        if message is None:
+            return True
+        packet = message.publish_packet
+        return self.client_publish(client_session, message.topic or "", bytes(message.data or b""),
+                                   min(message.qos or 0, _MAX_QOS),
+                                   retain=bool(packet is not None and packet.retain_flag))
+
+    async def _broadcast_message(self, session: Session | None, topic: str | None,
+                                 data: bytes | bytearray | None, force_qos: int | None = None) -> None:
+        # Wills and the broker's own messages (presence): route inline, no queue.
+        if topic:
+            self.route(topic, bytes(data or b""), min(force_qos if force_qos is not None else _MAX_QOS, _MAX_QOS))
 
     async def retain_message(self, source_session: Session | None, topic_name: str | None,
                              data: bytes | bytearray | None, qos: int | None = None) -> None:
         if source_session is not None:
             who = principal_of(source_session)
-            if who is None or not who.is_service:
+            if who is None or who.rules is None:
                 return  # users never create retained messages
-        await super().retain_message(source_session, topic_name, data, qos)
+        if topic_name:
+            self._store_retained(topic_name, bytes(data or b""), qos or 0)
 
-    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
-                                                          session: Session) -> None:
-        topic_filter, _ = subscription
-        granted = next((qos for s, qos in self._subscriptions.get(topic_filter, ())
-                        if s.client_id == session.client_id), None)
-        who = principal_of(session)
-        handler = self._get_handler(session)
-        if granted is None or who is None or handler is None:
-            return
-        for topic, retained in list(self._retained_messages.items()):
-            if self._matches(topic, topic_filter) and self._acl.can_receive(who, topic):
-                qos = min(granted, retained.qos if retained.qos is not None else granted)
-                await handler.mqtt_publish(retained.topic, retained.data, qos, retain=True)
+    def _store_retained(self, topic: str, data: bytes, qos: int) -> None:
+        if data:
+            self._retained_messages[topic] = _Retained(topic, data, qos)
+            self._retained_index.add(topic)
+        elif self._retained_messages.pop(topic, None) is not None:  # [MQTT-3.3.1-10]: empty clears
+            self._retained_index.remove(topic)
 
     # ---- operations --------------------------------------------------------------------
     def connected(self) -> list[tuple[Session, BrokerProtocolHandler]]:
@@ -237,13 +401,37 @@ class ImBroker(Broker):
         return server.sockets[0].getsockname()[1]
 
 
+@dataclass(slots=True)
+class _Retained:
+    """A retained message (same fields amqtt's RetainedApplicationMessage exposes)."""
+
+    topic: str
+    data: bytes
+    qos: int
+
+
+def raise_file_limit() -> None:
+    """One socket per client: lift the soft open-files limit to the hard one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        log.warning("could not raise the open-files limit")
+
+
 class EmbeddedBroker:
     """Lifecycle of the embedded broker and its revocation watcher (an async context manager)."""
 
     def __init__(self, *, host: str, port: int, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
+                 accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
                  clock: Clock | None = None, broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._accounts = accounts
+        self._limits = limits
         self._broker_cls = broker_cls
         self._clock = clock or SystemClock()
         self._authenticator = authenticator
@@ -260,8 +448,10 @@ class EmbeddedBroker:
             "plugins": {"broker.presence.PresencePlugin": {}},
             "timeout_disconnect_delay": 0,
         }
+        raise_file_limit()
         self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,
-                               service_accounts=self._service_accounts, keepalive_grace=self._keepalive_grace)
+                                       service_accounts=self._service_accounts, accounts=self._accounts,
+                                       keepalive_grace=self._keepalive_grace, limits=self._limits)
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
         self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")

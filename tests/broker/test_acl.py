@@ -73,7 +73,15 @@ async def test_will_on_a_foreign_topic_is_refused_and_own_presence_will_accepted
 
 
 class StockRetainedReplay(ImBroker):
-    """Our broker with amqtt 0.12.1's retained replay put back, to show the test catches the leak."""
+    """Our broker with amqtt 0.12.1's subscription table and retained replay put back, to show
+    that the test catches the leak (stock amqtt replays, on every connect, the retained messages
+    matching anybody's subscription)."""
+
+    async def add_subscription(self, subscription: tuple[str, int], session) -> int:  # noqa: ANN001
+        granted = await super().add_subscription(subscription, session)
+        if granted != DENIED:
+            self._subscriptions.setdefault(subscription[0], []).append((session, granted))
+        return granted
 
     _publish_retained_messages_for_subscription = Broker._publish_retained_messages_for_subscription
 

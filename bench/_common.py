@@ -1,0 +1,190 @@
+"""Shared helpers for the raw benchmarks: free ports, RSS, percentiles, and the two servers under
+test (imgate's embedded broker via ``bench.serve_broker``, and a private Mosquitto) as async
+context managers that always stop their process, even on error."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+MOSQUITTO = "/usr/sbin/mosquitto"
+_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size now (VmRSS), MB."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Highest resident set size so far (VmHWM), MB."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def pct(values: list[float], q: int) -> float:
+    """The q-th percentile of ``values`` (seconds), in milliseconds."""
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0] * 1000
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file soft limit to the hard limit; returns the new soft limit.
+    Child processes inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    pid: int
+    log: Path
+
+    def rss_mb(self) -> float:
+        return rss_mb(self.pid)
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.pid)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen[bytes], name: str, log: Path) -> None:
+    """Terminate ``proc`` (SIGTERM, then SIGKILL after a bounded wait). Raises if it had died on
+    its own while the benchmark was running."""
+    died = proc.poll()
+    if died is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"bench: {name} did not stop within {_STOP_TIMEOUT:.0f}s of SIGTERM; killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait(timeout=_STOP_TIMEOUT)
+    elif died != 0:
+        msg = f"{name} (pid {proc.pid}) exited with code {died} during the benchmark; log tail:\n{_tail(log)}"
+        raise RuntimeError(msg)
+
+
+async def _wait_listening(proc: subprocess.Popen[bytes], port: int, name: str, log: Path) -> None:
+    """Poll (bounded) until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            msg = f"{name} exited with code {proc.returncode} at start; log tail:\n{_tail(log)}"
+            raise RuntimeError(msg)
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        with suppress(Exception):
+            await writer.wait_closed()
+        return
+    msg = f"{name} did not listen on {port} within {_START_TIMEOUT:.0f}s; log tail:\n{_tail(log)}"
+    raise RuntimeError(msg)
+
+
+@asynccontextmanager
+async def imgate_broker(*, accounts: int = 1, data_dir: Path | None = None,
+                        log_level: str = "WARNING") -> AsyncIterator[Server]:
+    """Run ``python -m bench.serve_broker`` on a free port until the block ends."""
+    tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-broker-"))
+    data_dir = data_dir or tmp
+    log = tmp / "serve_broker.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.serve_broker", "--port", str(free_port()), "--data-dir", str(data_dir),
+             "--accounts", str(accounts), "--log-level", log_level],
+            stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert proc.stdout is not None
+        # The broker prints exactly one line on stdout: READY <port>. Read it off the loop (bounded).
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), _START_TIMEOUT)
+        text = line.decode(errors="replace").split()
+        if len(text) != 2 or text[0] != "READY":
+            msg = f"serve_broker did not start (got {line!r}, exit {proc.poll()}); log tail:\n{_tail(log)}"
+            raise RuntimeError(msg)
+        yield Server("imgate", int(text[1]), proc.pid, log)
+    finally:
+        try:
+            _stop(proc, "serve_broker", log)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+            if data_dir == tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+@asynccontextmanager
+async def mosquitto() -> AsyncIterator[Server]:
+    """Run a private Mosquitto (anonymous, no persistence) on a free 127.0.0.1 port until the block
+    ends. The system Mosquitto (1883) is neither used nor touched."""
+    tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-mosquitto-"))
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    log = tmp / "mosquitto.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log_file, stderr=log_file,
+                                stdin=subprocess.DEVNULL)
+    try:
+        await _wait_listening(proc, port, "mosquitto", log)
+        yield Server("mosquitto", port, proc.pid, log)
+    finally:
+        try:
+            _stop(proc, "mosquitto", log)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def server_for(name: str, **kwargs: object):  # type: ignore[no-untyped-def]  # noqa: ANN201
+    if name == "imgate":
+        return imgate_broker(**kwargs)  # type: ignore[arg-type]
+    if name == "mosquitto":
+        return mosquitto()
+    msg = f"unknown broker {name!r}"
+    raise ValueError(msg)
