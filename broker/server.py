@@ -31,7 +31,7 @@ import asyncio
 import hmac
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -163,6 +163,7 @@ class ImBroker(Broker):
         self._index = SubscriptionIndex()
         self._retained_index = RetainedIndex()
         self._outboxes: dict[str, Outbox] = {}
+        self._local: dict[str, Callable[[str, bytes], None]] = {}  # in-process subscribers (the bridge)
         self.stats = Stats()
 
     # ---- connect ---------------------------------------------------------------------
@@ -172,7 +173,7 @@ class ImBroker(Broker):
         if account is not None:
             if password is None or not hmac.compare_digest(password.encode(), account.password.encode()):
                 return AuthFailure.BAD_CREDENTIALS
-            if not incoming.client_id:
+            if not incoming.client_id or incoming.client_id.startswith("$"):
                 return AuthFailure.IDENTIFIER_REJECTED
             rules = tuple(r.expand(account.username, incoming.client_id) for r in account.rules)
             return Principal(uid=None, device=None, rules=rules)
@@ -309,6 +310,24 @@ class ImBroker(Broker):
                 qos = min(granted, retained.qos if retained.qos is not None else granted)
                 outbox.deliver(topic.encode(), bytes(retained.data), qos, retain=True)
 
+    # ---- in-process subscribers ----------------------------------------------------------
+    def attach_local(self, name: str, filters: list[str], deliver: Callable[[str, bytes], None]) -> None:
+        """Subscribe an in-process consumer (the bridge) with full read access; it gets the
+        retained messages matching its filters at once, then every match as it is routed."""
+        key = f"$local/{name}"  # no client may use a client id starting with '$' (see _login)
+        self._local[key] = deliver
+        for topic_filter in filters:
+            self._index.add(key, topic_filter, _MAX_QOS)
+            for topic in self._retained_index.matching(topic_filter):
+                retained = self._retained_messages.get(topic)
+                if retained is not None:
+                    deliver(topic, bytes(retained.data))
+
+    def detach_local(self, name: str) -> None:
+        key = f"$local/{name}"
+        self._index.remove_client(key)
+        self._local.pop(key, None)
+
     # ---- publish and route -------------------------------------------------------------
     def route(self, topic: str, data: bytes, qos: int) -> int:
         """Deliver to every matching subscriber at min(publish QoS, its best subscription QoS)."""
@@ -321,6 +340,8 @@ class ImBroker(Broker):
             outbox = outboxes.get(client_id)
             if outbox is not None:
                 outbox.deliver(topic_bytes, data, min(qos, sub_qos))
+            elif client_id in self._local:
+                self._local[client_id](topic, data)
         return len(matches)
 
     def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *, retain: bool) -> bool:

@@ -52,10 +52,13 @@ class BrokerSettings(_Part):
 
 
 class BridgeSettings(_Part):
-    """The bridge's MQTT client and its worker lanes."""
+    """The bridge's transport and its worker lanes."""
 
+    # auto: in-process with the embedded broker (no MQTT encoding for the bridge's own traffic),
+    # MQTT otherwise. mqtt: always over MQTT, as with an external broker.
+    transport: Literal["auto", "mqtt"] = "auto"
     client_id: str = "svc:bridge"
-    lanes: int = Field(8, ge=1, le=256)
+    lanes: int = Field(64, ge=1, le=1024)
     lane_queue: int = Field(1000, ge=1)
     incoming_queue: int = Field(10000, ge=1)
     max_inflight: int = Field(200, ge=1, le=65535)

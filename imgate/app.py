@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from bridge.handlers import Dispatcher
 from bridge.router import Router, Topics
-from bridge.runner import Bridge, BrokerEndpoint
+from bridge.runner import Bridge
+from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
 from broker.acl import TopicAcl
 from broker.server import EmbeddedBroker
 from config.settings import Settings
@@ -80,8 +81,11 @@ class App:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await self._stack.enter_async_context(open_database(s))
         self.services = svc = build_services(self.clock)
+        await self._stack.enter_async_context(svc.messages)  # the group committer
         topics = Topics(s.mqtt.topic_prefix)
 
+        transport: Transport
+        b = s.bridge
         if s.broker.embedded:
             secret = secrets.token_urlsafe(32)
             # The embedded broker starts with no connections, so nobody is online.
@@ -91,19 +95,21 @@ class App:
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
             ))
-            host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host  # noqa: S104
-            endpoint = BrokerEndpoint(host, self.broker.port, BRIDGE_ACCOUNT, secret, s.bridge.client_id)
+            if b.transport == "auto":
+                assert self.broker.broker is not None
+                transport = LocalTransport(self.broker.broker, name=b.client_id, incoming_queue=b.incoming_queue)
+            else:
+                host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host  # noqa: S104
+                transport = self._mqtt(BrokerEndpoint(host, self.broker.port, BRIDGE_ACCOUNT, secret, b.client_id))
         else:
-            endpoint = BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username, s.broker.password,
-                                      s.bridge.client_id)
+            transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
+                                                  s.broker.password, b.client_id))
 
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence)
-        b = s.bridge
-        self.bridge = Bridge(endpoint, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
-                             incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
-                             publish_timeout=b.publish_timeout, shared_group=b.shared_group)
+        self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
+                             shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
         ready = asyncio.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
         done, _ = await asyncio.wait({ready, self._bridge_task}, timeout=_BRIDGE_READY_TIMEOUT,
@@ -112,9 +118,14 @@ class App:
         if self._bridge_task in done:
             self._bridge_task.result()  # raises the bridge's error
         if not self.bridge.ready.is_set():
-            msg = f"bridge could not subscribe at {endpoint.host}:{endpoint.port} within {_BRIDGE_READY_TIMEOUT}s"
+            msg = f"bridge could not subscribe within {_BRIDGE_READY_TIMEOUT}s"
             raise RuntimeError(msg)
-        log.info("imgate is up: MQTT on %s:%d", s.mqtt.host, endpoint.port)
+        log.info("imgate is up (bridge transport: %s)", type(transport).__name__)
+
+    def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
+        b = self.settings.bridge
+        return MqttTransport(endpoint, incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
+                             publish_timeout=b.publish_timeout)
 
     async def wait(self) -> None:
         """Run until cancelled; raises if the bridge fails."""

@@ -43,12 +43,20 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def bridge_transport() -> str:
+    """The bridge's transport: "auto" (in-process with the embedded broker) unless a module
+    parametrizes it to run its tests over MQTT too."""
+    return "auto"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, bridge_transport: str) -> Settings:
     return load_settings(None, {
         "data_dir": tmp_path,
         "mqtt": {"port": 0},
         "database": {"url": database_url},
         "broker": {"auth_poll_interval": 0.1},
+        "bridge": {"transport": bridge_transport},
         "log_level": "DEBUG",
     })
 

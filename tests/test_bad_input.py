@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from imgate.app import App
 from tests.conftest import Users
 from tests.helpers import connect, on
+
+
+@pytest.fixture(params=["auto", "mqtt"])
+def bridge_transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with the in-process bridge and with the bridge over MQTT."""
+    return request.param
 
 GARBAGE: list[tuple[bytes, str, str]] = [
     (b"\x00\x01\x02 not json", "bad_request", "not UTF-8 JSON"),

@@ -15,6 +15,12 @@ from tests.conftest import Users
 from tests.helpers import connect, on
 
 
+
+@pytest.fixture(params=["auto", "mqtt"])
+def bridge_transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with the in-process bridge and with the bridge over MQTT."""
+    return request.param
+
 async def test_message_reaches_recipient_and_senders_other_devices_then_ack(app: App, users: Users) -> None:
     await users.add("alice", "bob")
     port = app.mqtt_port

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from services.conversations.models import Conversation, Member
@@ -60,12 +60,25 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 class ConversationService:
-    """Conversations and members. Message storage calls in here inside its own transaction."""
+    """Conversations and members."""
+
+    def __init__(self, known_max: int = 100_000) -> None:
+        # 1:1 conversations never change members: once one is known to exist, it always will.
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._known_max = known_max
 
     async def ensure_direct(self, conv: str, members: set[str], now_ms: int) -> None:
         """Create the 1:1 conversation and its members if missing (idempotent, race-safe)."""
-        if await Member.filter(conv_id=conv).count() >= len(members):
-            return  # the common case: a read, no write
+        if conv in self._known:
+            self._known.move_to_end(conv)
+            return
+        if await Member.filter(conv_id=conv).count() < len(members):
+            await self._create_direct(conv, members, now_ms)
+        self._known[conv] = None
+        if len(self._known) > self._known_max:
+            self._known.popitem(last=False)
+
+    async def _create_direct(self, conv: str, members: set[str], now_ms: int) -> None:
         await Conversation.bulk_create(
             [Conversation(id=conv, kind="direct", created_at=now_ms)], ignore_conflicts=True,
         )
@@ -88,10 +101,6 @@ class ConversationService:
             msg = f"conversation {conv!r} not found"
             raise NotFound(msg)
         return member
-
-    async def mark_sent(self, conv: str, sender: str, seq: int, conn: BaseDBAsyncClient) -> None:
-        """The sender has read everything up to its own message: own messages are never unread."""
-        await Member.filter(conv_id=conv, uid=sender, read_seq__lt=seq).using_db(conn).update(read_seq=seq)
 
     async def mark_read(self, uid: str, conv: str, seq: int) -> ReadResult:
         """Move the read marker forward (never backward), capped at the last seq.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from services.conversations.models import Conversation
@@ -15,6 +19,17 @@ from services.errors import BadRequest, NotFound
 from services.ids import Clock, direct_conv_id, new_ulid
 from services.messages.models import Message
 from services.users.service import UserService
+
+log = logging.getLogger("imgate.messages")
+_QMARK = re.compile(r"\?")
+
+
+def _sql(conn: BaseDBAsyncClient, query: str) -> str:
+    """Portable SQL with ``?`` placeholders, rewritten to ``$n`` for PostgreSQL."""
+    if conn.capabilities.dialect == "postgres":
+        counter = iter(range(1, 1000))
+        return _QMARK.sub(lambda _: f"${next(counter)}", query)
+    return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +78,36 @@ class HistoryPage:
 
 
 class MessageService:
-    def __init__(self, clock: Clock, users: UserService, conversations: ConversationService) -> None:
+    """Stores messages. Under load, concurrent sends are committed together (group commit): one
+    transaction, one fsync and a handful of statements for a whole batch, instead of per message.
+
+    Use as an async context manager to run the committer; without it, each send commits alone.
+    """
+
+    def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
+                 batch_max: int = 256, queue_max: int = 10_000) -> None:
         self._clock = clock
         self._users = users
         self._conversations = conversations
+        self._batch_max = batch_max
+        self._queue: asyncio.Queue[tuple[SendCommand, asyncio.Future[SendResult]]] = asyncio.Queue(queue_max)
+        self._committer: asyncio.Task[None] | None = None
+        self.batches = 0  # committed batches (read by metrics and the benchmark)
+
+    async def __aenter__(self) -> MessageService:
+        self._committer = asyncio.create_task(self._commit_loop(), name="imgate.messages.committer")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
+        while not self._queue.empty():  # nothing was stored for these: the clients retry
+            _, fut = self._queue.get_nowait()
+            if not fut.done():
+                fut.set_exception(RuntimeError("message service stopped"))
 
     async def send(self, cmd: SendCommand) -> SendResult:
         """Store a message once per ``(sender, cid)`` with the conversation's next seq.
@@ -78,9 +119,19 @@ class MessageService:
         Raises:
             NotFound: the recipient or group does not exist.
         """
-        existing = await Message.get_or_none(sender=cmd.sender, cid=cmd.cid)
-        if existing is not None:
-            return SendResult(StoredMessage.from_row(existing), created=False, recipients=())
+        self._validate(cmd)
+        if self._committer is None:
+            result = (await self._commit([cmd]))[0]
+        else:
+            fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+            await self._queue.put((cmd, fut))
+            result = await fut
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    @staticmethod
+    def _validate(cmd: SendCommand) -> None:
         if cmd.group is not None:
             # Groups arrive with their own issue; until then no group exists.
             msg = f"group {cmd.group!r} does not exist"
@@ -88,39 +139,116 @@ class MessageService:
         if cmd.to is None:
             msg = "exactly one of 'to' or 'group' is required"
             raise BadRequest(msg)
-        members = {cmd.sender, cmd.to}
-        if await self._users.active_uids(members) != members:
-            msg = f"user {cmd.to!r} does not exist"
-            raise NotFound(msg)
-        conv = direct_conv_id(cmd.sender, cmd.to)
-        now = self._clock.now_ms()
-        await self._conversations.ensure_direct(conv, members, now)
-        try:
-            stored = await self._store(conv, cmd, now)
-        except IntegrityError:
-            # The same (sender, cid) was stored concurrently; its transaction won.
-            existing = await Message.get_or_none(sender=cmd.sender, cid=cmd.cid)
-            if existing is None:
-                raise
-            return SendResult(StoredMessage.from_row(existing), created=False, recipients=())
-        return SendResult(stored, created=True, recipients=tuple(sorted(members)))
 
-    async def _store(self, conv: str, cmd: SendCommand, now: int) -> StoredMessage:
-        msg_id = new_ulid(now)
+    async def _commit_loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._commit([cmd for cmd, _ in batch])
+            except Exception as exc:  # the whole batch failed (database down): each sender retries
+                log.exception("committing %d messages failed", len(batch))
+                results = [exc] * len(batch)
+            except BaseException as exc:  # cancelled mid-batch: nothing is acked, clients retry
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RuntimeError("message service stopped"))
+                raise exc from None
+            for (_, fut), result in zip(batch, results, strict=True):
+                if not fut.done():
+                    if isinstance(result, Exception):
+                        fut.set_exception(result)
+                    else:
+                        fut.set_result(result)
+
+    async def _commit(self, cmds: list[SendCommand]) -> list[SendResult | Exception]:
+        """Store a batch. Returns, per command, its result or the error to tell its sender."""
+        results: list[SendResult | Exception | None] = [None] * len(cmds)
+        # 1. Retries: already stored (one query for the batch).
+        existing = await Message.filter(cid__in=list({c.cid for c in cmds}))
+        stored = {(m.sender, m.cid): StoredMessage.from_row(m) for m in existing}
+        # 2. Recipients that exist and are not disabled (one query).
+        wanted = {u for c in cmds for u in (c.sender, c.to) if u is not None}
+        active = await self._users.active_uids(wanted)
+        now = self._clock.now_ms()
+        new: list[tuple[int, SendCommand, str]] = []
+        first_of: dict[tuple[str, str], int] = {}
+        for i, c in enumerate(cmds):
+            key = (c.sender, c.cid)
+            if key in stored:
+                results[i] = SendResult(stored[key], created=False, recipients=())
+            elif key in first_of:
+                continue  # the same cid twice in one batch: answered from the first, below
+            elif c.to not in active or c.sender not in active:
+                results[i] = NotFound(f"user {c.to!r} does not exist")
+            else:
+                first_of[key] = i
+                new.append((i, c, direct_conv_id(c.sender, c.to or "")))
+        if new:
+            for conv, members in {conv: {c.sender, c.to or ""} for _, c, conv in new}.items():
+                await self._conversations.ensure_direct(conv, members, now)
+            try:
+                messages = {i: (m, True) for i, m in (await self._store_batch(new, now)).items()}
+            except IntegrityError:
+                # A concurrent writer (another bridge) stored one of these (sender, cid) meanwhile:
+                # redo them one by one, each in its own transaction.
+                messages = {i: await self._store_one(c, conv, now) for i, c, conv in new}
+            for i, c, _ in new:
+                m, created = messages[i]
+                recipients = tuple(sorted({c.sender, c.to or ""})) if created else ()
+                results[i] = SendResult(m, created=created, recipients=recipients)
+        for i, c in enumerate(cmds):  # in-batch duplicates share the first one's message
+            if results[i] is None:
+                first = results[first_of[(c.sender, c.cid)]]
+                assert isinstance(first, SendResult)
+                results[i] = SendResult(first.message, created=False, recipients=())
+        self.batches += 1
+        return results  # type: ignore[return-value]
+
+    async def _store_batch(self, new: list[tuple[int, SendCommand, str]], now: int) -> dict[int, StoredMessage]:
+        convs = sorted({conv for _, _, conv in new})
+        out: dict[int, StoredMessage] = {}
         async with in_transaction() as conn:
-            # The UPDATE takes the conversation's row lock (PostgreSQL) or the write lock
-            # (SQLite), so concurrent senders are serialised here and seq has no gaps: a rolled
-            # back transaction gives its seq back.
-            await Conversation.filter(id=conv).using_db(conn).update(
-                last_seq=F("last_seq") + 1, last_ts=now, last_msg_id=msg_id,
-            )
-            seq = (await Conversation.filter(id=conv).using_db(conn).values_list("last_seq", flat=True))[0]
-            row = await Message.create(
-                using_db=conn, id=msg_id, conv=conv, seq=seq, sender=cmd.sender, cid=cmd.cid,
-                type=cmd.type, text=cmd.text, data=cmd.data, ts=now,
-            )
-            await self._conversations.mark_sent(conv, cmd.sender, seq, conn)
-        return StoredMessage.from_row(row)
+            # Lock the counters (PostgreSQL: row locks; SQLite: the write lock) and number the
+            # batch's messages in arrival order, continuing each conversation's sequence.
+            rows = await Conversation.filter(id__in=convs).select_for_update().using_db(conn).values_list(
+                "id", "last_seq")
+            last = dict(rows)
+            objs: list[Message] = []
+            last_msg: dict[str, tuple[int, str]] = {}
+            read_marks: dict[tuple[str, str], int] = {}
+            for i, c, conv in new:
+                last[conv] += 1
+                seq = last[conv]
+                msg_id = new_ulid(now)
+                objs.append(Message(id=msg_id, conv=conv, seq=seq, sender=c.sender, cid=c.cid, type=c.type,
+                                    text=c.text, data=c.data, ts=now))
+                out[i] = StoredMessage(msg_id, conv, seq, c.sender, c.cid, c.type, c.text, c.data, now)
+                last_msg[conv] = (seq, msg_id)
+                read_marks[(conv, c.sender)] = seq
+            await Message.bulk_create(objs, using_db=conn)
+            await conn.execute_many(
+                _sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
+                [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])
+            # The sender has read everything up to its own message: own messages are never unread.
+            await conn.execute_many(
+                _sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
+                [[seq, conv, uid, seq] for (conv, uid), seq in read_marks.items()])
+        return out
+
+    async def _store_one(self, cmd: SendCommand, conv: str, now: int) -> tuple[StoredMessage, bool]:
+        """Store one message; (message, created). A stored duplicate wins over ours."""
+        for attempt in range(2):
+            existing = await Message.get_or_none(sender=cmd.sender, cid=cmd.cid)
+            if existing is not None:
+                return StoredMessage.from_row(existing), False
+            try:
+                return (await self._store_batch([(0, cmd, conv)], now))[0], True
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError  # unreachable
 
     async def history(self, uid: str, conv: str, *, after_seq: int | None, before_seq: int | None,
                       limit: int) -> HistoryPage:

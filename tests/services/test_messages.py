@@ -15,13 +15,17 @@ from services.messages.models import Message
 from services.messages.service import SendCommand
 
 
-@pytest.fixture
-async def svc(database_url: str) -> AsyncIterator[Services]:
+@pytest.fixture(params=["group-commit", "one-by-one"])
+async def svc(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Services]:
     async with Database(database_url):
         services = build_services(SystemClock())
         for uid in ("alice", "bob", "carol"):
             await services.users.add_user(uid)
-        yield services
+        if request.param == "one-by-one":
+            yield services
+            return
+        async with services.messages:  # the group committer, as in the app
+            yield services
 
 
 def text(sender: str, cid: str, to: str) -> SendCommand:
@@ -33,6 +37,14 @@ async def test_concurrent_sends_get_gap_free_seq(svc: Services) -> None:
     results = await asyncio.gather(*(svc.messages.send(c) for c in sends))
     assert sorted(r.message.seq for r in results) == list(range(1, 61))
     assert all(r.created and r.recipients == ("alice", "bob") for r in results)
+
+
+async def test_concurrent_sends_are_committed_in_batches(svc: Services) -> None:
+    if svc.messages._committer is None:  # noqa: SLF001
+        pytest.skip("group commit off")
+    await asyncio.gather(*(svc.messages.send(text("alice", f"b{i}", "bob")) for i in range(100)))
+    assert svc.messages.batches < 50, "concurrent sends should share transactions"
+    assert await Message.filter(conv="d:alice:bob").count() == 100
 
 
 async def test_same_cid_sent_concurrently_is_stored_once(svc: Services) -> None:
