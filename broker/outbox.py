@@ -131,7 +131,7 @@ class Outbox:
     def _enqueue(self, item: _Pending) -> None:
         if len(self.queue) >= self.max_queued:
             self.stats.dropped_offline += 1
-            if self.policy == "drop_newest":
+            if self.policy == "drop_newest" or not self.queue:
                 log.warning("queue of %s is full (%d): dropped a new message", self.client_id, self.max_queued)
                 return
             self.queue.popleft()

@@ -43,11 +43,14 @@ from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_A
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.publish import PublishPacket
+from amqtt.mqtt.subscribe import SubscribePacket
+from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import ApplicationMessage, Session
 
 from broker.acl import FULL_ACCESS, PRINCIPAL_KEY, AclRule, Principal, TopicAcl
 from broker.auth import AuthFailure, Authenticator, Identity
 from broker.outbox import OfflinePolicy, Outbox, Stats
+from broker.session import read_connect
 from broker.topics import RetainedIndex, SubscriptionIndex, valid_filter, valid_topic
 from services.ids import Clock, SystemClock
 
@@ -134,6 +137,18 @@ class ImHandler(BrokerProtocolHandler):
         if qos == 1 and self.writer is not None and publish_packet.variable_header is not None:
             self.writer.write(b"\x40\x02" + publish_packet.variable_header.packet_id.to_bytes(2, "big"))
 
+    async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
+        if self.im_broker is None or subscribe.variable_header is None or subscribe.payload is None:
+            await super().handle_subscribe(subscribe)
+            return
+        await self.im_broker.subscribe(self, subscribe.variable_header.packet_id, subscribe.payload.topics)
+
+    async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
+        if self.im_broker is None or unsubscribe.variable_header is None or unsubscribe.payload is None:
+            await super().handle_unsubscribe(unsubscribe)
+            return
+        await self.im_broker.unsubscribe(self, unsubscribe.variable_header.packet_id, unsubscribe.payload.topics)
+
     async def handle_puback(self, puback: PubackPacket) -> None:
         packet_id = puback.variable_header.packet_id if puback.variable_header else None
         if self.im_outbox is not None and packet_id is not None and packet_id not in self._puback_waiters:
@@ -189,7 +204,8 @@ class ImBroker(Broker):
     async def _initialize_client_session(self, reader: ReaderAdapter, writer: WriterAdapter,
                                          remote_address: str, remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, incoming = await ImHandler.init_from_connect(reader, writer, self.plugins_manager)
+            incoming = await read_connect(reader, writer)
+            handler = ImHandler(self.plugins_manager)
         except MQTTError:
             with suppress(Exception):
                 await writer.close()
@@ -276,7 +292,48 @@ class ImBroker(Broker):
             if isinstance(handler, ImHandler):
                 handler.closed.set()
 
+    async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        # SUBSCRIBE, UNSUBSCRIBE and QoS 0/1 PUBLISH are handled by the connection's reader as they
+        # arrive (ImHandler); this loop only waits for the end, and for QoS 2 PUBLISHes that
+        # completed their handshake. Two awaitables per connection instead of amqtt's four tasks.
+        waiter = getattr(handler, "_disconnect_waiter", None)
+        if waiter is None:
+            waiter = asyncio.get_running_loop().create_future()
+            waiter.set_result(None)
+        deliveries = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter, deliveries}, return_when=asyncio.FIRST_COMPLETED)
+                if deliveries in done:
+                    if not await self._handle_message_delivery(client_session, handler, deliveries):
+                        await handler.handle_connection_closed()
+                    deliveries = asyncio.ensure_future(handler.mqtt_deliver_next_message())
+                if waiter in done:
+                    await self._handle_disconnect(client_session, handler, waiter)
+                    return
+        finally:
+            deliveries.cancel()
+
     # ---- subscriptions ---------------------------------------------------------------
+    async def subscribe(self, handler: ImHandler, packet_id: int, topics: list[tuple[str, int]]) -> None:
+        """SUBSCRIBE: grant or refuse each filter, SUBACK, then replay matching retained messages."""
+        session = handler.session
+        if session is None:
+            return
+        codes = [await self.add_subscription(sub, session) for sub in topics]
+        await handler.mqtt_acknowledge_subscription(packet_id, codes)
+        for sub, code in zip(topics, codes, strict=True):
+            if code != _SUBACK_FAILURE:
+                await self._publish_retained_messages_for_subscription(sub, session)
+
+    async def unsubscribe(self, handler: ImHandler, packet_id: int, topics: list[str]) -> None:
+        session = handler.session
+        if session is None:
+            return
+        for topic_filter in topics:
+            self._del_subscription(topic_filter, session)
+        await handler.mqtt_acknowledge_unsubscription(packet_id)
+
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
         topic_filter, qos = subscription
         who = principal_of(session)

@@ -7,6 +7,7 @@ start-up, never mutated. An invalid value fails start-up with a message naming t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,32 @@ class MqttSettings(_Part):
     keepalive_grace: float = Field(1.5, ge=1.0, le=10.0)
 
 
+class AccountSettings(_Part):
+    """A service account of the embedded broker: a login with mosquitto-style ACL rules
+    (``read|write|readwrite|deny FILTER``; ``%u`` = username, ``%c`` = client id)."""
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8)
+    acl: list[str] = Field(default_factory=list)
+
+    @field_validator("username")
+    @classmethod
+    def _not_a_uid(cls, value: str) -> str:
+        if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            msg = "must contain a character a uid cannot have (e.g. 'svc:gateway'), so no user can take it"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("acl")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        from broker.acl import AclRule
+
+        for rule in value:
+            AclRule.parse(rule)
+        return value
+
+
 class BrokerSettings(_Part):
     """The embedded broker, or an external one the bridge connects to."""
 
@@ -49,6 +76,12 @@ class BrokerSettings(_Part):
     password: str | None = None
     # How often revocations / disabled users / expired tokens are checked for live sessions.
     auth_poll_interval: float = Field(0.5, gt=0, le=60)
+    # Per session: QoS 1 messages sent and not yet acknowledged, and messages waiting (while the
+    # client is away, or its window is full). When the queue is full, drop the oldest or newest.
+    max_inflight: int = Field(100, ge=1, le=65000)
+    max_queued: int = Field(1000, ge=0)
+    queue_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    accounts: list[AccountSettings] = Field(default_factory=list)
 
 
 class BridgeSettings(_Part):

@@ -13,8 +13,8 @@ from bridge.handlers import Dispatcher
 from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
-from broker.acl import TopicAcl
-from broker.server import EmbeddedBroker
+from broker.acl import AclRule, TopicAcl
+from broker.server import DeliveryLimits, EmbeddedBroker, ServiceAccount
 from config.settings import Settings
 from services.conversations.service import ConversationService
 from services.db import Database
@@ -94,6 +94,9 @@ class App:
                 host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=TopicAcl(s.mqtt.topic_prefix),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
+                accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl))
+                          for a in s.broker.accounts],
+                limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy),
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 MODEL_MODULES = [
     "services.users.models",
@@ -14,6 +16,17 @@ MODEL_MODULES = [
     "services.messages.models",
     "services.presence.models",
 ]
+
+
+_QMARK = re.compile(r"\?")
+
+
+def portable_sql(conn: BaseDBAsyncClient, query: str) -> str:
+    """SQL written with ``?`` placeholders, rewritten to ``$1, $2, …`` for PostgreSQL."""
+    if conn.capabilities.dialect == "postgres":
+        counter = iter(range(1, 10_000))
+        return _QMARK.sub(lambda _: f"${next(counter)}", query)
+    return query
 
 
 def tortoise_config(url: str, *, sqlite_synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> dict[str, Any]:

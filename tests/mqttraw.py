@@ -70,3 +70,60 @@ async def raw_connect(port: int, client_id: str, username: str | None = None, pa
     header = await asyncio.wait_for(reader.readexactly(4), 10)
     assert header[0] == 0x20 and header[1] == 2, header
     return RawConnection(header[3], bool(header[2] & 1), reader, writer)
+
+
+@dataclass
+class Packet:
+    kind: int  # the fixed header's high nibble (3 = PUBLISH, 9 = SUBACK, …)
+    flags: int
+    body: bytes
+
+    @property
+    def dup(self) -> bool:
+        return bool(self.flags & 0x08)
+
+    @property
+    def qos(self) -> int:
+        return (self.flags >> 1) & 0x03
+
+    @property
+    def retain(self) -> bool:
+        return bool(self.flags & 0x01)
+
+    def publish_fields(self) -> tuple[str, int | None, bytes]:
+        """(topic, packet id or None, payload) of a PUBLISH."""
+        n = int.from_bytes(self.body[:2], "big")
+        topic = self.body[2:2 + n].decode()
+        rest = self.body[2 + n:]
+        if self.qos:
+            return topic, int.from_bytes(rest[:2], "big"), rest[2:]
+        return topic, None, rest
+
+
+async def read_packet(conn: RawConnection, timeout: float = 10) -> Packet:
+    async with asyncio.timeout(timeout):
+        first = (await conn.reader.readexactly(1))[0]
+        length, shift = 0, 0
+        while True:
+            byte = (await conn.reader.readexactly(1))[0]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return Packet(first >> 4, first & 0x0F, await conn.reader.readexactly(length))
+
+
+async def subscribe(conn: RawConnection, topic_filter: str, qos: int = 1, packet_id: int = 1) -> int:
+    """SUBSCRIBE one filter; returns the SUBACK return code (skipping PUBLISHes that arrive first)."""
+    body = packet_id.to_bytes(2, "big") + _s(topic_filter) + bytes([qos])
+    conn.writer.write(bytes([0x82]) + _remaining_length(len(body)) + body)
+    await conn.writer.drain()
+    while True:
+        packet = await read_packet(conn)
+        if packet.kind == 9:
+            return packet.body[2]
+
+
+async def puback(conn: RawConnection, packet_id: int) -> None:
+    conn.writer.write(b"\x40\x02" + packet_id.to_bytes(2, "big"))
+    await conn.writer.drain()

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from services.conversations.models import Conversation
 from services.conversations.service import ConversationService
+from services.db import portable_sql
 from services.errors import BadRequest, NotFound
 from services.ids import Clock, direct_conv_id, new_ulid
 from services.messages.models import Message
 from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
-_QMARK = re.compile(r"\?")
-
-
-def _sql(conn: BaseDBAsyncClient, query: str) -> str:
-    """Portable SQL with ``?`` placeholders, rewritten to ``$n`` for PostgreSQL."""
-    if conn.capabilities.dialect == "postgres":
-        counter = iter(range(1, 1000))
-        return _QMARK.sub(lambda _: f"${next(counter)}", query)
-    return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +201,11 @@ class MessageService:
         async with in_transaction() as conn:
             # Lock the counters (PostgreSQL: row locks; SQLite: the write lock) and number the
             # batch's messages in arrival order, continuing each conversation's sequence.
-            rows = await Conversation.filter(id__in=convs).select_for_update().using_db(conn).values_list(
-                "id", "last_seq")
-            last = dict(rows)
+            lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+            rows = await conn.execute_query_dict(portable_sql(
+                conn, f"SELECT id, last_seq FROM conversations WHERE id IN ({', '.join('?' * len(convs))})"
+                      f" ORDER BY id{lock}"), convs)
+            last = {r["id"]: r["last_seq"] for r in rows}
             objs: list[Message] = []
             last_msg: dict[str, tuple[int, str]] = {}
             read_marks: dict[tuple[str, str], int] = {}
@@ -229,11 +220,11 @@ class MessageService:
                 read_marks[(conv, c.sender)] = seq
             await Message.bulk_create(objs, using_db=conn)
             await conn.execute_many(
-                _sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
+                portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
                 [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])
             # The sender has read everything up to its own message: own messages are never unread.
             await conn.execute_many(
-                _sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
+                portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
                 [[seq, conv, uid, seq] for (conv, uid), seq in read_marks.items()])
         return out
 

@@ -8,14 +8,21 @@ import secrets
 from dataclasses import dataclass
 from enum import Enum
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, UID_RE, Clock
 from services.users.models import AuthEvent, DeviceToken, User
 
 _TOKEN_PREFIX = "imt_"
+# One round trip per CONNECT: the token and its user's state together.
+_AUTH_SQL = (
+    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, u.disabled "
+    "FROM device_tokens t LEFT JOIN users u ON u.uid = t.uid WHERE t.token_hash = ?"
+)
 
 
 def hash_token(token: str) -> str:
@@ -182,18 +189,19 @@ class UserService:
         must be ``{uid}:{device}`` for the token's device."""
         if not username or not password or not password.startswith(_TOKEN_PREFIX) or len(password) > 256:
             return AuthFailure.BAD_CREDENTIALS
-        row = await DeviceToken.get_or_none(token_hash=hash_token(password))
-        if row is None or not hmac.compare_digest(row.uid, username):
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(portable_sql(conn, _AUTH_SQL), [hash_token(password)])
+        if not rows or not hmac.compare_digest(rows[0]["uid"], username):
             return AuthFailure.BAD_CREDENTIALS
+        row = rows[0]
         now = self._clock.now_ms()
-        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= now):
             return AuthFailure.BAD_CREDENTIALS
-        user = await User.get_or_none(uid=row.uid)
-        if user is None or user.disabled:
+        if row["disabled"] is None or row["disabled"]:
             return AuthFailure.NOT_AUTHORIZED
-        if client_id != f"{row.uid}:{row.device}":
+        if client_id != f"{row['uid']}:{row['device']}":
             return AuthFailure.IDENTIFIER_REJECTED
-        return Identity(row.uid, row.device, row.platform, row.id, row.expires_at)
+        return Identity(row["uid"], row["device"], row["platform"], row["id"], row["expires_at"])
 
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]:
         """Revocations and disables logged after ``after_id``, oldest first."""

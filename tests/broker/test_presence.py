@@ -11,7 +11,7 @@ import paho.mqtt.client as paho
 
 from imgate.app import App
 from tests.conftest import Users
-from tests.helpers import Device, Received, connect, on
+from tests.helpers import Device, Received, connect
 from tests.mqttraw import raw_connect
 
 
