@@ -16,7 +16,7 @@ replaces that for every subscriber:
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -78,8 +78,8 @@ class Outbox:
     max_queued: int = 1000
     policy: OfflinePolicy = "drop_oldest"
     wire: Wire | None = None
-    inflight: OrderedDict[int, _Pending] = field(default_factory=OrderedDict)
-    queue: deque[_Pending] = field(default_factory=deque)
+    inflight: dict[int, _Pending] = field(default_factory=dict)  # insertion-ordered
+    queue: deque[_Pending] | None = None  # created on first use: most sessions never queue
     _next_id: int = 0
 
     # ---- delivery ------------------------------------------------------------------------
@@ -129,6 +129,8 @@ class Outbox:
         self.stats.delivered += 1
 
     def _enqueue(self, item: _Pending) -> None:
+        if self.queue is None:
+            self.queue = deque()
         if len(self.queue) >= self.max_queued:
             self.stats.dropped_offline += 1
             if self.policy == "drop_newest" or not self.queue:

@@ -43,20 +43,22 @@ from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_A
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.puback import PubackPacket
 from amqtt.mqtt.publish import PublishPacket
+from amqtt.mqtt.pubrel import PubrelPacket
 from amqtt.mqtt.subscribe import SubscribePacket
 from amqtt.mqtt.unsubscribe import UnsubscribePacket
-from amqtt.session import ApplicationMessage, Session
+from amqtt.session import Session
 
 from broker.acl import FULL_ACCESS, PRINCIPAL_KEY, AclRule, Principal, TopicAcl
 from broker.auth import AuthFailure, Authenticator, Identity
 from broker.outbox import OfflinePolicy, Outbox, Stats
-from broker.session import read_connect
+from broker.session import _NEVER_USED, read_connect
 from broker.topics import RetainedIndex, SubscriptionIndex, valid_filter, valid_topic
 from services.ids import Clock, SystemClock
 
 log = logging.getLogger("imgate.broker")
 
 OUTBOX_KEY = "imgate.outbox"
+QOS2_KEY = "imgate.qos2"
 _CONNACK = {
     AuthFailure.BAD_CREDENTIALS: BAD_USERNAME_PASSWORD,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
@@ -111,9 +113,24 @@ class ImHandler(BrokerProtocolHandler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.closed = asyncio.Event()
+        # SUBSCRIBE/UNSUBSCRIBE are handled as they arrive: amqtt's pending queues stay unused.
+        self._pending_subscriptions = self._pending_unsubscriptions = _NEVER_USED
+        self._closed: asyncio.Future[None] | None = None  # created only if someone waits
+        self._is_closed = False
         self.im_broker: ImBroker | None = None
         self.im_outbox: Outbox | None = None
+
+    def mark_closed(self) -> None:
+        self._is_closed = True
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        if self._is_closed:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
 
     def handle_read_timeout(self) -> None:
         # No packet within grace x keep-alive: the client is gone. Ending the disconnect waiter
@@ -124,18 +141,33 @@ class ImHandler(BrokerProtocolHandler):
             waiter.set_result(None)
 
     async def handle_publish(self, publish_packet: PublishPacket) -> None:
-        broker = self.im_broker
+        broker, session, header = self.im_broker, self.session, publish_packet.variable_header
+        if broker is None or session is None or self.writer is None:
+            await super().handle_publish(publish_packet)
+            return
         qos = publish_packet.qos or 0
-        if broker is None or qos == 2 or self.session is None:
-            await super().handle_publish(publish_packet)  # QoS 2: amqtt's flow, then the broker loop
-            return
+        packet_id = header.packet_id if header is not None and qos else None
         topic, data = publish_packet.topic_name, publish_packet.data
-        if topic is None or not broker.client_publish(self.session, topic, bytes(data or b""), qos,
-                                                       retain=bool(publish_packet.retain_flag)):
-            await self.handle_connection_closed()  # protocol violation: invalid topic name
+        # QoS 2, "method A" (MQTT 3.1.1 §4.3.3): route on PUBLISH, remember the packet id until
+        # PUBREL so a resent PUBLISH (DUP) is not routed twice.
+        seen = session.attributes.setdefault(QOS2_KEY, set()) if qos == 2 else None
+        if seen is None or packet_id not in seen:
+            ok = topic is not None and broker.client_publish(session, topic, bytes(data or b""), min(qos, _MAX_QOS),
+                                                             retain=bool(publish_packet.retain_flag))
+            if not ok:
+                await self.handle_connection_closed()  # protocol violation: invalid topic name
+                return
+            if seen is not None:
+                seen.add(packet_id)
+        if packet_id is not None:  # PUBACK (QoS 1) or PUBREC (QoS 2)
+            self.writer.write((b"\x40\x02" if qos == 1 else b"\x50\x02") + packet_id.to_bytes(2, "big"))
+
+    async def handle_pubrel(self, pubrel: PubrelPacket) -> None:
+        if self.im_broker is None or self.session is None or self.writer is None:
+            await super().handle_pubrel(pubrel)
             return
-        if qos == 1 and self.writer is not None and publish_packet.variable_header is not None:
-            self.writer.write(b"\x40\x02" + publish_packet.variable_header.packet_id.to_bytes(2, "big"))
+        self.session.attributes.get(QOS2_KEY, set()).discard(pubrel.packet_id)
+        self.writer.write(b"\x70\x02" + pubrel.packet_id.to_bytes(2, "big"))  # PUBCOMP
 
     async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
         if self.im_broker is None or subscribe.variable_header is None or subscribe.payload is None:
@@ -265,7 +297,7 @@ class ImBroker(Broker):
         await old.handle_connection_closed()
         if isinstance(old, ImHandler):
             try:
-                await asyncio.wait_for(old.closed.wait(), _TAKEOVER_TIMEOUT)
+                await asyncio.wait_for(old.wait_closed(), _TAKEOVER_TIMEOUT)
             except TimeoutError:
                 log.warning("previous connection of %s did not close in time", client_id)
 
@@ -290,29 +322,17 @@ class ImBroker(Broker):
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
             if isinstance(handler, ImHandler):
-                handler.closed.set()
+                handler.mark_closed()
 
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
-        # SUBSCRIBE, UNSUBSCRIBE and QoS 0/1 PUBLISH are handled by the connection's reader as they
-        # arrive (ImHandler); this loop only waits for the end, and for QoS 2 PUBLISHes that
-        # completed their handshake. Two awaitables per connection instead of amqtt's four tasks.
+        # PUBLISH (all QoS), SUBSCRIBE and UNSUBSCRIBE are handled by the connection's reader as
+        # they arrive (ImHandler); this only waits for the end of the connection. No task.
         waiter = getattr(handler, "_disconnect_waiter", None)
         if waiter is None:
             waiter = asyncio.get_running_loop().create_future()
             waiter.set_result(None)
-        deliveries = asyncio.ensure_future(handler.mqtt_deliver_next_message())
-        try:
-            while True:
-                done, _ = await asyncio.wait({waiter, deliveries}, return_when=asyncio.FIRST_COMPLETED)
-                if deliveries in done:
-                    if not await self._handle_message_delivery(client_session, handler, deliveries):
-                        await handler.handle_connection_closed()
-                    deliveries = asyncio.ensure_future(handler.mqtt_deliver_next_message())
-                if waiter in done:
-                    await self._handle_disconnect(client_session, handler, waiter)
-                    return
-        finally:
-            deliveries.cancel()
+        await asyncio.wait({waiter})
+        await self._handle_disconnect(client_session, handler, waiter)
 
     # ---- subscriptions ---------------------------------------------------------------
     async def subscribe(self, handler: ImHandler, packet_id: int, topics: list[tuple[str, int]]) -> None:
@@ -414,17 +434,6 @@ class ImBroker(Broker):
         if retain and who.rules is not None:  # users never retain (see retain_message)
             self._store_retained(topic, data, qos)
         return True
-
-    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler,
-                                       wait_deliver: asyncio.Future[Any]) -> bool:
-        # Only QoS 2 PUBLISHes come this way (QoS 0/1 are routed by ImHandler.handle_publish).
-        message: ApplicationMessage | None = wait_deliver.result()
-        if message is None:
-            return True
-        packet = message.publish_packet
-        return self.client_publish(client_session, message.topic or "", bytes(message.data or b""),
-                                   min(message.qos or 0, _MAX_QOS),
-                                   retain=bool(packet is not None and packet.retain_flag))
 
     async def _broadcast_message(self, session: Session | None, topic: str | None,
                                  data: bytes | bytearray | None, force_qos: int | None = None) -> None:

@@ -8,6 +8,7 @@ machine with a transition table of the same interface (``connect()``, ``disconne
 
 from __future__ import annotations
 
+import asyncio
 import time
 from math import floor
 from typing import ClassVar
@@ -60,9 +61,28 @@ class SessionStates:
         return self.state == "disconnected"
 
 
+class _NeverUsed(asyncio.Queue):  # type: ignore[type-arg]
+    """Stands in for amqtt's per-session queues, which imgate's data path does not use (the
+    Outbox holds offline messages; PUBLISHes are routed as they arrive). Anything put here is a
+    bug, so it fails loudly."""
+
+    def put_nowait(self, item: object) -> None:
+        msg = "imgate routes PUBLISHes inline; amqtt's session queues are not used"
+        raise RuntimeError(msg)
+
+
 class ImSession(Session):
+    """amqtt's Session without the per-session state machine and queues imgate does not use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retained_messages = self.delivered_message_queue = _NEVER_USED
+
     def _init_states(self) -> None:
         self.transitions = SessionStates(self)  # type: ignore[assignment]
+
+
+_NEVER_USED: asyncio.Queue = _NeverUsed()  # type: ignore[type-arg]  # stateless: nothing is ever stored
 
 
 async def _refuse(writer: WriterAdapter, code: int, why: str) -> None:

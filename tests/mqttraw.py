@@ -127,3 +127,16 @@ async def subscribe(conn: RawConnection, topic_filter: str, qos: int = 1, packet
 async def puback(conn: RawConnection, packet_id: int) -> None:
     conn.writer.write(b"\x40\x02" + packet_id.to_bytes(2, "big"))
     await conn.writer.drain()
+
+
+async def publish(conn: RawConnection, topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 1,
+                  dup: bool = False, retain: bool = False) -> None:
+    body = _s(topic) + (packet_id.to_bytes(2, "big") if qos else b"") + payload
+    flags = (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
+    conn.writer.write(bytes([0x30 | flags]) + _remaining_length(len(body)) + body)
+    await conn.writer.drain()
+
+
+async def pubrel(conn: RawConnection, packet_id: int) -> None:
+    conn.writer.write(b"\x62\x02" + packet_id.to_bytes(2, "big"))
+    await conn.writer.drain()

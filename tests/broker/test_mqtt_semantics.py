@@ -213,3 +213,23 @@ async def test_account_acl_rules_decide_publishes(app: App) -> None:
 async def test_service_account_client_ids_cannot_start_with_dollar(app: App) -> None:
     conn = await raw_connect(app.mqtt_port, "$local/svc:bridge", "svc:a", PASSWORD)
     assert conn.return_code == 2
+
+
+async def test_qos2_publish_is_routed_once_even_when_resent(app: App) -> None:
+    from tests.mqttraw import publish, pubrel
+
+    async with client(app, "svc:a", "sub") as sub:
+        await sub.subscribe("t/two", qos=2)  # granted QoS 1: the broker delivers at most QoS 1
+        pub = await account(app, "svc:b", "pub")
+        await publish(pub, "t/two", b"exactly once", qos=2, packet_id=7)
+        rec = await read_packet(pub)
+        assert (rec.kind, rec.body) == (5, b"\x00\x07")  # PUBREC
+        await publish(pub, "t/two", b"exactly once", qos=2, packet_id=7, dup=True)  # resent before PUBREL
+        assert (await read_packet(pub)).kind == 5
+        await pubrel(pub, 7)
+        comp = await read_packet(pub)
+        assert (comp.kind, comp.body) == (7, b"\x00\x07")  # PUBCOMP
+        await publish(pub, "t/two", b"barrier", qos=1, packet_id=8)
+        first, second = await next_message(sub), await next_message(sub)
+        assert (first.payload, first.qos, second.payload) == (b"exactly once", 1, b"barrier")
+        pub.close()
