@@ -34,7 +34,7 @@ deps-system:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
 
 bench: $(STAMP)
-	$(VENV)/bin/python -m bench.im_1to1 $(ARGS)
+	$(VENV)/bin/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

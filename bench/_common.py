@@ -58,6 +58,13 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU time used so far by process ``pid`` (not its children), seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_nofile() -> int:
     """Raise this process's open-file soft limit to the hard limit; returns the new soft limit.
     Child processes inherit it."""
@@ -81,6 +88,9 @@ class Server:
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)
+
+    def cpu_s(self) -> float:
+        return cpu_s(self.pid)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -130,14 +140,15 @@ async def _wait_listening(proc: subprocess.Popen[bytes], port: int, name: str, l
 @asynccontextmanager
 async def imgate_broker(*, accounts: int = 1, data_dir: Path | None = None,
                         log_level: str = "WARNING") -> AsyncIterator[Server]:
-    """Run ``python -m bench.serve_broker`` on a free port until the block ends."""
+    """Run ``python -m bench.serve_broker`` on a free port (it binds port 0 and reports the port)
+    until the block ends."""
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-broker-"))
     data_dir = data_dir or tmp
     log = tmp / "serve_broker.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve_broker", "--port", str(free_port()), "--data-dir", str(data_dir),
+            [sys.executable, "-m", "bench.serve_broker", "--port", "0", "--data-dir", str(data_dir),
              "--accounts", str(accounts), "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=Path(__file__).resolve().parent.parent)
     try:
@@ -155,8 +166,7 @@ async def imgate_broker(*, accounts: int = 1, data_dir: Path | None = None,
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-            if data_dir == tmp:
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # not a caller's data_dir: it lives elsewhere
 
 
 @asynccontextmanager

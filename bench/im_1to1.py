@@ -19,14 +19,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import aiomqtt
 
-from bridge.runner import NODELAY
+from bridge.transport import NODELAY
+
+
+_STALL = 30.0  # seconds without an ack after which a pair stops sending
 
 
 @dataclass
@@ -99,7 +105,10 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
         tasks = [asyncio.create_task(receive()), asyncio.create_task(acks())]
         i = 0
         while time.perf_counter() < stop_at:
-            await slots.acquire()
+            try:
+                await asyncio.wait_for(slots.acquire(), max(stop_at - time.perf_counter(), 0) + _STALL)
+            except TimeoutError:
+                break  # no ack for _STALL seconds: stop sending; the drain below counts what is missing
             cid = f"p{pair.n}-{i}"
             i += 1
             pair.sent[cid] = time.perf_counter()
@@ -111,6 +120,13 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
+
+
+def _drain(stream: TextIO, tail: deque[str], count: list[int]) -> None:
+    """Keep reading the server's output: a full pipe would block its logging, and so the server."""
+    for line in stream:
+        tail.append(line)
+        count[0] += 1
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -129,17 +145,31 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
+        tail: deque[str] = deque(maxlen=50)
         for line in server.stdout:
+            tail.append(line)
             if "imgate: MQTT on" in line:
                 break
+        else:
+            msg = f"imgate exited at start ({server.wait()}):\n{''.join(tail)}"
+            raise RuntimeError(msg)
+        log_lines = [0]
+        threading.Thread(target=_drain, args=(server.stdout, tail, log_lines), daemon=True).start()
         all_pairs = [Pair(n) for n in range(pairs)]
         start = time.perf_counter()
         await asyncio.gather(*(_run_pair(port, p, tokens, window, start + seconds) for p in all_pairs))
         elapsed = time.perf_counter() - start
         rss = _rss_mb(server.pid)
+        if log_lines[0]:
+            print(f"im-1to1: the server logged {log_lines[0]} line(s); last: {tail[-1].rstrip()}",
+                  file=sys.stderr, flush=True)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
     sent = sum(len(p.sent) for p in all_pairs)
     delivered = sum(len(p.delivered) for p in all_pairs)
     dupes = sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1)
@@ -152,7 +182,7 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
         "msgs_per_s": round(delivered / elapsed, 1),
         "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
         "ack_p50_ms": round(_pct(ack, 50), 2), "ack_p99_ms": round(_pct(ack, 99), 2),
-        "server_rss_mb": round(rss, 1),
+        "server_rss_mb": round(rss, 1), "server_log_lines": log_lines[0],
     }
 
 

@@ -103,10 +103,16 @@ class TopicAcl:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
+    @staticmethod
+    def _rules_allow(rules: tuple[AclRule, ...], topic: str, *, write: bool) -> bool:
+        """No deny rule matches the topic, and an allow rule of the right kind does."""
+        if any(r.access == "deny" and filter_matches(r.pattern, topic) for r in rules):
+            return False
+        return any((r.writes if write else r.reads) and filter_matches(r.pattern, topic) for r in rules)
+
     def can_publish(self, who: Principal, topic: str) -> bool:
         if who.rules is not None:
-            return (not any(r.access == "deny" and filter_matches(r.pattern, topic) for r in who.rules)
-                    and any(r.writes and filter_matches(r.pattern, topic) for r in who.rules))
+            return self._rules_allow(who.rules, topic, write=True)
         if who.is_service:
             return False
         levels = topic.split("/")
@@ -135,8 +141,7 @@ class TopicAcl:
     def can_receive(self, who: Principal, topic: str) -> bool:
         """May ``who`` read ``topic``? (Retained replay double-checks with this.)"""
         if who.rules is not None:
-            return (not any(r.access == "deny" and filter_matches(r.pattern, topic) for r in who.rules)
-                    and any(r.reads and filter_matches(r.pattern, topic) for r in who.rules))
+            return self._rules_allow(who.rules, topic, write=False)
         if who.is_service:
             return False
         levels = topic.split("/")

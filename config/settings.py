@@ -91,8 +91,8 @@ class BridgeSettings(_Part):
     # MQTT otherwise. mqtt: always over MQTT, as with an external broker.
     transport: Literal["auto", "mqtt"] = "auto"
     client_id: str = "svc:bridge"
-    lanes: int = Field(64, ge=1, le=1024)
-    lane_queue: int = Field(1000, ge=1)
+    lanes: int = Field(256, ge=1, le=4096)
+    lane_queue: int = Field(200, ge=1)
     incoming_queue: int = Field(10000, ge=1)
     max_inflight: int = Field(200, ge=1, le=65535)
     publish_timeout: float = Field(10.0, gt=0)

@@ -1,0 +1,174 @@
+"""Run every imgate benchmark and print a Markdown summary.
+
+    python -m bench            # im-1to1 P=10,100 x W=1,10; fanout-raw P=10,100 x W=1,10 on imgate and
+                               # Mosquitto; connections N=1000,5000,10000 on imgate and Mosquitto
+    python -m bench --quick    # a smoke run of the same scenarios (a few seconds each, small N)
+
+Each scenario module runs as its own process (its servers are its own subprocesses) and prints
+one JSON line per scenario; they are echoed as they come, then summarised in one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from bench._common import raise_nofile
+
+SCENARIOS = ("im-1to1", "fanout-raw", "connections")
+_STOP_GRACE = 60.0
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
+    """(scenario, module argv, time limit in seconds) for each scenario module to run."""
+    if args.quick:
+        pairs, windows, clients = ["2"], ["1", "4"], ["200"]
+        seconds = args.seconds or 2.0
+    else:
+        pairs, windows, clients = ["10", "100"], ["1", "10"], ["1000", "5000", "10000"]
+        seconds = args.seconds or 0.0
+    runs: list[tuple[str, list[str], float]] = []
+    n_load = len(pairs) * len(windows)
+    if "im-1to1" in args.only:
+        s = seconds or 10.0
+        argv = ["bench.im_1to1", "--pairs", *pairs, "--window", *windows, "--seconds", str(s)]
+        if args.database_url:
+            argv += ["--database-url", args.database_url]
+        runs.append(("im-1to1", argv, n_load * (s + 120) + 60))
+    if "fanout-raw" in args.only:
+        s = seconds or 8.0
+        runs.append(("fanout-raw", ["bench.fanout_raw", "--pairs", *pairs, "--window", *windows, "--seconds", str(s)],
+                     2 * n_load * (s + 90) + 60))
+    if "connections" in args.only:
+        runs.append(("connections", ["bench.connections", "--clients", *clients], 2 * len(clients) * 300 + 60))
+    return runs
+
+
+async def run_module(argv: list[str], limit: float) -> tuple[list[dict[str, Any]], int]:
+    """Run ``python -m argv``, echo and collect its JSON lines; SIGINT (then SIGKILL) past ``limit``."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", *argv, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    results: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(limit):
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                print(line, flush=True)
+                with suppress(ValueError):
+                    results.append(json.loads(line))
+            return results, await proc.wait()
+    except TimeoutError:
+        print(f"bench: {argv[0]} ran past {limit:.0f}s; stopping it", file=sys.stderr, flush=True)
+        results.append({"scenario": argv[0], "error": f"timed out after {limit:.0f}s"})
+        return results, -1
+    finally:
+        if proc.returncode is None:
+            # SIGINT lets the module's finally blocks stop the servers it started.
+            with suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), _STOP_GRACE)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def _revision() -> str:
+    """The commit under test (read-only; uncommitted changes are not shown)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent.parent, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "revision unknown"
+    return f"HEAD {out.stdout.strip()}" if out.returncode == 0 else "revision unknown"
+
+
+def _num(x: Any, unit: str = "", digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def _target(r: dict[str, Any]) -> str:
+    scen = r.get("scenario", "")
+    if scen == "im-1to1 P=100 W=10" and "msgs_per_s" in r:
+        return ("PASS" if r["msgs_per_s"] >= 3000 else "FAIL") + " (>= 3,000 msgs/s)"
+    if scen == "im-1to1 P=10 W=1" and "deliver_p99_ms" in r:
+        return ("PASS" if r["deliver_p99_ms"] <= 15 else "FAIL") + " (p99 <= 15 ms)"
+    if scen == "connections N=10000" and r.get("broker") == "imgate" and "connect_s" in r:
+        ok = r["connected"] == r["clients"] and r["connect_s"] <= 20 and r["server_rss_after_mb"] <= 300
+        return ("PASS" if ok else "FAIL") + " (<= 20 s, <= 300 MB)"
+    return ""
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    ratios = {r["scenario"]: r for r in results if "ratio_mosquitto_over_imgate" in r}
+    rows = ["| scenario | broker | result | p50 ms | p99 ms | lost / dup / failed | RSS MB | server CPU | target |",
+            "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- |"]
+    for r in results:
+        if "ratio_mosquitto_over_imgate" in r:
+            continue
+        scen = r.get("scenario", "?")
+        broker = r.get("broker", "imgate (bridge + SQLite)" if scen.startswith("im-1to1") else "?")
+        if "error" in r:
+            rows.append(f"| {scen} | {broker} | ERROR: {r['error'].splitlines()[0][:120]} | | | | | | {_target(r)} |")
+            continue
+        if scen.startswith("connections"):
+            result = (f"{r['connected']:,}/{r['clients']:,} in {r['connect_s']:.2f} s "
+                      f"({_num(r['connects_per_s'], '/s', 0)})")
+            p50, p99 = r.get("connect_p50_ms"), r.get("connect_p99_ms")
+            bad = f"0 / 0 / {r['failures']}"
+            rss = (f"{_num(r['server_rss_before_mb'])} -> {_num(r['server_rss_after_mb'])} "
+                   f"({_num(r['kb_per_conn'])} KB/conn)")
+            cpu = f"{_num(r.get('server_cpu_ms_per_connect'), ' ms/conn', 2)}"
+        else:
+            result = f"{_num(r.get('msgs_per_s'), ' msgs/s', 0)}"
+            if r.get("broker") == "mosquitto" and scen in ratios:
+                ratio = ratios[scen]
+                result += f" ({ratio['ratio_mosquitto_over_imgate']}x imgate"
+                if "cpu_per_msg_imgate_over_mosquitto" in ratio:
+                    result += f"; imgate CPU/msg {ratio['cpu_per_msg_imgate_over_mosquitto']}x"
+                result += ")"
+            p50 = r.get("p50_ms", r.get("deliver_p50_ms"))
+            p99 = r.get("p99_ms", r.get("deliver_p99_ms"))
+            bad = f"{r.get('lost', '-')} / {r.get('duplicated', '-')} / 0"
+            rss = _num(r.get("server_rss_mb"))
+            cpu = "-" if "server_cpu_pct" not in r else (
+                f"{_num(r.get('server_cpu_us_per_msg'), ' us/msg')} ({_num(r['server_cpu_pct'], '%', 0)})")
+        rows.append(f"| {scen} | {broker} | {result} | {_num(p50, digits=2)} | {_num(p99, digits=2)} | {bad} | {rss} "
+                    f"| {cpu} | {_target(r)} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short smoke run: P=2, W=1,4, 2 s, N=200")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--seconds", type=float, help="load duration per scenario (default 10 im-1to1, 8 fanout-raw)")
+    parser.add_argument("--database-url", help="im-1to1 only (default: a fresh SQLite file)")
+    args = parser.parse_args()
+    raise_nofile()
+    results: list[dict[str, Any]] = []
+    failed = False
+    started = time.perf_counter()
+    for name, argv, limit in plan(args):
+        print(f"## {name}: python -m {' '.join(argv)}", flush=True)
+        out, code = asyncio.run(run_module(argv, limit))
+        results += out
+        failed |= code != 0
+    print(f"\n## Summary ({time.perf_counter() - started:.0f} s{', --quick' if args.quick else ''}, {_revision()})\n")
+    print(table(results), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
