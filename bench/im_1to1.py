@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from contextlib import AsyncExitStack
+from contextlib import suppress, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -61,6 +61,7 @@ def _rss_mb(pid: int) -> float:
 async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
     from imgate.app import build_services
     from services.db import Database
+    from services.errors import Conflict
     from services.ids import SystemClock
 
     tokens: dict[str, str] = {}
@@ -69,13 +70,15 @@ async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
         for i in range(pairs):
             for role in ("s", "r"):
                 uid = f"{role}{i}"
-                await users.add_user(uid)
+                with suppress(Conflict):  # a --database-url reused across scenarios
+                    await users.add_user(uid)
                 tokens[uid] = (await users.issue_token(uid, "bench")).token
     return tokens
 
 
 async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, stop_at: float) -> None:
     s_uid, r_uid = f"s{pair.n}", f"r{pair.n}"
+    run_id = os.urandom(4).hex()
     slots = asyncio.Semaphore(window)
     async with AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(aiomqtt.Client(
@@ -109,7 +112,7 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
                 await asyncio.wait_for(slots.acquire(), max(stop_at - time.perf_counter(), 0) + _STALL)
             except TimeoutError:
                 break  # no ack for _STALL seconds: stop sending; the drain below counts what is missing
-            cid = f"p{pair.n}-{i}"
+            cid = f"{run_id}-p{pair.n}-{i}"  # unique across runs sharing a database
             i += 1
             pair.sent[cid] = time.perf_counter()
             await sender.publish(f"im/{s_uid}/out/msg", json.dumps(

@@ -65,6 +65,7 @@ _CONNACK = {
     AuthFailure.IDENTIFIER_REJECTED: IDENTIFIER_REJECTED,
 }
 _TAKEOVER_TIMEOUT = 5.0
+_CONNECT_TIMEOUT = 10.0  # a socket that sends no CONNECT in this time is closed
 _SUBACK_FAILURE = 0x80
 _MAX_QOS = 1  # QoS 2 subscriptions are granted QoS 1 (MQTT 3.1.1 §3.9.3 lets the server downgrade)
 
@@ -236,14 +237,12 @@ class ImBroker(Broker):
     async def _initialize_client_session(self, reader: ReaderAdapter, writer: WriterAdapter,
                                          remote_address: str, remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            incoming = await read_connect(reader, writer)
+            incoming = await asyncio.wait_for(read_connect(reader, writer), _CONNECT_TIMEOUT)
             handler = ImHandler(self.plugins_manager)
-        except MQTTError:
+        except (MQTTError, AMQTTError, NoDataError, TimeoutError, ConnectionError) as exc:
+            log.info("no valid CONNECT from %s:%s: %r", remote_address, remote_port, exc)
             with suppress(Exception):
                 await writer.close()
-            raise
-        except (AMQTTError, NoDataError) as exc:
-            log.info("no CONNECT from %s:%s: %s", remote_address, remote_port, exc)
             raise AMQTTError(exc) from exc
 
         who = await self._login(incoming)

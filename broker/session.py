@@ -9,15 +9,20 @@ machine with a transition table of the same interface (``connect()``, ``disconne
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from math import floor
 from typing import ClassVar
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
-from amqtt.errors import MQTTError
+from amqtt.adapters import BufferReader, ReaderAdapter, WriterAdapter
+from amqtt.errors import MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, UNACCEPTABLE_PROTOCOL_VERSION, ConnackPacket
 from amqtt.mqtt.connect import ConnectPacket
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.session import Session
+
+
+_MAX_CONNECT = 64 * 1024  # bytes: client id, will, username and a token fit many times over
 
 
 class SessionStates:
@@ -99,7 +104,26 @@ async def read_connect(reader: ReaderAdapter, writer: WriterAdapter) -> ImSessio
             has one, and the connection closed).
         NoDataError / AMQTTError: the client sent nothing usable.
     """
-    connect = await ConnectPacket.from_stream(reader)
+    fixed = await MQTTFixedHeader.from_stream(reader)
+    if fixed is None:
+        msg = "connection closed before CONNECT"
+        raise NoDataError(msg)
+    if fixed.packet_type != CONNECT or fixed.remaining_length > _MAX_CONNECT:
+        msg = f"first packet is not a CONNECT (type {fixed.packet_type}, {fixed.remaining_length} bytes)"
+        raise MQTTError(msg)
+    # Parse from the packet's own bytes, so a lying length field cannot make us read past it.
+    body = await reader.read(fixed.remaining_length) if fixed.remaining_length else b""
+    while len(body) < fixed.remaining_length:
+        more = await reader.read(fixed.remaining_length - len(body))
+        if not more:
+            msg = "connection closed inside CONNECT"
+            raise NoDataError(msg)
+        body += more
+    try:
+        connect = await ConnectPacket.from_stream(BufferReader(body), fixed_header=fixed)
+    except (IndexError, ValueError, UnicodeDecodeError, struct.error, asyncio.IncompleteReadError) as exc:
+        msg = f"malformed CONNECT: {exc!r}"
+        raise MQTTError(msg) from exc
     header, payload = connect.variable_header, connect.payload
     if header is None or payload is None:
         msg = "CONNECT without variable header or payload"

@@ -155,7 +155,8 @@ class MessageService:
         """Store a batch. Returns, per command, its result or the error to tell its sender."""
         results: list[SendResult | Exception | None] = [None] * len(cmds)
         # 1. Retries: already stored (one query for the batch).
-        existing = await Message.filter(cid__in=list({c.cid for c in cmds}))
+        existing = await Message.filter(sender__in=list({c.sender for c in cmds}),  # uses the (sender, cid) index
+                                        cid__in=list({c.cid for c in cmds}))
         stored = {(m.sender, m.cid): StoredMessage.from_row(m) for m in existing}
         # 2. Recipients that exist and are not disabled (one query).
         wanted = {u for c in cmds for u in (c.sender, c.to) if u is not None}

@@ -160,3 +160,15 @@ async def test_aiomqtt_reports_refusal(app: App, users: Users) -> None:
         async with aiomqtt.Client("127.0.0.1", app.mqtt_port, username="alice", password="imt_nope",
                                   identifier="alice:phone"):
             pass
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\x00\x00\x00", b"GET / HTTP/1.1\r\n\r\n",
+                                     b"\x10\x0c\x00\x04MQTT\x05\x02\x00\x3c\x00\x00"])
+async def test_a_socket_that_does_not_speak_mqtt_is_closed(app: App, garbage: bytes) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", app.mqtt_port)
+    writer.write(garbage)
+    await writer.drain()
+    async with asyncio.timeout(10):
+        rest = await reader.read()  # until the broker closes the socket
+    assert rest in (b"", b"\x20\x02\x00\x01")  # nothing, or CONNACK 1 for MQTT 5's protocol level
+    writer.close()
