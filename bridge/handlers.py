@@ -25,7 +25,19 @@ from bridge.router import (
     ack_error,
     rpc_error,
 )
-from bridge.wire import ConversationsParams, HistoryParams, PresenceParams, ReadParams, dumps, render_message
+from bridge.wire import (
+    ConversationsParams,
+    GroupCreateParams,
+    GroupMembersParams,
+    GroupParams,
+    GroupRoleParams,
+    HistoryParams,
+    PresenceParams,
+    ReadParams,
+    dumps,
+    render_message,
+)
+from services.conversations.groups import GroupChange, GroupInfo, GroupService
 from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.messages.service import MessageService
@@ -36,11 +48,12 @@ log = logging.getLogger("imgate.bridge")
 
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
-                 presence: PresenceService) -> None:
+                 presence: PresenceService, groups: GroupService) -> None:
         self.topics = topics
         self._messages = messages
         self._conversations = conversations
         self._presence = presence
+        self._groups = groups
 
     async def handle(self, cmd: Command) -> list[Publish]:
         """Execute one command; never raises (errors become replies)."""
@@ -74,8 +87,11 @@ class Dispatcher:
         m = result.message
         out: list[Publish] = []
         if result.created:  # a retried send is acked again, never delivered twice
-            body = dumps(render_message(m))
-            out.extend(Publish(self.topics.inbox(uid, "msg"), body) for uid in result.recipients)
+            rendered = render_message(m)
+            body = dumps(rendered)
+            flagged = dumps({**rendered, "mentioned": True}) if m.mentions else body
+            out.extend(Publish(self.topics.inbox(uid, "msg"), flagged if uid in m.mentions else body)
+                       for uid in result.recipients)
         out.append(Publish(self.topics.inbox(c.sender, "ack"),
                            dumps({"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts})))
         return out
@@ -107,7 +123,7 @@ class Dispatcher:
             items, cursor = await self._conversations.list_for(uid, params.limit, params.cursor)
             last = await self._messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])
             rendered = [
-                {"conv": i.conv, "kind": i.kind, "peer": i.peer,
+                {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None,
                  "last": render_message(last[i.last_msg_id]) if i.last_msg_id in last else None,
                  "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
                 for i in items
@@ -116,9 +132,12 @@ class Dispatcher:
         if isinstance(params, ReadParams):
             r = await self._conversations.mark_read(uid, params.conv, params.seq)
             events: list[Publish] = []
-            if r.advanced:  # the peer's receipt, and the user's other devices' unread sync
+            if r.advanced:
+                # 1:1: the peer's receipt and the user's other devices' unread sync. Groups: only
+                # the user's own devices (group read receipts are off).
                 body = dumps({"type": "read", "conv": r.conv, "from": uid, "seq": r.read_seq})
-                events = [Publish(self.topics.inbox(member, "event"), body) for member in r.members]
+                to = r.members if r.conv.startswith("d:") else (uid,)
+                events = [Publish(self.topics.inbox(member, "event"), body) for member in to]
             return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
         if isinstance(params, PresenceParams):
             found = await self._presence.lookup(list(dict.fromkeys(params.uids)))
@@ -128,5 +147,31 @@ class Dispatcher:
                                    for d in devices]}
                 for uid_, devices in found.items()
             }}, []
+        if isinstance(params, (GroupCreateParams, GroupMembersParams, GroupParams)) and method != "group.info":
+            if isinstance(params, GroupCreateParams):
+                change = await self._groups.create(uid, params.name, params.members)
+            elif isinstance(params, GroupMembersParams):
+                act = self._groups.add if method == "group.add" else self._groups.remove
+                change = await act(uid, params.gid, params.members)
+            else:
+                change = await self._groups.leave(uid, params.gid)
+            return ({"gid": change.gid, "conv": change.conv, "seq": change.event.seq, "members": list(change.members)},
+                    self._member_events(change))
+        if isinstance(params, GroupParams):
+            return self._render_group(await self._groups.info(uid, params.gid)), []
+        if isinstance(params, GroupRoleParams):
+            return self._render_group(await self._groups.set_role(uid, params.gid, params.uid, params.role)), []
         msg = f"no handler for {method}"
         raise AssertionError(msg)
+
+    def _member_events(self, change: GroupChange) -> list[Publish]:
+        """The ``member`` event (it carries the change's seq) to everyone concerned."""
+        e = change.event
+        body = dumps({"type": "member", "conv": e.conv, "seq": e.seq, "id": e.id, "from": e.sender, "ts": e.ts,
+                      **(e.data or {})})
+        return [Publish(self.topics.inbox(uid, "event"), body) for uid in change.notify]
+
+    @staticmethod
+    def _render_group(info: GroupInfo) -> dict[str, Any]:
+        return {"gid": info.gid, "conv": info.conv, "name": info.name, "owner": info.owner,
+                "members": [{"uid": u, "role": r} for u, r in info.members]}

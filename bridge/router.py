@@ -15,6 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from bridge.wire import (
     ConversationsParams,
+    GroupCreateParams,
+    GroupMembersParams,
+    GroupParams,
+    GroupRoleParams,
     HistoryParams,
     PresenceIn,
     PresenceParams,
@@ -42,6 +46,12 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
     "conversations": ConversationsParams,
     "read": ReadParams,
     "presence": PresenceParams,
+    "group.create": GroupCreateParams,
+    "group.add": GroupMembersParams,
+    "group.remove": GroupMembersParams,
+    "group.leave": GroupParams,
+    "group.info": GroupParams,
+    "group.role": GroupRoleParams,
 }
 
 
@@ -181,7 +191,8 @@ class Router:
                                    f"text is {len(msg.text)} characters; the limit is {self.max_text}"), uid)
         command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=msg.type,
                               text=msg.text if msg.type == "text" else None,
-                              data=msg.data if msg.type == "custom" else None)
+                              data=msg.data if msg.type == "custom" else None,
+                              mentions=tuple(dict.fromkeys(msg.mentions or ())))
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
         return Send(command, lane)
 
@@ -208,7 +219,9 @@ class Router:
             params = params_model.model_validate(env.params)
         except ValidationError as exc:
             return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS, f"invalid params: {describe(exc)}"), uid)
-        return Rpc(uid, env.id, env.method, params, uid, respond="id" in body)
+        # Group changes are laned with the group's messages, so both keep the order they were sent in.
+        lane = f"g:{params.gid}" if env.method.startswith("group.") and hasattr(params, "gid") else uid
+        return Rpc(uid, env.id, env.method, params, lane, respond="id" in body)
 
     # ---- out/event -----------------------------------------------------------------------
     def _event(self, uid: str, payload: bytes) -> Command:

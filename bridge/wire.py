@@ -39,6 +39,9 @@ class SendIn(_In):
         if self.type == "custom" and self.data is None:
             msg = "type 'custom' needs a 'data' object"
             raise ValueError(msg)
+        if self.mentions and any(not UID_RE.match(m) for m in self.mentions):
+            msg = "mentions must be uids"
+            raise ValueError(msg)
         return self
 
 
@@ -78,6 +81,26 @@ class PresenceParams(_In):
         return self
 
 
+class GroupCreateParams(_In):
+    name: str = Field(min_length=1, max_length=128)
+    members: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class GroupMembersParams(_In):
+    gid: str = Field(pattern=_GID)
+    members: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class GroupParams(_In):
+    gid: str = Field(pattern=_GID)
+
+
+class GroupRoleParams(_In):
+    gid: str = Field(pattern=_GID)
+    uid: str = Field(pattern=_UID)
+    role: Literal["admin", "member"]
+
+
 class PresenceIn(BaseModel):
     """A retained ``presence/{uid}/{device}`` payload (from the broker or a client's will)."""
 
@@ -106,6 +129,8 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["text"] = m.text
     if m.data is not None:
         body["data"] = m.data
+    if m.mentions:
+        body["mentions"] = list(m.mentions)
     return body
 
 

@@ -114,6 +114,7 @@ class LimitSettings(_Part):
 
     max_payload: int = Field(16 * 1024, ge=256, le=16 * 1024 * 1024)
     max_text: int = Field(8000, ge=1)
+    max_group_members: int = Field(1000, ge=2, le=100_000)
 
 
 class Settings(BaseSettings):

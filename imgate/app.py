@@ -16,6 +16,7 @@ from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Tran
 from broker.acl import AclRule, TopicAcl
 from broker.server import DeliveryLimits, EmbeddedBroker, ServiceAccount
 from config.settings import Settings
+from services.conversations.groups import GroupService
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.ids import Clock, SystemClock
@@ -35,12 +36,14 @@ class Services:
     conversations: ConversationService
     messages: MessageService
     presence: PresenceService
+    groups: GroupService
 
 
-def build_services(clock: Clock) -> Services:
+def build_services(clock: Clock, *, max_group_members: int = 1000) -> Services:
     users = UserService(clock)
     conversations = ConversationService()
-    return Services(users, conversations, MessageService(clock, users, conversations), PresenceService())
+    return Services(users, conversations, MessageService(clock, users, conversations), PresenceService(),
+                    GroupService(clock, users, max_members=max_group_members))
 
 
 def open_database(settings: Settings, *, create_db: bool = False) -> Database:
@@ -80,7 +83,7 @@ class App:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await self._stack.enter_async_context(open_database(s))
-        self.services = svc = build_services(self.clock)
+        self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members)
         await self._stack.enter_async_context(svc.messages)  # the group committer
         topics = Topics(s.mqtt.topic_prefix)
 
@@ -110,7 +113,7 @@ class App:
 
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
-                                presence=svc.presence)
+                                presence=svc.presence, groups=svc.groups)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")

@@ -43,3 +43,7 @@ class Forbidden(ImError):
 
 class Conflict(ImError):
     code = ErrorCode.CONFLICT
+
+
+class TooLarge(ImError):
+    code = ErrorCode.TOO_LARGE

@@ -13,6 +13,8 @@ class Conversation(Model):
     last_msg_id = fields.CharField(max_length=26, null=True)
     last_ts = fields.BigIntField(default=0, db_index=True)
     created_at = fields.BigIntField()
+    name = fields.CharField(max_length=128, default="")  # groups
+    owner = fields.CharField(max_length=64, null=True)  # groups
 
     class Meta:
         table = "conversations"
@@ -27,7 +29,10 @@ class Member(Model):
     )
     uid = fields.CharField(max_length=64, db_index=True)
     read_seq = fields.BigIntField(default=0)
+    # Visible messages: joined_seq < seq <= left_seq (or no upper bound while a member).
     joined_seq = fields.BigIntField(default=0)
+    left_seq = fields.BigIntField(null=True)
+    role = fields.CharField(max_length=8, default="member")  # "owner" | "admin" | "member"
 
     class Meta:
         table = "members"

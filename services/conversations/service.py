@@ -20,6 +20,7 @@ class ConversationSummary:
     read_seq: int
     last_msg_id: str | None
     last_ts: int
+    name: str = ""
 
     @property
     def unread(self) -> int:
@@ -87,7 +88,8 @@ class ConversationService:
         )
 
     async def members(self, conv: str) -> list[str]:
-        return list(await Member.filter(conv_id=conv).values_list("uid", flat=True))
+        """Current members (former group members excluded)."""
+        return list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True))
 
     async def membership(self, conv: str, uid: str) -> Member:
         """The caller's membership row.
@@ -121,7 +123,7 @@ class ConversationService:
 
     async def list_for(self, uid: str, limit: int, cursor: str | None) -> tuple[list[ConversationSummary], str | None]:
         """The user's conversations, most recently active first, paged by an opaque cursor."""
-        query = Member.filter(uid=uid).select_related("conv")
+        query = Member.filter(uid=uid, left_seq=None).select_related("conv")
         if cursor:
             ts, conv = _decode_cursor(cursor)
             query = query.filter(Q(conv__last_ts__lt=ts) | Q(conv__last_ts=ts, conv_id__lt=conv))
@@ -129,7 +131,7 @@ class ConversationService:
         items = [
             ConversationSummary(
                 conv=m.conv.id, kind=m.conv.kind, peer=peer_of(m.conv.id, uid), last_seq=m.conv.last_seq,
-                read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts,
+                read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts, name=m.conv.name,
             )
             for m in rows[:limit]
         ]

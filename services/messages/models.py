@@ -16,6 +16,7 @@ class Message(Model):
     type = fields.CharField(max_length=16)
     text = fields.TextField(null=True)
     data = fields.JSONField(null=True)
+    mentions = fields.JSONField(null=True)
     ts = fields.BigIntField()
 
     class Meta:

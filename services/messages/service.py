@@ -11,9 +11,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from services.conversations.models import Member
 from services.conversations.service import ConversationService
 from services.db import portable_sql
-from services.errors import BadRequest, NotFound
+from services.errors import BadRequest, Forbidden, NotFound
 from services.ids import Clock, direct_conv_id, new_ulid
 from services.messages.models import Message
 from services.users.service import UserService
@@ -32,6 +33,11 @@ class SendCommand:
     type: str
     text: str | None
     data: dict[str, Any] | None
+    mentions: tuple[str, ...] = ()
+
+    @property
+    def conv(self) -> str:
+        return direct_conv_id(self.sender, self.to) if self.to is not None else f"g:{self.group}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +51,12 @@ class StoredMessage:
     text: str | None
     data: dict[str, Any] | None
     ts: int
+    mentions: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
-        return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts)
+        return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
+                   tuple(row.mentions or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +129,7 @@ class MessageService:
 
     @staticmethod
     def _validate(cmd: SendCommand) -> None:
-        if cmd.group is not None:
-            # Groups arrive with their own issue; until then no group exists.
-            msg = f"group {cmd.group!r} does not exist"
-            raise NotFound(msg)
-        if cmd.to is None:
+        if (cmd.to is None) == (cmd.group is None):
             msg = "exactly one of 'to' or 'group' is required"
             raise BadRequest(msg)
 
@@ -154,15 +158,16 @@ class MessageService:
     async def _commit(self, cmds: list[SendCommand]) -> list[SendResult | Exception]:
         """Store a batch. Returns, per command, its result or the error to tell its sender."""
         results: list[SendResult | Exception | None] = [None] * len(cmds)
-        # 1. Retries: already stored (one query for the batch).
-        existing = await Message.filter(sender__in=list({c.sender for c in cmds}),  # uses the (sender, cid) index
+        # 1. Retries: already stored (one query for the batch, on the (sender, cid) index).
+        existing = await Message.filter(sender__in=list({c.sender for c in cmds}),
                                         cid__in=list({c.cid for c in cmds}))
         stored = {(m.sender, m.cid): StoredMessage.from_row(m) for m in existing}
-        # 2. Recipients that exist and are not disabled (one query).
-        wanted = {u for c in cmds for u in (c.sender, c.to) if u is not None}
+        # 2. 1:1 recipients that exist and are not disabled (one query). Group membership is
+        #    checked inside the storing transaction, under the conversation's lock.
+        wanted = {u for c in cmds if c.to is not None for u in (c.sender, c.to)}
         active = await self._users.active_uids(wanted)
         now = self._clock.now_ms()
-        new: list[tuple[int, SendCommand, str]] = []
+        new: list[tuple[int, SendCommand]] = []
         first_of: dict[tuple[str, str], int] = {}
         for i, c in enumerate(cmds):
             key = (c.sender, c.cid)
@@ -170,35 +175,37 @@ class MessageService:
                 results[i] = SendResult(stored[key], created=False, recipients=())
             elif key in first_of:
                 continue  # the same cid twice in one batch: answered from the first, below
-            elif c.to not in active or c.sender not in active:
+            elif c.to is not None and (c.to not in active or c.sender not in active):
                 results[i] = NotFound(f"user {c.to!r} does not exist")
+            elif c.to is not None and any(m not in (c.sender, c.to) for m in c.mentions):
+                results[i] = BadRequest("mentions must be members of the conversation")
             else:
                 first_of[key] = i
-                new.append((i, c, direct_conv_id(c.sender, c.to or "")))
+                new.append((i, c))
         if new:
-            for conv, members in {conv: {c.sender, c.to or ""} for _, c, conv in new}.items():
-                await self._conversations.ensure_direct(conv, members, now)
+            for conv, members in {c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items():
+                await self._conversations.ensure_direct(conv, members, now)  # type: ignore[arg-type]
             try:
-                messages = {i: (m, True) for i, m in (await self._store_batch(new, now)).items()}
+                outcomes = await self._store_batch(new, now)
             except IntegrityError:
                 # A concurrent writer (another bridge) stored one of these (sender, cid) meanwhile:
                 # redo them one by one, each in its own transaction.
-                messages = {i: await self._store_one(c, conv, now) for i, c, conv in new}
-            for i, c, _ in new:
-                m, created = messages[i]
-                recipients = tuple(sorted({c.sender, c.to or ""})) if created else ()
-                results[i] = SendResult(m, created=created, recipients=recipients)
+                outcomes = {}
+                for i, c in new:
+                    outcomes.update(await self._store_one(i, c, now))
+            for i, _ in new:
+                results[i] = outcomes[i]
         for i, c in enumerate(cmds):  # in-batch duplicates share the first one's message
             if results[i] is None:
                 first = results[first_of[(c.sender, c.cid)]]
-                assert isinstance(first, SendResult)
-                results[i] = SendResult(first.message, created=False, recipients=())
+                results[i] = SendResult(first.message, created=False, recipients=()) \
+                    if isinstance(first, SendResult) else first
         self.batches += 1
         return results  # type: ignore[return-value]
 
-    async def _store_batch(self, new: list[tuple[int, SendCommand, str]], now: int) -> dict[int, StoredMessage]:
-        convs = sorted({conv for _, _, conv in new})
-        out: dict[int, StoredMessage] = {}
+    async def _store_batch(self, new: list[tuple[int, SendCommand]], now: int) -> dict[int, SendResult | Exception]:
+        convs = sorted({c.conv for _, c in new})
+        out: dict[int, SendResult | Exception] = {}
         async with in_transaction() as conn:
             # Lock the counters (PostgreSQL: row locks; SQLite: the write lock) and number the
             # batch's messages in arrival order, continuing each conversation's sequence.
@@ -207,36 +214,53 @@ class MessageService:
                 conn, f"SELECT id, last_seq FROM conversations WHERE id IN ({', '.join('?' * len(convs))})"
                       f" ORDER BY id{lock}"), convs)
             last = {r["id"]: r["last_seq"] for r in rows}
+            # Who is in each conversation right now: the recipients, and who may send.
+            members: dict[str, set[str]] = {}
+            for conv, uid in await Member.filter(conv_id__in=convs, left_seq=None).using_db(conn).values_list(
+                    "conv_id", "uid"):
+                members.setdefault(conv, set()).add(uid)
             objs: list[Message] = []
             last_msg: dict[str, tuple[int, str]] = {}
             read_marks: dict[tuple[str, str], int] = {}
-            for i, c, conv in new:
+            for i, c in new:
+                conv = c.conv
+                in_conv = members.get(conv, set())
+                if conv not in last or c.sender not in in_conv:
+                    what = f"group {c.group!r}" if c.group is not None else f"conversation {conv!r}"
+                    out[i] = NotFound(f"{what} not found") if conv not in last or c.group is None \
+                        else Forbidden(f"you are not a member of group {c.group!r}")
+                    continue
+                if any(m not in in_conv for m in c.mentions):
+                    out[i] = BadRequest("mentions must be members of the conversation")
+                    continue
                 last[conv] += 1
                 seq = last[conv]
                 msg_id = new_ulid(now)
                 objs.append(Message(id=msg_id, conv=conv, seq=seq, sender=c.sender, cid=c.cid, type=c.type,
-                                    text=c.text, data=c.data, ts=now))
-                out[i] = StoredMessage(msg_id, conv, seq, c.sender, c.cid, c.type, c.text, c.data, now)
+                                    text=c.text, data=c.data, mentions=list(c.mentions) or None, ts=now))
+                message = StoredMessage(msg_id, conv, seq, c.sender, c.cid, c.type, c.text, c.data, now, c.mentions)
+                out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
                 last_msg[conv] = (seq, msg_id)
                 read_marks[(conv, c.sender)] = seq
-            await Message.bulk_create(objs, using_db=conn)
-            await conn.execute_many(
-                portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
-                [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])
-            # The sender has read everything up to its own message: own messages are never unread.
-            await conn.execute_many(
-                portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
-                [[seq, conv, uid, seq] for (conv, uid), seq in read_marks.items()])
+            if objs:
+                await Message.bulk_create(objs, using_db=conn)
+                await conn.execute_many(
+                    portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
+                    [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])
+                # The sender has read everything up to its own message: own messages are never unread.
+                await conn.execute_many(
+                    portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
+                    [[seq, conv, uid, seq] for (conv, uid), seq in read_marks.items()])
         return out
 
-    async def _store_one(self, cmd: SendCommand, conv: str, now: int) -> tuple[StoredMessage, bool]:
-        """Store one message; (message, created). A stored duplicate wins over ours."""
+    async def _store_one(self, i: int, cmd: SendCommand, now: int) -> dict[int, SendResult | Exception]:
+        """Store one message in its own transaction; a stored duplicate wins over ours."""
         for attempt in range(2):
             existing = await Message.get_or_none(sender=cmd.sender, cid=cmd.cid)
             if existing is not None:
-                return StoredMessage.from_row(existing), False
+                return {i: SendResult(StoredMessage.from_row(existing), created=False, recipients=())}
             try:
-                return (await self._store_batch([(0, cmd, conv)], now))[0], True
+                return await self._store_batch([(i, cmd)], now)
             except IntegrityError:
                 if attempt:
                     raise
@@ -256,6 +280,8 @@ class MessageService:
             raise BadRequest(msg)
         member = await self._conversations.membership(conv, uid)
         query = Message.filter(conv=conv, seq__gt=member.joined_seq)
+        if member.left_seq is not None:  # a former group member reads up to its removal
+            query = query.filter(seq__lte=member.left_seq)
         if after_seq is not None:
             rows = await query.filter(seq__gt=after_seq).order_by("seq").limit(limit + 1)
             has_more = len(rows) > limit

@@ -1,0 +1,222 @@
+"""GroupService: group conversations (``g:{gid}``), their members and roles.
+
+A membership change is stored as a message of type ``member`` and takes the conversation's next
+``seq``, in the same transaction that changes the member rows, under the same lock as sends. So
+membership is ordered with the messages: a member sees exactly the messages after its join and
+up to its removal (its own ``member`` events included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from services.conversations.models import Conversation, Member
+from services.db import portable_sql
+from services.errors import BadRequest, Forbidden, NotFound, TooLarge
+from services.ids import UID_RE, Clock, new_ulid
+from services.messages.models import Message
+from services.messages.service import StoredMessage
+from services.users.service import UserService
+
+ROLES = ("owner", "admin", "member")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """What a membership change stored and whom to tell."""
+
+    gid: str
+    conv: str
+    event: StoredMessage  # the stored ``member`` message
+    members: tuple[str, ...]  # members after the change
+    notify: tuple[str, ...]  # members after the change, plus those who just left
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    gid: str
+    conv: str
+    name: str
+    owner: str | None
+    members: tuple[tuple[str, str], ...]  # (uid, role), owner first
+
+
+def group_conv(gid: str) -> str:
+    return f"g:{gid}"
+
+
+class GroupService:
+    def __init__(self, clock: Clock, users: UserService, *, max_members: int) -> None:
+        self._clock = clock
+        self._users = users
+        self._max = max_members
+
+    async def create(self, uid: str, name: str, members: list[str]) -> GroupChange:
+        """Create a group owned by ``uid`` with ``members`` (the owner is added if missing)."""
+        if not 1 <= len(name) <= 128:
+            msg = "name must be 1-128 characters"
+            raise BadRequest(msg)
+        wanted = list(dict.fromkeys([uid, *members]))
+        await self._check_users(wanted)
+        if len(wanted) > self._max:
+            msg = f"a group has at most {self._max} members; {len(wanted)} asked"
+            raise TooLarge(msg)
+        gid = new_ulid(self._clock.now_ms()).lower()
+        conv = group_conv(gid)
+        now = self._clock.now_ms()
+        async with in_transaction() as conn:
+            await Conversation.create(using_db=conn, id=conv, kind="group", name=name, owner=uid, created_at=now)
+            event = await self._event(conn, conv, uid, {"event": "created", "added": wanted, "name": name}, now)
+            await Member.bulk_create(
+                [Member(conv_id=conv, uid=m, role="owner" if m == uid else "member",
+                        joined_seq=event.seq - 1, read_seq=event.seq if m == uid else 0) for m in wanted],
+                using_db=conn)
+        return GroupChange(gid, conv, event, tuple(wanted), tuple(wanted))
+
+    async def add(self, uid: str, gid: str, members: list[str]) -> GroupChange:
+        conv = group_conv(gid)
+        await self._check_users(members)
+        now = self._clock.now_ms()
+        async with in_transaction() as conn:
+            await self._lock(conn, conv)
+            current = await self._active(conn, conv)
+            self._require_role(current, uid, ("owner", "admin"), "add members")
+            new = [m for m in dict.fromkeys(members) if m not in current]
+            if not new:
+                msg = "everyone listed is already a member"
+                raise BadRequest(msg)
+            if len(current) + len(new) > self._max:
+                msg = f"a group has at most {self._max} members; it would have {len(current) + len(new)}"
+                raise TooLarge(msg)
+            event = await self._event(conn, conv, uid, {"event": "added", "added": new}, now)
+            existing = set(await Member.filter(conv_id=conv, uid__in=new).using_db(conn).values_list("uid", flat=True))
+            if existing:  # former members come back from the new join point on
+                await Member.filter(conv_id=conv, uid__in=list(existing)).using_db(conn).update(
+                    joined_seq=event.seq - 1, left_seq=None, role="member", read_seq=event.seq - 1)
+            await Member.bulk_create([Member(conv_id=conv, uid=m, joined_seq=event.seq - 1, read_seq=event.seq - 1)
+                                      for m in new if m not in existing], using_db=conn)
+        after = (*current, *new)
+        return GroupChange(gid, conv, event, tuple(after), tuple(after))
+
+    async def remove(self, uid: str, gid: str, members: list[str]) -> GroupChange:
+        return await self._drop(uid, gid, list(dict.fromkeys(members)), leaving=False)
+
+    async def leave(self, uid: str, gid: str) -> GroupChange:
+        return await self._drop(uid, gid, [uid], leaving=True)
+
+    async def set_role(self, uid: str, gid: str, target: str, role: str) -> GroupInfo:
+        if role not in ("admin", "member"):
+            msg = "role must be 'admin' or 'member'"
+            raise BadRequest(msg)
+        conv = group_conv(gid)
+        async with in_transaction() as conn:
+            await self._lock(conn, conv)
+            current = await self._active(conn, conv)
+            self._require_role(current, uid, ("owner",), "change roles")
+            if current.get(target) in (None, "owner"):
+                msg = f"{target!r} is not a member whose role can change"
+                raise BadRequest(msg)
+            await Member.filter(conv_id=conv, uid=target, left_seq=None).using_db(conn).update(role=role)
+        return await self.info(uid, gid)
+
+    async def info(self, uid: str, gid: str) -> GroupInfo:
+        conv = group_conv(gid)
+        group = await Conversation.get_or_none(id=conv, kind="group")
+        members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
+        if group is None or uid not in members:
+            msg = f"group {gid!r} not found"
+            raise NotFound(msg)
+        ordered = sorted(members.items(), key=lambda kv: (ROLES.index(kv[1]), kv[0]))
+        return GroupInfo(gid, conv, group.name, group.owner, tuple(ordered))
+
+    # ---- internals -------------------------------------------------------------------------
+    async def _drop(self, uid: str, gid: str, members: list[str], *, leaving: bool) -> GroupChange:
+        conv = group_conv(gid)
+        now = self._clock.now_ms()
+        async with in_transaction() as conn:
+            await self._lock(conn, conv)
+            current = await self._active(conn, conv)
+            if uid not in current:
+                msg = f"group {gid!r} not found"
+                raise NotFound(msg)
+            if not leaving:
+                self._require_role(current, uid, ("owner", "admin"), "remove members")
+                missing = [m for m in members if m not in current]
+                if missing:
+                    msg = f"{missing[0]!r} is not a member"
+                    raise BadRequest(msg)
+                if any(current[m] == "owner" for m in members):
+                    msg = "the owner cannot be removed (the owner may leave)"
+                    raise Forbidden(msg)
+                if current[uid] == "admin" and any(current[m] == "admin" for m in members if m != uid):
+                    msg = "only the owner removes admins"
+                    raise Forbidden(msg)
+            remaining = {m: r for m, r in current.items() if m not in members}
+            body: dict[str, Any] = {"event": "left" if leaving else "removed", "removed": members}
+            successor = None
+            if current.get(uid) == "owner" and uid in members and remaining:
+                # The owner leaves: the longest-standing admin, else member, takes over.
+                successor = await self._successor(conn, conv, remaining)
+                body["owner"] = successor
+            event = await self._event(conn, conv, uid, body, now)
+            await Member.filter(conv_id=conv, uid__in=members, left_seq=None).using_db(conn).update(
+                left_seq=event.seq, role="member")
+            if successor is not None:
+                await Member.filter(conv_id=conv, uid=successor).using_db(conn).update(role="owner")
+                await Conversation.filter(id=conv).using_db(conn).update(owner=successor)
+        return GroupChange(gid, conv, event, tuple(remaining), tuple(current))
+
+    async def _successor(self, conn: Any, conv: str, remaining: dict[str, str]) -> str:
+        rows = await Member.filter(conv_id=conv, uid__in=list(remaining)).using_db(conn).order_by("id").values_list(
+            "uid", "role")
+        admins = [u for u, r in rows if r == "admin"]
+        return admins[0] if admins else rows[0][0]
+
+    async def _check_users(self, uids: list[str]) -> None:
+        bad = [u for u in uids if not isinstance(u, str) or not UID_RE.match(u)]
+        if bad:
+            msg = f"invalid uid {bad[0]!r}"
+            raise BadRequest(msg)
+        active = await self._users.active_uids(set(uids))
+        missing = [u for u in uids if u not in active]
+        if missing:
+            msg = f"user {missing[0]!r} does not exist"
+            raise NotFound(msg)
+
+    @staticmethod
+    async def _lock(conn: Any, conv: str) -> None:
+        """Serialise with sends and other changes of this group (row lock on PostgreSQL)."""
+        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+        rows = await conn.execute_query_dict(portable_sql(
+            conn, f"SELECT id FROM conversations WHERE id = ? AND kind = 'group'{lock}"), [conv])
+        if not rows:
+            msg = f"group {conv[2:]!r} not found"
+            raise NotFound(msg)
+
+    @staticmethod
+    async def _active(conn: Any, conv: str) -> dict[str, str]:
+        return dict(await Member.filter(conv_id=conv, left_seq=None).using_db(conn).values_list("uid", "role"))
+
+    @staticmethod
+    def _require_role(current: dict[str, str], uid: str, roles: tuple[str, ...], what: str) -> None:
+        if uid not in current:
+            msg = "group not found"
+            raise NotFound(msg)
+        if current[uid] not in roles:
+            msg = f"only {' or '.join(roles)}s may {what}"
+            raise Forbidden(msg)
+
+    @staticmethod
+    async def _event(conn: Any, conv: str, uid: str, data: dict[str, Any], now: int) -> StoredMessage:
+        """Store a ``member`` message with the conversation's next seq (inside the caller's lock)."""
+        row = await Conversation.filter(id=conv).using_db(conn).only("last_seq").first()
+        assert row is not None
+        seq = row.last_seq + 1
+        msg_id = new_ulid(now)
+        await Message.create(using_db=conn, id=msg_id, conv=conv, seq=seq, sender=uid, cid=f"member:{msg_id}",
+                             type="member", text=None, data=data, ts=now)
+        await Conversation.filter(id=conv).using_db(conn).update(last_seq=seq, last_ts=now, last_msg_id=msg_id)
+        return StoredMessage(msg_id, conv, seq, uid, f"member:{msg_id}", "member", None, data, now)
