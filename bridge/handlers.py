@@ -7,6 +7,7 @@ else is logged and answered with ``internal`` so the client retries with the sam
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,6 +23,7 @@ from bridge.router import (
     Rpc,
     Send,
     Topics,
+    Typing,
     ack_error,
     rpc_error,
 )
@@ -34,22 +36,49 @@ from bridge.wire import (
     HistoryParams,
     PresenceParams,
     ReadParams,
+    RecallParams,
+    SettingsParams,
     dumps,
     render_message,
 )
 from services.conversations.groups import GroupChange, GroupInfo, GroupService
 from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
+from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.presence.service import PresenceService
 
 log = logging.getLogger("imgate.bridge")
 
 
+class RateLimiter:
+    """A token bucket per key (``per_second`` sustained, bursts of the same size), bounded in size:
+    the least recently seen keys are forgotten first (forgetting one only resets its bucket)."""
+
+    def __init__(self, clock: Clock, *, per_second: float, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._rate = per_second
+        self._burst = max(1.0, per_second)
+        self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._max_keys = max_keys
+
+    def allow(self, key: str) -> bool:
+        now = self._clock.now_ms()
+        tokens, last = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) / 1000 * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
-                 presence: PresenceService, groups: GroupService) -> None:
+                 presence: PresenceService, groups: GroupService, clock: Clock | None = None,
+                 typing_per_second: float = 2.0) -> None:
         self.topics = topics
+        self._typing = RateLimiter(clock or SystemClock(), per_second=typing_per_second)
         self._messages = messages
         self._conversations = conversations
         self._presence = presence
@@ -70,9 +99,24 @@ class Dispatcher:
             except Exception:
                 log.exception("could not record presence of %s/%s", cmd.uid, cmd.device)
             return []
+        if isinstance(cmd, Typing):
+            return await self._typing_event(cmd)
         if isinstance(cmd, Ignore):
             log.info("ignored: %s", cmd.reason)
         return []
+
+    async def _typing_event(self, cmd: Typing) -> list[Publish]:
+        if not self._typing.allow(cmd.uid):
+            return []  # rate limited: typing is a hint, dropping one is harmless
+        try:
+            if not await self._conversations.is_current_member(cmd.conv, cmd.uid):
+                return []
+            members = await self._conversations.members(cmd.conv)
+        except Exception:
+            log.exception("typing event of %s failed", cmd.uid)
+            return []
+        body = dumps({"type": "typing", "conv": cmd.conv, "from": cmd.uid})
+        return [Publish(self.topics.inbox(m, "event"), body, qos=0) for m in members if m != cmd.uid]
 
     async def _send(self, cmd: Send) -> list[Publish]:
         c = cmd.command
@@ -123,7 +167,8 @@ class Dispatcher:
             items, cursor = await self._conversations.list_for(uid, params.limit, params.cursor)
             last = await self._messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])
             rendered = [
-                {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None,
+                {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
+                 "pinned": i.pinned,
                  "last": render_message(last[i.last_msg_id]) if i.last_msg_id in last else None,
                  "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
                 for i in items
@@ -159,6 +204,16 @@ class Dispatcher:
                     self._member_events(change))
         if isinstance(params, GroupParams):
             return self._render_group(await self._groups.info(uid, params.gid)), []
+        if isinstance(params, RecallParams):
+            tomb, members = await self._messages.recall(uid, params.id)
+            body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": uid})
+            return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
+                    [Publish(self.topics.inbox(m, "event"), body) for m in members])
+        if isinstance(params, SettingsParams):
+            muted, pinned = await self._conversations.set_flags(uid, params.conv, muted=params.muted,
+                                                                pinned=params.pinned)
+            result = {"conv": params.conv, "muted": muted, "pinned": pinned}
+            return result, [Publish(self.topics.inbox(uid, "event"), dumps({"type": "settings", **result}))]
         if isinstance(params, GroupRoleParams):
             return self._render_group(await self._groups.set_role(uid, params.gid, params.uid, params.role)), []
         msg = f"no handler for {method}"

@@ -23,7 +23,10 @@ from bridge.wire import (
     PresenceIn,
     PresenceParams,
     ReadParams,
+    RecallParams,
     RpcEnvelope,
+    SettingsParams,
+    TypingIn,
     SendIn,
     describe,
     dumps,
@@ -52,6 +55,8 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
     "group.leave": GroupParams,
     "group.info": GroupParams,
     "group.role": GroupRoleParams,
+    "recall": RecallParams,
+    "conversation.settings": SettingsParams,
 }
 
 
@@ -95,12 +100,21 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Typing:
+    """Ephemeral: forwarded at QoS 0 to the other members, never stored."""
+
+    uid: str
+    conv: str
+    lane_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ignore:
     reason: str
     lane_key: str = ""
 
 
-Command = Reply | Send | Rpc | PresenceUpdate | Ignore
+Command = Reply | Send | Rpc | PresenceUpdate | Typing | Ignore
 
 
 class Topics:
@@ -234,6 +248,12 @@ class Router:
             except ValidationError:
                 return Ignore(f"malformed read event from {uid}", lane_key=uid)
             return Rpc(uid, None, "read", params, uid, respond=False)
+        if body.get("type") == "typing":
+            try:
+                typing = TypingIn.model_validate({"conv": body.get("conv")})
+            except ValidationError:
+                return Ignore(f"malformed typing event from {uid}", lane_key=uid)
+            return Typing(uid, typing.conv, uid)
         return Ignore(f"unsupported event type {body.get('type')!r} from {uid}", lane_key=uid)
 
     # ---- presence/{uid}/{device} -----------------------------------------------------------

@@ -101,6 +101,20 @@ class GroupRoleParams(_In):
     role: Literal["admin", "member"]
 
 
+class RecallParams(_In):
+    id: str = Field(min_length=26, max_length=26)
+
+
+class SettingsParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
+    muted: bool | None = None
+    pinned: bool | None = None
+
+
+class TypingIn(_In):
+    conv: str = Field(min_length=1, max_length=140)
+
+
 class PresenceIn(BaseModel):
     """A retained ``presence/{uid}/{device}`` payload (from the broker or a client's will)."""
 
@@ -131,6 +145,9 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["data"] = m.data
     if m.mentions:
         body["mentions"] = list(m.mentions)
+    if m.type == "recalled" and m.data is not None:
+        body.pop("data", None)
+        body["recalled_by"] = m.data.get("by")
     return body
 
 

@@ -115,6 +115,8 @@ class LimitSettings(_Part):
     max_payload: int = Field(16 * 1024, ge=256, le=16 * 1024 * 1024)
     max_text: int = Field(8000, ge=1)
     max_group_members: int = Field(1000, ge=2, le=100_000)
+    recall_window_s: int = Field(120, ge=0)  # senders recall within this; group admins any time
+    typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
 
 
 class Settings(BaseSettings):

@@ -39,10 +39,11 @@ class Services:
     groups: GroupService
 
 
-def build_services(clock: Clock, *, max_group_members: int = 1000) -> Services:
+def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120) -> Services:
     users = UserService(clock)
     conversations = ConversationService()
-    return Services(users, conversations, MessageService(clock, users, conversations), PresenceService(),
+    messages = MessageService(clock, users, conversations, recall_window_s=recall_window_s)
+    return Services(users, conversations, messages, PresenceService(),
                     GroupService(clock, users, max_members=max_group_members))
 
 
@@ -83,7 +84,8 @@ class App:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         await self._stack.enter_async_context(open_database(s))
-        self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members)
+        self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
+                                             recall_window_s=s.limits.recall_window_s)
         await self._stack.enter_async_context(svc.messages)  # the group committer
         topics = Topics(s.mqtt.topic_prefix)
 
@@ -113,7 +115,8 @@ class App:
 
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
-                                presence=svc.presence, groups=svc.groups)
+                                presence=svc.presence, groups=svc.groups, clock=self.clock,
+                                typing_per_second=s.limits.typing_per_second)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")

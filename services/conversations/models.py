@@ -33,6 +33,8 @@ class Member(Model):
     joined_seq = fields.BigIntField(default=0)
     left_seq = fields.BigIntField(null=True)
     role = fields.CharField(max_length=8, default="member")  # "owner" | "admin" | "member"
+    muted = fields.BooleanField(default=False)
+    pinned = fields.BooleanField(default=False)
 
     class Meta:
         table = "members"

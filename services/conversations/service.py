@@ -21,6 +21,8 @@ class ConversationSummary:
     last_msg_id: str | None
     last_ts: int
     name: str = ""
+    muted: bool = False
+    pinned: bool = False
 
     @property
     def unread(self) -> int:
@@ -121,6 +123,24 @@ class ConversationService:
         read_seq = max(member.read_seq, target)
         return ReadResult(conv, read_seq, row.last_seq, tuple(await self.members(conv)), advanced)
 
+    async def set_flags(self, uid: str, conv: str, *, muted: bool | None, pinned: bool | None) -> tuple[bool, bool]:
+        """Mute or pin a conversation for ``uid``; returns (muted, pinned).
+
+        Raises:
+            NotFound: not a current member.
+        """
+        member = await self.membership(conv, uid)
+        if member.left_seq is not None:
+            msg = f"conversation {conv!r} not found"
+            raise NotFound(msg)
+        changes = {k: v for k, v in (("muted", muted), ("pinned", pinned)) if v is not None}
+        if changes:
+            await Member.filter(id=member.id).update(**changes)
+        return changes.get("muted", member.muted), changes.get("pinned", member.pinned)
+
+    async def is_current_member(self, conv: str, uid: str) -> bool:
+        return await Member.exists(conv_id=conv, uid=uid, left_seq=None)
+
     async def list_for(self, uid: str, limit: int, cursor: str | None) -> tuple[list[ConversationSummary], str | None]:
         """The user's conversations, most recently active first, paged by an opaque cursor."""
         query = Member.filter(uid=uid, left_seq=None).select_related("conv")
@@ -132,6 +152,7 @@ class ConversationService:
             ConversationSummary(
                 conv=m.conv.id, kind=m.conv.kind, peer=peer_of(m.conv.id, uid), last_seq=m.conv.last_seq,
                 read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts, name=m.conv.name,
+                muted=m.muted, pinned=m.pinned,
             )
             for m in rows[:limit]
         ]

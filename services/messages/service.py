@@ -82,8 +82,9 @@ class MessageService:
     """
 
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
-                 batch_max: int = 256, queue_max: int = 10_000) -> None:
+                 batch_max: int = 256, queue_max: int = 10_000, recall_window_s: int = 120) -> None:
         self._clock = clock
+        self._recall_window_ms = recall_window_s * 1000
         self._users = users
         self._conversations = conversations
         self._batch_max = batch_max
@@ -293,6 +294,40 @@ class MessageService:
             has_more = len(rows) > limit
             rows = list(reversed(rows[:limit]))
         return HistoryPage([StoredMessage.from_row(r) for r in rows], has_more)
+
+    async def recall(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
+        """Replace a message by a tombstone (type ``recalled``), keeping its seq.
+
+        The sender may recall within the window; a group's owner or admins at any time.
+        Returns the tombstone and the conversation's current members (to tell).
+
+        Raises:
+            NotFound: no such message visible to ``uid``.
+            Forbidden: not the sender (nor a group admin), or the window has passed.
+        """
+        row = await Message.get_or_none(id=msg_id)
+        member = await Member.get_or_none(conv_id=row.conv, uid=uid) if row is not None else None
+        visible = (row is not None and member is not None and row.seq > member.joined_seq
+                   and (member.left_seq is None or row.seq <= member.left_seq))
+        if not visible or row is None or member is None:
+            msg = f"message {msg_id!r} not found"
+            raise NotFound(msg)
+        if row.type == "member":
+            msg = "membership events cannot be recalled"
+            raise Forbidden(msg)
+        if row.type != "recalled":
+            is_admin = row.conv.startswith("g:") and member.left_seq is None and member.role in ("owner", "admin")
+            if not is_admin:
+                if row.sender != uid:
+                    msg = "only the sender (or a group admin) may recall a message"
+                    raise Forbidden(msg)
+                if self._clock.now_ms() - row.ts > self._recall_window_ms:
+                    msg = f"too late: messages can be recalled within {self._recall_window_ms // 1000} s"
+                    raise Forbidden(msg)
+            await Message.filter(id=msg_id).update(type="recalled", text=None, data={"by": uid}, mentions=None)
+            row = await Message.get(id=msg_id)
+        members = await Member.filter(conv_id=row.conv, left_seq=None).values_list("uid", flat=True)
+        return StoredMessage.from_row(row), tuple(members)
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
         rows = await Message.filter(id__in=ids) if ids else []
