@@ -33,7 +33,10 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
@@ -77,6 +80,19 @@ class ServiceAccount:
     username: str
     password: str
     rules: tuple[AclRule, ...] = FULL_ACCESS
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePolicy:
+    """How many devices of one user may be online at once (0 / absent: no limit)."""
+
+    max_devices: int = 0
+    per_class: Mapping[str, int] = field(default_factory=dict)
+    platform_classes: Mapping[str, str] = field(default_factory=dict)
+    on_limit: str = "refuse"  # or "kick_oldest"
+
+    def class_of(self, platform: str) -> str:
+        return self.platform_classes.get(platform.lower(), platform.lower() or "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +215,13 @@ class ImBroker(Broker):
 
     def __init__(self, config: dict[str, Any], *, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str] | None = None, accounts: Sequence[ServiceAccount] = (),
-                 keepalive_grace: float = 1.5, limits: DeliveryLimits | None = None) -> None:
+                 keepalive_grace: float = 1.5, limits: DeliveryLimits | None = None,
+                 devices: DevicePolicy | None = None) -> None:
         super().__init__(config)
+        self._devices = devices or DevicePolicy()
+        # uid -> client id -> (platform class, connection order, handler): live user devices.
+        self._online: dict[str, dict[str, tuple[str, int, BrokerProtocolHandler]]] = {}
+        self._order = itertools.count()
         self._authenticator = authenticator
         self._acl = acl
         self._accounts = {a.username: a for a in accounts}
@@ -250,6 +271,8 @@ class ImBroker(Broker):
             await self._refuse(writer, _CONNACK[who], f"{incoming.client_id!r} ({who.value})")
         if incoming.will_flag and not self._acl.will_allowed(who, incoming.will_topic, incoming.will_message):
             await self._refuse(writer, NOT_AUTHORIZED, f"{incoming.client_id!r} (will on {incoming.will_topic!r})")
+        if who.uid is not None and who.device is not None:
+            await self._apply_device_policy(who, incoming.client_id, writer)
         incoming.attributes[PRINCIPAL_KEY] = who
         if incoming.keep_alive > 0:
             incoming.keep_alive = math.ceil(incoming.keep_alive * self._keepalive_grace)
@@ -291,6 +314,34 @@ class ImBroker(Broker):
         msg = f"connection refused: {what}"
         raise MQTTError(msg)
 
+    async def _apply_device_policy(self, who: Principal, client_id: str, writer: WriterAdapter) -> None:
+        """Refuse this login, or disconnect the user's oldest devices, to stay within the limits."""
+        policy = self._devices
+        if not policy.max_devices and not policy.per_class:
+            return
+        assert who.uid is not None
+        cls = policy.class_of(who.platform)
+        others = {cid: v for cid, v in self._online.get(who.uid, {}).items() if cid != client_id}  # a take-over is free
+        victims: list[str] = []
+        limit = policy.per_class.get(cls, 0)
+        same = sorted((v[1], cid) for cid, v in others.items() if v[0] == cls)
+        if limit and len(same) >= limit:
+            victims += [cid for _, cid in same[: len(same) - limit + 1]]
+        remaining = sorted((v[1], cid) for cid, v in others.items() if cid not in victims)
+        if policy.max_devices and len(remaining) >= policy.max_devices:
+            victims += [cid for _, cid in remaining[: len(remaining) - policy.max_devices + 1]]
+        if not victims:
+            return
+        if policy.on_limit != "kick_oldest":
+            await self._refuse(writer, NOT_AUTHORIZED, f"{client_id!r} (device limit reached)")
+        for victim in victims:
+            device = victim.partition(":")[2]
+            notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": who.device,
+                      "ts": time.time_ns() // 1_000_000}
+            self.route(f"{self._acl.prefix}/{who.uid}/in/notify", json.dumps(notice).encode(), 1)
+            log.info("disconnecting %s: device limit, %s logged in", victim, client_id)
+            await others[victim][2].handle_connection_closed()
+
     async def _take_over(self, client_id: str, old: BrokerProtocolHandler) -> None:
         log.info("%s connected again: closing the previous connection", client_id)
         await old.handle_connection_closed()
@@ -311,12 +362,24 @@ class ImBroker(Broker):
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is not None and handler is not None and handler.writer is not None:
             outbox.attach(_SocketWire(handler.writer))
+        who = principal_of(session)
+        if who is not None and who.uid is not None and handler is not None:
+            self._online.setdefault(who.uid, {})[session.client_id] = (
+                self._devices.class_of(who.platform), next(self._order), handler)
 
     async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
                                  disconnect_waiter: asyncio.Future[Any]) -> None:
         outbox = client_session.attributes.get(OUTBOX_KEY)
         if outbox is not None:
             outbox.detach()
+        who = principal_of(client_session)
+        if who is not None and who.uid is not None:
+            devices = self._online.get(who.uid, {})
+            entry = devices.get(client_session.client_id)
+            if entry is not None and entry[2] is handler:  # not a newer connection's entry
+                del devices[client_session.client_id]
+                if not devices:
+                    del self._online[who.uid]
         try:
             await super()._handle_disconnect(client_session, handler, disconnect_waiter)
         finally:
@@ -514,8 +577,10 @@ class EmbeddedBroker:
     def __init__(self, *, host: str, port: int, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
-                 clock: Clock | None = None, broker_cls: type[ImBroker] = ImBroker) -> None:
+                 devices: DevicePolicy | None = None, clock: Clock | None = None,
+                 broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._devices = devices
         self._accounts = accounts
         self._limits = limits
         self._broker_cls = broker_cls
@@ -537,7 +602,8 @@ class EmbeddedBroker:
         raise_file_limit()
         self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,
                                        service_accounts=self._service_accounts, accounts=self._accounts,
-                                       keepalive_grace=self._keepalive_grace, limits=self._limits)
+                                       keepalive_grace=self._keepalive_grace, limits=self._limits,
+                                       devices=self._devices)
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
         self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")

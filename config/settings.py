@@ -82,6 +82,15 @@ class BrokerSettings(_Part):
     max_queued: int = Field(1000, ge=0)
     queue_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     accounts: list[AccountSettings] = Field(default_factory=list)
+    # Login policy: devices of one user online at once (0 = no limit), and per platform class;
+    # when a new login would exceed a limit, refuse it (CONNACK 5) or disconnect the oldest
+    # device of that class (it gets a notice on {p}/{uid}/in/notify first).
+    max_devices: int = Field(0, ge=0)
+    max_devices_per_class: dict[str, int] = Field(default_factory=dict)
+    platform_classes: dict[str, str] = Field(default_factory=lambda: {
+        "android": "phone", "ios": "phone", "windows": "desktop", "macos": "desktop", "linux": "desktop",
+        "desktop": "desktop", "web": "web"})
+    on_device_limit: Literal["refuse", "kick_oldest"] = "refuse"
 
 
 class BridgeSettings(_Part):

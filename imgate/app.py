@@ -14,7 +14,7 @@ from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
 from broker.acl import AclRule, TopicAcl
-from broker.server import DeliveryLimits, EmbeddedBroker, ServiceAccount
+from broker.server import DeliveryLimits, DevicePolicy, EmbeddedBroker, ServiceAccount
 from config.settings import Settings
 from services.conversations.groups import GroupService
 from services.conversations.service import ConversationService
@@ -102,6 +102,8 @@ class App:
                 accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl))
                           for a in s.broker.accounts],
                 limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy),
+                devices=DevicePolicy(s.broker.max_devices, s.broker.max_devices_per_class, s.broker.platform_classes,
+                                     s.broker.on_device_limit),
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None
