@@ -24,7 +24,7 @@ from typing import Any
 
 from bench._common import raise_nofile
 
-SCENARIOS = ("im-1to1", "fanout-raw", "connections")
+SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout")
 _STOP_GRACE = 60.0
 
 
@@ -50,6 +50,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
                      2 * n_load * (s + 90) + 60))
     if "connections" in args.only:
         runs.append(("connections", ["bench.connections", "--clients", *clients], 2 * len(clients) * 300 + 60))
+    if "group-fanout" in args.only:
+        members, messages = (["100"], "5") if args.quick else (["1000"], "20")
+        runs.append(("group-fanout", ["bench.group_fanout", "--members", *members, "--messages", messages], 600))
     return runs
 
 
@@ -118,11 +121,18 @@ def table(results: list[dict[str, Any]]) -> str:
         if "ratio_mosquitto_over_imgate" in r:
             continue
         scen = r.get("scenario", "?")
-        broker = r.get("broker", "imgate (bridge + SQLite)" if scen.startswith("im-1to1") else "?")
+        broker = r.get("broker", "imgate (bridge + SQLite)" if scen.startswith(("im-1to1", "group-fanout")) else "?")
         if "error" in r:
             rows.append(f"| {scen} | {broker} | ERROR: {r['error'].splitlines()[0][:120]} | | | | | | {_target(r)} |")
             continue
-        if scen.startswith("connections"):
+        if scen.startswith("group-fanout"):
+            result = (f"{r['messages']} sends to {r['members']:,} members: last member in "
+                      f"p50 {_num(r['last_member_p50_ms'], ' ms')} / max {_num(r['last_member_max_ms'], ' ms')}; "
+                      f"1:1 meanwhile p99 {_num(r.get('concurrent_1to1_p99_ms'), ' ms')}")
+            p50, p99 = r.get("last_member_p50_ms"), r.get("last_member_p99_ms")
+            bad = f"{r['lost']} / - / 0"
+            rss, cpu = _num(r.get("server_rss_mb")), "-"
+        elif scen.startswith("connections"):
             result = (f"{r['connected']:,}/{r['clients']:,} in {r['connect_s']:.2f} s "
                       f"({_num(r['connects_per_s'], '/s', 0)})")
             p50, p99 = r.get("connect_p50_ms"), r.get("connect_p99_ms")

@@ -76,8 +76,9 @@ class RateLimiter:
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
-                 typing_per_second: float = 2.0) -> None:
+                 typing_per_second: float = 2.0, group_receipts_max: int = 20) -> None:
         self.topics = topics
+        self._group_receipts_max = group_receipts_max
         self._typing = RateLimiter(clock or SystemClock(), per_second=typing_per_second)
         self._messages = messages
         self._conversations = conversations
@@ -178,10 +179,11 @@ class Dispatcher:
             r = await self._conversations.mark_read(uid, params.conv, params.seq)
             events: list[Publish] = []
             if r.advanced:
-                # 1:1: the peer's receipt and the user's other devices' unread sync. Groups: only
-                # the user's own devices (group read receipts are off).
+                # The peers' receipt and the user's other devices' unread sync; in a group larger
+                # than group_receipts_max, only the latter.
                 body = dumps({"type": "read", "conv": r.conv, "from": uid, "seq": r.read_seq})
-                to = r.members if r.conv.startswith("d:") else (uid,)
+                small = r.conv.startswith("d:") or len(r.members) <= self._group_receipts_max
+                to = r.members if small else (uid,)
                 events = [Publish(self.topics.inbox(member, "event"), body) for member in to]
             return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
         if isinstance(params, PresenceParams):

@@ -58,7 +58,9 @@ class Bridge:
                 if len(pubs) == 1:
                     await self._publish(pubs[0])
                 elif pubs:
-                    await asyncio.gather(*(self._publish(p) for p in pubs))
+                    await self._transport.publish_many([(p.topic, p.payload, p.qos) for p in pubs])
+            except ConnectionError:
+                log.exception("deliveries lost for %r", type(cmd).__name__)
             except Exception:
                 log.exception("bridge lane failed on %r", type(cmd).__name__)
 

@@ -22,6 +22,7 @@ log = logging.getLogger("imgate.bridge")
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 OnMessage = Callable[[str, bytes], Awaitable[None]]
+_FANOUT_SLICE = 64
 
 
 class Transport(Protocol):
@@ -32,6 +33,9 @@ class Transport(Protocol):
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Publish; returns once the broker has it (or raises after retries)."""
+
+    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        """Publish several, written in order (a fan-out). Raises ConnectionError if one was lost."""
 
 
 class LocalBus(Protocol):
@@ -117,6 +121,14 @@ class MqttTransport:
         msg = f"gave up publishing to {topic}"
         raise ConnectionError(msg)
 
+    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        # paho writes them in call order; the acknowledgements are awaited together.
+        results = await asyncio.gather(*(self.publish(*item) for item in items), return_exceptions=True)
+        lost = [r for r in results if isinstance(r, BaseException)]
+        if lost:
+            msg = f"{len(lost)} of {len(items)} publishes lost: {lost[0]!r}"
+            raise ConnectionError(msg)
+
 
 class LocalTransport:
     """The embedded broker, in-process: deliveries arrive through a bounded queue, publishes are
@@ -150,3 +162,9 @@ class LocalTransport:
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         self._bus.route(topic, payload, qos)
+
+    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        for n, (topic, payload, qos) in enumerate(items, 1):
+            self._bus.route(topic, payload, qos)
+            if n % _FANOUT_SLICE == 0:
+                await asyncio.sleep(0)  # a large group's fan-out lets other conversations run between slices

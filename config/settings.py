@@ -126,6 +126,7 @@ class LimitSettings(_Part):
     max_group_members: int = Field(1000, ge=2, le=100_000)
     recall_window_s: int = Field(120, ge=0)  # senders recall within this; group admins any time
     typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
+    group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
 
 
 class Settings(BaseSettings):

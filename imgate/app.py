@@ -118,7 +118,8 @@ class App:
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
-                                typing_per_second=s.limits.typing_per_second)
+                                typing_per_second=s.limits.typing_per_second,
+                                group_receipts_max=s.limits.group_receipts_max)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")

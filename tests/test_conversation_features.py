@@ -12,7 +12,7 @@ from bridge.handlers import RateLimiter
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
-from tests.helpers import Device, ManualClock, connect, on
+from tests.helpers import ManualClock, connect, on
 
 
 @pytest.fixture

@@ -145,7 +145,7 @@ async def test_mentions_flag_the_mentioned_and_must_be_members(crowd: dict[str, 
     assert err["code"] == "bad_request" and "mentions" in err["message"]
 
 
-async def test_group_unread_and_read_sync_own_devices_only(app: App, users: Users, crowd: dict[str, Device]) -> None:
+async def test_group_unread_counts_and_read_receipts(app: App, users: Users, crowd: dict[str, Device]) -> None:
     alice, bob = crowd["alice"], crowd["bob"]
     g = await make_group(alice, "bob")
     for i in range(3):
@@ -158,7 +158,23 @@ async def test_group_unread_and_read_sync_own_devices_only(app: App, users: User
     async with connect(app.mqtt_port, "bob", "desk", await users.token("bob", "desk")) as bob_desk:
         assert (await bob.result("read", {"conv": g["conv"], "seq": 4}))["unread"] == 0
         await bob_desk.inbox.wait_for(on("/in/event", type="read", seq=4))
-    reply = await bob.send_and_ack("r", "alice")  # barrier on alice's inbox
-    await alice.inbox.wait_for(on("/in/msg", cid="r"))
-    assert reply["seq"] == 1
-    assert alice.inbox.matching(on("/in/event", type="read")) == []  # no group read receipts
+    receipt = (await alice.inbox.wait_for(on("/in/event", type="read")))[0].json  # a small group: receipts on
+    assert receipt == {"type": "read", "conv": g["conv"], "from": "bob", "seq": 4}
+
+
+async def test_large_groups_send_no_read_receipts(settings: Settings) -> None:
+    tight = settings.model_copy(update={"limits": settings.limits.model_copy(update={"group_receipts_max": 1})})
+    async with App(tight) as app:
+        assert app.services is not None
+        for uid in ("alice", "bob"):
+            await app.services.users.add_user(uid)
+        ta = (await app.services.users.issue_token("alice", "phone")).token
+        tb = (await app.services.users.issue_token("bob", "phone")).token
+        async with connect(app.mqtt_port, "alice", "phone", ta) as alice, \
+                   connect(app.mqtt_port, "bob", "phone", tb) as bob:
+            g = await alice.result("group.create", {"name": "g", "members": ["bob"]})
+            assert (await bob.result("read", {"conv": g["conv"], "seq": 1}))["read_seq"] == 1
+            await bob.inbox.wait_for(on("/in/event", type="read"))  # bob's own devices still sync
+            await bob.send_and_ack("barrier", "alice")
+            await alice.inbox.wait_for(on("/in/msg", cid="barrier"))
+            assert alice.inbox.matching(on("/in/event", type="read")) == []
