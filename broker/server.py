@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
@@ -100,6 +100,25 @@ class DeliveryLimits:
     max_inflight: int = 100
     max_queued: int = 1000
     policy: OfflinePolicy = "drop_oldest"
+
+
+class PacketTooLarge(Exception):
+    """A client announced a packet larger than the broker accepts: the connection is closed."""
+
+
+class _BoundedReader(StreamReaderAdapter):
+    """amqtt's stream reader, refusing to buffer a packet body over ``limit`` bytes (amqtt reads
+    a PUBLISH payload with one read of its announced length; an unbounded one is a memory attack)."""
+
+    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
+        super().__init__(reader)
+        self._limit = limit
+
+    async def read(self, n: int = -1) -> bytes:
+        if n > self._limit:
+            msg = f"packet of {n} bytes is over the limit of {self._limit}"
+            raise PacketTooLarge(msg)
+        return await super().read(n)
 
 
 class _SocketWire:
@@ -216,8 +235,9 @@ class ImBroker(Broker):
     def __init__(self, config: dict[str, Any], *, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str] | None = None, accounts: Sequence[ServiceAccount] = (),
                  keepalive_grace: float = 1.5, limits: DeliveryLimits | None = None,
-                 devices: DevicePolicy | None = None) -> None:
+                 devices: DevicePolicy | None = None, max_packet: int = 1 << 20) -> None:
         super().__init__(config)
+        self._max_packet = max_packet
         self._devices = devices or DevicePolicy()
         # uid -> client id -> (platform class, connection order, handler): live user devices.
         self._online: dict[str, dict[str, tuple[str, int, BrokerProtocolHandler]]] = {}
@@ -236,6 +256,11 @@ class ImBroker(Broker):
         self.stats = Stats()
 
     # ---- connect ---------------------------------------------------------------------
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        await self._client_connected(listener_name, _BoundedReader(reader, self._max_packet),
+                                     StreamWriterAdapter(writer))
+
     async def _login(self, incoming: Session) -> Principal | AuthFailure:
         username, password = incoming.username, incoming.password
         account = self._accounts.get(username or "")
@@ -577,9 +602,10 @@ class EmbeddedBroker:
     def __init__(self, *, host: str, port: int, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
-                 devices: DevicePolicy | None = None, clock: Clock | None = None,
+                 devices: DevicePolicy | None = None, max_packet: int = 1 << 20, clock: Clock | None = None,
                  broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._max_packet = max_packet
         self._devices = devices
         self._accounts = accounts
         self._limits = limits
@@ -603,7 +629,7 @@ class EmbeddedBroker:
         self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,
                                        service_accounts=self._service_accounts, accounts=self._accounts,
                                        keepalive_grace=self._keepalive_grace, limits=self._limits,
-                                       devices=self._devices)
+                                       devices=self._devices, max_packet=self._max_packet)
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
         self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")

@@ -85,6 +85,9 @@ class BrokerSettings(_Part):
     # Login policy: devices of one user online at once (0 = no limit), and per platform class;
     # when a new login would exceed a limit, refuse it (CONNACK 5) or disconnect the oldest
     # device of that class (it gets a notice on {p}/{uid}/in/notify first).
+    # Largest MQTT packet a client may send; a bigger one closes its connection. (Messages over
+    # limits.max_payload but under this get a too_large ack instead.)
+    max_packet_bytes: int = Field(1 << 20, ge=1024, le=256 << 20)
     max_devices: int = Field(0, ge=0)
     max_devices_per_class: dict[str, int] = Field(default_factory=dict)
     platform_classes: dict[str, str] = Field(default_factory=lambda: {

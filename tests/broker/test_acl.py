@@ -129,3 +129,16 @@ async def test_stock_amqtt_retained_replay_leaks(database_url: str) -> None:
     """The same scenario on amqtt 0.12.1's replay: mallory receives bob's retained message."""
     leaked = await _retained_leak_scenario(database_url, StockRetainedReplay)
     assert [r.topic for r in leaked] == ["im/bob/in/notify"]
+
+
+async def test_a_packet_over_the_size_limit_closes_the_connection(app: App, users: Users) -> None:
+    from tests.mqttraw import publish
+
+    await users.add("alice")
+    token = await users.token("alice")
+    conn = await raw_connect(app.mqtt_port, "alice:phone", "alice", token)
+    await publish(conn, "im/alice/out/msg", b"x" * (app.settings.broker.max_packet_bytes + 1), qos=0)
+    assert await conn.closed_by_server(10)
+    # Others are unaffected, and alice can come back.
+    async with connect(app.mqtt_port, "alice", "phone", token) as alice:
+        assert (await alice.result("conversations"))["items"] == []
