@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,11 +74,25 @@ class RateLimiter:
         return allowed
 
 
+@dataclass(slots=True)
+class BridgeStats:
+    """Counters for /metrics."""
+
+    commands: int = 0
+    sends: int = 0  # messages stored (acks with an id)
+    retries: int = 0  # sends answered from an earlier store
+    send_errors: int = 0  # error acks
+    rpcs: int = 0
+    rpc_errors: int = 0
+    deliveries: int = 0  # publishes handed to the broker
+
+
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
                  typing_per_second: float = 2.0, group_receipts_max: int = 20) -> None:
         self.topics = topics
+        self.stats = BridgeStats()
         self._group_receipts_max = group_receipts_max
         self._typing = RateLimiter(clock or SystemClock(), per_second=typing_per_second)
         self._messages = messages
@@ -87,7 +102,17 @@ class Dispatcher:
 
     async def handle(self, cmd: Command) -> list[Publish]:
         """Execute one command; never raises (errors become replies)."""
+        self.stats.commands += 1
+        pubs = await self._handle(cmd)
+        self.stats.deliveries += len(pubs)
+        return pubs
+
+    async def _handle(self, cmd: Command) -> list[Publish]:
         if isinstance(cmd, Reply):
+            if cmd.publish.topic.endswith("/in/ack"):
+                self.stats.send_errors += 1
+            else:
+                self.stats.rpc_errors += 1
             return [cmd.publish]
         if isinstance(cmd, Send):
             return await self._send(cmd)
@@ -124,12 +149,18 @@ class Dispatcher:
         try:
             result = await self._messages.send(c)
         except ImError as exc:
+            self.stats.send_errors += 1
             return [ack_error(self.topics, c.sender, c.cid, exc.code, exc.message)]
         except Exception:
             log.exception("send from %s (cid %r) failed", c.sender, c.cid)
+            self.stats.send_errors += 1
             return [ack_error(self.topics, c.sender, c.cid, ErrorCode.INTERNAL,
                               "internal error: retry with the same cid")]
         m = result.message
+        if result.created:
+            self.stats.sends += 1
+        else:
+            self.stats.retries += 1
         out: list[Publish] = []
         if result.created:  # a retried send is acked again, never delivered twice
             rendered = render_message(m)
@@ -142,14 +173,17 @@ class Dispatcher:
         return out
 
     async def _rpc(self, cmd: Rpc) -> list[Publish]:
+        self.stats.rpcs += 1
         try:
             result, extra = await self._call(cmd.uid, cmd.method, cmd.params)
         except ImError as exc:
+            self.stats.rpc_errors += 1
             if not cmd.respond:
                 log.info("%s notification from %s failed: %s", cmd.method, cmd.uid, exc.message)
                 return []
             return [rpc_error(self.topics, cmd.uid, cmd.id, APP_CODES[exc.code], exc.message, exc.code)]
         except Exception:
+            self.stats.rpc_errors += 1
             log.exception("rpc %s from %s failed", cmd.method, cmd.uid)
             if not cmd.respond:
                 return []

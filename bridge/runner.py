@@ -29,6 +29,12 @@ class Bridge:
         self._lanes: list[asyncio.Queue[Command]] = [asyncio.Queue(maxsize=lane_queue) for _ in range(lanes)]
         self._shared_group = shared_group
         self.ready = transport.ready
+        self.dispatcher = dispatcher
+
+    @property
+    def backlog(self) -> int:
+        """Commands waiting in the lanes: the bridge's lag."""
+        return sum(q.qsize() for q in self._lanes)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:

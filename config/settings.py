@@ -132,6 +132,14 @@ class LimitSettings(_Part):
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
 
 
+class AdminSettings(_Part):
+    """The admin HTTP API: off unless a secret is set."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    secret: str | None = Field(None, min_length=16, description="Bearer secret; at least 16 characters")
+
+
 class Settings(BaseSettings):
     """All of imgate's configuration."""
 
@@ -149,6 +157,7 @@ class Settings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
+    admin: AdminSettings = AdminSettings()
 
     @field_validator("data_dir")
     @classmethod

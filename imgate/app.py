@@ -7,7 +7,8 @@ import asyncio
 import logging
 import secrets
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from bridge.handlers import Dispatcher
 from bridge.router import Router, Topics
@@ -52,6 +53,10 @@ def open_database(settings: Settings, *, create_db: bool = False) -> Database:
                     busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db)
 
 
+def vars_of(stats: Any) -> dict[str, float]:
+    return {f.name: getattr(stats, f.name) for f in fields(stats)}
+
+
 class App:
     """The running platform. ``async with App(settings) as app: await app.wait()``."""
 
@@ -63,6 +68,7 @@ class App:
         self.services: Services | None = None
         self.broker: EmbeddedBroker | None = None
         self.bridge: Bridge | None = None
+        self.admin: Any = None  # the admin HTTP server, when enabled
 
     @property
     def mqtt_port(self) -> int:
@@ -133,12 +139,64 @@ class App:
         if not self.bridge.ready.is_set():
             msg = f"bridge could not subscribe within {_BRIDGE_READY_TIMEOUT}s"
             raise RuntimeError(msg)
+        await self._start_admin()
         log.info("imgate is up (bridge transport: %s)", type(transport).__name__)
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
         b = self.settings.bridge
         return MqttTransport(endpoint, incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
                              publish_timeout=b.publish_timeout)
+
+    async def _start_admin(self) -> None:
+        s, svc = self.settings, self.services
+        assert svc is not None
+        if not s.admin.secret:
+            log.info("admin API off (no admin.secret)")
+            return
+        from imgate.admin import AdminContext, build_admin_app
+        from imgate.http import EmbeddedHttpServer
+
+        ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=self.metrics)
+        self.admin = await self._stack.enter_async_context(
+            EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port))
+        log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
+
+    async def _kick(self, uid: str, device: str | None, reason: str) -> int:
+        if self.broker is None or self.broker.broker is None:
+            return 0  # an external broker: the auth watcher of its own deployment applies it
+        return await self.broker.broker.kick(uid, device, reason)
+
+    async def _health(self) -> dict[str, bool]:
+        from tortoise import connections
+
+        try:
+            await connections.get("default").execute_query("SELECT 1")
+            database = True
+        except Exception:
+            log.exception("health: database check failed")
+            database = False
+        bridge = self._bridge_task is not None and not self._bridge_task.done() and \
+            self.bridge is not None and self.bridge.ready.is_set()
+        checks = {"database": database, "bridge": bridge}
+        if self.broker is not None:
+            checks["broker"] = self.broker.broker is not None and self.broker.broker.transitions.state == "started"
+        return checks
+
+    def metrics(self) -> dict[str, float]:
+        """Counters (``*_total``) and gauges for /metrics."""
+        out: dict[str, float] = {}
+        if self.broker is not None and self.broker.broker is not None:
+            b = self.broker.broker
+            out["connections"] = len(b.connected())
+            for name, value in vars_of(b.stats).items():
+                out[f"broker_{name}_total"] = value
+        if self.bridge is not None:
+            out["bridge_backlog"] = self.bridge.backlog
+            for name, value in vars_of(self.bridge.dispatcher.stats).items():
+                out[f"bridge_{name}_total"] = value
+        if self.services is not None:
+            out["message_batches_total"] = self.services.messages.batches
+        return out
 
     async def wait(self) -> None:
         """Run until cancelled; raises if the bridge fails."""

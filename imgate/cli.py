@@ -77,7 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
                                               "live connections using them are dropped.")
     revoke.add_argument("uid")
     revoke.add_argument("--device", help="only this device (default: every device)")
+    sub.add_parser("openapi", help="print the admin API's OpenAPI document",
+                   description="Print the admin HTTP API's OpenAPI document (JSON).")
     return parser
+
+
+def openapi_document() -> dict[str, Any]:
+    from imgate.admin import AdminContext, build_admin_app
+
+    async def _never(*_: Any) -> Any:
+        raise NotImplementedError
+
+    ctx = AdminContext(users=None, kick=_never, health=_never, metrics=dict)
+    return build_admin_app(ctx, "x" * 16).openapi()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -127,6 +139,11 @@ async def _run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "openapi":
+        import json
+
+        print(json.dumps(openapi_document(), indent=2, sort_keys=True))
+        return 0
     try:
         settings = _settings(args)
     except ConfigError as exc:

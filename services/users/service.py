@@ -71,6 +71,18 @@ class AuthChange:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token's record, never its secret."""
+
+    id: int
+    device: str
+    platform: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class UserInfo:
     uid: str
     name: str
@@ -161,6 +173,16 @@ class UserService:
             created_at=now, expires_at=expires_at,
         )
         return IssuedToken(token, row.id, uid, device, platform, expires_at)
+
+    async def list_tokens(self, uid: str) -> list[TokenInfo]:
+        """The user's tokens, newest first.
+
+        Raises:
+            NotFound: no such user.
+        """
+        await self.get_user(uid)
+        rows = await DeviceToken.filter(uid=uid).order_by("-id")
+        return [TokenInfo(r.id, r.device, r.platform, r.created_at, r.expires_at, r.revoked_at) for r in rows]
 
     async def revoke_tokens(self, uid: str, device: str | None = None) -> int:
         """Revoke the user's tokens (of one device, or all); live sessions are dropped.

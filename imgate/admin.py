@@ -1,0 +1,184 @@
+"""The admin HTTP API, for the app's own backend: users, device tokens, sessions, health, metrics.
+
+FastAPI on uvicorn, run inside imgate's event loop: pydantic models give request validation
+with the failing field named, and the OpenAPI document comes from the same code (checked in as
+``docs/admin-openapi.json``). Every route except ``/healthz`` needs ``Authorization: Bearer
+<admin.secret>`` (compared in constant time; a wrong or missing secret is a bare 401).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import ErrorCode, ImError
+from services.ids import DEVICE_RE, UID_RE
+
+_HTTP_STATUS = {
+    ErrorCode.BAD_REQUEST: 400, ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403, ErrorCode.TOO_LARGE: 413,
+    ErrorCode.CONFLICT: 409, ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL: 500,
+}
+
+
+@dataclass
+class AdminContext:
+    """What the API needs from the running platform (built by the composition root)."""
+
+    users: Any  # UserService
+    kick: Callable[[str, str | None, str], Awaitable[int]]  # (uid, device, reason) -> count
+    health: Callable[[], Awaitable[dict[str, bool]]]
+    metrics: Callable[[], dict[str, float]]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NewUser(_Body):
+    uid: str = Field(pattern=UID_RE.pattern, description="1-64 characters of A-Z a-z 0-9 _ -")
+    name: str = Field("", max_length=128)
+
+
+class User(BaseModel):
+    uid: str
+    name: str
+    disabled: bool
+    created_at: int
+
+
+class NewToken(_Body):
+    device: str = Field(pattern=DEVICE_RE.pattern, description="1-32 characters of A-Z a-z 0-9 _ -")
+    platform: str = Field("", max_length=32, description="e.g. android, ios, web, desktop")
+    ttl_s: int | None = Field(None, gt=0, description="lifetime in seconds; none: no expiry")
+
+
+class IssuedToken(BaseModel):
+    token: str = Field(description="shown once; only its hash is stored")
+    token_id: int
+    uid: str
+    device: str
+    platform: str
+    expires_at: int | None
+
+
+class Token(BaseModel):
+    id: int
+    device: str
+    platform: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+
+class Revoke(_Body):
+    device: str | None = Field(None, pattern=DEVICE_RE.pattern, description="one device; none: all")
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Health(BaseModel):
+    ok: bool
+    checks: dict[str, bool]
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
+    app = FastAPI(title="imgate admin API", version="1", openapi_url="/openapi.json", docs_url=None,
+                  redoc_url=None)
+    bearer = HTTPBearer(auto_error=False)
+
+    async def authorized(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, secret.encode()):
+            raise StarletteHTTPException(401)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 401:
+            return JSONResponse({"error": {"code": "unauthorized"}}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return _error(exc.status_code, "not_found" if exc.status_code == 404 else "bad_request", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query")]
+        return _error(422, "bad_request", err.get("msg", "invalid request"), ".".join(loc) or None)
+
+    @app.exception_handler(ImError)
+    async def _service(_: Request, exc: ImError) -> JSONResponse:
+        return _error(_HTTP_STATUS[exc.code], exc.code.value, exc.message)
+
+    guarded = [Depends(authorized)]
+
+    @app.post("/v1/users", status_code=201, response_model=User, dependencies=guarded, tags=["users"])
+    async def create_user(body: NewUser) -> User:
+        return User(**asdict(await ctx.users.add_user(body.uid, body.name)))
+
+    @app.get("/v1/users/{uid}", response_model=User, dependencies=guarded, tags=["users"])
+    async def get_user(uid: str) -> User:
+        return User(**asdict(await ctx.users.get_user(uid)))
+
+    @app.post("/v1/users/{uid}/disable", response_model=User, dependencies=guarded, tags=["users"])
+    async def disable_user(uid: str) -> User:
+        """Disable the user; every live connection of theirs is dropped."""
+        await ctx.users.disable_user(uid)
+        await ctx.kick(uid, None, "user disabled")
+        return User(**asdict(await ctx.users.get_user(uid)))
+
+    @app.post("/v1/users/{uid}/tokens", status_code=201, response_model=IssuedToken, dependencies=guarded,
+              tags=["tokens"])
+    async def issue_token(uid: str, body: NewToken) -> IssuedToken:
+        return IssuedToken(**asdict(await ctx.users.issue_token(uid, body.device, body.platform, body.ttl_s)))
+
+    @app.get("/v1/users/{uid}/tokens", response_model=list[Token], dependencies=guarded, tags=["tokens"])
+    async def list_tokens(uid: str) -> list[Token]:
+        return [Token(**asdict(t)) for t in await ctx.users.list_tokens(uid)]
+
+    @app.post("/v1/users/{uid}/tokens/revoke", response_model=Count, dependencies=guarded, tags=["tokens"])
+    async def revoke_tokens(uid: str, body: Revoke) -> Count:
+        """Revoke the user's tokens (one device's, or all); their live connections are dropped."""
+        count = await ctx.users.revoke_tokens(uid, body.device)
+        await ctx.kick(uid, body.device, "token revoked")
+        return Count(count=count)
+
+    @app.post("/v1/users/{uid}/logout", response_model=Count, dependencies=guarded, tags=["sessions"])
+    async def force_logout(uid: str) -> Count:
+        """Disconnect every device of the user now (tokens stay valid)."""
+        await ctx.users.get_user(uid)
+        return Count(count=await ctx.kick(uid, None, "logged out by the admin API"))
+
+    @app.get("/healthz", response_model=Health, tags=["operations"],
+             responses={503: {"model": Health, "description": "a part is down"}})
+    async def healthz() -> JSONResponse:
+        checks = await ctx.health()
+        ok = all(checks.values())
+        return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded, tags=["operations"])
+    async def metrics() -> PlainTextResponse:
+        """Prometheus text format."""
+        lines = []
+        for name, value in sorted(ctx.metrics().items()):
+            kind = "counter" if name.endswith("_total") else "gauge"
+            lines += [f"# TYPE imgate_{name} {kind}", f"imgate_{name} {value:g}"]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    return app
