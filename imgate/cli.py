@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import ConfigError, Settings, load_settings
+from services.db import SchemaMismatch
 from services.errors import ImError
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImError as exc:
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1
+    except SchemaMismatch as exc:
+        print(f"imgate: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     if out:

@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections, fields
+from tortoise.models import Model
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+# Bump when a table changes. There are no migrations yet: a database made by another schema
+# version is refused at start-up with a clear message instead of failing on the first query.
+SCHEMA_VERSION = 2
+
 MODEL_MODULES = [
+    "services.db",
     "services.users.models",
     "services.conversations.models",
     "services.messages.models",
@@ -57,6 +63,20 @@ def tortoise_config(url: str, *, sqlite_synchronous: str = "FULL", busy_timeout_
     }
 
 
+class DbInfo(Model):
+    """Key/value facts about the database itself (the schema version)."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    value = fields.CharField(max_length=255)
+
+    class Meta:
+        table = "imgate_meta"
+
+
+class SchemaMismatch(RuntimeError):
+    """The database was created by an incompatible version of imgate."""
+
+
 class Database:
     """Owns tortoise's global state for one process; use as an async context manager."""
 
@@ -70,8 +90,30 @@ class Database:
         # Tortoise keeps its state in a context; the global fallback makes it visible to tasks
         # that asyncio servers start outside this task's context (broker connections).
         await Tortoise.init(config=self._config, _create_db=self._create_db, _enable_global_fallback=True)
-        await Tortoise.generate_schemas(safe=True)
+        try:
+            await self._check_schema()
+        except BaseException:
+            await Tortoise.close_connections()
+            raise
         return self
+
+    async def _check_schema(self) -> None:
+        conn = connections.get("default")
+        if conn.capabilities.dialect == "postgres":
+            rows = await conn.execute_query_dict("SELECT to_regclass('users') IS NOT NULL AS present")
+            existed = bool(rows[0]["present"])
+        else:
+            existed = bool(await conn.execute_query_dict(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'users'"))
+        await Tortoise.generate_schemas(safe=True)
+        row = await DbInfo.get_or_none(key="schema_version")
+        if row is None and not existed:
+            await DbInfo.create(key="schema_version", value=str(SCHEMA_VERSION))
+        elif row is None or row.value != str(SCHEMA_VERSION):
+            found = row.value if row is not None else "1"
+            msg = (f"the database at {self.url} has imgate schema version {found}, this imgate needs "
+                   f"{SCHEMA_VERSION}; there are no migrations yet: use a new data directory or database")
+            raise SchemaMismatch(msg)
 
     async def __aexit__(self, *exc: object) -> None:
         await Tortoise.close_connections()

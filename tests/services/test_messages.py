@@ -103,3 +103,16 @@ async def test_sqlite_commits_are_fsynced(svc: Services, database_url: str) -> N
     conn = Tortoise.get_connection("default")
     assert (await conn.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
     assert (await conn.execute_query_dict("PRAGMA synchronous"))[0]["synchronous"] == 2  # FULL
+
+
+async def test_a_database_of_another_schema_version_is_refused(database_url: str) -> None:
+    from services.db import DbInfo, SchemaMismatch
+
+    async with Database(database_url):
+        await DbInfo.filter(key="schema_version").update(value="1")
+    with pytest.raises(SchemaMismatch, match="schema version 1"):
+        async with Database(database_url):
+            pass
+    with pytest.raises(SchemaMismatch):  # the refusal changed nothing: still refused
+        async with Database(database_url):
+            pass
