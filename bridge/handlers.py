@@ -35,6 +35,7 @@ from bridge.wire import (
     GroupParams,
     GroupRoleParams,
     HistoryParams,
+    NotificationsParams,
     PresenceParams,
     ReadParams,
     RecallParams,
@@ -47,6 +48,7 @@ from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
+from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
 
 log = logging.getLogger("imgate.bridge")
@@ -90,8 +92,10 @@ class BridgeStats:
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
-                 typing_per_second: float = 2.0, group_receipts_max: int = 20) -> None:
+                 typing_per_second: float = 2.0, group_receipts_max: int = 20,
+                 notifications: NotificationService | None = None) -> None:
         self.topics = topics
+        self._notifications = notifications
         self.stats = BridgeStats()
         self._group_receipts_max = group_receipts_max
         self._typing = RateLimiter(clock or SystemClock(), per_second=typing_per_second)
@@ -122,6 +126,14 @@ class Dispatcher:
             try:
                 await self._presence.record(cmd.uid, cmd.device, online=cmd.state.online,
                                             platform=cmd.state.platform, ts=cmd.state.ts)
+                if cmd.state.online and cmd.state.persistent and self._notifications is not None:
+                    # A device came back on its persistent session (its subscriptions are there
+                    # already): hand it what was sent while it was away. Clean sessions pull with
+                    # the ``notifications`` RPC once subscribed.
+                    deliveries = []
+                    while len(deliveries) < 100 and (d := await self._notifications.claim(cmd.uid, cmd.device)):
+                        deliveries.append(d)
+                    return self.notification_publishes(deliveries)
             except Exception:
                 log.exception("could not record presence of %s/%s", cmd.uid, cmd.device)
             return []
@@ -240,6 +252,13 @@ class Dispatcher:
                     self._member_events(change))
         if isinstance(params, GroupParams):
             return self._render_group(await self._groups.info(uid, params.gid)), []
+        if isinstance(params, NotificationsParams):
+            if self._notifications is None:
+                return {"notifications": []}, []
+            delivery = await self._notifications.claim(uid, params.device)
+            items = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
+                     for n in (delivery.notifications if delivery else ())]
+            return {"notifications": items}, []
         if isinstance(params, RecallParams):
             tomb, members = await self._messages.recall(uid, params.id)
             body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": uid})
@@ -254,6 +273,11 @@ class Dispatcher:
             return self._render_group(await self._groups.set_role(uid, params.gid, params.uid, params.role)), []
         msg = f"no handler for {method}"
         raise AssertionError(msg)
+
+    def notification_publishes(self, deliveries: list[DeviceDelivery]) -> list[Publish]:
+        return [Publish(self.topics.device_notify(d.uid, d.device),
+                        dumps({"id": n.id, "type": "system", "body": n.body, "ts": n.ts}))
+                for d in deliveries for n in d.notifications]
 
     def _member_events(self, change: GroupChange) -> list[Publish]:
         """The ``member`` event (it carries the change's seq) to everyone concerned."""

@@ -20,6 +20,7 @@ from bridge.wire import (
     GroupParams,
     GroupRoleParams,
     HistoryParams,
+    NotificationsParams,
     PresenceIn,
     PresenceParams,
     ReadParams,
@@ -57,6 +58,7 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
     "group.role": GroupRoleParams,
     "recall": RecallParams,
     "conversation.settings": SettingsParams,
+    "notifications": NotificationsParams,
 }
 
 
@@ -125,6 +127,10 @@ class Topics:
 
     def inbox(self, uid: str, kind: str) -> str:
         return f"{self.prefix}/{uid}/in/{kind}"
+
+    def device_notify(self, uid: str, device: str) -> str:
+        """Delivered by the broker to that one device only (protocol §7)."""
+        return f"{self.prefix}/{uid}/in/notify/{device}"
 
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
         filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/event",

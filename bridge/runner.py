@@ -51,6 +51,11 @@ class Bridge:
             return
         await self._lanes[self._lane_of(cmd.lane_key)].put(cmd)
 
+    async def publish_many(self, pubs: list[Publish]) -> None:
+        """Publish from outside the lanes (the admin API's notifications)."""
+        if pubs:
+            await self._transport.publish_many([(p.topic, p.payload, p.qos) for p in pubs])
+
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)
 

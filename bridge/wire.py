@@ -111,6 +111,10 @@ class SettingsParams(_In):
     pinned: bool | None = None
 
 
+class NotificationsParams(_In):
+    device: str = Field(pattern=DEVICE_RE.pattern)
+
+
 class TypingIn(_In):
     conv: str = Field(min_length=1, max_length=140)
 
@@ -122,6 +126,7 @@ class PresenceIn(BaseModel):
     online: bool
     platform: str = Field("", max_length=32)
     ts: int = 0
+    persistent: bool = False
 
 
 def describe(exc: ValidationError) -> str:

@@ -77,6 +77,7 @@ class Outbox:
     max_inflight: int = 100
     max_queued: int = 1000
     policy: OfflinePolicy = "drop_oldest"
+    device: str | None = None  # a user's device (None: a service account)
     wire: Wire | None = None
     inflight: dict[int, _Pending] = field(default_factory=dict)  # insertion-ordered
     queue: deque[_Pending] | None = None  # created on first use: most sessions never queue

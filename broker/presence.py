@@ -21,10 +21,11 @@ from amqtt.session import Session
 from broker.acl import PRINCIPAL_KEY, Principal, presence_topic
 
 
-def presence_payload(*, online: bool, platform: str, ts: int) -> bytes:
+def presence_payload(*, online: bool, platform: str, ts: int, persistent: bool = False) -> bytes:
     body: dict[str, Any] = {"online": online, "ts": ts}
     if online:
         body["platform"] = platform
+        body["persistent"] = persistent  # a persistent session keeps its subscriptions across reconnects
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -47,7 +48,8 @@ class PresencePlugin(BasePlugin[BrokerContext]):
             if who is None or who.is_service or who.uid is None or who.device is None:
                 return
             online = current is not None and current.transitions.is_connected()
-            data = presence_payload(online=online, platform=who.platform, ts=time.time_ns() // 1_000_000)
+            data = presence_payload(online=online, platform=who.platform, ts=time.time_ns() // 1_000_000,
+                                    persistent=not session.clean_session)
             topic = presence_topic(who.uid, who.device)
             await self.context.retain_message(topic, data, qos=1)
             await self.context.broadcast_message(topic, data, qos=1)

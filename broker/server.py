@@ -324,7 +324,7 @@ class ImBroker(Broker):
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is None:
             lim = self._limits
-            outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy)
+            outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy, device=who.device)
             session.attributes[OUTBOX_KEY] = outbox
         self._outboxes[client_id] = outbox
         assert isinstance(handler, ImHandler)
@@ -500,13 +500,26 @@ class ImBroker(Broker):
             return 0
         topic_bytes = topic.encode()
         outboxes = self._outboxes
+        only = self._device_topic(topic)
         for client_id, sub_qos in matches.items():
             outbox = outboxes.get(client_id)
             if outbox is not None:
+                if only is not None and outbox.device is not None and outbox.device != only:
+                    continue  # another device's notification
                 outbox.deliver(topic_bytes, data, min(qos, sub_qos))
             elif client_id in self._local:
                 self._local[client_id](topic, data)
         return len(matches)
+
+    def _device_topic(self, topic: str) -> str | None:
+        """``{p}/{uid}/in/notify/{device}`` is for that one device of the user, though every
+        device's ``{p}/{uid}/in/#`` matches it: the device, else None."""
+        if "/in/notify/" not in topic:
+            return None
+        levels = topic.split("/")
+        if len(levels) == 5 and levels[0] == self._acl.prefix and levels[2] == "in" and levels[3] == "notify":
+            return levels[4]
+        return None
 
     def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *, retain: bool) -> bool:
         """A client's PUBLISH. False for a protocol violation (the connection must close)."""

@@ -37,6 +37,7 @@ class AdminContext:
     kick: Callable[[str, str | None, str], Awaitable[int]]  # (uid, device, reason) -> count
     health: Callable[[], Awaitable[dict[str, bool]]]
     metrics: Callable[[], dict[str, float]]
+    notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
 
 
 class _Body(BaseModel):
@@ -81,6 +82,17 @@ class Token(BaseModel):
 
 class Revoke(_Body):
     device: str | None = Field(None, pattern=DEVICE_RE.pattern, description="one device; none: all")
+
+
+class NewNotification(_Body):
+    body: dict[str, Any] = Field(description="the notification, delivered as is in 'body'")
+    uids: list[str] | None = Field(None, max_length=100_000, description="the users; omit with everyone=true")
+    everyone: bool = False
+
+
+class NotificationResult(BaseModel):
+    users: int = Field(description="users it was stored for")
+    devices_now: int = Field(description="devices online that got it at once; the others get it on reconnect")
 
 
 class Count(BaseModel):
@@ -164,6 +176,16 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         """Disconnect every device of the user now (tokens stay valid)."""
         await ctx.users.get_user(uid)
         return Count(count=await ctx.kick(uid, None, "logged out by the admin API"))
+
+    @app.post("/v1/notifications", status_code=201, response_model=NotificationResult, dependencies=guarded,
+              tags=["notifications"])
+    async def send_notification(body: NewNotification) -> NotificationResult:
+        """A system notification to some users, or everyone: stored, delivered to each device once
+        on ``{p}/{uid}/in/notify/{device}``, now if online, else when it comes back."""
+        if body.everyone == (body.uids is not None):
+            raise ImError("give either uids or everyone=true", ErrorCode.BAD_REQUEST)
+        users, devices = await ctx.notify(body.body, None if body.everyone else body.uids)
+        return NotificationResult(users=users, devices_now=devices)
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})

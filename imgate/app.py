@@ -22,6 +22,7 @@ from services.conversations.service import ConversationService
 from services.db import Database
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
+from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.users.service import UserService
 
@@ -38,6 +39,7 @@ class Services:
     messages: MessageService
     presence: PresenceService
     groups: GroupService
+    notifications: NotificationService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120) -> Services:
@@ -45,7 +47,7 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     conversations = ConversationService()
     messages = MessageService(clock, users, conversations, recall_window_s=recall_window_s)
     return Services(users, conversations, messages, PresenceService(),
-                    GroupService(clock, users, max_members=max_group_members))
+                    GroupService(clock, users, max_members=max_group_members), NotificationService(clock))
 
 
 def open_database(settings: Settings, *, create_db: bool = False) -> Database:
@@ -126,7 +128,8 @@ class App:
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 typing_per_second=s.limits.typing_per_second,
-                                group_receipts_max=s.limits.group_receipts_max)
+                                group_receipts_max=s.limits.group_receipts_max,
+                                notifications=svc.notifications)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
@@ -156,10 +159,19 @@ class App:
         from imgate.admin import AdminContext, build_admin_app
         from imgate.http import EmbeddedHttpServer
 
-        ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=self.metrics)
+        ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=self.metrics,
+                           notify=self._notify)
         self.admin = await self._stack.enter_async_context(
             EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port))
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
+
+    async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:
+        """Store a system notification and hand it to the devices online now (the others get it
+        when they come back). Returns (users, devices reached now)."""
+        assert self.services is not None and self.bridge is not None
+        stored, deliveries = await self.services.notifications.send(body, uids)
+        await self.bridge.publish_many(self.bridge.dispatcher.notification_publishes(deliveries))
+        return stored, len(deliveries)
 
     async def _kick(self, uid: str, device: str | None, reason: str) -> int:
         if self.broker is None or self.broker.broker is None:

@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "services.conversations.models",
     "services.messages.models",
     "services.presence.models",
+    "services.notifications.models",
 ]
 
 

@@ -1,0 +1,109 @@
+"""System notifications: stored, delivered once to each device, now or when it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from config.settings import Settings
+from imgate.app import App
+from tests.conftest import Users
+from tests.helpers import connect, on
+
+SECRET = "s3cret-admin-token-for-tests"
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[App]:
+    with_admin = settings.model_copy(update={"admin": settings.admin.model_copy(update={"port": 0, "secret": SECRET})})
+    async with App(with_admin) as running:
+        yield running
+
+
+@pytest.fixture
+async def api(app: App) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",
+                                 headers={"Authorization": f"Bearer {SECRET}"}, timeout=10) as client:
+        yield client
+
+
+def notify_of(device: str):  # noqa: ANN201
+    return lambda r: r.topic.endswith(f"/in/notify/{device}")
+
+
+async def test_online_devices_each_get_it_once_on_their_own_topic(app: App, users: Users,
+                                                                  api: httpx.AsyncClient) -> None:
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice", "phone"),
+                       clean_session=False) as phone, \
+               connect(app.mqtt_port, "alice", "desk", await users.token("alice", "desk"), clean_session=False) as desk:
+        async with asyncio.timeout(10):  # the bridge has recorded both devices as online
+            while not all(d["online"] for d in (await phone.result("presence", {"uids": ["alice"]}))
+                          ["presence"]["alice"]["devices"]) or len((await phone.result(
+                              "presence", {"uids": ["alice"]}))["presence"]["alice"]["devices"]) < 2:
+                pass
+        r = await api.post("/v1/notifications", json={"uids": ["alice"], "body": {"title": "maintenance at 2am"}})
+        assert r.status_code == 201 and r.json() == {"users": 1, "devices_now": 2}
+        got = (await phone.inbox.wait_for(notify_of("phone")))[0].json
+        assert got["type"] == "system" and got["body"] == {"title": "maintenance at 2am"} and got["id"] > 0
+        await desk.inbox.wait_for(notify_of("desk"))
+        await phone.send_and_ack("barrier", "bob")  # later traffic: no second copy anywhere
+        await desk.inbox.wait_for(on("/in/msg", cid="barrier"))
+        assert len(phone.inbox.matching(lambda r: "/in/notify" in r.topic)) == 1
+        assert len(desk.inbox.matching(lambda r: "/in/notify" in r.topic)) == 1
+
+
+async def test_a_device_that_was_away_gets_it_when_it_comes_back_and_only_once(app: App, users: Users,
+                                                                               api: httpx.AsyncClient) -> None:
+    await users.add("alice")
+    token = await users.token("alice", "tablet")
+    async with connect(app.mqtt_port, "alice", "tablet", token, clean_session=False):
+        pass  # a persistent session with its subscription, then away
+    r = await api.post("/v1/notifications", json={"everyone": True, "body": {"n": 1}})
+    # (Whether it is handed over now, into the session's offline queue, or on the way back in
+    # depends on when the bridge records the disconnect; either way the tablet gets it once.)
+    assert r.json()["users"] == 1
+    async with connect(app.mqtt_port, "alice", "tablet", token, clean_session=False, subscribe=[]) as tablet:
+        got = (await tablet.inbox.wait_for(notify_of("tablet")))[0].json
+        assert got["body"] == {"n": 1}
+    async with connect(app.mqtt_port, "alice", "tablet", token, clean_session=False, subscribe=[]) as tablet:
+        assert (await tablet.result("notifications", {"device": "tablet"})) == {"notifications": []}
+        assert tablet.inbox.matching(notify_of("tablet")) == []
+
+
+async def test_clean_session_devices_pull_with_the_rpc(app: App, users: Users, api: httpx.AsyncClient) -> None:
+    await users.add("bob")
+    token = await users.token("bob", "web", "web")
+    await api.post("/v1/notifications", json={"uids": ["bob"], "body": {"a": 1}})
+    await api.post("/v1/notifications", json={"uids": ["bob"], "body": {"b": 2}})
+    async with connect(app.mqtt_port, "bob", "web", token) as web:
+        pulled = (await web.result("notifications", {"device": "web"}))["notifications"]
+        assert [n["body"] for n in pulled] == [{"a": 1}, {"b": 2}]
+        assert (await web.result("notifications", {"device": "web"}))["notifications"] == []
+
+
+async def test_a_device_registered_later_does_not_get_older_notifications(app: App, users: Users,
+                                                                          api: httpx.AsyncClient) -> None:
+    await users.add("carol")
+    await api.post("/v1/notifications", json={"uids": ["carol"], "body": {"old": True}})
+    token = await users.token("carol", "new")
+    await api.post("/v1/notifications", json={"uids": ["carol"], "body": {"new": True}})
+    async with connect(app.mqtt_port, "carol", "new", token) as dev:
+        pulled = (await dev.result("notifications", {"device": "new"}))["notifications"]
+        assert [n["body"] for n in pulled] == [{"new": True}]
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"uids": ["ghost"], "body": {"x": 1}}, 404),
+    ({"uids": ["alice"], "body": {}}, 400),
+    ({"uids": ["alice"], "everyone": True, "body": {"x": 1}}, 400),
+    ({"body": {"x": 1}}, 400),
+    ({"uids": "alice", "body": {"x": 1}}, 422),
+])
+async def test_bad_notification_requests(users: Users, api: httpx.AsyncClient, body: dict, status: int) -> None:
+    await users.add("alice")
+    r = await api.post("/v1/notifications", json=body)
+    assert r.status_code == status and r.json()["error"]["message"]
