@@ -616,8 +616,9 @@ class EmbeddedBroker:
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
                  devices: DevicePolicy | None = None, max_packet: int = 1 << 20, clock: Clock | None = None,
-                 broker_cls: type[ImBroker] = ImBroker) -> None:
+                 presence_interval_ms: int = 1000, broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._presence_interval_ms = presence_interval_ms
         self._max_packet = max_packet
         self._devices = devices
         self._accounts = accounts
@@ -635,7 +636,7 @@ class EmbeddedBroker:
     async def __aenter__(self) -> EmbeddedBroker:
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}},
-            "plugins": {"broker.presence.PresencePlugin": {}},
+            "plugins": {"broker.presence.PresencePlugin": {"min_interval_ms": self._presence_interval_ms}},
             "timeout_disconnect_delay": 0,
         }
         raise_file_limit()

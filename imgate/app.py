@@ -112,7 +112,7 @@ class App:
                 limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy),
                 devices=DevicePolicy(s.broker.max_devices, s.broker.max_devices_per_class, s.broker.platform_classes,
                                      s.broker.on_device_limit),
-                max_packet=s.broker.max_packet_bytes,
+                max_packet=s.broker.max_packet_bytes, presence_interval_ms=s.broker.presence_min_interval_ms,
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None

@@ -136,3 +136,20 @@ async def test_user_online_while_any_device_is(app: App, users: Users) -> None:
             devices = {d["device"]: d["online"] for d in
                        (await watcher.result("presence", {"uids": ["bob"]}))["presence"]["bob"]["devices"]}
             assert devices == {"phone": True, "desk": False}
+
+
+async def test_a_flapping_device_does_not_storm_its_watchers(app: App, users: Users) -> None:
+    """Ten connect/disconnect cycles in a row: watchers get a few presence messages, not twenty,
+    and the last one is the state the device settled in."""
+    await users.add("bob")
+    token = await users.token("bob", "flappy")
+    async with await _observer(app, users) as watcher:
+        for _ in range(10):
+            conn = await raw_connect(app.mqtt_port, "bob:flappy", "bob", token)
+            assert conn.return_code == 0
+            conn.close()
+        await _until_rpc_says(watcher, "bob", False)
+        settled = await watcher.inbox.wait_for(presence_of("bob", "flappy", False))
+        seen = [r for r in watcher.inbox.items if r.topic == "presence/bob/flappy"]
+        assert len(seen) <= 4, [r.json for r in seen]
+        assert seen[-1].json["online"] is False and settled
