@@ -616,8 +616,10 @@ class EmbeddedBroker:
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
                  devices: DevicePolicy | None = None, max_packet: int = 1 << 20, clock: Clock | None = None,
-                 presence_interval_ms: int = 1000, broker_cls: type[ImBroker] = ImBroker) -> None:
+                 presence_interval_ms: int = 1000, session_expiry_s: int = 7 * 86400,
+                 broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
+        self._session_expiry_s = session_expiry_s
         self._presence_interval_ms = presence_interval_ms
         self._max_packet = max_packet
         self._devices = devices
@@ -638,6 +640,8 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}},
             "plugins": {"broker.presence.PresencePlugin": {"min_interval_ms": self._presence_interval_ms}},
             "timeout_disconnect_delay": 0,
+            # A persistent session nobody resumes is dropped after this (with its queue).
+            "session_expiry_interval": self._session_expiry_s,
         }
         raise_file_limit()
         self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,

@@ -78,6 +78,8 @@ class BrokerSettings(_Part):
     auth_poll_interval: float = Field(0.5, gt=0, le=60)
     # Per session: QoS 1 messages sent and not yet acknowledged, and messages waiting (while the
     # client is away, or its window is full). When the queue is full, drop the oldest or newest.
+    # A persistent session (clean session = 0) that is not resumed within this is dropped.
+    session_expiry_s: int = Field(7 * 86400, ge=60)
     # A device that connects and disconnects faster than this is announced once per interval.
     presence_min_interval_ms: int = Field(1000, ge=0, le=60_000)
     max_inflight: int = Field(100, ge=1, le=65000)

@@ -113,6 +113,7 @@ class App:
                 devices=DevicePolicy(s.broker.max_devices, s.broker.max_devices_per_class, s.broker.platform_classes,
                                      s.broker.on_device_limit),
                 max_packet=s.broker.max_packet_bytes, presence_interval_ms=s.broker.presence_min_interval_ms,
+                session_expiry_s=s.broker.session_expiry_s,
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None

@@ -233,3 +233,4 @@ async def test_qos2_publish_is_routed_once_even_when_resent(app: App) -> None:
         first, second = await next_message(sub), await next_message(sub)
         assert (first.payload, first.qos, second.payload) == (b"exactly once", 1, b"barrier")
         pub.close()
+
