@@ -37,6 +37,7 @@ from bridge.wire import (
     HistoryParams,
     NotificationsParams,
     PresenceParams,
+    PushTargetParams,
     ReadParams,
     RecallParams,
     SettingsParams,
@@ -50,6 +51,7 @@ from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
+from services.push.service import PushService
 
 log = logging.getLogger("imgate.bridge")
 
@@ -93,8 +95,9 @@ class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
                  typing_per_second: float = 2.0, group_receipts_max: int = 20,
-                 notifications: NotificationService | None = None) -> None:
+                 notifications: NotificationService | None = None, push: PushService | None = None) -> None:
         self.topics = topics
+        self._push = push
         self._notifications = notifications
         self.stats = BridgeStats()
         self._group_receipts_max = group_receipts_max
@@ -252,6 +255,15 @@ class Dispatcher:
                     self._member_events(change))
         if isinstance(params, GroupParams):
             return self._render_group(await self._groups.info(uid, params.gid)), []
+        if isinstance(params, PushTargetParams):
+            if self._push is None:
+                msg = "push is not available"
+                raise ImError(msg, ErrorCode.FORBIDDEN)
+            if method == "push.register":
+                await self._push.register(uid, params.platform, params.token)
+            else:
+                await self._push.unregister(uid, params.platform, params.token)
+            return {"platform": params.platform, "registered": method == "push.register"}, []
         if isinstance(params, NotificationsParams):
             if self._notifications is None:
                 return {"notifications": []}, []

@@ -23,6 +23,7 @@ from bridge.wire import (
     NotificationsParams,
     PresenceIn,
     PresenceParams,
+    PushTargetParams,
     ReadParams,
     RecallParams,
     RpcEnvelope,
@@ -59,6 +60,8 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
     "recall": RecallParams,
     "conversation.settings": SettingsParams,
     "notifications": NotificationsParams,
+    "push.register": PushTargetParams,
+    "push.unregister": PushTargetParams,
 }
 
 

@@ -115,6 +115,11 @@ class NotificationsParams(_In):
     device: str = Field(pattern=DEVICE_RE.pattern)
 
 
+class PushTargetParams(_In):
+    platform: Literal["fcm", "apns", "webhook"]
+    token: str = Field(min_length=1, max_length=512)
+
+
 class TypingIn(_In):
     conv: str = Field(min_length=1, max_length=140)
 

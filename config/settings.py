@@ -144,6 +144,18 @@ class AdminSettings(_Part):
     secret: str | None = Field(None, min_length=16, description="Bearer secret; at least 16 characters")
 
 
+class PushSettings(_Part):
+    """Offline push. A provider is on when it is configured."""
+
+    policy: Literal["tickle", "preview"] = "tickle"  # tickle: conversation and seq only
+    preview_chars: int = Field(100, ge=0, le=1000)
+    max_attempts: int = Field(8, ge=1, le=100)
+    interval_s: float = Field(1.0, gt=0, le=60)  # how often the worker looks for work
+    fcm_service_account_file: Path | None = None
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    webhook_secret: str | None = Field(None, min_length=16)
+
+
 class Settings(BaseSettings):
     """All of imgate's configuration."""
 
@@ -162,6 +174,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
     admin: AdminSettings = AdminSettings()
+    push: PushSettings = PushSettings()
 
     @field_validator("data_dir")
     @classmethod

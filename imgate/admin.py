@@ -36,7 +36,7 @@ class AdminContext:
     users: Any  # UserService
     kick: Callable[[str, str | None, str], Awaitable[int]]  # (uid, device, reason) -> count
     health: Callable[[], Awaitable[dict[str, bool]]]
-    metrics: Callable[[], dict[str, float]]
+    metrics: Callable[[], Awaitable[dict[str, float]]]
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
 
 
@@ -198,7 +198,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         """Prometheus text format."""
         lines = []
-        for name, value in sorted(ctx.metrics().items()):
+        for name, value in sorted((await ctx.metrics()).items()):
             kind = "counter" if name.endswith("_total") else "gauge"
             lines += [f"# TYPE imgate_{name} {kind}", f"imgate_{name} {value:g}"]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

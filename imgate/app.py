@@ -71,6 +71,8 @@ class App:
         self.broker: EmbeddedBroker | None = None
         self.bridge: Bridge | None = None
         self.admin: Any = None  # the admin HTTP server, when enabled
+        self.push: Any = None  # PushService
+        self._push_task: asyncio.Task[None] | None = None
 
     @property
     def mqtt_port(self) -> int:
@@ -125,12 +127,13 @@ class App:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
                                                   s.broker.password, b.client_id))
 
+        await self._start_push()
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 typing_per_second=s.limits.typing_per_second,
                                 group_receipts_max=s.limits.group_receipts_max,
-                                notifications=svc.notifications)
+                                notifications=svc.notifications, push=self.push)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
@@ -150,6 +153,41 @@ class App:
         b = self.settings.bridge
         return MqttTransport(endpoint, incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
                              publish_timeout=b.publish_timeout)
+
+    async def _start_push(self) -> None:
+        """The push worker: message events -> push jobs -> providers, off the message path."""
+        import json
+
+        import httpx
+
+        from services.push.providers import FcmProvider, Provider, WebhookProvider
+        from services.push.service import PushService
+
+        p = self.settings.push
+        client = await self._stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        providers: dict[str, Provider] = {}
+        if p.fcm_service_account_file is not None:
+            account = json.loads(p.fcm_service_account_file.read_text())
+            providers["fcm"] = FcmProvider(client, account, base_url=p.fcm_base_url)
+        if p.webhook_secret:
+            providers["webhook"] = WebhookProvider(client, p.webhook_secret)
+        self.push = PushService(self.clock, providers, policy=p.policy, preview_chars=p.preview_chars,
+                                max_attempts=p.max_attempts)
+        self._push_task = asyncio.create_task(self._push_loop(p.interval_s), name="imgate.push.worker")
+
+    async def _push_loop(self, interval: float) -> None:
+        assert self.push is not None
+        while True:
+            try:
+                while await self.push.fan_out():
+                    pass
+                while await self.push.send_due():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("push worker pass failed; retrying")
+            await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
 
     async def _start_admin(self) -> None:
         s, svc = self.settings, self.services
@@ -195,9 +233,11 @@ class App:
             checks["broker"] = self.broker.broker is not None and self.broker.broker.transitions.state == "started"
         return checks
 
-    def metrics(self) -> dict[str, float]:
+    async def metrics(self) -> dict[str, float]:
         """Counters (``*_total``) and gauges for /metrics."""
         out: dict[str, float] = {}
+        if self.push is not None:
+            out["push_outbox_depth"] = await self.push.depth()
         if self.broker is not None and self.broker.broker is not None:
             b = self.broker.broker
             out["connections"] = len(b.connected())
@@ -209,6 +249,9 @@ class App:
                 out[f"bridge_{name}_total"] = value
         if self.services is not None:
             out["message_batches_total"] = self.services.messages.batches
+        if self.push is not None:
+            for name, value in vars_of(self.push.stats).items():
+                out[f"push_{name}_total"] = value
         return out
 
     async def wait(self) -> None:
@@ -217,6 +260,10 @@ class App:
         await asyncio.shield(self._bridge_task)
 
     async def _stop(self) -> None:
+        if self._push_task is not None:
+            self._push_task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._push_task
         if self._bridge_task is not None:
             self._bridge_task.cancel()
             with suppress(asyncio.CancelledError, Exception):

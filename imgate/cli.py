@@ -89,7 +89,7 @@ def openapi_document() -> dict[str, Any]:
     async def _never(*_: Any) -> Any:
         raise NotImplementedError
 
-    ctx = AdminContext(users=None, kick=_never, health=_never, metrics=dict, notify=_never)
+    ctx = AdminContext(users=None, kick=_never, health=_never, metrics=_never, notify=_never)
     return build_admin_app(ctx, "x" * 16).openapi()
 
 

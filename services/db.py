@@ -22,6 +22,7 @@ MODEL_MODULES = [
     "services.messages.models",
     "services.presence.models",
     "services.notifications.models",
+    "services.push.models",
 ]
 
 

@@ -17,6 +17,7 @@ from services.db import portable_sql
 from services.errors import BadRequest, Forbidden, NotFound
 from services.ids import Clock, direct_conv_id, new_ulid
 from services.messages.models import Message
+from services.push.models import MessageEvent
 from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
@@ -245,6 +246,9 @@ class MessageService:
                 read_marks[(conv, c.sender)] = seq
             if objs:
                 await Message.bulk_create(objs, using_db=conn)
+                # The durable queue push works from, committed with the messages themselves.
+                await MessageEvent.bulk_create([MessageEvent(message_id=o.id, created_at=now) for o in objs],
+                                               using_db=conn)
                 await conn.execute_many(
                     portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
                     [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])

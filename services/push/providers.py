@@ -1,0 +1,110 @@
+"""Push providers: real clients of the real APIs, with configurable base URLs (tests point them
+at local servers that speak the same API)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import httpx
+
+
+class Outcome(str, Enum):
+    SENT = "sent"
+    RETRY = "retry"  # 429, 5xx, timeouts: try again later
+    INVALID = "invalid"  # the provider says the token is gone: remove the target
+    FAILED = "failed"  # a permanent error for this push (bad request): drop it
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    detail: str = ""
+
+
+class Provider(Protocol):
+    async def send(self, token: str, payload: dict[str, Any]) -> Result: ...
+
+
+def _http_result(status: int, text: str) -> Result:
+    if 200 <= status < 300:
+        return Result(Outcome.SENT)
+    if status == 429 or status >= 500:
+        return Result(Outcome.RETRY, f"HTTP {status}")
+    return Result(Outcome.FAILED, f"HTTP {status}: {text[:200]}")
+
+
+class WebhookProvider:
+    """POST the payload as JSON to the target URL, signed: ``X-Imgate-Signature: sha256=<hex>``
+    is the HMAC-SHA256 of the body with the configured secret."""
+
+    def __init__(self, client: httpx.AsyncClient, secret: str) -> None:
+        self._client = client
+        self._secret = secret.encode()
+
+    async def send(self, token: str, payload: dict[str, Any]) -> Result:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        try:
+            r = await self._client.post(token, content=body, headers={
+                "Content-Type": "application/json", "X-Imgate-Signature": f"sha256={signature}"})
+        except httpx.HTTPError as exc:
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        if r.status_code in (404, 410):
+            return Result(Outcome.INVALID, f"HTTP {r.status_code}")
+        return _http_result(r.status_code, r.text)
+
+
+class FcmProvider:
+    """FCM HTTP v1: ``POST {base}/v1/projects/{project}/messages:send`` with an OAuth2 access
+    token obtained from a service-account key by the JWT-bearer grant (RS256)."""
+
+    def __init__(self, client: httpx.AsyncClient, service_account: dict[str, Any], *, base_url: str,
+                 scope: str = "https://www.googleapis.com/auth/firebase.messaging") -> None:
+        self._client = client
+        self._account = service_account
+        self._base = base_url.rstrip("/")
+        self._scope = scope
+        self._token: tuple[str, float] | None = None
+
+    async def _access_token(self) -> str:
+        if self._token is not None and self._token[1] > time.time() + 60:
+            return self._token[0]
+        import jwt  # PyJWT, with cryptography for RS256
+
+        now = int(time.time())
+        assertion = jwt.encode({"iss": self._account["client_email"], "scope": self._scope,
+                                "aud": self._account["token_uri"], "iat": now, "exp": now + 3600},
+                               self._account["private_key"], algorithm="RS256")
+        r = await self._client.post(self._account["token_uri"], data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion})
+        r.raise_for_status()
+        body = r.json()
+        self._token = (body["access_token"], now + float(body.get("expires_in", 3600)))
+        return self._token[0]
+
+    async def send(self, token: str, payload: dict[str, Any]) -> Result:
+        try:
+            access = await self._access_token()
+            r = await self._client.post(
+                f"{self._base}/v1/projects/{self._account['project_id']}/messages:send",
+                headers={"Authorization": f"Bearer {access}"},
+                json={"message": {"token": token, "data": {k: str(v) for k, v in payload.items()}}})
+        except httpx.HTTPError as exc:
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        if r.status_code in (400, 404):
+            try:
+                details = r.json().get("error", {}).get("details", [])
+            except ValueError:
+                details = []
+            if any(d.get("errorCode") in ("UNREGISTERED", "INVALID_ARGUMENT") for d in details):
+                return Result(Outcome.INVALID, r.text[:200])
+        if r.status_code == 401:
+            self._token = None
+            return Result(Outcome.RETRY, "HTTP 401: access token refused")
+        return _http_result(r.status_code, r.text)

@@ -1,0 +1,156 @@
+"""PushService against local FCM and webhook servers that speak the real APIs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from imgate.app import Services, build_services
+from imgate.http import EmbeddedHttpServer
+from services.db import Database
+from services.messages.service import SendCommand
+from services.presence.service import PresenceService
+from services.push.models import PushJob, PushTarget
+from services.push.providers import FcmProvider, WebhookProvider
+from services.push.service import PushService
+from tests.fakes.fcm import FakeFcm
+from tests.helpers import ManualClock
+
+HOOK_SECRET = "webhook-secret"
+
+
+@dataclass
+class Rig:
+    svc: Services
+    push: PushService
+    fcm: FakeFcm
+    hooks: list[dict]
+    hook_url: str
+    clock: ManualClock
+
+
+@pytest.fixture
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    hooks: list[dict] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        body = await request.body()
+        expected = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("x-imgate-signature", ""), expected):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        hooks.append(json.loads(body))
+        return JSONResponse({"ok": True})
+
+    fcm = FakeFcm()
+    clock = ManualClock(1_800_000_000_000)
+    async with Database(database_url), \
+               EmbeddedHttpServer(fcm.app, "127.0.0.1", 0) as fcm_http, \
+               EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0) as hook_http, \
+               httpx.AsyncClient(timeout=5) as client:
+        fcm.base_url = f"http://127.0.0.1:{fcm_http.port}"
+        svc = build_services(clock)
+        push = PushService(clock, {"fcm": FcmProvider(client, fcm.service_account(), base_url=fcm.base_url),
+                                   "webhook": WebhookProvider(client, HOOK_SECRET)},
+                           max_attempts=4, rng=random.Random(1))
+        for uid in ("alice", "bob", "carol"):
+            await svc.users.add_user(uid)
+        yield Rig(svc, push, fcm, hooks, f"http://127.0.0.1:{hook_http.port}/hook", clock)
+
+
+async def send(rig: Rig, cid: str, to: str | None = None, group: str | None = None, mentions: tuple = ()) -> None:
+    await rig.svc.messages.send(SendCommand("alice", cid, to, group, "text", f"hello {cid}", None, mentions))
+
+
+async def test_push_only_to_users_with_no_device_online(rig: Rig) -> None:
+    await rig.push.register("bob", "fcm", "bob-phone")
+    await rig.push.register("carol", "webhook", rig.hook_url)
+    presence = PresenceService()
+    await presence.record("carol", "desk", online=True, platform="web", ts=1)
+    await send(rig, "m1", to="bob")
+    await send(rig, "m2", to="carol")
+    assert await rig.push.fan_out() == 2
+    assert await rig.push.send_due() == 1
+    assert rig.fcm.received == [{"token": "bob-phone", "data": {"conv": "d:alice:bob", "seq": "1"}}]
+    assert rig.hooks == []  # carol is online: no push
+    assert await PushJob.all().count() == 0 and await rig.push.fan_out() == 0  # nothing twice
+
+
+async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
+    await rig.push.register("bob", "webhook", rig.hook_url)
+    g = await rig.svc.groups.create("alice", "team", ["bob"])
+    await rig.svc.conversations.set_flags("bob", g.conv, muted=True, pinned=None)
+    await send(rig, "quiet", group=g.gid)
+    await send(rig, "loud", group=g.gid, mentions=("bob",))
+    await rig.push.fan_out()
+    await rig.push.send_due()
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+
+
+async def test_retries_back_off_with_jitter_then_drop(rig: Rig) -> None:
+    await rig.push.register("bob", "fcm", "busy-phone")
+    rig.fcm.busy["busy-phone"] = 2  # two 429s, then success
+    await send(rig, "m", to="bob")
+    await rig.push.fan_out()
+    assert await rig.push.send_due() == 1  # 429
+    job = await PushJob.get()
+    assert job.attempts == 1 and 500 <= job.next_at - rig.clock.ms <= 1000  # base 1 s, jitter 0.5-1x
+    assert await rig.push.send_due() == 0  # not due yet
+    rig.clock.ms = job.next_at
+    assert await rig.push.send_due() == 1  # 429 again: twice the delay
+    job = await PushJob.get()
+    assert job.attempts == 2 and 1000 <= job.next_at - rig.clock.ms <= 2000
+    rig.clock.ms = job.next_at
+    await rig.push.send_due()
+    assert rig.fcm.received[0]["token"] == "busy-phone" and await PushJob.all().count() == 0
+    # Always failing: dropped after max_attempts (4), counted.
+    await rig.push.register("carol", "fcm", "down")
+    rig.fcm.busy["down"] = 100
+    await rig.svc.messages.send(SendCommand("bob", "x", "carol", None, "text", "x", None))
+    await rig.push.fan_out()
+    for _ in range(4):
+        job = await PushJob.get()
+        rig.clock.ms = job.next_at
+        await rig.push.send_due()
+    assert await PushJob.all().count() == 0 and rig.push.stats.dropped == 1
+
+
+async def test_invalid_tokens_are_removed(rig: Rig) -> None:
+    await rig.push.register("bob", "fcm", "gone-phone")
+    await rig.push.register("bob", "fcm", "good-phone")
+    rig.fcm.unregistered.add("gone-phone")
+    await send(rig, "m", to="bob")
+    await rig.push.fan_out()
+    await rig.push.send_due()
+    assert [t.token for t in await PushTarget.filter(uid="bob")] == ["good-phone"]
+    assert [m["token"] for m in rig.fcm.received] == ["good-phone"] and rig.push.stats.invalid_targets == 1
+
+
+async def test_queued_pushes_survive_a_restart(rig: Rig, database_url: str) -> None:
+    await rig.push.register("bob", "webhook", rig.hook_url)
+    await send(rig, "before-crash", to="bob")
+    await rig.push.fan_out()  # queued, not sent: the process "dies" here
+    fresh = PushService(rig.clock, {"webhook": WebhookProvider(httpx.AsyncClient(timeout=5), HOOK_SECRET)})
+    assert await fresh.send_due() == 1
+    assert rig.hooks == [{"conv": "d:alice:bob", "seq": 1}]
+
+
+async def test_register_validation(rig: Rig) -> None:
+    from services.errors import BadRequest, NotFound
+
+    with pytest.raises(BadRequest):
+        await rig.push.register("bob", "pager", "x")
+    with pytest.raises(BadRequest):
+        await rig.push.register("bob", "webhook", "ftp://nope")
+    with pytest.raises(NotFound):
+        await rig.push.unregister("bob", "fcm", "never-registered")

@@ -1,0 +1,63 @@
+"""Push end to end: a device registers a webhook target over MQTT; a message to its user while
+no device is online arrives at the webhook, signed, from the running push worker."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from config.settings import Settings
+from imgate.app import App
+from imgate.http import EmbeddedHttpServer
+from tests.conftest import Users
+from tests.helpers import connect
+
+SECRET = "push-webhook-secret-123"
+
+
+@pytest.fixture
+async def webhook() -> AsyncIterator[tuple[str, asyncio.Queue]]:
+    got: asyncio.Queue = asyncio.Queue()
+
+    async def hook(request: Request) -> JSONResponse:
+        body = await request.body()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert request.headers["x-imgate-signature"] == signature
+        await got.put(json.loads(body))
+        return JSONResponse({})
+
+    async with EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0) as http:
+        yield f"http://127.0.0.1:{http.port}/hook", got
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[App]:
+    push = settings.push.model_copy(update={"webhook_secret": SECRET, "interval_s": 0.05})
+    async with App(settings.model_copy(update={"push": push})) as running:
+        yield running
+
+
+async def test_offline_user_gets_a_push_through_its_registered_webhook(app: App, users: Users, webhook) -> None:  # noqa: ANN001
+    url, got = webhook
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        assert await bob.result("push.register", {"platform": "webhook", "token": url}) == \
+            {"platform": "webhook", "registered": True}
+        bad = await bob.rpc("push.register", {"platform": "pager", "token": "x"})
+        assert bad["error"]["code"] == -32602
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        async with asyncio.timeout(10):  # the bridge has recorded bob's phone as offline
+            while (await alice.result("presence", {"uids": ["bob"]}))["presence"]["bob"]["online"]:
+                pass
+        ack = await alice.send_and_ack("wake-up", "bob", "are you there?")
+    push = await asyncio.wait_for(got.get(), 10)
+    assert push == {"conv": "d:alice:bob", "seq": ack["seq"]}  # tickle: no content leaves the server
