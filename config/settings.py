@@ -154,6 +154,11 @@ class PushSettings(_Part):
     fcm_service_account_file: Path | None = None
     fcm_base_url: str = "https://fcm.googleapis.com"
     webhook_secret: str | None = Field(None, min_length=16)
+    apns_key_file: Path | None = None  # the .p8 token-signing key; turns APNs on
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""  # the app's bundle id
+    apns_base_url: str = "https://api.push.apple.com"
 
 
 class Settings(BaseSettings):

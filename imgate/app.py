@@ -160,7 +160,7 @@ class App:
 
         import httpx
 
-        from services.push.providers import FcmProvider, Provider, WebhookProvider
+        from services.push.providers import ApnsProvider, FcmProvider, Provider, WebhookProvider
         from services.push.service import PushService
 
         p = self.settings.push
@@ -171,6 +171,10 @@ class App:
             providers["fcm"] = FcmProvider(client, account, base_url=p.fcm_base_url)
         if p.webhook_secret:
             providers["webhook"] = WebhookProvider(client, p.webhook_secret)
+        if p.apns_key_file is not None:
+            h2 = await self._stack.enter_async_context(httpx.AsyncClient(http2=True, timeout=10))
+            providers["apns"] = ApnsProvider(h2, key_pem=p.apns_key_file.read_text(), key_id=p.apns_key_id,
+                                             team_id=p.apns_team_id, topic=p.apns_topic, base_url=p.apns_base_url)
         self.push = PushService(self.clock, providers, policy=p.policy, preview_chars=p.preview_chars,
                                 max_attempts=p.max_attempts)
         self._push_task = asyncio.create_task(self._push_loop(p.interval_s), name="imgate.push.worker")

@@ -108,3 +108,55 @@ class FcmProvider:
             self._token = None
             return Result(Outcome.RETRY, "HTTP 401: access token refused")
         return _http_result(r.status_code, r.text)
+
+
+class ApnsProvider:
+    """APNs over HTTP/2 with token auth: ``POST {base}/3/device/{token}``, an ES256 JWT
+    (``iss`` = team id, ``kid`` = key id, renewed every 50 minutes), ``apns-topic`` (the bundle
+    id), ``apns-push-type``, ``apns-priority`` and ``apns-collapse-id``."""
+
+    def __init__(self, client: httpx.AsyncClient, *, key_pem: str, key_id: str, team_id: str, topic: str,
+                 base_url: str) -> None:
+        self._client = client  # must speak HTTP/2 (httpx.AsyncClient(http2=True))
+        self._key, self._key_id, self._team, self._topic = key_pem, key_id, team_id, topic
+        self._base = base_url.rstrip("/")
+        self._jwt: tuple[str, float] | None = None
+
+    def _bearer(self) -> str:
+        import jwt
+
+        now = time.time()
+        if self._jwt is None or now - self._jwt[1] > 50 * 60:
+            token = jwt.encode({"iss": self._team, "iat": int(now)}, self._key, algorithm="ES256",
+                               headers={"kid": self._key_id})
+            self._jwt = (token, now)
+        return self._jwt[0]
+
+    async def send(self, token: str, payload: dict[str, Any]) -> Result:
+        preview = "text" in payload or "from" in payload
+        aps: dict[str, Any] = {"badge": int(payload.get("badge", 0))}
+        if preview:
+            aps["alert"] = {"title": str(payload.get("from", "")), "body": str(payload.get("text", ""))}
+            aps["sound"] = "default"
+        else:
+            aps["content-available"] = 1
+        body = {"aps": aps, **{k: v for k, v in payload.items() if k not in ("badge", "text", "from")}}
+        headers = {"authorization": f"bearer {self._bearer()}", "apns-topic": self._topic,
+                   "apns-push-type": "alert" if preview else "background",
+                   "apns-priority": "10" if preview else "5"}
+        if "conv" in payload:
+            headers["apns-collapse-id"] = str(payload["conv"])[:64]
+        try:
+            r = await self._client.post(f"{self._base}/3/device/{token}", json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
+        try:
+            reason = r.json().get("reason", "") if r.content else ""
+        except ValueError:
+            reason = ""
+        if r.status_code == 410 or reason in ("BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic"):
+            return Result(Outcome.INVALID, f"HTTP {r.status_code} {reason}")
+        if r.status_code == 403 and reason == "ExpiredProviderToken":
+            self._jwt = None
+            return Result(Outcome.RETRY, reason)
+        return _http_result(r.status_code, reason or r.text)

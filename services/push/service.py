@@ -18,9 +18,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from services.conversations.models import Member
+from services.db import portable_sql
 from services.errors import BadRequest, NotFound
 from services.ids import Clock
 from services.messages.models import Message
@@ -126,6 +128,14 @@ class PushService:
                 body["text"] = msg.text[: self._preview]
         return body
 
+    @staticmethod
+    async def _unread_total(uid: str) -> int:
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(portable_sql(
+            conn, "SELECT COALESCE(SUM(c.last_seq - m.read_seq), 0) AS unread FROM members m "
+                  "JOIN conversations c ON c.id = m.conv_id WHERE m.uid = ? AND m.left_seq IS NULL"), [uid])
+        return int(rows[0]["unread"] or 0)
+
     # ---- 2. jobs -> providers --------------------------------------------------------------
     async def send_due(self, limit: int = 100) -> int:
         """Send up to ``limit`` due jobs. Returns how many were attempted."""
@@ -140,7 +150,10 @@ class PushService:
             if target is None or provider is None:
                 await PushJob.filter(id=job.id).delete()  # target gone, or platform not configured
                 continue
-            result = await provider.send(target.token, job.payload)
+            payload = job.payload
+            if target.platform == "apns":  # the badge is the user's total unread count, as of now
+                payload = {**payload, "badge": await self._unread_total(target.uid)}
+            result = await provider.send(target.token, payload)
             if result.outcome == Outcome.SENT:
                 await PushJob.filter(id=job.id).delete()
                 self.stats.sent += 1
@@ -148,6 +161,7 @@ class PushService:
                 log.info("push target %s/%s is invalid (%s): removed", target.uid, target.platform, result.detail)
                 await PushJob.filter(target_id=target.id).delete()
                 await PushTarget.filter(id=target.id).delete()
+                del targets[target.id]  # its other jobs in this batch are gone too
                 self.stats.invalid_targets += 1
             elif result.outcome == Outcome.RETRY and job.attempts + 1 < self._max_attempts:
                 delay = min(self._max_delay, self._base * 2 ** job.attempts)

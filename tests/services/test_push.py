@@ -154,3 +154,37 @@ async def test_register_validation(rig: Rig) -> None:
         await rig.push.register("bob", "webhook", "ftp://nope")
     with pytest.raises(NotFound):
         await rig.push.unregister("bob", "fcm", "never-registered")
+
+
+async def test_apns_over_http2_with_token_auth_badge_and_invalid_tokens(database_url: str) -> None:
+    import socket
+
+    from services.push.providers import ApnsProvider
+    from tests.fakes.apns import KEY_ID, TEAM, TOPIC, FakeApns, serve_apns
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fake = FakeApns(unregistered={"dead0dead"})
+    clock = ManualClock(1_800_000_000_000)
+    async with Database(database_url), serve_apns(fake, port) as tls:
+        async with httpx.AsyncClient(http2=True, verify=tls, timeout=5) as client:
+            svc = build_services(clock)
+            for uid in ("alice", "bob"):
+                await svc.users.add_user(uid)
+            apns = ApnsProvider(client, key_pem=fake.key_pem, key_id=KEY_ID, team_id=TEAM, topic=TOPIC,
+                                base_url=f"https://127.0.0.1:{port}")
+            push = PushService(clock, {"apns": apns})
+            await push.register("bob", "apns", "abc123")
+            await push.register("bob", "apns", "dead0dead")
+            for i in range(3):
+                await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
+            await push.fan_out()
+            await push.send_due()
+            assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
+    assert len(fake.received) == 3
+    headers, body = fake.received[-1]
+    assert headers["apns-topic"] == TOPIC and headers["apns-push-type"] == "background"
+    assert headers["apns-priority"] == "5" and headers["apns-collapse-id"] == "d:alice:bob"
+    assert body == {"aps": {"badge": 3, "content-available": 1}, "conv": "d:alice:bob", "seq": 3}
+    assert push.stats.invalid_targets == 1 and push.stats.sent == 3
