@@ -131,7 +131,9 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query")]
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "path", "query", "header"):
+            loc = loc[1:]  # where it was, not what it was
         return _error(422, "bad_request", err.get("msg", "invalid request"), ".".join(loc) or None)
 
     @app.exception_handler(ImError)

@@ -129,3 +129,29 @@ def test_the_checked_in_openapi_document_is_current() -> None:
 async def test_the_api_serves_its_openapi_document(api: httpx.AsyncClient) -> None:
     served = (await api.get("/openapi.json")).json()
     assert served["paths"].keys() == openapi_document()["paths"].keys()
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/v1/users/ghost", None),
+    ("POST", "/v1/users/ghost/disable", None),
+    ("POST", "/v1/users/ghost/tokens", {"device": "d"}),
+    ("GET", "/v1/users/ghost/tokens", None),
+    ("POST", "/v1/users/ghost/tokens/revoke", {}),
+    ("POST", "/v1/users/ghost/logout", None),
+])
+async def test_unknown_users_are_404_on_every_endpoint(api: httpx.AsyncClient, method: str, path: str,
+                                                       body: dict | None) -> None:
+    r = await api.request(method, path, json=body)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/v1/users/alice/tokens", {"device": "d", "ttl_s": 0}, "ttl_s"),
+    ("/v1/users/alice/tokens", {"device": "d", "platform": "x" * 40}, "platform"),
+    ("/v1/users/alice/tokens/revoke", {"device": "bad device"}, "device"),
+    ("/v1/notifications", {"uids": ["alice"], "body": "not an object"}, "body"),
+])
+async def test_bad_bodies_name_the_field(api: httpx.AsyncClient, path: str, body: dict, field: str) -> None:
+    await api.post("/v1/users", json={"uid": "alice"})
+    r = await api.post(path, json=body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field
