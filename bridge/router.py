@@ -262,7 +262,7 @@ class Router:
                 typing = TypingIn.model_validate({"conv": body.get("conv")})
             except ValidationError:
                 return Ignore(f"malformed typing event from {uid}", lane_key=uid)
-            return Typing(uid, typing.conv, uid)
+            return Typing(uid, typing.conv, typing.conv)  # laned with the conversation: ordered with its messages
         return Ignore(f"unsupported event type {body.get('type')!r} from {uid}", lane_key=uid)
 
     # ---- presence/{uid}/{device} -----------------------------------------------------------

@@ -74,17 +74,21 @@ async def test_group_admin_recalls_anyones_message_any_time(app: App, users: Use
 
 
 async def test_typing_is_forwarded_at_qos0_rate_limited_and_never_stored(app: App, users: Users) -> None:
-    await users.add("alice", "bob")
+    await users.add("alice", "bob", "eve")
     async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
+               connect(app.mqtt_port, "eve", "phone", await users.token("eve")) as eve, \
                connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
         await alice.send_and_ack("first", "bob")
         for _ in range(10):  # the clock does not move: only the burst (2) passes
             await alice.client.publish("im/alice/out/event", json.dumps({"type": "typing", "conv": "d:alice:bob"}))
-        await alice.client.publish("im/alice/out/event", json.dumps({"type": "typing", "conv": "d:eve:zed"}))
-        await alice.send_and_ack("barrier", "bob")
+        # eve is not in the conversation: her typing goes nowhere.
+        await eve.client.publish("im/eve/out/event", json.dumps({"type": "typing", "conv": "d:alice:bob"}))
+        await alice.send_and_ack("barrier", "bob")  # typing is laned with the conversation's messages
+        await eve.send_and_ack("eve-barrier", "bob")
         await bob.inbox.wait_for(on("/in/msg", cid="barrier"))
+        await bob.inbox.wait_for(on("/in/msg", cid="eve-barrier"))
         typing = bob.inbox.matching(on("/in/event", type="typing"))
-        assert len(typing) == 2 and typing[0].json == {"type": "typing", "conv": "d:alice:bob", "from": "alice"}
+        assert [t.json for t in typing] == [{"type": "typing", "conv": "d:alice:bob", "from": "alice"}] * 2
         assert alice.inbox.matching(on("/in/event", type="typing")) == []  # not echoed to the typist
         history = (await bob.result("history", {"conv": "d:alice:bob"}))["messages"]
         assert [m["cid"] for m in history] == ["first", "barrier"]
