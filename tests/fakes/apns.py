@@ -36,6 +36,7 @@ def _reason(status: int, reason: str) -> JSONResponse:
 @dataclass
 class FakeApns:
     unregistered: set[str] = field(default_factory=set)
+    busy: dict[str, int] = field(default_factory=dict)  # token -> how many 429s first
     received: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -70,6 +71,9 @@ class FakeApns:
             return JSONResponse({"reason": "Unregistered", "timestamp": 1700000000000}, status_code=410)
         if not all(c in "0123456789abcdef" for c in token):
             return _reason(400, "BadDeviceToken")
+        if self.busy.get(token, 0) > 0:
+            self.busy[token] -= 1
+            return _reason(429, "TooManyRequests")
         self.received.append((dict(request.headers), body))
         return Response(status_code=200, headers={"apns-id": str(uuid.uuid4()).upper()})
 

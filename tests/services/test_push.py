@@ -44,6 +44,9 @@ class Rig:
 async def rig(database_url: str) -> AsyncIterator[Rig]:
     hooks: list[dict] = []
 
+    async def gone(_: Request) -> JSONResponse:
+        return JSONResponse({"error": "no such endpoint"}, status_code=410)
+
     async def hook(request: Request) -> JSONResponse:
         body = await request.body()
         expected = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -56,7 +59,8 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
     clock = ManualClock(1_800_000_000_000)
     async with Database(database_url), \
                EmbeddedHttpServer(fcm.app, "127.0.0.1", 0) as fcm_http, \
-               EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0) as hook_http, \
+               EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"]),
+                                                   Route("/gone", gone, methods=["POST"])]), "127.0.0.1", 0) as hook_http, \
                httpx.AsyncClient(timeout=5) as client:
         fcm.base_url = f"http://127.0.0.1:{fcm_http.port}"
         svc = build_services(clock)
@@ -136,6 +140,14 @@ async def test_invalid_tokens_are_removed(rig: Rig) -> None:
     assert [m["token"] for m in rig.fcm.received] == ["good-phone"] and rig.push.stats.invalid_targets == 1
 
 
+async def test_a_webhook_that_is_gone_is_removed(rig: Rig) -> None:
+    await rig.push.register("bob", "webhook", rig.hook_url.replace("/hook", "/gone"))
+    await send(rig, "m", to="bob")
+    await rig.push.fan_out()
+    await rig.push.send_due()
+    assert await PushTarget.filter(uid="bob").count() == 0 and rig.push.stats.invalid_targets == 1
+
+
 async def test_queued_pushes_survive_a_restart(rig: Rig, database_url: str) -> None:
     await rig.push.register("bob", "webhook", rig.hook_url)
     await send(rig, "before-crash", to="bob")
@@ -165,7 +177,7 @@ async def test_apns_over_http2_with_token_auth_badge_and_invalid_tokens(database
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    fake = FakeApns(unregistered={"dead0dead"})
+    fake = FakeApns(unregistered={"dead0dead"}, busy={"abc123": 1})
     clock = ManualClock(1_800_000_000_000)
     async with Database(database_url), serve_apns(fake, port) as tls:
         async with httpx.AsyncClient(http2=True, verify=tls, timeout=5) as client:
@@ -180,10 +192,13 @@ async def test_apns_over_http2_with_token_auth_badge_and_invalid_tokens(database
             for i in range(3):
                 await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
             await push.fan_out()
+            await push.send_due()  # the first to abc123 gets a 429 and is retried later
+            assert push.stats.retried == 1
+            clock.ms += 3_600_000
             await push.send_due()
             assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
-    assert len(fake.received) == 3
-    headers, body = fake.received[-1]
+    assert sorted(b["seq"] for _, b in fake.received) == [1, 2, 3]
+    headers, body = next((h, b) for h, b in fake.received if b["seq"] == 3)
     assert headers["apns-topic"] == TOPIC and headers["apns-push-type"] == "background"
     assert headers["apns-priority"] == "5" and headers["apns-collapse-id"] == "d:alice:bob"
     assert body == {"aps": {"badge": 3, "content-available": 1}, "conv": "d:alice:bob", "seq": 3}
