@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,9 +50,19 @@ def bridge_transport() -> str:
     return "auto"
 
 
+ADMIN_SECRET = "s3cret-admin-token-for-tests"
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, bridge_transport: str) -> Settings:
+def admin_secret() -> str | None:
+    """The admin API's secret (None: the API is off). Modules that test it override this."""
+    return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, bridge_transport: str, admin_secret: str | None) -> Settings:
     return load_settings(None, {
+        "admin": {"port": 0, "secret": admin_secret},
         "data_dir": tmp_path,
         "mqtt": {"port": 0},
         "database": {"url": database_url},
@@ -65,6 +76,16 @@ def settings(tmp_path: Path, database_url: str, bridge_transport: str) -> Settin
 async def app(settings: Settings) -> AsyncIterator[App]:
     async with App(settings) as running:
         yield running
+
+
+@pytest.fixture
+async def api(app: App) -> AsyncIterator[Any]:
+    """An HTTP client of the running admin API, with the secret."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",
+                                 headers={"Authorization": f"Bearer {ADMIN_SECRET}"}, timeout=10) as client:
+        yield client
 
 
 @dataclass

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from config.settings import Settings
 from imgate.app import App
 from imgate.cli import openapi_document
+from tests.conftest import ADMIN_SECRET
 from tests.helpers import connect, wait_event
 
-SECRET = "s3cret-admin-token-for-tests"
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[App]:
-    with_admin = settings.model_copy(update={"admin": settings.admin.model_copy(update={"port": 0, "secret": SECRET})})
-    async with App(with_admin) as running:
-        yield running
+def admin_secret() -> str:
+    return ADMIN_SECRET
 
 
-@pytest.fixture
-async def api(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",
-                                 headers={"Authorization": f"Bearer {SECRET}"}, timeout=10) as client:
-        yield client
-
-
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {SECRET}"},
-                                     {"Authorization": f"Bearer {SECRET}x"}])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {ADMIN_SECRET}"},
+                                     {"Authorization": f"Bearer {ADMIN_SECRET}x"}])
 async def test_wrong_or_missing_secret_is_401_without_detail(app: App, headers: dict[str, str]) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}") as client:
         for method, path in [("GET", "/v1/users/alice"), ("POST", "/v1/users"), ("GET", "/metrics")]:

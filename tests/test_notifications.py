@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from config.settings import Settings
 from imgate.app import App
-from tests.conftest import Users
+from tests.conftest import ADMIN_SECRET, Users
 from tests.helpers import connect, on
 
-SECRET = "s3cret-admin-token-for-tests"
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[App]:
-    with_admin = settings.model_copy(update={"admin": settings.admin.model_copy(update={"port": 0, "secret": SECRET})})
-    async with App(with_admin) as running:
-        yield running
-
-
-@pytest.fixture
-async def api(app: App) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",
-                                 headers={"Authorization": f"Bearer {SECRET}"}, timeout=10) as client:
-        yield client
+def admin_secret() -> str:
+    return ADMIN_SECRET
 
 
 def notify_of(device: str):  # noqa: ANN201
