@@ -14,11 +14,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -198,3 +201,51 @@ def server_for(name: str, **kwargs: object):  # type: ignore[no-untyped-def]  # 
         return mosquitto()
     msg = f"unknown broker {name!r}"
     raise ValueError(msg)
+
+
+@dataclass
+class Platform:
+    """A running ``imgate run`` (the whole platform) started by a benchmark."""
+
+    port: int
+    pid: int
+    log_lines: list[int]  # [count] of lines it printed after start-up (should stay ~0)
+    tail: deque[str]
+
+
+def _drain(stream: Any, tail: deque[str], count: list[int]) -> None:
+    """Keep reading the server's output: a full pipe would block its logging, and so the server."""
+    for line in stream:
+        tail.append(line)
+        count[0] += 1
+
+
+@contextmanager
+def imgate_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
+    """Run ``python -m imgate run`` on a free port with ``env`` (IMGATE_* settings) until the block
+    ends (SIGTERM, then SIGKILL after a bounded wait)."""
+    port = free_port()
+    full_env = {**os.environ, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **env}
+    server = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(data_dir)],
+                              env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+    tail: deque[str] = deque(maxlen=50)
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            tail.append(line)
+            if "imgate: MQTT on" in line:
+                break
+        else:
+            msg = f"imgate exited at start ({server.wait()}):\n{''.join(tail)}"
+            raise RuntimeError(msg)
+        count = [0]
+        threading.Thread(target=_drain, args=(server.stdout, tail, count), daemon=True).start()
+        yield Platform(port, server.pid, count, tail)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=_STOP_TIMEOUT)

@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from pathlib import Path
 
 import aiomqtt
 
-from bench._common import free_port, pct, raise_nofile, rss_mb
+from bench._common import imgate_platform, pct, raise_nofile, rss_mb
 from bench.connections import prepare_users
 from bench.mqttraw import connect_packet, parse_connack
 from bridge.transport import NODELAY
@@ -110,24 +107,10 @@ async def bench(members: int, messages: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-group-"))
     tokens = await prepare_users(tmp / "imgate.db", members)
     extra = await _device_tokens(tmp / "imgate.db", [("u0", "owner"), ("u1", "c")])
-    port = free_port()
-    env = {**os.environ, "IMGATE_DATABASE__URL": f"sqlite://{tmp / 'imgate.db'}", "IMGATE_LOG_LEVEL": "WARNING",
-           "IMGATE_LIMITS__MAX_GROUP_MEMBERS": str(members), "IMGATE_LIMITS__MAX_PAYLOAD": str(64 * 1024),
-           "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(tmp)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    tail: deque[str] = deque(maxlen=50)
-    try:
-        assert server.stdout is not None
-        for line in server.stdout:
-            tail.append(line)
-            if "imgate: MQTT on" in line:
-                break
-        else:
-            msg = f"imgate exited at start ({server.wait()}):\n{''.join(tail)}"
-            raise RuntimeError(msg)
-        threading.Thread(target=lambda: deque(server.stdout, maxlen=0), daemon=True).start()  # drain
-
+    env = {"IMGATE_DATABASE__URL": f"sqlite://{tmp / 'imgate.db'}", "IMGATE_LIMITS__MAX_GROUP_MEMBERS": str(members),
+           "IMGATE_LIMITS__MAX_PAYLOAD": str(64 * 1024)}
+    with imgate_platform(tmp, env) as server:
+        port = server.port
         crowd = [Member(f"u{i}") for i in range(members)]
         gate = asyncio.Semaphore(100)
         readers = [asyncio.create_task(m.run(port, tokens[i], gate)) for i, m in enumerate(crowd)]
@@ -170,12 +153,6 @@ async def bench(members: int, messages: int) -> dict[str, object]:
             task.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
         delivered = sum(1 for m in crowd for c in m.got if c.startswith("g-"))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
     return {
         "scenario": f"group-fanout M={members}", "members": members, "messages": messages,
         "delivered": delivered, "expected": members * messages, "lost": members * messages - delivered,

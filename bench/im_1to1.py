@@ -16,19 +16,16 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from contextlib import suppress, AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 import aiomqtt
 
+from bench._common import imgate_platform
 from bridge.transport import NODELAY
 
 
@@ -125,13 +122,6 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             t.cancel()
 
 
-def _drain(stream: TextIO, tail: deque[str], count: list[int]) -> None:
-    """Keep reading the server's output: a full pipe would block its logging, and so the server."""
-    for line in stream:
-        tail.append(line)
-        count[0] += 1
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -142,37 +132,16 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-"))
     db_url = database_url or f"sqlite://{tmp / 'imgate.db'}"
     tokens = await _prepare(db_url, pairs)
-    port = _free_port()
-    env = {**os.environ, "IMGATE_DATABASE__URL": db_url, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(tmp)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert server.stdout is not None
-        tail: deque[str] = deque(maxlen=50)
-        for line in server.stdout:
-            tail.append(line)
-            if "imgate: MQTT on" in line:
-                break
-        else:
-            msg = f"imgate exited at start ({server.wait()}):\n{''.join(tail)}"
-            raise RuntimeError(msg)
-        log_lines = [0]
-        threading.Thread(target=_drain, args=(server.stdout, tail, log_lines), daemon=True).start()
+    with imgate_platform(tmp, {"IMGATE_DATABASE__URL": db_url}) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
         start = time.perf_counter()
-        await asyncio.gather(*(_run_pair(port, p, tokens, window, start + seconds) for p in all_pairs))
+        await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds) for p in all_pairs))
         elapsed = time.perf_counter() - start
         rss = _rss_mb(server.pid)
+        log_lines = server.log_lines
         if log_lines[0]:
-            print(f"im-1to1: the server logged {log_lines[0]} line(s); last: {tail[-1].rstrip()}",
+            print(f"im-1to1: the server logged {log_lines[0]} line(s); last: {server.tail[-1].rstrip()}",
                   file=sys.stderr, flush=True)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
     sent = sum(len(p.sent) for p in all_pairs)
     delivered = sum(len(p.delivered) for p in all_pairs)
     dupes = sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1)

@@ -145,3 +145,23 @@ async def wait_event(event: asyncio.Event, timeout: float = WAIT) -> None:
         await asyncio.wait_for(event.wait(), timeout)
     except TimeoutError:
         raise AssertionError("event did not happen in time") from None
+
+
+def tweak(settings: Any, section: str, **changes: Any) -> Any:
+    """``settings`` with some keys of one section changed (settings are frozen)."""
+    part = getattr(settings, section)
+    return settings.model_copy(update={section: part.model_validate({**part.model_dump(), **changes})})
+
+
+@asynccontextmanager
+async def platform(settings: Any, *uids: str, device: str = "phone") -> AsyncIterator[tuple[Any, dict[str, str]]]:
+    """Start the platform with ``settings``, create ``uids`` and one device token each."""
+    from imgate.app import App
+
+    async with App(settings) as app:
+        assert app.services is not None
+        tokens = {}
+        for uid in uids:
+            await app.services.users.add_user(uid)
+            tokens[uid] = (await app.services.users.issue_token(uid, device)).token
+        yield app, tokens

@@ -10,7 +10,7 @@ import pytest
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
-from tests.helpers import Device, connect, on
+from tests.helpers import Device, connect, on, platform, tweak
 
 
 @pytest.fixture
@@ -116,14 +116,9 @@ async def test_roles_decide_who_may_change_membership(crowd: dict[str, Device]) 
     assert event["owner"] == "bob" and event["removed"] == ["alice"]
 
 
-async def test_group_size_limit(settings: Settings, tmp_path) -> None:  # noqa: ANN001
-    small = settings.model_copy(update={"limits": settings.limits.model_copy(update={"max_group_members": 3})})
-    async with App(small) as app:
-        assert app.services is not None
-        for uid in ("a", "b", "c", "d"):
-            await app.services.users.add_user(uid)
-        token = (await app.services.users.issue_token("a", "phone")).token
-        async with connect(app.mqtt_port, "a", "phone", token) as a:
+async def test_group_size_limit(settings: Settings) -> None:
+    async with platform(tweak(settings, "limits", max_group_members=3), "a", "b", "c", "d") as (app, tokens):
+        async with connect(app.mqtt_port, "a", "phone", tokens["a"]) as a:
             too_many = await a.rpc("group.create", {"name": "big", "members": ["b", "c", "d"]})
             assert too_many["error"]["code"] == 413 and "at most 3" in too_many["error"]["message"]
             g = await a.result("group.create", {"name": "ok", "members": ["b", "c"]})
@@ -163,15 +158,9 @@ async def test_group_unread_counts_and_read_receipts(app: App, users: Users, cro
 
 
 async def test_large_groups_send_no_read_receipts(settings: Settings) -> None:
-    tight = settings.model_copy(update={"limits": settings.limits.model_copy(update={"group_receipts_max": 1})})
-    async with App(tight) as app:
-        assert app.services is not None
-        for uid in ("alice", "bob"):
-            await app.services.users.add_user(uid)
-        ta = (await app.services.users.issue_token("alice", "phone")).token
-        tb = (await app.services.users.issue_token("bob", "phone")).token
-        async with connect(app.mqtt_port, "alice", "phone", ta) as alice, \
-                   connect(app.mqtt_port, "bob", "phone", tb) as bob:
+    async with platform(tweak(settings, "limits", group_receipts_max=1), "alice", "bob") as (app, tokens):
+        async with connect(app.mqtt_port, "alice", "phone", tokens["alice"]) as alice, \
+                   connect(app.mqtt_port, "bob", "phone", tokens["bob"]) as bob:
             g = await alice.result("group.create", {"name": "g", "members": ["bob"]})
             assert (await bob.result("read", {"conv": g["conv"], "seq": 1}))["read_seq"] == 1
             await bob.inbox.wait_for(on("/in/event", type="read"))  # bob's own devices still sync

@@ -12,7 +12,7 @@ from config.settings import Settings
 from imgate.app import App
 from services.messages.models import Message
 from tests.conftest import Users
-from tests.helpers import connect, on
+from tests.helpers import connect, on, platform, tweak
 
 
 
@@ -197,15 +197,10 @@ async def test_failed_store_is_not_acked_and_the_retry_stores_once(settings: Set
     When it comes back, the retry with the same cid is stored and delivered exactly once."""
     if not settings.database_url().startswith("sqlite://"):
         pytest.skip("locks the SQLite file from outside")
-    tight = settings.model_copy(update={"database": settings.database.model_copy(update={"sqlite_busy_timeout_ms": 50})})
-    async with App(tight) as app:
-        assert app.services is not None
-        for uid in ("alice", "bob"):
-            await app.services.users.add_user(uid)
-        ta = (await app.services.users.issue_token("alice", "phone")).token
-        tb = (await app.services.users.issue_token("bob", "phone")).token
-        async with connect(app.mqtt_port, "bob", "phone", tb) as bob, \
-                   connect(app.mqtt_port, "alice", "phone", ta) as alice:
+    tight = tweak(settings, "database", sqlite_busy_timeout_ms=50)
+    async with platform(tight, "alice", "bob") as (app, tokens):
+        async with connect(app.mqtt_port, "bob", "phone", tokens["bob"]) as bob, \
+                   connect(app.mqtt_port, "alice", "phone", tokens["alice"]) as alice:
             await alice.send_and_ack("warmup", "bob")  # the conversation exists
             blocker = sqlite3.connect(tight.database_url().removeprefix("sqlite://"), isolation_level=None)
             blocker.execute("BEGIN EXCLUSIVE")
