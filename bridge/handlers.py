@@ -40,6 +40,7 @@ from bridge.wire import (
     PushTargetParams,
     ReadParams,
     RecallParams,
+    SearchParams,
     SettingsParams,
     dumps,
     render_message,
@@ -52,6 +53,7 @@ from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
 from services.push.service import PushService
+from services.search.service import SearchService
 
 log = logging.getLogger("imgate.bridge")
 
@@ -95,8 +97,10 @@ class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
                  typing_per_second: float = 2.0, group_receipts_max: int = 20,
-                 notifications: NotificationService | None = None, push: PushService | None = None) -> None:
+                 notifications: NotificationService | None = None, push: PushService | None = None,
+                 search: SearchService | None = None) -> None:
         self.topics = topics
+        self._search = search
         self._push = push
         self._notifications = notifications
         self.stats = BridgeStats()
@@ -271,8 +275,18 @@ class Dispatcher:
             items = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
                      for n in (delivery.notifications if delivery else ())]
             return {"notifications": items}, []
+        if isinstance(params, SearchParams):
+            if self._search is None:
+                msg = "search is not available"
+                raise ImError(msg, ErrorCode.FORBIDDEN)
+            hits = await self._search.search(uid, params.q, conv=params.conv, sender=params.sender,
+                                             since=params.since, until=params.until, limit=params.limit)
+            return {"messages": [{"id": h.id, "conv": h.conv, "seq": h.seq, "from": h.sender, "ts": h.ts,
+                                  "text": h.text} for h in hits]}, []
         if isinstance(params, RecallParams):
             tomb, members = await self._messages.recall(uid, params.id)
+            if self._search is not None:
+                await self._search.remove(tomb.id)
             body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": uid})
             return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
                     [Publish(self.topics.inbox(m, "event"), body) for m in members])

@@ -27,6 +27,7 @@ from bridge.wire import (
     ReadParams,
     RecallParams,
     RpcEnvelope,
+    SearchParams,
     SettingsParams,
     TypingIn,
     SendIn,
@@ -62,6 +63,7 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
     "notifications": NotificationsParams,
     "push.register": PushTargetParams,
     "push.unregister": PushTargetParams,
+    "search": SearchParams,
 }
 
 

@@ -120,6 +120,16 @@ class PushTargetParams(_In):
     token: str = Field(min_length=1, max_length=512)
 
 
+class SearchParams(_In):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+    q: str = Field(min_length=1, max_length=200)
+    conv: str | None = Field(None, max_length=140)
+    sender: str | None = Field(None, alias="from", pattern=_UID)
+    since: int | None = Field(None, ge=0)
+    until: int | None = Field(None, ge=0)
+    limit: int = Field(20, ge=1, le=100)
+
+
 class TypingIn(_In):
     conv: str = Field(min_length=1, max_length=140)
 

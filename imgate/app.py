@@ -55,6 +55,14 @@ def open_database(settings: Settings, *, create_db: bool = False) -> Database:
                     busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db)
 
 
+def build_search(settings: Settings) -> Any:
+    """The search service on the embedded engine (SQLite FTS5 in the data directory)."""
+    from services.search.embedded import EmbeddedSearch
+    from services.search.service import SearchService
+
+    return SearchService(EmbeddedSearch(settings.data_dir / "search.db"))
+
+
 def vars_of(stats: Any) -> dict[str, float]:
     return {f.name: getattr(stats, f.name) for f in fields(stats)}
 
@@ -73,6 +81,8 @@ class App:
         self.admin: Any = None  # the admin HTTP server, when enabled
         self.push: Any = None  # PushService
         self._push_task: asyncio.Task[None] | None = None
+        self.search: Any = None  # SearchService
+        self._search_task: asyncio.Task[None] | None = None
 
     @property
     def mqtt_port(self) -> int:
@@ -128,12 +138,13 @@ class App:
                                                   s.broker.password, b.client_id))
 
         await self._start_push()
+        self._start_search()
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 typing_per_second=s.limits.typing_per_second,
                                 group_receipts_max=s.limits.group_receipts_max,
-                                notifications=svc.notifications, push=self.push)
+                                notifications=svc.notifications, push=self.push, search=self.search)
         self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
                              shared_group=b.shared_group)
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
@@ -178,6 +189,24 @@ class App:
         self.push = PushService(self.clock, providers, policy=p.policy, preview_chars=p.preview_chars,
                                 max_attempts=p.max_attempts)
         self._push_task = asyncio.create_task(self._push_loop(p.interval_s), name="imgate.push.worker")
+
+    def _start_search(self) -> None:
+        """The embedded search index and its indexer, which follows the message-event queue."""
+        self.search = build_search(self.settings)
+        self._search_task = asyncio.create_task(self._search_loop(self.settings.push.interval_s),
+                                                name="imgate.search.indexer")
+
+    async def _search_loop(self, interval: float) -> None:
+        assert self.search is not None
+        while True:
+            try:
+                while await self.search.index_pending():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("search indexing pass failed; retrying")  # an index outage: catch up later
+            await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
 
     async def _push_loop(self, interval: float) -> None:
         assert self.push is not None
@@ -264,10 +293,13 @@ class App:
         await asyncio.shield(self._bridge_task)
 
     async def _stop(self) -> None:
-        if self._push_task is not None:
-            self._push_task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await self._push_task
+        for task in (self._push_task, self._search_task):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self.search is not None:
+            self.search.close()
         if self._bridge_task is not None:
             self._bridge_task.cancel()
             with suppress(asyncio.CancelledError, Exception):

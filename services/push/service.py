@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
 from services.conversations.models import Member
 from services.db import portable_sql
@@ -27,7 +26,8 @@ from services.errors import BadRequest, NotFound
 from services.ids import Clock
 from services.messages.models import Message
 from services.presence.models import DevicePresence
-from services.push.models import MessageEvent, PushJob, PushTarget
+from services.messages.events import EventQueue
+from services.push.models import PushJob, PushTarget
 from services.push.providers import Outcome, Provider
 from services.users.models import User
 
@@ -47,7 +47,8 @@ class PushStats:
 class PushService:
     def __init__(self, clock: Clock, providers: dict[str, Provider], *, policy: Literal["tickle", "preview"] = "tickle",
                  preview_chars: int = 100, max_attempts: int = 8, base_delay_ms: int = 1000,
-                 max_delay_ms: int = 3_600_000, rng: random.Random | None = None) -> None:
+                 max_delay_ms: int = 3_600_000, rng: random.Random | None = None,
+                 events: EventQueue | None = None) -> None:
         self._clock = clock
         self._providers = providers
         self._policy = policy
@@ -56,6 +57,7 @@ class PushService:
         self._base = base_delay_ms
         self._max_delay = max_delay_ms
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+        self._events = events or EventQueue()
         self.stats = PushStats()
 
     async def register(self, uid: str, platform: str, token: str) -> None:
@@ -82,7 +84,7 @@ class PushService:
     # ---- 1. message events -> jobs -------------------------------------------------------
     async def fan_out(self, limit: int = 200) -> int:
         """Queue the pushes for up to ``limit`` stored messages. Returns how many events it took."""
-        events = await MessageEvent.all().order_by("id").limit(limit)
+        events = await self._events.read("push", limit)
         if not events:
             return 0
         messages = {m.id: m for m in await Message.filter(id__in=[e.message_id for e in events])}
@@ -111,10 +113,9 @@ class PushService:
                 payload = self._payload(msg, member.uid in mentioned)
                 jobs += [PushJob(target_id=t.id, message_id=msg.id, payload=payload, next_at=now, created_at=now)
                          for t in targets[member.uid]]
-        async with in_transaction() as conn:
-            if jobs:
-                await PushJob.bulk_create(jobs, ignore_conflicts=True, using_db=conn)
-            await MessageEvent.filter(id__in=[e.id for e in events]).using_db(conn).delete()
+        if jobs:  # idempotent: a crash before done() makes the next pass create the same jobs (ignored)
+            await PushJob.bulk_create(jobs, ignore_conflicts=True)
+        await self._events.done("push", events[-1].id)
         self.stats.queued += len(jobs)
         return len(events)
 

@@ -1,0 +1,39 @@
+"""The message-event queue (``message_events``, written in each message's own transaction), read
+by several consumers (push, search indexing), each at its own offset. Events every consumer has
+passed are trimmed."""
+
+from __future__ import annotations
+
+from tortoise.transactions import in_transaction
+
+from services.db import DbInfo
+from services.push.models import MessageEvent
+
+CONSUMERS = ("push", "search")
+
+
+class EventQueue:
+    def __init__(self, consumers: tuple[str, ...] = CONSUMERS) -> None:
+        self._consumers = consumers
+
+    @staticmethod
+    def _key(consumer: str) -> str:
+        return f"events:{consumer}"
+
+    async def offset(self, consumer: str) -> int:
+        row = await DbInfo.get_or_none(key=self._key(consumer))
+        return int(row.value) if row is not None else 0
+
+    async def read(self, consumer: str, limit: int) -> list[MessageEvent]:
+        return await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)
+
+    async def done(self, consumer: str, upto: int) -> None:
+        """``consumer`` has handled every event up to ``upto``; trim what all consumers passed."""
+        async with in_transaction() as conn:
+            updated = await DbInfo.filter(key=self._key(consumer)).using_db(conn).update(value=str(upto))
+            if not updated:
+                await DbInfo.create(key=self._key(consumer), value=str(upto), using_db=conn)
+            offsets = [int(v) for v in await DbInfo.filter(
+                key__in=[self._key(c) for c in self._consumers]).using_db(conn).values_list("value", flat=True)]
+            if len(offsets) == len(self._consumers):
+                await MessageEvent.filter(id__lte=min(offsets)).using_db(conn).delete()
