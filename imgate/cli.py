@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                                               "live connections using them are dropped.")
     revoke.add_argument("uid")
     revoke.add_argument("--device", help="only this device (default: every device)")
+    search = sub.add_parser("search", help="manage the search index", description="Manage the search index.")
+    search_sub = search.add_subparsers(dest="action", required=True, metavar="ACTION")
+    search_sub.add_parser("reindex", parents=[common], help="rebuild the search index from the database",
+                          description="Rebuild the search index from the stored messages (run it while imgate "
+                                      "is stopped, or accept that messages stored meanwhile are indexed twice).")
     sub.add_parser("openapi", help="print the admin API's OpenAPI document",
                    description="Print the admin HTTP API's OpenAPI document (JSON).")
     return parser
@@ -116,6 +121,17 @@ async def _with_users(settings: Settings, action: Callable[[Any], Awaitable[str 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with open_database(settings):
         return await action(build_services(SystemClock()).users)
+
+
+async def _reindex(settings: Settings) -> int:
+    from imgate.app import build_search, open_database
+
+    async with open_database(settings):
+        search = build_search(settings)
+        try:
+            return await search.reindex()
+        finally:
+            search.close()
 
 
 async def _run(settings: Settings) -> None:
@@ -157,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             asyncio.run(_run(settings))
+            return 0
+        if args.command == "search":
+            print(f"indexed {asyncio.run(_reindex(settings))} message(s)")
             return 0
         out = asyncio.run(_with_users(settings, _user_action(args)))
     except ImError as exc:

@@ -66,3 +66,27 @@ def test_bad_config_fails_start_naming_the_key(tmp_path: Path, database_url: str
     cfg.write_text("[bridge]\nlanes = 0\n")
     out = imgate(tmp_path, "--config", str(cfg), "run", database_url=database_url)
     assert out.returncode == 2 and "bridge.lanes" in out.stderr
+
+
+def test_search_reindex_rebuilds_the_index(tmp_path: Path, database_url: str) -> None:
+    import asyncio
+
+    from imgate.app import build_services, open_database
+    from config.settings import load_settings
+    from services.ids import SystemClock
+    from services.messages.service import SendCommand
+
+    settings = load_settings(None, {"data_dir": tmp_path, "database": {"url": database_url}})
+
+    async def seed() -> None:
+        async with open_database(settings):
+            svc = build_services(SystemClock())
+            for uid in ("alice", "bob"):
+                await svc.users.add_user(uid)
+            for i in range(3):
+                await svc.messages.send(SendCommand("alice", f"c{i}", "bob", None, "text", f"hello {i}", None))
+
+    asyncio.run(seed())
+    out = imgate(tmp_path, "search", "reindex", database_url=database_url)
+    assert out.returncode == 0 and "indexed 3 message(s)" in out.stdout
+    assert (tmp_path / "search.db").exists()
