@@ -4,6 +4,7 @@ them, and shuts them down in reverse order. Nothing else in imgate creates long-
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import logging
 import secrets
 from contextlib import AsyncExitStack, suppress
@@ -188,38 +189,29 @@ class App:
                                              team_id=p.apns_team_id, topic=p.apns_topic, base_url=p.apns_base_url)
         self.push = PushService(self.clock, providers, policy=p.policy, preview_chars=p.preview_chars,
                                 max_attempts=p.max_attempts)
-        self._push_task = asyncio.create_task(self._push_loop(p.interval_s), name="imgate.push.worker")
+        self._push_task = asyncio.create_task(
+            self._work_loop("push", [self.push.fan_out, self.push.send_due], p.interval_s), name="imgate.push.worker")
 
     def _start_search(self) -> None:
         """The embedded search index and its indexer, which follows the message-event queue."""
         self.search = build_search(self.settings)
-        self._search_task = asyncio.create_task(self._search_loop(self.settings.push.interval_s),
-                                                name="imgate.search.indexer")
+        self._search_task = asyncio.create_task(
+            self._work_loop("search indexing", [self.search.index_pending], self.settings.push.interval_s),
+            name="imgate.search.indexer")
 
-    async def _search_loop(self, interval: float) -> None:
-        assert self.search is not None
+    @staticmethod
+    async def _work_loop(name: str, steps: list[Callable[[], Awaitable[int]]], interval: float) -> None:
+        """Run each step until it finds no more work, then wait ``interval``; forever. A failing
+        pass is logged and retried (e.g. an index or provider outage: it catches up later)."""
         while True:
             try:
-                while await self.search.index_pending():
-                    pass
+                for step in steps:
+                    while await step():
+                        pass
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("search indexing pass failed; retrying")  # an index outage: catch up later
-            await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
-
-    async def _push_loop(self, interval: float) -> None:
-        assert self.push is not None
-        while True:
-            try:
-                while await self.push.fan_out():
-                    pass
-                while await self.push.send_due():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("push worker pass failed; retrying")
+                log.exception("%s pass failed; retrying", name)
             await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
 
     async def _start_admin(self) -> None:
