@@ -1,7 +1,8 @@
 """Run every imgate benchmark and print a Markdown summary.
 
     python -m bench            # im-1to1 P=10,100 x W=1,10; fanout-raw P=10,100 x W=1,10 on imgate and
-                               # Mosquitto; connections N=1000,5000,10000 on imgate and Mosquitto
+                               # Mosquitto; connections N=1000,5000,10000 on imgate and Mosquitto;
+                               # group-fanout M=1000; search over 100,000 stored messages
     python -m bench --quick    # a smoke run of the same scenarios (a few seconds each, small N)
 
 Each scenario module runs as its own process (its servers are its own subprocesses) and prints
@@ -24,7 +25,7 @@ from typing import Any
 
 from bench._common import raise_nofile
 
-SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout")
+SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "search")
 _STOP_GRACE = 60.0
 
 
@@ -53,6 +54,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
     if "group-fanout" in args.only:
         members, messages = (["100"], "5") if args.quick else (["1000"], "20")
         runs.append(("group-fanout", ["bench.group_fanout", "--members", *members, "--messages", messages], 600))
+    if "search" in args.only:
+        stored, asked = ("5000", "50") if args.quick else ("100000", "500")
+        runs.append(("search", ["bench.search", "--messages", stored, "--queries", asked], 1800))
     return runs
 
 
@@ -125,7 +129,20 @@ def table(results: list[dict[str, Any]]) -> str:
         if "error" in r:
             rows.append(f"| {scen} | {broker} | ERROR: {r['error'].splitlines()[0][:120]} | | | | | | {_target(r)} |")
             continue
-        if scen.startswith("group-fanout"):
+        if scen.startswith("search-index"):
+            result = (f"{r['messages']:,} messages indexed in {r['index_s']} s ({r['indexed_per_s']:,}/s); "
+                      f"index {_num(r.get('index_mb'), ' MB')}")
+            p50 = p99 = None
+            bad, rss, cpu = "-", "-", "-"
+            broker = f"search: {r['backend']}"
+        elif scen.startswith("search-query"):
+            result = f"{r['queries']} queries over {r['messages']:,} messages"
+            if r.get("with_hits_pct") is not None:
+                result += f", {r['with_hits_pct']}% with hits"
+            p50, p99 = r["p50_ms"], r["p99_ms"]
+            bad, rss, cpu = "-", "-", "-"
+            broker = f"search: {r['backend']}"
+        elif scen.startswith("group-fanout"):
             result = (f"{r['messages']} sends to {r['members']:,} members: last member in "
                       f"p50 {_num(r['last_member_p50_ms'], ' ms')} / max {_num(r['last_member_max_ms'], ' ms')}; "
                       f"1:1 meanwhile p99 {_num(r.get('concurrent_1to1_p99_ms'), ' ms')}")

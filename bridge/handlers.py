@@ -285,8 +285,6 @@ class Dispatcher:
                                   "text": h.text} for h in hits]}, []
         if isinstance(params, RecallParams):
             tomb, members = await self._messages.recall(uid, params.id)
-            if self._search is not None:
-                await self._search.remove(tomb.id)
             body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": uid})
             return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
                     [Publish(self.topics.inbox(m, "event"), body) for m in members])

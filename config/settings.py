@@ -161,6 +161,18 @@ class PushSettings(_Part):
     apns_base_url: str = "https://api.push.apple.com"
 
 
+class SearchSettings(_Part):
+    """History search: the embedded SQLite FTS5 engine (in data_dir) or Meilisearch."""
+
+    backend: Literal["embedded", "meilisearch"] = "embedded"
+    interval_s: float = Field(1.0, gt=0, le=60)  # how often the indexer looks for new messages
+    batch: int = Field(500, ge=1, le=10_000)  # messages per indexing step
+    meili_url: str = "http://127.0.0.1:7700"
+    meili_api_key: str | None = None  # a key with search and document/settings/task rights
+    meili_index: str = Field("imgate_messages", pattern=r"^[A-Za-z0-9_-]{1,400}$")
+    meili_timeout_s: float = Field(5.0, gt=0, le=300)  # per HTTP request
+
+
 class Settings(BaseSettings):
     """All of imgate's configuration."""
 
@@ -180,6 +192,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     admin: AdminSettings = AdminSettings()
     push: PushSettings = PushSettings()
+    search: SearchSettings = SearchSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -21,6 +21,7 @@ from config.settings import Settings
 from services.conversations.groups import GroupService
 from services.conversations.service import ConversationService
 from services.db import Database
+from services.errors import ImError
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import NotificationService
@@ -57,11 +58,21 @@ def open_database(settings: Settings, *, create_db: bool = False) -> Database:
 
 
 def build_search(settings: Settings) -> Any:
-    """The search service on the embedded engine (SQLite FTS5 in the data directory)."""
-    from services.search.embedded import EmbeddedSearch
+    """The search service on the configured backend: the embedded engine (SQLite FTS5 in the
+    data directory) or Meilisearch."""
     from services.search.service import SearchService
 
-    return SearchService(EmbeddedSearch(settings.data_dir / "search.db"))
+    s = settings.search
+    backend: Any
+    if s.backend == "meilisearch":
+        from services.search.meili import MeiliSearch
+
+        backend = MeiliSearch(s.meili_url, s.meili_api_key, s.meili_index, timeout_s=s.meili_timeout_s)
+    else:
+        from services.search.embedded import EmbeddedSearch
+
+        backend = EmbeddedSearch(settings.data_dir / "search.db")
+    return SearchService(backend, batch=s.batch)
 
 
 def vars_of(stats: Any) -> dict[str, float]:
@@ -193,23 +204,33 @@ class App:
             self._work_loop("push", [self.push.fan_out, self.push.send_due], p.interval_s), name="imgate.push.worker")
 
     def _start_search(self) -> None:
-        """The embedded search index and its indexer, which follows the message-event queue."""
+        """The search index and its indexer, which follows the message-event queue (a backend
+        that is down at start-up is retried by the indexer; messaging does not wait for it)."""
         self.search = build_search(self.settings)
         self._search_task = asyncio.create_task(
-            self._work_loop("search indexing", [self.search.index_pending], self.settings.push.interval_s),
+            self._work_loop("search indexing", [self.search.index_pending], self.settings.search.interval_s),
             name="imgate.search.indexer")
 
     @staticmethod
     async def _work_loop(name: str, steps: list[Callable[[], Awaitable[int]]], interval: float) -> None:
         """Run each step until it finds no more work, then wait ``interval``; forever. A failing
-        pass is logged and retried (e.g. an index or provider outage: it catches up later)."""
+        pass is logged and retried (e.g. an index or provider outage: it catches up later); an
+        outage the service reports (ImError) is logged once when it starts and once when it ends."""
+        down = False
         while True:
             try:
                 for step in steps:
                     while await step():
                         pass
+                if down:
+                    log.warning("%s: back to normal", name)
+                    down = False
             except asyncio.CancelledError:
                 raise
+            except ImError as exc:
+                if not down:
+                    log.warning("%s: %s; retrying every %.1f s", name, exc.message, interval)
+                down = True
             except Exception:
                 log.exception("%s pass failed; retrying", name)
             await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
@@ -277,6 +298,9 @@ class App:
         if self.push is not None:
             for name, value in vars_of(self.push.stats).items():
                 out[f"push_{name}_total"] = value
+        if self.search is not None:
+            out["search_indexed_total"] = self.search.indexed
+            out["search_backlog"] = await self.search.backlog()
         return out
 
     async def wait(self) -> None:

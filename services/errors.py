@@ -14,6 +14,7 @@ class ErrorCode(str, Enum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 

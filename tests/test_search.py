@@ -1,10 +1,15 @@
-"""History search on the embedded engine: CJK, English and mixed text, filters, visibility,
-recall, and a rebuild from the database."""
+"""History search, the same suite on every backend: the embedded engine, Meilisearch through a
+local server implementing its REST API (tests/fakes/meili.py), and a real Meilisearch when
+MEILI_URL (and MEILI_MASTER_KEY) are set. CJK, English and mixed text, filters, visibility,
+recall, outage and catch-up, and a rebuild from the database."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -12,12 +17,45 @@ import pytest
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
-from tests.helpers import Device, connect, tweak
+from tests.fakes.meili import FakeMeili
+from tests.helpers import Device, connect, platform, tweak
+
+BACKENDS = ["embedded", "meilisearch"] + (["meilisearch-live"] if os.environ.get("MEILI_URL") else [])
+
+
+@dataclass
+class Backend:
+    name: str
+    search: dict[str, Any]  # the [search] settings
+    fake: FakeMeili | None = None
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param == "embedded":
+        yield Backend("embedded", {"backend": "embedded"})
+        return
+    index = f"imgate_test_{uuid.uuid4().hex[:12]}"
+    if request.param == "meilisearch":
+        async with FakeMeili() as fake:
+            yield Backend("meilisearch", {"backend": "meilisearch", "meili_url": fake.url,
+                                          "meili_api_key": fake.master_key, "meili_index": index}, fake)
+        return
+    import meilisearch
+
+    url, key = os.environ["MEILI_URL"], os.environ.get("MEILI_MASTER_KEY")
+    yield Backend("meilisearch-live", {"backend": "meilisearch", "meili_url": url, "meili_api_key": key,
+                                       "meili_index": index})
+    await asyncio.to_thread(lambda: meilisearch.Client(url, key).delete_index(index))
+
+
+def search_settings(settings: Settings, backend: Backend, **changes: Any) -> Settings:
+    return tweak(settings, "search", **{"interval_s": 0.05, **backend.search, **changes})
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[App]:
-    async with App(tweak(settings, "push", interval_s=0.05)) as running:
+async def app(settings: Settings, backend: Backend) -> AsyncIterator[App]:
+    async with App(search_settings(settings, backend)) as running:
         yield running
 
 
@@ -111,3 +149,79 @@ async def test_bad_queries(app: App, users: Users, params: dict, code: int) -> N
     await users.add("alice")
     async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
         assert (await alice.rpc("search", params))["error"]["code"] == code
+
+
+async def test_the_case_of_an_id_never_widens_the_view(app: App, users: Users) -> None:
+    """Meilisearch's filters ignore case; "d:Alice:bob" must not leak to alice (nor ``from``
+    "alice" match Alice)."""
+    await users.add("alice", "Alice", "bob")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+               connect(app.mqtt_port, "Alice", "phone", await users.token("Alice")) as big_alice, \
+               connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        await big_alice.send_and_ack("x", "bob", "secret plans")
+        await alice.send_and_ack("y", "bob", "public plans")
+        assert sorted(await until_indexed(bob, "plans", 2)) == ["public plans", "secret plans"]
+        assert await hits(alice, "plans") == ["public plans"]
+        assert await hits(bob, "plans", **{"from": "alice"}) == ["public plans"]
+        assert await hits(alice, "plans", conv="d:Alice:bob") == []
+
+
+async def test_an_indexer_that_was_down_catches_up(settings: Settings, backend: Backend) -> None:
+    """Messages stored while no indexer ran (here: it polls once a minute, then the process
+    stops) are indexed by the next process, from the durable queue."""
+    slow = search_settings(settings, backend, interval_s=60)
+    async with platform(slow, "alice", "bob") as (first, tokens):
+        async with connect(first.mqtt_port, "alice", "phone", tokens["alice"]) as alice:
+            for i in range(30):
+                await alice.send_and_ack(f"m{i}", "bob", f"catchup message {i}")
+            assert await hits(alice, "catchup") == []  # the indexer has not looked since they were stored
+    async with App(search_settings(settings, backend)) as second, \
+               connect(second.mqtt_port, "alice", "phone", tokens["alice"]) as alice:
+        assert len(await until_indexed(alice, "catchup", 20, limit=100)) == 30
+
+
+async def test_meilisearch_outage_messaging_goes_on_and_indexing_catches_up(
+        settings: Settings, backend: Backend) -> None:
+    if backend.fake is None:
+        pytest.skip("needs a Meilisearch this test can stop and start (the local server)")
+    meili, index = backend.fake, backend.search["meili_index"]
+    await meili.stop()  # down before imgate starts: start-up must not wait for it
+    async with platform(search_settings(settings, backend), "alice", "bob") as (app, tokens), \
+               connect(app.mqtt_port, "alice", "phone", tokens["alice"]) as alice, \
+               connect(app.mqtt_port, "bob", "phone", tokens["bob"]) as bob:
+        first = await alice.send_and_ack("m1", "bob", "outage first")
+        assert first["seq"] == 1
+        [got] = await bob.inbox.wait_for(lambda r: r.topic.endswith("/in/msg"))
+        assert b"outage first" in got.payload
+        down = await bob.rpc("search", {"q": "outage"})
+        assert down["error"]["code"] == 503
+        assert down["error"]["data"]["code"] == "unavailable"
+        assert "search is unavailable" in down["error"]["message"]
+
+        await meili.start()
+        assert await until_indexed(bob, "outage", 1) == ["outage first"]
+
+        await meili.stop()
+        await alice.send_and_ack("m2", "bob", "outage second")
+        await alice.result("recall", {"id": first["id"]})  # a recall during the outage
+        history = await bob.result("history", {"conv": "d:alice:bob"})
+        assert [m.get("text") for m in history["messages"]] == [None, "outage second"]
+        assert (await bob.rpc("search", {"q": "outage"}))["error"]["code"] == 503
+        assert (await app.metrics())["search_backlog"] >= 2  # the new message and the recall wait
+
+        await meili.start()
+        assert await until_indexed(bob, "outage", 1) == ["outage second"]
+        # The recall reached the index itself (the indexer removes before it adds, in one pass).
+        assert first["id"] not in meili.documents(index)
+        assert len(meili.documents(index)) == 1
+
+
+async def test_the_backend_is_chosen_by_configuration(settings: Settings, backend: Backend) -> None:
+    from imgate.app import build_search
+    from services.search.embedded import EmbeddedSearch
+    from services.search.meili import MeiliSearch
+
+    search = build_search(search_settings(settings, backend))
+    expected = EmbeddedSearch if backend.name == "embedded" else MeiliSearch
+    assert type(search.backend) is expected
+    search.close()

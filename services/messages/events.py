@@ -27,6 +27,9 @@ class EventQueue:
     async def read(self, consumer: str, limit: int) -> list[MessageEvent]:
         return await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)
 
+    async def pending(self, consumer: str) -> int:
+        return await MessageEvent.filter(id__gt=await self.offset(consumer)).count()
+
     async def done(self, consumer: str, upto: int) -> None:
         """``consumer`` has handled every event up to ``upto``; trim what all consumers passed."""
         async with in_transaction() as conn:

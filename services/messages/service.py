@@ -328,7 +328,10 @@ class MessageService:
                 if self._clock.now_ms() - row.ts > self._recall_window_ms:
                     msg = f"too late: messages can be recalled within {self._recall_window_ms // 1000} s"
                     raise Forbidden(msg)
-            await Message.filter(id=msg_id).update(type="recalled", text=None, data={"by": uid}, mentions=None)
+            async with in_transaction() as conn:  # the event tells the search indexer (durably)
+                await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
+                                                                      mentions=None)
+                await MessageEvent.create(message_id=msg_id, created_at=self._clock.now_ms(), using_db=conn)
             row = await Message.get(id=msg_id)
         members = await Member.filter(conv_id=row.conv, left_seq=None).values_list("uid", flat=True)
         return StoredMessage.from_row(row), tuple(members)

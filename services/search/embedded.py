@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 
+from services.search.base import Doc, Window
 from services.search.terms import fts_query, index_terms
 
 
-@dataclass(frozen=True, slots=True)
-class Doc:
-    id: str
-    conv: str
-    seq: int
-    sender: str
-    ts: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What a user may see of a conversation: seq in (after, upto]."""
-
-    conv: str
-    after: int
-    upto: int | None
-
-
 class EmbeddedSearch:
+    """Two tables: ``messages`` (one row per message, indexed by id and by (conv, seq)) and the
+    FTS5 table ``message_terms``, whose rowid is the message row's. Deletes and replacements go by rowid
+    (an FTS5 column cannot be indexed). The first layout's single FTS5 table ``docs`` is dropped
+    if found: run ``imgate search reindex`` once on such a data directory."""
+
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = asyncio.Lock()
@@ -42,57 +28,95 @@ class EmbeddedSearch:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(terms, id UNINDEXED, conv UNINDEXED, "
-                       "seq UNINDEXED, sender UNINDEXED, ts UNINDEXED, text UNINDEXED, "
-                       "tokenize = 'unicode61 remove_diacritics 2')")
+            db.executescript("""
+                BEGIN;
+                DROP TABLE IF EXISTS docs;
+                CREATE TABLE IF NOT EXISTS messages (
+                    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, conv TEXT NOT NULL, seq INTEGER NOT NULL,
+                    sender TEXT NOT NULL, ts INTEGER NOT NULL, text TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS messages_conv_seq ON messages (conv, seq);
+                CREATE VIRTUAL TABLE IF NOT EXISTS message_terms USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+                COMMIT;
+            """)
             self._db = db
         return self._db
+
+    async def start(self) -> None:
+        await self._run(self._open)
 
     async def _run(self, fn, *args):  # noqa: ANN001, ANN002, ANN202
         async with self._lock:
             return await asyncio.to_thread(fn, *args)
 
+    @staticmethod
+    def _delete(db: sqlite3.Connection, ids: list[str]) -> None:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            rowids = [(r,) for (r,) in db.execute(f"SELECT rowid FROM messages WHERE id IN ({marks})", chunk)]
+            db.executemany("DELETE FROM message_terms WHERE rowid = ?", rowids)
+            db.executemany("DELETE FROM messages WHERE rowid = ?", rowids)
+
     async def add(self, docs: list[Doc]) -> None:
         def add() -> None:
             db = self._open()
             db.execute("BEGIN")
-            db.executemany("DELETE FROM docs WHERE id = ?", [(d.id,) for d in docs])  # idempotent
-            db.executemany("INSERT INTO docs (terms, id, conv, seq, sender, ts, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [(index_terms(d.text), d.id, d.conv, d.seq, d.sender, d.ts, d.text) for d in docs])
-            db.execute("COMMIT")
+            try:
+                self._delete(db, [d.id for d in docs])  # idempotent: a document is replaced
+                for d in docs:
+                    rowid = db.execute("INSERT INTO messages (id, conv, seq, sender, ts, text) VALUES (?, ?, ?, ?, ?, ?)",
+                                       (d.id, d.conv, d.seq, d.sender, d.ts, d.text)).lastrowid
+                    db.execute("INSERT INTO message_terms (rowid, terms) VALUES (?, ?)", (rowid, index_terms(d.text)))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         if docs:
             await self._run(add)
 
     async def remove(self, ids: list[str]) -> None:
         def remove() -> None:
-            self._open().executemany("DELETE FROM docs WHERE id = ?", [(i,) for i in ids])
-        await self._run(remove)
+            db = self._open()
+            db.execute("BEGIN")
+            self._delete(db, ids)
+            db.execute("COMMIT")
+        if ids:
+            await self._run(remove)
 
     async def clear(self) -> None:
-        await self._run(lambda: self._open().execute("DELETE FROM docs"))
+        def clear() -> None:
+            db = self._open()
+            db.executescript("BEGIN; DELETE FROM message_terms; DELETE FROM messages; COMMIT;")
+        await self._run(clear)
 
     async def search(self, terms: list[str], windows: list[Window], *, sender: str | None, since: int | None,
                      until: int | None, limit: int) -> list[Doc]:
         if not windows or not terms:
             return []
-        where = ["docs MATCH ?"]
+        where = ["message_terms MATCH ?"]
         args: list[object] = [fts_query(terms)]
-        visible = []
+        # Whole conversations as one IN list (SQLite probes it as an index: much cheaper per
+        # candidate row than a chain of ORs), partial windows (groups joined late or left) as ranges.
+        whole = [w.conv for w in windows if w.after == 0 and w.upto is None]
+        visible = [f"d.conv IN ({','.join('?' * len(whole))})"] if whole else []
+        args += whole
         for w in windows:
-            visible.append("(conv = ? AND seq > ?" + (" AND seq <= ?)" if w.upto is not None else ")"))
+            if w.after == 0 and w.upto is None:
+                continue
+            visible.append("(d.conv = ? AND d.seq > ?" + (" AND d.seq <= ?)" if w.upto is not None else ")"))
             args += [w.conv, w.after] + ([w.upto] if w.upto is not None else [])
         where.append("(" + " OR ".join(visible) + ")")
         if sender is not None:
-            where.append("sender = ?")
+            where.append("d.sender = ?")
             args.append(sender)
         if since is not None:
-            where.append("ts >= ?")
+            where.append("d.ts >= ?")
             args.append(since)
         if until is not None:
-            where.append("ts < ?")
+            where.append("d.ts < ?")
             args.append(until)
-        sql = (f"SELECT id, conv, seq, sender, ts, text FROM docs WHERE {' AND '.join(where)} "
-               "ORDER BY bm25(docs), ts DESC LIMIT ?")
+        sql = (f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text FROM message_terms JOIN messages d ON d.rowid = message_terms.rowid "
+               f"WHERE {' AND '.join(where)} ORDER BY bm25(message_terms), d.ts DESC LIMIT ?")
         args.append(limit)
 
         def query() -> list[Doc]:

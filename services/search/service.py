@@ -1,6 +1,9 @@
 """SearchService: users search the history they may see (filters applied here, from the
-membership table, never from the client). Indexing follows the durable message-event queue, so
-a crash or an index outage loses nothing: it catches up; ``reindex`` rebuilds from the database."""
+membership table, never from the client). Indexing follows the durable message-event queue
+(a stored message and a recall each write an event), so a crash or an index outage loses
+nothing: it catches up; ``reindex`` rebuilds from the database. Hits are checked against the
+database before they are returned, so a recalled message never shows, even before the index
+has caught up with the recall."""
 
 from __future__ import annotations
 
@@ -8,40 +11,53 @@ from services.conversations.models import Member
 from services.errors import BadRequest
 from services.messages.events import EventQueue
 from services.messages.models import Message
-from services.search.embedded import Doc, EmbeddedSearch, Window
+from services.search.base import Doc, SearchBackend, Window
 from services.search.terms import query_terms
 
 _INDEXED_TYPES = ("text",)
 
 
 class SearchService:
-    def __init__(self, backend: EmbeddedSearch, events: EventQueue | None = None) -> None:
-        self._backend = backend
+    def __init__(self, backend: SearchBackend, events: EventQueue | None = None, *, batch: int = 500) -> None:
+        self.backend = backend
         self._events = events or EventQueue()
+        self._batch = batch
+        self.indexed = 0  # documents added or removed, for /metrics
 
-    async def index_pending(self, limit: int = 500) -> int:
-        """Index the next stored messages from the queue. Returns how many events it took."""
-        events = await self._events.read("search", limit)
+    async def index_pending(self) -> int:
+        """Index the next stored messages from the queue, and remove recalled ones; the offset
+        moves only once the backend holds the result. Returns how many events it took.
+
+        Raises:
+            SearchUnavailable: the backend is down (the same events are taken again later).
+        """
+        await self.backend.start()
+        events = await self._events.read("search", self._batch)
         if not events:
             return 0
-        rows = await Message.filter(id__in=[e.message_id for e in events], type__in=_INDEXED_TYPES)
-        await self._backend.add([Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows])
+        rows = await Message.filter(id__in=list({e.message_id for e in events}))
+        docs = [Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows if m.type in _INDEXED_TYPES]
+        gone = [m.id for m in rows if m.type == "recalled"]
+        await self.backend.remove(gone)
+        await self.backend.add(docs)
         await self._events.done("search", events[-1].id)
+        self.indexed += len(docs) + len(gone)
         return len(events)
 
-    async def remove(self, message_id: str) -> None:
-        """A recalled message disappears from results."""
-        await self._backend.remove([message_id])
+    async def backlog(self) -> int:
+        """Stored messages (and recalls) the index has not taken yet, for /metrics."""
+        return await self._events.pending("search")
 
     async def reindex(self, batch: int = 1000) -> int:
         """Rebuild the index from the messages table. Returns how many messages were indexed."""
-        await self._backend.clear()
+        await self.backend.start()
+        await self.backend.clear()
         count, last = 0, ""
         while True:
             rows = await Message.filter(id__gt=last, type__in=_INDEXED_TYPES).order_by("id").limit(batch)
             if not rows:
                 return count
-            await self._backend.add([Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows])
+            await self.backend.add([Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows])
             count += len(rows)
             last = rows[-1].id
 
@@ -52,6 +68,7 @@ class SearchService:
 
         Raises:
             BadRequest: an empty query, one over 200 characters, or one with nothing to search for.
+            SearchUnavailable: the backend is down.
         """
         if not q.strip() or len(q) > 200:
             msg = "q must be 1-200 characters"
@@ -64,7 +81,22 @@ class SearchService:
         if conv is not None:
             query = query.filter(conv_id=conv)
         windows = [Window(m.conv_id, m.joined_seq, m.left_seq) for m in await query]  # type: ignore[attr-defined]
-        return await self._backend.search(terms, windows, sender=sender, since=since, until=until, limit=limit)
+        hits = await self.backend.search(terms, windows, sender=sender, since=since, until=until, limit=limit)
+        # The backend's filter is checked again here, exactly: Meilisearch compares strings
+        # without regard to case (conv "d:Alice:bob" would pass a filter for "d:alice:bob").
+        by_conv: dict[str, list[Window]] = {}
+        for w in windows:
+            by_conv.setdefault(w.conv, []).append(w)
+        hits = [h for h in hits if _visible(h, by_conv.get(h.conv, [])) and (sender is None or h.sender == sender)]
+        if not hits:
+            return []
+        live = set(await Message.filter(id__in=[h.id for h in hits], type__in=_INDEXED_TYPES)
+                   .values_list("id", flat=True))
+        return [h for h in hits if h.id in live]
 
     def close(self) -> None:
-        self._backend.close()
+        self.backend.close()
+
+
+def _visible(doc: Doc, windows: list[Window]) -> bool:
+    return any(doc.seq > w.after and (w.upto is None or doc.seq <= w.upto) for w in windows)
