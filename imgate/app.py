@@ -301,6 +301,7 @@ class App:
         if self.search is not None:
             out["search_indexed_total"] = self.search.indexed
             out["search_backlog"] = await self.search.backlog()
+            out["search_up"] = int(self.search.available)
         return out
 
     async def wait(self) -> None:

@@ -68,25 +68,55 @@ def test_bad_config_fails_start_naming_the_key(tmp_path: Path, database_url: str
     assert out.returncode == 2 and "bridge.lanes" in out.stderr
 
 
-def test_search_reindex_rebuilds_the_index(tmp_path: Path, database_url: str) -> None:
-    import asyncio
-
-    from imgate.app import build_services, open_database
+async def _seed_messages(tmp_path: Path, database_url: str) -> None:
     from config.settings import load_settings
+    from imgate.app import build_services, open_database
     from services.ids import SystemClock
     from services.messages.service import SendCommand
 
     settings = load_settings(None, {"data_dir": tmp_path, "database": {"url": database_url}})
+    async with open_database(settings):
+        svc = build_services(SystemClock())
+        for uid in ("alice", "bob"):
+            await svc.users.add_user(uid)
+        for i in range(3):
+            await svc.messages.send(SendCommand("alice", f"c{i}", "bob", None, "text", f"hello {i}", None))
 
-    async def seed() -> None:
-        async with open_database(settings):
-            svc = build_services(SystemClock())
-            for uid in ("alice", "bob"):
-                await svc.users.add_user(uid)
-            for i in range(3):
-                await svc.messages.send(SendCommand("alice", f"c{i}", "bob", None, "text", f"hello {i}", None))
 
-    asyncio.run(seed())
-    out = imgate(tmp_path, "search", "reindex", database_url=database_url)
-    assert out.returncode == 0 and "indexed 3 message(s)" in out.stdout
-    assert (tmp_path / "search.db").exists()
+async def _imgate(tmp_path: Path, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """The CLI as a process, awaited (so a server in this event loop can answer it)."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), *args,
+                                                env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_search_reindex_rebuilds_the_index(tmp_path: Path, database_url: str) -> None:
+    import sqlite3
+
+    await _seed_messages(tmp_path, database_url)
+    code, out, _ = await _imgate(tmp_path, "search", "reindex", env={"IMGATE_DATABASE__URL": database_url})
+    assert code == 0 and "indexed 3 message(s)" in out
+    with sqlite3.connect(tmp_path / "search.db") as db:
+        assert sorted(t for (t,) in db.execute("SELECT text FROM messages")) == ["hello 0", "hello 1", "hello 2"]
+
+
+async def test_search_reindex_on_meilisearch_and_when_it_is_down(tmp_path: Path, database_url: str) -> None:
+    from tests.fakes.meili import FakeMeili
+
+    await _seed_messages(tmp_path, database_url)
+    async with FakeMeili() as meili:
+        env = {"IMGATE_DATABASE__URL": database_url, "IMGATE_SEARCH__BACKEND": "meilisearch",
+               "IMGATE_SEARCH__MEILI_URL": meili.url, "IMGATE_SEARCH__MEILI_API_KEY": meili.master_key or "",
+               "IMGATE_SEARCH__MEILI_INDEX": "cli_test"}
+        code, out, _ = await _imgate(tmp_path, "search", "reindex", env=env)
+        assert code == 0 and "indexed 3 message(s)" in out
+        assert sorted(d["text"] for d in meili.documents("cli_test").values()) == ["hello 0", "hello 1", "hello 2"]
+        await meili.stop()
+        code, _, err = await _imgate(tmp_path, "search", "reindex", env=env)
+        assert code == 1
+        assert "search is unavailable" in err and "Traceback" not in err

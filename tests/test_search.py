@@ -76,11 +76,14 @@ async def test_cjk_english_and_mixed_text(app: App, users: Users) -> None:
     async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
                connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
         for cid, text in [("c1", "你好世界"), ("c2", "Hello World, how are you?"), ("c3", "我们用中文text混合写"),
-                          ("c4", "日本語のテキストです"), ("c5", "nothing relevant")]:
+                          ("c4", "日本語のテキストです"), ("c5", "nothing relevant"), ("c6", "Café crème, hellos")]:
             await alice.send_and_ack(cid, "bob", text)
         assert await until_indexed(bob, "世界", 1) == ["你好世界"]
         assert await hits(bob, "界") == ["你好世界"]
-        assert await hits(bob, "hello") == ["Hello World, how are you?"]
+        assert await hits(bob, "hello") == ["Hello World, how are you?"]  # whole words: not "hellos"
+        assert await hits(bob, "cafe") == ["Café crème, hellos"]  # diacritics aside
+        assert await hits(bob, "CAFÉ Crème") == ["Café crème, hellos"]
+        assert await hits(bob, "好世") == ["你好世界"]
         assert await hits(bob, "WORLD hello") == ["Hello World, how are you?"]
         assert await hits(bob, "中文") == ["我们用中文text混合写"]
         assert await hits(bob, "text 混合") == ["我们用中文text混合写"]
@@ -207,10 +210,13 @@ async def test_meilisearch_outage_messaging_goes_on_and_indexing_catches_up(
         history = await bob.result("history", {"conv": "d:alice:bob"})
         assert [m.get("text") for m in history["messages"]] == [None, "outage second"]
         assert (await bob.rpc("search", {"q": "outage"}))["error"]["code"] == 503
-        assert (await app.metrics())["search_backlog"] >= 2  # the new message and the recall wait
+        metrics = await app.metrics()
+        assert metrics["search_backlog"] >= 2  # the new message and the recall wait
+        assert metrics["search_up"] == 0
 
         await meili.start()
         assert await until_indexed(bob, "outage", 1) == ["outage second"]
+        assert (await app.metrics())["search_up"] == 1
         # The recall reached the index itself (the indexer removes before it adds, in one pass).
         assert first["id"] not in meili.documents(index)
         assert len(meili.documents(index)) == 1

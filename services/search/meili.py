@@ -1,12 +1,16 @@
 """The Meilisearch backend, through the official ``meilisearch`` client.
 
 One index; a document per text message: ``id, conv, seq, from, ts, text`` plus ``terms``, the
-same CJK-aware terms the embedded engine indexes (services.search.terms). Only ``terms`` is
-searchable, so both backends match the same way: ``世界`` finds ``你好世界`` and one CJK character
-matches, whatever Meilisearch's own segmenter would make of an unspaced run. Queries use
-``matchingStrategy: all`` (every term must match); ``conv``, ``from``, ``seq`` and ``ts`` are
-filterable (the visibility windows are a filter on ``conv`` and ``seq``; ``id`` for deletes), ``ts`` is sortable and
-breaks ties after relevance.
+same CJK-aware terms the embedded engine indexes (services.search.terms), with each CJK term
+written as an opaque run of ASCII letters, so that Meilisearch's own segmenters (jieba for
+Chinese, lindera for Japanese) cannot split a character pair one way in a document and another
+way in a query. Only ``terms`` is searchable and typo tolerance is off, so both backends match
+the same way: ``世界`` finds ``你好世界``, one CJK character matches, and every term must match
+(``matchingStrategy: all``). ``conv``, ``from``, ``seq`` and ``ts`` are filterable (the
+visibility windows are a filter on ``conv`` and ``seq``; ``id`` is filterable for deletes);
+``ts`` is sortable and breaks ties after relevance. Meilisearch still treats the last query word
+as a prefix and reads only the first 10 query words; SearchService checks every hit against all
+the query's terms, so neither widens the results.
 
 The client is synchronous (requests): every call runs in a worker thread. Writes wait for their
 Meilisearch task to succeed before they return, so the indexer moves its queue offset only past
@@ -25,6 +29,7 @@ import meilisearch
 from meilisearch.errors import MeilisearchApiError, MeilisearchCommunicationError, MeilisearchTimeoutError
 
 from services.search.base import Doc, SearchUnavailable, Window
+from services.search.terms import opaque_cjk, opaque_terms
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ INDEX_SETTINGS: dict[str, Any] = {
     "displayedAttributes": ["id", "conv", "seq", "from", "ts", "text"],
     "filterableAttributes": ["conv", "from", "id", "seq", "ts"],
     "sortableAttributes": ["ts"],
+    "typoTolerance": {"enabled": False},
 }
 _RETRIEVE = ["id", "conv", "seq", "from", "ts", "text"]
 
@@ -119,13 +125,11 @@ class MeiliSearch:
             log.info("search: Meilisearch index %r ready at %s", self._uid, self.url)
 
     async def add(self, docs: list[Doc]) -> None:
-        from services.search.terms import index_terms
-
         if not docs:
             return
         await self.start()
         body = [{"id": d.id, "conv": d.conv, "seq": d.seq, "from": d.sender, "ts": d.ts, "text": d.text,
-                 "terms": index_terms(d.text)} for d in docs]
+                 "terms": opaque_terms(d.text)} for d in docs]
         await self._write(lambda: self._wait(self._writer.index(self._uid).add_documents(body, "id").task_uid))
 
     async def remove(self, ids: list[str]) -> None:
@@ -151,7 +155,7 @@ class MeiliSearch:
             filters.append(f"ts < {until}")
         params = {"filter": filters, "limit": limit, "matchingStrategy": "all", "sort": ["ts:desc"],
                   "attributesToRetrieve": _RETRIEVE}
-        q = " ".join(terms)
+        q = " ".join(opaque_cjk(t) for t in terms)
         await self.start()  # once per process: the index and its settings exist before the first query
         result = await self._call(lambda: self._reader.index(self._uid).search(q, params))
         return [Doc(h["id"], h["conv"], h["seq"], h["from"], h["ts"], h["text"]) for h in result["hits"]]

@@ -7,12 +7,15 @@ has caught up with the recall."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from services.conversations.models import Member
 from services.errors import BadRequest
 from services.messages.events import EventQueue
 from services.messages.models import Message
-from services.search.base import Doc, SearchBackend, Window
-from services.search.terms import query_terms
+from services.search.base import Doc, SearchBackend, SearchUnavailable, Window
+from services.search.terms import covers, query_terms
 
 _INDEXED_TYPES = ("text",)
 
@@ -23,6 +26,16 @@ class SearchService:
         self._events = events or EventQueue()
         self._batch = batch
         self.indexed = 0  # documents added or removed, for /metrics
+        self.available = True  # the backend answered the last call (for /metrics)
+
+    @contextmanager
+    def _watch(self) -> Iterator[None]:
+        try:
+            yield
+        except SearchUnavailable:
+            self.available = False
+            raise
+        self.available = True
 
     async def index_pending(self) -> int:
         """Index the next stored messages from the queue, and remove recalled ones; the offset
@@ -31,15 +44,17 @@ class SearchService:
         Raises:
             SearchUnavailable: the backend is down (the same events are taken again later).
         """
-        await self.backend.start()
+        with self._watch():
+            await self.backend.start()
         events = await self._events.read("search", self._batch)
         if not events:
             return 0
         rows = await Message.filter(id__in=list({e.message_id for e in events}))
         docs = [Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows if m.type in _INDEXED_TYPES]
         gone = [m.id for m in rows if m.type == "recalled"]
-        await self.backend.remove(gone)
-        await self.backend.add(docs)
+        with self._watch():
+            await self.backend.remove(gone)
+            await self.backend.add(docs)
         await self._events.done("search", events[-1].id)
         self.indexed += len(docs) + len(gone)
         return len(events)
@@ -81,18 +96,23 @@ class SearchService:
         if conv is not None:
             query = query.filter(conv_id=conv)
         windows = [Window(m.conv_id, m.joined_seq, m.left_seq) for m in await query]  # type: ignore[attr-defined]
-        hits = await self.backend.search(terms, windows, sender=sender, since=since, until=until, limit=limit)
-        # The backend's filter is checked again here, exactly: Meilisearch compares strings
-        # without regard to case (conv "d:Alice:bob" would pass a filter for "d:alice:bob").
+        with self._watch():  # a few more than asked, for the hits the checks below drop
+            hits = await self.backend.search(terms, windows, sender=sender, since=since, until=until,
+                                             limit=min(2 * limit, 200))
+        # What the backend was asked is checked again here, exactly. Meilisearch compares filter
+        # strings without regard to case (conv "d:Alice:bob" passes a filter for "d:alice:bob"),
+        # matches the last query word as a prefix and reads only 10 query words.
         by_conv: dict[str, list[Window]] = {}
         for w in windows:
             by_conv.setdefault(w.conv, []).append(w)
-        hits = [h for h in hits if _visible(h, by_conv.get(h.conv, [])) and (sender is None or h.sender == sender)]
+        hits = [h for h in hits if _visible(h, by_conv.get(h.conv, [])) and (sender is None or h.sender == sender)
+                and (since is None or h.ts >= since) and (until is None or h.ts < until)
+                and covers(h.text, terms)]
         if not hits:
             return []
         live = set(await Message.filter(id__in=[h.id for h in hits], type__in=_INDEXED_TYPES)
                    .values_list("id", flat=True))
-        return [h for h in hits if h.id in live]
+        return [h for h in hits if h.id in live][:limit]
 
     def close(self) -> None:
         self.backend.close()

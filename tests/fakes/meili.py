@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -110,11 +111,12 @@ class _Filter:
             raise ApiError(400, "invalid_search_filter",
                            f"Found unexpected characters at the end of the filter: `{self._toks[self._i][1]}`.")
 
-    def _peek(self, upper: bool = True) -> str | None:
+    def _peek(self) -> str | None:
         if self._i >= len(self._toks):
             return None
         kind, text = self._toks[self._i]
-        return text.upper() if upper and kind == "word" else text
+        # A quoted string is always a value; keywords are upper case only, as in Meilisearch.
+        return "\0value" if kind == "str" else text
 
     def _take(self) -> tuple[str, str]:
         if self._i >= len(self._toks):
@@ -172,7 +174,7 @@ class _Filter:
         if op == "EXISTS":
             self._i += 1
             return lambda d: attr in d
-        if op == "NOT" and self._i + 1 < len(self._toks) and self._toks[self._i + 1][1].upper() in ("IN", "EXISTS"):
+        if op == "NOT" and self._i + 1 < len(self._toks) and self._toks[self._i + 1][1] in ("IN", "EXISTS"):
             self._i += 1
             inner = self._condition_rest(attr)
             return lambda d: not inner(d)
@@ -235,8 +237,13 @@ def _equal(field_value: Any, literal: str) -> bool:
         number = _number(literal)
         return number is not None and float(field_value) == number
     if isinstance(field_value, str):
-        return field_value.lower() == literal.lower()
+        return _fold(field_value.strip()) == _fold(literal.strip())
     return False
+
+
+def _fold(text: str) -> str:
+    """Meilisearch's normalisation of words and facet values: lower case, no diacritics."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(ch))
 
 
 def _filter(value: Any, filterable: list[str]):  # noqa: ANN202
@@ -261,11 +268,18 @@ def _filter(value: Any, filterable: list[str]):  # noqa: ANN202
                    f"Invalid value type at `.filter`: expected a string or an array, but found: `{json.dumps(value)}`")
 
 
+class _AnyAttribute(list):  # type: ignore[type-arg]
+    """Every attribute is filterable (for a syntax-only check)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
 # ---- the server --------------------------------------------------------------------------------
 
 def _words(value: Any) -> list[str]:
     if isinstance(value, str):
-        return _WORD.findall(value.lower())
+        return _WORD.findall(_fold(value))
     if isinstance(value, list):
         return [w for v in value for w in _words(v)]
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -391,6 +405,9 @@ class FakeMeili:
                     task["status"] = "succeeded"
                 except ApiError as exc:
                     task["status"], task["error"] = "failed", exc.as_object()
+                except Exception as exc:  # noqa: BLE001  (a bug here must not stop the queue)
+                    task["status"] = "failed"
+                    task["error"] = ApiError(500, "internal", f"fake: {exc!r}", "internal").as_object()
                 task["finishedAt"] = _now()
                 task["duration"] = "PT0.001S"
                 self._ops.pop(task["uid"], None)
@@ -414,8 +431,9 @@ class FakeMeili:
                 raise ApiError(404, "index_not_found", f"Index `{uid}` not found.")
             index = self.indexes[uid] = _Index(uid, None)  # both create a missing index
         index.updated_at = _now()
-        if name == "settings":
-            index.settings.update(arg)
+        if name == "settings":  # null resets a setting to its default
+            index.settings.update({k: (json.loads(json.dumps(_SETTINGS[k])) if v is None else v)
+                                   for k, v in arg.items()})
         elif name == "add":
             docs, primary_key = arg
             key = index.primary_key or primary_key
@@ -448,7 +466,10 @@ class FakeMeili:
                 index.docs.pop(str(i), None)
             task["details"]["deletedDocuments"] = before - len(index.docs)
         elif name == "delete_filter":
-            keep = _filter(arg, self._filterable(index))
+            try:
+                keep = _filter(arg, self._filterable(index))
+            except ApiError as exc:
+                raise ApiError(400, "invalid_document_filter", exc.message) from exc
             gone = [k for k, d in index.docs.items() if keep(d)]
             for k in gone:
                 del index.docs[k]
@@ -559,9 +580,10 @@ class FakeMeili:
             body = await self._body(request)
             if not isinstance(body, dict) or "filter" not in body:
                 raise ApiError(400, "missing_document_filter", "Missing field `filter`")
-            index = self.indexes.get(uid)
-            if index is not None:
-                _filter(body["filter"], self._filterable(index))  # a bad filter is refused at once
+            try:  # syntax is checked at once; attributes when the task runs
+                _filter(body["filter"], _AnyAttribute())
+            except ApiError as exc:
+                raise ApiError(400, "invalid_document_filter", exc.message) from exc
             return self._enqueue(uid, "documentDeletion", ("delete_filter", body["filter"]),
                                  {"providedIds": 0, "deletedDocuments": None,
                                   "originalFilter": json.dumps(body["filter"])})
@@ -605,9 +627,10 @@ class FakeMeili:
             sort = self._sort(index, body.get("sort"))
             self.searches += 1
             hits = self._match(index, _words(q)[:10], prefix_last=not q.endswith(" "), strategy=strategy, keep=keep)
-            for attr, desc in reversed(sort):
-                hits.sort(key=lambda d, a=attr: (d.get(a) is None, d.get(a) if d.get(a) is not None else 0),
-                          reverse=desc)
+            for attr, desc in reversed(sort):  # documents without the field come last either way
+                present = [d for d in hits if d.get(attr) is not None]
+                present.sort(key=lambda d, a=attr: d[a], reverse=desc)
+                hits = present + [d for d in hits if d.get(attr) is None]
             hits.sort(key=lambda d: -d["_words"])
             total = len(hits)
             page = hits[offset:offset + limit]

@@ -150,3 +150,44 @@ async def test_the_local_server_speaks_meilisearch_errors(server: Server, index:
         assert (r.status_code, r.json()["code"]) == (400, "malformed_payload")
         r = await http.get("/tasks/99999", headers=auth)
         assert (r.status_code, r.json()["code"]) == (404, "task_not_found")
+
+
+async def test_filter_and_sort_semantics(server: Server, index: str) -> None:
+    """The filter language as the engine evaluates it (on a real server too, when MEILI_URL is
+    set: this is what keeps the local server honest)."""
+    from meilisearch.errors import MeilisearchApiError
+
+    client = meilisearch.Client(server.url, server.key)
+
+    def setup() -> None:
+        idx = client.index(index)
+        for task in (client.create_index(index, {"primaryKey": "id"}),
+                     idx.update_settings({"filterableAttributes": ["s", "n"], "sortableAttributes": ["n"]}),
+                     idx.add_documents([{"id": "1", "s": "Alpha", "n": 1}, {"id": "2", "s": "beta", "n": 5},
+                                        {"id": "3", "n": 10}, {"id": "4", "s": "gamma", "n": 7}])):
+            assert client.wait_for_task(task.task_uid).status == "succeeded"
+
+    await asyncio.to_thread(setup)
+
+    async def ids(flt: object, **extra: object) -> list[str]:
+        res = await asyncio.to_thread(lambda: client.index(index).search("", {"filter": flt, **extra}))
+        return [h["id"] for h in res["hits"]]
+
+    assert await ids("s = alpha") == ["1"]  # strings compare without regard to case
+    assert sorted(await ids('s = "Alpha" OR n >= 10')) == ["1", "3"]
+    assert sorted(await ids("NOT s = alpha")) == ["2", "3", "4"]
+    assert sorted(await ids("n 2 TO 7")) == ["2", "4"]
+    assert sorted(await ids("s IN [alpha, beta]")) == ["1", "2"]
+    assert sorted(await ids("s NOT IN [alpha]")) == ["2", "3", "4"]
+    assert sorted(await ids("s EXISTS")) == ["1", "2", "4"]
+    assert sorted(await ids("n > 1 AND n < 10 OR s = alpha")) == ["1", "2", "4"]  # AND binds tighter
+    assert sorted(await ids(["n > 1", ["s = beta", "s = gamma"]])) == ["2", "4"]  # array: AND of ORs
+    assert await ids("n >= 1", sort=["n:desc"]) == ["3", "4", "2", "1"]
+    for bad, code in (("n > 1 and n < 10", "invalid_search_filter"), ("id = 1", "invalid_search_filter"),
+                      ("s = ", "invalid_search_filter")):
+        with pytest.raises(MeilisearchApiError) as err:
+            await ids(bad)
+        assert (err.value.status_code, err.value.code) == (400, code)
+    with pytest.raises(MeilisearchApiError) as err:
+        await ids(None, sort=["s:asc"])
+    assert (err.value.status_code, err.value.code) == (400, "invalid_search_sort")
