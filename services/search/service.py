@@ -29,13 +29,14 @@ class SearchService:
         self.available = True  # the backend answered the last call (for /metrics)
 
     @contextmanager
-    def _watch(self) -> Iterator[None]:
+    def _watch(self, *, up_on_success: bool = True) -> Iterator[None]:
         try:
             yield
         except SearchUnavailable:
             self.available = False
             raise
-        self.available = True
+        if up_on_success:
+            self.available = True
 
     async def index_pending(self) -> int:
         """Index the next stored messages from the queue, and remove recalled ones; the offset
@@ -44,7 +45,7 @@ class SearchService:
         Raises:
             SearchUnavailable: the backend is down (the same events are taken again later).
         """
-        with self._watch():
+        with self._watch(up_on_success=False):  # a no-op once started: it proves nothing
             await self.backend.start()
         events = await self._events.read("search", self._batch)
         if not events:
@@ -52,7 +53,7 @@ class SearchService:
         rows = await Message.filter(id__in=list({e.message_id for e in events}))
         docs = [Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows if m.type in _INDEXED_TYPES]
         gone = [m.id for m in rows if m.type == "recalled"]
-        with self._watch():
+        with self._watch(up_on_success=bool(docs or gone)):
             await self.backend.remove(gone)
             await self.backend.add(docs)
         await self._events.done("search", events[-1].id)
