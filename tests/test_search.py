@@ -239,3 +239,21 @@ async def test_the_backend_is_chosen_by_configuration(settings: Settings, backen
     expected = EmbeddedSearch if backend.name == "embedded" else MeiliSearch
     assert type(search.backend) is expected
     search.close()
+
+
+async def test_a_user_in_very_many_conversations(settings: Settings, backend: Backend) -> None:
+    """Visibility for 40,000 conversations (more than SQLite's 32,766 parameters) still works."""
+    if backend.name != "embedded":
+        pytest.skip("the limit is SQLite's")
+    from services.search.base import Doc, Window
+    from services.search.embedded import EmbeddedSearch
+    from services.search.terms import query_terms
+
+    index = EmbeddedSearch(settings.data_dir / "many.db")
+    try:
+        await index.add([Doc("a", "d:x:y", 1, "x", 1, "needle"), Doc("b", "d:x:z", 1, "x", 1, "needle")])
+        windows = [Window(f"d:q:{i}", 0, None) for i in range(40_000)] + [Window("d:x:y", 0, None)]
+        found = await index.search(query_terms("needle"), windows, sender=None, since=None, until=None, limit=10)
+        assert [d.id for d in found] == ["a"]
+    finally:
+        index.close()

@@ -5,6 +5,7 @@ the main database is. The sqlite3 module is synchronous, so every call runs in a
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class EmbeddedSearch:
     async def start(self) -> None:
         await self._run(self._open)
 
-    async def _run(self, fn, *args):  # noqa: ANN001, ANN002, ANN202
+    async def _run(self, fn, *args):
         async with self._lock:
             return await asyncio.to_thread(fn, *args)
 
@@ -96,10 +97,12 @@ class EmbeddedSearch:
         where = ["message_terms MATCH ?"]
         args: list[object] = [fts_query(terms)]
         # Whole conversations as one IN list (SQLite probes it as an index: much cheaper per
-        # candidate row than a chain of ORs), partial windows (groups joined late or left) as ranges.
+        # candidate row than a chain of ORs), passed as one JSON array so that no number of
+        # conversations reaches SQLite's limit on parameters; partial windows (groups joined
+        # late or left) as ranges.
         whole = [w.conv for w in windows if w.after == 0 and w.upto is None]
-        visible = [f"d.conv IN ({','.join('?' * len(whole))})"] if whole else []
-        args += whole
+        visible = ["d.conv IN (SELECT value FROM json_each(?))"] if whole else []
+        args += [json.dumps(whole)] if whole else []
         for w in windows:
             if w.after == 0 and w.upto is None:
                 continue

@@ -125,21 +125,21 @@ class _Filter:
         self._i += 1
         return tok
 
-    def _or(self):  # noqa: ANN202
+    def _or(self):
         parts = [self._and()]
         while self._peek() == "OR":
             self._i += 1
             parts.append(self._and())
         return (lambda d: any(p(d) for p in parts)) if len(parts) > 1 else parts[0]
 
-    def _and(self):  # noqa: ANN202
+    def _and(self):
         parts = [self._not()]
         while self._peek() == "AND":
             self._i += 1
             parts.append(self._not())
         return (lambda d: all(p(d) for p in parts)) if len(parts) > 1 else parts[0]
 
-    def _not(self):  # noqa: ANN202
+    def _not(self):
         if self._peek() == "NOT":
             self._i += 1
             inner = self._not()
@@ -168,7 +168,7 @@ class _Filter:
             raise ApiError(400, "invalid_search_filter", f"Was expecting a value but instead got `{text}`.")
         return text
 
-    def _condition(self):  # noqa: ANN202, C901
+    def _condition(self):
         attr = self._attribute()
         op = self._peek()
         if op == "EXISTS":
@@ -180,7 +180,7 @@ class _Filter:
             return lambda d: not inner(d)
         return self._condition_rest(attr)
 
-    def _condition_rest(self, attr: str):  # noqa: ANN202
+    def _condition_rest(self, attr: str):
         op = self._peek()
         if op == "EXISTS":
             self._i += 1
@@ -246,7 +246,7 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(ch))
 
 
-def _filter(value: Any, filterable: list[str]):  # noqa: ANN202
+def _filter(value: Any, filterable: list[str]):
     """``filter``: a string, or an array whose items are ANDed; an inner array is ORed."""
     if value is None:
         return lambda d: True
@@ -405,7 +405,7 @@ class FakeMeili:
                     task["status"] = "succeeded"
                 except ApiError as exc:
                     task["status"], task["error"] = "failed", exc.as_object()
-                except Exception as exc:  # noqa: BLE001  (a bug here must not stop the queue)
+                except Exception as exc:  # noqa: BLE001 - a bug here must fail the task, not stop the queue
                     task["status"] = "failed"
                     task["error"] = ApiError(500, "internal", f"fake: {exc!r}", "internal").as_object()
                 task["finishedAt"] = _now()
@@ -413,7 +413,7 @@ class FakeMeili:
                 self._ops.pop(task["uid"], None)
                 done += 1
 
-    def _apply(self, task: dict[str, Any]) -> None:  # noqa: C901
+    def _apply(self, task: dict[str, Any]) -> None:
         name, arg = self._ops[task["uid"]]
         uid = task["indexUid"]
         if name == "create":
@@ -482,7 +482,7 @@ class FakeMeili:
     def _filterable(index: _Index) -> list[str]:
         return [a for a in index.settings["filterableAttributes"] if isinstance(a, str)]
 
-    async def _handle(self, request: Request, fn) -> Response:  # noqa: ANN001
+    async def _handle(self, request: Request, fn) -> Response:
         denied = self._auth(request)
         if denied is not None:
             return denied
@@ -660,7 +660,7 @@ class FakeMeili:
         return out
 
     @staticmethod
-    def _match(index: _Index, words: list[str], *, prefix_last: bool, strategy: str, keep) -> list[dict[str, Any]]:  # noqa: ANN001
+    def _match(index: _Index, words: list[str], *, prefix_last: bool, strategy: str, keep) -> list[dict[str, Any]]:
         searchable = index.settings["searchableAttributes"]
         out = []
         for doc in index.docs.values():
@@ -669,12 +669,9 @@ class FakeMeili:
             attrs = doc.keys() if searchable == ["*"] else [a for a in searchable if a in doc]
             tokens = {t for a in attrs for t in _words(doc[a])}
 
-            def has(i: int, w: str) -> bool:
-                if w in tokens:
-                    return True
-                return prefix_last and i == len(words) - 1 and any(t.startswith(w) for t in tokens)
-
-            matched = [has(i, w) for i, w in enumerate(words)]
+            last = len(words) - 1
+            matched = [w in tokens or (prefix_last and i == last and any(t.startswith(w) for t in tokens))
+                       for i, w in enumerate(words)]
             if strategy == "all":
                 count = len(words) if all(matched) else -1
             else:  # last / frequency: words are dropped from the end until one matches
