@@ -27,6 +27,11 @@ class Window:
     after: int
     upto: int | None
 
+    @property
+    def whole(self) -> bool:
+        """The whole conversation (a 1:1, or a group the user was in from its start)."""
+        return self.after == 0 and self.upto is None
+
 
 class SearchUnavailable(ImError):
     """The search backend cannot be reached (or failed): the searcher is told; messaging goes on,

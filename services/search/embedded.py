@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from services.search.base import Doc, Window
@@ -15,8 +17,8 @@ from services.search.terms import fts_query, index_terms
 
 class EmbeddedSearch:
     """Two tables: ``messages`` (one row per message, indexed by id and by (conv, seq)) and the
-    FTS5 table ``message_terms``, whose rowid is the message row's. Deletes and replacements go by rowid
-    (an FTS5 column cannot be indexed). The first layout's single FTS5 table ``docs`` is dropped
+    FTS5 table ``message_terms``, whose rowid is the message row's. Deletes and replacements go
+    by rowid (an FTS5 column cannot be indexed). The first layout's single FTS5 table ``docs`` is dropped
     if found: run ``imgate search reindex`` once on such a data directory."""
 
     def __init__(self, path: Path) -> None:
@@ -36,18 +38,31 @@ class EmbeddedSearch:
                     rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, conv TEXT NOT NULL, seq INTEGER NOT NULL,
                     sender TEXT NOT NULL, ts INTEGER NOT NULL, text TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS messages_conv_seq ON messages (conv, seq);
-                CREATE VIRTUAL TABLE IF NOT EXISTS message_terms USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+                CREATE VIRTUAL TABLE IF NOT EXISTS message_terms
+                    USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
                 COMMIT;
             """)
             self._db = db
         return self._db
 
     async def start(self) -> None:
-        await self._run(self._open)
+        if self._db is None:  # the indexer calls this every pass: no thread hop once open
+            await self._run(self._open)
 
     async def _run(self, fn, *args):
         async with self._lock:
             return await asyncio.to_thread(fn, *args)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._open()
+        db.execute("BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     @staticmethod
     def _delete(db: sqlite3.Connection, ids: list[str]) -> None:
@@ -60,34 +75,28 @@ class EmbeddedSearch:
 
     async def add(self, docs: list[Doc]) -> None:
         def add() -> None:
-            db = self._open()
-            db.execute("BEGIN")
-            try:
+            with self._transaction() as db:
                 self._delete(db, [d.id for d in docs])  # idempotent: a document is replaced
                 for d in docs:
-                    rowid = db.execute("INSERT INTO messages (id, conv, seq, sender, ts, text) VALUES (?, ?, ?, ?, ?, ?)",
+                    rowid = db.execute("INSERT INTO messages (id, conv, seq, sender, ts, text) "
+                                       "VALUES (?, ?, ?, ?, ?, ?)",
                                        (d.id, d.conv, d.seq, d.sender, d.ts, d.text)).lastrowid
                     db.execute("INSERT INTO message_terms (rowid, terms) VALUES (?, ?)", (rowid, index_terms(d.text)))
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
         if docs:
             await self._run(add)
 
     async def remove(self, ids: list[str]) -> None:
         def remove() -> None:
-            db = self._open()
-            db.execute("BEGIN")
-            self._delete(db, ids)
-            db.execute("COMMIT")
+            with self._transaction() as db:
+                self._delete(db, ids)
         if ids:
             await self._run(remove)
 
     async def clear(self) -> None:
         def clear() -> None:
-            db = self._open()
-            db.executescript("BEGIN; DELETE FROM message_terms; DELETE FROM messages; COMMIT;")
+            with self._transaction() as db:
+                db.execute("DELETE FROM message_terms")
+                db.execute("DELETE FROM messages")
         await self._run(clear)
 
     async def search(self, terms: list[str], windows: list[Window], *, sender: str | None, since: int | None,
@@ -100,12 +109,10 @@ class EmbeddedSearch:
         # candidate row than a chain of ORs), passed as one JSON array so that no number of
         # conversations reaches SQLite's limit on parameters; partial windows (groups joined
         # late or left) as ranges.
-        whole = [w.conv for w in windows if w.after == 0 and w.upto is None]
+        whole = [w.conv for w in windows if w.whole]
         visible = ["d.conv IN (SELECT value FROM json_each(?))"] if whole else []
         args += [json.dumps(whole)] if whole else []
-        for w in windows:
-            if w.after == 0 and w.upto is None:
-                continue
+        for w in (w for w in windows if not w.whole):
             visible.append("(d.conv = ? AND d.seq > ?" + (" AND d.seq <= ?)" if w.upto is not None else ")"))
             args += [w.conv, w.after] + ([w.upto] if w.upto is not None else [])
         where.append("(" + " OR ".join(visible) + ")")
@@ -118,8 +125,9 @@ class EmbeddedSearch:
         if until is not None:
             where.append("d.ts < ?")
             args.append(until)
-        sql = (f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text FROM message_terms JOIN messages d ON d.rowid = message_terms.rowid "
-               f"WHERE {' AND '.join(where)} ORDER BY bm25(message_terms), d.ts DESC LIMIT ?")
+        sql = (f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text "
+               f"FROM message_terms JOIN messages d ON d.rowid = message_terms.rowid WHERE {' AND '.join(where)} "
+               "ORDER BY bm25(message_terms), d.ts DESC LIMIT ?")
         args.append(limit)
 
         def query() -> list[Doc]:

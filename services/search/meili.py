@@ -42,7 +42,7 @@ INDEX_SETTINGS: dict[str, Any] = {
     "sortableAttributes": ["ts"],
     "typoTolerance": {"enabled": False},
 }
-_RETRIEVE = ["id", "conv", "seq", "from", "ts", "text"]
+_RETRIEVE = INDEX_SETTINGS["displayedAttributes"]
 
 
 def quote(value: str) -> str:
@@ -52,11 +52,9 @@ def quote(value: str) -> str:
 
 def visibility_filter(windows: list[Window]) -> str:
     """The windows as one filter: whole conversations in an ``IN`` list, the others as ranges."""
-    whole = [w.conv for w in windows if w.after == 0 and w.upto is None]
+    whole = [w.conv for w in windows if w.whole]
     parts = [f"conv IN [{', '.join(quote(c) for c in whole)}]"] if whole else []
-    for w in windows:
-        if w.after == 0 and w.upto is None:
-            continue
+    for w in (w for w in windows if not w.whole):
         part = f"conv = {quote(w.conv)} AND seq > {w.after}"
         if w.upto is not None:
             part += f" AND seq <= {w.upto}"
@@ -99,7 +97,8 @@ class MeiliSearch:
         task = self._writer.wait_for_task(task_uid, timeout_in_ms=self._task_timeout_ms, interval_in_ms=20)
         if task.status != "succeeded":
             error = task.error or {}
-            msg = f"Meilisearch task {task_uid} ({task.type}) {task.status}: {error.get('code')}: {error.get('message')}"
+            msg = (f"Meilisearch task {task_uid} ({task.type}) {task.status}: "
+                   f"{error.get('code')}: {error.get('message')}")
             raise TaskFailed(msg)
 
     async def _write(self, fn: Callable[[], Any]) -> None:
@@ -136,7 +135,8 @@ class MeiliSearch:
         if ids:
             await self.start()
             expr = f"id IN [{', '.join(quote(i) for i in ids)}]"
-            await self._write(lambda: self._wait(self._writer.index(self._uid).delete_documents(filter=expr).task_uid))
+            index = self._writer.index(self._uid)
+            await self._write(lambda: self._wait(index.delete_documents(filter=expr).task_uid))
 
     async def clear(self) -> None:
         await self.start()

@@ -51,7 +51,7 @@ class SearchService:
         if not events:
             return 0
         rows = await Message.filter(id__in=list({e.message_id for e in events}))
-        docs = [Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows if m.type in _INDEXED_TYPES]
+        docs = [_doc(m) for m in rows if m.type in _INDEXED_TYPES]
         gone = [m.id for m in rows if m.type == "recalled"]
         with self._watch(up_on_success=bool(docs or gone)):
             await self.backend.remove(gone)
@@ -73,7 +73,7 @@ class SearchService:
             rows = await Message.filter(id__gt=last, type__in=_INDEXED_TYPES).order_by("id").limit(batch)
             if not rows:
                 return count
-            await self.backend.add([Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "") for m in rows])
+            await self.backend.add([_doc(m) for m in rows])
             count += len(rows)
             last = rows[-1].id
 
@@ -117,6 +117,10 @@ class SearchService:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _doc(m: Message) -> Doc:
+    return Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "")
 
 
 def _visible(doc: Doc, windows: list[Window]) -> bool:

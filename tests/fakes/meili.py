@@ -171,9 +171,6 @@ class _Filter:
     def _condition(self):
         attr = self._attribute()
         op = self._peek()
-        if op == "EXISTS":
-            self._i += 1
-            return lambda d: attr in d
         if op == "NOT" and self._i + 1 < len(self._toks) and self._toks[self._i + 1][1] in ("IN", "EXISTS"):
             self._i += 1
             inner = self._condition_rest(attr)
