@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import ConfigError, Settings, load_settings
-from services.db import SchemaMismatch
+from services.db import DatabaseUnavailable, SchemaMismatch
 from services.errors import ImError
+from services.files import private_dir
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "live connections using them are dropped.")
     revoke.add_argument("uid")
     revoke.add_argument("--device", help="only this device (default: every device)")
+    sub.add_parser("migrate", parents=[common], help="bring the database schema up to date",
+                   description="Apply the database migrations this imgate has and the database lacks (`imgate "
+                               "run` does it too at start-up); prints each one applied. Safe to run twice, and "
+                               "while another imgate starts (they take turns).")
     search = sub.add_parser("search", help="manage the search index", description="Manage the search index.")
     search_sub = search.add_subparsers(dest="action", required=True, metavar="ACTION")
     search_sub.add_parser("reindex", parents=[common], help="rebuild the search index from the database",
@@ -114,24 +119,45 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), overrides)
 
 
+# The user, token and search commands create an empty database but never migrate one: a newer
+# imgate's CLI must not change the schema under an older imgate that is still running.
 async def _with_users(settings: Settings, action: Callable[[Any], Awaitable[str | None]]) -> str | None:
     from imgate.app import build_services, open_database
     from services.ids import SystemClock
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_database(settings):
+    private_dir(settings.data_dir)
+    async with open_database(settings, upgrade=False):
         return await action(build_services(SystemClock()).users)
 
 
 async def _reindex(settings: Settings) -> int:
     from imgate.app import build_search, open_database
 
-    async with open_database(settings):
+    async with open_database(settings, upgrade=False):
         search = build_search(settings)
         try:
             return await search.reindex()
         finally:
             search.close()
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from imgate.app import open_database
+
+    private_dir(settings.data_dir)
+    async with open_database(settings) as db:
+        done = db.migrations
+        where = db.display_url
+    lines = []
+    if done.created:
+        lines.append(f"created the database at {where}")
+    if done.stamped:
+        lines.append(f"adopted the database at {where} (schema version 2) as {done.stamped}")
+    lines += [f"applied {version}" for version in done.applied]
+    if not done.applied and not done.stamped and not done.created:
+        lines.append(f"the database at {where} is up to date")
+    lines.append(f"schema at {done.current}")
+    return lines
 
 
 async def _run(settings: Settings) -> None:
@@ -177,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "search":
             print(f"indexed {asyncio.run(_reindex(settings))} message(s)")
             return 0
+        if args.command == "migrate":
+            print("\n".join(asyncio.run(_migrate(settings))), flush=True)
+            return 0
         out = asyncio.run(_with_users(settings, _user_action(args)))
     except ImError as exc:
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1
-    except SchemaMismatch as exc:
+    except (SchemaMismatch, DatabaseUnavailable) as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections, fields
-from tortoise.models import Model
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError
+from tortoise.models import Model
 
-# Bump when a table changes. There are no migrations yet: a database made by another schema
-# version is refused at start-up with a clear message instead of failing on the first query.
-SCHEMA_VERSION = 2
+from services.files import private_sqlite_file
+from services.migrations.runner import Outcome, SchemaMismatch, migrate
 
+__all__ = ["MODEL_MODULES", "Database", "DatabaseUnavailable", "DbInfo", "SchemaMismatch", "portable_sql", "redact_url",
+           "tortoise_config"]
+
+log = logging.getLogger("imgate.db")
+
+# A table changes through a migration (services/migrations; docs/migrations.md), never by hand.
 MODEL_MODULES = [
+    "aerich.models",  # aerich's bookkeeping table: which migrations are applied
     "services.db",
     "services.users.models",
     "services.conversations.models",
@@ -37,12 +45,29 @@ def portable_sql(conn: BaseDBAsyncClient, query: str) -> str:
     return query
 
 
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages: ``postgres://user:***@host/db`` (also a
+    ``?password=`` parameter)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable database url>"
+    if password:
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if "password" in parts.query.lower():
+        query = [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
+
+
 def tortoise_config(url: str, *, sqlite_synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> dict[str, Any]:
     """Build tortoise's config; SQLite gets WAL + fsync on commit + a busy timeout."""
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(path))  # 0600, in a 0700 directory if it creates one
         connection: dict[str, Any] | str = {
             "engine": "tortoise.backends.sqlite",
             "credentials": {
@@ -55,7 +80,7 @@ def tortoise_config(url: str, *, sqlite_synchronous: str = "FULL", busy_timeout_
     elif urlsplit(url).scheme in {"postgres", "postgresql", "asyncpg"}:
         connection = url
     else:
-        msg = f"unsupported database url {url!r} (use sqlite://PATH or postgres://…)"
+        msg = f"unsupported database url {redact_url(url)!r} (use sqlite://PATH or postgres://…)"
         raise ValueError(msg)
     return {
         "connections": {"default": connection},
@@ -75,47 +100,64 @@ class DbInfo(Model):
         table = "imgate_meta"
 
 
-class SchemaMismatch(RuntimeError):
-    """The database was created by an incompatible version of imgate."""
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached or logged into at start-up (the message has no password)."""
+
+
+def _connect_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, DBConnectionError)
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg comes with tortoise-orm[asyncpg]
+        return errors
+    return (*errors, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.CannotConnectNowError)
 
 
 class Database:
-    """Owns tortoise's global state for one process; use as an async context manager."""
+    """Owns tortoise's global state for one process; use as an async context manager.
+
+    Entering it brings the schema up to date (``upgrade``, the default), or with ``upgrade=False``
+    refuses a database that needs migrations (an empty database is created either way).
+    """
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", busy_timeout_ms: int = 5000,
-                 create_db: bool = False) -> None:
+                 create_db: bool = False, upgrade: bool = True) -> None:
         self._config = tortoise_config(url, sqlite_synchronous=sqlite_synchronous, busy_timeout_ms=busy_timeout_ms)
         self._create_db = create_db
+        self._upgrade = upgrade
         self.url = url
+        self.migrations = Outcome()  # what entering did
 
-    async def __aenter__(self) -> Database:
+    @property
+    def display_url(self) -> str:
+        """The URL for messages and logs: without its password."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Database({self.display_url!r})"
+
+    async def __aenter__(self) -> Self:
+        """Raises:
+            SchemaMismatch: the schema is newer than this imgate, too old to migrate, or (with
+                ``upgrade=False``) needs migrations.
+            DatabaseUnavailable: the database server cannot be reached or refuses the login.
+        """
         # Tortoise keeps its state in a context; the global fallback makes it visible to tasks
         # that asyncio servers start outside this task's context (broker connections).
         await Tortoise.init(config=self._config, _create_db=self._create_db, _enable_global_fallback=True)
         try:
-            await self._check_schema()
+            try:
+                self.migrations = await migrate(connections.get("default"), self.display_url, upgrade=self._upgrade)
+            except _connect_errors() as exc:
+                msg = f"cannot open the database at {self.display_url}: {type(exc).__name__}: {exc}"
+                raise DatabaseUnavailable(msg) from None
         except BaseException:
             await Tortoise.close_connections()
             raise
+        if self.migrations.created:
+            log.info("database: created %s", self.display_url)
+        log.info("database: %s is at migration %s", self.display_url, self.migrations.current)
         return self
-
-    async def _check_schema(self) -> None:
-        conn = connections.get("default")
-        if conn.capabilities.dialect == "postgres":
-            rows = await conn.execute_query_dict("SELECT to_regclass('users') IS NOT NULL AS present")
-            existed = bool(rows[0]["present"])
-        else:
-            existed = bool(await conn.execute_query_dict(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'users'"))
-        await Tortoise.generate_schemas(safe=True)
-        row = await DbInfo.get_or_none(key="schema_version")
-        if row is None and not existed:
-            await DbInfo.create(key="schema_version", value=str(SCHEMA_VERSION))
-        elif row is None or row.value != str(SCHEMA_VERSION):
-            found = row.value if row is not None else "1"
-            msg = (f"the database at {self.url} has imgate schema version {found}, this imgate needs "
-                   f"{SCHEMA_VERSION}; there are no migrations yet: use a new data directory or database")
-            raise SchemaMismatch(msg)
 
     async def __aexit__(self, *exc: object) -> None:
         await Tortoise.close_connections()

@@ -11,7 +11,10 @@ class Conversation(Model):
     kind = fields.CharField(max_length=8)  # "direct" | "group"
     last_seq = fields.BigIntField(default=0)
     last_msg_id = fields.CharField(max_length=26, null=True)
-    last_ts = fields.BigIntField(default=0, db_index=True)
+    # Not indexed (migration 1 dropped the index): no query reads conversations by last_ts (the
+    # list is read through members), and every send updates it; unindexed, PostgreSQL updates the
+    # row in place (HOT) instead of writing new entries into every index of the table.
+    last_ts = fields.BigIntField(default=0)
     created_at = fields.BigIntField()
     name = fields.CharField(max_length=128, default="")  # groups
     owner = fields.CharField(max_length=64, null=True)  # groups

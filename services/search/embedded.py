@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.files import private_sqlite_file
 from services.search.base import Doc, Window
 from services.search.terms import fts_query, index_terms
 
@@ -28,7 +29,7 @@ class EmbeddedSearch:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(self._path)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript("""

@@ -1,0 +1,36 @@
+"""Files that hold users' data are private: directories 0700, files 0600 (the database, its WAL
+and shared-memory files, the search index), whatever the process's umask."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+log = logging.getLogger("imgate")
+
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by this user only. A directory that exists
+    already is left as it is (it may be shared, like /tmp), with a warning if others can read it."""
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+        return
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not mode & stat.S_ISVTX:
+        log.warning("%s is accessible to other users (mode %o): consider chmod 700", path, stat.S_IMODE(mode))
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create an SQLite database file readable by this user only, before SQLite opens it (SQLite
+    gives its WAL and shared-memory files the database file's mode), and tighten an existing one."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    for p in (path, *(path.with_name(path.name + suffix) for suffix in _SQLITE_COMPANIONS)):
+        if p.exists() and stat.S_IMODE(p.stat().st_mode) != 0o600:
+            os.chmod(p, 0o600)
