@@ -41,12 +41,15 @@ async def webhook() -> AsyncIterator[tuple[str, asyncio.Queue]]:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[App]:
-    push = settings.push.model_copy(update={"webhook_secret": SECRET, "interval_s": 0.05})
+    # The intranet configuration: the test's receiver is on 127.0.0.1, over plain http.
+    push = settings.push.model_copy(update={"webhook_secret": SECRET, "interval_s": 0.05,
+                                            "webhook_allow": ["127.0.0.1"], "webhook_allow_http": True})
     async with App(settings.model_copy(update={"push": push})) as running:
         yield running
 
 
-async def test_offline_user_gets_a_push_through_its_registered_webhook(app: App, users: Users, webhook) -> None:  # noqa: ANN001
+async def test_offline_user_gets_a_push_through_its_registered_webhook(app: App, users: Users,
+                                                                     webhook: tuple[str, asyncio.Queue]) -> None:
     url, got = webhook
     await users.add("alice", "bob")
     async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:

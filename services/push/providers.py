@@ -3,6 +3,7 @@ at local servers that speak the same API)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -12,6 +13,8 @@ from enum import Enum
 from typing import Any, Protocol
 
 import httpx
+
+from services.push.webhooks import TRANSPORT_ERRORS, TargetRefused, WebhookClient
 
 
 class Outcome(str, Enum):
@@ -41,23 +44,37 @@ def _http_result(status: int, text: str) -> Result:
 
 class WebhookProvider:
     """POST the payload as JSON to the target URL, signed: ``X-Imgate-Signature: sha256=<hex>``
-    is the HMAC-SHA256 of the body with the configured secret."""
+    is the HMAC-SHA256 of the body with the configured secret. The URL is checked again before
+    every POST and the connection goes only where the policy allows (``webhooks.WebhookClient``);
+    a target that is refused now (e.g. its name resolves to a private address since it was
+    registered, or the operator no longer allows it) is reported invalid, so it is removed."""
 
-    def __init__(self, client: httpx.AsyncClient, secret: str) -> None:
+    def __init__(self, client: WebhookClient, secret: str) -> None:
         self._client = client
         self._secret = secret.encode()
+
+    def host_of(self, token: str) -> str | None:
+        """The host a target's POSTs go to (the per-host concurrency cap counts by it), or None if
+        the URL is not allowed."""
+        try:
+            return self._client.policy.parse(token).host_key
+        except TargetRefused:
+            return None
 
     async def send(self, token: str, payload: dict[str, Any]) -> Result:
         body = json.dumps(payload, separators=(",", ":")).encode()
         signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
         try:
-            r = await self._client.post(token, content=body, headers={
+            target = self._client.policy.parse(token)
+            status, text = await self._client.post(target, body, {
                 "Content-Type": "application/json", "X-Imgate-Signature": f"sha256={signature}"})
-        except httpx.HTTPError as exc:
+        except TargetRefused as exc:
+            return Result(Outcome.INVALID, f"refused: {exc}")
+        except TRANSPORT_ERRORS as exc:
             return Result(Outcome.RETRY, f"{type(exc).__name__}: {exc}")
-        if r.status_code in (404, 410):
-            return Result(Outcome.INVALID, f"HTTP {r.status_code}")
-        return _http_result(r.status_code, r.text)
+        if status in (404, 410):
+            return Result(Outcome.INVALID, f"HTTP {status}")
+        return _http_result(status, text.decode("utf-8", "replace"))
 
 
 class FcmProvider:
@@ -71,22 +88,24 @@ class FcmProvider:
         self._base = base_url.rstrip("/")
         self._scope = scope
         self._token: tuple[str, float] | None = None
+        self._refresh = asyncio.Lock()
 
     async def _access_token(self) -> str:
-        if self._token is not None and self._token[1] > time.time() + 60:
-            return self._token[0]
-        import jwt  # PyJWT, with cryptography for RS256
+        async with self._refresh:  # concurrent sends share one token request
+            if self._token is not None and self._token[1] > time.time() + 60:
+                return self._token[0]
+            import jwt  # PyJWT, with cryptography for RS256
 
-        now = int(time.time())
-        assertion = jwt.encode({"iss": self._account["client_email"], "scope": self._scope,
-                                "aud": self._account["token_uri"], "iat": now, "exp": now + 3600},
-                               self._account["private_key"], algorithm="RS256")
-        r = await self._client.post(self._account["token_uri"], data={
-            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion})
-        r.raise_for_status()
-        body = r.json()
-        self._token = (body["access_token"], now + float(body.get("expires_in", 3600)))
-        return self._token[0]
+            now = int(time.time())
+            assertion = jwt.encode({"iss": self._account["client_email"], "scope": self._scope,
+                                    "aud": self._account["token_uri"], "iat": now, "exp": now + 3600},
+                                   self._account["private_key"], algorithm="RS256")
+            r = await self._client.post(self._account["token_uri"], data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion})
+            r.raise_for_status()
+            body = r.json()
+            self._token = (body["access_token"], now + float(body.get("expires_in", 3600)))
+            return self._token[0]
 
     async def send(self, token: str, payload: dict[str, Any]) -> Result:
         try:

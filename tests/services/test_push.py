@@ -24,10 +24,13 @@ from services.presence.service import PresenceService
 from services.push.models import PushJob, PushTarget
 from services.push.providers import FcmProvider, WebhookProvider
 from services.push.service import PushService
+from services.push.webhooks import WebhookClient, WebhookPolicy
 from tests.fakes.fcm import FakeFcm
 from tests.helpers import ManualClock
 
 HOOK_SECRET = "webhook-secret"
+# The intranet configuration: the local receivers are on 127.0.0.1, over plain http.
+INTRANET = WebhookPolicy(allow_http=True, allow=["127.0.0.1"])
 
 
 @dataclass
@@ -61,15 +64,22 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
                EmbeddedHttpServer(fcm.app, "127.0.0.1", 0) as fcm_http, \
                EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"]),
                                                    Route("/gone", gone, methods=["POST"])]), "127.0.0.1", 0) as hook_http, \
-               httpx.AsyncClient(timeout=5) as client:
+               httpx.AsyncClient(timeout=5) as client, WebhookClient(INTRANET) as hook_client:
         fcm.base_url = f"http://127.0.0.1:{fcm_http.port}"
         svc = build_services(clock)
-        push = PushService(clock, {"fcm": FcmProvider(client, fcm.service_account(), base_url=fcm.base_url),
-                                   "webhook": WebhookProvider(client, HOOK_SECRET)},
-                           max_attempts=4, rng=random.Random(1))
-        for uid in ("alice", "bob", "carol"):
-            await svc.users.add_user(uid)
-        yield Rig(svc, push, fcm, hooks, f"http://127.0.0.1:{hook_http.port}/hook", clock)
+        async with PushService(clock, {"fcm": FcmProvider(client, fcm.service_account(), base_url=fcm.base_url),
+                                       "webhook": WebhookProvider(hook_client, HOOK_SECRET)},
+                               max_attempts=4, rng=random.Random(1), webhooks=INTRANET) as push:
+            for uid in ("alice", "bob", "carol"):
+                await svc.users.add_user(uid)
+            yield Rig(svc, push, fcm, hooks, f"http://127.0.0.1:{hook_http.port}/hook", clock)
+
+
+async def send_due(push: PushService) -> int:
+    """One pass of the sender, and the sends it started."""
+    started = await push.send_due()
+    await push.drain()
+    return started
 
 
 async def send(rig: Rig, cid: str, to: str | None = None, group: str | None = None, mentions: tuple = ()) -> None:
@@ -84,7 +94,7 @@ async def test_push_only_to_users_with_no_device_online(rig: Rig) -> None:
     await send(rig, "m1", to="bob")
     await send(rig, "m2", to="carol")
     assert await rig.push.fan_out() == 2
-    assert await rig.push.send_due() == 1
+    assert await send_due(rig.push) == 1
     assert rig.fcm.received == [{"token": "bob-phone", "data": {"conv": "d:alice:bob", "seq": "1"}}]
     assert rig.hooks == []  # carol is online: no push
     assert await PushJob.all().count() == 0 and await rig.push.fan_out() == 0  # nothing twice
@@ -97,7 +107,7 @@ async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
     await send(rig, "quiet", group=g.gid)
     await send(rig, "loud", group=g.gid, mentions=("bob",))
     await rig.push.fan_out()
-    await rig.push.send_due()
+    await send_due(rig.push)
     assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
 
 
@@ -106,16 +116,16 @@ async def test_retries_back_off_with_jitter_then_drop(rig: Rig) -> None:
     rig.fcm.busy["busy-phone"] = 2  # two 429s, then success
     await send(rig, "m", to="bob")
     await rig.push.fan_out()
-    assert await rig.push.send_due() == 1  # 429
+    assert await send_due(rig.push) == 1  # 429
     job = await PushJob.get()
     assert job.attempts == 1 and 500 <= job.next_at - rig.clock.ms <= 1000  # base 1 s, jitter 0.5-1x
-    assert await rig.push.send_due() == 0  # not due yet
+    assert await send_due(rig.push) == 0  # not due yet
     rig.clock.ms = job.next_at
-    assert await rig.push.send_due() == 1  # 429 again: twice the delay
+    assert await send_due(rig.push) == 1  # 429 again: twice the delay
     job = await PushJob.get()
     assert job.attempts == 2 and 1000 <= job.next_at - rig.clock.ms <= 2000
     rig.clock.ms = job.next_at
-    await rig.push.send_due()
+    await send_due(rig.push)
     assert rig.fcm.received[0]["token"] == "busy-phone" and await PushJob.all().count() == 0
     # Always failing: dropped after max_attempts (4), counted.
     await rig.push.register("carol", "fcm", "down")
@@ -125,7 +135,7 @@ async def test_retries_back_off_with_jitter_then_drop(rig: Rig) -> None:
     for _ in range(4):
         job = await PushJob.get()
         rig.clock.ms = job.next_at
-        await rig.push.send_due()
+        await send_due(rig.push)
     assert await PushJob.all().count() == 0 and rig.push.stats.dropped == 1
 
 
@@ -135,7 +145,7 @@ async def test_invalid_tokens_are_removed(rig: Rig) -> None:
     rig.fcm.unregistered.add("gone-phone")
     await send(rig, "m", to="bob")
     await rig.push.fan_out()
-    await rig.push.send_due()
+    await send_due(rig.push)
     assert [t.token for t in await PushTarget.filter(uid="bob")] == ["good-phone"]
     assert [m["token"] for m in rig.fcm.received] == ["good-phone"] and rig.push.stats.invalid_targets == 1
 
@@ -144,7 +154,7 @@ async def test_a_webhook_that_is_gone_is_removed(rig: Rig) -> None:
     await rig.push.register("bob", "webhook", rig.hook_url.replace("/hook", "/gone"))
     await send(rig, "m", to="bob")
     await rig.push.fan_out()
-    await rig.push.send_due()
+    await send_due(rig.push)
     assert await PushTarget.filter(uid="bob").count() == 0 and rig.push.stats.invalid_targets == 1
 
 
@@ -152,8 +162,9 @@ async def test_queued_pushes_survive_a_restart(rig: Rig, database_url: str) -> N
     await rig.push.register("bob", "webhook", rig.hook_url)
     await send(rig, "before-crash", to="bob")
     await rig.push.fan_out()  # queued, not sent: the process "dies" here
-    fresh = PushService(rig.clock, {"webhook": WebhookProvider(httpx.AsyncClient(timeout=5), HOOK_SECRET)})
-    assert await fresh.send_due() == 1
+    async with WebhookClient(INTRANET) as client, \
+            PushService(rig.clock, {"webhook": WebhookProvider(client, HOOK_SECRET)}, webhooks=INTRANET) as fresh:
+        assert await send_due(fresh) == 1
     assert rig.hooks == [{"conv": "d:alice:bob", "seq": 1}]
 
 
@@ -179,27 +190,37 @@ async def test_apns_over_http2_with_token_auth_badge_and_invalid_tokens(database
         port = s.getsockname()[1]
     fake = FakeApns(unregistered={"dead0dead"}, busy={"abc123": 1})
     clock = ManualClock(1_800_000_000_000)
-    async with Database(database_url), serve_apns(fake, port) as tls:
-        async with httpx.AsyncClient(http2=True, verify=tls, timeout=5) as client:
-            svc = build_services(clock)
-            for uid in ("alice", "bob"):
-                await svc.users.add_user(uid)
-            apns = ApnsProvider(client, key_pem=fake.key_pem, key_id=KEY_ID, team_id=TEAM, topic=TOPIC,
-                                base_url=f"https://127.0.0.1:{port}")
-            push = PushService(clock, {"apns": apns})
-            await push.register("bob", "apns", "abc123")
-            await push.register("bob", "apns", "dead0dead")
-            for i in range(3):
-                await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
-            await push.fan_out()
-            await push.send_due()  # the first to abc123 gets a 429 and is retried later
-            assert push.stats.retried == 1
-            clock.ms += 3_600_000
-            await push.send_due()
-            assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
+    async with Database(database_url), serve_apns(fake, port) as tls, \
+               httpx.AsyncClient(http2=True, verify=tls, timeout=5) as client:
+        svc = build_services(clock)
+        for uid in ("alice", "bob"):
+            await svc.users.add_user(uid)
+        apns = ApnsProvider(client, key_pem=fake.key_pem, key_id=KEY_ID, team_id=TEAM, topic=TOPIC,
+                            base_url=f"https://127.0.0.1:{port}")
+        push = PushService(clock, {"apns": apns})
+        await push.register("bob", "apns", "abc123")
+        await push.register("bob", "apns", "dead0dead")
+        for i in range(3):
+            await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
+        await push.fan_out()
+        await send_due(push)  # the first to abc123 gets a 429 and is retried later
+        assert push.stats.retried == 1
+        clock.ms += 3_600_000
+        await send_due(push)
+        assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
     assert sorted(b["seq"] for _, b in fake.received) == [1, 2, 3]
     headers, body = next((h, b) for h, b in fake.received if b["seq"] == 3)
     assert headers["apns-topic"] == TOPIC and headers["apns-push-type"] == "background"
     assert headers["apns-priority"] == "5" and headers["apns-collapse-id"] == "d:alice:bob"
     assert body == {"aps": {"badge": 3, "content-available": 1}, "conv": "d:alice:bob", "seq": 3}
     assert push.stats.invalid_targets == 1 and push.stats.sent == 3
+
+
+async def test_concurrent_sends_share_one_fcm_access_token(rig: Rig) -> None:
+    for i in range(5):
+        await rig.push.register("bob", "fcm", f"phone-{i}")
+    await send(rig, "m", to="bob")
+    await rig.push.fan_out()
+    assert await send_due(rig.push) == 5  # started together
+    assert sorted(m["token"] for m in rig.fcm.received) == [f"phone-{i}" for i in range(5)]
+    assert len(rig.fcm._tokens) == 1  # one OAuth2 token request, not one per send
