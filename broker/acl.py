@@ -13,6 +13,7 @@ never per delivered message.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,6 +70,13 @@ class Principal:
     token_id: int | None = None
     expires_at: int | None = None
     rules: tuple[AclRule, ...] | None = None  # set for service accounts (already expanded)
+    account: str | None = None  # a service account's username
+
+    def same_owner(self, other: Principal) -> bool:
+        """Do both stand for the same owner of a session (user device, or service account)?"""
+        if self.is_service or other.is_service:
+            return self.is_service and other.is_service and self.account == other.account
+        return self.uid == other.uid and self.device == other.device
 
     @property
     def is_service(self) -> bool:
@@ -116,7 +124,11 @@ class TopicAcl:
         if who.is_service:
             return False
         levels = topic.split("/")
-        # {p}/{uid}/out/{kind}: exactly one level after out/ (msg, rpc, event).
+        # {p}/{uid}/out/{kind}: exactly one level after out/ (msg, rpc, event); or
+        # {p}/{uid}/out/rpc/{device}, only by that device (so the server knows who asks).
+        if len(levels) == 5:
+            return (levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "out" and levels[3] == "rpc"
+                    and levels[4] == who.device)
         return (
             len(levels) == 4 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "out"
             and levels[3] != "" and not _has_wildcard(topic)
@@ -148,6 +160,24 @@ class TopicAcl:
         if len(levels) >= 4 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "in":
             return True
         return len(levels) == 3 and levels[0] == "presence"
+
+    def reader(self, who: Principal) -> Callable[[str], bool]:
+        """The check made on every delivery to ``who`` (besides the one at SUBSCRIBE): a user
+        reads only its own ``{p}/{uid}/in/…`` (of another device's ``in/notify/{device}``
+        nothing) and presence; a service account what its rules let it read."""
+        if who.rules is not None:
+            rules = who.rules
+            return lambda topic: self._rules_allow(rules, topic, write=False)
+        if who.is_service or who.uid is None:
+            return lambda _topic: False
+        allowed = (f"{self.prefix}/{who.uid}/in/", "presence/")
+        notify = f"{self.prefix}/{who.uid}/in/notify/"
+        own = f"{notify}{who.device}"
+
+        def reads(topic: str) -> bool:
+            return topic.startswith(allowed) and (not topic.startswith(notify) or topic == own)
+
+        return reads
 
     def will_allowed(self, who: Principal, topic: str | None, payload: bytes | None) -> bool:
         """A user's will may only announce its own device offline (protocol §5); an account's

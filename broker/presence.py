@@ -21,7 +21,6 @@ from amqtt.session import Session
 
 from broker.acl import PRINCIPAL_KEY, Principal, presence_topic
 
-
 _FORGET_AFTER = 100_000  # remembered devices before old entries are dropped (bounded memory)
 
 

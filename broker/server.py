@@ -23,37 +23,45 @@ CONNECT that decide who may do what:
   for its new filter, and only where it may read (stock amqtt replays every retained message
   matching anybody's subscription to every connecting client). Users cannot retain.
 - Connecting costs the same however many clients and retained messages there are.
+- Packets after CONNECT are framed and checked by ``broker.framing`` (sans-IO) before anything
+  acts on them: every packet's size against ``max_packet_bytes`` before it is buffered, UTF-8 of
+  every topic and filter (a bad one closes the connection, so framing never desynchronises).
+  Each connection's reader handles its packets in order, inline, and applies back-pressure: a
+  client over its publish rate, or whose PUBLISH the bridge's ingress cannot take yet, is simply
+  not read until it may go on; nothing it sent is dropped after its PUBACK.
+- A session belongs to the principal that created it: a different principal never resumes or
+  takes it over, and a service account cannot use a user's ``{uid}:{device}`` client id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
-import math
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 import itertools
 import json
+import logging
+import math
+import re
 import time
+from collections import deque
+from collections.abc import Awaitable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.puback import PubackPacket
-from amqtt.mqtt.publish import PublishPacket
-from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.mqtt.subscribe import SubscribePacket
-from amqtt.mqtt.unsubscribe import UnsubscribePacket
 from amqtt.session import Session
 
-from broker.acl import FULL_ACCESS, PRINCIPAL_KEY, AclRule, Principal, TopicAcl
-from broker.auth import AuthFailure, Authenticator, Identity
+from broker import framing
+from broker.acl import FULL_ACCESS, PRINCIPAL_KEY, AclRule, Principal, TopicAcl, presence_topic
+from broker.auth import AuthChange, Authenticator, AuthFailure, Identity
 from broker.outbox import OfflinePolicy, Outbox, Stats
+from broker.presence import presence_payload
 from broker.session import _NEVER_USED, read_connect
 from broker.topics import RetainedIndex, SubscriptionIndex, valid_filter, valid_topic
 from services.ids import Clock, SystemClock
@@ -62,6 +70,7 @@ log = logging.getLogger("imgate.broker")
 
 OUTBOX_KEY = "imgate.outbox"
 QOS2_KEY = "imgate.qos2"
+_CHECKED_AT_KEY = "imgate.auth_checked_at"
 _CONNACK = {
     AuthFailure.BAD_CREDENTIALS: BAD_USERNAME_PASSWORD,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
@@ -69,17 +78,25 @@ _CONNACK = {
 }
 _TAKEOVER_TIMEOUT = 5.0
 _CONNECT_TIMEOUT = 10.0  # a socket that sends no CONNECT in this time is closed
+_CLOSE_TIMEOUT = 1.0  # a closing connection gets this long to take what is still buffered for it
+_READ_CHUNK = 65536
 _SUBACK_FAILURE = 0x80
 _MAX_QOS = 1  # QoS 2 subscriptions are granted QoS 1 (MQTT 3.1.1 §3.9.3 lets the server downgrade)
+# A user's client id is {uid}:{device}; a service account may not take one (or a wildcard).
+_USER_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,32}$")
+_NOT_IN_ACCOUNT_NAMES = ("+", "#", "/", "\x00")
+_RECENT_AUTH_CHANGES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceAccount:
-    """A non-user login with mosquitto-style ACL rules (``%u``/``%c`` expanded at connect)."""
+    """A non-user login with mosquitto-style ACL rules (``%u``/``%c`` expanded at connect).
+    ``publish_rate``: its connections' PUBLISH/SUBSCRIBE packets per second (0: unlimited)."""
 
     username: str
     password: str
     rules: tuple[AclRule, ...] = FULL_ACCESS
+    publish_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,25 +117,70 @@ class DeliveryLimits:
     max_inflight: int = 100
     max_queued: int = 1000
     policy: OfflinePolicy = "drop_oldest"
+    max_inflight_bytes: int = 1 << 20
+    max_queued_bytes: int = 4 << 20
+    stall_s: float = 5.0  # a connected session that is full and acks nothing for this long is cut off
 
 
-class PacketTooLarge(Exception):
-    """A client announced a packet larger than the broker accepts: the connection is closed."""
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What one client connection may send."""
+
+    max_packet: int = 1 << 20  # bytes of one packet
+    publish_rate: float = 100.0  # a user connection's PUBLISH/SUBSCRIBE/UNSUBSCRIBE per second (0: no limit)
+    publish_burst: float = 200.0
+    max_subscriptions: int = 100  # filters per session
+    max_topic_length: int = 256  # characters of a topic name or filter
 
 
-class _BoundedReader(StreamReaderAdapter):
-    """amqtt's stream reader, refusing to buffer a packet body over ``limit`` bytes (amqtt reads
-    a PUBLISH payload with one read of its announced length; an unbounded one is a memory attack)."""
+class LocalSink(Protocol):
+    """An in-process subscriber (the bridge's ingress)."""
+
+    def offer(self, topic: str, payload: bytes, *, force: bool = False) -> bool:
+        """Take a message (True), or refuse it for now (False; never when ``force``)."""
+
+    def room(self, topic: str) -> Awaitable[None]:
+        """Resolves when a refused message on ``topic`` may be offered again."""
+
+
+class _StreamAdapter(StreamReaderAdapter):
+    """amqtt's stream reader (used for CONNECT), refusing to buffer a body over ``limit`` bytes;
+    after CONNECT the connection's reader reads ``stream`` itself, framed by ``broker.framing``."""
 
     def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
         super().__init__(reader)
+        self.stream = reader
         self._limit = limit
 
     async def read(self, n: int = -1) -> bytes:
         if n > self._limit:
             msg = f"packet of {n} bytes is over the limit of {self._limit}"
-            raise PacketTooLarge(msg)
+            raise framing.PacketTooLarge(msg)
         return await super().read(n)
+
+
+class _WriterAdapter(StreamWriterAdapter):
+    """amqtt's stream writer whose close does not wait forever for a client that does not read
+    (amqtt drains with no timeout: a take-over or kick could hang on it)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(writer)
+        self.stream = writer
+
+    async def close(self) -> None:
+        if getattr(self, "is_closed", False):
+            return
+        self.is_closed = True
+        writer = self.stream
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()
+                writer.close()
+                await writer.wait_closed()
+        except (TimeoutError, OSError, RuntimeError):
+            writer.transport.abort()
 
 
 class _SocketWire:
@@ -142,10 +204,37 @@ class _SocketWire:
     def buffered(self) -> int:
         return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _Pace:
+    """A token bucket in monotonic time: how long to wait before the next packet may be read."""
+
+    __slots__ = ("_burst", "_last", "_rate", "_tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, max(1.0, burst)
+        self._tokens, self._last = self._burst, time.monotonic()
+
+    def delay(self) -> float:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        wait = (1.0 - self._tokens) / self._rate
+        self._tokens = 0.0
+        self._last = now + wait  # the token earned while waiting is the one taken
+        return wait
+
 
 class ImHandler(BrokerProtocolHandler):
-    """Protocol handler: enforces the keep-alive, routes QoS 0/1 PUBLISHes inline, hands PUBACKs
-    to the session's Outbox, and tells when its connection has ended."""
+    """Protocol handler: reads, checks and handles its connection's packets in order (framing,
+    keep-alive, publish rate, back-pressure from the bridge), routes PUBLISHes inline, hands
+    PUBACKs to the session's Outbox, and tells when its connection has ended."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,6 +244,9 @@ class ImHandler(BrokerProtocolHandler):
         self._is_closed = False
         self.im_broker: ImBroker | None = None
         self.im_outbox: Outbox | None = None
+        self.im_limits = ClientLimits()
+        self.im_pace: _Pace | None = None
+        self.im_waiting = False  # the reader waits for the bridge to take a PUBLISH (back-pressure)
 
     def mark_closed(self) -> None:
         self._is_closed = True
@@ -176,53 +268,104 @@ class ImHandler(BrokerProtocolHandler):
             log.info("keep-alive expired for %s", self.session.client_id if self.session else "?")
             waiter.set_result(None)
 
-    async def handle_publish(self, publish_packet: PublishPacket) -> None:
-        broker, session, header = self.im_broker, self.session, publish_packet.variable_header
-        if broker is None or session is None or self.writer is None:
-            await super().handle_publish(publish_packet)
-            return
-        qos = publish_packet.qos or 0
-        packet_id = header.packet_id if header is not None and qos else None
-        topic, data = publish_packet.topic_name, publish_packet.data
+    # ---- the connection's reader ---------------------------------------------------------------
+    async def _reader_loop(self) -> None:
+        """Replaces amqtt's reader: one packet at a time, framed and checked first, handled
+        inline and in order (no task per packet), so that not reading is real back-pressure."""
+        assert self.session is not None and self._reader_ready is not None and self._reader_stopped is not None
+        stream = getattr(self.reader, "stream", None)
+        client_id = self.session.client_id
+        keepalive = self.session.keep_alive if self.session.keep_alive > 0 else None
+        decoder = framing.FrameDecoder(self.im_limits.max_packet)
+        self._reader_ready.set()
+        try:
+            if not isinstance(stream, asyncio.StreamReader):
+                msg = "imgate's handler reads asyncio streams only"
+                raise AMQTTError(msg)
+            while True:
+                packet = decoder.next_packet()
+                if packet is None:
+                    try:
+                        data = await asyncio.wait_for(stream.read(_READ_CHUNK), keepalive)
+                    except TimeoutError:
+                        self.handle_read_timeout()
+                        break
+                    if not data:
+                        break
+                    decoder.feed(data)
+                    continue
+                if not await self._dispatch(packet):
+                    break
+        except framing.ProtocolViolation as exc:
+            log.warning("%s broke the protocol (%s): closing", client_id, exc)
+        except (ConnectionError, OSError):
+            log.debug("%s: connection lost", client_id)
+        except asyncio.CancelledError:
+            log.debug("%s: reader cancelled", client_id)
+        except Exception:
+            log.exception("%s: reader failed; closing", client_id)
+        await self.handle_connection_closed()
+        self._reader_stopped.set()
+        await self.stop()
+
+    async def _dispatch(self, packet: framing.Packet) -> bool:
+        """Handle one packet; False ends the connection."""
+        broker, session, writer = self.im_broker, self.session, self.writer
+        assert broker is not None and session is not None and writer is not None
+        if isinstance(packet, framing.Publish):
+            await self._pace()
+            return await self._publish(broker, session, writer, packet)
+        if isinstance(packet, framing.PacketId):
+            if packet.kind == framing.PUBACK:
+                if self.im_outbox is not None:
+                    self.im_outbox.ack(packet.packet_id)
+            elif packet.kind == framing.PUBREL:
+                session.attributes.get(QOS2_KEY, set()).discard(packet.packet_id)
+                writer.write(framing.encode_ack(framing.PUBCOMP, packet.packet_id))
+            # PUBREC / PUBCOMP: the broker never sends QoS 2, nothing to do.
+            return True
+        if isinstance(packet, framing.Subscribe):
+            await self._pace()
+            await broker.subscribe(self, packet.packet_id, list(packet.filters))
+            return True
+        if isinstance(packet, framing.Unsubscribe):
+            await self._pace()
+            await broker.unsubscribe(self, packet.packet_id, list(packet.filters))
+            return True
+        if packet.kind == framing.PINGREQ:
+            writer.write(framing.PINGRESP_BYTES)
+            return True
+        await self.handle_disconnect(DisconnectPacket())  # a clean DISCONNECT: no will
+        return False
+
+    async def _pace(self) -> None:
+        if self.im_pace is not None:
+            delay = self.im_pace.delay()
+            if delay > 0:
+                await asyncio.sleep(delay)  # not reading meanwhile: the client's rate is its own problem
+
+    async def _publish(self, broker: ImBroker, session: Session, writer: WriterAdapter, p: framing.Publish) -> bool:
         # QoS 2, "method A" (MQTT 3.1.1 §4.3.3): route on PUBLISH, remember the packet id until
         # PUBREL so a resent PUBLISH (DUP) is not routed twice.
-        seen = session.attributes.setdefault(QOS2_KEY, set()) if qos == 2 else None
-        if seen is None or packet_id not in seen:
-            ok = topic is not None and broker.client_publish(session, topic, bytes(data or b""), min(qos, _MAX_QOS),
-                                                             retain=bool(publish_packet.retain_flag))
-            if not ok:
-                await self.handle_connection_closed()  # protocol violation: invalid topic name
-                return
+        seen = session.attributes.setdefault(QOS2_KEY, set()) if p.qos == 2 else None
+        if seen is None or p.packet_id not in seen:
+            refused = broker.client_publish(session, p.topic, p.payload, min(p.qos, _MAX_QOS), retain=p.retain)
+            if refused is None:
+                return False  # protocol violation: invalid topic name
+            while refused:
+                # The bridge cannot take this yet: stop reading this client until it can. The
+                # PUBACK waits too, so nothing acknowledged is ever dropped.
+                self.im_waiting = True
+                try:
+                    await refused[0].room(p.topic)
+                finally:
+                    self.im_waiting = False
+                refused = [sink for sink in refused if not sink.offer(p.topic, p.payload)]
             if seen is not None:
-                seen.add(packet_id)
-        if packet_id is not None:  # PUBACK (QoS 1) or PUBREC (QoS 2)
-            self.writer.write((b"\x40\x02" if qos == 1 else b"\x50\x02") + packet_id.to_bytes(2, "big"))
-
-    async def handle_pubrel(self, pubrel: PubrelPacket) -> None:
-        if self.im_broker is None or self.session is None or self.writer is None:
-            await super().handle_pubrel(pubrel)
-            return
-        self.session.attributes.get(QOS2_KEY, set()).discard(pubrel.packet_id)
-        self.writer.write(b"\x70\x02" + pubrel.packet_id.to_bytes(2, "big"))  # PUBCOMP
-
-    async def handle_subscribe(self, subscribe: SubscribePacket) -> None:
-        if self.im_broker is None or subscribe.variable_header is None or subscribe.payload is None:
-            await super().handle_subscribe(subscribe)
-            return
-        await self.im_broker.subscribe(self, subscribe.variable_header.packet_id, subscribe.payload.topics)
-
-    async def handle_unsubscribe(self, unsubscribe: UnsubscribePacket) -> None:
-        if self.im_broker is None or unsubscribe.variable_header is None or unsubscribe.payload is None:
-            await super().handle_unsubscribe(unsubscribe)
-            return
-        await self.im_broker.unsubscribe(self, unsubscribe.variable_header.packet_id, unsubscribe.payload.topics)
-
-    async def handle_puback(self, puback: PubackPacket) -> None:
-        packet_id = puback.variable_header.packet_id if puback.variable_header else None
-        if self.im_outbox is not None and packet_id is not None and packet_id not in self._puback_waiters:
-            self.im_outbox.ack(packet_id)
-        else:
-            await super().handle_puback(puback)
+                seen.add(p.packet_id)
+        if p.packet_id is not None:  # PUBACK (QoS 1) or PUBREC (QoS 2)
+            writer.write(framing.encode_ack(framing.PUBACK if p.qos == 1 else framing.PUBREC, p.packet_id))
+        return True
 
 
 def principal_of(session: Session) -> Principal | None:
@@ -235,9 +378,9 @@ class ImBroker(Broker):
     def __init__(self, config: dict[str, Any], *, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str] | None = None, accounts: Sequence[ServiceAccount] = (),
                  keepalive_grace: float = 1.5, limits: DeliveryLimits | None = None,
-                 devices: DevicePolicy | None = None, max_packet: int = 1 << 20) -> None:
+                 devices: DevicePolicy | None = None, clients: ClientLimits | None = None) -> None:
         super().__init__(config)
-        self._max_packet = max_packet
+        self._clients = clients or ClientLimits()
         self._devices = devices or DevicePolicy()
         # uid -> client id -> (platform class, connection order, handler): live user devices.
         self._online: dict[str, dict[str, tuple[str, int, BrokerProtocolHandler]]] = {}
@@ -252,14 +395,18 @@ class ImBroker(Broker):
         self._index = SubscriptionIndex()
         self._retained_index = RetainedIndex()
         self._outboxes: dict[str, Outbox] = {}
-        self._local: dict[str, Callable[[str, bytes], None]] = {}  # in-process subscribers (the bridge)
+        self._local: dict[str, LocalSink] = {}  # in-process subscribers (the bridge's ingress)
+        # Revocations and disables applied so far (bounded): a login that was checked before one
+        # of them and went live after it is checked again (see _publish_session_retained_messages).
+        self._auth_applied: deque[tuple[int, str, str | None]] = deque(maxlen=_RECENT_AUTH_CHANGES)
+        self._auth_seq = 0
         self.stats = Stats()
 
     # ---- connect ---------------------------------------------------------------------
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                listener_name: str) -> None:
-        await self._client_connected(listener_name, _BoundedReader(reader, self._max_packet),
-                                     StreamWriterAdapter(writer))
+        await self._client_connected(listener_name, _StreamAdapter(reader, self._clients.max_packet),
+                                     _WriterAdapter(writer))
 
     async def _login(self, incoming: Session) -> Principal | AuthFailure:
         username, password = incoming.username, incoming.password
@@ -267,10 +414,16 @@ class ImBroker(Broker):
         if account is not None:
             if password is None or not hmac.compare_digest(password.encode(), account.password.encode()):
                 return AuthFailure.BAD_CREDENTIALS
-            if not incoming.client_id or incoming.client_id.startswith("$"):
+            client_id = incoming.client_id or ""
+            # Not a user's {uid}:{device} (a service account must not resume or take over a
+            # user's session), not '$…' (in-process subscribers), nothing that would turn into
+            # a wildcard or a level when %c is expanded in its rules.
+            if not client_id or client_id.startswith("$") or _USER_CLIENT_ID.match(client_id) \
+                    or any(c in client_id for c in _NOT_IN_ACCOUNT_NAMES) \
+                    or any(c in account.username for c in _NOT_IN_ACCOUNT_NAMES):
                 return AuthFailure.IDENTIFIER_REJECTED
-            rules = tuple(r.expand(account.username, incoming.client_id) for r in account.rules)
-            return Principal(uid=None, device=None, rules=rules)
+            rules = tuple(r.expand(account.username, client_id) for r in account.rules)
+            return Principal(uid=None, device=None, rules=rules, account=account.username)
         try:
             result = await self._authenticator.authenticate(username, password, incoming.client_id)
         except Exception:
@@ -291,18 +444,29 @@ class ImBroker(Broker):
                 await writer.close()
             raise AMQTTError(exc) from exc
 
+        checked_at = self._auth_seq  # revocations applied before this are reflected in the login
         who = await self._login(incoming)
         if not isinstance(who, Principal):
             await self._refuse(writer, _CONNACK[who], f"{incoming.client_id!r} ({who.value})")
         if incoming.will_flag and not self._acl.will_allowed(who, incoming.will_topic, incoming.will_message):
             await self._refuse(writer, NOT_AUTHORIZED, f"{incoming.client_id!r} (will on {incoming.will_topic!r})")
+        client_id = incoming.client_id
+        existing = self._sessions.get(client_id)
+        owner = principal_of(existing[0]) if existing is not None else None
+        if existing is not None and (owner is None or not owner.same_owner(who)):
+            # A session belongs to the principal that created it: never resumed or taken over by
+            # another. A live one is left alone (this login is refused); a dormant one is discarded.
+            if existing[0].transitions.is_connected():
+                await self._refuse(writer, IDENTIFIER_REJECTED, f"{client_id!r} (in use by another principal)")
+            log.info("discarding the session of %s: %r is another principal", client_id, who.account or who.uid)
+            await self._delete_session(client_id)
+            existing = None
         if who.uid is not None and who.device is not None:
-            await self._apply_device_policy(who, incoming.client_id, writer)
+            await self._apply_device_policy(who, client_id, writer)
         incoming.attributes[PRINCIPAL_KEY] = who
         if incoming.keep_alive > 0:
             incoming.keep_alive = math.ceil(incoming.keep_alive * self._keepalive_grace)
 
-        client_id = incoming.client_id
         existing = self._sessions.get(client_id)
         if existing is not None and existing[0].transitions.is_connected():
             await self._take_over(client_id, existing[1])
@@ -321,14 +485,22 @@ class ImBroker(Broker):
                 setattr(session, attr, getattr(incoming, attr))
             session.attributes[PRINCIPAL_KEY] = who
             session.parent = 1
+        session.attributes[_CHECKED_AT_KEY] = checked_at
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is None:
             lim = self._limits
-            outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy, device=who.device)
+            outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy, device=who.device,
+                            max_inflight_bytes=lim.max_inflight_bytes, max_queued_bytes=lim.max_queued_bytes,
+                            stall_s=lim.stall_s)
             session.attributes[OUTBOX_KEY] = outbox
+        outbox.reads = self._acl.reader(who)
         self._outboxes[client_id] = outbox
         assert isinstance(handler, ImHandler)
         handler.im_broker, handler.im_outbox = self, outbox
+        handler.im_limits = self._clients
+        rate = self._accounts[who.account].publish_rate if who.account is not None else self._clients.publish_rate
+        if rate > 0:
+            handler.im_pace = _Pace(rate, self._clients.publish_burst if who.account is None else max(1.0, rate))
         return handler, session
 
     async def _refuse(self, writer: WriterAdapter, code: int, what: str) -> NoReturn:
@@ -384,13 +556,45 @@ class ImBroker(Broker):
         # Called once the connection is up: this is where the session's Outbox gets its socket,
         # resends what was in flight (DUP) and what queued while the client was away.
         handler = self._get_handler(session)
+        who = principal_of(session)
+        if who is not None and not await self._still_allowed(session, who):
+            log.info("disconnecting %s: its token was revoked while it connected", session.client_id)
+            if handler is not None:
+                await handler.handle_connection_closed()
+            return
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is not None and handler is not None and handler.writer is not None:
             outbox.attach(_SocketWire(handler.writer))
-        who = principal_of(session)
         if who is not None and who.uid is not None and handler is not None:
             self._online.setdefault(who.uid, {})[session.client_id] = (
                 self._devices.class_of(who.platform), next(self._order), handler)
+
+    async def _still_allowed(self, session: Session, who: Principal) -> bool:
+        """A revocation or disable applied (to the connections live at the time) after this login
+        was checked and before it went live would miss it: check such a login again."""
+        if who.uid is None:
+            return True
+        checked_at = session.attributes.get(_CHECKED_AT_KEY, 0)
+        oldest = self._auth_applied[0][0] if self._auth_applied else self._auth_seq + 1
+        if checked_at >= self._auth_seq:
+            return True
+        concerned = oldest > checked_at + 1 or any(
+            seq > checked_at and uid == who.uid and device in (None, who.device)
+            for seq, uid, device in reversed(self._auth_applied))
+        if not concerned:
+            return True
+        try:
+            again = await self._authenticator.authenticate(session.username, session.password, session.client_id)
+        except Exception:
+            log.exception("re-checking %s failed; disconnecting it", session.client_id)
+            return False
+        return isinstance(again, Identity) and again.token_id == who.token_id
+
+    async def apply_auth_change(self, change: AuthChange) -> int:
+        """A revocation or disable: drop the live connections it concerns (and remember it)."""
+        self._auth_seq += 1
+        self._auth_applied.append((self._auth_seq, change.uid, change.device))
+        return await self.kick(change.uid, change.device, reason=change.kind)
 
     async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
                                  disconnect_waiter: asyncio.Future[Any]) -> None:
@@ -425,27 +629,34 @@ class ImBroker(Broker):
     async def subscribe(self, handler: ImHandler, packet_id: int, topics: list[tuple[str, int]]) -> None:
         """SUBSCRIBE: grant or refuse each filter, SUBACK, then replay matching retained messages."""
         session = handler.session
-        if session is None:
+        if session is None or handler.writer is None:
             return
         codes = [await self.add_subscription(sub, session) for sub in topics]
-        await handler.mqtt_acknowledge_subscription(packet_id, codes)
+        handler.writer.write(framing.encode_suback(packet_id, codes))
         for sub, code in zip(topics, codes, strict=True):
             if code != _SUBACK_FAILURE:
                 await self._publish_retained_messages_for_subscription(sub, session)
 
     async def unsubscribe(self, handler: ImHandler, packet_id: int, topics: list[str]) -> None:
         session = handler.session
-        if session is None:
+        if session is None or handler.writer is None:
             return
         for topic_filter in topics:
             self._del_subscription(topic_filter, session)
-        await handler.mqtt_acknowledge_unsubscription(packet_id)
+        handler.writer.write(framing.encode_unsuback(packet_id))
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
         topic_filter, qos = subscription
         who = principal_of(session)
-        if who is None or not valid_filter(topic_filter) or not self._acl.can_subscribe(who, topic_filter):
-            log.info("denied subscription to %r for %s", topic_filter, session.client_id)
+        limits = self._clients
+        if who is None or len(topic_filter) > limits.max_topic_length or not valid_filter(topic_filter) \
+                or not self._acl.can_subscribe(who, topic_filter):
+            log.info("denied subscription to %r for %s", topic_filter[:200], session.client_id)
+            return _SUBACK_FAILURE
+        filters = self._index.filters_of(session.client_id)
+        if topic_filter not in filters and len(filters) >= limits.max_subscriptions:
+            log.info("denied subscription to %r for %s: it has %d already", topic_filter, session.client_id,
+                     len(filters))
             return _SUBACK_FAILURE
         granted = min(qos, _MAX_QOS)
         self._index.add(session.client_id, topic_filter, granted)
@@ -475,17 +686,18 @@ class ImBroker(Broker):
                 outbox.deliver(topic.encode(), bytes(retained.data), qos, retain=True)
 
     # ---- in-process subscribers ----------------------------------------------------------
-    def attach_local(self, name: str, filters: list[str], deliver: Callable[[str, bytes], None]) -> None:
-        """Subscribe an in-process consumer (the bridge) with full read access; it gets the
-        retained messages matching its filters at once, then every match as it is routed."""
+    def attach_local(self, name: str, filters: list[str], sink: LocalSink) -> None:
+        """Subscribe an in-process consumer (the bridge's ingress) with full read access; it gets
+        the retained messages matching its filters at once, then every match as it is routed.
+        A client's PUBLISH the sink refuses waits (the client is not read) until it takes it."""
         key = f"$local/{name}"  # no client may use a client id starting with '$' (see _login)
-        self._local[key] = deliver
+        self._local[key] = sink
         for topic_filter in filters:
             self._index.add(key, topic_filter, _MAX_QOS)
             for topic in self._retained_index.matching(topic_filter):
                 retained = self._retained_messages.get(topic)
                 if retained is not None:
-                    deliver(topic, bytes(retained.data))
+                    sink.offer(topic, bytes(retained.data), force=True)
 
     def detach_local(self, name: str) -> None:
         key = f"$local/{name}"
@@ -493,53 +705,58 @@ class ImBroker(Broker):
         self._local.pop(key, None)
 
     # ---- publish and route -------------------------------------------------------------
-    def route(self, topic: str, data: bytes, qos: int) -> int:
-        """Deliver to every matching subscriber at min(publish QoS, its best subscription QoS)."""
+    def route(self, topic: str, data: bytes, qos: int, *, force: bool = True) -> list[LocalSink]:
+        """Deliver to every matching subscriber at min(publish QoS, its best subscription QoS),
+        each delivery checked against its reader. Returns the in-process sinks that refused the
+        message (only when not ``force``: a client's PUBLISH, which can wait)."""
         matches = self._index.match(topic)
         if not matches:
-            return 0
+            return []
         topic_bytes = topic.encode()
         outboxes = self._outboxes
-        only = self._device_topic(topic)
+        refused: list[LocalSink] = []
         for client_id, sub_qos in matches.items():
             outbox = outboxes.get(client_id)
             if outbox is not None:
-                if only is not None and outbox.device is not None and outbox.device != only:
-                    continue  # another device's notification
+                if outbox.reads is not None and not outbox.reads(topic):
+                    continue  # not this reader's (another device's notification, or a stale grant)
                 outbox.deliver(topic_bytes, data, min(qos, sub_qos))
-            elif client_id in self._local:
-                self._local[client_id](topic, data)
-        return len(matches)
+            else:
+                sink = self._local.get(client_id)
+                if sink is not None and not sink.offer(topic, data, force=force):
+                    refused.append(sink)
+        return refused
 
-    def _device_topic(self, topic: str) -> str | None:
-        """``{p}/{uid}/in/notify/{device}`` is for that one device of the user, though every
-        device's ``{p}/{uid}/in/#`` matches it: the device, else None."""
-        if "/in/notify/" not in topic:
-            return None
-        levels = topic.split("/")
-        if len(levels) == 5 and levels[0] == self._acl.prefix and levels[2] == "in" and levels[3] == "notify":
-            return levels[4]
-        return None
-
-    def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *, retain: bool) -> bool:
-        """A client's PUBLISH. False for a protocol violation (the connection must close)."""
+    def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *,
+                       retain: bool) -> list[LocalSink] | None:
+        """A client's PUBLISH: the sinks that could not take it yet (the caller waits for them),
+        or None for a protocol violation (the connection must close)."""
         if not valid_topic(topic) or topic.startswith("$"):
-            log.warning("%s published to invalid topic %r: closing", session.client_id, topic)
-            return False
+            log.warning("%s published to invalid topic %r: closing", session.client_id, topic[:200])
+            return None
         who = principal_of(session)
-        if who is None or not self._acl.can_publish(who, topic):
-            log.info("denied publish to %r by %s", topic, session.client_id)
-            return True  # MQTT 3.1.1 has no negative PUBACK: acknowledge and drop
-        self.route(topic, data, qos)
+        if who is None or len(topic) > self._clients.max_topic_length or not self._acl.can_publish(who, topic):
+            log.info("denied publish to %r by %s", topic[:200], session.client_id)
+            return []  # MQTT 3.1.1 has no negative PUBACK: acknowledge and drop
+        refused = self.route(topic, data, qos, force=False)
         if retain and who.rules is not None:  # users never retain (see retain_message)
             self._store_retained(topic, data, qos)
-        return True
+        return refused
 
     async def _broadcast_message(self, session: Session | None, topic: str | None,
                                  data: bytes | bytearray | None, force_qos: int | None = None) -> None:
         # Wills and the broker's own messages (presence): route inline, no queue.
         if topic:
-            self.route(topic, bytes(data or b""), min(force_qos if force_qos is not None else _MAX_QOS, _MAX_QOS))
+            payload = self._server_will(session, topic, bytes(data or b""))
+            self.route(topic, payload, min(force_qos if force_qos is not None else _MAX_QOS, _MAX_QOS))
+
+    def _server_will(self, session: Session | None, topic: str, data: bytes) -> bytes:
+        """A user's will (its own presence, offline) is sent with the server's clock, not the
+        client's: a will cannot date itself."""
+        who = principal_of(session) if session is not None else None
+        if who is None or who.uid is None or who.device is None or topic != presence_topic(who.uid, who.device):
+            return data
+        return presence_payload(online=False, platform=who.platform, ts=time.time_ns() // 1_000_000)
 
     async def retain_message(self, source_session: Session | None, topic_name: str | None,
                              data: bytes | bytearray | None, qos: int | None = None) -> None:
@@ -615,13 +832,13 @@ class EmbeddedBroker:
     def __init__(self, *, host: str, port: int, authenticator: Authenticator, acl: TopicAcl,
                  service_accounts: Mapping[str, str], keepalive_grace: float, auth_poll_interval: float,
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
-                 devices: DevicePolicy | None = None, max_packet: int = 1 << 20, clock: Clock | None = None,
+                 devices: DevicePolicy | None = None, clients: ClientLimits | None = None, clock: Clock | None = None,
                  presence_interval_ms: int = 1000, session_expiry_s: int = 7 * 86400,
                  broker_cls: type[ImBroker] = ImBroker) -> None:
         self._host, self._port = host, port
         self._session_expiry_s = session_expiry_s
         self._presence_interval_ms = presence_interval_ms
-        self._max_packet = max_packet
+        self._clients = clients
         self._devices = devices
         self._accounts = accounts
         self._limits = limits
@@ -647,7 +864,7 @@ class EmbeddedBroker:
         self.broker = self._broker_cls(config, authenticator=self._authenticator, acl=self._acl,
                                        service_accounts=self._service_accounts, accounts=self._accounts,
                                        keepalive_grace=self._keepalive_grace, limits=self._limits,
-                                       devices=self._devices, max_packet=self._max_packet)
+                                       devices=self._devices, clients=self._clients)
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
         self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")
@@ -674,7 +891,7 @@ class EmbeddedBroker:
             try:
                 for change in await self._authenticator.auth_changes_since(after_id):
                     after_id = change.id
-                    await self.broker.kick(change.uid, change.device, reason=change.kind)
+                    await self.broker.apply_auth_change(change)
                 await self.broker.kick_expired(self._clock.now_ms())
             except asyncio.CancelledError:
                 raise

@@ -21,7 +21,6 @@ from amqtt.mqtt.connect import ConnectPacket
 from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.session import Session
 
-
 _MAX_CONNECT = 64 * 1024  # bytes: client id, will, username and a token fit many times over
 
 

@@ -4,6 +4,7 @@ for a client that connects and then goes silent (keep-alive expiry)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -63,8 +64,17 @@ class RawConnection:
 
 
 async def raw_connect(port: int, client_id: str, username: str | None = None, password: str | None = None,
-                      **kwargs: object) -> RawConnection:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                      *, rcvbuf: int | None = None, **kwargs: object) -> RawConnection:
+    """Connect and read the CONNACK. ``rcvbuf``: a small receive buffer, for a client that will
+    stop reading (the server's writes then back up at once instead of filling megabytes)."""
+    if rcvbuf is None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
     writer.write(connect_packet(client_id, username, password, **kwargs))  # type: ignore[arg-type]
     await writer.drain()
     header = await asyncio.wait_for(reader.readexactly(4), 10)
@@ -115,13 +125,22 @@ async def read_packet(conn: RawConnection, timeout: float = 10) -> Packet:
 
 async def subscribe(conn: RawConnection, topic_filter: str, qos: int = 1, packet_id: int = 1) -> int:
     """SUBSCRIBE one filter; returns the SUBACK return code (skipping PUBLISHes that arrive first)."""
-    body = packet_id.to_bytes(2, "big") + _s(topic_filter) + bytes([qos])
-    conn.writer.write(bytes([0x82]) + _remaining_length(len(body)) + body)
+    return (await subscribe_many(conn, [topic_filter], qos, packet_id))[0]
+
+
+def subscribe_packet(filters: list[str], qos: int = 1, packet_id: int = 1) -> bytes:
+    body = packet_id.to_bytes(2, "big") + b"".join(_s(f) + bytes([qos]) for f in filters)
+    return bytes([0x82]) + _remaining_length(len(body)) + body
+
+
+async def subscribe_many(conn: RawConnection, filters: list[str], qos: int = 1, packet_id: int = 1) -> list[int]:
+    """SUBSCRIBE several filters in one packet; returns the SUBACK return codes."""
+    conn.writer.write(subscribe_packet(filters, qos, packet_id))
     await conn.writer.drain()
     while True:
         packet = await read_packet(conn)
         if packet.kind == 9:
-            return packet.body[2]
+            return list(packet.body[2:])
 
 
 async def puback(conn: RawConnection, packet_id: int) -> None:
@@ -129,11 +148,16 @@ async def puback(conn: RawConnection, packet_id: int) -> None:
     await conn.writer.drain()
 
 
-async def publish(conn: RawConnection, topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 1,
-                  dup: bool = False, retain: bool = False) -> None:
+def publish_packet(topic: str | bytes, payload: bytes, *, qos: int = 0, packet_id: int = 1, dup: bool = False,
+                   retain: bool = False) -> bytes:
     body = _s(topic) + (packet_id.to_bytes(2, "big") if qos else b"") + payload
     flags = (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
-    conn.writer.write(bytes([0x30 | flags]) + _remaining_length(len(body)) + body)
+    return bytes([0x30 | flags]) + _remaining_length(len(body)) + body
+
+
+async def publish(conn: RawConnection, topic: str | bytes, payload: bytes, *, qos: int = 0, packet_id: int = 1,
+                  dup: bool = False, retain: bool = False) -> None:
+    conn.writer.write(publish_packet(topic, payload, qos=qos, packet_id=packet_id, dup=dup, retain=retain))
     await conn.writer.drain()
 
 

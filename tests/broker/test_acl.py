@@ -77,7 +77,7 @@ class StockRetainedReplay(ImBroker):
     that the test catches the leak (stock amqtt replays, on every connect, the retained messages
     matching anybody's subscription)."""
 
-    async def add_subscription(self, subscription: tuple[str, int], session) -> int:  # noqa: ANN001
+    async def add_subscription(self, subscription: tuple[str, int], session) -> int:
         granted = await super().add_subscription(subscription, session)
         if granted != DENIED:
             self._subscriptions.setdefault(subscription[0], []).append((session, granted))
@@ -102,7 +102,7 @@ async def _retained_leak_scenario(database_url: str, broker_cls: type[ImBroker])
             broker_cls=broker_cls))
         port = broker.port
         service = await stack.enter_async_context(
-            aiomqtt.Client("127.0.0.1", port, username="svc:test", password=secret, identifier="svc:test"))
+            aiomqtt.Client("127.0.0.1", port, username="svc:test", password=secret, identifier="svc-test"))
         await service.publish("im/bob/in/notify", b'{"secret":"for bob only"}', qos=1, retain=True)
         bob_token = (await svc.users.issue_token("bob", "phone")).token
         bob = await stack.enter_async_context(connect(port, "bob", "phone", bob_token))

@@ -90,20 +90,30 @@ async def test_offline_after_keepalive_expiry(app: App, users: Users) -> None:
 
 
 async def test_paho_client_that_stops_pinging_goes_offline_and_its_will_is_sent(app: App, users: Users) -> None:
+    """The will is sent, with the server's time: a client cannot date its presence (a will
+    claiming ``ts`` far in the future would pin its last-seen time and win over later updates)."""
     await users.add("bob")
     token = await users.token("bob", "tv")
+    started = time.time_ns() // 1_000_000
+    future = started + 10 * 365 * 86400 * 1000
     async with await _observer(app, users) as watcher:
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bob:tv")
         client.username_pw_set("bob", token)
-        client.will_set("presence/bob/tv", b'{"online":false,"ts":1,"will":true}', qos=1, retain=True)
+        client.will_set("presence/bob/tv", f'{{"online":false,"ts":{future},"will":true}}'.encode(), qos=1,
+                        retain=True)
         await asyncio.to_thread(client.connect, "127.0.0.1", app.mqtt_port, 1)
         client.loop_start()
         await watcher.inbox.wait_for(presence_of("bob", "tv", True))
         client.loop_stop()  # keeps the socket open but stops sending PINGREQ
         try:
-            await watcher.inbox.wait_for(lambda r: r.topic == "presence/bob/tv" and r.json.get("will") is True)
-            await watcher.inbox.wait_for(lambda r: r.topic == "presence/bob/tv" and r.json.get("online") is False
-                                         and "will" not in r.json)
+            # Two offline announcements: the will, and the broker's own.
+            offline = await watcher.inbox.wait_for(
+                lambda r: r.topic == "presence/bob/tv" and r.json.get("online") is False, count=2)
+            now = time.time_ns() // 1_000_000
+            assert all(started <= r.json["ts"] <= now and "will" not in r.json for r in offline), offline
+            await _until_rpc_says(watcher, "bob", False)
+            devices = (await watcher.result("presence", {"uids": ["bob"]}))["presence"]["bob"]["devices"]
+            assert devices[0]["online"] is False and started <= devices[0]["ts"] <= now
         finally:
             sock = client.socket()
             if sock is not None:
@@ -113,16 +123,15 @@ async def test_paho_client_that_stops_pinging_goes_offline_and_its_will_is_sent(
 async def test_take_over_leaves_the_device_online(app: App, users: Users) -> None:
     await users.add("bob")
     token = await users.token("bob")
-    async with await _observer(app, users) as watcher:
-        async with connect(app.mqtt_port, "bob", "phone", token) as first:
-            await watcher.inbox.wait_for(presence_of("bob", "phone", True))
-            async with connect(app.mqtt_port, "bob", "phone", token) as second:
-                await asyncio.wait_for(first.disconnected.wait(), 10)
-                # Whatever the order of the events, the last word is "online" while second is up.
-                await second.result("conversations")
-                await _until_rpc_says(watcher, "bob", True)
-                last = [r for r in watcher.inbox.items if r.topic == "presence/bob/phone"][-1]
-                assert last.json["online"] is True
+    async with await _observer(app, users) as watcher, connect(app.mqtt_port, "bob", "phone", token) as first:
+        await watcher.inbox.wait_for(presence_of("bob", "phone", True))
+        async with connect(app.mqtt_port, "bob", "phone", token) as second:
+            await asyncio.wait_for(first.disconnected.wait(), 10)
+            # Whatever the order of the events, the last word is "online" while second is up.
+            await second.result("conversations")
+            await _until_rpc_says(watcher, "bob", True)
+            last = [r for r in watcher.inbox.items if r.topic == "presence/bob/phone"][-1]
+            assert last.json["online"] is True
 
 
 async def test_user_online_while_any_device_is(app: App, users: Users) -> None:

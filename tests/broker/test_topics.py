@@ -52,7 +52,7 @@ def test_remove_and_remove_client_prune() -> None:
     assert index.remove_client("c1") == 1
     assert index.match("a/b") == {"c2": 0} and index.filters_of("c1") == {}
     index.remove_client("c2")
-    assert len(index) == 0 and index._root.children == {}  # noqa: SLF001
+    assert len(index) == 0 and index._root.children == {}
 
 
 def test_retained_index_equals_brute_force() -> None:

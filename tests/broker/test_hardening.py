@@ -1,0 +1,273 @@
+"""The broker against the attacks of the hardening review (issue 10), each replayed with real
+clients against the real broker: session take-over by a service account, ACL variable injection,
+oversized and over-many subscriptions, invalid UTF-8 desynchronising the framing, a client that
+never reads, and a token revoked while its login waits for a take-over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+
+from broker.acl import TopicAcl
+from broker.server import EmbeddedBroker, ImBroker
+from config.settings import Settings
+from imgate.app import App, build_services
+from services.db import Database
+from services.ids import SystemClock
+from tests.conftest import Users
+from tests.helpers import connect, on, tweak
+from tests.mqttraw import (
+    RawConnection,
+    publish,
+    publish_packet,
+    raw_connect,
+    read_packet,
+    subscribe,
+    subscribe_many,
+    subscribe_packet,
+)
+
+PASSWORD = "secret-password"
+ACCOUNTS = [
+    {"username": "svc:dev", "password": PASSWORD, "acl": ["readwrite devices/%u/#", "readwrite devices/%c/#"]},
+    {"username": "svc:a", "password": PASSWORD, "acl": ["readwrite t/#"]},
+    {"username": "svc:b", "password": PASSWORD, "acl": ["readwrite t/#"]},
+]
+IDENTIFIER_REJECTED = 2
+GRANTED, DENIED = 1, 0x80
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[App]:
+    async with App(tweak(settings, "broker", accounts=ACCOUNTS)) as running:
+        yield running
+
+
+async def _until_closed(conn: RawConnection) -> None:
+    assert await conn.closed_by_server(10), "the server did not close the connection"
+
+
+# ---- 1. a session belongs to the principal that created it ---------------------------------------
+
+async def test_a_service_account_cannot_resume_or_take_over_a_users_session(app: App, users: Users) -> None:
+    """Attack: a service account connected with client id ``bob:laptop`` and clean session 0 got
+    session_present=1, bob's persistent session and alice's message to bob (and kicked bob's live
+    device). Now such a client id is refused for a service account (CONNACK 2)."""
+    await users.add("alice", "bob")
+    bob_token = await users.token("bob", "laptop")
+    async with connect(app.mqtt_port, "bob", "laptop", bob_token, clean_session=False):
+        pass  # bob's laptop leaves a persistent session subscribed to its inbox
+    dormant = await raw_connect(app.mqtt_port, "bob:laptop", "svc:dev", PASSWORD, clean=False)
+    assert (dormant.return_code, dormant.session_present) == (IDENTIFIER_REJECTED, False)
+    await _until_closed(dormant)
+
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        await alice.send_and_ack("for-bob", "bob", "private")
+        async with connect(app.mqtt_port, "bob", "laptop", bob_token, clean_session=False, subscribe=[]) as bob:
+            # bob's session survived, with what arrived while he was away.
+            await bob.inbox.wait_for(on("/in/msg", cid="for-bob"))
+            live = await raw_connect(app.mqtt_port, "bob:laptop", "svc:dev", PASSWORD, clean=False)
+            assert live.return_code == IDENTIFIER_REJECTED
+            await _until_closed(live)
+            assert not bob.disconnected.is_set()
+            assert (await bob.result("conversations"))["items"][0]["conv"] == "d:alice:bob"  # still connected
+
+
+async def test_another_principal_never_inherits_or_kicks_a_session(app: App) -> None:
+    """Two service accounts with the same client id: the second neither takes over the first's
+    live connection nor resumes its dormant session (it is discarded, with its queue)."""
+    first = await raw_connect(app.mqtt_port, "gw-1", "svc:a", PASSWORD, clean=False)
+    assert first.return_code == 0
+    assert await subscribe(first, "t/private/#") == GRANTED
+    intruder = await raw_connect(app.mqtt_port, "gw-1", "svc:b", PASSWORD, clean=False)
+    assert intruder.return_code == IDENTIFIER_REJECTED  # first is live: refused, not a take-over
+    await _until_closed(intruder)
+    first.writer.write(b"\xc0\x00")  # PINGREQ: first is still connected
+    assert (await read_packet(first)).kind == 13
+    first.writer.write(b"\xe0\x00")  # DISCONNECT: dormant now, with its subscription
+    await _until_closed(first)
+
+    publisher = await raw_connect(app.mqtt_port, "pub-1", "svc:a", PASSWORD)
+    await publish(publisher, "t/private/x", b"for svc:a only", qos=1, packet_id=1)
+    assert (await read_packet(publisher)).kind == 4  # PUBACK: routed (into first's session queue)
+    successor = await raw_connect(app.mqtt_port, "gw-1", "svc:b", PASSWORD, clean=False)
+    assert (successor.return_code, successor.session_present) == (0, False)
+    await publish(successor, "t/barrier", b"x", qos=1, packet_id=2)
+    assert (await read_packet(successor)).kind == 4  # nothing of first's session came before this
+    successor.writer.write(b"\xe0\x00")
+    await _until_closed(successor)
+    again = await raw_connect(app.mqtt_port, "gw-1", "svc:a", PASSWORD, clean=False)
+    assert (again.return_code, again.session_present) == (0, False)  # svc:b's session is not svc:a's either
+    for conn in (publisher, again):
+        conn.close()
+
+
+# ---- 2. ACL variables are never wildcards --------------------------------------------------------
+
+@pytest.mark.parametrize("client_id", ["+", "#", "lamp/1", "a+b", "x#"])
+async def test_a_client_id_cannot_inject_a_wildcard_into_the_acl(app: App, client_id: str) -> None:
+    """Attack: client id ``+`` turned ``devices/%c/#`` into ``devices/+/#``, a wildcard over
+    every device. Client ids with ``+``, ``#`` or ``/`` are refused for service accounts."""
+    conn = await raw_connect(app.mqtt_port, client_id, "svc:dev", PASSWORD)
+    assert conn.return_code == IDENTIFIER_REJECTED
+    await _until_closed(conn)
+
+
+async def test_acl_variables_expand_to_the_client_itself(app: App) -> None:
+    conn = await raw_connect(app.mqtt_port, "lamp-1", "svc:dev", PASSWORD)
+    assert conn.return_code == 0
+    assert await subscribe_many(conn, ["devices/lamp-1/#", "devices/+/#", "devices/lamp-2/state"]) == \
+        [GRANTED, DENIED, DENIED]
+    conn.close()
+
+
+def test_an_account_name_with_a_wildcard_is_a_configuration_error() -> None:
+    from config.settings import ConfigError, load_settings
+
+    for bad in ("svc:+", "svc:#", "svc/x"):
+        with pytest.raises(ConfigError, match="broker.accounts.0.username"):
+            load_settings(None, {"broker": {"accounts": [{"username": bad, "password": PASSWORD}]}})
+
+
+# ---- 6. memory: packet sizes, subscriptions, slow consumers ---------------------------------------
+
+async def test_an_oversized_subscribe_is_refused_before_it_is_read(app: App, users: Users) -> None:
+    """Attack: a 3.8 MiB SUBSCRIBE passed a 1 MiB limit (amqtt read it string by string). The
+    announced size is checked first: the connection closes and no SUBACK ever comes."""
+    await users.add("mallory")
+    conn = await raw_connect(app.mqtt_port, "mallory:x", "mallory", await users.token("mallory", "x"))
+    packet = subscribe_packet([f"im/mallory/in/f{i:07d}" for i in range(190_000)])
+    assert len(packet) > 3.8 * (1 << 20) > 3 * app.settings.broker.max_packet_bytes
+    try:
+        for i in range(0, len(packet), 1 << 16):
+            conn.writer.write(packet[i:i + (1 << 16)])
+            await conn.writer.drain()
+    except ConnectionError:
+        pass  # the server closed it while we were still writing: as it should
+    await _until_closed(conn)
+
+
+async def test_subscriptions_per_session_and_filter_length_are_capped(app: App, users: Users) -> None:
+    """Attack: 10,000 filters on one session (kept for 7 days by a persistent session). At most
+    ``broker.max_subscriptions`` (100) are granted; a filter longer than
+    ``broker.max_topic_length`` is refused."""
+    await users.add("mallory")
+    conn = await raw_connect(app.mqtt_port, "mallory:x", "mallory", await users.token("mallory", "x"), clean=False)
+    codes = await subscribe_many(conn, [f"im/mallory/in/f{i}" for i in range(10_000)])
+    assert codes == [GRANTED] * 100 + [DENIED] * 9_900
+    assert await subscribe(conn, "im/mallory/in/f7", packet_id=2) == GRANTED  # an existing one: not a new one
+    assert await subscribe(conn, "im/mallory/in/" + "x" * 300, packet_id=3) == DENIED
+    conn.close()
+
+
+async def test_invalid_utf8_in_a_topic_closes_the_connection_and_nothing_is_smuggled(app: App, users: Users) -> None:
+    """Attack: a PUBLISH whose topic is not UTF-8 was parsed with the wrong length (amqtt turned
+    the bytes into their repr), so the end of its payload was read as further packets: a packet
+    hidden there was executed. Now the connection is closed [MQTT-1.5.3-1]."""
+    await users.add("mallory")
+    token = await users.token("mallory", "x")
+    topic = b"\xff" * 100
+    overhead = len(str(topic).encode()) - len(topic)  # how many payload bytes amqtt left unread
+    hidden = b""
+    for pad in range(overhead):  # a whole PUBLISH of exactly that length, hidden at the end
+        text = json.dumps({"cid": "smuggled", "to": "mallory", "type": "text", "text": "x" * pad}).encode()
+        hidden = publish_packet("im/mallory/out/msg", text, qos=1)
+        if len(hidden) >= overhead:
+            break
+    assert len(hidden) == overhead
+    async with connect(app.mqtt_port, "mallory", "phone", await users.token("mallory")) as watcher:
+        conn = await raw_connect(app.mqtt_port, "mallory:x", "mallory", token)
+        await publish(conn, topic, b"padding" + hidden, qos=0)
+        await _until_closed(conn)
+        await watcher.send_and_ack("barrier", "mallory")
+        assert watcher.inbox.matching(on("/in/ack", cid="smuggled")) == []
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_its_outbox_stays_bounded(settings: Settings,
+                                                                                users_factory: Any) -> None:
+    """Attack: 60 unread 3 MB history replies on a connection that never reads took the server
+    from 135 to 282 MiB (outboxes were bounded in count only). Now they are bounded in bytes and
+    a connected client whose outbox is full (and acknowledges nothing) is disconnected; what it
+    missed stays in history."""
+    limited = tweak(settings, "broker", max_queued_bytes=256 << 10, max_inflight_bytes=64 << 10, slow_consumer_s=1.0)
+    async with App(limited) as app:
+        users = users_factory(app)
+        await users.add("alice", "bob")
+        async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+            for i in range(30):  # notes to self: 30 messages of 8,000 characters
+                await bob.send({"cid": f"big-{i}", "to": "bob", "type": "text", "text": f"{i:08d}" * 1000})
+            await bob.inbox.wait_for(on("/in/ack", cid="big-29"))
+        reader = await raw_connect(app.mqtt_port, "bob:tv", "bob", await users.token("bob", "tv"), clean=False,
+                                   rcvbuf=4096)
+        assert await subscribe(reader, "im/bob/in/rpc") == GRANTED
+        assert app.broker is not None and app.broker.broker is not None
+        request = {"jsonrpc": "2.0", "method": "history", "params": {"conv": "d:bob:bob", "limit": 30}}
+        try:  # 60 answers of about 250 KB each, none of them read
+            for i in range(60):
+                await publish(reader, "im/bob/out/rpc", json.dumps({**request, "id": i}).encode())
+        except ConnectionError:
+            pass  # cut off already
+        await _until_closed(reader)
+        assert app.broker.broker.stats.slow_consumers == 1
+        # What waits for the (persistent, now dormant) session is bounded in bytes: one message
+        # over the window's bound (always let through) and the queue's bound.
+        outbox = app.broker.broker._outboxes["bob:tv"]
+        assert outbox.inflight_bytes + outbox.queued_bytes <= 260_000 + (256 << 10)
+        # Everybody else goes on, and the history is all there.
+        async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+            await alice.send_and_ack("hello", "bob", "are you there?")
+            page = await alice.result("history", {"conv": "d:alice:bob"})
+            assert [m["cid"] for m in page["messages"]] == ["hello"]
+
+
+@pytest.fixture
+def users_factory() -> Any:
+    return lambda app: Users(app.services)
+
+
+# ---- 7. a token revoked while its login waits ------------------------------------------------------
+
+class _RevokeDuringTakeOver(ImBroker):
+    """Makes the race of the review deterministic: while a login waits for the take-over of the
+    previous connection (up to 5 s when that one does not read), the token is revoked and the
+    revocation applied to the connections live at that moment (not yet this one)."""
+
+    revoke: Any = None
+    applied: asyncio.Event
+
+    async def _take_over(self, client_id: str, old: Any) -> None:
+        await super()._take_over(client_id, old)
+        self.applied = asyncio.Event()
+        await type(self).revoke()
+        await asyncio.wait_for(self.applied.wait(), 10)
+
+    async def kick(self, uid: str, device: str | None = None, reason: str = "") -> int:
+        count = await super().kick(uid, device, reason)
+        if reason == "revoke" and hasattr(self, "applied"):
+            self.applied.set()
+        return count
+
+
+async def test_a_token_revoked_while_its_login_waits_for_a_take_over_is_not_left_live(database_url: str) -> None:
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(Database(database_url))
+        svc = build_services(SystemClock())
+        await svc.users.add_user("alice")
+        token = (await svc.users.issue_token("alice", "phone")).token
+        _RevokeDuringTakeOver.revoke = lambda: svc.users.revoke_tokens("alice", "phone")
+        broker = await stack.enter_async_context(EmbeddedBroker(
+            host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
+            service_accounts={"svc:test": secrets.token_urlsafe(16)}, keepalive_grace=1.5, auth_poll_interval=0.05,
+            broker_cls=_RevokeDuringTakeOver))
+        first = await raw_connect(broker.port, "alice:phone", "alice", token)
+        assert first.return_code == 0
+        second = await raw_connect(broker.port, "alice:phone", "alice", token)  # passes the token check, waits
+        assert second.return_code == 0
+        await _until_closed(first)
+        await _until_closed(second)  # checked again once live: the revoked token is dropped
