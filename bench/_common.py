@@ -194,7 +194,7 @@ async def mosquitto() -> AsyncIterator[Server]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def server_for(name: str, **kwargs: object):  # type: ignore[no-untyped-def]  # noqa: ANN201
+def server_for(name: str, **kwargs: object):  # type: ignore[no-untyped-def]
     if name == "imgate":
         return imgate_broker(**kwargs)  # type: ignore[arg-type]
     if name == "mosquitto":
@@ -218,6 +218,13 @@ def _drain(stream: Any, tail: deque[str], count: list[int]) -> None:
     for line in stream:
         tail.append(line)
         count[0] += 1
+
+
+# Throughput scenarios measure capacity, not the per-user abuse limits (a benchmark sender does
+# hundreds of messages per second; a person a few): the limits are lifted, the work is the same.
+UNLIMITED = {"IMGATE_LIMITS__MESSAGES_PER_S": "1000000", "IMGATE_LIMITS__MESSAGES_BURST": "1000000",
+             "IMGATE_LIMITS__RPCS_PER_S": "1000000", "IMGATE_LIMITS__RPCS_BURST": "1000000",
+             "IMGATE_BROKER__PUBLISH_RATE": "0"}
 
 
 @contextmanager

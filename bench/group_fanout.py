@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from bench._common import imgate_platform, pct, raise_nofile, rss_mb
+from bench._common import UNLIMITED, imgate_platform, pct, raise_nofile, rss_mb
 from bench.connections import prepare_users
 from bench.mqttraw import connect_packet, parse_connack
 from bridge.transport import NODELAY
@@ -107,7 +107,7 @@ async def bench(members: int, messages: int) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-group-"))
     tokens = await prepare_users(tmp / "imgate.db", members)
     extra = await _device_tokens(tmp / "imgate.db", [("u0", "owner"), ("u1", "c")])
-    env = {"IMGATE_DATABASE__URL": f"sqlite://{tmp / 'imgate.db'}", "IMGATE_LIMITS__MAX_GROUP_MEMBERS": str(members),
+    env = {**UNLIMITED, "IMGATE_DATABASE__URL": f"sqlite://{tmp / 'imgate.db'}", "IMGATE_LIMITS__MAX_GROUP_MEMBERS": str(members),
            "IMGATE_LIMITS__MAX_PAYLOAD": str(64 * 1024)}
     with imgate_platform(tmp, env) as server:
         port = server.port

@@ -19,15 +19,14 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import suppress, AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 
-from bench._common import imgate_platform
+from bench._common import UNLIMITED, imgate_platform
 from bridge.transport import NODELAY
-
 
 _STALL = 30.0  # seconds without an ack after which a pair stops sending
 
@@ -132,7 +131,7 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-"))
     db_url = database_url or f"sqlite://{tmp / 'imgate.db'}"
     tokens = await _prepare(db_url, pairs)
-    with imgate_platform(tmp, {"IMGATE_DATABASE__URL": db_url}) as server:
+    with imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url}) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
         start = time.perf_counter()
         await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds) for p in all_pairs))

@@ -7,7 +7,6 @@ else is logged and answered with ``internal`` so the client retries with the sam
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,28 +57,6 @@ from services.search.service import SearchService
 log = logging.getLogger("imgate.bridge")
 
 
-class RateLimiter:
-    """A token bucket per key (``per_second`` sustained, bursts of the same size), bounded in size:
-    the least recently seen keys are forgotten first (forgetting one only resets its bucket)."""
-
-    def __init__(self, clock: Clock, *, per_second: float, max_keys: int = 100_000) -> None:
-        self._clock = clock
-        self._rate = per_second
-        self._burst = max(1.0, per_second)
-        self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._max_keys = max_keys
-
-    def allow(self, key: str) -> bool:
-        now = self._clock.now_ms()
-        tokens, last = self._buckets.pop(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) / 1000 * self._rate)
-        allowed = tokens >= 1.0
-        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
-        if len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-        return allowed
-
-
 @dataclass(slots=True)
 class BridgeStats:
     """Counters for /metrics."""
@@ -96,7 +73,7 @@ class BridgeStats:
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
-                 typing_per_second: float = 2.0, group_receipts_max: int = 20,
+                 group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None) -> None:
         self.topics = topics
@@ -105,7 +82,7 @@ class Dispatcher:
         self._notifications = notifications
         self.stats = BridgeStats()
         self._group_receipts_max = group_receipts_max
-        self._typing = RateLimiter(clock or SystemClock(), per_second=typing_per_second)
+        self._clock = clock or SystemClock()
         self._messages = messages
         self._conversations = conversations
         self._presence = presence
@@ -131,8 +108,12 @@ class Dispatcher:
             return await self._rpc(cmd)
         if isinstance(cmd, PresenceUpdate):
             try:
+                # Presence times are the server's: a client's will cannot date itself in the future
+                # (which would pin its presence), and one without a time gets now.
+                now = self._clock.now_ms()
+                ts = min(cmd.state.ts, now) if cmd.state.ts > 0 else now
                 await self._presence.record(cmd.uid, cmd.device, online=cmd.state.online,
-                                            platform=cmd.state.platform, ts=cmd.state.ts)
+                                            platform=cmd.state.platform, ts=ts)
                 if cmd.state.online and cmd.state.persistent and self._notifications is not None:
                     # A device came back on its persistent session (its subscriptions are there
                     # already): hand it what was sent while it was away. Clean sessions pull with
@@ -151,8 +132,6 @@ class Dispatcher:
         return []
 
     async def _typing_event(self, cmd: Typing) -> list[Publish]:
-        if not self._typing.allow(cmd.uid):
-            return []  # rate limited: typing is a hint, dropping one is harmless
         try:
             if not await self._conversations.is_current_member(cmd.conv, cmd.uid):
                 return []
@@ -194,7 +173,7 @@ class Dispatcher:
     async def _rpc(self, cmd: Rpc) -> list[Publish]:
         self.stats.rpcs += 1
         try:
-            result, extra = await self._call(cmd.uid, cmd.method, cmd.params)
+            result, extra = await self._call(cmd.uid, cmd.method, cmd.params, cmd.device)
         except ImError as exc:
             self.stats.rpc_errors += 1
             if not cmd.respond:
@@ -212,7 +191,8 @@ class Dispatcher:
         reply = Publish(self.topics.inbox(cmd.uid, "rpc"), dumps({"jsonrpc": "2.0", "id": cmd.id, "result": result}))
         return [reply, *extra]
 
-    async def _call(self, uid: str, method: str, params: BaseModel) -> tuple[Any, list[Publish]]:
+    async def _call(self, uid: str, method: str, params: BaseModel, device: str | None = None
+                    ) -> tuple[Any, list[Publish]]:
         if isinstance(params, HistoryParams):
             page = await self._messages.history(uid, params.conv, after_seq=params.after_seq,
                                                 before_seq=params.before_seq, limit=params.limit)
@@ -271,7 +251,8 @@ class Dispatcher:
         if isinstance(params, NotificationsParams):
             if self._notifications is None:
                 return {"notifications": []}, []
-            delivery = await self._notifications.claim(uid, params.device)
+            assert device is not None  # the router only routes notifications from a device topic
+            delivery = await self._notifications.claim(uid, device)
             items = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
                      for n in (delivery.notifications if delivery else ())]
             return {"notifications": items}, []

@@ -28,9 +28,9 @@ from bridge.wire import (
     RecallParams,
     RpcEnvelope,
     SearchParams,
+    SendIn,
     SettingsParams,
     TypingIn,
-    SendIn,
     describe,
     dumps,
     valid_device,
@@ -97,6 +97,7 @@ class Rpc:
     params: BaseModel
     lane_key: str
     respond: bool = True  # False for JSON-RPC notifications (no "id") and out/event
+    device: str | None = None  # the publishing device, when it used {p}/{uid}/out/rpc/{device}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,21 +140,28 @@ class Topics:
         return f"{self.prefix}/{uid}/in/notify/{device}"
 
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
-        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/event",
-                   "presence/+/+"]
+        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/rpc/+",
+                   f"{self.prefix}/+/out/event", "presence/+/+"]
         if shared_group:
             return [f"$share/{shared_group}/{f}" for f in filters]
         return filters
 
 
-def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str) -> Publish:
-    return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": {"code": code.value, "message": message}}))
+def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str, *,
+              retry_after_ms: int | None = None) -> Publish:
+    error: dict[str, Any] = {"code": code.value, "message": message}
+    if retry_after_ms is not None:
+        error["retry_after_ms"] = retry_after_ms
+    return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": error}))
 
 
-def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None) -> Publish:
+def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None, *,
+              retry_after_ms: int | None = None) -> Publish:
     error: dict[str, Any] = {"code": code, "message": message}
     if app is not None:
         error["data"] = {"code": app.value}
+        if retry_after_ms is not None:
+            error["data"]["retry_after_ms"] = retry_after_ms
     return Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
 
 
@@ -185,6 +193,10 @@ class Router:
         levels = topic.split("/")
         if len(levels) == 3 and levels[0] == "presence":
             return self._presence(levels[1], levels[2], payload)
+        if len(levels) == 5 and levels[0] == self.topics.prefix and levels[2] == "out" and levels[3] == "rpc" \
+                and UID_RE.match(levels[1]) and valid_device(levels[4]):
+            # {p}/{uid}/out/rpc/{device}: the broker lets only that device publish here.
+            return self._rpc(levels[1], payload, levels[4])
         if len(levels) != 4 or levels[0] != self.topics.prefix or levels[2] != "out" or not UID_RE.match(levels[1]):
             return Ignore(f"not a client topic: {topic!r}")
         uid, kind = levels[1], levels[3]
@@ -223,7 +235,7 @@ class Router:
         return Send(command, lane)
 
     # ---- out/rpc -------------------------------------------------------------------------
-    def _rpc(self, uid: str, payload: bytes) -> Command:
+    def _rpc(self, uid: str, payload: bytes, device: str | None = None) -> Command:
         if len(payload) > self.max_payload:
             return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST,
                                    f"request is {len(payload)} bytes; the limit is {self.max_payload}",
@@ -245,9 +257,17 @@ class Router:
             params = params_model.model_validate(env.params)
         except ValidationError as exc:
             return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS, f"invalid params: {describe(exc)}"), uid)
+        if env.method == "notifications":
+            asked = getattr(params, "device", None)
+            if device is None or (asked is not None and asked != device):
+                # A device may only take its own notifications, so the server must know which
+                # device asks: the topic says it, and the broker lets only that device use it.
+                return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS,
+                                       f"send notifications on {self.topics.prefix}/{uid}/out/rpc/{{device}} "
+                                       "(your own device)", ErrorCode.BAD_REQUEST), uid)
         # Group changes are laned with the group's messages, so both keep the order they were sent in.
         lane = f"g:{params.gid}" if env.method.startswith("group.") and hasattr(params, "gid") else uid
-        return Rpc(uid, env.id, env.method, params, lane, respond="id" in body)
+        return Rpc(uid, env.id, env.method, params, lane, respond="id" in body, device=device)
 
     # ---- out/event -----------------------------------------------------------------------
     def _event(self, uid: str, payload: bytes) -> Command:

@@ -1,8 +1,12 @@
-"""The bridge's IO shell: a transport (MQTT or in-process), worker lanes.
+"""The bridge's IO shell: a transport (MQTT or in-process) feeding a fair ingress, a scheduler,
+and worker lanes.
 
-Inbound messages are routed (sans-IO) as they arrive and queued on a lane chosen by
-conversation (sends) or uid (everything else), so one conversation is handled in order while
-others run in parallel. Every queue is bounded; a full lane applies back-pressure to the reader.
+Inbound messages wait in the ingress, one bounded queue per user (``bridge.ingress``); the
+scheduler takes them round-robin, routes them (sans-IO), applies the per-user rate limits and
+queues each command on a lane chosen by conversation (sends) or uid (everything else), so one
+conversation is handled in order while others run in parallel. A user has at most
+``ingress_key_inflight`` commands in the lanes at once, so a flood waits in its own queue and
+never in front of other users; a full queue makes the broker stop reading that client.
 """
 
 from __future__ import annotations
@@ -12,44 +16,64 @@ import logging
 import zlib
 
 from bridge.handlers import Dispatcher
-from bridge.router import Command, Publish, Router
+from bridge.ingress import Ingress, IngressLimits, key_of_topic
+from bridge.ratelimit import Throttle
+from bridge.router import Command, Ignore, Publish, Router
 from bridge.transport import Transport
 
 log = logging.getLogger("imgate.bridge")
 
 
 class Bridge:
-    """Owns the transport's run loop and the lane workers. ``run()`` until cancelled."""
+    """Owns the transport's run loop, the scheduler and the lane workers. ``run()`` until cancelled."""
 
-    def __init__(self, transport: Transport, router: Router, dispatcher: Dispatcher, *, lanes: int,
-                 lane_queue: int, shared_group: str | None = None) -> None:
+    def __init__(self, transport: Transport, router: Router, dispatcher: Dispatcher, throttle: Throttle, *,
+                 lanes: int, ingress: IngressLimits | None = None, shared_group: str | None = None) -> None:
         self._transport = transport
         self._router = router
         self._dispatcher = dispatcher
-        self._lanes: list[asyncio.Queue[Command]] = [asyncio.Queue(maxsize=lane_queue) for _ in range(lanes)]
+        self._throttle = throttle
+        self.ingress = Ingress(key_of_topic, ingress)
+        # Unbounded asyncio queues, bounded by the ingress: at most ingress.max_inflight commands
+        # are taken and not yet finished, whatever lane they wait in.
+        self._lanes: list[asyncio.Queue[tuple[str, Command]]] = [asyncio.Queue() for _ in range(lanes)]
         self._shared_group = shared_group
         self.ready = transport.ready
         self.dispatcher = dispatcher
+        self.ignored = 0
 
     @property
     def backlog(self) -> int:
-        """Commands waiting in the lanes: the bridge's lag."""
-        return sum(q.qsize() for q in self._lanes)
+        """Messages received and not yet handled: the bridge's lag."""
+        return self.ingress.waiting + self.ingress.inflight
+
+    @property
+    def throttle(self) -> Throttle:
+        return self._throttle
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             for i, lane in enumerate(self._lanes):
                 tg.create_task(self._work(lane), name=f"imgate.bridge.lane[{i}]")
+            tg.create_task(self._schedule(), name="imgate.bridge.scheduler")
             filters = self._router.topics.subscriptions(self._shared_group)
-            tg.create_task(self._transport.run(filters, self._enqueue), name="imgate.bridge.transport")
+            tg.create_task(self._transport.run(filters, self.ingress), name="imgate.bridge.transport")
 
-    async def _enqueue(self, topic: str, payload: bytes) -> None:
-        try:
-            cmd = self._router.route(topic, payload)
-        except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
-            log.exception("could not route a message on %s", topic)
-            return
-        await self._lanes[self._lane_of(cmd.lane_key)].put(cmd)
+    async def _schedule(self) -> None:
+        while True:
+            key, topic, payload = await self.ingress.take()
+            try:
+                cmd = self._throttle.check(key, self._router.route(topic, payload))
+            except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
+                log.exception("could not route a message on %s", topic)
+                self.ingress.release(key)
+                continue
+            if isinstance(cmd, Ignore):
+                self.ignored += 1
+                log.debug("ignored: %s", cmd.reason)
+                self.ingress.release(key)
+                continue
+            self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd))
 
     async def publish_many(self, pubs: list[Publish]) -> None:
         """Publish from outside the lanes (the admin API's notifications)."""
@@ -59,9 +83,9 @@ class Bridge:
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)
 
-    async def _work(self, lane: asyncio.Queue[Command]) -> None:
+    async def _work(self, lane: asyncio.Queue[tuple[str, Command]]) -> None:
         while True:
-            cmd = await lane.get()
+            key, cmd = await lane.get()
             try:
                 # A command's publishes go out together (written in order, acked in any order);
                 # the lane takes its next command once they are all acknowledged.
@@ -74,6 +98,8 @@ class Bridge:
                 log.exception("deliveries lost for %r", type(cmd).__name__)
             except Exception:
                 log.exception("bridge lane failed on %r", type(cmd).__name__)
+            finally:
+                self.ingress.release(key)
 
     async def _publish(self, pub: Publish) -> None:
         try:

@@ -10,26 +10,28 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 import aiomqtt
+
+from bridge.ingress import Ingress, key_of_topic
 
 log = logging.getLogger("imgate.bridge")
 
 # paho leaves Nagle's algorithm on; with delayed ACKs that costs up to 40 ms per small packet.
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
-OnMessage = Callable[[str, bytes], Awaitable[None]]
 _FANOUT_SLICE = 64
 
 
 class Transport(Protocol):
     ready: asyncio.Event  # set once subscribed for the first time
 
-    async def run(self, filters: list[str], on_message: OnMessage) -> None:
-        """Subscribe and feed every message to ``on_message`` until cancelled (reconnecting)."""
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
+        """Subscribe and offer every message to ``ingress`` until cancelled (reconnecting). A
+        QoS 1 message is acknowledged to the broker only once the ingress has taken it."""
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Publish; returns once the broker has it (or raises after retries)."""
@@ -39,9 +41,11 @@ class Transport(Protocol):
 
 
 class LocalBus(Protocol):
-    """What an in-process broker offers a local subscriber (implemented by the embedded broker)."""
+    """What an in-process broker offers a local subscriber (implemented by the embedded broker):
+    it offers each matching message to the sink, and for a client's PUBLISH that the sink
+    refuses it waits on ``sink.room(topic)`` (not reading that client) and offers it again."""
 
-    def attach_local(self, name: str, filters: list[str], deliver: Callable[[str, bytes], None]) -> None: ...
+    def attach_local(self, name: str, filters: list[str], sink: Ingress) -> None: ...
 
     def detach_local(self, name: str) -> None: ...
 
@@ -68,9 +72,11 @@ class MqttTransport:
         self._publish_timeout = publish_timeout
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
+        self._parked: dict[str, deque[tuple[str, bytes, int, int]]] = {}  # per key, waiting for ingress room
+        self.dropped_qos0 = 0
         self.ready = asyncio.Event()
 
-    async def run(self, filters: list[str], on_message: OnMessage) -> None:
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
         attempt = 0
         ep = self._endpoint
         while True:
@@ -82,7 +88,12 @@ class MqttTransport:
                 ) as client:
                     # Hundreds of publishes in flight are normal here, not worth a warning each.
                     client.pending_calls_threshold = self._max_inflight * 4
+                    # PUBACK only once the ingress has taken a message: what the bridge has not
+                    # acknowledged stays the broker's (and is redelivered after a reconnect), so
+                    # the number waiting here is bounded by the broker's in-flight window.
+                    client._client.manual_ack_set(True)  # aiomqtt 2.5 has no option for it
                     self._client = client
+                    self._parked.clear()
                     await client.subscribe([(f, 1) for f in filters])
                     attempt = 0
                     self._connected.set()
@@ -92,14 +103,48 @@ class MqttTransport:
                         payload = message.payload
                         if not isinstance(payload, bytes):
                             payload = str(payload or "").encode()
-                        await on_message(str(message.topic), payload)
+                        self._offer(client, ingress, str(message.topic), payload, message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
+                self._parked.clear()  # unacknowledged: the broker sends them again
                 attempt += 1
-                delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))  # noqa: S311
+                delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))
                 log.warning("bridge connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+
+    def _offer(self, client: aiomqtt.Client, ingress: Ingress, topic: str, payload: bytes, mid: int,
+               qos: int) -> None:
+        key = key_of_topic(topic)
+        parked = self._parked.get(key)
+        if parked is None and ingress.offer(topic, payload):
+            self._ack(client, mid, qos)
+            return
+        if qos == 0:
+            self.dropped_qos0 += 1  # at most once: nothing was promised
+            return
+        if parked is None:
+            parked = self._parked[key] = deque()
+            ingress.room(topic).add_done_callback(lambda _: self._drain(client, ingress, key))
+        parked.append((topic, payload, mid, qos))
+
+    def _drain(self, client: aiomqtt.Client, ingress: Ingress, key: str) -> None:
+        parked = self._parked.get(key)
+        if parked is None or client is not self._client:
+            return  # the connection was lost meanwhile: the broker redelivers
+        while parked:
+            topic, payload, mid, qos = parked[0]
+            if not ingress.offer(topic, payload):
+                ingress.room(topic).add_done_callback(lambda _: self._drain(client, ingress, key))
+                return
+            parked.popleft()
+            self._ack(client, mid, qos)
+        del self._parked[key]
+
+    @staticmethod
+    def _ack(client: aiomqtt.Client, mid: int, qos: int) -> None:
+        if qos:
+            client._client.ack(mid, qos)
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Publish, waiting out a reconnect (bounded) rather than dropping a delivery."""
@@ -131,32 +176,20 @@ class MqttTransport:
 
 
 class LocalTransport:
-    """The embedded broker, in-process: deliveries arrive through a bounded queue, publishes are
-    routed directly. No MQTT encoding, no socket, no PUBACK round trip for the bridge's traffic."""
+    """The embedded broker, in-process: the broker offers matching messages straight to the
+    ingress (and stops reading a client whose user's queue is full), publishes are routed
+    directly. No MQTT encoding, no socket, no PUBACK round trip for the bridge's traffic."""
 
-    def __init__(self, bus: LocalBus, *, name: str, incoming_queue: int) -> None:
+    def __init__(self, bus: LocalBus, *, name: str) -> None:
         self._bus = bus
         self._name = name
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(incoming_queue)
-        self.dropped = 0
         self.ready = asyncio.Event()
 
-    def _deliver(self, topic: str, payload: bytes) -> None:
-        try:
-            self._queue.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            # Like a full MQTT client queue: the message is lost here and the client, which
-            # gets no ack, sends it again.
-            self.dropped += 1
-            log.warning("bridge queue full (%d): dropped a message on %s", self._queue.maxsize, topic)
-
-    async def run(self, filters: list[str], on_message: OnMessage) -> None:
-        self._bus.attach_local(self._name, filters, self._deliver)
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
+        self._bus.attach_local(self._name, filters, ingress)
         self.ready.set()
         try:
-            while True:
-                topic, payload = await self._queue.get()
-                await on_message(topic, payload)
+            await asyncio.Future()  # until cancelled: the broker feeds the ingress
         finally:
             self._bus.detach_local(self._name)
 

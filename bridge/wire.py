@@ -112,7 +112,8 @@ class SettingsParams(_In):
 
 
 class NotificationsParams(_In):
-    device: str = Field(pattern=DEVICE_RE.pattern)
+    # Optional: the device is the one in the topic ({p}/{uid}/out/rpc/{device}); if given, it must match.
+    device: str | None = Field(None, pattern=DEVICE_RE.pattern)
 
 
 class PushTargetParams(_In):

@@ -46,12 +46,17 @@ class AccountSettings(_Part):
     username: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=8)
     acl: list[str] = Field(default_factory=list)
+    # Its connections' PUBLISH/SUBSCRIBE/UNSUBSCRIBE packets per second (0: unlimited).
+    publish_rate: float = Field(0.0, ge=0)
 
     @field_validator("username")
     @classmethod
     def _not_a_uid(cls, value: str) -> str:
         if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
             msg = "must contain a character a uid cannot have (e.g. 'svc:gateway'), so no user can take it"
+            raise ValueError(msg)
+        if any(c in value for c in "+#/\x00"):
+            msg = "must not contain '+', '#', '/' or NUL (it is substituted for %u in topic filters)"
             raise ValueError(msg)
         return value
 
@@ -85,6 +90,19 @@ class BrokerSettings(_Part):
     max_inflight: int = Field(100, ge=1, le=65000)
     max_queued: int = Field(1000, ge=0)
     queue_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    # The same in bytes (topic + payload). A connected client whose queue is full and which has
+    # acknowledged nothing for slow_consumer_s is not reading: it is disconnected (a slow consumer)
+    # and catches up from history when it comes back.
+    max_inflight_bytes: int = Field(1 << 20, ge=1024)
+    max_queued_bytes: int = Field(4 << 20, ge=1024)
+    slow_consumer_s: float = Field(5.0, ge=0)  # ... whose queue is full and which acks nothing for this long
+    # What one user connection may send: PUBLISH/SUBSCRIBE/UNSUBSCRIBE packets per second (bursts
+    # of publish_burst; over it, the connection is read more slowly: nothing is dropped; 0: no
+    # limit), subscriptions per session, characters of a topic or filter.
+    publish_rate: float = Field(100.0, ge=0)
+    publish_burst: float = Field(200.0, ge=1)
+    max_subscriptions: int = Field(100, ge=1, le=100_000)
+    max_topic_length: int = Field(256, ge=16, le=65535)
     accounts: list[AccountSettings] = Field(default_factory=list)
     # Login policy: devices of one user online at once (0 = no limit), and per platform class;
     # when a new login would exceed a limit, refuse it (CONNACK 5) or disconnect the oldest
@@ -106,10 +124,18 @@ class BridgeSettings(_Part):
     # auto: in-process with the embedded broker (no MQTT encoding for the bridge's own traffic),
     # MQTT otherwise. mqtt: always over MQTT, as with an external broker.
     transport: Literal["auto", "mqtt"] = "auto"
-    client_id: str = "svc:bridge"
+    # Not {uid}:{device}-shaped: the embedded broker refuses a user's client id from a service account.
+    client_id: str = Field("imgate-bridge", min_length=1, max_length=128)
     lanes: int = Field(256, ge=1, le=4096)
-    lane_queue: int = Field(200, ge=1)
-    incoming_queue: int = Field(10000, ge=1)
+    # The ingress: one queue per user, served in turn. Per user: messages and bytes waiting, and
+    # commands being handled at once; overall: bytes waiting and commands being handled. A user
+    # whose queue is full is not read until it has room (back-pressure; nothing is dropped).
+    ingress_user_items: int = Field(100, ge=1)
+    ingress_user_bytes: int = Field(1 << 20, ge=1024)
+    ingress_user_inflight: int = Field(32, ge=1)
+    ingress_total_bytes: int = Field(64 << 20, ge=1 << 16)
+    ingress_max_inflight: int = Field(4096, ge=1)
+    incoming_queue: int = Field(10000, ge=1)  # the MQTT transport's client queue (unacknowledged messages)
     max_inflight: int = Field(200, ge=1, le=65535)
     publish_timeout: float = Field(10.0, gt=0)
     # With several bridges on an external broker: MQTT shared subscriptions ($share/{group}/…).
@@ -134,6 +160,18 @@ class LimitSettings(_Part):
     recall_window_s: int = Field(120, ge=0)  # senders recall within this; group admins any time
     typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
+    # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
+    # RPC answered with rate_limited and retry_after_ms, and is not carried out.
+    messages_per_s: float = Field(20.0, gt=0)
+    messages_burst: int = Field(50, ge=1)
+    rpcs_per_s: float = Field(20.0, gt=0)  # every RPC and read event
+    rpcs_burst: int = Field(50, ge=1)
+    searches_per_s: float = Field(2.0, gt=0)  # search RPCs, on top of rpcs_per_s
+    searches_burst: int = Field(5, ge=1)
+    push_registers_per_s: float = Field(0.2, gt=0)  # push.register RPCs, on top of rpcs_per_s
+    push_registers_burst: int = Field(10, ge=1)
+    error_replies_per_s: float = Field(5.0, gt=0)  # error answers to bad input; beyond this they are not sent
+    error_replies_burst: int = Field(20, ge=1)
 
 
 class AdminSettings(_Part):
@@ -159,6 +197,27 @@ class PushSettings(_Part):
     apns_team_id: str = ""
     apns_topic: str = ""  # the app's bundle id
     apns_base_url: str = "https://api.push.apple.com"
+    # Limits and fairness: sends run concurrently, each cut at timeout_s, at most
+    # per_host_concurrency at once to one webhook host.
+    max_targets_per_user: int = Field(10, ge=1, le=1000)  # all platforms together; beyond: too_large
+    concurrency: int = Field(64, ge=1, le=10_000)  # sends in flight at once
+    per_host_concurrency: int = Field(4, ge=1, le=10_000)  # webhook sends in flight to one host name
+    timeout_s: float = Field(3.0, gt=0, le=60)  # one send, everything included
+    connect_timeout_s: float = Field(1.0, gt=0, le=60)  # connecting (TCP and TLS) to a provider or webhook
+    # Webhook targets (SSRF guard): https only, and only hosts whose every address is public,
+    # checked at registration and again at connect time, unless listed here: host names
+    # ("hooks.corp.example", "*.corp.example": trusted whatever they resolve to) and networks
+    # ("10.0.0.0/8", "fd00::/8", "127.0.0.1").
+    webhook_allow_http: bool = False
+    webhook_allow: list[str] = Field(default_factory=list)
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        from services.push.webhooks import parse_allowlist
+
+        parse_allowlist(value)
+        return value
 
 
 class SearchSettings(_Part):

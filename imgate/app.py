@@ -4,24 +4,27 @@ them, and shuts them down in reverse order. Nothing else in imgate creates long-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, fields
 from typing import Any
 
 from bridge.handlers import Dispatcher
+from bridge.ingress import IngressLimits
+from bridge.ratelimit import Rate, RateLimits, Throttle
 from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
 from broker.acl import AclRule, TopicAcl
-from broker.server import DeliveryLimits, DevicePolicy, EmbeddedBroker, ServiceAccount
-from config.settings import Settings
+from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ServiceAccount
+from config.settings import LimitSettings, Settings
 from services.conversations.groups import GroupService
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.errors import ImError
+from services.files import private_dir
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import NotificationService
@@ -52,9 +55,10 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
                     GroupService(clock, users, max_members=max_group_members), NotificationService(clock))
 
 
-def open_database(settings: Settings, *, create_db: bool = False) -> Database:
+def open_database(settings: Settings, *, create_db: bool = False, upgrade: bool = True) -> Database:
+    """The database, migrated on entry (``upgrade``) or refused if it needs migrating."""
     return Database(settings.database_url(), sqlite_synchronous=settings.database.sqlite_synchronous,
-                    busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db)
+                    busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db, upgrade=upgrade)
 
 
 def build_search(settings: Settings) -> Any:
@@ -73,6 +77,14 @@ def build_search(settings: Settings) -> Any:
 
         backend = EmbeddedSearch(settings.data_dir / "search.db")
     return SearchService(backend, batch=s.batch)
+
+
+def rate_limits(s: LimitSettings) -> RateLimits:
+    return RateLimits(messages=Rate(s.messages_per_s, s.messages_burst), rpcs=Rate(s.rpcs_per_s, s.rpcs_burst),
+                      searches=Rate(s.searches_per_s, s.searches_burst),
+                      push_registers=Rate(s.push_registers_per_s, s.push_registers_burst),
+                      typing=Rate(s.typing_per_second, s.typing_per_second),
+                      error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
 
 
 def vars_of(stats: Any) -> dict[str, float]:
@@ -114,7 +126,7 @@ class App:
 
     async def _start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
         await self._stack.enter_async_context(open_database(s))
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s)
@@ -131,19 +143,23 @@ class App:
                 host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=TopicAcl(s.mqtt.topic_prefix),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
-                accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl))
+                accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl), a.publish_rate)
                           for a in s.broker.accounts],
-                limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy),
+                limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy,
+                                      s.broker.max_inflight_bytes, s.broker.max_queued_bytes,
+                                      s.broker.slow_consumer_s),
                 devices=DevicePolicy(s.broker.max_devices, s.broker.max_devices_per_class, s.broker.platform_classes,
                                      s.broker.on_device_limit),
-                max_packet=s.broker.max_packet_bytes, presence_interval_ms=s.broker.presence_min_interval_ms,
+                clients=ClientLimits(s.broker.max_packet_bytes, s.broker.publish_rate, s.broker.publish_burst,
+                                     s.broker.max_subscriptions, s.broker.max_topic_length),
+                presence_interval_ms=s.broker.presence_min_interval_ms,
                 session_expiry_s=s.broker.session_expiry_s,
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None
-                transport = LocalTransport(self.broker.broker, name=b.client_id, incoming_queue=b.incoming_queue)
+                transport = LocalTransport(self.broker.broker, name=b.client_id)
             else:
-                host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host  # noqa: S104
+                host = "127.0.0.1" if s.mqtt.host in ("0.0.0.0", "", "::") else s.mqtt.host
                 transport = self._mqtt(BrokerEndpoint(host, self.broker.port, BRIDGE_ACCOUNT, secret, b.client_id))
         else:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
@@ -154,11 +170,12 @@ class App:
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
-                                typing_per_second=s.limits.typing_per_second,
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search)
-        self.bridge = Bridge(transport, router, dispatcher, lanes=b.lanes, lane_queue=b.lane_queue,
-                             shared_group=b.shared_group)
+        self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
+                             lanes=b.lanes, shared_group=b.shared_group,
+                             ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
+                                                   b.ingress_user_inflight, b.ingress_max_inflight))
         self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
         ready = asyncio.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
         done, _ = await asyncio.wait({ready, self._bridge_task}, timeout=_BRIDGE_READY_TIMEOUT,
@@ -178,30 +195,40 @@ class App:
                              publish_timeout=b.publish_timeout)
 
     async def _start_push(self) -> None:
-        """The push worker: message events -> push jobs -> providers, off the message path."""
+        """The push worker (message events -> push jobs, off the message path) and the push
+        sender (jobs -> providers, concurrently), both stopped with the app."""
         import json
 
         import httpx
 
         from services.push.providers import ApnsProvider, FcmProvider, Provider, WebhookProvider
         from services.push.service import PushService
+        from services.push.webhooks import WebhookClient, WebhookPolicy
 
         p = self.settings.push
-        client = await self._stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        timeout = httpx.Timeout(p.timeout_s, connect=p.connect_timeout_s)
+        limits = httpx.Limits(max_connections=p.concurrency, max_keepalive_connections=min(p.concurrency, 20))
+        webhooks = WebhookPolicy(allow_http=p.webhook_allow_http, allow=p.webhook_allow, resolve_timeout_s=p.timeout_s)
         providers: dict[str, Provider] = {}
         if p.fcm_service_account_file is not None:
             account = json.loads(p.fcm_service_account_file.read_text())
+            client = await self._stack.enter_async_context(httpx.AsyncClient(timeout=timeout, limits=limits))
             providers["fcm"] = FcmProvider(client, account, base_url=p.fcm_base_url)
-        if p.webhook_secret:
-            providers["webhook"] = WebhookProvider(client, p.webhook_secret)
+        if p.webhook_secret:  # users' URLs: the SSRF-guarded client (no proxy, no redirect, capped answers)
+            hooks = await self._stack.enter_async_context(WebhookClient(
+                webhooks, timeout_s=p.timeout_s, connect_timeout_s=p.connect_timeout_s, max_connections=p.concurrency))
+            providers["webhook"] = WebhookProvider(hooks, p.webhook_secret)
         if p.apns_key_file is not None:
-            h2 = await self._stack.enter_async_context(httpx.AsyncClient(http2=True, timeout=10))
+            h2 = await self._stack.enter_async_context(httpx.AsyncClient(http2=True, timeout=timeout, limits=limits))
             providers["apns"] = ApnsProvider(h2, key_pem=p.apns_key_file.read_text(), key_id=p.apns_key_id,
                                              team_id=p.apns_team_id, topic=p.apns_topic, base_url=p.apns_base_url)
-        self.push = PushService(self.clock, providers, policy=p.policy, preview_chars=p.preview_chars,
-                                max_attempts=p.max_attempts)
+        self.push = await self._stack.enter_async_context(PushService(
+            self.clock, providers, policy=p.policy, preview_chars=p.preview_chars, max_attempts=p.max_attempts,
+            webhooks=webhooks, max_targets_per_user=p.max_targets_per_user, concurrency=p.concurrency,
+            per_host_concurrency=p.per_host_concurrency, timeout_s=p.timeout_s))
+        self.push.start(p.interval_s)
         self._push_task = asyncio.create_task(
-            self._work_loop("push", [self.push.fan_out, self.push.send_due], p.interval_s), name="imgate.push.worker")
+            self._work_loop("push", [self.push.fan_out], p.interval_s), name="imgate.push.worker")
 
     def _start_search(self) -> None:
         """The search index and its indexer, which follows the message-event queue (a backend
@@ -291,6 +318,10 @@ class App:
                 out[f"broker_{name}_total"] = value
         if self.bridge is not None:
             out["bridge_backlog"] = self.bridge.backlog
+            out["bridge_ingress_waiting_bytes"] = self.bridge.ingress.waiting_bytes
+            out["bridge_ingress_refused_total"] = self.bridge.ingress.stats.refused
+            out["bridge_rate_limited_total"] = self.bridge.throttle.limited
+            out["bridge_error_replies_silenced_total"] = self.bridge.throttle.silenced
             for name, value in vars_of(self.bridge.dispatcher.stats).items():
                 out[f"bridge_{name}_total"] = value
         if self.services is not None:

@@ -66,7 +66,13 @@ def settings(tmp_path: Path, database_url: str, bridge_transport: str, admin_sec
         "data_dir": tmp_path,
         "mqtt": {"port": 0},
         "database": {"url": database_url},
-        "broker": {"auth_poll_interval": 0.1},
+        # Rate limits far above what the tests send: the tests of the limits set their own.
+        # (Bursts too: some tests run on a manual clock, where buckets never refill.)
+        "broker": {"auth_poll_interval": 0.1, "publish_rate": 100_000, "publish_burst": 100_000},
+        "limits": {"messages_per_s": 100_000, "messages_burst": 100_000, "rpcs_per_s": 100_000,
+                   "rpcs_burst": 100_000, "searches_per_s": 100_000, "searches_burst": 100_000,
+                   "push_registers_per_s": 100_000, "push_registers_burst": 100_000,
+                   "error_replies_per_s": 100_000, "error_replies_burst": 100_000},
         "bridge": {"transport": bridge_transport},
         "log_level": "DEBUG",
     })

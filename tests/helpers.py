@@ -74,9 +74,10 @@ class Device:
 
     _ids = itertools.count(1)
 
-    def __init__(self, client: aiomqtt.Client, uid: str, prefix: str = "im") -> None:
+    def __init__(self, client: aiomqtt.Client, uid: str, prefix: str = "im", device: str = "") -> None:
         self.client = client
         self.uid = uid
+        self.device = device
         self.prefix = prefix
         self.inbox = Inbox()
         self.disconnected = asyncio.Event()  # set when the broker drops the connection
@@ -89,16 +90,19 @@ class Device:
         await self.send({"cid": cid, "to": to, "type": "text", "text": text})
         return (await self.inbox.wait_for(on("/in/ack", cid=cid)))[-1].json
 
-    async def rpc(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def rpc(self, method: str, params: dict[str, Any] | None = None, *, on_device: bool = False
+                  ) -> dict[str, Any]:
+        """A JSON-RPC request on ``out/rpc`` (or ``out/rpc/{device}``, which says which device asks)."""
         req_id = next(self._ids)
         body: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "method": method}
         if params is not None:
             body["params"] = params
-        await self.client.publish(f"{self.prefix}/{self.uid}/out/rpc", json.dumps(body), qos=1)
+        topic = f"{self.prefix}/{self.uid}/out/rpc" + (f"/{self.device}" if on_device else "")
+        await self.client.publish(topic, json.dumps(body), qos=1)
         return (await self.inbox.wait_for(on("/in/rpc", id=req_id)))[0].json
 
-    async def result(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        response = await self.rpc(method, params)
+    async def result(self, method: str, params: dict[str, Any] | None = None, *, on_device: bool = False) -> Any:
+        response = await self.rpc(method, params, on_device=on_device)
         assert "result" in response, response
         return response["result"]
 
@@ -109,7 +113,7 @@ async def connect(port: int, uid: str, device: str, token: str, *, subscribe: li
     """Connect a device with aiomqtt and collect everything it receives."""
     async with aiomqtt.Client("127.0.0.1", port, username=uid, password=token, identifier=f"{uid}:{device}",
                               clean_session=clean_session, keepalive=keepalive) as client:
-        dev = Device(client, uid)
+        dev = Device(client, uid, device=device)
 
         async def reader() -> None:
             try:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.handlers import RateLimiter
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
@@ -151,13 +150,3 @@ async def test_a_device_back_from_offline_repairs_every_gap(app: App, users: Use
             assert seqs[-1] == c["last_seq"]
             fetched += len(seqs)
         assert fetched == 500
-
-
-def test_rate_limiter_refills_over_time() -> None:
-    clock = ManualClock(0)
-    limiter = RateLimiter(clock, per_second=2, max_keys=2)
-    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
-    clock.ms += 500
-    assert limiter.allow("a") and not limiter.allow("a")
-    assert limiter.allow("b") and limiter.allow("c")  # "a" is forgotten (bounded): a fresh bucket
-    assert limiter.allow("a")

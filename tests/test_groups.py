@@ -167,3 +167,21 @@ async def test_large_groups_send_no_read_receipts(settings: Settings) -> None:
             await bob.send_and_ack("barrier", "alice")
             await alice.inbox.wait_for(on("/in/msg", cid="barrier"))
             assert alice.inbox.matching(on("/in/event", type="read")) == []
+
+
+async def test_a_removed_member_cannot_mark_read_nor_learn_the_group_state(crowd: dict[str, Device]) -> None:
+    """Attack: a removed member still called ``read`` and learned the group's ``last_seq`` (its
+    ``unread``), and the members got its receipts. Only current members may mark read."""
+    alice, bob, carol = crowd["alice"], crowd["bob"], crowd["carol"]
+    g = await make_group(alice, "bob", "carol")
+    await alice.result("group.remove", {"gid": g["gid"], "members": ["bob"]})
+    await alice.send({"cid": "after-bob", "group": g["gid"], "type": "text", "text": "bob is gone"})
+    await carol.inbox.wait_for(on("/in/msg", cid="after-bob"))
+    refused = await bob.rpc("read", {"conv": g["conv"], "seq": 10_000})
+    assert refused["error"]["data"]["code"] == "not_found" and "result" not in refused
+    await bob.client.publish("im/bob/out/event", b'{"type": "read", "conv": "%s", "seq": 3}' % g["conv"].encode(),
+                             qos=1)
+    # A current member's read goes through; nobody got a receipt from bob before it.
+    assert (await carol.result("read", {"conv": g["conv"], "seq": 3}))["read_seq"] == 3
+    await alice.inbox.wait_for(on("/in/event", type="read", **{"from": "carol"}))
+    assert alice.inbox.matching(on("/in/event", type="read", **{"from": "bob"})) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -12,13 +13,12 @@ from tests.conftest import ADMIN_SECRET, Users
 from tests.helpers import connect, on
 
 
-
 @pytest.fixture
 def admin_secret() -> str:
     return ADMIN_SECRET
 
 
-def notify_of(device: str):  # noqa: ANN201
+def notify_of(device: str):
     return lambda r: r.topic.endswith(f"/in/notify/{device}")
 
 
@@ -58,7 +58,7 @@ async def test_a_device_that_was_away_gets_it_when_it_comes_back_and_only_once(a
         got = (await tablet.inbox.wait_for(notify_of("tablet")))[0].json
         assert got["body"] == {"n": 1}
     async with connect(app.mqtt_port, "alice", "tablet", token, clean_session=False, subscribe=[]) as tablet:
-        assert (await tablet.result("notifications", {"device": "tablet"})) == {"notifications": []}
+        assert (await tablet.result("notifications", {}, on_device=True)) == {"notifications": []}
         assert tablet.inbox.matching(notify_of("tablet")) == []
 
 
@@ -68,9 +68,9 @@ async def test_clean_session_devices_pull_with_the_rpc(app: App, users: Users, a
     await api.post("/v1/notifications", json={"uids": ["bob"], "body": {"a": 1}})
     await api.post("/v1/notifications", json={"uids": ["bob"], "body": {"b": 2}})
     async with connect(app.mqtt_port, "bob", "web", token) as web:
-        pulled = (await web.result("notifications", {"device": "web"}))["notifications"]
+        pulled = (await web.result("notifications", {}, on_device=True))["notifications"]
         assert [n["body"] for n in pulled] == [{"a": 1}, {"b": 2}]
-        assert (await web.result("notifications", {"device": "web"}))["notifications"] == []
+        assert (await web.result("notifications", {}, on_device=True))["notifications"] == []
 
 
 async def test_a_device_registered_later_does_not_get_older_notifications(app: App, users: Users,
@@ -80,7 +80,7 @@ async def test_a_device_registered_later_does_not_get_older_notifications(app: A
     token = await users.token("carol", "new")
     await api.post("/v1/notifications", json={"uids": ["carol"], "body": {"new": True}})
     async with connect(app.mqtt_port, "carol", "new", token) as dev:
-        pulled = (await dev.result("notifications", {"device": "new"}))["notifications"]
+        pulled = (await dev.result("notifications", {}, on_device=True))["notifications"]
         assert [n["body"] for n in pulled] == [{"new": True}]
 
 
@@ -95,3 +95,29 @@ async def test_bad_notification_requests(users: Users, api: httpx.AsyncClient, b
     await users.add("alice")
     r = await api.post("/v1/notifications", json=body)
     assert r.status_code == status and r.json()["error"]["message"]
+
+
+async def test_a_device_cannot_take_another_devices_notifications(app: App, users: Users,
+                                                                 api: httpx.AsyncClient) -> None:
+    """Attack: alice's phone asked for the tablet's notifications (`device` was any name) and
+    got them, so the tablet never did. The device now comes from the topic
+    ``im/{uid}/out/rpc/{device}``, which only that device may publish to."""
+    await users.add("alice")
+    tablet_token = await users.token("alice", "tablet")
+    phone_token = await users.token("alice", "phone")
+    await api.post("/v1/notifications", json={"uids": ["alice"], "body": {"for": "everyone"}})
+    async with connect(app.mqtt_port, "alice", "phone", phone_token) as phone:
+        asked = await phone.rpc("notifications", {"device": "tablet"})  # the old way: refused
+        assert asked["error"]["code"] == -32602 and "out/rpc/{device}" in asked["error"]["message"]
+        asked = await phone.rpc("notifications", {"device": "tablet"}, on_device=True)  # another device's name
+        assert asked["error"]["code"] == -32602
+        # Publishing on the tablet's topic is not allowed: the broker drops it (no answer);
+        # the phone's own request afterwards is answered, so the dropped one was handled first.
+        await phone.client.publish("im/alice/out/rpc/tablet", json.dumps(
+            {"jsonrpc": "2.0", "id": 99, "method": "notifications", "params": {}}), qos=1)
+        mine = await phone.result("notifications", {}, on_device=True)
+        assert [n["body"] for n in mine["notifications"]] == [{"for": "everyone"}]
+        assert phone.inbox.matching(on("/in/rpc", id=99)) == []
+    async with connect(app.mqtt_port, "alice", "tablet", tablet_token) as tablet:
+        theirs = await tablet.result("notifications", {}, on_device=True)
+        assert [n["body"] for n in theirs["notifications"]] == [{"for": "everyone"}]

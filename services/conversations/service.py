@@ -111,12 +111,15 @@ class ConversationService:
 
         Raises:
             BadRequest: seq is negative.
-            NotFound: not a member.
+            NotFound: not a current member (a former group member learns nothing more of it).
         """
         if seq < 0:
             msg = "seq must be >= 0"
             raise BadRequest(msg)
         member = await self.membership(conv, uid)
+        if member.left_seq is not None:
+            msg = f"conversation {conv!r} not found"
+            raise NotFound(msg)
         row = await Conversation.get(id=conv)
         target = min(seq, row.last_seq)
         advanced = bool(await Member.filter(id=member.id, read_seq__lt=target).update(read_seq=target))

@@ -1,0 +1,166 @@
+"""The bridge's ingress: what clients published, waiting to be handled, fair between users.
+
+One bounded queue per key (the uid in the topic; the broker's ACL guarantees it is the
+publisher's), served round-robin, so a user who floods waits behind their own messages and never
+in front of anybody else's. Bounds, all in count and bytes:
+
+- per key: ``key_items`` messages and ``key_bytes`` bytes waiting;
+- overall: ``total_bytes`` waiting;
+- in the lanes (taken, not yet finished): ``key_inflight`` commands per key and ``max_inflight``
+  overall, so one user can occupy only a few places in front of others in a shared lane.
+
+``offer`` never blocks and never drops: it answers whether the message was taken. A producer
+that must not lose a message (the broker, for a PUBLISH it is about to acknowledge) waits on
+``room(key)`` and offers again, and meanwhile stops reading that client: back-pressure instead of
+a drop. ``force`` takes a message past the bounds, for producers that cannot wait (the broker's
+own presence announcements and wills, one per connect or disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class IngressStats:
+    offered: int = 0
+    refused: int = 0  # offers turned away while full (the producer waits and retries)
+    forced: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IngressLimits:
+    key_items: int = 100
+    key_bytes: int = 1 << 20
+    total_bytes: int = 64 << 20
+    key_inflight: int = 32
+    max_inflight: int = 4096
+
+
+class Ingress:
+    """Per-key fair queues with bounded waiting and bounded work in progress."""
+
+    def __init__(self, key_of: Callable[[str], str] | None = None, limits: IngressLimits | None = None) -> None:
+        self._key_of = key_of or key_of_topic
+        self.limits = limits or IngressLimits()
+        self._queues: dict[str, deque[tuple[str, bytes]]] = {}
+        self._bytes: dict[str, int] = {}
+        self._inflight: dict[str, int] = {}
+        self._ready: deque[str] = deque()  # keys with waiting items and room in the lanes
+        self._in_ready: set[str] = set()
+        self._total_bytes = 0
+        self._total_inflight = 0
+        self._room: dict[str, list[asyncio.Future[None]]] = {}
+        self._work = asyncio.Event()
+        self.stats = IngressStats()
+
+    # ---- producers -------------------------------------------------------------------------
+    def offer(self, topic: str, payload: bytes, *, force: bool = False) -> bool:
+        """Queue a message for its key; False (nothing queued) when that key or the whole
+        ingress is full, unless ``force``."""
+        key = self._key_of(topic)
+        queue = self._queues.get(key)
+        size = len(payload) + len(topic)
+        if not force and queue is not None and (
+                len(queue) >= self.limits.key_items or self._bytes[key] + size > self.limits.key_bytes):
+            self.stats.refused += 1
+            return False
+        if not force and self._total_bytes + size > self.limits.total_bytes and queue:
+            # Overall full: a key with nothing waiting still gets one message in (so a flood
+            # cannot shut everybody else out); the others wait.
+            self.stats.refused += 1
+            return False
+        if queue is None:
+            queue = self._queues[key] = deque()
+            self._bytes[key] = 0
+        queue.append((topic, payload))
+        self._bytes[key] += size
+        self._total_bytes += size
+        self.stats.offered += 1
+        if force:
+            self.stats.forced += 1
+        self._mark_ready(key)
+        return True
+
+    def room(self, topic: str) -> asyncio.Future[None]:
+        """Resolves when the key of ``topic`` has had a message taken (offer again then)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._room.setdefault(self._key_of(topic), []).append(fut)
+        return fut
+
+    # ---- the consumer ----------------------------------------------------------------------
+    async def take(self) -> tuple[str, str, bytes]:
+        """The next (key, topic, payload), round-robin between keys; waits for one. The caller
+        must ``release(key)`` once it has finished with it."""
+        while not self._ready or self._total_inflight >= self.limits.max_inflight:
+            self._work.clear()
+            await self._work.wait()
+        key = self._ready.popleft()
+        self._in_ready.discard(key)
+        queue = self._queues[key]
+        topic, payload = queue.popleft()
+        size = len(payload) + len(topic)
+        self._bytes[key] -= size
+        self._total_bytes -= size
+        if not queue:
+            del self._queues[key], self._bytes[key]
+        self._inflight[key] = self._inflight.get(key, 0) + 1
+        self._total_inflight += 1
+        self._mark_ready(key)
+        self._wake_room(key)
+        return key, topic, payload
+
+    def release(self, key: str) -> None:
+        """A message taken for ``key`` is finished: its place in the lanes is free again."""
+        left = self._inflight.get(key, 0) - 1
+        if left > 0:
+            self._inflight[key] = left
+        else:
+            self._inflight.pop(key, None)
+        self._total_inflight -= 1
+        self._mark_ready(key)
+        if self._ready and self._total_inflight < self.limits.max_inflight:
+            self._work.set()
+
+    # ---- introspection ---------------------------------------------------------------------
+    @property
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    @property
+    def waiting_bytes(self) -> int:
+        return self._total_bytes
+
+    @property
+    def inflight(self) -> int:
+        return self._total_inflight
+
+    # ---- internals -------------------------------------------------------------------------
+    def _mark_ready(self, key: str) -> None:
+        if key in self._in_ready or key not in self._queues:
+            return
+        if self._inflight.get(key, 0) >= self.limits.key_inflight:
+            return  # released later, then ready again
+        self._ready.append(key)
+        self._in_ready.add(key)
+        self._work.set()
+
+    def _wake_room(self, key: str) -> None:
+        # A refused key always has messages waiting (see offer), so taking one of them is the
+        # moment to let its producers try again.
+        for fut in self._room.pop(key, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+
+def key_of_topic(topic: str) -> str:
+    """Which queue a topic goes to: its second level (the uid in ``{p}/{uid}/out/…`` and
+    ``presence/{uid}/{device}``), else the topic itself."""
+    first = topic.find("/")
+    if first < 0:
+        return topic
+    second = topic.find("/", first + 1)
+    return topic[first + 1:second] if second > 0 else topic[first + 1:]

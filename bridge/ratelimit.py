@@ -1,0 +1,123 @@
+"""Per-user rate limits: token buckets, and the policy that applies them to routed commands.
+
+Sans-IO: a command goes in, the same command (allowed), an error reply (``rate_limited`` with
+``retry_after_ms``) or an ``Ignore`` comes out. Buckets are kept per user in a bounded LRU map;
+forgetting a user only refills their bucket.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from bridge.router import APP_CODES, Command, Ignore, Reply, Rpc, Send, Topics, Typing, ack_error, rpc_error
+from services.errors import ErrorCode
+from services.ids import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    per_second: float
+    burst: float
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            msg = f"a rate needs per_second > 0 and burst >= 1, not {self.per_second}/{self.burst}"
+            raise ValueError(msg)
+
+
+class TokenBucket:
+    """A token bucket per key: ``rate.per_second`` sustained, bursts of ``rate.burst``."""
+
+    def __init__(self, clock: Clock, rate: Rate, *, max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._rate = rate.per_second / 1000  # tokens per ms
+        self._burst = float(rate.burst)
+        self._buckets: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._max_keys = max_keys
+
+    def take(self, key: str) -> int:
+        """Take a token: 0 if there was one, else the ms until there will be (nothing taken)."""
+        now = self._clock.now_ms()
+        tokens, last = self._buckets.pop(key, (self._burst, now))
+        tokens = min(self._burst, tokens + max(0, now - last) * self._rate)
+        wait = 0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = max(1, math.ceil((1.0 - tokens) / self._rate))
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The per-user limits (``limits.*`` settings)."""
+
+    messages: Rate = Rate(20, 50)
+    rpcs: Rate = Rate(20, 50)
+    searches: Rate = Rate(2, 5)
+    push_registers: Rate = Rate(0.2, 10)
+    typing: Rate = Rate(2, 2)
+    error_replies: Rate = Rate(5, 20)
+
+
+class Throttle:
+    """Applies the per-user limits to routed commands (the uid is the command's publisher)."""
+
+    def __init__(self, topics: Topics, clock: Clock, limits: RateLimits | None = None) -> None:
+        lim = limits or RateLimits()
+        self._topics = topics
+        self._messages = TokenBucket(clock, lim.messages)
+        self._rpcs = TokenBucket(clock, lim.rpcs)
+        self._per_method = {"search": TokenBucket(clock, lim.searches),
+                            "push.register": TokenBucket(clock, lim.push_registers)}
+        self._typing = TokenBucket(clock, lim.typing)
+        self._errors = TokenBucket(clock, lim.error_replies)
+        self.limited = 0  # commands refused by a limit
+        self.silenced = 0  # error replies not sent because the user's error replies were over their limit
+
+    def check(self, key: str, cmd: Command) -> Command:
+        """``cmd`` if allowed, else what to do instead. ``key`` is the publisher's uid."""
+        if isinstance(cmd, Send):
+            wait = self._messages.take(key)
+            if wait:
+                return self._refuse(key, Reply(ack_error(
+                    self._topics, cmd.command.sender, cmd.command.cid, ErrorCode.RATE_LIMITED,
+                    f"too many messages: retry in {wait} ms", retry_after_ms=wait), cmd.lane_key))
+            return cmd
+        if isinstance(cmd, Rpc):
+            wait = self._rpcs.take(key)
+            bucket = self._per_method.get(cmd.method)
+            if not wait and bucket is not None:
+                wait = bucket.take(key)
+            if wait:
+                if not cmd.respond:
+                    self.limited += 1
+                    return Ignore(f"{cmd.method} from {cmd.uid} over its rate limit", cmd.lane_key)
+                return self._refuse(key, Reply(rpc_error(
+                    self._topics, cmd.uid, cmd.id, APP_CODES[ErrorCode.RATE_LIMITED],
+                    f"too many {cmd.method} requests: retry in {wait} ms", ErrorCode.RATE_LIMITED,
+                    retry_after_ms=wait), cmd.lane_key))
+            return cmd
+        if isinstance(cmd, Typing):
+            if self._typing.take(key):
+                self.limited += 1
+                return Ignore(f"typing from {cmd.uid} over its rate limit", cmd.lane_key)  # a hint; dropping is harmless
+            return cmd
+        if isinstance(cmd, Reply):  # an error answer to bad input
+            if self._errors.take(key):
+                self.silenced += 1
+                return Ignore(f"error replies to {key} over their limit", cmd.lane_key)
+            return cmd
+        return cmd
+
+    def _refuse(self, key: str, reply: Reply) -> Command:
+        self.limited += 1
+        if self._errors.take(key):
+            self.silenced += 1
+            return Ignore(f"error replies to {key} over their limit", reply.lane_key)
+        return reply
