@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from services.conversations.models import Conversation, Member
 from services.db import portable_sql
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
 from services.messages.models import Message
 from services.messages.service import StoredMessage
+from services.transactions import transaction
 from services.users.service import UserService
 
 ROLES = ("owner", "admin", "member")
@@ -67,7 +66,7 @@ class GroupService:
         gid = new_ulid(self._clock.now_ms()).lower()
         conv = group_conv(gid)
         now = self._clock.now_ms()
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await Conversation.create(using_db=conn, id=conv, kind="group", name=name, owner=uid, created_at=now)
             event = await self._event(conn, conv, uid, {"event": "created", "added": wanted, "name": name}, now)
             await Member.bulk_create(
@@ -80,7 +79,7 @@ class GroupService:
         conv = group_conv(gid)
         await self._check_users(members)
         now = self._clock.now_ms()
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await self._lock(conn, conv)
             current = await self._active(conn, conv)
             self._require_role(current, uid, ("owner", "admin"), "add members")
@@ -112,7 +111,7 @@ class GroupService:
             msg = "role must be 'admin' or 'member'"
             raise BadRequest(msg)
         conv = group_conv(gid)
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await self._lock(conn, conv)
             current = await self._active(conn, conv)
             self._require_role(current, uid, ("owner",), "change roles")
@@ -136,7 +135,7 @@ class GroupService:
     async def _drop(self, uid: str, gid: str, members: list[str], *, leaving: bool) -> GroupChange:
         conv = group_conv(gid)
         now = self._clock.now_ms()
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             await self._lock(conn, conv)
             current = await self._active(conn, conv)
             if uid not in current:

@@ -4,10 +4,9 @@ passed are trimmed."""
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
 from services.db import DbInfo
 from services.push.models import MessageEvent
+from services.transactions import transaction
 
 CONSUMERS = ("push", "search")
 
@@ -32,7 +31,7 @@ class EventQueue:
 
     async def done(self, consumer: str, upto: int) -> None:
         """``consumer`` has handled every event up to ``upto``; trim what all consumers passed."""
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             updated = await DbInfo.filter(key=self._key(consumer)).using_db(conn).update(value=str(upto))
             if not updated:
                 await DbInfo.create(key=self._key(consumer), value=str(upto), using_db=conn)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from services.conversations.models import Member
 from services.conversations.service import ConversationService
@@ -18,6 +17,7 @@ from services.errors import BadRequest, Forbidden, NotFound
 from services.ids import Clock, direct_conv_id, new_ulid
 from services.messages.models import Message
 from services.push.models import MessageEvent
+from services.transactions import transaction
 from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
@@ -208,7 +208,7 @@ class MessageService:
     async def _store_batch(self, new: list[tuple[int, SendCommand]], now: int) -> dict[int, SendResult | Exception]:
         convs = sorted({c.conv for _, c in new})
         out: dict[int, SendResult | Exception] = {}
-        async with in_transaction() as conn:
+        async with transaction() as conn:
             # Lock the counters (PostgreSQL: row locks; SQLite: the write lock) and number the
             # batch's messages in arrival order, continuing each conversation's sequence.
             lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
@@ -328,7 +328,7 @@ class MessageService:
                 if self._clock.now_ms() - row.ts > self._recall_window_ms:
                     msg = f"too late: messages can be recalled within {self._recall_window_ms // 1000} s"
                     raise Forbidden(msg)
-            async with in_transaction() as conn:  # the event tells the search indexer (durably)
+            async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None)
                 await MessageEvent.create(message_id=msg_id, created_at=self._clock.now_ms(), using_db=conn)

@@ -34,7 +34,8 @@ from aerich.models import Aerich
 from aerich.utils import decompress_dict, import_py_module
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError
-from tortoise.transactions import in_transaction
+
+from services.transactions import transaction
 
 log = logging.getLogger("imgate.migrations")
 
@@ -185,7 +186,7 @@ def _sqlite_statements(sql: str) -> list[str]:
 @asynccontextmanager
 async def _locked(conn: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
     """One transaction holding the migration lock, from before the first read to the commit."""
-    async with in_transaction(conn.connection_name) as tx:
+    async with transaction(conn.connection_name) as tx:
         if tx.capabilities.dialect == "postgres":
             rows = await tx.execute_query_dict("SELECT pg_try_advisory_xact_lock($1) AS got", [PG_LOCK_KEY])
             if not rows[0]["got"]:

@@ -10,11 +10,11 @@ from enum import Enum
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, UID_RE, Clock
+from services.transactions import transaction
 from services.users.models import AuthEvent, DeviceToken, User
 
 _TOKEN_PREFIX = "imt_"
@@ -130,7 +130,7 @@ class UserService:
         Raises:
             NotFound: no such user.
         """
-        async with in_transaction():
+        async with transaction():
             updated = await User.filter(uid=uid).update(disabled=True)
             if not updated:
                 msg = f"user {uid!r} does not exist"
@@ -200,7 +200,7 @@ class UserService:
         query = DeviceToken.filter(uid=uid, revoked_at=None)
         if device is not None:
             query = query.filter(device=device)
-        async with in_transaction():
+        async with transaction():
             count = await query.update(revoked_at=now)
             await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now)
         return count
