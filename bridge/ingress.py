@@ -55,12 +55,18 @@ class Ingress:
         self._total_inflight = 0
         self._room: dict[str, list[asyncio.Future[None]]] = {}
         self._work = asyncio.Event()
+        self._idle = asyncio.Event()  # nothing waiting and nothing being handled
+        self._idle.set()
+        self._closed = False
         self.stats = IngressStats()
 
     # ---- producers -------------------------------------------------------------------------
     def offer(self, topic: str, payload: bytes, *, force: bool = False) -> bool:
         """Queue a message for its key; False (nothing queued) when that key or the whole
         ingress is full, unless ``force``."""
+        if self._closed:
+            self.stats.refused += 1
+            return False
         key = self._key_of(topic)
         queue = self._queues.get(key)
         size = len(payload) + len(topic)
@@ -79,6 +85,7 @@ class Ingress:
         queue.append((topic, payload))
         self._bytes[key] += size
         self._total_bytes += size
+        self._idle.clear()
         self.stats.offered += 1
         if force:
             self.stats.forced += 1
@@ -88,7 +95,10 @@ class Ingress:
     def room(self, topic: str) -> asyncio.Future[None]:
         """Resolves when the key of ``topic`` has had a message taken (offer again then)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._room.setdefault(self._key_of(topic), []).append(fut)
+        if self._closed:
+            fut.set_exception(ConnectionAbortedError("the bridge has stopped"))
+        else:
+            self._room.setdefault(self._key_of(topic), []).append(fut)
         return fut
 
     # ---- the consumer ----------------------------------------------------------------------
@@ -124,6 +134,22 @@ class Ingress:
         self._mark_ready(key)
         if self._ready and self._total_inflight < self.limits.max_inflight:
             self._work.set()
+        if not self._queues and not self._total_inflight:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until nothing is waiting and nothing is being handled."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Take nothing more: producers waiting for room are told (their clients are dropped
+        unacknowledged, and send again to whoever serves them next)."""
+        self._closed = True
+        for waiters in self._room.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(ConnectionAbortedError("the bridge has stopped"))
+        self._room.clear()
 
     # ---- introspection ---------------------------------------------------------------------
     @property

@@ -73,6 +73,9 @@ class Throttle:
         self._topics = topics
         self._messages = TokenBucket(clock, lim.messages)
         self._rpcs = TokenBucket(clock, lim.rpcs)
+        # Read markers are state, not requests: their own bucket (as large as the RPCs'), so an app
+        # that opens with many history requests does not lose its read receipts.
+        self._reads = TokenBucket(clock, lim.rpcs)
         self._per_method = {"search": TokenBucket(clock, lim.searches),
                             "push.register": TokenBucket(clock, lim.push_registers)}
         self._typing = TokenBucket(clock, lim.typing)
@@ -90,7 +93,7 @@ class Throttle:
                     f"too many messages: retry in {wait} ms", retry_after_ms=wait), cmd.lane_key))
             return cmd
         if isinstance(cmd, Rpc):
-            wait = self._rpcs.take(key)
+            wait = (self._reads if cmd.method == "read" else self._rpcs).take(key)
             bucket = self._per_method.get(cmd.method)
             if not wait and bucket is not None:
                 wait = bucket.take(key)

@@ -80,18 +80,19 @@ class MqttTransport:
         attempt = 0
         ep = self._endpoint
         while True:
+            client = aiomqtt.Client(
+                ep.host, ep.port, username=ep.username, password=ep.password, identifier=ep.client_id,
+                clean_session=False, keepalive=30, max_queued_incoming_messages=self._incoming_queue,
+                max_inflight_messages=self._max_inflight, socket_options=NODELAY)
+            # PUBACK only once the ingress has taken a message: what the bridge has not
+            # acknowledged stays the broker's (and is redelivered after a reconnect), so the
+            # number waiting here is bounded by the broker's in-flight window. Set before the
+            # connection, so nothing redelivered at once is acknowledged by paho on its own.
+            client._client.manual_ack_set(True)  # aiomqtt 2.5 has no option for it
             try:
-                async with aiomqtt.Client(
-                    ep.host, ep.port, username=ep.username, password=ep.password, identifier=ep.client_id,
-                    clean_session=False, keepalive=30, max_queued_incoming_messages=self._incoming_queue,
-                    max_inflight_messages=self._max_inflight, socket_options=NODELAY,
-                ) as client:
+                async with client:
                     # Hundreds of publishes in flight are normal here, not worth a warning each.
                     client.pending_calls_threshold = self._max_inflight * 4
-                    # PUBACK only once the ingress has taken a message: what the bridge has not
-                    # acknowledged stays the broker's (and is redelivered after a reconnect), so
-                    # the number waiting here is bounded by the broker's in-flight window.
-                    client._client.manual_ack_set(True)  # aiomqtt 2.5 has no option for it
                     self._client = client
                     self._parked.clear()
                     await client.subscribe([(f, 1) for f in filters])
@@ -192,6 +193,7 @@ class LocalTransport:
             await asyncio.Future()  # until cancelled: the broker feeds the ingress
         finally:
             self._bus.detach_local(self._name)
+            ingress.close()
 
     async def publish(self, topic: str, payload: bytes, qos: int) -> None:
         self._bus.route(topic, payload, qos)

@@ -97,7 +97,8 @@ class Outbox:
     queued_bytes: int = 0
     _next_id: int = 0
     _aborted: bool = False
-    _progress: float = 0.0  # monotonic time of the last PUBACK (or attach)
+    paused: int = 0  # >0 while the server itself is not reading this client (pace, back-pressure)
+    _progress: float = 0.0  # monotonic time since which an acknowledgement is awaited (last PUBACK, or first send)
     _stall_timer: asyncio.TimerHandle | None = None
 
     # ---- delivery ------------------------------------------------------------------------
@@ -150,6 +151,8 @@ class Outbox:
                 and wire.buffered() < _WRITE_BUFFER_LIMIT)
 
     def _send(self, wire: Wire, item: _Pending) -> None:
+        if not self.inflight:
+            self._progress = time.monotonic()  # from now on an acknowledgement is due
         packet_id = self._allocate_id()
         self.inflight[packet_id] = item
         self.inflight_bytes += item.size
@@ -188,6 +191,8 @@ class Outbox:
         self._stall_timer = None
         if self.wire is None or self._aborted or not self.queue:
             return
+        if self.paused:
+            self._progress = time.monotonic()  # the server is not reading it: not the client's stall
         idle = time.monotonic() - self._progress
         if idle >= self.stall_s:
             self._aborted = True

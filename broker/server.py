@@ -52,9 +52,16 @@ from typing import Any, NoReturn, Protocol
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
-from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.connack import (
+    BAD_USERNAME_PASSWORD,
+    IDENTIFIER_REJECTED,
+    NOT_AUTHORIZED,
+    SERVER_UNAVAILABLE,
+    ConnackPacket,
+)
 from amqtt.mqtt.disconnect import DisconnectPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.session import Session
 
 from broker import framing
@@ -70,7 +77,6 @@ log = logging.getLogger("imgate.broker")
 
 OUTBOX_KEY = "imgate.outbox"
 QOS2_KEY = "imgate.qos2"
-_CHECKED_AT_KEY = "imgate.auth_checked_at"
 _CONNACK = {
     AuthFailure.BAD_CREDENTIALS: BAD_USERNAME_PASSWORD,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
@@ -86,6 +92,8 @@ _MAX_QOS = 1  # QoS 2 subscriptions are granted QoS 1 (MQTT 3.1.1 §3.9.3 lets t
 _USER_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,32}$")
 _NOT_IN_ACCOUNT_NAMES = ("+", "#", "/", "\x00")
 _RECENT_AUTH_CHANGES = 10_000
+_MAX_QOS2_PENDING = 1000  # QoS 2 packet ids awaiting PUBREL per session
+_MAX_TAKEOVER_ROUNDS = 10  # take-overs one login waits through (connects racing for one client id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,17 +226,12 @@ class _Pace:
         self._rate, self._burst = rate, max(1.0, burst)
         self._tokens, self._last = self._burst, time.monotonic()
 
-    def delay(self) -> float:
+    def delay(self, cost: int = 1) -> float:
+        """Take ``cost`` tokens (going into debt if need be): how long to wait before going on."""
         now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate) - cost
         self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        wait = (1.0 - self._tokens) / self._rate
-        self._tokens = 0.0
-        self._last = now + wait  # the token earned while waiting is the one taken
-        return wait
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
 
 class ImHandler(BrokerProtocolHandler):
@@ -247,6 +250,30 @@ class ImHandler(BrokerProtocolHandler):
         self.im_limits = ClientLimits()
         self.im_pace: _Pace | None = None
         self.im_waiting = False  # the reader waits for the bridge to take a PUBLISH (back-pressure)
+        self.im_disconnected: asyncio.Future[Any] | None = None  # resolved when the connection ends
+        self._close_requested = False
+
+    async def start(self) -> None:
+        # amqtt creates the disconnect waiter only after the reader has started, so a connection
+        # that ended (or was taken over) in between got a waiter nobody resolves, and hung: it is
+        # created first here, and kept (amqtt resets its own reference once resolved).
+        self.im_disconnected = self._disconnect_waiter = asyncio.get_running_loop().create_future()
+        if self._close_requested:  # taken over or kicked before it started
+            self._disconnect_waiter.set_result(None)
+            return
+        await ProtocolHandler.start(self)
+
+    async def stop(self) -> None:
+        # A reader task cancelled before its first step never runs its cleanup, and amqtt would
+        # wait for that cleanup forever: its end is noted whatever way it ends.
+        task, stopped = self._reader_task, self._reader_stopped
+        if task is not None and stopped is not None:
+            task.add_done_callback(lambda _: stopped.set())
+        await super().stop()
+
+    async def handle_connection_closed(self) -> None:
+        self._close_requested = True
+        await super().handle_connection_closed()
 
     def mark_closed(self) -> None:
         self._is_closed = True
@@ -325,24 +352,33 @@ class ImHandler(BrokerProtocolHandler):
             # PUBREC / PUBCOMP: the broker never sends QoS 2, nothing to do.
             return True
         if isinstance(packet, framing.Subscribe):
-            await self._pace()
+            await self._pace(len(packet.filters))  # each filter costs: a packet may carry thousands
             await broker.subscribe(self, packet.packet_id, list(packet.filters))
             return True
         if isinstance(packet, framing.Unsubscribe):
-            await self._pace()
+            await self._pace(len(packet.filters))
             await broker.unsubscribe(self, packet.packet_id, list(packet.filters))
             return True
         if packet.kind == framing.PINGREQ:
             writer.write(framing.PINGRESP_BYTES)
             return True
-        await self.handle_disconnect(DisconnectPacket())  # a clean DISCONNECT: no will
+        # A clean DISCONNECT: the will is discarded [MQTT-3.1.2-10] (even if it comes before amqtt
+        # has set up its disconnect waiter, which then takes the end of the connection as abnormal).
+        session.will_flag = False
+        await self.handle_disconnect(DisconnectPacket())
         return False
 
-    async def _pace(self) -> None:
+    async def _pace(self, cost: int = 1) -> None:
         if self.im_pace is not None:
-            delay = self.im_pace.delay()
+            delay = self.im_pace.delay(cost)
             if delay > 0:
-                await asyncio.sleep(delay)  # not reading meanwhile: the client's rate is its own problem
+                if self.im_outbox is not None:
+                    self.im_outbox.paused += 1  # its PUBACKs are not read meanwhile: not its fault
+                try:
+                    await asyncio.sleep(delay)  # not reading meanwhile: the client's rate is its own problem
+                finally:
+                    if self.im_outbox is not None:
+                        self.im_outbox.paused -= 1
 
     async def _publish(self, broker: ImBroker, session: Session, writer: WriterAdapter, p: framing.Publish) -> bool:
         # QoS 2, "method A" (MQTT 3.1.1 §4.3.3): route on PUBLISH, remember the packet id until
@@ -356,12 +392,19 @@ class ImHandler(BrokerProtocolHandler):
                 # The bridge cannot take this yet: stop reading this client until it can. The
                 # PUBACK waits too, so nothing acknowledged is ever dropped.
                 self.im_waiting = True
+                if self.im_outbox is not None:
+                    self.im_outbox.paused += 1
                 try:
                     await refused[0].room(p.topic)
                 finally:
                     self.im_waiting = False
+                    if self.im_outbox is not None:
+                        self.im_outbox.paused -= 1
                 refused = [sink for sink in refused if not sink.offer(p.topic, p.payload)]
             if seen is not None:
+                if len(seen) >= _MAX_QOS2_PENDING:
+                    msg = f"more than {_MAX_QOS2_PENDING} QoS 2 PUBLISHes without PUBREL"
+                    raise framing.ProtocolViolation(msg)
                 seen.add(p.packet_id)
         if p.packet_id is not None:  # PUBACK (QoS 1) or PUBREC (QoS 2)
             writer.write(framing.encode_ack(framing.PUBACK if p.qos == 1 else framing.PUBREC, p.packet_id))
@@ -388,6 +431,8 @@ class ImBroker(Broker):
         self._authenticator = authenticator
         self._acl = acl
         self._accounts = {a.username: a for a in accounts}
+        # Internal accounts (the bridge over MQTT): full access, never cut off as slow consumers.
+        self._internal = set(service_accounts or {})
         for username, password in (service_accounts or {}).items():
             self._accounts[username] = ServiceAccount(username, password)
         self._keepalive_grace = keepalive_grace
@@ -400,6 +445,7 @@ class ImBroker(Broker):
         # of them and went live after it is checked again (see _publish_session_retained_messages).
         self._auth_applied: deque[tuple[int, str, str | None]] = deque(maxlen=_RECENT_AUTH_CHANGES)
         self._auth_seq = 0
+        self.accepting = True  # False: users are refused (CONNACK 3) until the app is ready
         self.stats = Stats()
 
     # ---- connect ---------------------------------------------------------------------
@@ -448,33 +494,44 @@ class ImBroker(Broker):
         who = await self._login(incoming)
         if not isinstance(who, Principal):
             await self._refuse(writer, _CONNACK[who], f"{incoming.client_id!r} ({who.value})")
+        if not self.accepting and who.account not in self._internal:
+            # Until the bridge is attached, a PUBLISH would be acknowledged and reach nobody.
+            await self._refuse(writer, SERVER_UNAVAILABLE, f"{incoming.client_id!r} (not ready yet)")
         if incoming.will_flag and not self._acl.will_allowed(who, incoming.will_topic, incoming.will_message):
             await self._refuse(writer, NOT_AUTHORIZED, f"{incoming.client_id!r} (will on {incoming.will_topic!r})")
         client_id = incoming.client_id
-        existing = self._sessions.get(client_id)
-        owner = principal_of(existing[0]) if existing is not None else None
-        if existing is not None and (owner is None or not owner.same_owner(who)):
-            # A session belongs to the principal that created it: never resumed or taken over by
-            # another. A live one is left alone (this login is refused); a dormant one is discarded.
-            if existing[0].transitions.is_connected():
-                await self._refuse(writer, IDENTIFIER_REJECTED, f"{client_id!r} (in use by another principal)")
-            log.info("discarding the session of %s: %r is another principal", client_id, who.account or who.uid)
-            await self._delete_session(client_id)
-            existing = None
         if who.uid is not None and who.device is not None:
             await self._apply_device_policy(who, client_id, writer)
         incoming.attributes[PRINCIPAL_KEY] = who
         if incoming.keep_alive > 0:
             incoming.keep_alive = math.ceil(incoming.keep_alive * self._keepalive_grace)
 
-        existing = self._sessions.get(client_id)
-        if existing is not None and existing[0].transitions.is_connected():
-            await self._take_over(client_id, existing[1])
+        # Until nothing stands in the way. Every await (a take-over, a second look at the token)
+        # lets other connects run, so the checks start again after it; after the last pass there
+        # is no await before amqtt registers the session, so two CONNECTs of one client id are
+        # settled one after the other.
+        for _ in range(_MAX_TAKEOVER_ROUNDS):
             existing = self._sessions.get(client_id)
+            owner = principal_of(existing[0]) if existing is not None else None
+            if existing is not None and (owner is None or not owner.same_owner(who)):
+                # A session belongs to the principal that created it: another one never resumes,
+                # takes over or discards it (a client id cannot be squatted either).
+                await self._refuse(writer, IDENTIFIER_REJECTED, f"{client_id!r} (a session of another principal)")
+            if existing is not None and existing[0].transitions.is_connected():
+                await self._take_over(client_id, existing[1])
+                continue
+            if checked_at != self._auth_seq:
+                seen, checked_at = checked_at, self._auth_seq
+                if not await self._still_allowed(who, incoming, since=seen):
+                    await self._refuse(writer, BAD_USERNAME_PASSWORD, f"{client_id!r} (revoked while connecting)")
+                continue
+            break
+        else:
+            await self._refuse(writer, SERVER_UNAVAILABLE, f"{client_id!r} (its previous connection would not close)")
 
         if incoming.clean_session or existing is None:
             if existing is not None:
-                await self._delete_session(client_id)
+                await self._delete_session(client_id)  # does not suspend
             incoming.parent = 0
             session = incoming
         else:
@@ -485,13 +542,12 @@ class ImBroker(Broker):
                 setattr(session, attr, getattr(incoming, attr))
             session.attributes[PRINCIPAL_KEY] = who
             session.parent = 1
-        session.attributes[_CHECKED_AT_KEY] = checked_at
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is None:
             lim = self._limits
             outbox = Outbox(client_id, self.stats, lim.max_inflight, lim.max_queued, lim.policy, device=who.device,
                             max_inflight_bytes=lim.max_inflight_bytes, max_queued_bytes=lim.max_queued_bytes,
-                            stall_s=lim.stall_s)
+                            stall_s=math.inf if who.account in self._internal else lim.stall_s)
             session.attributes[OUTBOX_KEY] = outbox
         outbox.reads = self._acl.reader(who)
         self._outboxes[client_id] = outbox
@@ -557,11 +613,6 @@ class ImBroker(Broker):
         # resends what was in flight (DUP) and what queued while the client was away.
         handler = self._get_handler(session)
         who = principal_of(session)
-        if who is not None and not await self._still_allowed(session, who):
-            log.info("disconnecting %s: its token was revoked while it connected", session.client_id)
-            if handler is not None:
-                await handler.handle_connection_closed()
-            return
         outbox = session.attributes.get(OUTBOX_KEY)
         if outbox is not None and handler is not None and handler.writer is not None:
             outbox.attach(_SocketWire(handler.writer))
@@ -569,24 +620,26 @@ class ImBroker(Broker):
             self._online.setdefault(who.uid, {})[session.client_id] = (
                 self._devices.class_of(who.platform), next(self._order), handler)
 
-    async def _still_allowed(self, session: Session, who: Principal) -> bool:
-        """A revocation or disable applied (to the connections live at the time) after this login
-        was checked and before it went live would miss it: check such a login again."""
+    async def _still_allowed(self, who: Principal, incoming: Session, *, since: int) -> bool:
+        """Revocations and disables were applied (to the connections live then) while this login
+        was under way: if one concerns it, check its token again."""
         if who.uid is None:
             return True
-        checked_at = session.attributes.get(_CHECKED_AT_KEY, 0)
-        oldest = self._auth_applied[0][0] if self._auth_applied else self._auth_seq + 1
-        if checked_at >= self._auth_seq:
-            return True
-        concerned = oldest > checked_at + 1 or any(
-            seq > checked_at and uid == who.uid and device in (None, who.device)
-            for seq, uid, device in reversed(self._auth_applied))
+        # Changes forgotten (more than the memory holds since): cannot tell, so check.
+        concerned = not self._auth_applied or self._auth_applied[0][0] > since + 1
+        if not concerned:
+            for seq, uid, device in reversed(self._auth_applied):
+                if seq <= since:
+                    break
+                if uid == who.uid and device in (None, who.device):
+                    concerned = True
+                    break
         if not concerned:
             return True
         try:
-            again = await self._authenticator.authenticate(session.username, session.password, session.client_id)
+            again = await self._authenticator.authenticate(incoming.username, incoming.password, incoming.client_id)
         except Exception:
-            log.exception("re-checking %s failed; disconnecting it", session.client_id)
+            log.exception("checking %s again failed; refusing it", incoming.client_id)
             return False
         return isinstance(again, Identity) and again.token_id == who.token_id
 
@@ -618,7 +671,7 @@ class ImBroker(Broker):
     async def _client_message_loop(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
         # PUBLISH (all QoS), SUBSCRIBE and UNSUBSCRIBE are handled by the connection's reader as
         # they arrive (ImHandler); this only waits for the end of the connection. No task.
-        waiter = getattr(handler, "_disconnect_waiter", None)
+        waiter = getattr(handler, "im_disconnected", None) or getattr(handler, "_disconnect_waiter", None)
         if waiter is None:
             waiter = asyncio.get_running_loop().create_future()
             waiter.set_result(None)
@@ -627,12 +680,28 @@ class ImBroker(Broker):
 
     # ---- subscriptions ---------------------------------------------------------------
     async def subscribe(self, handler: ImHandler, packet_id: int, topics: list[tuple[str, int]]) -> None:
-        """SUBSCRIBE: grant or refuse each filter, SUBACK, then replay matching retained messages."""
+        """SUBSCRIBE: grant or refuse each filter, SUBACK, then replay matching retained messages.
+        Once the session has ``max_subscriptions`` filters, new ones are refused without being
+        looked at (a packet may carry thousands), and the refusals are logged once per packet."""
         session = handler.session
         if session is None or handler.writer is None:
             return
-        codes = [await self.add_subscription(sub, session) for sub in topics]
+        codes, refused = [], []
+        room = self._clients.max_subscriptions - self._index.count_of(session.client_id)
+        for sub in topics:
+            if room <= 0 and self._index.granted(session.client_id, sub[0]) is None:
+                code = _SUBACK_FAILURE
+            else:
+                new = self._index.granted(session.client_id, sub[0]) is None
+                code = self._grant(sub, session)
+                room -= int(new and code != _SUBACK_FAILURE)
+            codes.append(code)
+            if code == _SUBACK_FAILURE:
+                refused.append(sub[0])
         handler.writer.write(framing.encode_suback(packet_id, codes))
+        if refused:
+            log.info("refused %d of %d filters for %s (first %r; %d subscribed)", len(refused), len(topics),
+                     session.client_id, refused[0][:200], self._index.count_of(session.client_id))
         for sub, code in zip(topics, codes, strict=True):
             if code != _SUBACK_FAILURE:
                 await self._publish_retained_messages_for_subscription(sub, session)
@@ -646,17 +715,17 @@ class ImBroker(Broker):
         handler.writer.write(framing.encode_unsuback(packet_id))
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        if self._index.granted(session.client_id, subscription[0]) is None \
+                and self._index.count_of(session.client_id) >= self._clients.max_subscriptions:
+            return _SUBACK_FAILURE
+        return self._grant(subscription, session)
+
+    def _grant(self, subscription: tuple[str, int], session: Session) -> int:
+        """Grant a filter (the ACL, its length and its syntax allowing), or 0x80."""
         topic_filter, qos = subscription
         who = principal_of(session)
-        limits = self._clients
-        if who is None or len(topic_filter) > limits.max_topic_length or not valid_filter(topic_filter) \
+        if who is None or len(topic_filter) > self._clients.max_topic_length or not valid_filter(topic_filter) \
                 or not self._acl.can_subscribe(who, topic_filter):
-            log.info("denied subscription to %r for %s", topic_filter[:200], session.client_id)
-            return _SUBACK_FAILURE
-        filters = self._index.filters_of(session.client_id)
-        if topic_filter not in filters and len(filters) >= limits.max_subscriptions:
-            log.info("denied subscription to %r for %s: it has %d already", topic_filter, session.client_id,
-                     len(filters))
             return _SUBACK_FAILURE
         granted = min(qos, _MAX_QOS)
         self._index.add(session.client_id, topic_filter, granted)
@@ -674,14 +743,13 @@ class ImBroker(Broker):
     async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
                                                           session: Session) -> None:
         topic_filter, _ = subscription
-        granted = self._index.filters_of(session.client_id).get(topic_filter)
-        who = principal_of(session)
+        granted = self._index.granted(session.client_id, topic_filter)
         outbox = self._outboxes.get(session.client_id)
-        if granted is None or who is None or outbox is None:
+        if granted is None or outbox is None:
             return
         for topic in self._retained_index.matching(topic_filter):
             retained = self._retained_messages.get(topic)
-            if retained is not None and self._acl.can_receive(who, topic):
+            if retained is not None and (outbox.reads is None or outbox.reads(topic)):
                 qos = min(granted, retained.qos if retained.qos is not None else granted)
                 outbox.deliver(topic.encode(), bytes(retained.data), qos, retain=True)
 
@@ -703,6 +771,17 @@ class ImBroker(Broker):
         key = f"$local/{name}"
         self._index.remove_client(key)
         self._local.pop(key, None)
+
+    async def stop_clients(self) -> None:
+        """The first step of a graceful stop: accept no more connections and close every client
+        connection (their wills and presence go out), so nothing more is acknowledged; what was
+        acknowledged can then be drained by the bridge."""
+        self.accepting = False
+        for server in self._servers.values():
+            if server.instance is not None:
+                server.instance.close()
+        for _, handler in self.connected():
+            await handler.handle_connection_closed()
 
     # ---- publish and route -------------------------------------------------------------
     def route(self, topic: str, data: bytes, qos: int, *, force: bool = True) -> list[LocalSink]:
@@ -834,7 +913,10 @@ class EmbeddedBroker:
                  accounts: Sequence[ServiceAccount] = (), limits: DeliveryLimits | None = None,
                  devices: DevicePolicy | None = None, clients: ClientLimits | None = None, clock: Clock | None = None,
                  presence_interval_ms: int = 1000, session_expiry_s: int = 7 * 86400,
-                 broker_cls: type[ImBroker] = ImBroker) -> None:
+                 broker_cls: type[ImBroker] = ImBroker, accept_users: bool = True) -> None:
+        """``accept_users=False``: users (and configured accounts) are refused with CONNACK 3
+        until ``broker.accepting`` is set, once whatever consumes their messages is attached."""
+        self._accept_users = accept_users
         self._host, self._port = host, port
         self._session_expiry_s = session_expiry_s
         self._presence_interval_ms = presence_interval_ms
@@ -865,6 +947,7 @@ class EmbeddedBroker:
                                        service_accounts=self._service_accounts, accounts=self._accounts,
                                        keepalive_grace=self._keepalive_grace, limits=self._limits,
                                        devices=self._devices, clients=self._clients)
+        self.broker.accepting = self._accept_users
         last_change = await self._authenticator.last_auth_change_id()
         await self.broker.start()
         self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")

@@ -111,6 +111,14 @@ class SubscriptionIndex:
     def filters_of(self, client_id: str) -> dict[str, int]:
         return dict(self._by_client.get(client_id, {}))
 
+    def count_of(self, client_id: str) -> int:
+        return len(self._by_client.get(client_id, ()))
+
+    def granted(self, client_id: str, topic_filter: str) -> int | None:
+        """The QoS granted to ``client_id`` for ``topic_filter``, or None if not subscribed."""
+        filters = self._by_client.get(client_id)
+        return None if filters is None else filters.get(topic_filter)
+
     def match(self, topic: str) -> dict[str, int]:
         """Client id -> the highest QoS among its subscriptions matching ``topic``."""
         out: dict[str, int] = {}

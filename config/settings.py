@@ -164,7 +164,7 @@ class LimitSettings(_Part):
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)
     messages_burst: int = Field(50, ge=1)
-    rpcs_per_s: float = Field(20.0, gt=0)  # every RPC and read event
+    rpcs_per_s: float = Field(20.0, gt=0)  # every RPC (read markers: a bucket of their own, as large)
     rpcs_burst: int = Field(50, ge=1)
     searches_per_s: float = Field(2.0, gt=0)  # search RPCs, on top of rpcs_per_s
     searches_burst: int = Field(5, ge=1)

@@ -35,6 +35,7 @@ log = logging.getLogger("imgate")
 
 BRIDGE_ACCOUNT = "svc:bridge"  # ':' is not allowed in uids, so no user can take this name
 _BRIDGE_READY_TIMEOUT = 15.0
+_DRAIN_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class App:
                                      s.broker.max_subscriptions, s.broker.max_topic_length),
                 presence_interval_ms=s.broker.presence_min_interval_ms,
                 session_expiry_s=s.broker.session_expiry_s,
+                accept_users=False,  # until the bridge consumes what they publish (below)
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None
@@ -186,6 +188,8 @@ class App:
         if not self.bridge.ready.is_set():
             msg = f"bridge could not subscribe within {_BRIDGE_READY_TIMEOUT}s"
             raise RuntimeError(msg)
+        if self.broker is not None and self.broker.broker is not None:
+            self.broker.broker.accepting = True  # a PUBLISH acknowledged from now on reaches the bridge
         await self._start_admin()
         log.info("imgate is up (bridge transport: %s)", type(transport).__name__)
 
@@ -335,12 +339,29 @@ class App:
             out["search_up"] = int(self.search.available)
         return out
 
+    async def _drain(self) -> None:
+        """A graceful stop loses nothing the broker acknowledged: first no more clients (so no
+        more acknowledgements), then the bridge finishes what it took (bounded)."""
+        if self.broker is not None and self.broker.broker is not None:
+            try:
+                await self.broker.broker.stop_clients()
+            except Exception:
+                log.exception("closing the client connections failed")
+        bridge_running = self._bridge_task is not None and not self._bridge_task.done()
+        if self.bridge is not None and bridge_running:
+            try:
+                await asyncio.wait_for(self.bridge.ingress.wait_idle(), _DRAIN_TIMEOUT)
+            except TimeoutError:
+                log.warning("stopping with %d message(s) not handled (their clients were not acked by imgate "
+                            "and send them again)", self.bridge.backlog)
+
     async def wait(self) -> None:
         """Run until cancelled; raises if the bridge fails."""
         assert self._bridge_task is not None
         await asyncio.shield(self._bridge_task)
 
     async def _stop(self) -> None:
+        await self._drain()
         for task in (self._push_task, self._search_task):
             if task is not None:
                 task.cancel()

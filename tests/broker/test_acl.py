@@ -77,8 +77,8 @@ class StockRetainedReplay(ImBroker):
     that the test catches the leak (stock amqtt replays, on every connect, the retained messages
     matching anybody's subscription)."""
 
-    async def add_subscription(self, subscription: tuple[str, int], session) -> int:
-        granted = await super().add_subscription(subscription, session)
+    def _grant(self, subscription: tuple[str, int], session) -> int:
+        granted = super()._grant(subscription, session)
         if granted != DENIED:
             self._subscriptions.setdefault(subscription[0], []).append((session, granted))
         return granted

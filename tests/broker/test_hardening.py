@@ -79,9 +79,9 @@ async def test_a_service_account_cannot_resume_or_take_over_a_users_session(app:
             assert (await bob.result("conversations"))["items"][0]["conv"] == "d:alice:bob"  # still connected
 
 
-async def test_another_principal_never_inherits_or_kicks_a_session(app: App) -> None:
+async def test_another_principal_never_inherits_kicks_or_squats_a_session(app: App) -> None:
     """Two service accounts with the same client id: the second neither takes over the first's
-    live connection nor resumes its dormant session (it is discarded, with its queue)."""
+    live connection nor resumes or discards its dormant session (and the queue in it)."""
     first = await raw_connect(app.mqtt_port, "gw-1", "svc:a", PASSWORD, clean=False)
     assert first.return_code == 0
     assert await subscribe(first, "t/private/#") == GRANTED
@@ -96,14 +96,13 @@ async def test_another_principal_never_inherits_or_kicks_a_session(app: App) -> 
     publisher = await raw_connect(app.mqtt_port, "pub-1", "svc:a", PASSWORD)
     await publish(publisher, "t/private/x", b"for svc:a only", qos=1, packet_id=1)
     assert (await read_packet(publisher)).kind == 4  # PUBACK: routed (into first's session queue)
-    successor = await raw_connect(app.mqtt_port, "gw-1", "svc:b", PASSWORD, clean=False)
-    assert (successor.return_code, successor.session_present) == (0, False)
-    await publish(successor, "t/barrier", b"x", qos=1, packet_id=2)
-    assert (await read_packet(successor)).kind == 4  # nothing of first's session came before this
-    successor.writer.write(b"\xe0\x00")
-    await _until_closed(successor)
+    squatter = await raw_connect(app.mqtt_port, "gw-1", "svc:b", PASSWORD, clean=False)
+    assert squatter.return_code == IDENTIFIER_REJECTED  # dormant, and still not svc:b's
+    await _until_closed(squatter)
     again = await raw_connect(app.mqtt_port, "gw-1", "svc:a", PASSWORD, clean=False)
-    assert (again.return_code, again.session_present) == (0, False)  # svc:b's session is not svc:a's either
+    assert (again.return_code, again.session_present) == (0, True)
+    packet = await read_packet(again)  # what waited for it is still there
+    assert packet.kind == 3 and packet.publish_fields()[2] == b"for svc:a only"
     for conn in (publisher, again):
         conn.close()
 
@@ -267,7 +266,124 @@ async def test_a_token_revoked_while_its_login_waits_for_a_take_over_is_not_left
             broker_cls=_RevokeDuringTakeOver))
         first = await raw_connect(broker.port, "alice:phone", "alice", token)
         assert first.return_code == 0
-        second = await raw_connect(broker.port, "alice:phone", "alice", token)  # passes the token check, waits
-        assert second.return_code == 0
+        # Passes the token check, waits for the take-over meanwhile the token is revoked: it is
+        # checked again before it goes live, and refused (before: accepted, and left live).
+        second = await raw_connect(broker.port, "alice:phone", "alice", token)
+        assert second.return_code == 4
         await _until_closed(first)
-        await _until_closed(second)  # checked again once live: the revoked token is dropped
+        await _until_closed(second)
+
+
+# ---- found in review ----------------------------------------------------------------------------
+
+async def test_a_client_idle_for_a_while_then_busy_is_not_taken_for_a_slow_consumer(settings: Settings,
+                                                                                     users_factory: Any) -> None:
+    """The stall clock starts when an acknowledgement becomes due, not at the last one: a client
+    that was quiet for longer than ``slow_consumer_s``, then gets a burst that fills its queue at
+    once and acknowledges each message a round trip later, is not cut off."""
+    limited = tweak(settings, "broker", max_queued_bytes=200_000, max_inflight_bytes=64 << 10, slow_consumer_s=1.0)
+    async with App(limited) as app:
+        users = users_factory(app)
+        await users.add("bob")
+        async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+            for i in range(10):
+                await bob.send({"cid": f"big-{i}", "to": "bob", "type": "text", "text": f"{i:08d}" * 1000})
+            await bob.inbox.wait_for(on("/in/ack", cid="big-9"))
+            tv = await raw_connect(app.mqtt_port, "bob:tv", "bob", await users.token("bob", "tv"))
+            assert await subscribe(tv, "im/bob/in/rpc") == GRANTED
+            await asyncio.sleep(1.5)  # the scenario: quiet for longer than slow_consumer_s (not a sync)
+            got: asyncio.Queue[int] = asyncio.Queue()
+
+            async def read_and_ack_late() -> None:  # reads at once, acknowledges 300 ms later (a slow link)
+                while True:
+                    packet = await read_packet(tv, timeout=30)
+                    if packet.kind == 3:
+                        _, packet_id, _ = packet.publish_fields()
+                        await got.put(0)
+                        await asyncio.sleep(0.3)  # the round trip of the scenario, not a sync
+                        tv.writer.write(b"\x40\x02" + (packet_id or 0).to_bytes(2, "big"))
+
+            acker = asyncio.create_task(read_and_ack_late(), name="late-acker")
+            try:
+                # Four answers of ~80 KB at once: one in flight, two queued, and the fourth finds the
+                # queue full (the oldest queued is dropped, as for any full queue; the client is
+                # still reading, so it stays connected).
+                for page in await asyncio.gather(*(bob.result("history", {"conv": "d:bob:bob", "limit": 10})
+                                                   for _ in range(4))):
+                    assert len(page["messages"]) == 10
+                for _ in range(3):
+                    await asyncio.wait_for(got.get(), 10)
+            finally:
+                acker.cancel()
+                await asyncio.gather(acker, return_exceptions=True)
+            assert app.broker is not None and app.broker.broker is not None
+            assert app.broker.broker.stats.slow_consumers == 0
+            assert app.broker.broker.stats.dropped_offline == 1
+            tv.writer.write(b"\xc0\x00")  # still connected: PINGREQ answered
+            assert (await read_packet(tv)).kind == 13
+            tv.close()
+
+
+async def test_connects_racing_for_one_client_id_end_with_one_live_registered_connection(app: App,
+                                                                                         users: Users) -> None:
+    """Five CONNECTs of one client id at once: each is answered, one stays connected, and it is
+    the one the broker knows (a revocation reaches it: no orphan connection is left live)."""
+    await users.add("alice")
+    token = await users.token("alice")
+    for clean in (False, True):
+        conns = await asyncio.gather(*(raw_connect(app.mqtt_port, "alice:phone", "alice", token, clean=clean)
+                                       for _ in range(5)))
+        assert all(c.return_code == 0 for c in conns), [c.return_code for c in conns]
+        closed = await asyncio.gather(*(c.closed_by_server(0.5) for c in conns))
+        assert closed.count(False) == 1  # the others were taken over
+        [live] = [c for c, gone in zip(conns, closed, strict=True) if not gone]
+        assert app.broker is not None and app.broker.broker is not None
+        assert [s.client_id for s, _ in app.broker.broker.connected()] == ["alice:phone"]
+        await app.broker.broker.kick("alice", "phone", reason="test")
+        await _until_closed(live)
+
+
+async def test_a_pipelined_disconnect_is_clean_and_sends_no_will(app: App) -> None:
+    """CONNECT (keep-alive 0, with a will) and DISCONNECT in one write: the DISCONNECT may be read
+    before amqtt has set up its disconnect handling; it is still a clean one, so no will."""
+    from tests.mqttraw import connect_packet
+
+    watcher = await raw_connect(app.mqtt_port, "watch-1", "svc:a", PASSWORD)
+    assert await subscribe(watcher, "t/#") == GRANTED
+    for i in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.mqtt_port)
+        writer.write(connect_packet(f"leaver-{i}", "svc:b", PASSWORD, keepalive=0, will=("t/will", b"gone"))
+                     + b"\xe0\x00")
+        assert (await asyncio.wait_for(reader.readexactly(4), 10))[:2] == b"\x20\x02"
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # then closed by the server
+        writer.close()
+    publisher = await raw_connect(app.mqtt_port, "pub-2", "svc:b", PASSWORD)
+    await publish(publisher, "t/barrier", b"after", qos=1, packet_id=1)
+    packet = await read_packet(watcher)  # the first thing the watcher gets is the barrier, no will
+    assert packet.publish_fields()[0] == "t/barrier"
+    publisher.close()
+    watcher.close()
+
+
+async def test_users_wait_until_the_bridge_is_attached(database_url: str) -> None:
+    """Before the consumer of their messages is attached, a user's PUBLISH would be acknowledged
+    and reach nobody: users are refused with CONNACK 3 (server unavailable) until then."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(Database(database_url))
+        svc = build_services(SystemClock())
+        await svc.users.add_user("alice")
+        token = (await svc.users.issue_token("alice", "phone")).token
+        broker = await stack.enter_async_context(EmbeddedBroker(
+            host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
+            service_accounts={"svc:test": "x" * 20}, keepalive_grace=1.5, auth_poll_interval=1.0,
+            accept_users=False))
+        early = await raw_connect(broker.port, "alice:phone", "alice", token)
+        assert early.return_code == 3
+        internal = await raw_connect(broker.port, "bridge-1", "svc:test", "x" * 20)
+        assert internal.return_code == 0  # the bridge itself (over MQTT) may connect
+        assert broker.broker is not None
+        broker.broker.accepting = True
+        later = await raw_connect(broker.port, "alice:phone", "alice", token)
+        assert later.return_code == 0
+        for conn in (internal, later):
+            conn.close()
