@@ -17,7 +17,7 @@ def imgate(tmp_path: Path, *args: str, database_url: str) -> subprocess.Complete
 
 
 def test_user_and_token_lifecycle(tmp_path: Path, database_url: str) -> None:
-    run = lambda *a: imgate(tmp_path, *a, database_url=database_url)  # noqa: E731
+    run = lambda *a: imgate(tmp_path, *a, database_url=database_url)
     assert run("user", "add", "alice", "--name", "Alice").returncode == 0
     dup = run("user", "add", "alice")
     assert dup.returncode == 1 and "already exists" in dup.stderr

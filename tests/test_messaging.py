@@ -15,7 +15,6 @@ from tests.conftest import Users
 from tests.helpers import connect, on, platform, tweak
 
 
-
 @pytest.fixture(params=["auto", "mqtt"])
 def bridge_transport(request: pytest.FixtureRequest) -> str:
     """Every test here runs with the in-process bridge and with the bridge over MQTT."""

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def walkthrough() -> str:
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", readme, re.S)
+    block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", readme, re.DOTALL)
     assert block, "README has no walkthrough block"
     return block.group(1)
 

@@ -5,9 +5,9 @@ answering with FCM's success and error shapes."""
 from __future__ import annotations
 
 import itertools
-from urllib.parse import parse_qs
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives import serialization

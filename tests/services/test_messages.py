@@ -40,7 +40,7 @@ async def test_concurrent_sends_get_gap_free_seq(svc: Services) -> None:
 
 
 async def test_concurrent_sends_are_committed_in_batches(svc: Services) -> None:
-    if svc.messages._committer is None:  # noqa: SLF001
+    if svc.messages._committer is None:
         pytest.skip("group commit off")
     await asyncio.gather(*(svc.messages.send(text("alice", f"b{i}", "bob")) for i in range(100)))
     assert svc.messages.batches < 50, "concurrent sends should share transactions"
