@@ -118,7 +118,7 @@ class Dispatcher:
                     # A device came back on its persistent session (its subscriptions are there
                     # already): hand it what was sent while it was away. Clean sessions pull with
                     # the ``notifications`` RPC once subscribed.
-                    deliveries = []
+                    deliveries: list[DeviceDelivery] = []
                     while len(deliveries) < 100 and (d := await self._notifications.claim(cmd.uid, cmd.device)):
                         deliveries.append(d)
                     return self.notification_publishes(deliveries)
@@ -253,9 +253,9 @@ class Dispatcher:
                 return {"notifications": []}, []
             assert device is not None  # the router only routes notifications from a device topic
             delivery = await self._notifications.claim(uid, device)
-            items = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
+            notes = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
                      for n in (delivery.notifications if delivery else ())]
-            return {"notifications": items}, []
+            return {"notifications": notes}, []
         if isinstance(params, SearchParams):
             if self._search is None:
                 msg = "search is not available"

@@ -210,9 +210,9 @@ class RetainedIndex:
                     continue
                 yield from self._walk(child, levels, depth + 1, [*path, name])
             return
-        child = node.children.get(level)
-        if child is not None:
-            yield from self._walk(child, levels, depth + 1, [*path, level])
+        exact = node.children.get(level)
+        if exact is not None:
+            yield from self._walk(exact, levels, depth + 1, [*path, level])
 
     def _all_below(self, node: _RNode, path: list[str], *, skip_dollar: bool) -> Iterator[str]:
         for name, child in node.children.items():
