@@ -64,6 +64,7 @@ class Stats:
     dropped_offline: int = 0
     dropped_qos0: int = 0
     slow_consumers: int = 0  # connections aborted because their outbox was full
+    paced: int = 0  # times a connection was read more slowly for sending over its publish rate
 
 
 @dataclass(slots=True)

@@ -44,8 +44,8 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -93,6 +93,7 @@ _USER_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,32}$")
 _NOT_IN_ACCOUNT_NAMES = ("+", "#", "/", "\x00")
 _RECENT_AUTH_CHANGES = 10_000
 _MAX_QOS2_PENDING = 1000  # QoS 2 packet ids awaiting PUBREL per session
+_NOBODY: tuple[()] = ()  # no in-process sink refused (shared: nothing allocated per routed message)
 _MAX_TAKEOVER_ROUNDS = 10  # take-overs one login waits through (connects racing for one client id)
 
 
@@ -105,6 +106,11 @@ class ServiceAccount:
     password: str
     rules: tuple[AclRule, ...] = FULL_ACCESS
     publish_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if any(c in self.username for c in _NOT_IN_ACCOUNT_NAMES):
+            msg = f"service account {self.username!r}: '+', '#', '/' and NUL would become part of its ACL filters"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +255,6 @@ class ImHandler(BrokerProtocolHandler):
         self.im_outbox: Outbox | None = None
         self.im_limits = ClientLimits()
         self.im_pace: _Pace | None = None
-        self.im_waiting = False  # the reader waits for the bridge to take a PUBLISH (back-pressure)
         self.im_disconnected: asyncio.Future[Any] | None = None  # resolved when the connection ends
         self._close_requested = False
 
@@ -368,17 +373,27 @@ class ImHandler(BrokerProtocolHandler):
         await self.handle_disconnect(DisconnectPacket())
         return False
 
+    @contextmanager
+    def _not_reading(self) -> Iterator[None]:
+        """The server does not read this client meanwhile: its PUBACKs wait too, which is not the
+        client's stall (see Outbox.paused)."""
+        outbox = self.im_outbox
+        if outbox is not None:
+            outbox.paused += 1
+        try:
+            yield
+        finally:
+            if outbox is not None:
+                outbox.paused -= 1
+
     async def _pace(self, cost: int = 1) -> None:
         if self.im_pace is not None:
             delay = self.im_pace.delay(cost)
             if delay > 0:
-                if self.im_outbox is not None:
-                    self.im_outbox.paused += 1  # its PUBACKs are not read meanwhile: not its fault
-                try:
-                    await asyncio.sleep(delay)  # not reading meanwhile: the client's rate is its own problem
-                finally:
-                    if self.im_outbox is not None:
-                        self.im_outbox.paused -= 1
+                if self.im_broker is not None:
+                    self.im_broker.stats.paced += 1
+                with self._not_reading():
+                    await asyncio.sleep(delay)  # the client's own rate: it is read more slowly
 
     async def _publish(self, broker: ImBroker, session: Session, writer: WriterAdapter, p: framing.Publish) -> bool:
         # QoS 2, "method A" (MQTT 3.1.1 §4.3.3): route on PUBLISH, remember the packet id until
@@ -391,15 +406,8 @@ class ImHandler(BrokerProtocolHandler):
             while refused:
                 # The bridge cannot take this yet: stop reading this client until it can. The
                 # PUBACK waits too, so nothing acknowledged is ever dropped.
-                self.im_waiting = True
-                if self.im_outbox is not None:
-                    self.im_outbox.paused += 1
-                try:
+                with self._not_reading():
                     await refused[0].room(p.topic)
-                finally:
-                    self.im_waiting = False
-                    if self.im_outbox is not None:
-                        self.im_outbox.paused -= 1
                 refused = [sink for sink in refused if not sink.offer(p.topic, p.payload)]
             if seen is not None:
                 if len(seen) >= _MAX_QOS2_PENDING:
@@ -441,8 +449,8 @@ class ImBroker(Broker):
         self._retained_index = RetainedIndex()
         self._outboxes: dict[str, Outbox] = {}
         self._local: dict[str, LocalSink] = {}  # in-process subscribers (the bridge's ingress)
-        # Revocations and disables applied so far (bounded): a login that was checked before one
-        # of them and went live after it is checked again (see _publish_session_retained_messages).
+        # Revocations and disables applied so far (bounded): a login under way while one of them
+        # was applied is checked again before it goes live (see _initialize_client_session).
         self._auth_applied: deque[tuple[int, str, str | None]] = deque(maxlen=_RECENT_AUTH_CHANGES)
         self._auth_seq = 0
         self.accepting = True  # False: users are refused (CONNACK 3) until the app is ready
@@ -465,8 +473,7 @@ class ImBroker(Broker):
             # user's session), not '$…' (in-process subscribers), nothing that would turn into
             # a wildcard or a level when %c is expanded in its rules.
             if not client_id or client_id.startswith("$") or _USER_CLIENT_ID.match(client_id) \
-                    or any(c in client_id for c in _NOT_IN_ACCOUNT_NAMES) \
-                    or any(c in account.username for c in _NOT_IN_ACCOUNT_NAMES):
+                    or any(c in client_id for c in _NOT_IN_ACCOUNT_NAMES):
                 return AuthFailure.IDENTIFIER_REJECTED
             rules = tuple(r.expand(account.username, client_id) for r in account.rules)
             return Principal(uid=None, device=None, rules=rules, account=account.username)
@@ -687,14 +694,8 @@ class ImBroker(Broker):
         if session is None or handler.writer is None:
             return
         codes, refused = [], []
-        room = self._clients.max_subscriptions - self._index.count_of(session.client_id)
         for sub in topics:
-            if room <= 0 and self._index.granted(session.client_id, sub[0]) is None:
-                code = _SUBACK_FAILURE
-            else:
-                new = self._index.granted(session.client_id, sub[0]) is None
-                code = self._grant(sub, session)
-                room -= int(new and code != _SUBACK_FAILURE)
+            code = await self.add_subscription(sub, session)
             codes.append(code)
             if code == _SUBACK_FAILURE:
                 refused.append(sub[0])
@@ -715,6 +716,8 @@ class ImBroker(Broker):
         handler.writer.write(framing.encode_unsuback(packet_id))
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """Grant one filter, or 0x80. A new one beyond ``max_subscriptions`` is refused before it
+        is looked at (cheap, however many a SUBSCRIBE carries)."""
         if self._index.granted(session.client_id, subscription[0]) is None \
                 and self._index.count_of(session.client_id) >= self._clients.max_subscriptions:
             return _SUBACK_FAILURE
@@ -784,16 +787,16 @@ class ImBroker(Broker):
             await handler.handle_connection_closed()
 
     # ---- publish and route -------------------------------------------------------------
-    def route(self, topic: str, data: bytes, qos: int, *, force: bool = True) -> list[LocalSink]:
+    def route(self, topic: str, data: bytes, qos: int, *, force: bool = True) -> Sequence[LocalSink]:
         """Deliver to every matching subscriber at min(publish QoS, its best subscription QoS),
         each delivery checked against its reader. Returns the in-process sinks that refused the
         message (only when not ``force``: a client's PUBLISH, which can wait)."""
         matches = self._index.match(topic)
         if not matches:
-            return []
+            return _NOBODY
         topic_bytes = topic.encode()
         outboxes = self._outboxes
-        refused: list[LocalSink] = []
+        refused: list[LocalSink] | None = None
         for client_id, sub_qos in matches.items():
             outbox = outboxes.get(client_id)
             if outbox is not None:
@@ -803,11 +806,11 @@ class ImBroker(Broker):
             else:
                 sink = self._local.get(client_id)
                 if sink is not None and not sink.offer(topic, data, force=force):
-                    refused.append(sink)
-        return refused
+                    refused = [*(refused or ()), sink]
+        return refused or _NOBODY
 
     def client_publish(self, session: Session, topic: str, data: bytes, qos: int, *,
-                       retain: bool) -> list[LocalSink] | None:
+                       retain: bool) -> Sequence[LocalSink] | None:
         """A client's PUBLISH: the sinks that could not take it yet (the caller waits for them),
         or None for a protocol violation (the connection must close)."""
         if not valid_topic(topic) or topic.startswith("$"):
@@ -816,7 +819,7 @@ class ImBroker(Broker):
         who = principal_of(session)
         if who is None or len(topic) > self._clients.max_topic_length or not self._acl.can_publish(who, topic):
             log.info("denied publish to %r by %s", topic[:200], session.client_id)
-            return []  # MQTT 3.1.1 has no negative PUBACK: acknowledge and drop
+            return _NOBODY  # MQTT 3.1.1 has no negative PUBACK: acknowledge and drop
         refused = self.route(topic, data, qos, force=False)
         if retain and who.rules is not None:  # users never retain (see retain_message)
             self._store_retained(topic, data, qos)

@@ -158,11 +158,12 @@ def tweak(settings: Any, section: str, **changes: Any) -> Any:
 
 
 @asynccontextmanager
-async def platform(settings: Any, *uids: str, device: str = "phone") -> AsyncIterator[tuple[Any, dict[str, str]]]:
-    """Start the platform with ``settings``, create ``uids`` and one device token each."""
+async def platform(settings: Any, *uids: str, device: str = "phone", clock: Any = None
+                   ) -> AsyncIterator[tuple[Any, dict[str, str]]]:
+    """Start the platform with ``settings`` (and ``clock``), create ``uids`` and one device token each."""
     from imgate.app import App
 
-    async with App(settings) as app:
+    async with App(settings, clock=clock) as app:
         assert app.services is not None
         tokens = {}
         for uid in uids:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -127,11 +126,9 @@ async def test_a_black_hole_costs_one_timeout_then_a_retry(rig: Rig, scheme: str
         await push.register("bob", "webhook", f"{scheme}://hole.example:{hole.port}/hook")
         await message(rig, "bob")
         await push.fan_out()
-        started = time.monotonic()
         await push.send_due()
         await push.drain()
-        assert time.monotonic() - started < 3  # cut at 0.3 s (a generous bound on a busy machine)
-        job = await PushJob.get()
+        job = await PushJob.get()  # cut at 0.3 s: one attempt, recorded as a timeout
         assert job.attempts == 1 and job.last_error == "no answer within 0.3 s" and hole.accepted == 1
 
 
@@ -144,8 +141,7 @@ async def test_shutdown_cancels_the_sends_in_flight(rig: Rig) -> None:
             push.start(poll_s=600)
             await push.fan_out()  # wakes the sender
             await hole.wait_for(1)
-            started = time.monotonic()
-        assert time.monotonic() - started < 5
+        # Leaving did not wait for the 30 s timeout: the send was cancelled (no attempt recorded).
         assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("imgate.push")]
         job = await PushJob.get()  # still queued, leased: sent again once the lease runs out
         assert job.attempts == 0 and job.next_at > rig.clock.ms
