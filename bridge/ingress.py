@@ -5,7 +5,8 @@ publisher's), served round-robin, so a user who floods waits behind their own me
 in front of anybody else's. Bounds, all in count and bytes:
 
 - per key: ``key_items`` messages and ``key_bytes`` bytes waiting;
-- overall: ``total_bytes`` waiting;
+- overall: ``total_bytes`` waiting (a user with nothing waiting may still queue one message past
+  it, so a flood cannot shut everybody else out, but never past twice it);
 - in the lanes (taken, not yet finished): ``key_inflight`` commands per key and ``max_inflight``
   overall, so one user can occupy only a few places in front of others in a shared lane.
 
@@ -54,6 +55,7 @@ class Ingress:
         self._total_bytes = 0
         self._total_inflight = 0
         self._room: dict[str, list[asyncio.Future[None]]] = {}
+        self._room_any: list[asyncio.Future[None]] = []  # refused with nothing of their own waiting
         self._work = asyncio.Event()
         self._idle = asyncio.Event()  # nothing waiting and nothing being handled
         self._idle.set()
@@ -74,9 +76,11 @@ class Ingress:
                 len(queue) >= self.limits.key_items or self._bytes[key] + size > self.limits.key_bytes):
             self.stats.refused += 1
             return False
-        if not force and self._total_bytes + size > self.limits.total_bytes and queue:
+        if not force and self._total_bytes + size > self.limits.total_bytes and (
+                queue or self._total_bytes + size > 2 * self.limits.total_bytes):
             # Overall full: a key with nothing waiting still gets one message in (so a flood
-            # cannot shut everybody else out); the others wait.
+            # cannot shut everybody else out), up to a hard ceiling (so many users cannot each
+            # add one without end); the others wait.
             self.stats.refused += 1
             return False
         if queue is None:
@@ -95,10 +99,13 @@ class Ingress:
     def room(self, topic: str) -> asyncio.Future[None]:
         """Resolves when the key of ``topic`` has had a message taken (offer again then)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key = self._key_of(topic)
         if self._closed:
             fut.set_exception(ConnectionAbortedError("the bridge has stopped"))
+        elif key in self._queues:
+            self._room.setdefault(key, []).append(fut)  # resolved when one of its messages is taken
         else:
-            self._room.setdefault(self._key_of(topic), []).append(fut)
+            self._room_any.append(fut)  # refused at the ceiling: resolved when the total is below the bound
         return fut
 
     # ---- the consumer ----------------------------------------------------------------------
@@ -145,11 +152,11 @@ class Ingress:
         """Take nothing more: producers waiting for room are told (their clients are dropped
         unacknowledged, and send again to whoever serves them next)."""
         self._closed = True
-        for waiters in self._room.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(ConnectionAbortedError("the bridge has stopped"))
+        for fut in [f for waiters in self._room.values() for f in waiters] + self._room_any:
+            if not fut.done():
+                fut.set_exception(ConnectionAbortedError("the bridge has stopped"))
         self._room.clear()
+        self._room_any = []
 
     # ---- introspection ---------------------------------------------------------------------
     @property
@@ -175,9 +182,13 @@ class Ingress:
         self._work.set()
 
     def _wake_room(self, key: str) -> None:
-        # A refused key always has messages waiting (see offer), so taking one of them is the
-        # moment to let its producers try again.
-        for fut in self._room.pop(key, ()):
+        # A refused key with messages waiting tries again when one of them is taken; one refused
+        # at the ceiling with nothing waiting, when the total is back under the bound.
+        waiters = self._room.pop(key, [])
+        if self._room_any and self._total_bytes <= self.limits.total_bytes:
+            waiters += self._room_any
+            self._room_any = []
+        for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
 
