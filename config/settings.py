@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +37,42 @@ class MqttSettings(_Part):
     # 1.5 x the client's keep-alive, as MQTT 3.1.1 §3.1.2.10 says; a client with keep-alive 0
     # is only dropped when its socket closes.
     keepalive_grace: float = Field(1.5, ge=1.0, le=10.0)
+    # More listeners on the same host, each off unless its port is set (0 picks a free port):
+    # MQTT over TLS, over WebSocket (ws://host:ws_port{ws_path}) and over secure WebSocket. The
+    # TLS ones need a PEM certificate chain and its unencrypted key (`imgate cert dev` makes a
+    # development pair).
+    tls_port: int | None = Field(default=None, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ws_port: int | None = Field(default=None, ge=0, le=65535)
+    wss_port: int | None = Field(default=None, ge=0, le=65535)
+    ws_path: str = "/mqtt"
+
+    @field_validator("ws_path")
+    @classmethod
+    def _url_path(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,254}", value):
+            msg = "must be a URL path starting with '/', e.g. /mqtt (no spaces, '?' or '#')"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _listeners(self) -> MqttSettings:
+        tls = [name for name in ("tls_port", "wss_port") if getattr(self, name) is not None]
+        missing = [name for name in ("tls_cert", "tls_key") if getattr(self, name) is None]
+        if tls and missing:
+            needs = " and ".join(f"mqtt.{n}" for n in tls) + (" needs" if len(tls) == 1 else " need")
+            msg = f"{needs} mqtt.tls_cert and mqtt.tls_key (missing: {', '.join(f'mqtt.{n}' for n in missing)})"
+            raise ValueError(msg)
+        ports: dict[int, str] = {}
+        for name in ("port", "tls_port", "ws_port", "wss_port"):
+            port = getattr(self, name)
+            if port:  # None: off; 0: a free port each
+                if port in ports:
+                    msg = f"mqtt.{ports[port]} and mqtt.{name} are both {port}: give each listener its own port"
+                    raise ValueError(msg)
+                ports[port] = name
+        return self
 
 
 class AccountSettings(_Part):
@@ -103,6 +139,12 @@ class BrokerSettings(_Part):
     publish_burst: float = Field(200.0, ge=1)
     max_subscriptions: int = Field(100, ge=1, le=100_000)
     max_topic_length: int = Field(256, ge=16, le=65535)
+    # MQTT 5: unacknowledged QoS 1/2 PUBLISHes a client may have (Receive Maximum), topic aliases
+    # it may set up, and the longest keep-alive it may ask for (0: its own choice; over it, the
+    # CONNACK's Server Keep Alive tells it this one).
+    receive_maximum: int = Field(100, ge=1, le=65535)
+    topic_alias_maximum: int = Field(16, ge=0, le=1024)
+    max_keep_alive: int = Field(0, ge=0, le=65535)
     accounts: list[AccountSettings] = Field(default_factory=list)
     # Login policy: devices of one user online at once (0 = no limit), and per platform class;
     # when a new login would exceed a limit, refuse it (CONNACK 5) or disconnect the oldest

@@ -13,6 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from broker.listeners import ListenerError
 from config.settings import ConfigError, Settings, load_settings
 from services.db import DatabaseUnavailable, SchemaMismatch
 from services.errors import ImError
@@ -90,7 +91,52 @@ def build_parser() -> argparse.ArgumentParser:
                                       "is stopped, or accept that messages stored meanwhile are indexed twice).")
     sub.add_parser("openapi", help="print the admin API's OpenAPI document",
                    description="Print the admin HTTP API's OpenAPI document (JSON).")
+    cert = sub.add_parser("cert", help="make TLS certificates", description="Make TLS certificates.")
+    cert_sub = cert.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dev = cert_sub.add_parser("dev", help="make a development CA and a server certificate",
+                              description="Make a private development CA (ca.crt, ca.key) and a server certificate "
+                                          "it signs (server.crt, server.key; EC P-256, valid about 2 years) for "
+                                          "the MQTT over TLS and secure WebSocket listeners. Clients trust ca.crt. "
+                                          "Not for production.")
+    dev.add_argument("--out", metavar="DIR", type=Path, default=Path("certs"),
+                     help="where to write the four files (default: ./certs)")
+    dev.add_argument("--host", dest="hosts", metavar="NAME", action="append",
+                     help="a host name or IP address clients connect to; repeat for several "
+                          "(default: localhost, 127.0.0.1 and ::1)")
+    dev.add_argument("--force", action="store_true",
+                     help="replace existing files (a new CA: clients must be given the new ca.crt)")
     return parser
+
+
+def _cert_dev(args: argparse.Namespace) -> int:
+    import shlex
+
+    from broker.certs import DEFAULT_HOSTS, write_dev_certs
+
+    try:
+        made = write_dev_certs(args.out, args.hosts or DEFAULT_HOSTS, overwrite=args.force)
+    except ValueError as exc:
+        print(f"imgate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"imgate: {exc}", file=sys.stderr)
+        return 1
+    q = {name: shlex.quote(str(getattr(made, name).resolve()))
+         for name in ("out", "ca_cert", "ca_key", "server_cert", "server_key")}
+    host = made.hosts[0]
+    print(f"wrote a development CA and a server certificate for {', '.join(made.hosts)} to {q['out']}:\n"
+          f"  {q['ca_cert']}  the CA certificate: clients trust it (--cafile)\n"
+          f"  {q['ca_key']}  the CA key (0600): keep it, it signs more certificates\n"
+          f"  {q['server_cert']}  the server certificate (valid until {made.not_after:%Y-%m-%d})\n"
+          f"  {q['server_key']}  its key (0600)\n"
+          f"Serve MQTT over TLS on 8883 with them (or set mqtt.tls_port, tls_cert and tls_key in the config file):\n"
+          f"  IMGATE_MQTT__TLS_PORT=8883 IMGATE_MQTT__TLS_CERT={q['server_cert']} "
+          f"IMGATE_MQTT__TLS_KEY={q['server_key']} imgate run\n"
+          f"and connect, e.g.:\n"
+          f"  mosquitto_pub --cafile {q['ca_cert']} -h {shlex.quote(host)} -p 8883 -i alice:shell -u alice "
+          f"-P \"$TOKEN\" -t im/alice/out/msg -m '{{\"cid\":\"c1\",\"to\":\"bob\",\"type\":\"text\",\"text\":\"hi\"}}'",
+          flush=True)
+    return 0
 
 
 def openapi_document() -> dict[str, Any]:
@@ -169,7 +215,9 @@ async def _run(settings: Settings) -> None:
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with App(settings) as app:
-        print(f"imgate: MQTT on {settings.mqtt.host}:{app.mqtt_port}, data in {settings.data_dir}", flush=True)
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, app.reload_tls)  # new certificate files, no connection dropped
+        print(f"imgate: {app.listening()}, data in {settings.data_dir}", flush=True)
         waiter = asyncio.create_task(app.wait(), name="imgate.wait")
         stopper = asyncio.create_task(stop.wait(), name="imgate.stop")
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -187,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(openapi_document(), indent=2, sort_keys=True))
         return 0
+    if args.command == "cert":  # needs no settings (its --host is not mqtt.host)
+        return _cert_dev(args)
     try:
         settings = _settings(args)
     except ConfigError as exc:
@@ -194,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level if args.command == "run" else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("amqtt").setLevel(max(logging.WARNING, logging.getLogger().level))
-    logging.getLogger("transitions").setLevel(logging.WARNING)
     try:
         if args.command == "run":
             asyncio.run(_run(settings))
@@ -210,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImError as exc:
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1
-    except (SchemaMismatch, DatabaseUnavailable) as exc:
+    except (SchemaMismatch, DatabaseUnavailable, ListenerError) as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

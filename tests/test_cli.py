@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,22 @@ async def test_search_reindex_on_meilisearch_and_when_it_is_down(tmp_path: Path,
         code, _, err = await _imgate(tmp_path, "search", "reindex", env=env)
         assert code == 1
         assert "search is unavailable" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("flag", "setting"), [("IMGATE_MQTT__PORT", "mqtt.port"),
+                                               ("IMGATE_MQTT__WS_PORT", "mqtt.ws_port")])
+def test_run_on_a_taken_port_stops_with_one_clear_line(tmp_path: Path, database_url: str, flag: str,
+                                                       setting: str) -> None:
+    """Before: an amqtt traceback. Now one line naming the address, the port and the setting."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "IMGATE_MQTT__PORT": "0", flag: str(port)}
+        done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "run"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("imgate:")]
+    assert len(errors) == 1, done.stderr
+    assert f"127.0.0.1:{port}" in errors[0] and setting in errors[0]
+    assert "Traceback" not in done.stderr
