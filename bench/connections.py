@@ -162,7 +162,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--concurrency", type=int, default=100,
-                        help="connects in progress at a time (default 100: amqtt and Mosquitto both listen with a "
+                        help="connects in progress at a time (default 100: Mosquitto listens with a "
                              "backlog of 100; more can overflow the accept queue and add 1 s SYN retries)")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up connecting after this many seconds")
     parser.add_argument("--brokers", nargs="+", choices=BROKERS, default=list(BROKERS))

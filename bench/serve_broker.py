@@ -54,8 +54,6 @@ def main() -> None:
     args = parser.parse_args()
     raise_nofile()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("amqtt").setLevel(max(logging.WARNING, logging.getLogger().level))
-    logging.getLogger("transitions").setLevel(logging.WARNING)
     with suppress(KeyboardInterrupt):
         asyncio.run(serve(args.port, args.data_dir, args.accounts))
 

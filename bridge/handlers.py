@@ -179,16 +179,20 @@ class Dispatcher:
             if not cmd.respond:
                 log.info("%s notification from %s failed: %s", cmd.method, cmd.uid, exc.message)
                 return []
-            return [rpc_error(self.topics, cmd.uid, cmd.id, APP_CODES[exc.code], exc.message, exc.code)]
+            return [rpc_error(self.topics, cmd.uid, cmd.id, APP_CODES[exc.code], exc.message, exc.code,
+                              reply_to=cmd.reply_to)]
         except Exception:
             self.stats.rpc_errors += 1
             log.exception("rpc %s from %s failed", cmd.method, cmd.uid)
             if not cmd.respond:
                 return []
-            return [rpc_error(self.topics, cmd.uid, cmd.id, INTERNAL_ERROR, "internal error", ErrorCode.INTERNAL)]
+            return [rpc_error(self.topics, cmd.uid, cmd.id, INTERNAL_ERROR, "internal error", ErrorCode.INTERNAL,
+                              reply_to=cmd.reply_to)]
         if not cmd.respond:
             return extra
         reply = Publish(self.topics.inbox(cmd.uid, "rpc"), dumps({"jsonrpc": "2.0", "id": cmd.id, "result": result}))
+        if cmd.reply_to is not None:
+            reply = cmd.reply_to.apply(reply)
         return [reply, *extra]
 
     async def _call(self, uid: str, method: str, params: BaseModel, device: str | None = None

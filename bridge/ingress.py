@@ -23,6 +23,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -47,7 +48,7 @@ class Ingress:
     def __init__(self, key_of: Callable[[str], str] | None = None, limits: IngressLimits | None = None) -> None:
         self._key_of = key_of or key_of_topic
         self.limits = limits or IngressLimits()
-        self._queues: dict[str, deque[tuple[str, bytes]]] = {}
+        self._queues: dict[str, deque[tuple[str, bytes, dict[int, Any] | None]]] = {}
         self._bytes: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
         self._ready: deque[str] = deque()  # keys with waiting items and room in the lanes
@@ -63,9 +64,9 @@ class Ingress:
         self.stats = IngressStats()
 
     # ---- producers -------------------------------------------------------------------------
-    def offer(self, topic: str, payload: bytes, *, force: bool = False) -> bool:
+    def offer(self, topic: str, payload: bytes, *, force: bool = False, props: dict[int, Any] | None = None) -> bool:
         """Queue a message for its key; False (nothing queued) when that key or the whole
-        ingress is full, unless ``force``."""
+        ingress is full, unless ``force``. ``props``: the MQTT 5 properties of the PUBLISH."""
         if self._closed:
             self.stats.refused += 1
             return False
@@ -86,7 +87,7 @@ class Ingress:
         if queue is None:
             queue = self._queues[key] = deque()
             self._bytes[key] = 0
-        queue.append((topic, payload))
+        queue.append((topic, payload, props))
         self._bytes[key] += size
         self._total_bytes += size
         self._idle.clear()
@@ -109,16 +110,16 @@ class Ingress:
         return fut
 
     # ---- the consumer ----------------------------------------------------------------------
-    async def take(self) -> tuple[str, str, bytes]:
-        """The next (key, topic, payload), round-robin between keys; waits for one. The caller
-        must ``release(key)`` once it has finished with it."""
+    async def take(self) -> tuple[str, str, bytes, dict[int, Any] | None]:
+        """The next (key, topic, payload, MQTT 5 properties), round-robin between keys; waits for
+        one. The caller must ``release(key)`` once it has finished with it."""
         while not self._ready or self._total_inflight >= self.limits.max_inflight:
             self._work.clear()
             await self._work.wait()
         key = self._ready.popleft()
         self._in_ready.discard(key)
         queue = self._queues[key]
-        topic, payload = queue.popleft()
+        topic, payload, props = queue.popleft()
         size = len(payload) + len(topic)
         self._bytes[key] -= size
         self._total_bytes -= size
@@ -128,7 +129,7 @@ class Ingress:
         self._total_inflight += 1
         self._mark_ready(key)
         self._wake_room(key)
-        return key, topic, payload
+        return key, topic, payload, props
 
     def release(self, key: str) -> None:
         """A message taken for ``key`` is finished: its place in the lanes is free again."""

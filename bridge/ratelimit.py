@@ -104,7 +104,7 @@ class Throttle:
                 return self._refuse(key, Reply(rpc_error(
                     self._topics, cmd.uid, cmd.id, APP_CODES[ErrorCode.RATE_LIMITED],
                     f"too many {cmd.method} requests: retry in {wait} ms", ErrorCode.RATE_LIMITED,
-                    retry_after_ms=wait), cmd.lane_key))
+                    retry_after_ms=wait, reply_to=cmd.reply_to), cmd.lane_key))
             return cmd
         if isinstance(cmd, Typing):
             if self._typing.take(key):

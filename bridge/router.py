@@ -8,6 +8,7 @@ broker's ACL guarantees belongs to the publisher.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +69,32 @@ RPC_PARAMS: dict[str, type[BaseModel]] = {
 }
 
 
+# MQTT 5 property identifiers of request/response (MQTT 5 §4.10).
+RESPONSE_TOPIC = 0x08
+CORRELATION_DATA = 0x09
+
+
+_MAX_RESPONSE_TOPIC = 256
+
 @dataclass(frozen=True, slots=True)
 class Publish:
     topic: str
     payload: bytes
     qos: int = 1
+    props: dict[int, Any] | None = None  # MQTT 5 properties (a reply's correlation data)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTo:
+    """Where an MQTT 5 request asked for its reply: its Response Topic (kept only where the
+    requester may read it: its own ``{p}/{uid}/in/rpc`` or below) and its Correlation Data."""
+
+    topic: str | None
+    correlation: bytes | None
+
+    def apply(self, pub: Publish) -> Publish:
+        props = {CORRELATION_DATA: self.correlation} if self.correlation is not None else None
+        return Publish(self.topic or pub.topic, pub.payload, pub.qos, props)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +120,7 @@ class Rpc:
     lane_key: str
     respond: bool = True  # False for JSON-RPC notifications (no "id") and out/event
     device: str | None = None  # the publishing device, when it used {p}/{uid}/out/rpc/{device}
+    reply_to: ReplyTo | None = None  # an MQTT 5 request's response topic and correlation data
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,13 @@ class Topics:
         """Delivered by the broker to that one device only (protocol §7)."""
         return f"{self.prefix}/{uid}/in/notify/{device}"
 
+    def device_limit_notice(self, uid: str, device: str, by: str) -> tuple[str, bytes]:
+        """What a device disconnected by the device policy is told first (protocol §7): on the
+        user's notify topic, so the kicked device and the others see why."""
+        notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": by,
+                  "ts": time.time_ns() // 1_000_000}
+        return self.inbox(uid, "notify"), dumps(notice)
+
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
         filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/rpc/+",
                    f"{self.prefix}/+/out/event", "presence/+/+"]
@@ -156,13 +186,14 @@ def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, messag
 
 
 def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None, *,
-              retry_after_ms: int | None = None) -> Publish:
+              retry_after_ms: int | None = None, reply_to: ReplyTo | None = None) -> Publish:
     error: dict[str, Any] = {"code": code, "message": message}
     if app is not None:
         error["data"] = {"code": app.value}
         if retry_after_ms is not None:
             error["data"]["retry_after_ms"] = retry_after_ms
-    return Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
+    pub = Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
+    return reply_to.apply(pub) if reply_to is not None else pub
 
 
 def _usable_cid(body: Any) -> str | None:
@@ -189,21 +220,22 @@ class Router:
         self.max_payload = max_payload
         self.max_text = max_text
 
-    def route(self, topic: str, payload: bytes) -> Command:
+    def route(self, topic: str, payload: bytes, props: dict[int, Any] | None = None) -> Command:
+        """``props``: the MQTT 5 properties of the PUBLISH (request/response for out/rpc)."""
         levels = topic.split("/")
         if len(levels) == 3 and levels[0] == "presence":
             return self._presence(levels[1], levels[2], payload)
         if len(levels) == 5 and levels[0] == self.topics.prefix and levels[2] == "out" and levels[3] == "rpc" \
                 and UID_RE.match(levels[1]) and valid_device(levels[4]):
             # {p}/{uid}/out/rpc/{device}: the broker lets only that device publish here.
-            return self._rpc(levels[1], payload, levels[4])
+            return self._rpc(levels[1], payload, levels[4], self.reply_to(levels[1], props))
         if len(levels) != 4 or levels[0] != self.topics.prefix or levels[2] != "out" or not UID_RE.match(levels[1]):
             return Ignore(f"not a client topic: {topic!r}")
         uid, kind = levels[1], levels[3]
         if kind == "msg":
             return self._send(uid, payload)
         if kind == "rpc":
-            return self._rpc(uid, payload)
+            return self._rpc(uid, payload, None, self.reply_to(uid, props))
         if kind == "event":
             return self._event(uid, payload)
         return Ignore(f"unknown out topic {kind!r} from {uid}", lane_key=uid)
@@ -235,7 +267,28 @@ class Router:
         return Send(command, lane)
 
     # ---- out/rpc -------------------------------------------------------------------------
-    def _rpc(self, uid: str, payload: bytes, device: str | None = None) -> Command:
+    def reply_to(self, uid: str, props: dict[int, Any] | None) -> ReplyTo | None:
+        """An MQTT 5 request's Response Topic and Correlation Data. A response topic the
+        requester could not read (another user's, or outside its ``in/rpc``) is not used: the
+        reply goes to ``{p}/{uid}/in/rpc``, still with the correlation data."""
+        if not props:
+            return None
+        topic, correlation = props.get(RESPONSE_TOPIC), props.get(CORRELATION_DATA)
+        own = f"{self.topics.prefix}/{uid}/in/rpc"
+        if not isinstance(topic, str) or len(topic) > _MAX_RESPONSE_TOPIC or "+" in topic or "#" in topic \
+                or not (topic == own or topic.startswith(own + "/")):
+            topic = None
+        if not isinstance(correlation, bytes):
+            correlation = None
+        return ReplyTo(topic, correlation) if topic is not None or correlation is not None else None
+
+    def _rpc(self, uid: str, payload: bytes, device: str | None = None, reply_to: ReplyTo | None = None) -> Command:
+        cmd = self._rpc_command(uid, payload, device, reply_to)
+        if reply_to is not None and isinstance(cmd, Reply):
+            return Reply(reply_to.apply(cmd.publish), cmd.lane_key)
+        return cmd
+
+    def _rpc_command(self, uid: str, payload: bytes, device: str | None, reply_to: ReplyTo | None) -> Command:
         if len(payload) > self.max_payload:
             return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST,
                                    f"request is {len(payload)} bytes; the limit is {self.max_payload}",
@@ -267,7 +320,7 @@ class Router:
                                        "(your own device)", ErrorCode.BAD_REQUEST), uid)
         # Group changes are laned with the group's messages, so both keep the order they were sent in.
         lane = f"g:{params.gid}" if env.method.startswith("group.") and hasattr(params, "gid") else uid
-        return Rpc(uid, env.id, env.method, params, lane, respond="id" in body, device=device)
+        return Rpc(uid, env.id, env.method, params, lane, respond="id" in body, device=device, reply_to=reply_to)
 
     # ---- out/event -----------------------------------------------------------------------
     def _event(self, uid: str, payload: bytes) -> Command:

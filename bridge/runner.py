@@ -61,9 +61,9 @@ class Bridge:
 
     async def _schedule(self) -> None:
         while True:
-            key, topic, payload = await self.ingress.take()
+            key, topic, payload, props = await self.ingress.take()
             try:
-                cmd = self._throttle.check(key, self._router.route(topic, payload))
+                cmd = self._throttle.check(key, self._router.route(topic, payload, props))
             except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
                 log.exception("could not route a message on %s", topic)
                 self.ingress.release(key)
@@ -78,7 +78,7 @@ class Bridge:
     async def publish_many(self, pubs: list[Publish]) -> None:
         """Publish from outside the lanes (the admin API's notifications)."""
         if pubs:
-            await self._transport.publish_many([(p.topic, p.payload, p.qos) for p in pubs])
+            await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
 
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)
@@ -93,7 +93,7 @@ class Bridge:
                 if len(pubs) == 1:
                     await self._publish(pubs[0])
                 elif pubs:
-                    await self._transport.publish_many([(p.topic, p.payload, p.qos) for p in pubs])
+                    await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
             except ConnectionError:
                 log.exception("deliveries lost for %r", type(cmd).__name__)
             except Exception:
@@ -103,6 +103,6 @@ class Bridge:
 
     async def _publish(self, pub: Publish) -> None:
         try:
-            await self._transport.publish(pub.topic, pub.payload, pub.qos)
+            await self._transport.publish(pub.topic, pub.payload, pub.qos, pub.props)
         except ConnectionError:
             log.exception("delivery lost: %s", pub.topic)

@@ -12,7 +12,7 @@ import random
 import socket
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 
@@ -26,6 +26,9 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 _FANOUT_SLICE = 64
 
 
+Props = dict[int, Any] | None  # MQTT 5 properties by identifier
+Item = tuple[str, bytes, int, Props]  # topic, payload, QoS, properties
+
 class Transport(Protocol):
     ready: asyncio.Event  # set once subscribed for the first time
 
@@ -33,10 +36,11 @@ class Transport(Protocol):
         """Subscribe and offer every message to ``ingress`` until cancelled (reconnecting). A
         QoS 1 message is acknowledged to the broker only once the ingress has taken it."""
 
-    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        """Publish; returns once the broker has it (or raises after retries)."""
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        """Publish; returns once the broker has it (or raises after retries). ``props``: MQTT 5
+        properties (the correlation data of a reply)."""
 
-    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
+    async def publish_many(self, items: list[Item]) -> None:
         """Publish several, written in order (a fan-out). Raises ConnectionError if one was lost."""
 
 
@@ -49,7 +53,7 @@ class LocalBus(Protocol):
 
     def detach_local(self, name: str) -> None: ...
 
-    def route(self, topic: str, data: bytes, qos: int) -> int: ...
+    def route(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +151,8 @@ class MqttTransport:
         if qos:
             client._client.ack(mid, qos)
 
-    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        """Publish, waiting out a reconnect (bounded) rather than dropping a delivery."""
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        """Publish (without MQTT 5 properties: this client speaks 3.1.1), waiting out a reconnect (bounded) rather than dropping a delivery."""
         for attempt in range(1, 6):
             if self._client is None:
                 try:
@@ -167,7 +171,7 @@ class MqttTransport:
         msg = f"gave up publishing to {topic}"
         raise ConnectionError(msg)
 
-    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
+    async def publish_many(self, items: list[Item]) -> None:
         # paho writes them in call order; the acknowledgements are awaited together.
         results = await asyncio.gather(*(self.publish(*item) for item in items), return_exceptions=True)
         lost = [r for r in results if isinstance(r, BaseException)]
@@ -195,11 +199,11 @@ class LocalTransport:
             self._bus.detach_local(self._name)
             ingress.close()
 
-    async def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        self._bus.route(topic, payload, qos)
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        self._bus.route(topic, payload, qos, props)
 
-    async def publish_many(self, items: list[tuple[str, bytes, int]]) -> None:
-        for n, (topic, payload, qos) in enumerate(items, 1):
-            self._bus.route(topic, payload, qos)
+    async def publish_many(self, items: list[Item]) -> None:
+        for n, (topic, payload, qos, props) in enumerate(items, 1):
+            self._bus.route(topic, payload, qos, props)
             if n % _FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # a large group's fan-out lets other conversations run between slices

@@ -1,14 +1,12 @@
-"""Per-session outgoing delivery: QoS 1 in-flight window, bounded offline queue, redelivery.
+"""Per-session outgoing delivery: in-flight window (QoS 1 and 2), bounded offline queue, redelivery.
 
-amqtt 0.12.1 sends each delivery from its own task that waits for the PUBACK and drops the
-message after a hard-coded 5 s; keeps offline messages in an unbounded queue and replays them
-with the retain flag set; and forgets unacknowledged in-flight messages on reconnect. The Outbox
-replaces that for every subscriber:
-
-- a delivery is encoded once and written straight to the socket when the session is connected
-  and has room in its in-flight window; otherwise it waits in a bounded queue;
-- an in-flight QoS 1 message stays until its PUBACK, however long that takes; on a persistent
-  session's reconnect the unacknowledged ones are sent again with DUP set, then the queue;
+- a delivery is sent at once when the session is connected and has room in its in-flight window
+  (the smaller of the server's ``max_inflight`` and the client's MQTT 5 Receive Maximum);
+  otherwise it waits in a bounded queue;
+- an in-flight message stays until it is acknowledged (PUBACK; PUBREC then PUBCOMP for QoS 2),
+  however long that takes; on a persistent session's reconnect the unacknowledged PUBLISHes are
+  sent again with DUP set and the released QoS 2 ones get their PUBREL again, then the queue;
+- a message whose MQTT 5 Message Expiry Interval has passed is dropped instead of sent;
 - the window and the queue are bounded in count *and* bytes (one message over the byte bound
   still goes when nothing else is in flight or queued, so a large history page is never stuck);
 - when the queue is full the configured policy drops the oldest (default) or the newest message,
@@ -25,9 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-from broker.framing import remaining_length
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger("imgate.broker")
 
@@ -35,23 +31,51 @@ OfflinePolicy = Literal["drop_oldest", "drop_newest"]
 _WRITE_BUFFER_LIMIT = 1 << 20  # a client that does not read: queue instead of buffering more
 
 
-class Wire(Protocol):
-    """Where an Outbox writes: the live connection's socket."""
+@dataclass(slots=True)
+class Message:
+    """A routed application message, shared by all its deliveries."""
 
-    def write(self, data: bytes) -> None: ...
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool = False
+    props: dict[int, Any] | None = None  # MQTT 5 properties passed through (user properties, response topic...)
+    expires_at: float | None = None  # monotonic deadline (MQTT 5 Message Expiry Interval)
+    publisher: str | None = None  # client id of the publishing connection (for no-local)
+
+    @property
+    def size(self) -> int:
+        return len(self.topic) + len(self.payload)
+
+
+@dataclass(slots=True)
+class Pending:
+    """One delivery to one session."""
+
+    message: Message
+    qos: int
+    retain: bool = False
+    sub_ids: list[int] | None = None
+    released: bool = False  # QoS 2: PUBREC received, PUBREL sent, waiting for PUBCOMP
+
+    @property
+    def size(self) -> int:
+        return self.message.size
+
+
+class Wire(Protocol):
+    """Where an Outbox sends: the live connection."""
+
+    def publish(self, item: Pending, packet_id: int, *, dup: bool = False) -> bool:
+        """Send a PUBLISH; False if the client cannot take it (over its Maximum Packet Size, or
+        expired): the server then acts as if it was delivered."""
+
+    def pubrel(self, packet_id: int) -> None: ...
 
     def buffered(self) -> int: ...
 
     def abort(self) -> None:
         """Close the connection now (the client is not reading)."""
-
-
-def encode_publish(topic: bytes, payload: bytes, qos: int, packet_id: int = 0, *, dup: bool = False,
-                   retain: bool = False) -> bytes:
-    """One MQTT 3.1.1 PUBLISH packet. ``topic`` is the UTF-8 topic name."""
-    flags = (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
-    variable = len(topic).to_bytes(2, "big") + topic + (packet_id.to_bytes(2, "big") if qos else b"")
-    return bytes((0x30 | flags,)) + remaining_length(len(variable) + len(payload)) + variable + payload
 
 
 @dataclass(slots=True)
@@ -63,20 +87,10 @@ class Stats:
     redelivered: int = 0
     dropped_offline: int = 0
     dropped_qos0: int = 0
+    dropped_expired: int = 0  # MQTT 5 messages whose expiry interval passed before they could be sent
+    dropped_too_large: int = 0  # over a client's Maximum Packet Size
     slow_consumers: int = 0  # connections aborted because their outbox was full
     paced: int = 0  # times a connection was read more slowly for sending over its publish rate
-
-
-@dataclass(slots=True)
-class _Pending:
-    topic: bytes
-    payload: bytes
-    qos: int
-    retain: bool = False
-
-    @property
-    def size(self) -> int:
-        return len(self.topic) + len(self.payload)
 
 
 @dataclass(slots=True)
@@ -90,51 +104,72 @@ class Outbox:
     max_inflight_bytes: int = 1 << 20
     max_queued_bytes: int = 4 << 20
     reads: Callable[[str], bool] | None = None  # checked on every delivery (None: may read anything)
-    stall_s: float = 5.0  # connected, full, and no PUBACK for this long: a slow consumer
+    stall_s: float = 5.0  # connected, full, and no acknowledgement for this long: a slow consumer
     wire: Wire | None = None
-    inflight: dict[int, _Pending] = field(default_factory=dict)  # insertion-ordered
-    queue: deque[_Pending] | None = None  # created on first use: most sessions never queue
+    window: int = 100  # in-flight limit of the live connection: min(max_inflight, its Receive Maximum)
+    inflight: dict[int, Pending] = field(default_factory=dict)  # insertion-ordered
+    queue: deque[Pending] | None = None  # created on first use: most sessions never queue
     inflight_bytes: int = 0
     queued_bytes: int = 0
     _next_id: int = 0
     _aborted: bool = False
     paused: int = 0  # >0 while the server itself is not reading this client (pace, back-pressure)
-    _progress: float = 0.0  # monotonic time since which an acknowledgement is awaited (last PUBACK, or first send)
+    _progress: float = 0.0  # monotonic time since which an acknowledgement is awaited
     _stall_timer: asyncio.TimerHandle | None = None
 
     # ---- delivery ------------------------------------------------------------------------
-    def deliver(self, topic: bytes, payload: bytes, qos: int, retain: bool = False) -> None:
-        """Send now if possible, else queue (QoS 1) or drop (QoS 0 while away)."""
+    def deliver(self, message: Message, qos: int, retain: bool = False, sub_ids: list[int] | None = None) -> None:
+        """Send now if possible, else queue (QoS 1/2) or drop (QoS 0 while away)."""
         wire = self.wire
         if qos == 0:
             if wire is not None and wire.buffered() < _WRITE_BUFFER_LIMIT:
-                wire.write(encode_publish(topic, payload, 0, retain=retain))
-                self.stats.delivered += 1
+                if wire.publish(Pending(message, 0, retain, sub_ids), 0):
+                    self.stats.delivered += 1
             else:
                 self.stats.dropped_qos0 += 1
             return
-        item = _Pending(topic, payload, 1, retain)
+        item = Pending(message, qos, retain, sub_ids)
         if wire is not None and not self.queue and self._has_room(wire, item.size):
             self._send(wire, item)
         else:
             self._enqueue(item)
 
     def ack(self, packet_id: int) -> None:
-        """PUBACK received: free the slot, send what waits."""
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) received: free the slot, send what waits."""
         item = self.inflight.pop(packet_id, None)
         if item is not None:
             self.inflight_bytes -= item.size
             self._progress = time.monotonic()
             self._drain()
 
+    def received(self, packet_id: int, reason: int = 0) -> None:
+        """PUBREC for a QoS 2 message: release it (PUBREL), or drop it if the client refused it."""
+        item = self.inflight.get(packet_id)
+        if item is None or item.qos != 2:
+            if self.wire is not None and item is None:
+                self.wire.pubrel(packet_id)  # a PUBREC for a released id: answer so the client can finish
+            return
+        if reason >= 0x80:
+            self.ack(packet_id)
+            return
+        item.released = True
+        self._progress = time.monotonic()
+        if self.wire is not None:
+            self.wire.pubrel(packet_id)
+
     # ---- connection lifecycle ------------------------------------------------------------
-    def attach(self, wire: Wire) -> None:
-        """A connection resumed this session: resend unacknowledged messages (DUP), then the queue."""
+    def attach(self, wire: Wire, receive_maximum: int = 65535) -> None:
+        """A connection resumed this session: resend unacknowledged messages (DUP) and PUBRELs,
+        then the queue."""
         self.wire = wire
+        self.window = max(1, min(self.max_inflight, receive_maximum))
         self._aborted = False
         self._progress = time.monotonic()
         for packet_id, item in self.inflight.items():
-            wire.write(encode_publish(item.topic, item.payload, item.qos, packet_id, dup=True))
+            if item.released:
+                wire.pubrel(packet_id)
+            else:
+                wire.publish(item, packet_id, dup=True)
             self.stats.redelivered += 1
         self._drain()
 
@@ -148,18 +183,23 @@ class Outbox:
     def _has_room(self, wire: Wire, size: int) -> bool:
         if not self.inflight:
             return wire.buffered() < _WRITE_BUFFER_LIMIT
-        return (len(self.inflight) < self.max_inflight and self.inflight_bytes + size <= self.max_inflight_bytes
+        return (len(self.inflight) < self.window and self.inflight_bytes + size <= self.max_inflight_bytes
                 and wire.buffered() < _WRITE_BUFFER_LIMIT)
 
-    def _send(self, wire: Wire, item: _Pending) -> None:
+    def _send(self, wire: Wire, item: Pending) -> None:
+        expires = item.message.expires_at
+        if expires is not None and expires <= time.monotonic():
+            self.stats.dropped_expired += 1
+            return
+        packet_id = self._allocate_id()
+        if not wire.publish(item, packet_id):
+            self.stats.dropped_too_large += 1
+            return
         if not self.inflight:
             self._progress = time.monotonic()  # from now on an acknowledgement is due
-        packet_id = self._allocate_id()
         self.inflight[packet_id] = item
         self.inflight_bytes += item.size
-        # Retain is only ever set on a retained message sent because of a new subscription.
-        wire.write(encode_publish(item.topic, item.payload, 1, packet_id, retain=item.retain))
-        item.retain = False  # a redelivery is not a retained-replay any more
+        item.retain = False  # a redelivery is not a retained replay any more
         self.stats.delivered += 1
 
     def _full(self, size: int) -> bool:
@@ -167,7 +207,7 @@ class Outbox:
         return queue is not None and len(queue) > 0 and (
             len(queue) >= self.max_queued or self.queued_bytes + size > self.max_queued_bytes)
 
-    def _enqueue(self, item: _Pending) -> None:
+    def _enqueue(self, item: Pending) -> None:
         if self.queue is None:
             self.queue = deque()
         if self.wire is not None and not self._aborted and self._stall_timer is None and self._full(item.size):
@@ -210,6 +250,7 @@ class Outbox:
             item = queue.popleft()
             self.queued_bytes -= item.size
             self._send(wire, item)
+            wire = self.wire  # sending may have closed the connection
 
     def _allocate_id(self) -> int:
         for _ in range(65535):

@@ -18,7 +18,8 @@ from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
 from broker.acl import AclRule, TopicAcl
-from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ServiceAccount
+from broker.listeners import ListenerError
+from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ListenerSpec, ServiceAccount
 from config.settings import LimitSettings, Settings
 from services.conversations.groups import GroupService
 from services.conversations.service import ConversationService
@@ -88,6 +89,22 @@ def rate_limits(s: LimitSettings) -> RateLimits:
                       error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
 
 
+def listener_specs(s: Settings) -> list[ListenerSpec]:
+    """The listeners besides plain MQTT on mqtt.port: TLS, WebSocket, secure WebSocket (each off
+    while its port is unset)."""
+    m, max_message = s.mqtt, s.broker.max_packet_bytes + 8
+    specs: list[ListenerSpec] = []
+    if m.tls_port is not None:
+        specs.append(ListenerSpec("tls", m.host, m.tls_port, "mqtt.tls_port", m.tls_cert, m.tls_key,
+                                  max_message=max_message))
+    if m.ws_port is not None:
+        specs.append(ListenerSpec("ws", m.host, m.ws_port, "mqtt.ws_port", ws_path=m.ws_path, max_message=max_message))
+    if m.wss_port is not None:
+        specs.append(ListenerSpec("wss", m.host, m.wss_port, "mqtt.wss_port", m.tls_cert, m.tls_key,
+                                  ws_path=m.ws_path, max_message=max_message))
+    return specs
+
+
 def vars_of(stats: Any) -> dict[str, float]:
     return {f.name: getattr(stats, f.name) for f in fields(stats)}
 
@@ -152,10 +169,12 @@ class App:
                 devices=DevicePolicy(s.broker.max_devices, s.broker.max_devices_per_class, s.broker.platform_classes,
                                      s.broker.on_device_limit),
                 clients=ClientLimits(s.broker.max_packet_bytes, s.broker.publish_rate, s.broker.publish_burst,
-                                     s.broker.max_subscriptions, s.broker.max_topic_length),
+                                     s.broker.max_subscriptions, s.broker.max_topic_length, s.broker.receive_maximum,
+                                     s.broker.topic_alias_maximum, s.broker.max_keep_alive),
                 presence_interval_ms=s.broker.presence_min_interval_ms,
                 session_expiry_s=s.broker.session_expiry_s,
                 accept_users=False,  # until the bridge consumes what they publish (below)
+                listeners=listener_specs(s), device_notice=topics.device_limit_notice,
             ))
             if b.transport == "auto":
                 assert self.broker.broker is not None
@@ -289,10 +308,34 @@ class App:
         await self.bridge.publish_many(self.bridge.dispatcher.notification_publishes(deliveries))
         return stored, len(deliveries)
 
+    def listening(self) -> str:
+        """Where clients connect, for the start-up line."""
+        if self.broker is None:
+            return f"bridge to the MQTT broker at {self.settings.broker.host}:{self.settings.broker.port}"
+        names = {"tcp": "MQTT", "tls": "MQTT/TLS", "ws": "WebSocket", "wss": "secure WebSocket"}
+        host = self.settings.mqtt.host
+        parts = [f"{names[s.kind]} on {host}:{self.broker.port_of(s.kind)}"
+                 + (self.settings.mqtt.ws_path if s.kind in ("ws", "wss") else "") for s in self.broker.specs]
+        return ", ".join(parts)
+
+    def reload_tls(self) -> None:
+        """SIGHUP: read the TLS certificate and key again (new handshakes use them; live
+        connections are kept). A bad pair is logged and the old one stays."""
+        if self.broker is None:
+            return
+        try:
+            self.broker.listeners.reload_tls()
+            log.info("TLS certificate reloaded")
+        except (ListenerError, OSError, ValueError) as exc:
+            log.error("TLS certificate not reloaded: %s", exc)
+
     async def _kick(self, uid: str, device: str | None, reason: str) -> int:
         if self.broker is None or self.broker.broker is None:
             return 0  # an external broker: the auth watcher of its own deployment applies it
-        return await self.broker.broker.kick(uid, device, reason)
+        # A revocation or a disable is "not authorized any more" (as the auth watcher says it);
+        # a plain logout by the admin is an administrative action.
+        code = 0x87 if reason in ("user disabled", "token revoked") else 0x98
+        return await self.broker.broker.kick(uid, device, reason, code)
 
     async def _health(self) -> dict[str, bool]:
         from tortoise import connections
@@ -307,7 +350,7 @@ class App:
             self.bridge is not None and self.bridge.ready.is_set()
         checks = {"database": database, "bridge": bridge}
         if self.broker is not None:
-            checks["broker"] = self.broker.broker is not None and self.broker.broker.transitions.state == "started"
+            checks["broker"] = self.broker.serving
         return checks
 
     async def metrics(self) -> dict[str, float]:

@@ -109,10 +109,16 @@ class Device:
 
 @asynccontextmanager
 async def connect(port: int, uid: str, device: str, token: str, *, subscribe: list[str] | None = None,
-                  clean_session: bool = True, keepalive: int = 30) -> AsyncIterator[Device]:
-    """Connect a device with aiomqtt and collect everything it receives."""
-    async with aiomqtt.Client("127.0.0.1", port, username=uid, password=token, identifier=f"{uid}:{device}",
-                              clean_session=clean_session, keepalive=keepalive) as client:
+                  clean_session: bool = True, keepalive: int = 30, host: str = "127.0.0.1",
+                  **client_kwargs: Any) -> AsyncIterator[Device]:
+    """Connect a device with aiomqtt and collect everything it receives. ``client_kwargs`` go to
+    aiomqtt.Client (``protocol=ProtocolVersion.V5``, ``tls_context``, ``transport="websockets"``...)."""
+    if client_kwargs.get("protocol") == aiomqtt.ProtocolVersion.V5:
+        client_kwargs.setdefault("clean_start", clean_session)
+    else:
+        client_kwargs["clean_session"] = clean_session
+    async with aiomqtt.Client(host, port, username=uid, password=token, identifier=f"{uid}:{device}",
+                              keepalive=keepalive, **client_kwargs) as client:
         dev = Device(client, uid, device=device)
 
         async def reader() -> None:

@@ -28,7 +28,7 @@ _PER_SENDER = 40
 @dataclass
 class StormConfig:
     clients: int = 2000
-    concurrency: int = 100  # connects in progress at once (amqtt listens with a backlog of 100)
+    concurrency: int = 100  # connects in progress at once (Mosquitto listens with a backlog of 100)
     timeout: float = 180.0  # for connecting everyone, each time
     converge_s: float = 30.0  # presence and deliveries must settle within this
     env: dict[str, str] = field(default_factory=dict)

@@ -17,7 +17,7 @@ def topic(uid: str) -> str:
 async def take_all(ingress: Ingress, n: int) -> list[str]:
     out = []
     for _ in range(n):
-        key, _, _ = await asyncio.wait_for(ingress.take(), 1)
+        key, *_ = await asyncio.wait_for(ingress.take(), 1)
         out.append(key)
         ingress.release(key)
     return out
@@ -38,7 +38,7 @@ async def test_a_full_user_is_refused_and_told_when_to_offer_again() -> None:
     assert ingress.offer(topic("alice"), b"a")  # others are not affected
     room = ingress.room(topic("mallory"))
     assert not room.done()
-    key, _, _ = await ingress.take()
+    key, *_ = await ingress.take()
     assert key == "mallory" and room.done()
     assert ingress.offer(topic("mallory"), b"3")
 

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from broker.acl import TopicAcl
-from broker.server import EmbeddedBroker, ImBroker
+from broker.server import EmbeddedBroker, Hub
 from config.settings import Settings
 from imgate.app import App, build_services
 from services.db import Database
 from services.ids import SystemClock
 from tests.conftest import Users
 from tests.helpers import connect, on, tweak
+from tests.mqtt5raw import connect5
 from tests.mqttraw import (
     RawConnection,
     publish,
@@ -216,7 +217,7 @@ async def test_a_client_that_never_reads_is_cut_off_and_its_outbox_stays_bounded
         assert app.broker.broker.stats.slow_consumers == 1
         # What waits for the (persistent, now dormant) session is bounded in bytes: one message
         # over the window's bound (always let through) and the queue's bound.
-        outbox = app.broker.broker._outboxes["bob:tv"]
+        outbox = app.broker.broker.sessions["bob:tv"].outbox
         assert outbox.inflight_bytes + outbox.queued_bytes <= 260_000 + (256 << 10)
         # Everybody else goes on, and the history is all there.
         async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
@@ -232,7 +233,7 @@ def users_factory() -> Any:
 
 # ---- 7. a token revoked while its login waits ------------------------------------------------------
 
-class _RevokeDuringTakeOver(ImBroker):
+class _RevokeDuringTakeOver(Hub):
     """Makes the race of the review deterministic: while a login waits for the take-over of the
     previous connection (up to 5 s when that one does not read), the token is revoked and the
     revocation applied to the connections live at that moment (not yet this one)."""
@@ -240,14 +241,14 @@ class _RevokeDuringTakeOver(ImBroker):
     revoke: Any = None
     applied: asyncio.Event
 
-    async def _take_over(self, client_id: str, old: Any) -> None:
-        await super()._take_over(client_id, old)
+    async def _take_over(self, old: Any) -> None:
+        await super()._take_over(old)
         self.applied = asyncio.Event()
         await type(self).revoke()
         await asyncio.wait_for(self.applied.wait(), 10)
 
-    async def kick(self, uid: str, device: str | None = None, reason: str = "") -> int:
-        count = await super().kick(uid, device, reason)
+    async def kick(self, uid: str, device: str | None = None, reason: str = "", code: int = 0x98) -> int:
+        count = await super().kick(uid, device, reason, code)
         if reason == "revoke" and hasattr(self, "applied"):
             self.applied.set()
         return count
@@ -263,7 +264,7 @@ async def test_a_token_revoked_while_its_login_waits_for_a_take_over_is_not_left
         broker = await stack.enter_async_context(EmbeddedBroker(
             host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
             service_accounts={"svc:test": secrets.token_urlsafe(16)}, keepalive_grace=1.5, auth_poll_interval=0.05,
-            broker_cls=_RevokeDuringTakeOver))
+            hub_cls=_RevokeDuringTakeOver))
         first = await raw_connect(broker.port, "alice:phone", "alice", token)
         assert first.return_code == 0
         # Passes the token check, waits for the take-over meanwhile the token is revoked: it is
@@ -379,6 +380,8 @@ async def test_users_wait_until_the_bridge_is_attached(database_url: str) -> Non
             accept_users=False))
         early = await raw_connect(broker.port, "alice:phone", "alice", token)
         assert early.return_code == 3
+        early5 = await connect5(broker.port, "alice:phone", "alice", token)
+        assert early5.connack is not None and early5.connack.reason == 0x89  # MQTT 5: server busy
         internal = await raw_connect(broker.port, "bridge-1", "svc:test", "x" * 20)
         assert internal.return_code == 0  # the bridge itself (over MQTT) may connect
         assert broker.broker is not None
