@@ -9,6 +9,6 @@ COPY imgate imgate
 RUN pip install --no-cache-dir .
 ENV IMGATE_DATA_DIR=/data IMGATE_MQTT__HOST=0.0.0.0
 VOLUME /data
-EXPOSE 1883
+EXPOSE 1883 8883 8884
 ENTRYPOINT ["imgate"]
 CMD ["run"]
