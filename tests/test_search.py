@@ -257,3 +257,35 @@ async def test_a_user_in_very_many_conversations(settings: Settings, backend: Ba
         assert [d.id for d in found] == ["a"]
     finally:
         index.close()
+
+
+async def test_closing_the_embedded_index_waits_for_the_job_its_thread_is_running(tmp_path: Any) -> None:
+    """Found when the broker got faster: the indexer was cancelled at shutdown while its worker
+    thread was still writing, and close() pulled the SQLite connection from under it (the test
+    process died of a segmentation fault). Now the connection closes once that job is done, and
+    a job that had not started yet finds the index closed. Tried at several moments of the job."""
+    from services.search.base import Doc
+    from services.search.embedded import EmbeddedSearch
+
+    docs = [Doc(f"m{i}", "d:a:b", i, "a", i, f"word{i} " * 20) for i in range(5_000)]
+    outcomes = set()
+    for turns in range(12):
+        index = EmbeddedSearch(tmp_path / f"closing-{turns}.db")
+        await index.start()
+        opened = index._inflight
+        indexing = asyncio.create_task(index.add(docs))
+        while index._inflight is opened:  # until the job is handed to the worker thread
+            await asyncio.sleep(0)
+        job = index._inflight
+        assert job is not None
+        for _ in range(turns * turns):  # the thread gets further into the job each time
+            await asyncio.sleep(0)
+        indexing.cancel()
+        index.close()
+        await asyncio.wait({job})
+        error = job.exception()
+        assert error is None or "closed" in str(error), error  # never a write on a closed connection
+        outcomes.add("written" if error is None else "not started")
+        with pytest.raises(RuntimeError, match="closed"):
+            await index.add(docs[:1])
+    assert "written" in outcomes  # some jobs were under way when close() came

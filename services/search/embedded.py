@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from services.files import private_sqlite_file
 from services.search.base import Doc, Window
@@ -26,8 +27,13 @@ class EmbeddedSearch:
         self._path = path
         self._lock = asyncio.Lock()
         self._db: sqlite3.Connection | None = None
+        self._closed = False
+        self._inflight: asyncio.Future[Any] | None = None  # the worker thread's current job
 
     def _open(self) -> sqlite3.Connection:
+        if self._closed:
+            msg = "the search index is closed"
+            raise RuntimeError(msg)
         if self._db is None:
             private_sqlite_file(self._path)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
@@ -52,7 +58,10 @@ class EmbeddedSearch:
 
     async def _run(self, fn, *args):
         async with self._lock:
-            return await asyncio.to_thread(fn, *args)
+            # Cancelling the caller does not stop the thread: the job is kept so that close()
+            # does not pull the connection from under it (SQLite then crashes the process).
+            self._inflight = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            return await asyncio.shield(self._inflight)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -136,6 +145,13 @@ class EmbeddedSearch:
         return await self._run(query)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        """Close the index; a job still running in the worker thread finishes first."""
+        self._closed = True
+        db, self._db = self._db, None
+        if db is None:
+            return
+        job = self._inflight
+        if job is not None and not job.done():
+            job.add_done_callback(lambda _: db.close())
+        else:
+            db.close()
