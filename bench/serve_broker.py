@@ -23,9 +23,8 @@ from bench._common import raise_nofile
 
 
 async def serve(port: int, data_dir: Path, accounts: int) -> None:
-    from broker.acl import TopicAcl
-    from broker.server import EmbeddedBroker
-    from imgate.app import build_services
+        from broker.server import EmbeddedBroker
+    from imgate.app import build_services, topic_acl
     from services.db import Database
     from services.ids import SystemClock
 
@@ -37,7 +36,7 @@ async def serve(port: int, data_dir: Path, accounts: int) -> None:
     async with Database(f"sqlite://{data_dir}/imgate.db"):
         users = build_services(SystemClock()).users
         service_accounts = {f"bench-{i}": "bench" for i in range(accounts)}
-        async with EmbeddedBroker(host="127.0.0.1", port=port, authenticator=users, acl=TopicAcl("im"),
+        async with EmbeddedBroker(host="127.0.0.1", port=port, authenticator=users, acl=topic_acl("im"),
                                   service_accounts=service_accounts, keepalive_grace=1.5,
                                   auth_poll_interval=1.0) as eb:
             print("READY", eb.port, flush=True)

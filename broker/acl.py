@@ -1,7 +1,9 @@
-"""Topic ACL, protocol §2, plus mosquitto-style rules for service accounts. Pure functions, no IO.
+"""Topic ACL (protocol §2): mosquitto-style rules for service accounts, the broker's own
+presence topics, and, for users, the topic layout of the application, injected (``UserTopics``:
+the broker knows no IM topic; ``bridge.acl`` says which a user may use). Pure functions, no IO.
 
-Users get the fixed user ACL: publish only ``{p}/{uid}/out/{kind}``, subscribe only under
-``{p}/{uid}/in/`` and ``presence/{uid}/+`` (or one device) of one concrete uid.
+Users may subscribe to ``presence/{uid}/+`` (or one device) of one concrete uid, and publish,
+subscribe and read what their ``UserTopics`` allow.
 
 Service accounts (the bridge, operators' gateways, test accounts) get rules, one per line:
 ``read|write|readwrite|deny TOPIC-FILTER``, where ``%u`` is the account's username and ``%c``
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from broker.topics import filter_covers, filter_matches, valid_filter
 
@@ -105,11 +107,22 @@ def _has_wildcard(level: str) -> bool:
     return "+" in level or "#" in level
 
 
-class TopicAcl:
-    """Decides publish, subscribe and (for retained replay) receive, per principal."""
+class UserTopics(Protocol):
+    """The application's topics a user's device may use (implemented by ``bridge.acl``)."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+    def may_publish(self, uid: str, device: str, topic: str) -> bool: ...
+
+    def may_subscribe(self, uid: str, device: str, topic_filter: str) -> bool: ...
+
+    def reader(self, uid: str, device: str) -> Callable[[str], bool]:
+        """The check made on every delivery to that device (besides the one at SUBSCRIBE)."""
+
+
+class TopicAcl:
+    """Decides publish, subscribe and (on every delivery) read, per principal."""
+
+    def __init__(self, users: UserTopics) -> None:
+        self._users = users
 
     @staticmethod
     def _rules_allow(rules: tuple[AclRule, ...], topic: str, *, write: bool) -> bool:
@@ -121,63 +134,34 @@ class TopicAcl:
     def can_publish(self, who: Principal, topic: str) -> bool:
         if who.rules is not None:
             return self._rules_allow(who.rules, topic, write=True)
-        if who.is_service:
+        if who.uid is None or who.device is None or _has_wildcard(topic):
             return False
-        levels = topic.split("/")
-        # {p}/{uid}/out/{kind}: exactly one level after out/ (msg, rpc, event); or
-        # {p}/{uid}/out/rpc/{device}, only by that device (so the server knows who asks).
-        if len(levels) == 5:
-            return (levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "out" and levels[3] == "rpc"
-                    and levels[4] == who.device)
-        return (
-            len(levels) == 4 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "out"
-            and levels[3] != "" and not _has_wildcard(topic)
-        )
+        return self._users.may_publish(who.uid, who.device, topic)
 
     def can_subscribe(self, who: Principal, topic_filter: str) -> bool:
         if who.rules is not None:
             return (not any(r.access == "deny" and filters_overlap(r.pattern, topic_filter) for r in who.rules)
                     and any(r.reads and filter_covers(r.pattern, topic_filter) for r in who.rules))
-        if who.is_service:
+        if who.uid is None or who.device is None:
             return False
         levels = topic_filter.split("/")
-        if len(levels) >= 3 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "in":
-            # Anything below the user's own inbox, wildcards included: it cannot match elsewhere.
-            return len(levels) > 3 and levels[3] != ""
         if len(levels) == 3 and levels[0] == "presence":
             # One concrete uid; a concrete device or '+'. No presence/+/… sweeps.
             return (not _has_wildcard(levels[1]) and levels[1] != ""
                     and (levels[2] == "+" or (levels[2] != "" and not _has_wildcard(levels[2]))))
-        return False
-
-    def can_receive(self, who: Principal, topic: str) -> bool:
-        """May ``who`` read ``topic``? (Retained replay double-checks with this.)"""
-        if who.rules is not None:
-            return self._rules_allow(who.rules, topic, write=False)
-        if who.is_service:
-            return False
-        levels = topic.split("/")
-        if len(levels) >= 4 and levels[0] == self.prefix and levels[1] == who.uid and levels[2] == "in":
-            return True
-        return len(levels) == 3 and levels[0] == "presence"
+        return self._users.may_subscribe(who.uid, who.device, topic_filter)
 
     def reader(self, who: Principal) -> Callable[[str], bool]:
         """The check made on every delivery to ``who`` (besides the one at SUBSCRIBE): a user
-        reads only its own ``{p}/{uid}/in/…`` (of another device's ``in/notify/{device}``
-        nothing) and presence; a service account what its rules let it read."""
+        reads presence and what its UserTopics let that device read; a service account what its
+        rules let it read."""
         if who.rules is not None:
             rules = who.rules
             return lambda topic: self._rules_allow(rules, topic, write=False)
-        if who.is_service or who.uid is None:
+        if who.uid is None or who.device is None:
             return lambda _topic: False
-        allowed = (f"{self.prefix}/{who.uid}/in/", "presence/")
-        notify = f"{self.prefix}/{who.uid}/in/notify/"
-        own = f"{notify}{who.device}"
-
-        def reads(topic: str) -> bool:
-            return topic.startswith(allowed) and (not topic.startswith(notify) or topic == own)
-
-        return reads
+        own = self._users.reader(who.uid, who.device)
+        return lambda topic: own(topic) or topic.startswith("presence/")
 
     def will_allowed(self, who: Principal, topic: str | None, payload: bytes | None) -> bool:
         """A user's will may only announce its own device offline (protocol §5); an account's

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, fields
 from typing import Any
 
+from bridge.acl import UserTopicRules
 from bridge.handlers import Dispatcher
 from bridge.ingress import IngressLimits
 from bridge.ratelimit import Rate, RateLimits, Throttle
@@ -89,6 +90,12 @@ def rate_limits(s: LimitSettings) -> RateLimits:
                       error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
 
 
+def topic_acl(prefix: str) -> TopicAcl:
+    """The broker's ACL: rules for service accounts, presence, and the IM topics of ``prefix``
+    for users (the broker itself knows no IM topic)."""
+    return TopicAcl(UserTopicRules(Topics(prefix)))
+
+
 def listener_specs(s: Settings) -> list[ListenerSpec]:
     """The listeners besides plain MQTT on mqtt.port: TLS, WebSocket, secure WebSocket (each off
     while its port is unset)."""
@@ -158,7 +165,7 @@ class App:
             # The embedded broker starts with no connections, so nobody is online.
             await svc.presence.mark_all_offline(self.clock.now_ms())
             self.broker = await self._stack.enter_async_context(EmbeddedBroker(
-                host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=TopicAcl(s.mqtt.topic_prefix),
+                host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=topic_acl(s.mqtt.topic_prefix),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
                 accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl), a.publish_rate)

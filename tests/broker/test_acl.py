@@ -10,9 +10,8 @@ from contextlib import AsyncExitStack
 import aiomqtt
 import pytest
 
-from broker.acl import TopicAcl
 from broker.server import EmbeddedBroker
-from imgate.app import App, build_services
+from imgate.app import App, build_services, topic_acl
 from services.db import Database
 from services.ids import SystemClock
 from services.messages.models import Message
@@ -83,7 +82,7 @@ async def _retained_leak_scenario(database_url: str) -> list[Received]:
             await svc.users.add_user(uid)
         secret = secrets.token_urlsafe(16)
         broker = await stack.enter_async_context(EmbeddedBroker(
-            host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
+            host="127.0.0.1", port=0, authenticator=svc.users, acl=topic_acl("im"),
             service_accounts={"svc:test": secret}, keepalive_grace=1.5, auth_poll_interval=1.0))
         port = broker.port
         service = await stack.enter_async_context(

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from broker.acl import TopicAcl
 from broker.server import EmbeddedBroker, Hub
 from config.settings import Settings
-from imgate.app import App, build_services
+from imgate.app import App, build_services, topic_acl
 from services.db import Database
 from services.ids import SystemClock
 from tests.conftest import Users
@@ -262,7 +261,7 @@ async def test_a_token_revoked_while_its_login_waits_for_a_take_over_is_not_left
         token = (await svc.users.issue_token("alice", "phone")).token
         _RevokeDuringTakeOver.revoke = lambda: svc.users.revoke_tokens("alice", "phone")
         broker = await stack.enter_async_context(EmbeddedBroker(
-            host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
+            host="127.0.0.1", port=0, authenticator=svc.users, acl=topic_acl("im"),
             service_accounts={"svc:test": secrets.token_urlsafe(16)}, keepalive_grace=1.5, auth_poll_interval=0.05,
             hub_cls=_RevokeDuringTakeOver))
         first = await raw_connect(broker.port, "alice:phone", "alice", token)
@@ -375,7 +374,7 @@ async def test_users_wait_until_the_bridge_is_attached(database_url: str) -> Non
         await svc.users.add_user("alice")
         token = (await svc.users.issue_token("alice", "phone")).token
         broker = await stack.enter_async_context(EmbeddedBroker(
-            host="127.0.0.1", port=0, authenticator=svc.users, acl=TopicAcl("im"),
+            host="127.0.0.1", port=0, authenticator=svc.users, acl=topic_acl("im"),
             service_accounts={"svc:test": "x" * 20}, keepalive_grace=1.5, auth_poll_interval=1.0,
             accept_users=False))
         early = await raw_connect(broker.port, "alice:phone", "alice", token)
