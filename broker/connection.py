@@ -181,6 +181,10 @@ class ServerLimits:
 class Connection:
     """The protocol state of one client connection."""
 
+    __slots__ = ("_aliases_in", "_aliases_out", "_client_alias_max", "_decoder", "_out", "_qos2_in",
+                 "_session_expiry_was_zero", "_unacked_in", "client_max_packet", "client_receive_maximum",
+                 "keep_alive", "level", "limits", "out_bytes", "state")
+
     def __init__(self, limits: ServerLimits | None = None) -> None:
         self.limits = limits or ServerLimits()
         self.state = State.AWAIT_CONNECT
@@ -197,6 +201,7 @@ class Connection:
         self._aliases_out: dict[str, int] = {}
         self._qos2_in: set[int] = set()  # the session's: QoS 2 packet ids received and not yet released
         self._session_expiry_was_zero = True
+        self._unacked_in = 0  # QoS 1 PUBLISHes received and not yet acknowledged (plus QoS 2 pending PUBREL)
 
     # ---- input ------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -296,8 +301,6 @@ class Connection:
         if p.qos:
             self._unacked_in += 1
         return PublishReceived(p)
-
-    _unacked_in = 0  # QoS 1 PUBLISHes received and not yet acknowledged (plus QoS 2 pending PUBREL)
 
     def _pubrel(self, packet_id: int) -> None:
         known = packet_id in self._qos2_in
