@@ -23,7 +23,7 @@ from bench._common import raise_nofile
 
 
 async def serve(port: int, data_dir: Path, accounts: int) -> None:
-        from broker.server import EmbeddedBroker
+    from broker.server import EmbeddedBroker
     from imgate.app import build_services, topic_acl
     from services.db import Database
     from services.ids import SystemClock
