@@ -54,7 +54,7 @@ async def prepare_users(db_path: Path, n: int) -> list[str]:
         # Sanity check through the real service: the first user's token authenticates.
         from imgate.app import build_services
         from services.ids import SystemClock
-        from services.users.service import Identity
+        from broker.auth import Identity
 
         if n and not isinstance(await build_services(SystemClock()).users.authenticate("u0", tokens[0], "u0:d"),
                                 Identity):

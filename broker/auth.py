@@ -1,10 +1,41 @@
-"""What the broker needs from the user service, and nothing more."""
+"""What the broker needs to authenticate users: an interface and its types, owned by the broker.
+The user service implements it (``services.users.service.UserService``); the broker imports
+nothing of the services."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
-from services.users.service import AuthChange, AuthFailure, Identity
+
+class AuthFailure(str, Enum):
+    """Why a CONNECT was refused; the broker maps it to a reason code (``broker.gate``)."""
+
+    BAD_CREDENTIALS = "bad_credentials"  # MQTT 5 0x86, 3.1.1 CONNACK 4
+    NOT_AUTHORIZED = "not_authorized"  # 0x87, CONNACK 5
+    IDENTIFIER_REJECTED = "identifier_rejected"  # 0x85, CONNACK 2
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a connection is: the result of a successful authentication."""
+
+    uid: str
+    device: str
+    platform: str
+    token_id: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChange:
+    """A revocation (one device, or all with ``device=None``) or a disabled user."""
+
+    id: int
+    uid: str
+    device: str | None
+    kind: str
 
 
 class Authenticator(Protocol):
@@ -16,6 +47,3 @@ class Authenticator(Protocol):
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]: ...
 
     async def last_auth_change_id(self) -> int: ...
-
-
-__all__ = ["AuthChange", "AuthFailure", "Authenticator", "Identity"]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from typing import Self
+from typing import Protocol, Self
 
 from broker.acl import TopicAcl
 from broker.auth import Authenticator
@@ -23,12 +24,22 @@ from broker.gate import DevicePolicy, ServiceAccount
 from broker.hub import ClientLimits, DeliveryLimits, DeviceNotice, Hub
 from broker.listeners import ListenerKind, Listeners, ListenerSpec
 from broker.routing import LocalSink
-from services.ids import Clock, SystemClock
 
 log = logging.getLogger("imgate.broker")
 
 __all__ = ["ClientLimits", "DeliveryLimits", "DevicePolicy", "EmbeddedBroker", "Hub", "ListenerSpec", "LocalSink",
            "ServiceAccount"]
+
+
+class Clock(Protocol):
+    """Wall-clock milliseconds (the composition root passes the platform's clock)."""
+
+    def now_ms(self) -> int: ...
+
+
+class _SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 def raise_file_limit() -> None:
@@ -58,7 +69,7 @@ class EmbeddedBroker:
         until ``broker.accepting`` is set, once whatever consumes their messages is attached.
         ``listeners``: more listeners (TLS, WebSocket) beside plain TCP on ``host:port``."""
         self._accept_users = accept_users
-        self._clock = clock or SystemClock()
+        self._clock = clock or _SystemClock()
         self._authenticator = authenticator
         self._poll = auth_poll_interval
         self.broker = hub_cls(authenticator=authenticator, acl=acl, service_accounts=service_accounts,

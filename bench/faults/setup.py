@@ -52,7 +52,8 @@ async def create_users(db_url: str, uids: list[str], device: str = "d",
     from services.db import Database
     from services.ids import SystemClock
     from services.users.models import DeviceToken, User
-    from services.users.service import Identity, hash_token
+    from broker.auth import Identity
+    from services.users.service import hash_token
 
     tokens = {uid: "imt_" + secrets.token_urlsafe(32) for uid in uids}
     devices = [(uid, device, uid) for uid in uids]

@@ -6,11 +6,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import Enum
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
+from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, UID_RE, Clock
@@ -31,23 +31,8 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class AuthFailure(str, Enum):
-    """Why a CONNECT was refused; the broker maps it to a CONNACK return code."""
-
-    BAD_CREDENTIALS = "bad_credentials"  # CONNACK 4
-    NOT_AUTHORIZED = "not_authorized"  # CONNACK 5
-    IDENTIFIER_REJECTED = "identifier_rejected"  # CONNACK 2
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who a connection is: the result of a successful authentication."""
-
-    uid: str
-    device: str
-    platform: str
-    token_id: int
-    expires_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +45,6 @@ class IssuedToken:
     expires_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuthChange:
-    """A revocation (one device, or all with ``device=None``) or a disabled user."""
-
-    id: int
-    uid: str
-    device: str | None
-    kind: str
 
 
 @dataclass(frozen=True, slots=True)
