@@ -38,7 +38,7 @@ from bridge.wire import (
 )
 from services.errors import ErrorCode
 from services.ids import UID_RE, direct_conv_id
-from services.messages.service import SendCommand
+from services.messages.commands import SendCommand
 
 # JSON-RPC 2.0 codes (protocol §4).
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.ids import DEVICE_RE, UID_RE
-from services.messages.service import StoredMessage
+from services.messages.commands import StoredMessage
 
 _UID = UID_RE.pattern
 _GID = r"^[A-Za-z0-9_-]{1,64}$"

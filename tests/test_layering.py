@@ -36,3 +36,15 @@ def test_the_broker_imports_no_service_and_no_bridge() -> None:
         if module.split(".")[0] in ("services", "bridge", "imgate", "tortoise")
     }
     assert offending == set()
+
+
+def test_the_sans_io_router_loads_no_database_code() -> None:
+    """bridge/router.py and bridge/wire.py turn bytes into commands and nothing else: importing
+    them (in a fresh interpreter) loads no ORM."""
+    import subprocess
+    import sys
+
+    probe = "import sys, bridge.router, bridge.wire; print(sorted(m for m in sys.modules if m.startswith('tortoise')))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -14,50 +13,14 @@ from services.conversations.models import Member
 from services.conversations.service import ConversationService
 from services.db import portable_sql
 from services.errors import BadRequest, Forbidden, NotFound
-from services.ids import Clock, direct_conv_id, new_ulid
+from services.ids import Clock, new_ulid
+from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
 from services.push.models import MessageEvent
 from services.transactions import transaction
 from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
-
-
-@dataclass(frozen=True, slots=True)
-class SendCommand:
-    """A validated send from the wire (the bridge has checked shapes and sizes)."""
-
-    sender: str
-    cid: str
-    to: str | None
-    group: str | None
-    type: str
-    text: str | None
-    data: dict[str, Any] | None
-    mentions: tuple[str, ...] = ()
-
-    @property
-    def conv(self) -> str:
-        return direct_conv_id(self.sender, self.to) if self.to is not None else f"g:{self.group}"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: str
-    conv: str
-    seq: int
-    sender: str
-    cid: str
-    type: str
-    text: str | None
-    data: dict[str, Any] | None
-    ts: int
-    mentions: tuple[str, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Message) -> StoredMessage:
-        return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()))
 
 
 @dataclass(frozen=True, slots=True)

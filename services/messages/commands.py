@@ -1,0 +1,49 @@
+"""The plain types of the message service's interface: what the wire layer builds and reads.
+No database here (``bridge.router`` and ``bridge.wire`` are sans-IO and import only this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from services.ids import direct_conv_id
+
+if TYPE_CHECKING:
+    from services.messages.models import Message
+
+
+@dataclass(frozen=True, slots=True)
+class SendCommand:
+    """A validated send from the wire (the bridge has checked shapes and sizes)."""
+
+    sender: str
+    cid: str
+    to: str | None
+    group: str | None
+    type: str
+    text: str | None
+    data: dict[str, Any] | None
+    mentions: tuple[str, ...] = ()
+
+    @property
+    def conv(self) -> str:
+        return direct_conv_id(self.sender, self.to) if self.to is not None else f"g:{self.group}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: str
+    conv: str
+    seq: int
+    sender: str
+    cid: str
+    type: str
+    text: str | None
+    data: dict[str, Any] | None
+    ts: int
+    mentions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Message) -> StoredMessage:
+        return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
+                   tuple(row.mentions or ()))
