@@ -14,7 +14,6 @@ from pydantic import BaseModel
 
 from bridge.router import (
     APP_CODES,
-    INTERNAL_ERROR,
     Command,
     Ignore,
     PresenceUpdate,
@@ -46,7 +45,7 @@ from bridge.wire import (
 )
 from services.conversations.groups import GroupChange, GroupInfo, GroupService
 from services.conversations.service import ConversationService
-from services.errors import ErrorCode, ImError
+from services.errors import INTERNAL_ERROR, ErrorCode, ImError
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService

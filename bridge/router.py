@@ -36,18 +36,19 @@ from bridge.wire import (
     dumps,
     valid_device,
 )
-from services.errors import ErrorCode
+from services.errors import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    WIRE,
+    ErrorCode,
+)
 from services.ids import UID_RE, direct_conv_id
 from services.messages.commands import SendCommand
 
 # JSON-RPC 2.0 codes (protocol §4).
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
-APP_CODES = {
-    ErrorCode.BAD_REQUEST: INVALID_PARAMS, ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403,
-    ErrorCode.TOO_LARGE: 413, ErrorCode.CONFLICT: 409, ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.UNAVAILABLE: 503,
-    ErrorCode.INTERNAL: INTERNAL_ERROR,
-}
+APP_CODES = {code: wire.rpc for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
 
 RPC_PARAMS: dict[str, type[BaseModel]] = {
     "history": HistoryParams,

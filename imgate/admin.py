@@ -20,13 +20,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.errors import ErrorCode, ImError
+from services.errors import WIRE, ErrorCode, ImError
 from services.ids import DEVICE_RE, UID_RE
 
-_HTTP_STATUS = {
-    ErrorCode.BAD_REQUEST: 400, ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403, ErrorCode.TOO_LARGE: 413,
-    ErrorCode.CONFLICT: 409, ErrorCode.RATE_LIMITED: 429, ErrorCode.INTERNAL: 500,
-}
+_HTTP_STATUS = {code: wire.http for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -16,6 +17,32 @@ class ErrorCode(str, Enum):
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+
+
+# JSON-RPC 2.0's own error codes (the router uses the first four for malformed requests).
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+
+
+@dataclass(frozen=True, slots=True)
+class WireError:
+    """How one ErrorCode is told on each wire: the ``error.code`` of an ack (the ErrorCode's
+    value), the JSON-RPC ``error.code``, and the admin API's HTTP status."""
+
+    rpc: int
+    http: int
+
+
+# The one table: every ErrorCode, on every wire (a test checks that none is missing).
+WIRE: dict[ErrorCode, WireError] = {
+    ErrorCode.BAD_REQUEST: WireError(INVALID_PARAMS, 400),
+    ErrorCode.NOT_FOUND: WireError(404, 404),
+    ErrorCode.FORBIDDEN: WireError(403, 403),
+    ErrorCode.TOO_LARGE: WireError(413, 413),
+    ErrorCode.RATE_LIMITED: WireError(429, 429),
+    ErrorCode.CONFLICT: WireError(409, 409),
+    ErrorCode.UNAVAILABLE: WireError(503, 503),
+    ErrorCode.INTERNAL: WireError(INTERNAL_ERROR, 500),
+}
 
 
 class ImError(Exception):
@@ -48,3 +75,13 @@ class Conflict(ImError):
 
 class TooLarge(ImError):
     code = ErrorCode.TOO_LARGE
+
+
+class RateLimited(ImError):
+    code = ErrorCode.RATE_LIMITED
+
+
+class Unavailable(ImError):
+    """A part the request needs is down for now (e.g. the search engine): try again later."""
+
+    code = ErrorCode.UNAVAILABLE

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.errors import ErrorCode, ImError
+from services.errors import Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +33,9 @@ class Window:
         return self.after == 0 and self.upto is None
 
 
-class SearchUnavailable(ImError):
+class SearchUnavailable(Unavailable):
     """The search backend cannot be reached (or failed): the searcher is told; messaging goes on,
     and indexing catches up when it is back."""
-
-    code = ErrorCode.UNAVAILABLE
 
 
 class SearchBackend(Protocol):
