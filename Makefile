@@ -5,7 +5,7 @@ PORT   ?= 1883
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-sqlite test-postgres deps-system bench clean
+.PHONY: run test lint test-sqlite test-postgres deps-system bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imgate needs Python 3.11+"'
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/imgate run --port $(PORT) $(ARGS)
 
-## test: install (first time) and run the whole suite on SQLite, then on PostgreSQL
-test: $(STAMP) deps-system
+## test: install (first time), lint (ruff, mypy), then the whole suite on SQLite, then on PostgreSQL
+test: $(STAMP) deps-system lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy broker bridge services config imgate
 
 test-sqlite: $(STAMP) deps-system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -150,7 +150,7 @@ async def imgate_broker(*, accounts: int = 1, data_dir: Path | None = None,
     log = tmp / "serve_broker.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as log_file:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 (a fork/exec once per scenario, before measuring)
             [sys.executable, "-m", "bench.serve_broker", "--port", "0", "--data-dir", str(data_dir),
              "--accounts", str(accounts), "--log-level", log_level],
             stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=Path(__file__).resolve().parent.parent)
@@ -182,7 +182,7 @@ async def mosquitto() -> AsyncIterator[Server]:
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     log = tmp / "mosquitto.log"
     with log.open("wb") as log_file:
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log_file, stderr=log_file,
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log_file, stderr=log_file,  # noqa: ASYNC220
                                 stdin=subprocess.DEVNULL)
     try:
         await _wait_listening(proc, port, "mosquitto", log)

@@ -52,9 +52,9 @@ async def prepare_users(db_path: Path, n: int) -> list[str]:
                 [DeviceToken(uid=f"u{i}", device="d", token_hash=hash_token(tokens[i]), created_at=now)
                  for i in range(n)], batch_size=_BATCH)
         # Sanity check through the real service: the first user's token authenticates.
+        from broker.auth import Identity
         from imgate.app import build_services
         from services.ids import SystemClock
-        from broker.auth import Identity
 
         if n and not isinstance(await build_services(SystemClock()).users.authenticate("u0", tokens[0], "u0:d"),
                                 Identity):
@@ -176,7 +176,7 @@ def main() -> None:
         for broker in args.brokers:
             try:
                 result = asyncio.run(bench(broker, n, args.concurrency, args.timeout))
-            except Exception as exc:  # report and go on with the other scenarios
+            except Exception as exc:  # noqa: BLE001 (report and go on with the other scenarios)
                 result = {"scenario": f"connections N={n}", "broker": broker, "clients": n,
                           "error": f"{type(exc).__name__}: {exc}"}
             print(json.dumps(result), flush=True)

@@ -166,7 +166,7 @@ def main() -> None:
             for broker in args.brokers:
                 try:
                     result = asyncio.run(bench(broker, p, w, args.seconds, args.payload_bytes))
-                except Exception as exc:  # report and go on with the other scenarios
+                except Exception as exc:  # noqa: BLE001 (report and go on with the other scenarios)
                     result = {"scenario": f"fanout-raw P={p} W={w}", "broker": broker, "pairs": p, "window": w,
                               "error": f"{type(exc).__name__}: {exc}"}
                 print(json.dumps(result), flush=True)

@@ -130,7 +130,7 @@ async def bench(members: int, messages: int) -> dict[str, object]:
                         break
             # The 1:1 chatter runs in its own process, so its latency shows the server, not this
             # process's 1,000 readers.
-            chatter = subprocess.Popen([sys.executable, "-m", "bench.group_fanout", "--chat", str(port),
+            chatter = subprocess.Popen([sys.executable, "-m", "bench.group_fanout", "--chat", str(port),  # noqa: ASYNC220
                                         extra["u1:c"]], stdout=subprocess.PIPE, text=True)
             completions: list[float] = []
             rss_peak = 0.0

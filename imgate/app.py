@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 from bridge.acl import UserTopicRules
 from bridge.handlers import Dispatcher
@@ -138,7 +138,7 @@ class App:
         assert self.broker is not None, "no embedded broker"
         return self.broker.port
 
-    async def __aenter__(self) -> App:
+    async def __aenter__(self) -> Self:
         try:
             await self._start()
         except BaseException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -24,7 +24,7 @@ class EmbeddedHttpServer:
                                               log_level="warning"))
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> EmbeddedHttpServer:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._server.serve(), name="imgate.admin.http")
         async with asyncio.timeout(_START_TIMEOUT):
             while not self._server.started:

@@ -107,7 +107,7 @@ class DatabaseUnavailable(RuntimeError):
 def _connect_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (OSError, DBConnectionError)
     try:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - asyncpg comes with tortoise-orm[asyncpg]
         return errors
     return (*errors, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.CannotConnectNowError)

@@ -48,11 +48,11 @@ async def create_users(db_url: str, uids: list[str], device: str = "d",
     ``extra_devices`` of some users. The first token is checked through the real UserService."""
     from tortoise.transactions import in_transaction
 
+    from broker.auth import Identity
     from imgate.app import build_services
     from services.db import Database
     from services.ids import SystemClock
     from services.users.models import DeviceToken, User
-    from broker.auth import Identity
     from services.users.service import hash_token
 
     tokens = {uid: "imt_" + secrets.token_urlsafe(32) for uid in uids}

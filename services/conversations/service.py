@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 from tortoise.expressions import Q
 
@@ -91,7 +92,7 @@ class ConversationService:
 
     async def members(self, conv: str) -> list[str]:
         """Current members (former group members excluded)."""
-        return list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True))
+        return cast("list[str]", list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True)))
 
     async def membership(self, conv: str, uid: str) -> Member:
         """The caller's membership row.

@@ -4,6 +4,8 @@ passed are trimmed."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from services.db import DbInfo
 from services.push.models import MessageEvent
 from services.transactions import transaction
@@ -35,7 +37,7 @@ class EventQueue:
             updated = await DbInfo.filter(key=self._key(consumer)).using_db(conn).update(value=str(upto))
             if not updated:
                 await DbInfo.create(key=self._key(consumer), value=str(upto), using_db=conn)
-            offsets = [int(v) for v in await DbInfo.filter(
+            offsets = [int(cast("str", v)) for v in await DbInfo.filter(
                 key__in=[self._key(c) for c in self._consumers]).using_db(conn).values_list("value", flat=True)]
             if len(offsets) == len(self._consumers):
                 await MessageEvent.filter(id__lte=min(offsets)).using_db(conn).delete()

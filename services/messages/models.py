@@ -1,5 +1,7 @@
 """Stored messages (tortoise model)."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -15,8 +17,8 @@ class Message(Model):
     cid = fields.CharField(max_length=64)
     type = fields.CharField(max_length=16)
     text = fields.TextField(null=True)
-    data = fields.JSONField(null=True)
-    mentions = fields.JSONField(null=True)
+    data: Any = fields.JSONField(null=True)
+    mentions: Any = fields.JSONField(null=True)
     ts = fields.BigIntField()
 
     class Meta:

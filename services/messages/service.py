@@ -6,6 +6,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Self, cast
 
 from tortoise.exceptions import IntegrityError
 
@@ -56,7 +57,7 @@ class MessageService:
         self._committer: asyncio.Task[None] | None = None
         self.batches = 0  # committed batches (read by metrics and the benchmark)
 
-    async def __aenter__(self) -> MessageService:
+    async def __aenter__(self) -> Self:
         self._committer = asyncio.create_task(self._commit_loop(), name="imgate.messages.committer")
         return self
 
@@ -297,7 +298,7 @@ class MessageService:
                 await MessageEvent.create(message_id=msg_id, created_at=self._clock.now_ms(), using_db=conn)
             row = await Message.get(id=msg_id)
         members = await Member.filter(conv_id=row.conv, left_seq=None).values_list("uid", flat=True)
-        return StoredMessage.from_row(row), tuple(members)
+        return StoredMessage.from_row(row), tuple(cast("list[str]", members))
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
         rows = await Message.filter(id__in=ids) if ids else []

@@ -1,5 +1,7 @@
 """System notifications and per-device delivery cursors (tortoise models)."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -9,7 +11,7 @@ class Notification(Model):
 
     id = fields.BigIntField(primary_key=True)
     uid = fields.CharField(max_length=64, db_index=True)
-    body = fields.JSONField()
+    body: Any = fields.JSONField()
     created_at = fields.BigIntField()
 
     class Meta:

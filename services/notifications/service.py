@@ -10,7 +10,7 @@ where its first token was issued, so a new device gets what was sent since it wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from services.errors import BadRequest, NotFound
 from services.ids import Clock
@@ -53,7 +53,7 @@ class NotificationService:
             msg = f"body must be a non-empty object with at most {_MAX_BODY_KEYS} keys"
             raise BadRequest(msg)
         if uids is None:
-            targets = list(await User.filter(disabled=False).values_list("uid", flat=True))
+            targets = cast("list[str]", list(await User.filter(disabled=False).values_list("uid", flat=True)))
         else:
             targets = list(dict.fromkeys(uids))
             if not targets:

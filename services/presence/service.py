@@ -4,6 +4,7 @@ retained ``presence/{uid}/{device}`` topics by the bridge."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
@@ -21,7 +22,7 @@ class DeviceState:
 class PresenceService:
     async def record(self, uid: str, device: str, *, online: bool, platform: str, ts: int) -> None:
         """Store a device's presence unless a newer one is already stored (out-of-order safe)."""
-        values = {"online": online, "platform": platform, "ts": ts}
+        values: dict[str, Any] = {"online": online, "platform": platform, "ts": ts}
         if await DevicePresence.filter(uid=uid, device=device, ts__lte=ts).update(**values):
             return
         if await DevicePresence.exists(uid=uid, device=device):

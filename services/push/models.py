@@ -1,5 +1,7 @@
 """Push targets, the message events push works from, and the durable push outbox."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -36,7 +38,7 @@ class PushJob(Model):
     id = fields.BigIntField(primary_key=True)
     target_id = fields.BigIntField(db_index=True)
     message_id = fields.CharField(max_length=26)
-    payload = fields.JSONField()
+    payload: Any = fields.JSONField()
     attempts = fields.IntField(default=0)
     next_at = fields.BigIntField(db_index=True)
     created_at = fields.BigIntField()

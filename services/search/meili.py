@@ -69,8 +69,9 @@ class TaskFailed(Exception):
 class MeiliSearch:
     def __init__(self, url: str, api_key: str | None, index: str, *, timeout_s: float = 5.0,
                  task_timeout_s: float = 60.0) -> None:
-        self._writer = meilisearch.Client(url, api_key, timeout=timeout_s)
-        self._reader = meilisearch.Client(url, api_key, timeout=timeout_s)
+        # meilisearch types its timeout as int; it hands it to requests, which takes seconds as a float.
+        self._writer = meilisearch.Client(url, api_key, timeout=timeout_s)  # type: ignore[arg-type]
+        self._reader = meilisearch.Client(url, api_key, timeout=timeout_s)  # type: ignore[arg-type]
         self._uid = index
         self._task_timeout_ms = int(task_timeout_s * 1000)
         self._write_lock = asyncio.Lock()  # the client's HTTP object is not thread-safe

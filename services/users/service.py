@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import cast
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
@@ -119,7 +120,7 @@ class UserService:
         if not uids:
             return set()
         rows = await User.filter(uid__in=list(uids), disabled=False).values_list("uid", flat=True)
-        return set(rows)
+        return set(cast("list[str]", rows))
 
     # ---- tokens ------------------------------------------------------------------------
     async def issue_token(self, uid: str, device: str, platform: str = "", ttl_s: int | None = None) -> IssuedToken:

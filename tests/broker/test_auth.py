@@ -103,7 +103,7 @@ async def test_revocation_from_the_cli_process_drops_the_connection(app: App, us
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "imgate", "token", "revoke", "alice", "--device", "phone",
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err
         assert b"revoked 1 token" in err
         await wait_event(phone.disconnected)

@@ -108,7 +108,7 @@ async def test_persistent_session_gets_queued_messages_without_retain_flag(app: 
     got = []
     for _ in range(3):
         packet = await read_packet(again)
-        topic, packet_id, payload = packet.publish_fields()
+        _topic, packet_id, payload = packet.publish_fields()
         assert (packet.kind, packet.qos, packet.retain, packet.dup) == (3, 1, False, False)
         got.append(payload)
         await puback(again, packet_id or 0)

@@ -34,7 +34,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -331,7 +331,7 @@ class FakeMeili:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> FakeMeili:
+    async def __aenter__(self) -> Self:
         self._worker = asyncio.create_task(self._work(), name="fake-meili.tasks")
         await self.start()
         return self
