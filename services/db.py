@@ -34,15 +34,23 @@ MODEL_MODULES = [
 ]
 
 
-_QMARK = re.compile(r"\?")
+# A placeholder, or something a '?' inside must not be taken from: a string literal, a quoted
+# identifier, a comment.
+_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\?""", re.DOTALL)
 
 
 def portable_sql(conn: BaseDBAsyncClient, query: str) -> str:
     """SQL written with ``?`` placeholders, rewritten to ``$1, $2, …`` for PostgreSQL."""
     if conn.capabilities.dialect == "postgres":
-        counter = iter(range(1, 10_000))
-        return _QMARK.sub(lambda _: f"${next(counter)}", query)
+        return to_numbered(query)
     return query
+
+
+def to_numbered(query: str) -> str:
+    """``?`` placeholders as ``$1, $2, …``; a ``?`` in a string literal, a quoted identifier or a
+    comment is left as it is."""
+    counter = iter(range(1, 1_000_000))
+    return _TOKENS.sub(lambda m: f"${next(counter)}" if m.group() == "?" else m.group(), query)
 
 
 def redact_url(url: str) -> str:
