@@ -167,6 +167,9 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+_LINGER_BYTES = 1 << 20  # read and dropped at most, while closing, before the connection is cut
+
+
 class _StreamTransport:
     """TCP or TLS: asyncio streams. ``write`` is the asyncio transport's, behind one check."""
 
@@ -201,15 +204,31 @@ class _StreamTransport:
         self._transport.abort()
 
     async def close(self, timeout: float = 1.0) -> None:
-        if not self._transport.is_closing():
-            self._writer.close()  # sends what is buffered (TLS: then close_notify), then closes
         try:
             async with asyncio.timeout(timeout):
+                if not self._transport.is_closing() and self._writer.can_write_eof():
+                    await self._linger()
+                if not self._transport.is_closing():
+                    self._writer.close()  # sends what is buffered (TLS: then close_notify), then closes
                 await self._writer.wait_closed()
         except TimeoutError:
             self._transport.abort()
         except OSError:
             pass  # the connection ended with an error: it is closed either way
+
+    async def _linger(self) -> None:
+        """A lingering close (plain TCP): bytes the client sent that the server never read make
+        the kernel answer the close with a reset, and a reset can destroy the last packets sent
+        to the client before it reads them (an MQTT 5 DISCONNECT and its reason). So: send what
+        is buffered and a FIN, then read and drop what comes until the client closes too
+        (bounded by the caller's timeout and by _LINGER_BYTES)."""
+        self._writer.write_eof()
+        dropped = 0
+        while dropped < _LINGER_BYTES:
+            chunk = await self._reader.read(65536)
+            if not chunk:
+                return
+            dropped += len(chunk)
 
     def extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
