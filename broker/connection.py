@@ -53,7 +53,6 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     (A, "connect"): CI,
     (CI, "accept"): CD,
     (CI, "refuse"): X,
-    (CD, "packet"): CD,
     (CD, "disconnect"): X,
     (A, "violation"): X, (CI, "violation"): X, (CD, "violation"): X,
     (A, "close"): X, (CI, "close"): X, (CD, "close"): X, (X, "close"): X,

@@ -160,7 +160,7 @@ class Hub:
         checked_at = self._auth_seq  # revocations applied before this are reflected in the login
         who = await self._gate.login(username, password, client_id)
         if not isinstance(who, Principal):
-            return self._refuse(link, who, f"{client_id!r} login refused", log_reason=True)
+            return self._refuse(link, who, f"{client_id!r} login refused")
         if not self.accepting and who.account not in self._gate.internal:
             # Until the bridge is attached, a PUBLISH would be acknowledged and reach nobody.
             return self._refuse(link, SERVER_BUSY if conn.level == codec.MQTT5 else SERVER_UNAVAILABLE,
@@ -235,7 +235,7 @@ class Hub:
                       max_inflight_bytes=lim.max_inflight_bytes, max_queued_bytes=lim.max_queued_bytes,
                       stall_s=math.inf if who.account in self._gate.internal else lim.stall_s)
 
-    def _refuse(self, link: Link, reason: int, what: str, *, log_reason: bool = False) -> bool:
+    def _refuse(self, link: Link, reason: int, what: str) -> bool:
         log.info("refused connection %s: reason %#x", what, reason)
         link.conn.refuse(reason)
         return False

@@ -163,6 +163,14 @@ def tweak(settings: Any, section: str, **changes: Any) -> Any:
     return settings.model_copy(update={section: part.model_validate({**part.model_dump(), **changes})})
 
 
+async def mosquitto_subscribed(proc: Any) -> None:
+    """Until a ``mosquitto_sub -d`` process has its SUBACK (its debug output says so; run it under
+    ``stdbuf -oL``, or its output waits in a buffer until it exits)."""
+    async with asyncio.timeout(WAIT):
+        while b"received SUBACK" not in await proc.stdout.readline():
+            pass
+
+
 @asynccontextmanager
 async def platform(settings: Any, *uids: str, device: str = "phone", clock: Any = None
                    ) -> AsyncIterator[tuple[Any, dict[str, str]]]:

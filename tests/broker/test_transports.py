@@ -16,7 +16,7 @@ from broker.certs import DevCerts, write_dev_certs
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
-from tests.helpers import WAIT, connect, on
+from tests.helpers import WAIT, connect, mosquitto_subscribed, on
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +59,10 @@ async def test_mosquitto_clients_over_tls(app: App, users: Users, certs: DevCert
     await users.add("alice", "bob")
     tls = port(app, "tls")
     sub = await asyncio.create_subprocess_exec(
-        "mosquitto_sub", "-h", "localhost", "-p", str(tls), "--cafile", str(certs.ca_cert), "-i", "bob:phone",
-        "-u", "bob", "-P", await users.token("bob"), "-t", "im/bob/in/msg", "-q", "1", "-C", "1", "-W", "10",
+        "stdbuf", "-oL", "mosquitto_sub", "-h", "localhost", "-p", str(tls), "--cafile", str(certs.ca_cert), "-i", "bob:phone",
+        "-u", "bob", "-P", await users.token("bob"), "-t", "im/bob/in/msg", "-q", "1", "-C", "1", "-W", "10", "-d",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    await _until_subscribed(app, "bob:phone")  # else the message could be routed before bob listens
+    await mosquitto_subscribed(sub)  # else the message could be routed before bob listens
     code, out = await run("mosquitto_pub", "-h", "localhost", "-p", str(tls), "--cafile", str(certs.ca_cert),
                           "-i", "alice:phone", "-u", "alice", "-P", await users.token("alice"),
                           "-t", "im/alice/out/msg", "-q", "1",
@@ -77,16 +77,6 @@ async def test_mosquitto_clients_over_tls(app: App, users: Users, certs: DevCert
                           "-t", "im/alice/out/msg", "-m", "{}")
     assert code != 0
     assert "certificate verify failed" in out.lower() or "tls" in out.lower(), out
-
-
-async def _until_subscribed(app: App, client_id: str) -> None:
-    """Until ``client_id`` is connected with at least one subscription (polls the broker's own
-    state: there is no event to wait on from outside the mosquitto_sub process)."""
-    assert app.broker is not None
-    hub = app.broker.broker
-    async with asyncio.timeout(WAIT):
-        while not (client_id in hub.sessions and hub.router.index.count_of(client_id)):
-            await asyncio.sleep(0.01)
 
 
 async def test_paho_over_tls_and_a_wrong_ca_is_refused(app: App, users: Users, certs: DevCerts,
