@@ -142,12 +142,12 @@ async def run(args: argparse.Namespace) -> None:
         corpus = Corpus(args.seed)
         async with open_database(settings):
             svc = build_services(SystemClock())
-            async with svc.messages:
+            async with svc.messages.committing():
                 t0 = time.perf_counter()
                 sent = await store(svc, corpus, users=args.users, messages=args.messages, groups=args.groups,
                                    group_size=args.group_size)
                 stored_s = time.perf_counter() - t0
-            search = build_search(settings)
+            search = build_search(settings, svc)
             try:
                 t0 = time.perf_counter()
                 indexed = 0

@@ -30,6 +30,7 @@ MODEL_MODULES = [
     "services.messages.models",
     "services.presence.models",
     "services.notifications.models",
+    "services.events.models",
     "services.push.models",
 ]
 

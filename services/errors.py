@@ -50,9 +50,10 @@ class ImError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL
 
-    def __init__(self, message: str, code: ErrorCode | None = None) -> None:
+    def __init__(self, message: str, code: ErrorCode | None = None, *, retry_after_ms: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after_ms = retry_after_ms  # when to try again (rate_limited), told on every wire
         if code is not None:
             self.code = code
 
@@ -78,6 +79,8 @@ class TooLarge(ImError):
 
 
 class RateLimited(ImError):
+    """Over a per-user limit: nothing was done; ``retry_after_ms`` says when to try again."""
+
     code = ErrorCode.RATE_LIMITED
 
 

@@ -182,7 +182,7 @@ async def test_an_indexer_that_was_down_catches_up(settings: Settings, backend: 
         svc = build_services(SystemClock())
         for uid in ("alice", "bob"):
             await svc.users.add_user(uid)
-        async with svc.messages:
+        async with svc.messages.committing():
             for i in range(30):
                 await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", f"catchup message {i}", None))
         token = (await svc.users.issue_token("alice", "phone")).token
@@ -231,11 +231,12 @@ async def test_meilisearch_outage_messaging_goes_on_and_indexing_catches_up(
 
 
 async def test_the_backend_is_chosen_by_configuration(settings: Settings, backend: Backend) -> None:
-    from imgate.app import build_search
+    from imgate.app import build_search, build_services
+    from services.ids import SystemClock
     from services.search.embedded import EmbeddedSearch
     from services.search.meili import MeiliSearch
 
-    search = build_search(search_settings(settings, backend))
+    search = build_search(search_settings(settings, backend), build_services(SystemClock()))
     expected = EmbeddedSearch if backend.name == "embedded" else MeiliSearch
     assert type(search.backend) is expected
     search.close()

@@ -1,15 +1,88 @@
-"""ConversationService: membership, the conversation list, read markers and unread counts."""
+"""ConversationService: the owner of the ``conversations`` and ``members`` tables: membership
+and its visibility windows, each conversation's sequence counter, the conversation list, read
+markers and unread counts. Other services ask it and get dataclasses back.
+
+Two kinds of callers change these tables inside their own transaction (a message and its seq,
+a group change and its ``member`` event): they pass the transaction's connection to
+``lock`` / ``commit_seqs`` (the one sequence allocator) and the member writes below.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import cast
 
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 
 from services.conversations.models import Conversation, Member
+from services.conversations.window import Window
+from services.db import portable_sql
 from services.errors import BadRequest, NotFound
+
+ROLES = ("owner", "admin", "member")
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A user's membership of one conversation (current, or former for a group it left)."""
+
+    conv: str
+    uid: str
+    role: str
+    joined_seq: int
+    left_seq: int | None
+    read_seq: int
+    muted: bool
+    pinned: bool
+
+    @property
+    def current(self) -> bool:
+        return self.left_seq is None
+
+    @property
+    def window(self) -> Window:
+        return Window(self.conv, self.joined_seq, self.left_seq)
+
+    @classmethod
+    def of(cls, m: Member) -> Membership:
+        return cls(m.conv_id, m.uid, m.role, m.joined_seq, m.left_seq, m.read_seq, m.muted,  # type: ignore[attr-defined]
+                   m.pinned)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A current member, as push sees it."""
+
+    uid: str
+    muted: bool
+
+
+@dataclass(slots=True)
+class Locked:
+    """Conversations locked for the caller's transaction (row locks on PostgreSQL; SQLite's
+    write lock): their sequence counters and current members. ``next_seq`` numbers messages in
+    the order it is called; ``ConversationService.commit_seqs`` writes the counters back."""
+
+    last: dict[str, int]
+    members: dict[str, dict[str, str]]  # conv -> {uid: role}, current members only
+    kinds: dict[str, str]
+    latest: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # conv -> (seq, msg id, ts)
+
+    def exists(self, conv: str) -> bool:
+        return conv in self.last
+
+    def members_of(self, conv: str) -> dict[str, str]:
+        return self.members.get(conv, {})
+
+    def next_seq(self, conv: str, msg_id: str, ts: int) -> int:
+        seq = self.last[conv] + 1
+        self.last[conv] = seq
+        self.latest[conv] = (seq, msg_id, ts)
+        return seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +167,9 @@ class ConversationService:
         """Current members (former group members excluded)."""
         return cast("list[str]", list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True)))
 
-    async def membership(self, conv: str, uid: str) -> Member:
-        """The caller's membership row.
+    async def membership(self, conv: str, uid: str) -> Membership:
+        """The caller's membership (current, or former: a former group member still reads up to
+        its removal).
 
         Raises:
             NotFound: the conversation does not exist or the caller is not a member (the two are
@@ -105,45 +179,161 @@ class ConversationService:
         if member is None:
             msg = f"conversation {conv!r} not found"
             raise NotFound(msg)
-        return member
+        return Membership.of(member)
 
-    async def mark_read(self, uid: str, conv: str, seq: int) -> ReadResult:
+    async def windows(self, uid: str, conv: str | None = None) -> list[Window]:
+        """What ``uid`` may see, per conversation (of one, or all of them)."""
+        query = Member.filter(uid=uid)
+        if conv is not None:
+            query = query.filter(conv_id=conv)
+        return [Membership.of(m).window for m in await query]
+
+    @staticmethod
+    def _gone(conv: str) -> NotFound:
+        return NotFound(f"conversation {conv!r} not found")
+
+    def _require_current(self, member: Membership) -> None:
+        if not member.current:  # a former group member learns nothing more of it
+            raise self._gone(member.conv)
+
+    async def mark_read(self, member: Membership, seq: int) -> ReadResult:
         """Move the read marker forward (never backward), capped at the last seq.
 
         Raises:
             BadRequest: seq is negative.
-            NotFound: not a current member (a former group member learns nothing more of it).
+            NotFound: not a current member.
         """
         if seq < 0:
             msg = "seq must be >= 0"
             raise BadRequest(msg)
-        member = await self.membership(conv, uid)
-        if member.left_seq is not None:
-            msg = f"conversation {conv!r} not found"
-            raise NotFound(msg)
+        self._require_current(member)
+        conv = member.conv
         row = await Conversation.get(id=conv)
         target = min(seq, row.last_seq)
-        advanced = bool(await Member.filter(id=member.id, read_seq__lt=target).update(read_seq=target))
-        read_seq = max(member.read_seq, target)
+        mine = Member.filter(conv_id=conv, uid=member.uid, left_seq=None)  # (removed meanwhile: no row)
+        advanced = bool(await mine.filter(read_seq__lt=target).update(read_seq=target))
+        read_seq = target
+        if not advanced:  # at or past target already (maybe moved since ``member`` was read), or removed
+            now = await mine.first().values_list("read_seq", flat=True)
+            if now is None:
+                raise self._gone(conv)
+            read_seq = max(target, cast("int", now))
         return ReadResult(conv, read_seq, row.last_seq, tuple(await self.members(conv)), advanced)
 
-    async def set_flags(self, uid: str, conv: str, *, muted: bool | None, pinned: bool | None) -> tuple[bool, bool]:
-        """Mute or pin a conversation for ``uid``; returns (muted, pinned).
+    async def set_flags(self, member: Membership, *, muted: bool | None, pinned: bool | None) -> tuple[bool, bool]:
+        """Mute or pin a conversation for its member; returns (muted, pinned).
 
         Raises:
             NotFound: not a current member.
         """
-        member = await self.membership(conv, uid)
-        if member.left_seq is not None:
-            msg = f"conversation {conv!r} not found"
-            raise NotFound(msg)
+        self._require_current(member)
         changes = {k: v for k, v in (("muted", muted), ("pinned", pinned)) if v is not None}
-        if changes:
-            await Member.filter(id=member.id).update(**changes)
+        if changes and not await Member.filter(conv_id=member.conv, uid=member.uid, left_seq=None).update(**changes):
+            raise self._gone(member.conv)  # removed since ``member`` was read
         return changes.get("muted", member.muted), changes.get("pinned", member.pinned)
 
     async def is_current_member(self, conv: str, uid: str) -> bool:
         return await Member.exists(conv_id=conv, uid=uid, left_seq=None)
+
+    async def recipients(self, convs: Iterable[str]) -> dict[str, list[Recipient]]:
+        """The current members of each conversation, with their mute flag (for push)."""
+        out: dict[str, list[Recipient]] = {}
+        wanted = list(set(convs))
+        if wanted:
+            for conv, uid, muted in await Member.filter(conv_id__in=wanted, left_seq=None).values_list(
+                    "conv_id", "uid", "muted"):
+                out.setdefault(conv, []).append(Recipient(uid, muted))
+        return out
+
+    @staticmethod
+    async def unread_total(uid: str) -> int:
+        """The user's unread messages over all its current conversations (an APNs badge)."""
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(portable_sql(
+            conn, "SELECT COALESCE(SUM(c.last_seq - m.read_seq), 0) AS unread FROM members m "
+                  "JOIN conversations c ON c.id = m.conv_id WHERE m.uid = ? AND m.left_seq IS NULL"), [uid])
+        return int(rows[0]["unread"] or 0)
+
+    async def group(self, conv: str) -> tuple[str, str | None, dict[str, str]] | None:
+        """A group's name, owner and current members with their roles (None: no such group)."""
+        row = await Conversation.get_or_none(id=conv, kind="group")
+        if row is None:
+            return None
+        members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
+        return row.name, row.owner, members
+
+    # ---- inside a caller's transaction: the sequence allocator -------------------------------
+    @staticmethod
+    async def lock(conn: BaseDBAsyncClient, convs: Iterable[str]) -> Locked:
+        """Lock conversations for the transaction on ``conn`` (in id order, so two lockers never
+        deadlock) and read their counters and current members. Sends and group changes both
+        take their seqs here, so membership is ordered with the messages."""
+        wanted = sorted(set(convs))
+        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+        rows = await conn.execute_query_dict(portable_sql(
+            conn, f"SELECT id, kind, last_seq FROM conversations WHERE id IN ({', '.join('?' * len(wanted))})"
+                  f" ORDER BY id{lock}"), wanted)
+        members: dict[str, dict[str, str]] = {}
+        for conv, uid, role in await Member.filter(conv_id__in=wanted, left_seq=None).using_db(conn).values_list(
+                "conv_id", "uid", "role"):
+            members.setdefault(conv, {})[uid] = role
+        return Locked({r["id"]: r["last_seq"] for r in rows}, members, {r["id"]: r["kind"] for r in rows})
+
+    @staticmethod
+    async def commit_seqs(conn: BaseDBAsyncClient, locked: Locked) -> None:
+        """Write back the counters ``locked`` handed out (and each conversation's last message)."""
+        if locked.latest:
+            await conn.execute_many(
+                portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
+                [[seq, ts, msg_id, conv] for conv, (seq, msg_id, ts) in locked.latest.items()])
+
+    @staticmethod
+    async def mark_sent_read(conn: BaseDBAsyncClient, marks: dict[tuple[str, str], int]) -> None:
+        """Senders have read up to their own messages: own messages are never unread."""
+        if marks:
+            await conn.execute_many(
+                portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
+                [[seq, conv, uid, seq] for (conv, uid), seq in marks.items()])
+
+    # ---- group rows (the group service's rules decide; these only write) ---------------------
+    @staticmethod
+    async def create_group(conn: BaseDBAsyncClient, conv: str, name: str, owner: str, now: int) -> None:
+        await Conversation.create(using_db=conn, id=conv, kind="group", name=name, owner=owner, created_at=now)
+
+    @staticmethod
+    async def join(conn: BaseDBAsyncClient, conv: str, roles: dict[str, str], *, after_seq: int,
+                   read: dict[str, int] | None = None) -> None:
+        """Make ``roles``' users members from ``after_seq`` on (former members come back)."""
+        read = read or {}
+        uids = list(roles)
+        existing = set(cast("list[str]", await Member.filter(conv_id=conv, uid__in=uids).using_db(conn).values_list(
+            "uid", flat=True)))
+        returning: dict[tuple[str, int], list[str]] = {}
+        for uid in existing:
+            returning.setdefault((roles[uid], read.get(uid, after_seq)), []).append(uid)
+        for (role, read_seq), who in returning.items():
+            await Member.filter(conv_id=conv, uid__in=who).using_db(conn).update(
+                joined_seq=after_seq, left_seq=None, role=role, read_seq=read_seq)
+        await Member.bulk_create([Member(conv_id=conv, uid=u, role=r, joined_seq=after_seq, read_seq=read.get(u, 0))
+                                  for u, r in roles.items() if u not in existing], using_db=conn)
+
+    @staticmethod
+    async def leave(conn: BaseDBAsyncClient, conv: str, uids: list[str], *, at_seq: int) -> None:
+        await Member.filter(conv_id=conv, uid__in=uids, left_seq=None).using_db(conn).update(
+            left_seq=at_seq, role="member")
+
+    @staticmethod
+    async def set_role(conn: BaseDBAsyncClient, conv: str, uid: str, role: str) -> None:
+        await Member.filter(conv_id=conv, uid=uid, left_seq=None).using_db(conn).update(role=role)
+        if role == "owner":
+            await Conversation.filter(id=conv).using_db(conn).update(owner=uid)
+
+    @staticmethod
+    async def seniority(conn: BaseDBAsyncClient, conv: str, uids: Iterable[str]) -> list[tuple[str, str]]:
+        """(uid, role) of these members, longest-standing first."""
+        rows = await Member.filter(conv_id=conv, uid__in=list(uids)).using_db(conn).order_by("id").values_list(
+            "uid", "role")
+        return [(cast("str", u), cast("str", r)) for u, r in rows]
 
     async def list_for(self, uid: str, limit: int, cursor: str | None) -> tuple[list[ConversationSummary], str | None]:
         """The user's conversations, most recently active first, paged by an opaque cursor."""

@@ -1,23 +1,25 @@
-"""MessageService: durable storage, per-conversation sequence numbers, idempotent sends, history."""
+"""MessageService: the owner of the ``messages`` table: durable storage, idempotent sends,
+history and recall. Sequence numbers and membership come from the conversation service (which
+owns them), the message-event queue is ``services.events``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Self, cast
+from typing import Any, Self
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from services.conversations.models import Member
-from services.conversations.service import ConversationService
-from services.db import portable_sql
-from services.errors import BadRequest, Forbidden, NotFound
+from services.conversations.service import ConversationService, Locked, Membership
+from services.errors import BadRequest, Forbidden, NotFound, Unavailable
+from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
-from services.push.models import MessageEvent
 from services.transactions import transaction
 from services.users.service import UserService
 
@@ -43,34 +45,60 @@ class MessageService:
     """Stores messages. Under load, concurrent sends are committed together (group commit): one
     transaction, one fsync and a handful of statements for a whole batch, instead of per message.
 
-    Use as an async context manager to run the committer; without it, each send commits alone.
+    ``run()`` is the committer (a task of the composition root's TaskGroup); while it is not
+    running, each send commits alone.
     """
 
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
-                 batch_max: int = 256, queue_max: int = 10_000, recall_window_s: int = 120) -> None:
+                 events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
+                 recall_window_s: int = 120, store_timeout_s: float = 30.0) -> None:
         self._clock = clock
         self._recall_window_ms = recall_window_s * 1000
         self._users = users
         self._conversations = conversations
+        self._events = events or EventQueue()
+        self._store_timeout_s = store_timeout_s
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[SendCommand, asyncio.Future[SendResult]]] = asyncio.Queue(queue_max)
-        self._committer: asyncio.Task[None] | None = None
+        self._running = False
         self.batches = 0  # committed batches (read by metrics and the benchmark)
 
-    async def __aenter__(self) -> Self:
-        self._committer = asyncio.create_task(self._commit_loop(), name="imgate.messages.committer")
-        return self
+    @asynccontextmanager
+    async def committing(self) -> AsyncIterator[Self]:
+        """The committer for the scope of a ``with`` (tools, tests, benchmarks; the app runs
+        ``run`` in its TaskGroup)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                committer = tg.create_task(self.run(), name="imgate.messages.committer")
+                self._running = True  # sends queue from now on; the committer takes them once it runs
+                try:
+                    yield self
+                finally:
+                    committer.cancel()
+        except BaseExceptionGroup as group:  # the with-body's own error, as it was raised
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            self._running = False
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._committer is not None:
-            self._committer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._committer
-            self._committer = None
-        while not self._queue.empty():  # nothing was stored for these: the clients retry
-            _, fut = self._queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(RuntimeError("message service stopped"))
+    @property
+    def running(self) -> bool:
+        """The committer runs: sends are stored in batches."""
+        return self._running
+
+    async def run(self) -> None:
+        """The committer: stores what ``send`` queues, a batch per transaction, until cancelled.
+        Sends still queued when it stops fail (nothing was stored for them: their clients retry)."""
+        self._running = True
+        try:
+            await self._commit_loop()
+        finally:
+            self._running = False
+            while not self._queue.empty():
+                _, fut = self._queue.get_nowait()
+                if not fut.done():
+                    fut.set_exception(Unavailable("message service stopped: retry with the same cid"))
 
     async def send(self, cmd: SendCommand) -> SendResult:
         """Store a message once per ``(sender, cid)`` with the conversation's next seq.
@@ -83,15 +111,25 @@ class MessageService:
             NotFound: the recipient or group does not exist.
         """
         self._validate(cmd)
-        if self._committer is None:
+        if not self._running:
             result = (await self._commit([cmd]))[0]
-        else:
-            fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-            await self._queue.put((cmd, fut))
-            result = await fut
-        if isinstance(result, Exception):
-            raise result
-        return result
+            if isinstance(result, Exception):
+                raise result
+            return result
+        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(self._store_timeout_s):
+                await self._queue.put((cmd, fut))
+                return await fut  # cancelled with its sender: the committer skips it if it has not taken it
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():
+                return fut.result()  # answered just as the time ran out (raises its error, if that)
+            # Not acked: the client sends again with the same cid. Not taken by the committer
+            # yet: it never will be. Taken (its transaction outlived the timeout): it is stored,
+            # the retry is acked with it, and recipients see it when they next sync.
+            fut.cancel()
+            msg = f"not stored within {self._store_timeout_s:g} s: retry with the same cid"
+            raise Unavailable(msg) from None
 
     @staticmethod
     def _validate(cmd: SendCommand) -> None:
@@ -104,6 +142,9 @@ class MessageService:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            batch = [(cmd, fut) for cmd, fut in batch if not fut.done()]  # given up by their senders
+            if not batch:
+                continue
             try:
                 results = await self._commit([cmd for cmd, _ in batch])
             except Exception as exc:  # the whole batch failed (database down): each sender retries
@@ -112,7 +153,7 @@ class MessageService:
             except BaseException as exc:  # cancelled mid-batch: nothing is acked, clients retry
                 for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(RuntimeError("message service stopped"))
+                        fut.set_exception(Unavailable("message service stopped: retry with the same cid"))
                 raise exc from None
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
@@ -150,7 +191,7 @@ class MessageService:
                 new.append((i, c))
         if new:
             for conv, members in {c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items():
-                await self._conversations.ensure_direct(conv, members, now)  # type: ignore[arg-type]
+                await self._conversations.ensure_direct(conv, members, now)
             try:
                 outcomes = await self._store_batch(new, now)
             except IntegrityError:
@@ -170,57 +211,50 @@ class MessageService:
         return results  # type: ignore[return-value]
 
     async def _store_batch(self, new: list[tuple[int, SendCommand]], now: int) -> dict[int, SendResult | Exception]:
-        convs = sorted({c.conv for _, c in new})
         out: dict[int, SendResult | Exception] = {}
         async with transaction() as conn:
-            # Lock the counters (PostgreSQL: row locks; SQLite: the write lock) and number the
-            # batch's messages in arrival order, continuing each conversation's sequence.
-            lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
-            rows = await conn.execute_query_dict(portable_sql(
-                conn, f"SELECT id, last_seq FROM conversations WHERE id IN ({', '.join('?' * len(convs))})"
-                      f" ORDER BY id{lock}"), convs)
-            last = {r["id"]: r["last_seq"] for r in rows}
-            # Who is in each conversation right now: the recipients, and who may send.
-            members: dict[str, set[str]] = {}
-            for conv, uid in await Member.filter(conv_id__in=convs, left_seq=None).using_db(conn).values_list(
-                    "conv_id", "uid"):
-                members.setdefault(conv, set()).add(uid)
+            # The conversations' counters and members, locked: the batch's messages are numbered
+            # in arrival order, continuing each conversation's sequence.
+            locked = await self._conversations.lock(conn, {c.conv for _, c in new})
             objs: list[Message] = []
-            last_msg: dict[str, tuple[int, str]] = {}
             read_marks: dict[tuple[str, str], int] = {}
             for i, c in new:
                 conv = c.conv
-                in_conv = members.get(conv, set())
-                if conv not in last or c.sender not in in_conv:
+                in_conv = locked.members_of(conv)
+                if not locked.exists(conv) or c.sender not in in_conv:
                     what = f"group {c.group!r}" if c.group is not None else f"conversation {conv!r}"
-                    out[i] = NotFound(f"{what} not found") if conv not in last or c.group is None \
+                    out[i] = NotFound(f"{what} not found") if not locked.exists(conv) or c.group is None \
                         else Forbidden(f"you are not a member of group {c.group!r}")
                     continue
                 if any(m not in in_conv for m in c.mentions):
                     out[i] = BadRequest("mentions must be members of the conversation")
                     continue
-                last[conv] += 1
-                seq = last[conv]
                 msg_id = new_ulid(now)
+                seq = locked.next_seq(conv, msg_id, now)
                 objs.append(Message(id=msg_id, conv=conv, seq=seq, sender=c.sender, cid=c.cid, type=c.type,
                                     text=c.text, data=c.data, mentions=list(c.mentions) or None, ts=now))
                 message = StoredMessage(msg_id, conv, seq, c.sender, c.cid, c.type, c.text, c.data, now, c.mentions)
                 out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
-                last_msg[conv] = (seq, msg_id)
                 read_marks[(conv, c.sender)] = seq
             if objs:
                 await Message.bulk_create(objs, using_db=conn)
-                # The durable queue push works from, committed with the messages themselves.
-                await MessageEvent.bulk_create([MessageEvent(message_id=o.id, created_at=now) for o in objs],
-                                               using_db=conn)
-                await conn.execute_many(
-                    portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
-                    [[seq, now, msg_id, conv] for conv, (seq, msg_id) in last_msg.items()])
-                # The sender has read everything up to its own message: own messages are never unread.
-                await conn.execute_many(
-                    portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
-                    [[seq, conv, uid, seq] for (conv, uid), seq in read_marks.items()])
+                # The durable queue push and search work from, committed with the messages.
+                await self._events.publish(conn, [o.id for o in objs], now)
+                await self._conversations.commit_seqs(conn, locked)
+                await self._conversations.mark_sent_read(conn, read_marks)
         return out
+
+    @staticmethod
+    async def append(conn: BaseDBAsyncClient, locked: Locked, conv: str, sender: str, type_: str,
+                     data: dict[str, Any], now: int) -> StoredMessage:
+        """Store a message the server writes (a group's ``member`` event) in the caller's
+        transaction, with the next seq of ``locked`` (the caller commits the counters)."""
+        msg_id = new_ulid(now)
+        seq = locked.next_seq(conv, msg_id, now)
+        cid = f"{type_}:{msg_id}"
+        await Message.create(using_db=conn, id=msg_id, conv=conv, seq=seq, sender=sender, cid=cid, type=type_,
+                             text=None, data=data, ts=now)
+        return StoredMessage(msg_id, conv, seq, sender, cid, type_, None, data, now)
 
     async def _store_one(self, i: int, cmd: SendCommand, now: int) -> dict[int, SendResult | Exception]:
         """Store one message in its own transaction; a stored duplicate wins over ours."""
@@ -235,22 +269,21 @@ class MessageService:
                     raise
         raise AssertionError  # unreachable
 
-    async def history(self, uid: str, conv: str, *, after_seq: int | None, before_seq: int | None,
+    async def history(self, member: Membership, *, after_seq: int | None, before_seq: int | None,
                       limit: int) -> HistoryPage:
-        """A page of a conversation in seq order: after ``after_seq``, before ``before_seq``, or
-        the latest ``limit`` messages when neither is given.
+        """A page of the member's conversation in seq order, inside its window: after
+        ``after_seq``, before ``before_seq``, or the latest ``limit`` messages when neither is given.
 
         Raises:
             BadRequest: both cursors given.
-            NotFound: not a member.
         """
         if after_seq is not None and before_seq is not None:
             msg = "give after_seq or before_seq, not both"
             raise BadRequest(msg)
-        member = await self._conversations.membership(conv, uid)
-        query = Message.filter(conv=conv, seq__gt=member.joined_seq)
-        if member.left_seq is not None:  # a former group member reads up to its removal
-            query = query.filter(seq__lte=member.left_seq)
+        window = member.window
+        query = Message.filter(conv=window.conv, seq__gt=window.after)
+        if window.upto is not None:  # a former group member reads up to its removal
+            query = query.filter(seq__lte=window.upto)
         if after_seq is not None:
             rows = await query.filter(seq__gt=after_seq).order_by("seq").limit(limit + 1)
             has_more = len(rows) > limit
@@ -274,17 +307,18 @@ class MessageService:
             Forbidden: not the sender (nor a group admin), or the window has passed.
         """
         row = await Message.get_or_none(id=msg_id)
-        member = await Member.get_or_none(conv_id=row.conv, uid=uid) if row is not None else None
-        visible = (row is not None and member is not None and row.seq > member.joined_seq
-                   and (member.left_seq is None or row.seq <= member.left_seq))
-        if not visible or row is None or member is None:
+        try:
+            member = await self._conversations.membership(row.conv, uid) if row is not None else None
+        except NotFound:
+            member = None
+        if row is None or member is None or not member.window.contains(row.seq):
             msg = f"message {msg_id!r} not found"
             raise NotFound(msg)
         if row.type == "member":
             msg = "membership events cannot be recalled"
             raise Forbidden(msg)
         if row.type != "recalled":
-            is_admin = row.conv.startswith("g:") and member.left_seq is None and member.role in ("owner", "admin")
+            is_admin = row.conv.startswith("g:") and member.current and member.role in ("owner", "admin")
             if not is_admin:
                 if row.sender != uid:
                     msg = "only the sender (or a group admin) may recall a message"
@@ -295,11 +329,15 @@ class MessageService:
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None)
-                await MessageEvent.create(message_id=msg_id, created_at=self._clock.now_ms(), using_db=conn)
+                await self._events.publish(conn, [msg_id], self._clock.now_ms())
             row = await Message.get(id=msg_id)
-        members = await Member.filter(conv_id=row.conv, left_seq=None).values_list("uid", flat=True)
-        return StoredMessage.from_row(row), tuple(cast("list[str]", members))
+        return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
-        rows = await Message.filter(id__in=ids) if ids else []
+        rows = await Message.filter(id__in=list(ids)) if ids else []
         return {r.id: StoredMessage.from_row(r) for r in rows}
+
+    async def scan(self, after_id: str, types: tuple[str, ...], limit: int) -> list[StoredMessage]:
+        """Messages of ``types`` in id order after ``after_id`` (a rebuild of the search index)."""
+        rows = await Message.filter(id__gt=after_id, type__in=list(types)).order_by("id").limit(limit)
+        return [StoredMessage.from_row(r) for r in rows]

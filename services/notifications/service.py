@@ -10,13 +10,13 @@ where its first token was issued, so a new device gets what was sent since it wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from services.errors import BadRequest, NotFound
 from services.ids import Clock
 from services.notifications.models import Notification, NotificationCursor
-from services.presence.models import DevicePresence
-from services.users.models import DeviceToken, User
+from services.presence.service import PresenceService
+from services.users.service import UserService
 
 _MAX_BODY_KEYS = 50
 
@@ -37,8 +37,10 @@ class DeviceDelivery:
 
 
 class NotificationService:
-    def __init__(self, clock: Clock, *, batch: int = 100) -> None:
+    def __init__(self, clock: Clock, users: UserService, presence: PresenceService, *, batch: int = 100) -> None:
         self._clock = clock
+        self._users = users
+        self._presence = presence
         self._batch = batch
 
     async def send(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, list[DeviceDelivery]]:
@@ -53,13 +55,13 @@ class NotificationService:
             msg = f"body must be a non-empty object with at most {_MAX_BODY_KEYS} keys"
             raise BadRequest(msg)
         if uids is None:
-            targets = cast("list[str]", list(await User.filter(disabled=False).values_list("uid", flat=True)))
+            targets = await self._users.enabled_uids()
         else:
             targets = list(dict.fromkeys(uids))
             if not targets:
                 msg = "give at least one uid (or send to everyone)"
                 raise BadRequest(msg)
-            known = set(await User.filter(uid__in=targets).values_list("uid", flat=True))
+            known = await self._users.existing_uids(targets)
             missing = [u for u in targets if u not in known]
             if missing:
                 msg = f"user {missing[0]!r} does not exist"
@@ -67,7 +69,7 @@ class NotificationService:
         now = self._clock.now_ms()
         await Notification.bulk_create([Notification(uid=u, body=body, created_at=now) for u in targets],
                                        batch_size=1000)
-        online = await DevicePresence.filter(uid__in=targets, online=True).values_list("uid", "device")
+        online = await self._presence.online_devices(targets)
         deliveries = []
         for uid, device in online:
             delivery = await self.claim(uid, device)
@@ -94,10 +96,10 @@ class NotificationService:
         cursor = await NotificationCursor.get_or_none(uid=uid, device=device)
         if cursor is not None:
             return cursor
-        first = await DeviceToken.filter(uid=uid, device=device).order_by("created_at").first()
-        if first is None:
+        registered = await self._users.device_registered_at(uid, device)
+        if registered is None:
             return None  # not a registered device
-        before = await Notification.filter(uid=uid, created_at__lt=first.created_at).order_by("-id").first()
+        before = await Notification.filter(uid=uid, created_at__lt=registered).order_by("-id").first()
         await NotificationCursor.bulk_create(
             [NotificationCursor(uid=uid, device=device, last_id=before.id if before else 0)], ignore_conflicts=True)
         return await NotificationCursor.get(uid=uid, device=device)

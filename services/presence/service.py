@@ -4,7 +4,7 @@ retained ``presence/{uid}/{device}`` topics by the bridge."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError
 
@@ -38,6 +38,18 @@ class PresenceService:
         for r in rows:
             out[r.uid].append(DeviceState(r.device, r.online, r.platform, r.ts))
         return out
+
+    async def online_uids(self, uids: set[str]) -> set[str]:
+        """The subset of ``uids`` with at least one device online."""
+        if not uids:
+            return set()
+        rows = await DevicePresence.filter(uid__in=list(uids), online=True).values_list("uid", flat=True)
+        return set(cast("list[str]", rows))
+
+    async def online_devices(self, uids: list[str]) -> list[tuple[str, str]]:
+        """(uid, device) of every device of ``uids`` online now."""
+        rows = await DevicePresence.filter(uid__in=uids, online=True).values_list("uid", "device")
+        return [(str(u), str(d)) for u, d in rows]
 
     async def mark_all_offline(self, ts: int) -> int:
         """A freshly started embedded broker has no connections: nobody is online."""

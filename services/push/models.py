@@ -1,4 +1,4 @@
-"""Push targets, the message events push works from, and the durable push outbox."""
+"""Push targets and the durable push outbox (tortoise models)."""
 
 from typing import Any
 
@@ -18,18 +18,6 @@ class PushTarget(Model):
     class Meta:
         table = "push_targets"
         unique_together = (("uid", "platform", "token"),)
-
-
-class MessageEvent(Model):
-    """A stored message, written in the message's own transaction: the durable queue that push
-    (and later search indexing) consume. Deleted once consumed."""
-
-    id = fields.BigIntField(primary_key=True)
-    message_id = fields.CharField(max_length=26)
-    created_at = fields.BigIntField()
-
-    class Meta:
-        table = "message_events"
 
 
 class PushJob(Model):

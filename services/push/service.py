@@ -14,8 +14,8 @@
 
 Both steps are idempotent (unique (target, message)), so a crash anywhere costs a retry, never
 a push. Nothing here runs on the message path: a worker owned by the composition root calls
-``fan_out``; ``start`` runs the sender, a task owned by this service with the sends it starts
-(``aclose`` cancels them all).
+``fan_out``, and another runs ``run`` (the sender), which owns the sends it starts and cancels
+them when it stops.
 
 Webhook targets are checked against SSRF (``services.push.webhooks``) when registered and again
 when sent; a user has at most ``max_targets_per_user`` targets.
@@ -30,19 +30,17 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from tortoise import connections
-
-from services.conversations.models import Member
-from services.db import portable_sql
+from services.conversations.service import ConversationService, Recipient
 from services.errors import BadRequest, NotFound, TooLarge
+from services.events.queue import EventQueue
 from services.ids import Clock
-from services.messages.events import EventQueue
-from services.messages.models import Message
-from services.presence.models import DevicePresence
+from services.messages.commands import StoredMessage
+from services.messages.service import MessageService
+from services.presence.service import PresenceService
 from services.push.models import PushJob, PushTarget
 from services.push.providers import Outcome, Provider, Result
 from services.push.webhooks import TargetRefused, WebhookPolicy
-from services.users.models import User
+from services.users.service import UserService
 
 log = logging.getLogger("imgate.push")
 PLATFORMS = ("fcm", "apns", "webhook")
@@ -59,10 +57,12 @@ class PushStats:
 
 
 class PushService:
-    """See the module's docstring. An async context manager: leaving it stops the sender and
-    cancels the sends in flight (a job cancelled mid-send is sent again when its lease expires)."""
+    """See the module's docstring. An async context manager: leaving it cancels the sends in
+    flight (a job cancelled mid-send is sent again when its lease expires)."""
 
-    def __init__(self, clock: Clock, providers: dict[str, Provider], *, policy: Literal["tickle", "preview"] = "tickle",
+    def __init__(self, clock: Clock, providers: dict[str, Provider], *, messages: MessageService,
+                 conversations: ConversationService, presence: PresenceService, users: UserService,
+                 policy: Literal["tickle", "preview"] = "tickle",
                  preview_chars: int = 100, max_attempts: int = 8, base_delay_ms: int = 1000,
                  max_delay_ms: int = 3_600_000, rng: random.Random | None = None,
                  events: EventQueue | None = None, webhooks: WebhookPolicy | None = None,
@@ -70,6 +70,10 @@ class PushService:
                  timeout_s: float = 3.0) -> None:
         self._clock = clock
         self._providers = providers
+        self._messages = messages
+        self._conversations = conversations
+        self._presence = presence
+        self._users = users
         self._policy = policy
         self._preview = preview_chars
         self._max_attempts = max_attempts
@@ -88,17 +92,22 @@ class PushService:
         self._inflight: set[int] = set()  # ids of the jobs this process is sending
         self._per_host: dict[str, int] = {}  # webhook host -> sends in flight
         self._waiting: dict[str, dict[int, int]] = {}  # host -> {deferred job id: its next_at}, oldest first
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._sender: asyncio.Task[None] | None = None
+        self._sends: asyncio.TaskGroup | None = None  # while entered (``async with``)
+        self._tasks: set[asyncio.Task[None]] = set()  # the sends in flight (each bounded by timeout_s)
         self._wake = asyncio.Event()  # new jobs, or a slot freed while jobs were waiting for one
         self._blocked = False  # a pass left due jobs for want of a free slot
         self.stats = PushStats()
 
     async def __aenter__(self) -> Self:
+        self._sends = asyncio.TaskGroup()  # owns every send this service starts
+        await self._sends.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+        if self._sends is not None:
+            sends, self._sends = self._sends, None
+            await sends.__aexit__(None, None, None)
 
     async def register(self, uid: str, platform: str, token: str) -> None:
         """Add a push target (registering one again is harmless). Raises ``BadRequest`` (unknown
@@ -147,16 +156,12 @@ class PushService:
         events = await self._events.read("push", limit)
         if not events:
             return 0
-        messages = {m.id: m for m in await Message.filter(id__in=[e.message_id for e in events])}
-        convs = {m.conv for m in messages.values()}
-        members: dict[str, list[Member]] = {}
-        for m in await Member.filter(conv_id__in=list(convs), left_seq=None):
-            members.setdefault(m.conv_id, []).append(m)  # type: ignore[attr-defined]
+        messages = await self._messages.by_ids([e.message_id for e in events])
+        members: dict[str, list[Recipient]] = await self._conversations.recipients(m.conv for m in messages.values())
         uids = {m.uid for ms in members.values() for m in ms}
-        online = set(await DevicePresence.filter(uid__in=list(uids), online=True).values_list("uid", flat=True))
-        disabled = set(await User.filter(uid__in=list(uids), disabled=True).values_list("uid", flat=True))
+        reachable = await self._users.active_uids(uids) - await self._presence.online_uids(uids)
         targets: dict[str, list[PushTarget]] = {}
-        for t in await PushTarget.filter(uid__in=list(uids - online - disabled)):
+        for t in await PushTarget.filter(uid__in=list(reachable)) if reachable else []:
             targets.setdefault(t.uid, []).append(t)
         now = self._clock.now_ms()
         jobs = []
@@ -164,7 +169,7 @@ class PushService:
             msg = messages.get(event.message_id)
             if msg is None or msg.type in ("member", "recalled"):
                 continue
-            mentioned = set(msg.mentions or ())
+            mentioned = set(msg.mentions)
             for member in members.get(msg.conv, []):
                 if member.uid == msg.sender or member.uid not in targets:
                     continue
@@ -180,7 +185,7 @@ class PushService:
         self.stats.queued += len(jobs)
         return len(events)
 
-    def _payload(self, msg: Message, mentioned: bool) -> dict[str, Any]:
+    def _payload(self, msg: StoredMessage, mentioned: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"conv": msg.conv, "seq": msg.seq}
         if mentioned:
             body["mentioned"] = True
@@ -190,28 +195,22 @@ class PushService:
                 body["text"] = msg.text[: self._preview]
         return body
 
-    @staticmethod
-    async def _unread_total(uid: str) -> int:
-        conn = connections.get("default")
-        rows = await conn.execute_query_dict(portable_sql(
-            conn, "SELECT COALESCE(SUM(c.last_seq - m.read_seq), 0) AS unread FROM members m "
-                  "JOIN conversations c ON c.id = m.conv_id WHERE m.uid = ? AND m.left_seq IS NULL"), [uid])
-        return int(rows[0]["unread"] or 0)
-
     # ---- 2. jobs -> providers --------------------------------------------------------------
-    def start(self, poll_s: float = 1.0) -> None:
-        """Run the sender: a task owned by this service that starts due jobs when woken (new jobs
-        queued, a slot freed while jobs waited for one) and every ``poll_s`` (retries come due)."""
-        assert self._sender is None, "the sender is running"
-        self._sender = asyncio.create_task(self._send_loop(poll_s), name="imgate.push.sender")
+    async def run(self, poll_s: float = 1.0) -> None:
+        """The sender, until cancelled (a task of the composition root's TaskGroup): starts due
+        jobs when woken (new jobs queued, a slot freed while jobs were waiting for one) and every
+        ``poll_s`` (retries come due). Stopping it cancels the sends in flight."""
+        try:
+            await self._send_loop(poll_s)
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the sender and cancel the sends in flight."""
-        tasks = [t for t in (self._sender, *self._tasks) if t is not None]
+        """Cancel the sends in flight (a job cancelled mid-send is sent again when its lease expires)."""
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._sender = None
 
     async def drain(self) -> None:
         """Wait until no send is in flight (those started meanwhile included)."""
@@ -312,7 +311,11 @@ class PushService:
         if not claimed:  # another pass or process has it
             self._release(job.id, host)
             return False
-        task = asyncio.create_task(self._run(job, target, provider, host), name=f"imgate.push.send.{job.id}")
+        if self._sends is None:
+            self._release(job.id, host)
+            msg = "sending needs `async with PushService(...)` (its TaskGroup owns the sends)"
+            raise RuntimeError(msg)
+        task = self._sends.create_task(self._run(job, target, provider, host), name=f"imgate.push.send.{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._sent)
         return True
@@ -371,7 +374,7 @@ class PushService:
         """Send one job and record the outcome."""
         payload = job.payload
         if target.platform == "apns":  # the badge is the user's total unread count, as of now
-            payload = {**payload, "badge": await self._unread_total(target.uid)}
+            payload = {**payload, "badge": await self._conversations.unread_total(target.uid)}
         try:
             async with asyncio.timeout(self._timeout_s):
                 result = await provider.send(target.token, payload)

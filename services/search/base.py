@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.conversations.window import Window
 from services.errors import Unavailable
+
+__all__ = ["Doc", "SearchBackend", "SearchUnavailable", "Window"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,20 +20,6 @@ class Doc:
     sender: str
     ts: int
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What a user may see of a conversation: seq in (after, upto]."""
-
-    conv: str
-    after: int
-    upto: int | None
-
-    @property
-    def whole(self) -> bool:
-        """The whole conversation (a 1:1, or a group the user was in from its start)."""
-        return self.after == 0 and self.upto is None
 
 
 class SearchUnavailable(Unavailable):

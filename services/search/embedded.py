@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from services.files import private_sqlite_file
 from services.search.base import Doc, Window
 from services.search.terms import fts_query, index_terms
+
+T = TypeVar("T")
 
 
 class EmbeddedSearch:
@@ -56,12 +58,13 @@ class EmbeddedSearch:
         if self._db is None:  # the indexer calls this every pass: no thread hop once open
             await self._run(self._open)
 
-    async def _run(self, fn, *args):
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             # Cancelling the caller does not stop the thread: the job is kept so that close()
             # does not pull the connection from under it (SQLite then crashes the process).
             self._inflight = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-            return await asyncio.shield(self._inflight)
+            result: T = await asyncio.shield(self._inflight)
+            return result
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

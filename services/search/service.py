@@ -10,19 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services.conversations.models import Member
+from services.conversations.service import ConversationService
+from services.conversations.window import Window
 from services.errors import BadRequest
-from services.messages.events import EventQueue
-from services.messages.models import Message
-from services.search.base import Doc, SearchBackend, SearchUnavailable, Window
+from services.events.queue import EventQueue
+from services.messages.commands import StoredMessage
+from services.messages.service import MessageService
+from services.search.base import Doc, SearchBackend, SearchUnavailable
 from services.search.terms import covers, query_terms
 
 _INDEXED_TYPES = ("text",)
 
 
 class SearchService:
-    def __init__(self, backend: SearchBackend, events: EventQueue | None = None, *, batch: int = 500) -> None:
+    def __init__(self, backend: SearchBackend, messages: MessageService, conversations: ConversationService,
+                 events: EventQueue | None = None, *, batch: int = 500) -> None:
         self.backend = backend
+        self._messages = messages
+        self._conversations = conversations
         self._events = events or EventQueue()
         self._batch = batch
         self.indexed = 0  # documents added or removed, for /metrics
@@ -50,7 +55,7 @@ class SearchService:
         events = await self._events.read("search", self._batch)
         if not events:
             return 0
-        rows = await Message.filter(id__in=list({e.message_id for e in events}))
+        rows = (await self._messages.by_ids(list({e.message_id for e in events}))).values()
         docs = [_doc(m) for m in rows if m.type in _INDEXED_TYPES]
         gone = [m.id for m in rows if m.type == "recalled"]
         with self._watch(up_on_success=bool(docs or gone)):
@@ -70,7 +75,7 @@ class SearchService:
         await self.backend.clear()
         count, last = 0, ""
         while True:
-            rows = await Message.filter(id__gt=last, type__in=_INDEXED_TYPES).order_by("id").limit(batch)
+            rows = await self._messages.scan(last, _INDEXED_TYPES, batch)
             if not rows:
                 return count
             await self.backend.add([_doc(m) for m in rows])
@@ -93,10 +98,7 @@ class SearchService:
         if not terms:
             msg = "q has no letters or digits to search for"
             raise BadRequest(msg)
-        query = Member.filter(uid=uid)
-        if conv is not None:
-            query = query.filter(conv_id=conv)
-        windows = [Window(m.conv_id, m.joined_seq, m.left_seq) for m in await query]  # type: ignore[attr-defined]
+        windows = await self._conversations.windows(uid, conv)
         with self._watch():  # a few more than asked, for the hits the checks below drop
             hits = await self.backend.search(terms, windows, sender=sender, since=since, until=until,
                                              limit=min(2 * limit, 200))
@@ -111,17 +113,16 @@ class SearchService:
                 and covers(h.text, terms)]
         if not hits:
             return []
-        live = set(await Message.filter(id__in=[h.id for h in hits], type__in=_INDEXED_TYPES)
-                   .values_list("id", flat=True))
-        return [h for h in hits if h.id in live][:limit]
+        live = await self._messages.by_ids([h.id for h in hits])
+        return [h for h in hits if h.id in live and live[h.id].type in _INDEXED_TYPES][:limit]
 
     def close(self) -> None:
         self.backend.close()
 
 
-def _doc(m: Message) -> Doc:
+def _doc(m: StoredMessage) -> Doc:
     return Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "")
 
 
 def _visible(doc: Doc, windows: list[Window]) -> bool:
-    return any(doc.seq > w.after and (w.upto is None or doc.seq <= w.upto) for w in windows)
+    return any(w.contains(doc.seq) for w in windows)

@@ -122,6 +122,21 @@ class UserService:
         rows = await User.filter(uid__in=list(uids), disabled=False).values_list("uid", flat=True)
         return set(cast("list[str]", rows))
 
+    async def existing_uids(self, uids: list[str]) -> set[str]:
+        """The subset of ``uids`` that exist (disabled or not)."""
+        if not uids:
+            return set()
+        return set(cast("list[str]", await User.filter(uid__in=uids).values_list("uid", flat=True)))
+
+    async def enabled_uids(self) -> list[str]:
+        """Every user that is not disabled."""
+        return cast("list[str]", list(await User.filter(disabled=False).values_list("uid", flat=True)))
+
+    async def device_registered_at(self, uid: str, device: str) -> int | None:
+        """When the device's first token was issued (None: not a registered device)."""
+        first = await DeviceToken.filter(uid=uid, device=device).order_by("created_at").first()
+        return first.created_at if first is not None else None
+
     # ---- tokens ------------------------------------------------------------------------
     async def issue_token(self, uid: str, device: str, platform: str = "", ttl_s: int | None = None) -> IssuedToken:
         """Issue a device token. The token is returned once; only its hash is stored.

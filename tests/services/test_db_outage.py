@@ -27,7 +27,7 @@ async def test_the_committer_recovers_after_its_connections_are_killed_mid_trans
         svc = build_services(ManualClock(1_800_000_000_000))
         for uid in ("alice", "bob"):
             await svc.users.add_user(uid)
-        async with svc.messages:
+        async with svc.messages.committing():
             def send(cid: str) -> asyncio.Future[object]:
                 return asyncio.ensure_future(svc.messages.send(
                     SendCommand("alice", cid, "bob", None, "text", cid, None)))

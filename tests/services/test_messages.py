@@ -24,7 +24,7 @@ async def svc(database_url: str, request: pytest.FixtureRequest) -> AsyncIterato
         if request.param == "one-by-one":
             yield services
             return
-        async with services.messages:  # the group committer, as in the app
+        async with services.messages.committing():  # the group committer, as in the app
             yield services
 
 
@@ -40,7 +40,7 @@ async def test_concurrent_sends_get_gap_free_seq(svc: Services) -> None:
 
 
 async def test_concurrent_sends_are_committed_in_batches(svc: Services) -> None:
-    if svc.messages._committer is None:
+    if not svc.messages.running:
         pytest.skip("group commit off")
     await asyncio.gather(*(svc.messages.send(text("alice", f"b{i}", "bob")) for i in range(100)))
     assert svc.messages.batches < 50, "concurrent sends should share transactions"
@@ -81,11 +81,12 @@ async def test_disabled_or_unknown_recipient_is_not_found(svc: Services) -> None
 async def test_read_marker_only_moves_forward(svc: Services) -> None:
     for i in range(3):
         await svc.messages.send(text("alice", f"m{i}", "bob"))
-    assert (await svc.conversations.mark_read("bob", "d:alice:bob", 2)).read_seq == 2
-    back = await svc.conversations.mark_read("bob", "d:alice:bob", 1)
+    bob = await svc.conversations.membership("d:alice:bob", "bob")
+    assert (await svc.conversations.mark_read(bob, 2)).read_seq == 2
+    back = await svc.conversations.mark_read(bob, 1)
     assert back.read_seq == 2 and not back.advanced
     with pytest.raises(BadRequest):
-        await svc.conversations.mark_read("bob", "d:alice:bob", -1)
+        await svc.conversations.mark_read(bob, -1)
 
 
 async def test_notes_to_self(svc: Services) -> None:
@@ -116,3 +117,41 @@ async def test_a_database_of_another_schema_version_is_refused(database_url: str
     with pytest.raises(SchemaMismatch):  # the refusal changed nothing: still refused
         async with Database(database_url):
             pass
+
+
+async def test_a_send_not_stored_in_time_is_unavailable_and_its_retry_is_acked(database_url: str) -> None:
+    """The sender is not left waiting on a stalled database: after ``store_timeout_s`` it is told
+    ``unavailable`` (no ack); its retry with the same cid gets the one stored message."""
+    from services.db import portable_sql
+    from services.errors import Unavailable
+    from services.messages.service import MessageService
+    from services.transactions import transaction
+
+    async with Database(database_url):
+        svc = build_services(SystemClock())
+        for uid in ("alice", "bob"):
+            await svc.users.add_user(uid)
+        await svc.messages.send(text("alice", "first", "bob"))  # the conversation exists
+        messages = MessageService(SystemClock(), svc.users, svc.conversations, events=svc.events,
+                                  store_timeout_s=0.3)
+        async with messages.committing():
+            async with transaction() as conn:  # another writer holds the conversation (a stalled commit)
+                await conn.execute_query(portable_sql(
+                    conn, "UPDATE conversations SET last_ts = last_ts WHERE id = ?"), ["d:alice:bob"])
+                with pytest.raises(Unavailable, match="retry with the same cid"):
+                    await messages.send(text("alice", "second", "bob"))
+            retried = await messages.send(text("alice", "second", "bob"))
+        assert retried.message.seq == 2
+        assert await Message.filter(conv="d:alice:bob", cid="second").count() == 1
+
+
+async def test_an_error_inside_committing_comes_out_as_itself(database_url: str) -> None:
+    from services.errors import NotFound
+
+    async with Database(database_url):
+        svc = build_services(SystemClock())
+        await svc.users.add_user("alice")
+        with pytest.raises(NotFound):
+            async with svc.messages.committing():
+                await svc.messages.send(text("alice", "c1", "nobody"))
+        assert not svc.messages.running  # a send now commits alone instead of queueing for nobody

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from imgate.app import Services, build_services
+from imgate.app import Services, build_push, build_services
 from imgate.http import EmbeddedHttpServer
 from services.db import Database
 from services.messages.service import SendCommand
@@ -67,9 +67,9 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
                httpx.AsyncClient(timeout=5) as client, WebhookClient(INTRANET) as hook_client:
         fcm.base_url = f"http://127.0.0.1:{fcm_http.port}"
         svc = build_services(clock)
-        async with PushService(clock, {"fcm": FcmProvider(client, fcm.service_account(), base_url=fcm.base_url),
-                                       "webhook": WebhookProvider(hook_client, HOOK_SECRET)},
-                               max_attempts=4, rng=random.Random(1), webhooks=INTRANET) as push:
+        async with build_push(svc, clock, {"fcm": FcmProvider(client, fcm.service_account(), base_url=fcm.base_url),
+                                           "webhook": WebhookProvider(hook_client, HOOK_SECRET)},
+                              max_attempts=4, rng=random.Random(1), webhooks=INTRANET) as push:
             for uid in ("alice", "bob", "carol"):
                 await svc.users.add_user(uid)
             yield Rig(svc, push, fcm, hooks, f"http://127.0.0.1:{hook_http.port}/hook", clock)
@@ -103,7 +103,8 @@ async def test_push_only_to_users_with_no_device_online(rig: Rig) -> None:
 async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
     await rig.push.register("bob", "webhook", rig.hook_url)
     g = await rig.svc.groups.create("alice", "team", ["bob"])
-    await rig.svc.conversations.set_flags("bob", g.conv, muted=True, pinned=None)
+    await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, "bob"), muted=True,
+                                          pinned=None)
     await send(rig, "quiet", group=g.gid)
     await send(rig, "loud", group=g.gid, mentions=("bob",))
     await rig.push.fan_out()
@@ -163,7 +164,7 @@ async def test_queued_pushes_survive_a_restart(rig: Rig, database_url: str) -> N
     await send(rig, "before-crash", to="bob")
     await rig.push.fan_out()  # queued, not sent: the process "dies" here
     async with WebhookClient(INTRANET) as client, \
-            PushService(rig.clock, {"webhook": WebhookProvider(client, HOOK_SECRET)}, webhooks=INTRANET) as fresh:
+            build_push(rig.svc, rig.clock, {"webhook": WebhookProvider(client, HOOK_SECRET)}, webhooks=INTRANET) as fresh:
         assert await send_due(fresh) == 1
     assert rig.hooks == [{"conv": "d:alice:bob", "seq": 1}]
 
@@ -197,17 +198,17 @@ async def test_apns_over_http2_with_token_auth_badge_and_invalid_tokens(database
             await svc.users.add_user(uid)
         apns = ApnsProvider(client, key_pem=fake.key_pem, key_id=KEY_ID, team_id=TEAM, topic=TOPIC,
                             base_url=f"https://127.0.0.1:{port}")
-        push = PushService(clock, {"apns": apns})
-        await push.register("bob", "apns", "abc123")
-        await push.register("bob", "apns", "dead0dead")
-        for i in range(3):
-            await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
-        await push.fan_out()
-        await send_due(push)  # the first to abc123 gets a 429 and is retried later
-        assert push.stats.retried == 1
-        clock.ms += 3_600_000
-        await send_due(push)
-        assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
+        async with build_push(svc, clock, {"apns": apns}) as push:
+            await push.register("bob", "apns", "abc123")
+            await push.register("bob", "apns", "dead0dead")
+            for i in range(3):
+                await svc.messages.send(SendCommand("alice", f"m{i}", "bob", None, "text", "hi", None))
+            await push.fan_out()
+            await send_due(push)  # the first to abc123 gets a 429 and is retried later
+            assert push.stats.retried == 1
+            clock.ms += 3_600_000
+            await send_due(push)
+            assert [t.token for t in await PushTarget.filter(uid="bob")] == ["abc123"]  # the dead one is gone
     assert sorted(b["seq"] for _, b in fake.received) == [1, 2, 3]
     headers, body = next((h, b) for h, b in fake.received if b["seq"] == 3)
     assert headers["apns-topic"] == TOPIC and headers["apns-push-type"] == "background"

@@ -11,12 +11,13 @@ import asyncio
 import itertools
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from imgate.app import Services, build_services
+from imgate.app import Services, build_push, build_services
 from services.db import Database
 from services.messages.service import SendCommand
 from services.push.models import PushJob
@@ -39,8 +40,8 @@ class Rig:
     client: WebhookClient
 
     def push(self, **kw: Any) -> PushService:
-        return PushService(self.clock, {"webhook": WebhookProvider(self.client, SECRET)}, webhooks=self.policy,
-                           rng=random.Random(1), **kw)
+        return build_push(self.svc, self.clock, {"webhook": WebhookProvider(self.client, SECRET)},
+                          webhooks=self.policy, rng=random.Random(1), **kw)
 
 
 @pytest.fixture
@@ -53,6 +54,15 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
         for uid in ("alice", "bob", "carol"):
             await svc.users.add_user(uid)
         yield Rig(svc, clock, dns, policy, client)
+
+
+@asynccontextmanager
+async def sending(push: PushService) -> AsyncIterator[None]:
+    """The push sender running (as the composition root runs it), polling only every 600 s."""
+    async with asyncio.TaskGroup() as tg:
+        sender = tg.create_task(push.run(poll_s=600), name="imgate.push.sender")
+        yield
+        sender.cancel()
 
 
 async def message(rig: Rig, to: str) -> None:
@@ -92,14 +102,14 @@ async def test_the_pool_is_bounded_and_a_freed_slot_starts_the_next_job(rig: Rig
             await push.register("bob", "webhook", f"http://h{i}.example:{hook.port}/hook")
         await message(rig, "bob")
         await push.fan_out()
-        push.start(poll_s=600)  # only a wake-up (new jobs, a freed slot) makes it look again
-        async with asyncio.timeout(10):
-            for _ in range(2):
-                await hook.arrived.get()
-        release.set()
-        async with asyncio.timeout(10):
-            for _ in range(5):
-                await hook.got.get()
+        async with sending(push):  # only a wake-up (new jobs, a freed slot) makes it look again
+            async with asyncio.timeout(10):
+                for _ in range(2):
+                    await hook.arrived.get()
+            release.set()
+            async with asyncio.timeout(10):
+                for _ in range(5):
+                    await hook.got.get()
         assert hook.max_pending <= 2 and len(hook.requests) == 5
 
 
@@ -135,10 +145,9 @@ async def test_a_black_hole_costs_one_timeout_then_a_retry(rig: Rig, scheme: str
 async def test_shutdown_cancels_the_sends_in_flight(rig: Rig) -> None:
     async with BlackHole() as hole:
         rig.dns.table["hole.example"] = ["127.0.0.1"]
-        async with rig.push(timeout_s=30) as push:
+        async with rig.push(timeout_s=30) as push, sending(push):
             await push.register("bob", "webhook", f"http://hole.example:{hole.port}/hook")
             await message(rig, "bob")
-            push.start(poll_s=600)
             await push.fan_out()  # wakes the sender
             await hole.wait_for(1)
         # Leaving did not wait for the 30 s timeout: the send was cancelled (no attempt recorded).

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from config.settings import ConfigError, load_settings
-from imgate.app import Services, build_services
+from imgate.app import Services, build_push, build_services
 from services.db import Database
 from services.errors import BadRequest, TooLarge
 from services.messages.service import SendCommand
@@ -48,9 +48,9 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
         yield Rig(svc, clock, FakeDns())
 
 
-def service(policy: WebhookPolicy, client: WebhookClient | None = None, **kw: Any) -> PushService:
+def service(svc: Services, policy: WebhookPolicy, client: WebhookClient | None = None, **kw: Any) -> PushService:
     providers: dict[str, Any] = {"webhook": WebhookProvider(client, SECRET)} if client is not None else {}
-    return PushService(ManualClock(1_800_000_000_000), providers, webhooks=policy, rng=random.Random(1), **kw)
+    return build_push(svc, ManualClock(1_800_000_000_000), providers, webhooks=policy, rng=random.Random(1), **kw)
 
 
 async def push_to_bob(rig: Rig, push: PushService) -> None:
@@ -83,7 +83,7 @@ INTERNAL = [
 
 @pytest.mark.parametrize("url", INTERNAL)
 async def test_internal_targets_are_refused_at_registration(rig: Rig, url: str) -> None:
-    push = service(WebhookPolicy(allow_http=True))  # the system resolver
+    push = service(rig.svc, WebhookPolicy(allow_http=True))  # the system resolver
     with pytest.raises(BadRequest) as refused:
         await push.register("bob", "webhook", url)
     assert "webhook" in refused.value.message
@@ -103,18 +103,18 @@ def test_the_address_rules() -> None:
 
 async def test_https_only_unless_the_operator_allows_http(rig: Rig) -> None:
     rig.dns.table["hooks.example"] = [PUBLIC]
-    strict = service(WebhookPolicy(resolver=rig.dns))
+    strict = service(rig.svc, WebhookPolicy(resolver=rig.dns))
     with pytest.raises(BadRequest, match="https"):
         await strict.register("bob", "webhook", "http://hooks.example/push")
     await strict.register("bob", "webhook", "https://hooks.example/push")
-    await service(WebhookPolicy(allow_http=True, resolver=rig.dns)).register("bob", "webhook", "http://hooks.example/p")
+    await service(rig.svc, WebhookPolicy(allow_http=True, resolver=rig.dns)).register("bob", "webhook", "http://hooks.example/p")
     assert await PushTarget.filter(uid="bob").count() == 2
 
 
 async def test_every_address_of_a_name_must_be_public(rig: Rig) -> None:
     rig.dns.table.update({"mixed.example": [PUBLIC, "127.0.0.1"], "v6.example": [PUBLIC, "::ffff:10.0.0.1"],
                           "internal.example": ["10.1.2.3"], "meta.example": ["169.254.169.254"]})
-    push = service(WebhookPolicy(resolver=rig.dns))
+    push = service(rig.svc, WebhookPolicy(resolver=rig.dns))
     for name in ("mixed.example", "v6.example", "internal.example", "meta.example"):
         with pytest.raises(BadRequest, match="public host"):
             await push.register("bob", "webhook", f"https://{name}/hook")
@@ -126,7 +126,7 @@ async def test_every_address_of_a_name_must_be_public(rig: Rig) -> None:
 async def test_the_operator_allowlist_lets_intranet_targets_through(rig: Rig) -> None:
     rig.dns.table.update({"hooks.corp.example": ["10.1.2.3"], "a.svc.corp.example": ["fd00::5"],
                           "other.example": ["10.9.9.9"]})
-    push = service(WebhookPolicy(resolver=rig.dns, allow=["hooks.corp.example", "*.svc.corp.example", "192.168.0.0/16"]))
+    push = service(rig.svc, WebhookPolicy(resolver=rig.dns, allow=["hooks.corp.example", "*.svc.corp.example", "192.168.0.0/16"]))
     await push.register("bob", "webhook", "https://hooks.corp.example/push")
     await push.register("bob", "webhook", "https://a.svc.corp.example/push")
     await push.register("bob", "webhook", "https://192.168.7.7:8443/push")
@@ -142,7 +142,7 @@ async def test_the_operator_allowlist_lets_intranet_targets_through(rig: Rig) ->
 
 async def test_at_most_max_targets_per_user(rig: Rig) -> None:
     rig.dns.table["hooks.example"] = [PUBLIC]
-    push = service(WebhookPolicy(resolver=rig.dns), max_targets_per_user=10)
+    push = service(rig.svc, WebhookPolicy(resolver=rig.dns), max_targets_per_user=10)
     for i in range(8):
         await push.register("bob", "fcm", f"phone-{i}")
     await push.register("bob", "apns", "abcdef")
@@ -166,7 +166,7 @@ async def test_dns_rebinding_after_registration_reaches_nothing(rig: Rig, reboun
     async with HookServer(secret=SECRET) as local:
         rig.dns.table["rebind.example"] = [PUBLIC]
         policy = WebhookPolicy(allow_http=True, resolver=rig.dns)
-        async with WebhookClient(policy) as client, service(policy, client) as push:
+        async with WebhookClient(policy) as client, service(rig.svc, policy, client) as push:
             await push.register("bob", "webhook", f"http://rebind.example:{local.port}/hook")
             rig.dns.table["rebind.example"] = rebound
             await push_to_bob(rig, push)
@@ -180,9 +180,9 @@ async def test_a_target_refused_since_registration_is_removed_before_connecting(
     """The operator tightened the policy (no more http, a network taken off the allowlist)."""
     async with HookServer(secret=SECRET) as local:
         loose = WebhookPolicy(allow_http=True, allow=["127.0.0.1"])
-        await service(loose).register("bob", "webhook", f"{local.url}/hook")
+        await service(rig.svc, loose).register("bob", "webhook", f"{local.url}/hook")
         async with WebhookClient(WebhookPolicy(allow_http=True)) as client, \
-                service(WebhookPolicy(allow_http=True), client) as push:
+                service(rig.svc, WebhookPolicy(allow_http=True), client) as push:
             await push_to_bob(rig, push)
         assert local.connections == 0 and await PushTarget.all().count() == 0
 
@@ -194,7 +194,7 @@ async def test_the_connection_goes_to_the_checked_address_and_tls_checks_the_nam
         # names only hooks.example.
         rig.dns.table.update({"hooks.example": ["127.0.0.1"], "impostor.example": ["127.0.0.1"]})
         policy = WebhookPolicy(resolver=rig.dns, allow=["127.0.0.0/8"])
-        async with WebhookClient(policy, ssl_context=client_tls) as client, service(policy, client) as push:
+        async with WebhookClient(policy, ssl_context=client_tls) as client, service(rig.svc, policy, client) as push:
             await push.register("bob", "webhook", f"https://hooks.example:{hook.port}/push")
             await push_to_bob(rig, push)
             (request,) = hook.requests
@@ -210,7 +210,7 @@ async def test_the_connection_goes_to_the_checked_address_and_tls_checks_the_nam
 async def test_an_allowed_ipv6_literal_is_posted_to_with_its_host_header(rig: Rig) -> None:
     async with HookServer(host="::1", secret=SECRET) as hook:
         policy = WebhookPolicy(allow_http=True, allow=["::1"])
-        async with WebhookClient(policy) as client, service(policy, client) as push:
+        async with WebhookClient(policy) as client, service(rig.svc, policy, client) as push:
             await push.register("bob", "webhook", f"{hook.url}/hook")
             await push_to_bob(rig, push)
         (request,) = hook.requests
@@ -223,7 +223,7 @@ async def test_no_redirect_no_proxy_from_the_environment(rig: Rig, monkeypatch: 
             monkeypatch.setenv(var, proxy.url)
         async with HookServer(status=307, headers={"Location": f"{elsewhere.url}/steal"}) as hook:
             policy = WebhookPolicy(allow_http=True, allow=["127.0.0.1"])
-            async with WebhookClient(policy) as client, service(policy, client) as push:
+            async with WebhookClient(policy) as client, service(rig.svc, policy, client) as push:
                 await push.register("bob", "webhook", f"{hook.url}/hook")
                 await push_to_bob(rig, push)
             assert hook.connections == 1 and proxy.connections == 0 and elsewhere.connections == 0

@@ -4,13 +4,22 @@ passed are trimmed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from services.db import DbInfo
-from services.push.models import MessageEvent
+from services.events.models import MessageEvent
 from services.transactions import transaction
 
 CONSUMERS = ("push", "search")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    message_id: str
 
 
 class EventQueue:
@@ -25,8 +34,16 @@ class EventQueue:
         row = await DbInfo.get_or_none(key=self._key(consumer))
         return int(row.value) if row is not None else 0
 
-    async def read(self, consumer: str, limit: int) -> list[MessageEvent]:
-        return await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)
+    @staticmethod
+    async def publish(conn: BaseDBAsyncClient, message_ids: list[str], now: int) -> None:
+        """Queue events for these messages, in the caller's transaction (stored with them)."""
+        if message_ids:
+            await MessageEvent.bulk_create([MessageEvent(message_id=m, created_at=now) for m in message_ids],
+                                           using_db=conn)
+
+    async def read(self, consumer: str, limit: int) -> list[Event]:
+        rows = await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)
+        return [Event(r.id, r.message_id) for r in rows]
 
     async def pending(self, consumer: str) -> int:
         return await MessageEvent.filter(id__gt=await self.offset(consumer)).count()

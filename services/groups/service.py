@@ -4,6 +4,10 @@ A membership change is stored as a message of type ``member`` and takes the conv
 ``seq``, in the same transaction that changes the member rows, under the same lock as sends. So
 membership is ordered with the messages: a member sees exactly the messages after its join and
 up to its removal (its own ``member`` events included).
+
+The rules live here; the rows belong to their owners: members and the sequence counter to the
+conversation service, the ``member`` message to the message service, both written in this
+service's transaction.
 """
 
 from __future__ import annotations
@@ -11,16 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.conversations.models import Conversation, Member
-from services.db import portable_sql
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from services.conversations.service import ROLES, ConversationService, Locked
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
-from services.messages.models import Message
-from services.messages.service import StoredMessage
+from services.messages.commands import StoredMessage
+from services.messages.service import MessageService
 from services.transactions import transaction
 from services.users.service import UserService
-
-ROLES = ("owner", "admin", "member")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,12 @@ def group_conv(gid: str) -> str:
 
 
 class GroupService:
-    def __init__(self, clock: Clock, users: UserService, *, max_members: int) -> None:
+    def __init__(self, clock: Clock, users: UserService, conversations: ConversationService,
+                 messages: MessageService, *, max_members: int) -> None:
         self._clock = clock
         self._users = users
+        self._conversations = conversations
+        self._messages = messages
         self._max = max_members
 
     async def create(self, uid: str, name: str, members: list[str]) -> GroupChange:
@@ -67,12 +73,12 @@ class GroupService:
         conv = group_conv(gid)
         now = self._clock.now_ms()
         async with transaction() as conn:
-            await Conversation.create(using_db=conn, id=conv, kind="group", name=name, owner=uid, created_at=now)
-            event = await self._event(conn, conv, uid, {"event": "created", "added": wanted, "name": name}, now)
-            await Member.bulk_create(
-                [Member(conv_id=conv, uid=m, role="owner" if m == uid else "member",
-                        joined_seq=event.seq - 1, read_seq=event.seq if m == uid else 0) for m in wanted],
-                using_db=conn)
+            await self._conversations.create_group(conn, conv, name, uid, now)
+            locked = await self._conversations.lock(conn, [conv])
+            event = await self._event(conn, locked, conv, uid, {"event": "created", "added": wanted, "name": name},
+                                      now)
+            await self._conversations.join(conn, conv, {m: "owner" if m == uid else "member" for m in wanted},
+                                           after_seq=event.seq - 1, read={uid: event.seq})
         return GroupChange(gid, conv, event, tuple(wanted), tuple(wanted))
 
     async def add(self, uid: str, gid: str, members: list[str]) -> GroupChange:
@@ -80,8 +86,8 @@ class GroupService:
         await self._check_users(members)
         now = self._clock.now_ms()
         async with transaction() as conn:
-            await self._lock(conn, conv)
-            current = await self._active(conn, conv)
+            locked = await self._lock(conn, conv)
+            current = locked.members_of(conv)
             self._require_role(current, uid, ("owner", "admin"), "add members")
             new = [m for m in dict.fromkeys(members) if m not in current]
             if not new:
@@ -90,13 +96,10 @@ class GroupService:
             if len(current) + len(new) > self._max:
                 msg = f"a group has at most {self._max} members; it would have {len(current) + len(new)}"
                 raise TooLarge(msg)
-            event = await self._event(conn, conv, uid, {"event": "added", "added": new}, now)
-            existing = set(await Member.filter(conv_id=conv, uid__in=new).using_db(conn).values_list("uid", flat=True))
-            if existing:  # former members come back from the new join point on
-                await Member.filter(conv_id=conv, uid__in=list(existing)).using_db(conn).update(
-                    joined_seq=event.seq - 1, left_seq=None, role="member", read_seq=event.seq - 1)
-            await Member.bulk_create([Member(conv_id=conv, uid=m, joined_seq=event.seq - 1, read_seq=event.seq - 1)
-                                      for m in new if m not in existing], using_db=conn)
+            event = await self._event(conn, locked, conv, uid, {"event": "added", "added": new}, now)
+            # Former members come back from the new join point on.
+            await self._conversations.join(conn, conv, dict.fromkeys(new, "member"), after_seq=event.seq - 1,
+                                           read=dict.fromkeys(new, event.seq - 1))
         after = (*current, *new)
         return GroupChange(gid, conv, event, tuple(after), tuple(after))
 
@@ -112,32 +115,31 @@ class GroupService:
             raise BadRequest(msg)
         conv = group_conv(gid)
         async with transaction() as conn:
-            await self._lock(conn, conv)
-            current = await self._active(conn, conv)
+            current = (await self._lock(conn, conv)).members_of(conv)
             self._require_role(current, uid, ("owner",), "change roles")
             if current.get(target) in (None, "owner"):
                 msg = f"{target!r} is not a member whose role can change"
                 raise BadRequest(msg)
-            await Member.filter(conv_id=conv, uid=target, left_seq=None).using_db(conn).update(role=role)
+            await self._conversations.set_role(conn, conv, target, role)
         return await self.info(uid, gid)
 
     async def info(self, uid: str, gid: str) -> GroupInfo:
         conv = group_conv(gid)
-        group = await Conversation.get_or_none(id=conv, kind="group")
-        members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
-        if group is None or uid not in members:
+        group = await self._conversations.group(conv)
+        if group is None or uid not in group[2]:
             msg = f"group {gid!r} not found"
             raise NotFound(msg)
+        name, owner, members = group
         ordered = sorted(members.items(), key=lambda kv: (ROLES.index(kv[1]), kv[0]))
-        return GroupInfo(gid, conv, group.name, group.owner, tuple(ordered))
+        return GroupInfo(gid, conv, name, owner, tuple(ordered))
 
     # ---- internals -------------------------------------------------------------------------
     async def _drop(self, uid: str, gid: str, members: list[str], *, leaving: bool) -> GroupChange:
         conv = group_conv(gid)
         now = self._clock.now_ms()
         async with transaction() as conn:
-            await self._lock(conn, conv)
-            current = await self._active(conn, conv)
+            locked = await self._lock(conn, conv)
+            current = locked.members_of(conv)
             if uid not in current:
                 msg = f"group {gid!r} not found"
                 raise NotFound(msg)
@@ -160,17 +162,14 @@ class GroupService:
                 # The owner leaves: the longest-standing admin, else member, takes over.
                 successor = await self._successor(conn, conv, remaining)
                 body["owner"] = successor
-            event = await self._event(conn, conv, uid, body, now)
-            await Member.filter(conv_id=conv, uid__in=members, left_seq=None).using_db(conn).update(
-                left_seq=event.seq, role="member")
+            event = await self._event(conn, locked, conv, uid, body, now)
+            await self._conversations.leave(conn, conv, members, at_seq=event.seq)
             if successor is not None:
-                await Member.filter(conv_id=conv, uid=successor).using_db(conn).update(role="owner")
-                await Conversation.filter(id=conv).using_db(conn).update(owner=successor)
+                await self._conversations.set_role(conn, conv, successor, "owner")
         return GroupChange(gid, conv, event, tuple(remaining), tuple(current))
 
-    async def _successor(self, conn: Any, conv: str, remaining: dict[str, str]) -> str:
-        rows = await Member.filter(conv_id=conv, uid__in=list(remaining)).using_db(conn).order_by("id").values_list(
-            "uid", "role")
+    async def _successor(self, conn: BaseDBAsyncClient, conv: str, remaining: dict[str, str]) -> str:
+        rows = await self._conversations.seniority(conn, conv, remaining)
         admins = [u for u, r in rows if r == "admin"]
         return admins[0] if admins else rows[0][0]
 
@@ -185,19 +184,13 @@ class GroupService:
             msg = f"user {missing[0]!r} does not exist"
             raise NotFound(msg)
 
-    @staticmethod
-    async def _lock(conn: Any, conv: str) -> None:
-        """Serialise with sends and other changes of this group (row lock on PostgreSQL)."""
-        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
-        rows = await conn.execute_query_dict(portable_sql(
-            conn, f"SELECT id FROM conversations WHERE id = ? AND kind = 'group'{lock}"), [conv])
-        if not rows:
+    async def _lock(self, conn: BaseDBAsyncClient, conv: str) -> Locked:
+        """Serialise with sends and other changes of this group (the conversation's lock)."""
+        locked = await self._conversations.lock(conn, [conv])
+        if locked.kinds.get(conv) != "group":
             msg = f"group {conv[2:]!r} not found"
             raise NotFound(msg)
-
-    @staticmethod
-    async def _active(conn: Any, conv: str) -> dict[str, str]:
-        return dict(await Member.filter(conv_id=conv, left_seq=None).using_db(conn).values_list("uid", "role"))
+        return locked
 
     @staticmethod
     def _require_role(current: dict[str, str], uid: str, roles: tuple[str, ...], what: str) -> None:
@@ -208,14 +201,9 @@ class GroupService:
             msg = f"only {' or '.join(roles)}s may {what}"
             raise Forbidden(msg)
 
-    @staticmethod
-    async def _event(conn: Any, conv: str, uid: str, data: dict[str, Any], now: int) -> StoredMessage:
+    async def _event(self, conn: BaseDBAsyncClient, locked: Locked, conv: str, uid: str, data: dict[str, Any],
+                     now: int) -> StoredMessage:
         """Store a ``member`` message with the conversation's next seq (inside the caller's lock)."""
-        row = await Conversation.filter(id=conv).using_db(conn).only("last_seq").first()
-        assert row is not None
-        seq = row.last_seq + 1
-        msg_id = new_ulid(now)
-        await Message.create(using_db=conn, id=msg_id, conv=conv, seq=seq, sender=uid, cid=f"member:{msg_id}",
-                             type="member", text=None, data=data, ts=now)
-        await Conversation.filter(id=conv).using_db(conn).update(last_seq=seq, last_ts=now, last_msg_id=msg_id)
-        return StoredMessage(msg_id, conv, seq, uid, f"member:{msg_id}", "member", None, data, now)
+        event = await self._messages.append(conn, locked, conv, uid, "member", data, now)
+        await self._conversations.commit_seqs(conn, locked)
+        return event
