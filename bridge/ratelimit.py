@@ -11,8 +11,9 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from bridge.router import APP_CODES, Command, Ignore, Reply, Rpc, Send, Topics, Typing, ack_error, rpc_error
-from services.errors import ErrorCode
+from bridge.router import Command, Ignore, Reply, Rpc, Send, Topics, Typing, error_reply
+from bridge.rpc import METHODS, Limit
+from services.errors import RateLimited
 from services.ids import Clock
 
 
@@ -76,8 +77,8 @@ class Throttle:
         # Read markers are state, not requests: their own bucket (as large as the RPCs'), so an app
         # that opens with many history requests does not lose its read receipts.
         self._reads = TokenBucket(clock, lim.rpcs)
-        self._per_method = {"search": TokenBucket(clock, lim.searches),
-                            "push.register": TokenBucket(clock, lim.push_registers)}
+        self._by_class = {Limit.SEARCH: TokenBucket(clock, lim.searches),
+                          Limit.PUSH_REGISTER: TokenBucket(clock, lim.push_registers)}
         self._typing = TokenBucket(clock, lim.typing)
         self._errors = TokenBucket(clock, lim.error_replies)
         self.limited = 0  # commands refused by a limit
@@ -88,23 +89,23 @@ class Throttle:
         if isinstance(cmd, Send):
             wait = self._messages.take(key)
             if wait:
-                return self._refuse(key, Reply(ack_error(
-                    self._topics, cmd.command.sender, cmd.command.cid, ErrorCode.RATE_LIMITED,
-                    f"too many messages: retry in {wait} ms", retry_after_ms=wait), cmd.lane_key))
+                over = RateLimited(f"too many messages: retry in {wait} ms", retry_after_ms=wait)
+                return self._refuse(key, Reply(error_reply(self._topics, cmd.command.sender, over,
+                                                           cid=cmd.command.cid), cmd.lane_key))
             return cmd
         if isinstance(cmd, Rpc):
-            wait = (self._reads if cmd.method == "read" else self._rpcs).take(key)
-            bucket = self._per_method.get(cmd.method)
+            limit = METHODS[cmd.method].limit
+            wait = (self._reads if limit == Limit.READ else self._rpcs).take(key)
+            bucket = self._by_class.get(limit)
             if not wait and bucket is not None:
                 wait = bucket.take(key)
             if wait:
                 if not cmd.respond:
                     self.limited += 1
                     return Ignore(f"{cmd.method} from {cmd.uid} over its rate limit", cmd.lane_key)
-                return self._refuse(key, Reply(rpc_error(
-                    self._topics, cmd.uid, cmd.id, APP_CODES[ErrorCode.RATE_LIMITED],
-                    f"too many {cmd.method} requests: retry in {wait} ms", ErrorCode.RATE_LIMITED,
-                    retry_after_ms=wait, reply_to=cmd.reply_to), cmd.lane_key))
+                over = RateLimited(f"too many {cmd.method} requests: retry in {wait} ms", retry_after_ms=wait)
+                return self._refuse(key, Reply(error_reply(self._topics, cmd.uid, over, rpc=True, rpc_id=cmd.id,
+                                                           reply_to=cmd.reply_to), cmd.lane_key))
             return cmd
         if isinstance(cmd, Typing):
             if self._typing.take(key):

@@ -8,32 +8,29 @@ broker's ACL guarantees belongs to the publisher.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bridge.outbound import (
+    CORRELATION_DATA,
+    RESPONSE_TOPIC,
+    Publish,
+    ReplyTo,
+    Topics,
+    ack_error,
+    error_reply,
+    rpc_error,
+)
+from bridge.rpc import METHODS, Lane
 from bridge.wire import (
-    ConversationsParams,
-    GroupCreateParams,
-    GroupMembersParams,
-    GroupParams,
-    GroupRoleParams,
-    HistoryParams,
-    NotificationsParams,
     PresenceIn,
-    PresenceParams,
-    PushTargetParams,
     ReadParams,
-    RecallParams,
     RpcEnvelope,
-    SearchParams,
     SendIn,
-    SettingsParams,
     TypingIn,
     describe,
-    dumps,
     valid_device,
 )
 from services.errors import (
@@ -47,56 +44,13 @@ from services.errors import (
 from services.ids import UID_RE, direct_conv_id
 from services.messages.commands import SendCommand
 
-# JSON-RPC 2.0 codes (protocol §4).
-APP_CODES = {code: wire.rpc for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
-
-RPC_PARAMS: dict[str, type[BaseModel]] = {
-    "history": HistoryParams,
-    "conversations": ConversationsParams,
-    "read": ReadParams,
-    "presence": PresenceParams,
-    "group.create": GroupCreateParams,
-    "group.add": GroupMembersParams,
-    "group.remove": GroupMembersParams,
-    "group.leave": GroupParams,
-    "group.info": GroupParams,
-    "group.role": GroupRoleParams,
-    "recall": RecallParams,
-    "conversation.settings": SettingsParams,
-    "notifications": NotificationsParams,
-    "push.register": PushTargetParams,
-    "push.unregister": PushTargetParams,
-    "search": SearchParams,
-}
-
-
-# MQTT 5 property identifiers of request/response (MQTT 5 §4.10).
-RESPONSE_TOPIC = 0x08
-CORRELATION_DATA = 0x09
-
+__all__ = ["APP_CODES", "CORRELATION_DATA", "RESPONSE_TOPIC", "Command", "Ignore", "PresenceUpdate", "Publish", "Reply",
+           "ReplyTo", "Router", "Rpc", "Send", "Topics", "Typing", "ack_error", "error_reply", "rpc_error"]
 
 _MAX_RESPONSE_TOPIC = 256
 
-@dataclass(frozen=True, slots=True)
-class Publish:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    props: dict[int, Any] | None = None  # MQTT 5 properties (a reply's correlation data)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyTo:
-    """Where an MQTT 5 request asked for its reply: its Response Topic (kept only where the
-    requester may read it: its own ``{p}/{uid}/in/rpc`` or below) and its Correlation Data."""
-
-    topic: str | None
-    correlation: bytes | None
-
-    def apply(self, pub: Publish) -> Publish:
-        props = {CORRELATION_DATA: self.correlation} if self.correlation is not None else None
-        return Publish(self.topic or pub.topic, pub.payload, pub.qos, props)
-
+# JSON-RPC 2.0 codes (protocol §4).
+APP_CODES = {code: wire.rpc for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -148,53 +102,6 @@ class Ignore:
 
 
 Command = Reply | Send | Rpc | PresenceUpdate | Typing | Ignore
-
-
-class Topics:
-    """Topic names for one prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def inbox(self, uid: str, kind: str) -> str:
-        return f"{self.prefix}/{uid}/in/{kind}"
-
-    def device_notify(self, uid: str, device: str) -> str:
-        """Delivered by the broker to that one device only (protocol §7)."""
-        return f"{self.prefix}/{uid}/in/notify/{device}"
-
-    def device_limit_notice(self, uid: str, device: str, by: str) -> tuple[str, bytes]:
-        """What a device disconnected by the device policy is told first (protocol §7): on the
-        user's notify topic, so the kicked device and the others see why."""
-        notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": by,
-                  "ts": time.time_ns() // 1_000_000}
-        return self.inbox(uid, "notify"), dumps(notice)
-
-    def subscriptions(self, shared_group: str | None = None) -> list[str]:
-        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/rpc/+",
-                   f"{self.prefix}/+/out/event", "presence/+/+"]
-        if shared_group:
-            return [f"$share/{shared_group}/{f}" for f in filters]
-        return filters
-
-
-def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str, *,
-              retry_after_ms: int | None = None) -> Publish:
-    error: dict[str, Any] = {"code": code.value, "message": message}
-    if retry_after_ms is not None:
-        error["retry_after_ms"] = retry_after_ms
-    return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": error}))
-
-
-def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None, *,
-              retry_after_ms: int | None = None, reply_to: ReplyTo | None = None) -> Publish:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if app is not None:
-        error["data"] = {"code": app.value}
-        if retry_after_ms is not None:
-            error["data"]["retry_after_ms"] = retry_after_ms
-    pub = Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
-    return reply_to.apply(pub) if reply_to is not None else pub
 
 
 def _usable_cid(body: Any) -> str | None:
@@ -304,23 +211,23 @@ class Router:
         except ValidationError as exc:
             return Reply(rpc_error(self.topics, uid, _usable_id(body), INVALID_REQUEST,
                                    f"invalid request: {describe(exc)}"), uid)
-        params_model = RPC_PARAMS.get(env.method)
-        if params_model is None:
+        method = METHODS.get(env.method)
+        if method is None:
             return Reply(rpc_error(self.topics, uid, env.id, METHOD_NOT_FOUND, f"unknown method {env.method!r}"), uid)
         try:
-            params = params_model.model_validate(env.params)
+            params = method.params.model_validate(env.params)
         except ValidationError as exc:
             return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS, f"invalid params: {describe(exc)}"), uid)
-        if env.method == "notifications":
+        if method.own_device:
             asked = getattr(params, "device", None)
             if device is None or (asked is not None and asked != device):
-                # A device may only take its own notifications, so the server must know which
-                # device asks: the topic says it, and the broker lets only that device use it.
+                # A device may only take its own data, so the server must know which device
+                # asks: the topic says it, and the broker lets only that device use it.
                 return Reply(rpc_error(self.topics, uid, env.id, INVALID_PARAMS,
-                                       f"send notifications on {self.topics.prefix}/{uid}/out/rpc/{{device}} "
+                                       f"send {env.method} on {self.topics.prefix}/{uid}/out/rpc/{{device}} "
                                        "(your own device)", ErrorCode.BAD_REQUEST), uid)
         # Group changes are laned with the group's messages, so both keep the order they were sent in.
-        lane = f"g:{params.gid}" if env.method.startswith("group.") and hasattr(params, "gid") else uid
+        lane = f"g:{getattr(params, 'gid')}" if method.lane == Lane.GROUP else uid  # noqa: B009 (declared: has gid)
         return Rpc(uid, env.id, env.method, params, lane, respond="id" in body, device=device, reply_to=reply_to)
 
     # ---- out/event -----------------------------------------------------------------------

@@ -7,36 +7,54 @@ queues each command on a lane chosen by conversation (sends) or uid (everything 
 conversation is handled in order while others run in parallel. A user has at most
 ``ingress_key_inflight`` commands in the lanes at once, so a flood waits in its own queue and
 never in front of other users; a full queue makes the broker stop reading that client.
+
+With ``timings``, each send and RPC is timed from the scheduler taking it off the ingress to the
+transport returning from its publishes (the sender's ack, the reply: the broker has them): the
+latency a client sees less the network and the wait in the ingress, including the wait in a lane.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
+from typing import Protocol
 
 from bridge.handlers import Dispatcher
 from bridge.ingress import Ingress, IngressLimits, key_of_topic
 from bridge.ratelimit import Throttle
-from bridge.router import Command, Ignore, Publish, Router
+from bridge.router import Command, Ignore, Publish, Router, Rpc, Send
 from bridge.transport import Transport
 
 log = logging.getLogger("imgate.bridge")
+
+
+class Timings(Protocol):
+    """Where the bridge reports how long its commands took, in seconds (``imgate.metrics.Metrics``;
+    the bridge knows no metrics library). Called on the hot path, once per send or RPC."""
+
+    def observe_send(self, seconds: float) -> None: ...
+
+    def observe_rpc(self, method: str, seconds: float) -> None: ...
 
 
 class Bridge:
     """Owns the transport's run loop, the scheduler and the lane workers. ``run()`` until cancelled."""
 
     def __init__(self, transport: Transport, router: Router, dispatcher: Dispatcher, throttle: Throttle, *,
-                 lanes: int, ingress: IngressLimits | None = None, shared_group: str | None = None) -> None:
+                 lanes: int, ingress: IngressLimits | None = None, shared_group: str | None = None,
+                 timings: Timings | None = None) -> None:
         self._transport = transport
         self._router = router
         self._dispatcher = dispatcher
         self._throttle = throttle
         self.ingress = Ingress(key_of_topic, ingress)
         # Unbounded asyncio queues, bounded by the ingress: at most ingress.max_inflight commands
-        # are taken and not yet finished, whatever lane they wait in.
-        self._lanes: list[asyncio.Queue[tuple[str, Command]]] = [asyncio.Queue() for _ in range(lanes)]
+        # are taken and not yet finished, whatever lane they wait in. Each command carries the
+        # perf_counter() of its taking (0.0 without timings).
+        self._lanes: list[asyncio.Queue[tuple[str, Command, float]]] = [asyncio.Queue() for _ in range(lanes)]
+        self._timings = timings
         self._shared_group = shared_group
         self.ready = transport.ready
         self.dispatcher = dispatcher
@@ -62,6 +80,7 @@ class Bridge:
     async def _schedule(self) -> None:
         while True:
             key, topic, payload, props = await self.ingress.take()
+            taken = time.perf_counter() if self._timings is not None else 0.0
             try:
                 cmd = self._throttle.check(key, self._router.route(topic, payload, props))
             except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
@@ -73,7 +92,7 @@ class Bridge:
                 log.debug("ignored: %s", cmd.reason)
                 self.ingress.release(key)
                 continue
-            self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd))
+            self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd, taken))
 
     async def publish_many(self, pubs: list[Publish]) -> None:
         """Publish from outside the lanes (the admin API's notifications)."""
@@ -83,9 +102,10 @@ class Bridge:
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)
 
-    async def _work(self, lane: asyncio.Queue[tuple[str, Command]]) -> None:
+    async def _work(self, lane: asyncio.Queue[tuple[str, Command, float]]) -> None:
+        timings = self._timings
         while True:
-            key, cmd = await lane.get()
+            key, cmd, taken = await lane.get()
             try:
                 # A command's publishes go out together (written in order, acked in any order);
                 # the lane takes its next command once they are all acknowledged.
@@ -94,6 +114,11 @@ class Bridge:
                     await self._publish(pubs[0])
                 elif pubs:
                     await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
+                if timings is not None:  # a command that raised is logged below, not timed
+                    if isinstance(cmd, Send):
+                        timings.observe_send(time.perf_counter() - taken)
+                    elif isinstance(cmd, Rpc):
+                        timings.observe_rpc(cmd.method, time.perf_counter() - taken)
             except ConnectionError:
                 log.exception("deliveries lost for %r", type(cmd).__name__)
             except Exception:

@@ -1,0 +1,94 @@
+"""What the bridge publishes: topic names, publishes, and the error replies every wire path
+builds the same way (acks and JSON-RPC errors, from the one error table)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.wire import dumps
+from services.errors import WIRE, ErrorCode, ImError
+
+# MQTT 5 property identifiers of request/response (MQTT 5 §4.10).
+RESPONSE_TOPIC = 0x08
+CORRELATION_DATA = 0x09
+
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    props: dict[int, Any] | None = None  # MQTT 5 properties (a reply's correlation data)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTo:
+    """Where an MQTT 5 request asked for its reply: its Response Topic (kept only where the
+    requester may read it: its own ``{p}/{uid}/in/rpc`` or below) and its Correlation Data."""
+
+    topic: str | None
+    correlation: bytes | None
+
+    def apply(self, pub: Publish) -> Publish:
+        props = {CORRELATION_DATA: self.correlation} if self.correlation is not None else None
+        return Publish(self.topic or pub.topic, pub.payload, pub.qos, props)
+
+
+class Topics:
+    """Topic names for one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def inbox(self, uid: str, kind: str) -> str:
+        return f"{self.prefix}/{uid}/in/{kind}"
+
+    def device_notify(self, uid: str, device: str) -> str:
+        """Delivered by the broker to that one device only (protocol §7)."""
+        return f"{self.prefix}/{uid}/in/notify/{device}"
+
+    def device_limit_notice(self, uid: str, device: str, by: str) -> tuple[str, bytes]:
+        """What a device disconnected by the device policy is told first (protocol §7): on the
+        user's notify topic, so the kicked device and the others see why."""
+        notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": by,
+                  "ts": time.time_ns() // 1_000_000}
+        return self.inbox(uid, "notify"), dumps(notice)
+
+    def subscriptions(self, shared_group: str | None = None) -> list[str]:
+        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/rpc/+",
+                   f"{self.prefix}/+/out/event", "presence/+/+"]
+        if shared_group:
+            return [f"$share/{shared_group}/{f}" for f in filters]
+        return filters
+
+
+def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str, *,
+              retry_after_ms: int | None = None) -> Publish:
+    error: dict[str, Any] = {"code": code.value, "message": message}
+    if retry_after_ms is not None:
+        error["retry_after_ms"] = retry_after_ms
+    return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": error}))
+
+
+def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None, *,
+              retry_after_ms: int | None = None, reply_to: ReplyTo | None = None) -> Publish:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if app is not None:
+        error["data"] = {"code": app.value}
+        if retry_after_ms is not None:
+            error["data"]["retry_after_ms"] = retry_after_ms
+    pub = Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
+    return reply_to.apply(pub) if reply_to is not None else pub
+
+
+def error_reply(topics: Topics, uid: str, exc: ImError, *, cid: str | None = None, rpc_id: Any = None,
+                rpc: bool = False, reply_to: ReplyTo | None = None) -> Publish:
+    """A service error, told on the wire it came from: an ack (``rpc`` False) or a JSON-RPC error
+    whose code comes from the one table (``services.errors.WIRE``)."""
+    if rpc:
+        return rpc_error(topics, uid, rpc_id, WIRE[exc.code].rpc, exc.message, exc.code,
+                         retry_after_ms=exc.retry_after_ms, reply_to=reply_to)
+    return ack_error(topics, uid, cid, exc.code, exc.message, retry_after_ms=exc.retry_after_ms)

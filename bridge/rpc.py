@@ -1,0 +1,280 @@
+"""The RPC surface, declared once: each method's name, params model, handler, rate-limit class,
+and whether the caller must be a member of the conversation it names.
+
+The router takes the params model (and the device and lane rules) from here, the throttle the
+rate-limit class, the dispatcher the handler. A handler gets the services through ``RpcContext``
+(the dispatcher) and returns its result and the events to publish. Services are imported for
+their types only: the sans-IO router imports this module and must not load the database layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from bridge.outbound import Publish, Topics
+from bridge.wire import (
+    ConversationsParams,
+    GroupCreateParams,
+    GroupMembersParams,
+    GroupParams,
+    GroupRoleParams,
+    HistoryParams,
+    NotificationsParams,
+    PresenceParams,
+    PushTargetParams,
+    ReadParams,
+    RecallParams,
+    SearchParams,
+    SettingsParams,
+    dumps,
+    render_message,
+)
+from services.errors import Unavailable
+
+if TYPE_CHECKING:
+    from services.conversations.service import ConversationService, Membership
+    from services.groups.service import GroupChange, GroupInfo, GroupService
+    from services.messages.service import MessageService
+    from services.notifications.service import NotificationService
+    from services.presence.service import PresenceService
+    from services.push.service import PushService
+    from services.search.service import SearchService
+
+
+class Limit(StrEnum):
+    """Which per-user token buckets a method takes from (``bridge.ratelimit``)."""
+
+    RPC = "rpc"  # the general RPC bucket
+    READ = "read"  # read markers: state, not requests; a bucket of their own
+    SEARCH = "search"  # the RPC bucket and the search bucket
+    PUSH_REGISTER = "push.register"  # the RPC bucket and the push-registration bucket
+
+
+class Lane(StrEnum):
+    """Which bridge lane runs a call (calls on one lane keep their order)."""
+
+    USER = "user"  # the caller's
+    GROUP = "group"  # the group's (params.gid), with the group's messages
+
+
+class RpcContext(Protocol):
+    """What handlers use: the bridge's dispatcher provides it."""
+
+    topics: Topics
+    messages: MessageService
+    conversations: ConversationService
+    presence: PresenceService
+    groups: GroupService
+    notifications: NotificationService | None
+    push: PushService | None
+    search: SearchService | None
+    group_receipts_max: int
+
+
+P = TypeVar("P", bound=BaseModel)
+P_contra = TypeVar("P_contra", bound=BaseModel, contravariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[P]):
+    """One call, validated: the caller, its params, the publishing device (on
+    ``{p}/{uid}/out/rpc/{device}``) and, for a method with ``membership``, the caller's membership
+    of ``params.conv`` (looked up once by the dispatcher; not a member is ``not_found``)."""
+
+    uid: str
+    params: P
+    device: str | None = None
+    member: Membership | None = None
+
+    @property
+    def membership(self) -> Membership:
+        assert self.member is not None, "declared without membership=True"
+        return self.member
+
+
+Answer = tuple[Any, list[Publish]]  # the result, and the events to publish with the reply
+Handler = Callable[[RpcContext, Call[Any]], Awaitable[Answer]]
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    name: str
+    params: type[BaseModel]
+    handler: Handler
+    limit: Limit = Limit.RPC
+    membership: bool = False  # params.conv must be a conversation the caller is (or was) in
+    lane: Lane = Lane.USER
+    own_device: bool = False  # only on {p}/{uid}/out/rpc/{device}, for that device's own data
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str, params: type[P], *, limit: Limit = Limit.RPC, membership: bool = False, lane: Lane = Lane.USER,
+           own_device: bool = False) -> Callable[[Callable[[RpcContext, Call[P]], Awaitable[Answer]]],
+                                                 Callable[[RpcContext, Call[P]], Awaitable[Answer]]]:
+    """Declare an RPC method (once: a second declaration of a name is a bug)."""
+    def register(handler: Callable[[RpcContext, Call[P]], Awaitable[Answer]]
+                 ) -> Callable[[RpcContext, Call[P]], Awaitable[Answer]]:
+        assert name not in METHODS, f"RPC method {name!r} declared twice"
+        assert not membership or "conv" in params.model_fields, f"{name}: membership needs a conv param"
+        assert lane != Lane.GROUP or "gid" in params.model_fields, f"{name}: the group lane needs a gid param"
+        METHODS[name] = Method(name, params, handler, limit, membership, lane, own_device)
+        return handler
+    return register
+
+
+# ---- conversations and history ---------------------------------------------------------------
+@method("history", HistoryParams, membership=True)
+async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
+    p = call.params
+    page = await ctx.messages.history(call.membership, after_seq=p.after_seq, before_seq=p.before_seq, limit=p.limit)
+    return {"messages": [render_message(m) for m in page.messages], "has_more": page.has_more}, []
+
+
+@method("conversations", ConversationsParams)
+async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Answer:
+    items, cursor = await ctx.conversations.list_for(call.uid, call.params.limit, call.params.cursor)
+    last = await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])
+    rendered = [
+        {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
+         "pinned": i.pinned, "last": render_message(last[i.last_msg_id]) if i.last_msg_id in last else None,
+         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
+        for i in items
+    ]
+    return {"items": rendered, "next_cursor": cursor}, []
+
+
+@method("read", ReadParams, limit=Limit.READ, membership=True)
+async def read(ctx: RpcContext, call: Call[ReadParams]) -> Answer:
+    r = await ctx.conversations.mark_read(call.membership, call.params.seq)
+    events: list[Publish] = []
+    if r.advanced:
+        # The peers' receipt and the user's other devices' unread sync; in a group larger than
+        # group_receipts_max, only the latter.
+        body = dumps({"type": "read", "conv": r.conv, "from": call.uid, "seq": r.read_seq})
+        small = r.conv.startswith("d:") or len(r.members) <= ctx.group_receipts_max
+        to = r.members if small else (call.uid,)
+        events = [Publish(ctx.topics.inbox(member, "event"), body) for member in to]
+    return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
+
+
+@method("conversation.settings", SettingsParams, membership=True)
+async def conversation_settings(ctx: RpcContext, call: Call[SettingsParams]) -> Answer:
+    muted, pinned = await ctx.conversations.set_flags(call.membership, muted=call.params.muted,
+                                                      pinned=call.params.pinned)
+    result = {"conv": call.params.conv, "muted": muted, "pinned": pinned}
+    return result, [Publish(ctx.topics.inbox(call.uid, "event"), dumps({"type": "settings", **result}))]
+
+
+@method("recall", RecallParams)
+async def recall(ctx: RpcContext, call: Call[RecallParams]) -> Answer:
+    tomb, members = await ctx.messages.recall(call.uid, call.params.id)
+    body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": call.uid})
+    return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
+            [Publish(ctx.topics.inbox(m, "event"), body) for m in members])
+
+
+@method("presence", PresenceParams)
+async def presence(ctx: RpcContext, call: Call[PresenceParams]) -> Answer:
+    found = await ctx.presence.lookup(list(dict.fromkeys(call.params.uids)))
+    return {"presence": {
+        uid: {"online": any(d.online for d in devices),
+              "devices": [{"device": d.device, "online": d.online, "platform": d.platform, "ts": d.ts}
+                          for d in devices]}
+        for uid, devices in found.items()
+    }}, []
+
+
+# ---- groups (laned with the group's messages, so both keep the order they were sent in) -------
+def _changed(ctx: RpcContext, change: GroupChange) -> Answer:
+    """The change's result, and its ``member`` event (it carries the seq) to everyone concerned."""
+    e = change.event
+    body = dumps({"type": "member", "conv": e.conv, "seq": e.seq, "id": e.id, "from": e.sender, "ts": e.ts,
+                  **(e.data or {})})
+    return ({"gid": change.gid, "conv": change.conv, "seq": e.seq, "members": list(change.members)},
+            [Publish(ctx.topics.inbox(uid, "event"), body) for uid in change.notify])
+
+
+def _group(info: GroupInfo) -> dict[str, Any]:
+    return {"gid": info.gid, "conv": info.conv, "name": info.name, "owner": info.owner,
+            "members": [{"uid": u, "role": r} for u, r in info.members]}
+
+
+@method("group.create", GroupCreateParams)
+async def group_create(ctx: RpcContext, call: Call[GroupCreateParams]) -> Answer:
+    return _changed(ctx, await ctx.groups.create(call.uid, call.params.name, call.params.members))
+
+
+@method("group.add", GroupMembersParams, lane=Lane.GROUP)
+async def group_add(ctx: RpcContext, call: Call[GroupMembersParams]) -> Answer:
+    return _changed(ctx, await ctx.groups.add(call.uid, call.params.gid, call.params.members))
+
+
+@method("group.remove", GroupMembersParams, lane=Lane.GROUP)
+async def group_remove(ctx: RpcContext, call: Call[GroupMembersParams]) -> Answer:
+    return _changed(ctx, await ctx.groups.remove(call.uid, call.params.gid, call.params.members))
+
+
+@method("group.leave", GroupParams, lane=Lane.GROUP)
+async def group_leave(ctx: RpcContext, call: Call[GroupParams]) -> Answer:
+    return _changed(ctx, await ctx.groups.leave(call.uid, call.params.gid))
+
+
+@method("group.info", GroupParams, lane=Lane.GROUP)
+async def group_info(ctx: RpcContext, call: Call[GroupParams]) -> Answer:
+    return _group(await ctx.groups.info(call.uid, call.params.gid)), []
+
+
+@method("group.role", GroupRoleParams, lane=Lane.GROUP)
+async def group_role(ctx: RpcContext, call: Call[GroupRoleParams]) -> Answer:
+    p = call.params
+    return _group(await ctx.groups.set_role(call.uid, p.gid, p.uid, p.role)), []
+
+
+# ---- notifications, push, search ---------------------------------------------------------------
+@method("notifications", NotificationsParams, own_device=True)
+async def notifications(ctx: RpcContext, call: Call[NotificationsParams]) -> Answer:
+    if ctx.notifications is None:
+        return {"notifications": []}, []
+    assert call.device is not None  # own_device: the router routes it only from a device topic
+    delivery = await ctx.notifications.claim(call.uid, call.device)
+    notes = [{"id": n.id, "type": "system", "body": n.body, "ts": n.ts}
+             for n in (delivery.notifications if delivery else ())]
+    return {"notifications": notes}, []
+
+
+def _push(ctx: RpcContext) -> PushService:
+    if ctx.push is None:
+        msg = "push is not available"
+        raise Unavailable(msg)
+    return ctx.push
+
+
+@method("push.register", PushTargetParams, limit=Limit.PUSH_REGISTER)
+async def push_register(ctx: RpcContext, call: Call[PushTargetParams]) -> Answer:
+    await _push(ctx).register(call.uid, call.params.platform, call.params.token)
+    return {"platform": call.params.platform, "registered": True}, []
+
+
+@method("push.unregister", PushTargetParams)
+async def push_unregister(ctx: RpcContext, call: Call[PushTargetParams]) -> Answer:
+    await _push(ctx).unregister(call.uid, call.params.platform, call.params.token)
+    return {"platform": call.params.platform, "registered": False}, []
+
+
+@method("search", SearchParams, limit=Limit.SEARCH)
+async def search(ctx: RpcContext, call: Call[SearchParams]) -> Answer:
+    if ctx.search is None:
+        msg = "search is not available"
+        raise Unavailable(msg)
+    p = call.params
+    hits = await ctx.search.search(call.uid, p.q, conv=p.conv, sender=p.sender, since=p.since, until=p.until,
+                                   limit=p.limit)
+    return {"messages": [{"id": h.id, "conv": h.conv, "seq": h.seq, "from": h.sender, "ts": h.ts, "text": h.text}
+                         for h in hits]}, []
