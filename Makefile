@@ -24,7 +24,7 @@ test: $(STAMP) deps-system lint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy broker bridge services config imgate
+	$(VENV)/bin/mypy --strict broker bridge services config imgate
 
 test-sqlite: $(STAMP) deps-system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -226,7 +226,8 @@ class Hub:
 
     def _expiry_of(self, connect: codec.Connect) -> int:
         if connect.level == codec.MQTT5:
-            return min(connect.properties.get(codec.P_SESSION_EXPIRY, 0), self._max_expiry)
+            asked: int = connect.properties.get(codec.P_SESSION_EXPIRY, 0)
+            return min(asked, self._max_expiry)
         return 0 if connect.clean_start else self._max_expiry
 
     def _new_outbox(self, client_id: str, who: Principal) -> Outbox:

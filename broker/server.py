@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from typing import Protocol, Self
 
 from broker.acl import TopicAcl
@@ -81,13 +80,16 @@ class EmbeddedBroker:
         self.specs = specs
         self.listeners = Listeners(specs, self.broker.serve)
         self._watcher: asyncio.Task[None] | None = None
+        # The broker's own task (the auth watcher; its loop logs and survives a failing pass).
+        self._tasks = asyncio.TaskGroup()
 
     async def __aenter__(self) -> Self:
         raise_file_limit()
         self.broker.accepting = self._accept_users
         last_change = await self._authenticator.last_auth_change_id()
         await self.listeners.start()
-        self._watcher = asyncio.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")
+        await self._tasks.__aenter__()
+        self._watcher = self._tasks.create_task(self._watch_auth(last_change), name="imgate.broker.auth-watcher")
         log.info("embedded broker listening on %s", ", ".join(
             f"{s.kind} {s.host}:{self.listeners.port(s.kind)}" for s in self.specs))
         return self
@@ -95,8 +97,7 @@ class EmbeddedBroker:
     async def __aexit__(self, *exc: object) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watcher
+            await self._tasks.__aexit__(None, None, None)
         self.listeners.stop_accepting()
         await self.broker.close()
         await self.listeners.close()

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -33,7 +34,7 @@ class AdminContext:
     users: Any  # UserService
     kick: Callable[[str, str | None, str], Awaitable[int]]  # (uid, device, reason) -> count
     health: Callable[[], Awaitable[dict[str, bool]]]
-    metrics: Callable[[], Awaitable[dict[str, float]]]
+    metrics: Callable[[], Awaitable[bytes]]  # the Prometheus text exposition (imgate.metrics.Metrics.render)
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
 
 
@@ -196,10 +197,6 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse, dependencies=guarded, tags=["operations"])
     async def metrics() -> PlainTextResponse:
         """Prometheus text format."""
-        lines = []
-        for name, value in sorted((await ctx.metrics()).items()):
-            kind = "counter" if name.endswith("_total") else "gauge"
-            lines += [f"# TYPE imgate_{name} {kind}", f"imgate_{name} {value:g}"]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(await ctx.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -7,9 +7,9 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from bridge.acl import UserTopicRules
 from bridge.handlers import Dispatcher
@@ -22,16 +22,26 @@ from broker.acl import AclRule, TopicAcl
 from broker.listeners import ListenerError
 from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ListenerSpec, ServiceAccount
 from config.settings import LimitSettings, Settings
-from services.conversations.groups import GroupService
+from imgate.metrics import Metrics
+from imgate.tasks import Supervisor
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.errors import ImError
+from services.events.queue import EventQueue
 from services.files import private_dir
+from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
+from services.push.providers import Provider
+from services.push.service import PushService
+from services.search.base import SearchBackend
+from services.search.service import SearchService
 from services.users.service import UserService
+
+if TYPE_CHECKING:
+    from imgate.http import EmbeddedHttpServer
 
 log = logging.getLogger("imgate")
 
@@ -42,20 +52,32 @@ _DRAIN_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class Services:
+    """The services, each the one owner of its tables (see README, "How it is built")."""
+
     users: UserService
     conversations: ConversationService
     messages: MessageService
     presence: PresenceService
     groups: GroupService
     notifications: NotificationService
+    events: EventQueue
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120) -> Services:
     users = UserService(clock)
     conversations = ConversationService()
-    messages = MessageService(clock, users, conversations, recall_window_s=recall_window_s)
-    return Services(users, conversations, messages, PresenceService(),
-                    GroupService(clock, users, max_members=max_group_members), NotificationService(clock))
+    presence = PresenceService()
+    events = EventQueue()
+    messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s)
+    return Services(users, conversations, messages, presence,
+                    GroupService(clock, users, conversations, messages, max_members=max_group_members),
+                    NotificationService(clock, users, presence), events)
+
+
+def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
+    """The push service on ``svc`` (``options``: PushService's keyword settings)."""
+    return PushService(clock, providers, messages=svc.messages, conversations=svc.conversations,
+                       presence=svc.presence, users=svc.users, events=svc.events, **options)
 
 
 def open_database(settings: Settings, *, create_db: bool = False, upgrade: bool = True) -> Database:
@@ -64,13 +86,11 @@ def open_database(settings: Settings, *, create_db: bool = False, upgrade: bool 
                     busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db, upgrade=upgrade)
 
 
-def build_search(settings: Settings) -> Any:
+def build_search(settings: Settings, svc: Services) -> SearchService:
     """The search service on the configured backend: the embedded engine (SQLite FTS5 in the
     data directory) or Meilisearch."""
-    from services.search.service import SearchService
-
     s = settings.search
-    backend: Any
+    backend: SearchBackend
     if s.backend == "meilisearch":
         from services.search.meili import MeiliSearch
 
@@ -79,7 +99,7 @@ def build_search(settings: Settings) -> Any:
         from services.search.embedded import EmbeddedSearch
 
         backend = EmbeddedSearch(settings.data_dir / "search.db")
-    return SearchService(backend, batch=s.batch)
+    return SearchService(backend, svc.messages, svc.conversations, svc.events, batch=s.batch)
 
 
 def rate_limits(s: LimitSettings) -> RateLimits:
@@ -123,15 +143,14 @@ class App:
         self.settings = settings
         self.clock = clock or SystemClock()
         self._stack = AsyncExitStack()
-        self._bridge_task: asyncio.Task[None] | None = None
+        self.tasks = Supervisor()  # every long-lived task (imgate/tasks.py states the crash rule)
         self.services: Services | None = None
         self.broker: EmbeddedBroker | None = None
         self.bridge: Bridge | None = None
-        self.admin: Any = None  # the admin HTTP server, when enabled
-        self.push: Any = None  # PushService
-        self._push_task: asyncio.Task[None] | None = None
-        self.search: Any = None  # SearchService
-        self._search_task: asyncio.Task[None] | None = None
+        self.admin: EmbeddedHttpServer | None = None  # when admin.secret is set
+        self.push: PushService | None = None
+        self.search: SearchService | None = None
+        self.telemetry = Metrics(role="all")  # this process's /metrics (its own registry: one per App)
 
     @property
     def mqtt_port(self) -> int:
@@ -153,9 +172,10 @@ class App:
         s = self.settings
         private_dir(s.data_dir)
         await self._stack.enter_async_context(open_database(s))
+        await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s)
-        await self._stack.enter_async_context(svc.messages)  # the group committer
+        self.tasks.spawn("imgate.messages.committer", svc.messages.run)  # the group commit
         topics = Topics(s.mqtt.topic_prefix)
 
         transport: Transport
@@ -193,27 +213,30 @@ class App:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
                                                   s.broker.password, b.client_id))
 
-        await self._start_push()
-        self._start_search()
+        await self._start_push(svc)
+        self._start_search(svc)
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
-                             lanes=b.lanes, shared_group=b.shared_group,
+                             lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
                              ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
                                                    b.ingress_user_inflight, b.ingress_max_inflight))
-        self._bridge_task = asyncio.create_task(self.bridge.run(), name="imgate.bridge")
-        ready = asyncio.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
-        done, _ = await asyncio.wait({ready, self._bridge_task}, timeout=_BRIDGE_READY_TIMEOUT,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        if self._bridge_task in done:
-            self._bridge_task.result()  # raises the bridge's error
-        if not self.bridge.ready.is_set():
+        self.tasks.spawn("imgate.bridge", self.bridge.run)
+        try:
+            async with asyncio.timeout(_BRIDGE_READY_TIMEOUT), asyncio.TaskGroup() as tg:
+                ready = tg.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
+                failed = tg.create_task(self.tasks.failed.wait(), name="imgate.bridge.failed")
+                await asyncio.wait({ready, failed}, return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+                failed.cancel()
+        except TimeoutError:
             msg = f"bridge could not subscribe within {_BRIDGE_READY_TIMEOUT}s"
-            raise RuntimeError(msg)
+            raise RuntimeError(msg) from None
+        if self.tasks.failure is not None:
+            raise self.tasks.failure  # the bridge could not start (its error is logged and chained)
         if self.broker is not None and self.broker.broker is not None:
             self.broker.broker.accepting = True  # a PUBLISH acknowledged from now on reaches the bridge
         await self._start_admin()
@@ -224,15 +247,14 @@ class App:
         return MqttTransport(endpoint, incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
                              publish_timeout=b.publish_timeout)
 
-    async def _start_push(self) -> None:
+    async def _start_push(self, svc: Services) -> None:
         """The push worker (message events -> push jobs, off the message path) and the push
         sender (jobs -> providers, concurrently), both stopped with the app."""
         import json
 
         import httpx
 
-        from services.push.providers import ApnsProvider, FcmProvider, Provider, WebhookProvider
-        from services.push.service import PushService
+        from services.push.providers import ApnsProvider, FcmProvider, WebhookProvider
         from services.push.webhooks import WebhookClient, WebhookPolicy
 
         p = self.settings.push
@@ -252,21 +274,20 @@ class App:
             h2 = await self._stack.enter_async_context(httpx.AsyncClient(http2=True, timeout=timeout, limits=limits))
             providers["apns"] = ApnsProvider(h2, key_pem=p.apns_key_file.read_text(), key_id=p.apns_key_id,
                                              team_id=p.apns_team_id, topic=p.apns_topic, base_url=p.apns_base_url)
-        self.push = await self._stack.enter_async_context(PushService(
-            self.clock, providers, policy=p.policy, preview_chars=p.preview_chars, max_attempts=p.max_attempts,
+        push = self.push = await self._stack.enter_async_context(build_push(
+            svc, self.clock, providers, policy=p.policy, preview_chars=p.preview_chars, max_attempts=p.max_attempts,
             webhooks=webhooks, max_targets_per_user=p.max_targets_per_user, concurrency=p.concurrency,
             per_host_concurrency=p.per_host_concurrency, timeout_s=p.timeout_s))
-        self.push.start(p.interval_s)
-        self._push_task = asyncio.create_task(
-            self._work_loop("push", [self.push.fan_out], p.interval_s), name="imgate.push.worker")
+        self.tasks.spawn("imgate.push.sender", lambda: push.run(p.interval_s), restart=True)
+        self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", [push.fan_out], p.interval_s),
+                         restart=True)
 
-    def _start_search(self) -> None:
+    def _start_search(self, svc: Services) -> None:
         """The search index and its indexer, which follows the message-event queue (a backend
         that is down at start-up is retried by the indexer; messaging does not wait for it)."""
-        self.search = build_search(self.settings)
-        self._search_task = asyncio.create_task(
-            self._work_loop("search indexing", [self.search.index_pending], self.settings.search.interval_s),
-            name="imgate.search.indexer")
+        search = self.search = build_search(self.settings, svc)
+        self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
+            "search indexing", [search.index_pending], self.settings.search.interval_s), restart=True)
 
     @staticmethod
     async def _work_loop(name: str, steps: list[Callable[[], Awaitable[int]]], interval: float) -> None:
@@ -301,10 +322,14 @@ class App:
         from imgate.admin import AdminContext, build_admin_app
         from imgate.http import EmbeddedHttpServer
 
-        ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=self.metrics,
+        async def exposition() -> bytes:
+            return self.telemetry.render(await self.metrics())
+
+        ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify)
-        self.admin = await self._stack.enter_async_context(
-            EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port))
+        self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
+        self.tasks.spawn("imgate.admin.http", self.admin.serve)
+        await self.admin.started()
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
 
     async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:
@@ -353,8 +378,7 @@ class App:
         except Exception:
             log.exception("health: database check failed")
             database = False
-        bridge = self._bridge_task is not None and not self._bridge_task.done() and \
-            self.bridge is not None and self.bridge.ready.is_set()
+        bridge = self.tasks.running("imgate.bridge") and self.bridge is not None and self.bridge.ready.is_set()
         checks = {"database": database, "bridge": bridge}
         if self.broker is not None:
             checks["broker"] = self.broker.serving
@@ -397,30 +421,34 @@ class App:
                 await self.broker.broker.stop_clients()
             except Exception:
                 log.exception("closing the client connections failed")
-        bridge_running = self._bridge_task is not None and not self._bridge_task.done()
-        if self.bridge is not None and bridge_running:
+        if self.bridge is not None and self.tasks.running("imgate.bridge"):
             try:
                 await asyncio.wait_for(self.bridge.ingress.wait_idle(), _DRAIN_TIMEOUT)
             except TimeoutError:
                 log.warning("stopping with %d message(s) not handled (their clients were not acked by imgate "
                             "and send them again)", self.bridge.backlog)
 
-    async def wait(self) -> None:
-        """Run until cancelled; raises if the bridge fails."""
-        assert self._bridge_task is not None
-        await asyncio.shield(self._bridge_task)
+    async def wait(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or until cancelled); raises ``TaskCrashed`` when a task
+        the platform cannot run without fails (imgate/tasks.py)."""
+        async with asyncio.TaskGroup() as tg:
+            waits = {tg.create_task(self.tasks.failed.wait(), name="imgate.wait.failed")}
+            if stop is not None:
+                waits.add(tg.create_task(stop.wait(), name="imgate.wait.stop"))
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+        if self.tasks.failure is not None:
+            raise self.tasks.failure
 
     async def _stop(self) -> None:
-        await self._drain()
-        for task in (self._push_task, self._search_task):
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
-        if self.search is not None:
-            self.search.close()
-        if self._bridge_task is not None:
-            self._bridge_task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await self._bridge_task
-        await self._stack.aclose()
+        try:
+            await self._drain()
+            if self.admin is not None:  # a graceful stop: its requests in flight finish, its port closes
+                await self.admin.shutdown()
+                await self.admin.stopped(_DRAIN_TIMEOUT)
+            await self.tasks.aclose()  # every task, before the clients, broker and database they use
+        finally:
+            if self.search is not None:
+                self.search.close()
+            await self._stack.aclose()

@@ -11,13 +11,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.listeners import ListenerError
 from config.settings import ConfigError, Settings, load_settings
+from imgate.tasks import TaskCrashed
 from services.db import DatabaseUnavailable, SchemaMismatch
 from services.errors import ImError
 from services.files import private_dir
+
+if TYPE_CHECKING:
+    from services.users.service import UserService
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -167,7 +171,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 # The user, token and search commands create an empty database but never migrate one: a newer
 # imgate's CLI must not change the schema under an older imgate that is still running.
-async def _with_users(settings: Settings, action: Callable[[Any], Awaitable[str | None]]) -> str | None:
+async def _with_users(settings: Settings, action: Callable[[UserService], Awaitable[str | None]]) -> str | None:
     from imgate.app import build_services, open_database
     from services.ids import SystemClock
 
@@ -177,10 +181,11 @@ async def _with_users(settings: Settings, action: Callable[[Any], Awaitable[str 
 
 
 async def _reindex(settings: Settings) -> int:
-    from imgate.app import build_search, open_database
+    from imgate.app import build_search, build_services, open_database
+    from services.ids import SystemClock
 
     async with open_database(settings, upgrade=False):
-        search = build_search(settings)
+        search = build_search(settings, build_services(SystemClock()))
         try:
             return await search.reindex()
         finally:
@@ -218,13 +223,7 @@ async def _run(settings: Settings) -> None:
         with suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, app.reload_tls)  # new certificate files, no connection dropped
         print(f"imgate: {app.listening()}, data in {settings.data_dir}", flush=True)
-        waiter = asyncio.create_task(app.wait(), name="imgate.wait")
-        stopper = asyncio.create_task(stop.wait(), name="imgate.stop")
-        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (waiter, stopper):
-            task.cancel()
-        if waiter in done:
-            waiter.result()
+        await app.wait(stop)  # until SIGINT/SIGTERM, or a crash that stops the process (imgate/tasks.py)
     print("imgate: stopped", flush=True)
 
 
@@ -258,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImError as exc:
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1
+    except TaskCrashed as exc:  # its traceback is logged already
+        print(f"imgate: stopped: {exc}", file=sys.stderr)
+        return 1
     except (SchemaMismatch, DatabaseUnavailable, ListenerError) as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
@@ -268,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _user_action(args: argparse.Namespace) -> Callable[[Any], Awaitable[str | None]]:
-    async def act(users: Any) -> str | None:
+def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[str | None]]:
+    async def act(users: UserService) -> str | None:
         if args.command == "user" and args.action == "add":
             info = await users.add_user(args.uid, args.name)
             print(f"created user {info.uid}", file=sys.stderr)
