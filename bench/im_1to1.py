@@ -121,6 +121,12 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             t.cancel()
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -133,9 +139,11 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     tokens = await _prepare(db_url, pairs)
     with imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url}) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
+        cpu0 = _cpu_s(server.pid)
         start = time.perf_counter()
         await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds) for p in all_pairs))
         elapsed = time.perf_counter() - start
+        cpu = _cpu_s(server.pid) - cpu0
         rss = _rss_mb(server.pid)
         log_lines = server.log_lines
         if log_lines[0]:
@@ -154,6 +162,9 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
         "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
         "ack_p50_ms": round(_pct(ack, 50), 2), "ack_p99_ms": round(_pct(ack, 99), 2),
         "server_rss_mb": round(rss, 1), "server_log_lines": log_lines[0],
+        # The server's CPU per delivered message: the code path's cost, steadier than a rate when
+        # the machine's speed drifts (compare builds on this, alternated, in one sitting).
+        "server_cpu_ms_per_msg": round(1000 * cpu / delivered, 3) if delivered else None,
     }
 
 

@@ -1,9 +1,10 @@
-"""Fixtures: the real platform (embedded amqtt broker on a free port, bridge, services) on a
+"""Fixtures: the real platform (imgate's embedded broker on a free port, bridge, services) on a
 fresh SQLite file per test, or a fresh PostgreSQL database when IMGATE_TEST_DB=postgres."""
 
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,18 @@ from config.settings import Settings, load_settings
 from imgate.app import App, Services
 
 PG_DSN = os.environ.get("IMGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_outlives_its_test() -> Any:
+    """A test leaves no thread behind (an unclosed database connection keeps aiosqlite's worker
+    thread, and a leftover non-daemon thread keeps pytest from exiting after the last test)."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and not t.daemon]
+    for t in left:
+        t.join(timeout=5)  # a thread told to stop (a closed connection) ends within moments
+    assert [t.name for t in left if t.is_alive()] == []
 
 
 def pytest_report_header() -> str:

@@ -1,9 +1,12 @@
 """The message-event queue (``message_events``, written in each message's own transaction), read
 by several consumers (push, search indexing), each at its own offset. Events every consumer has
-passed are trimmed."""
+passed are trimmed now and then (every ``trim_every`` passes or ``trim_after_s``), not on every
+pass: a consumer's pass then costs one statement for its offset, which matters when messages
+come one at a time and each is a pass of its own."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -11,7 +14,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.db import DbInfo
 from services.events.models import MessageEvent
-from services.transactions import transaction
 
 CONSUMERS = ("push", "search")
 
@@ -23,8 +25,13 @@ class Event:
 
 
 class EventQueue:
-    def __init__(self, consumers: tuple[str, ...] = CONSUMERS) -> None:
+    def __init__(self, consumers: tuple[str, ...] = CONSUMERS, *, trim_every: int = 256,
+                 trim_after_s: float = 1.0) -> None:
         self._consumers = consumers
+        self._trim_every = trim_every
+        self._trim_after_s = trim_after_s
+        self._since_trim = 0
+        self._last_trim = time.monotonic()
 
     @staticmethod
     def _key(consumer: str) -> str:
@@ -49,12 +56,20 @@ class EventQueue:
         return await MessageEvent.filter(id__gt=await self.offset(consumer)).count()
 
     async def done(self, consumer: str, upto: int) -> None:
-        """``consumer`` has handled every event up to ``upto``; trim what all consumers passed."""
-        async with transaction() as conn:
-            updated = await DbInfo.filter(key=self._key(consumer)).using_db(conn).update(value=str(upto))
-            if not updated:
-                await DbInfo.create(key=self._key(consumer), value=str(upto), using_db=conn)
-            offsets = [int(cast("str", v)) for v in await DbInfo.filter(
-                key__in=[self._key(c) for c in self._consumers]).using_db(conn).values_list("value", flat=True)]
-            if len(offsets) == len(self._consumers):
-                await MessageEvent.filter(id__lte=min(offsets)).using_db(conn).delete()
+        """``consumer`` has handled every event up to ``upto`` (its offset moves; a crash before
+        this makes it take them again). Trims now and then."""
+        key, value = self._key(consumer), str(upto)
+        if not await DbInfo.filter(key=key).update(value=value):
+            await DbInfo.bulk_create([DbInfo(key=key, value=value)], ignore_conflicts=True)
+        self._since_trim += 1
+        if self._since_trim >= self._trim_every or time.monotonic() - self._last_trim >= self._trim_after_s:
+            await self.trim()
+
+    async def trim(self) -> int:
+        """Delete the events every consumer has passed. Returns how many."""
+        self._since_trim, self._last_trim = 0, time.monotonic()
+        offsets = [int(cast("str", v)) for v in await DbInfo.filter(
+            key__in=[self._key(c) for c in self._consumers]).values_list("value", flat=True)]
+        if len(offsets) < len(self._consumers):  # a consumer that never ran needs them all
+            return 0
+        return await MessageEvent.filter(id__lte=min(offsets)).delete()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class MessageService:
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[SendCommand, asyncio.Future[SendResult]]] = asyncio.Queue(queue_max)
         self._running = False
+        self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
 
     @asynccontextmanager
@@ -88,11 +90,14 @@ class MessageService:
         return self._running
 
     async def run(self) -> None:
-        """The committer: stores what ``send`` queues, a batch per transaction, until cancelled.
-        Sends still queued when it stops fail (nothing was stored for them: their clients retry)."""
+        """The committer: stores what ``send`` queues, a batch per transaction, until cancelled,
+        and the sweeper that answers sends waiting longer than ``store_timeout_s``. Sends still
+        queued when it stops fail (nothing was stored for them: their clients retry)."""
         self._running = True
         try:
-            await self._commit_loop()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._commit_loop(), name="imgate.messages.commit-loop")
+                tg.create_task(self._sweep(), name="imgate.messages.sweeper")
         finally:
             self._running = False
             while not self._queue.empty():
@@ -109,6 +114,11 @@ class MessageService:
 
         Raises:
             NotFound: the recipient or group does not exist.
+            Unavailable: not stored within ``store_timeout_s`` (or the committer stopped). Not
+                acked: the client sends again with the same cid. A send the committer had not
+                taken yet never will be; one it had taken (a transaction that outlived the
+                timeout) is stored, the retry is acked with it, and recipients see it when they
+                next sync.
         """
         self._validate(cmd)
         if not self._running:
@@ -117,19 +127,31 @@ class MessageService:
                 raise result
             return result
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        # One sweeper for every waiting send (not a timer each: the hot path stays timer-free).
+        self._waiting[fut] = time.monotonic() + self._store_timeout_s
         try:
-            async with asyncio.timeout(self._store_timeout_s):
-                await self._queue.put((cmd, fut))
-                return await fut  # cancelled with its sender: the committer skips it if it has not taken it
-        except TimeoutError:
-            if fut.done() and not fut.cancelled():
-                return fut.result()  # answered just as the time ran out (raises its error, if that)
-            # Not acked: the client sends again with the same cid. Not taken by the committer
-            # yet: it never will be. Taken (its transaction outlived the timeout): it is stored,
-            # the retry is acked with it, and recipients see it when they next sync.
-            fut.cancel()
-            msg = f"not stored within {self._store_timeout_s:g} s: retry with the same cid"
-            raise Unavailable(msg) from None
+            await self._queue.put((cmd, fut))
+            return await fut  # cancelled with its sender: the committer skips it if it has not taken it
+        finally:
+            self._waiting.pop(fut, None)
+
+    async def _sweep(self) -> None:
+        """Answer ``unavailable`` to every send waiting past its deadline (checked a few times
+        per timeout: a deadline, not synchronisation)."""
+        interval = min(1.0, self._store_timeout_s / 4)
+        msg = f"not stored within {self._store_timeout_s:g} s: retry with the same cid"
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            expired = []
+            for fut, deadline in self._waiting.items():  # oldest first
+                if deadline > now:
+                    break
+                expired.append(fut)
+            for fut in expired:
+                del self._waiting[fut]
+                if not fut.done():  # the committer skips it, or drops its result
+                    fut.set_exception(Unavailable(msg))
 
     @staticmethod
     def _validate(cmd: SendCommand) -> None:
