@@ -86,7 +86,7 @@ async def test_a_refused_login_says_why(app: App, users: Users) -> None:
         assert await conn.closed(), what
 
 
-async def test_device_limit_refusal_is_quota_exceeded(settings: Settings, users: Users) -> None:
+async def test_device_limit_refusal_is_quota_exceeded(settings: Settings) -> None:
     limited = tweak(settings, "broker", max_devices=1)
     async with App(limited) as app:
         assert app.services is not None
