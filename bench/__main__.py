@@ -1,8 +1,8 @@
 """Run every imgate benchmark and print a Markdown summary.
 
-    python -m bench            # im-1to1 P=10,100 x W=1,10; fanout-raw P=10,100 x W=1,10 on imgate and
-                               # Mosquitto; connections N=1000,5000,10000 on imgate and Mosquitto;
-                               # group-fanout M=1000; search over 100,000 stored messages
+    python -m bench            # im-1to1 P=10,100 x W=1,10 on imgate and ejabberd; fanout-raw P=10,100 x
+                               # W=1,10 on imgate and Mosquitto; connections N=1000,5000,10000 on imgate
+                               # and Mosquitto; group-fanout M=1000; search over 100,000 stored messages
     python -m bench --quick    # a smoke run of the same scenarios (a few seconds each, small N)
 
 Each scenario module runs as its own process (its servers are its own subprocesses) and prints
@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import signal
 import subprocess
 import sys
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench._common import raise_nofile
+from bench._common import raise_nofile, run_module
 
 SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "search")
-_STOP_GRACE = 60.0
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
@@ -44,7 +40,15 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
         argv = ["bench.im_1to1", "--pairs", *pairs, "--window", *windows, "--seconds", str(s)]
         if args.database_url:
             argv += ["--database-url", args.database_url]
-        runs.append(("im-1to1", argv, n_load * (s + 120) + 60))
+        servers, install = ["imgate"], 0.0
+        if not getattr(args, "no_ejabberd", False):
+            from bench.ejabberd import installable, installed
+
+            if installable():  # the peer: a private ejabberd (apt-get installs it if missing)
+                servers.append("ejabberd")
+                install = 0.0 if installed() else 600.0
+        argv += ["--servers", *servers]
+        runs.append(("im-1to1", argv, len(servers) * n_load * (s + 120) + 60 + install))
     if "fanout-raw" in args.only:
         s = seconds or 8.0
         runs.append(("fanout-raw", ["bench.fanout_raw", "--pairs", *pairs, "--window", *windows, "--seconds", str(s)],
@@ -58,35 +62,6 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
         stored, asked = ("5000", "50") if args.quick else ("100000", "500")
         runs.append(("search", ["bench.search", "--messages", stored, "--queries", asked], 1800))
     return runs
-
-
-async def run_module(argv: list[str], limit: float) -> tuple[list[dict[str, Any]], int]:
-    """Run ``python -m argv``, echo and collect its JSON lines; SIGINT (then SIGKILL) past ``limit``."""
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", *argv, stdout=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None
-    results: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(limit):
-            async for raw in proc.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                print(line, flush=True)
-                with suppress(ValueError):
-                    results.append(json.loads(line))
-            return results, await proc.wait()
-    except TimeoutError:
-        print(f"bench: {argv[0]} ran past {limit:.0f}s; stopping it", file=sys.stderr, flush=True)
-        results.append({"scenario": argv[0], "error": f"timed out after {limit:.0f}s"})
-        return results, -1
-    finally:
-        if proc.returncode is None:
-            # SIGINT lets the module's finally blocks stop the servers it started.
-            with suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(proc.wait(), _STOP_GRACE)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 def _revision() -> str:
@@ -107,6 +82,8 @@ def _num(x: Any, unit: str = "", digits: int = 1) -> str:
 
 def _target(r: dict[str, Any]) -> str:
     scen = r.get("scenario", "")
+    if scen.startswith("im-1to1") and r.get("broker", "imgate") != "imgate":
+        return ""  # the targets are imgate's; a peer's row is for comparison
     if scen == "im-1to1 P=100 W=10" and "msgs_per_s" in r:
         return ("PASS" if r["msgs_per_s"] >= 3000 else "FAIL") + " (>= 3,000 msgs/s)"
     if scen == "im-1to1 P=10 W=1" and "deliver_p99_ms" in r:
@@ -119,13 +96,16 @@ def _target(r: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     ratios = {r["scenario"]: r for r in results if "ratio_mosquitto_over_imgate" in r}
+    peer_ratios = {r["scenario"]: r for r in results if "ratio_imgate_over_ejabberd" in r}
     rows = ["| scenario | broker | result | p50 ms | p99 ms | lost / dup / failed | RSS MB | server CPU | target |",
             "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- |"]
     for r in results:
-        if "ratio_mosquitto_over_imgate" in r:
+        if "ratio_mosquitto_over_imgate" in r or "ratio_imgate_over_ejabberd" in r:
             continue
         scen = r.get("scenario", "?")
         broker = r.get("broker", "imgate (bridge + SQLite)" if scen.startswith(("im-1to1", "group-fanout")) else "?")
+        if scen.startswith("im-1to1") and broker == "ejabberd":
+            broker = "ejabberd (mod_mam + SQLite)"
         if "error" in r:
             rows.append(f"| {scen} | {broker} | ERROR: {r['error'].splitlines()[0][:120]} | | | | | | {_target(r)} |")
             continue
@@ -165,23 +145,39 @@ def table(results: list[dict[str, Any]]) -> str:
                 if "cpu_per_msg_imgate_over_mosquitto" in ratio:
                     result += f"; imgate CPU/msg {ratio['cpu_per_msg_imgate_over_mosquitto']}x"
                 result += ")"
+            if r.get("broker") == "ejabberd" and scen in peer_ratios:
+                ratio = peer_ratios[scen]
+                result += f" (imgate {ratio['ratio_imgate_over_ejabberd']}x ejabberd"
+                if "cpu_per_msg_imgate_over_ejabberd" in ratio:
+                    result += f"; imgate CPU/msg {ratio['cpu_per_msg_imgate_over_ejabberd']}x"
+                result += ")"
+            if scen.startswith("im-1to1") and r.get("broker") == "ejabberd" and r.get("archived", 0) < r.get("delivered", 0):
+                result += f"; **FAIL: {r['delivered'] - r.get('archived', 0)} delivered but not archived**"
             p50 = r.get("p50_ms", r.get("deliver_p50_ms"))
             p99 = r.get("p99_ms", r.get("deliver_p99_ms"))
             bad = f"{r.get('lost', '-')} / {r.get('duplicated', '-')} / 0"
             rss = _num(r.get("server_rss_mb"))
             cpu = "-" if "server_cpu_pct" not in r else (
                 f"{_num(r.get('server_cpu_us_per_msg'), ' us/msg')} ({_num(r['server_cpu_pct'], '%', 0)})")
+            if scen.startswith("im-1to1") and r.get("server_cpu_ms_per_msg") is not None:
+                cpu = _num(r["server_cpu_ms_per_msg"], " ms/msg", 3)
         rows.append(f"| {scen} | {broker} | {result} | {_num(p50, digits=2)} | {_num(p99, digits=2)} | {bad} | {rss} "
                     f"| {cpu} | {_target(r)} |")
     return "\n".join(rows)
 
 
 def main() -> None:
+    if any(a == "--compare" or a.startswith("--compare=") for a in sys.argv[1:]):
+        from bench.compare import main as compare  # this tree against a git revision, alternated
+        sys.exit(compare(sys.argv[1:]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", metavar="REV", help="compare with git revision REV: see bench/compare.py")
     parser.add_argument("--quick", action="store_true", help="short smoke run: P=2, W=1,4, 2 s, N=200")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--seconds", type=float, help="load duration per scenario (default 10 im-1to1, 8 fanout-raw)")
     parser.add_argument("--database-url", help="im-1to1 only (default: a fresh SQLite file)")
+    parser.add_argument("--no-ejabberd", action="store_true",
+                        help="im-1to1 on imgate only (default: also on a private ejabberd as the peer, when installable)")
     args = parser.parse_args()
     raise_nofile()
     results: list[dict[str, Any]] = []

@@ -5,6 +5,7 @@ context managers that always stop their process, even on error."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import shutil
@@ -256,3 +257,41 @@ def imgate_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=_STOP_TIMEOUT)
+
+
+_MODULE_STOP_GRACE = 60.0
+
+
+async def run_module(argv: list[str], limit: float, *, python: str = sys.executable, cwd: Path | None = None,
+                     env: dict[str, str] | None = None, tag: str = "") -> tuple[list[dict[str, Any]], int]:
+    """Run ``python -m argv`` (in ``cwd`` with ``env``), echo its lines (prefixed ``[tag]``) and
+    collect those that are JSON objects; SIGINT (then SIGKILL) past ``limit`` seconds. Returns the
+    objects and the exit code (-1: stopped at the limit; the objects then end with an error)."""
+    proc = await asyncio.create_subprocess_exec(python, "-m", *argv, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    prefix = f"[{tag}] " if tag else ""
+    results: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(limit):
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                print(prefix + line, flush=True)
+                with suppress(ValueError):
+                    obj = json.loads(line)
+                    if isinstance(obj, dict):
+                        results.append(obj)
+            return results, await proc.wait()
+    except TimeoutError:
+        print(f"bench: {prefix}{argv[0]} ran past {limit:.0f}s; stopping it", file=sys.stderr, flush=True)
+        results.append({"scenario": argv[0], "error": f"timed out after {limit:.0f}s"})
+        return results, -1
+    finally:
+        if proc.returncode is None:
+            # SIGINT lets the module's finally blocks stop the servers it started.
+            with suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), _MODULE_STOP_GRACE)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
