@@ -22,6 +22,7 @@ from services.conversations.models import Conversation, Member
 from services.conversations.window import Window
 from services.db import portable_sql
 from services.errors import BadRequest, NotFound
+from services.sql import Many, Program, Query, marks, run_on
 
 ROLES = ("owner", "admin", "member")
 
@@ -146,22 +147,33 @@ class ConversationService:
 
     async def ensure_direct(self, conv: str, members: set[str], now_ms: int) -> None:
         """Create the 1:1 conversation and its members if missing (idempotent, race-safe)."""
+        if not self.direct_known(conv):
+            await run_on(connections.get("default"), self.ensure_direct_sql(conv, members, now_ms))
+            self.remember_direct([conv])
+
+    def direct_known(self, conv: str) -> bool:
+        """The 1:1 conversation is known to exist (``ensure_direct_sql`` is not needed)."""
         if conv in self._known:
             self._known.move_to_end(conv)
-            return
-        if await Member.filter(conv_id=conv).count() < len(members):
-            await self._create_direct(conv, members, now_ms)
-        self._known[conv] = None
-        if len(self._known) > self._known_max:
+            return True
+        return False
+
+    def remember_direct(self, convs: Iterable[str]) -> None:
+        """These 1:1 conversations exist (their ``ensure_direct_sql`` has committed)."""
+        for conv in convs:
+            self._known[conv] = None
+        while len(self._known) > self._known_max:
             self._known.popitem(last=False)
 
-    async def _create_direct(self, conv: str, members: set[str], now_ms: int) -> None:
-        await Conversation.bulk_create(
-            [Conversation(id=conv, kind="direct", created_at=now_ms)], ignore_conflicts=True,
-        )
-        await Member.bulk_create(
-            [Member(conv_id=conv, uid=uid) for uid in sorted(members)], ignore_conflicts=True,
-        )
+    @staticmethod
+    def ensure_direct_sql(conv: str, members: set[str], now_ms: int) -> Program[None]:
+        """Create the 1:1 conversation and its members if missing, in the caller's transaction
+        (idempotent and race-safe: an existing row is left as it is)."""
+        yield Query("INSERT INTO conversations (id, kind, last_seq, last_ts, created_at, name) "
+                    "VALUES (?, 'direct', 0, 0, ?, '') ON CONFLICT DO NOTHING", [conv, now_ms])
+        yield Many("INSERT INTO members (conv_id, uid, read_seq, joined_seq, role, muted, pinned) "
+                   "VALUES (?, ?, 0, 0, 'member', ?, ?) ON CONFLICT DO NOTHING",
+                   [(conv, uid, False, False) for uid in sorted(members)])
 
     async def members(self, conv: str) -> list[str]:
         """Current members (former group members excluded)."""
@@ -263,37 +275,45 @@ class ConversationService:
         return row.name, row.owner, members
 
     # ---- inside a caller's transaction: the sequence allocator -------------------------------
-    @staticmethod
-    async def lock(conn: BaseDBAsyncClient, convs: Iterable[str]) -> Locked:
+    @classmethod
+    async def lock(cls, conn: BaseDBAsyncClient, convs: Iterable[str]) -> Locked:
         """Lock conversations for the transaction on ``conn`` (in id order, so two lockers never
         deadlock) and read their counters and current members. Sends and group changes both
         take their seqs here, so membership is ordered with the messages."""
+        return await run_on(conn, cls.lock_sql(convs))
+
+    @staticmethod
+    def lock_sql(convs: Iterable[str]) -> Program[Locked]:
+        """``lock`` as a program, for a caller's transaction program."""
         wanted = sorted(set(convs))
-        lock = " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
-        rows = await conn.execute_query_dict(portable_sql(
-            conn, f"SELECT id, kind, last_seq FROM conversations WHERE id IN ({', '.join('?' * len(wanted))})"
-                  f" ORDER BY id{lock}"), wanted)
+        if not wanted:
+            return Locked({}, {}, {})
+        rows = yield Query(f"SELECT id, kind, last_seq FROM conversations WHERE id IN ({marks(len(wanted))}) ORDER BY id",
+                           wanted, for_update=True)
         members: dict[str, dict[str, str]] = {}
-        for conv, uid, role in await Member.filter(conv_id__in=wanted, left_seq=None).using_db(conn).values_list(
-                "conv_id", "uid", "role"):
+        for conv, uid, role in (yield Query(
+                f"SELECT conv_id, uid, role FROM members WHERE conv_id IN ({marks(len(wanted))}) AND left_seq IS NULL",
+                wanted)):
             members.setdefault(conv, {})[uid] = role
-        return Locked({r["id"]: r["last_seq"] for r in rows}, members, {r["id"]: r["kind"] for r in rows})
+        return Locked({r[0]: r[2] for r in rows}, members, {r[0]: r[1] for r in rows})
 
-    @staticmethod
-    async def commit_seqs(conn: BaseDBAsyncClient, locked: Locked) -> None:
+    @classmethod
+    async def commit_seqs(cls, conn: BaseDBAsyncClient, locked: Locked) -> None:
         """Write back the counters ``locked`` handed out (and each conversation's last message)."""
-        if locked.latest:
-            await conn.execute_many(
-                portable_sql(conn, "UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?"),
-                [[seq, ts, msg_id, conv] for conv, (seq, msg_id, ts) in locked.latest.items()])
+        await run_on(conn, cls.commit_seqs_sql(locked))
 
     @staticmethod
-    async def mark_sent_read(conn: BaseDBAsyncClient, marks: dict[tuple[str, str], int]) -> None:
+    def commit_seqs_sql(locked: Locked) -> Program[None]:
+        if locked.latest:
+            yield Many("UPDATE conversations SET last_seq = ?, last_ts = ?, last_msg_id = ? WHERE id = ?",
+                       [(seq, ts, msg_id, conv) for conv, (seq, msg_id, ts) in locked.latest.items()])
+
+    @staticmethod
+    def mark_sent_read_sql(marks_: dict[tuple[str, str], int]) -> Program[None]:
         """Senders have read up to their own messages: own messages are never unread."""
-        if marks:
-            await conn.execute_many(
-                portable_sql(conn, "UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?"),
-                [[seq, conv, uid, seq] for (conv, uid), seq in marks.items()])
+        if marks_:
+            yield Many("UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?",
+                       [(seq, conv, uid, seq) for (conv, uid), seq in marks_.items()])
 
     # ---- group rows (the group service's rules decide; these only write) ---------------------
     @staticmethod

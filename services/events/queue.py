@@ -14,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.db import DbInfo
 from services.events.models import MessageEvent
+from services.sql import Many, Program, run_on
 
 CONSUMERS = ("push", "search")
 
@@ -41,12 +42,17 @@ class EventQueue:
         row = await DbInfo.get_or_none(key=self._key(consumer))
         return int(row.value) if row is not None else 0
 
-    @staticmethod
-    async def publish(conn: BaseDBAsyncClient, message_ids: list[str], now: int) -> None:
+    @classmethod
+    async def publish(cls, conn: BaseDBAsyncClient, message_ids: list[str], now: int) -> None:
         """Queue events for these messages, in the caller's transaction (stored with them)."""
+        await run_on(conn, cls.publish_sql(message_ids, now))
+
+    @staticmethod
+    def publish_sql(message_ids: list[str], now: int) -> Program[None]:
+        """``publish`` as a program, for a caller's transaction program."""
         if message_ids:
-            await MessageEvent.bulk_create([MessageEvent(message_id=m, created_at=now) for m in message_ids],
-                                           using_db=conn)
+            yield Many("INSERT INTO message_events (message_id, created_at) VALUES (?, ?)",
+                       [(m, now) for m in message_ids])
 
     async def read(self, consumer: str, limit: int) -> list[Event]:
         rows = await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
@@ -21,10 +22,29 @@ from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
+from services.sql import Many, Program, Query, Row, json_text, json_value, marks, run_on, run_transaction
 from services.transactions import transaction
 from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
+
+_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions"
+
+
+def _stored(row: Row) -> StoredMessage:
+    """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
+    return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
+                         tuple(json_value(row[9]) or ()))
+
+
+def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
+    yield Many(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
+                 json_text(list(m.mentions)) if m.mentions else None) for m in messages])
+
+
+def _select_sql(sql: str, params: list[Any]) -> Program[list[Row]]:
+    return (yield Query(sql, params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +205,42 @@ class MessageService:
                         fut.set_result(result)
 
     async def _commit(self, cmds: list[SendCommand]) -> list[SendResult | Exception]:
-        """Store a batch. Returns, per command, its result or the error to tell its sender."""
+        """Store a batch in one transaction. Returns, per command, its result or the error to
+        tell its sender."""
+        now = self._clock.now_ms()
+        try:
+            results, created = await run_transaction(self._commit_sql(cmds, now))
+        except IntegrityError:
+            # A concurrent writer (another bridge) stored one of these (sender, cid) meanwhile:
+            # redo them one by one, each in its own transaction (a stored duplicate wins).
+            results, created = [], []
+            for cmd in cmds:
+                for attempt in range(2):
+                    try:
+                        one, convs = await run_transaction(self._commit_sql([cmd], now))
+                        break
+                    except IntegrityError:
+                        if attempt:
+                            raise
+                results += one
+                created += convs
+        self._conversations.remember_direct(created)
+        self.batches += 1
+        return results
+
+    def _commit_sql(self, cmds: list[SendCommand], now: int) -> Program[tuple[list[SendResult | Exception], list[str]]]:
+        """The batch as one transaction program: returns each command's result and the 1:1
+        conversations it made sure of."""
         results: list[SendResult | Exception | None] = [None] * len(cmds)
         # 1. Retries: already stored (one query for the batch, on the (sender, cid) index).
-        existing = await Message.filter(sender__in=list({c.sender for c in cmds}),
-                                        cid__in=list({c.cid for c in cmds}))
-        stored = {(m.sender, m.cid): StoredMessage.from_row(m) for m in existing}
+        senders, cids = sorted({c.sender for c in cmds}), sorted({c.cid for c in cmds})
+        existing = yield Query(f"SELECT {_COLUMNS} FROM messages WHERE sender IN ({marks(len(senders))}) "
+                               f"AND cid IN ({marks(len(cids))})", [*senders, *cids])
+        stored = {(r[3], r[4]): _stored(r) for r in existing}
         # 2. 1:1 recipients that exist and are not disabled (one query). Group membership is
-        #    checked inside the storing transaction, under the conversation's lock.
+        #    checked below, under the conversation's lock.
         wanted = {u for c in cmds if c.to is not None for u in (c.sender, c.to)}
-        active = await self._users.active_uids(wanted)
-        now = self._clock.now_ms()
+        active = (yield from self._users.active_uids_sql(wanted)) if wanted else set()
         new: list[tuple[int, SendCommand]] = []
         first_of: dict[tuple[str, str], int] = {}
         for i, c in enumerate(cmds):
@@ -211,59 +256,51 @@ class MessageService:
             else:
                 first_of[key] = i
                 new.append((i, c))
+        ensured: list[str] = []
         if new:
             for conv, members in {c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items():
-                await self._conversations.ensure_direct(conv, members, now)
-            try:
-                outcomes = await self._store_batch(new, now)
-            except IntegrityError:
-                # A concurrent writer (another bridge) stored one of these (sender, cid) meanwhile:
-                # redo them one by one, each in its own transaction.
-                outcomes = {}
-                for i, c in new:
-                    outcomes.update(await self._store_one(i, c, now))
-            for i, _ in new:
-                results[i] = outcomes[i]
+                if not self._conversations.direct_known(conv):
+                    yield from self._conversations.ensure_direct_sql(conv, members, now)
+                    ensured.append(conv)
+            for i, outcome in (yield from self._store_sql(new, now)).items():
+                results[i] = outcome
         for i, c in enumerate(cmds):  # in-batch duplicates share the first one's message
             if results[i] is None:
                 first = results[first_of[(c.sender, c.cid)]]
                 results[i] = SendResult(first.message, created=False, recipients=()) \
                     if isinstance(first, SendResult) else first
-        self.batches += 1
-        return results  # type: ignore[return-value]
+        return results, ensured  # type: ignore[return-value]
 
-    async def _store_batch(self, new: list[tuple[int, SendCommand]], now: int) -> dict[int, SendResult | Exception]:
+    def _store_sql(self, new: list[tuple[int, SendCommand]], now: int) -> Program[dict[int, SendResult | Exception]]:
         out: dict[int, SendResult | Exception] = {}
-        async with transaction() as conn:
-            # The conversations' counters and members, locked: the batch's messages are numbered
-            # in arrival order, continuing each conversation's sequence.
-            locked = await self._conversations.lock(conn, {c.conv for _, c in new})
-            objs: list[Message] = []
-            read_marks: dict[tuple[str, str], int] = {}
-            for i, c in new:
-                conv = c.conv
-                in_conv = locked.members_of(conv)
-                if not locked.exists(conv) or c.sender not in in_conv:
-                    what = f"group {c.group!r}" if c.group is not None else f"conversation {conv!r}"
-                    out[i] = NotFound(f"{what} not found") if not locked.exists(conv) or c.group is None \
-                        else Forbidden(f"you are not a member of group {c.group!r}")
-                    continue
-                if any(m not in in_conv for m in c.mentions):
-                    out[i] = BadRequest("mentions must be members of the conversation")
-                    continue
-                msg_id = new_ulid(now)
-                seq = locked.next_seq(conv, msg_id, now)
-                objs.append(Message(id=msg_id, conv=conv, seq=seq, sender=c.sender, cid=c.cid, type=c.type,
-                                    text=c.text, data=c.data, mentions=list(c.mentions) or None, ts=now))
-                message = StoredMessage(msg_id, conv, seq, c.sender, c.cid, c.type, c.text, c.data, now, c.mentions)
-                out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
-                read_marks[(conv, c.sender)] = seq
-            if objs:
-                await Message.bulk_create(objs, using_db=conn)
-                # The durable queue push and search work from, committed with the messages.
-                await self._events.publish(conn, [o.id for o in objs], now)
-                await self._conversations.commit_seqs(conn, locked)
-                await self._conversations.mark_sent_read(conn, read_marks)
+        # The conversations' counters and members, locked: the batch's messages are numbered in
+        # arrival order, continuing each conversation's sequence.
+        locked = yield from self._conversations.lock_sql({c.conv for _, c in new})
+        stored: list[StoredMessage] = []
+        read_marks: dict[tuple[str, str], int] = {}
+        for i, c in new:
+            conv = c.conv
+            in_conv = locked.members_of(conv)
+            if not locked.exists(conv) or c.sender not in in_conv:
+                what = f"group {c.group!r}" if c.group is not None else f"conversation {conv!r}"
+                out[i] = NotFound(f"{what} not found") if not locked.exists(conv) or c.group is None \
+                    else Forbidden(f"you are not a member of group {c.group!r}")
+                continue
+            if any(m not in in_conv for m in c.mentions):
+                out[i] = BadRequest("mentions must be members of the conversation")
+                continue
+            msg_id = new_ulid(now)
+            message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
+                                    c.data, now, c.mentions)
+            stored.append(message)
+            out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
+            read_marks[(conv, c.sender)] = message.seq
+        if stored:
+            yield from _insert_sql(stored)
+            # The durable queue push and search work from, committed with the messages.
+            yield from self._events.publish_sql([m.id for m in stored], now)
+            yield from self._conversations.commit_seqs_sql(locked)
+            yield from self._conversations.mark_sent_read_sql(read_marks)
         return out
 
     @staticmethod
@@ -272,24 +309,10 @@ class MessageService:
         """Store a message the server writes (a group's ``member`` event) in the caller's
         transaction, with the next seq of ``locked`` (the caller commits the counters)."""
         msg_id = new_ulid(now)
-        seq = locked.next_seq(conv, msg_id, now)
-        cid = f"{type_}:{msg_id}"
-        await Message.create(using_db=conn, id=msg_id, conv=conv, seq=seq, sender=sender, cid=cid, type=type_,
-                             text=None, data=data, ts=now)
-        return StoredMessage(msg_id, conv, seq, sender, cid, type_, None, data, now)
-
-    async def _store_one(self, i: int, cmd: SendCommand, now: int) -> dict[int, SendResult | Exception]:
-        """Store one message in its own transaction; a stored duplicate wins over ours."""
-        for attempt in range(2):
-            existing = await Message.get_or_none(sender=cmd.sender, cid=cmd.cid)
-            if existing is not None:
-                return {i: SendResult(StoredMessage.from_row(existing), created=False, recipients=())}
-            try:
-                return await self._store_batch([(i, cmd)], now)
-            except IntegrityError:
-                if attempt:
-                    raise
-        raise AssertionError  # unreachable
+        message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), sender, f"{type_}:{msg_id}", type_,
+                                None, data, now)
+        await run_on(conn, _insert_sql([message]))
+        return message
 
     async def history(self, member: Membership, *, after_seq: int | None, before_seq: int | None,
                       limit: int) -> HistoryPage:
@@ -356,8 +379,12 @@ class MessageService:
         return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
-        rows = await Message.filter(id__in=list(ids)) if ids else []
-        return {r.id: StoredMessage.from_row(r) for r in rows}
+        if not ids:
+            return {}
+        wanted = sorted(set(ids))
+        rows = await run_on(connections.get("default"), _select_sql(
+            f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks(len(wanted))})", wanted))
+        return {r[0]: _stored(r) for r in rows}
 
     async def scan(self, after_id: str, types: tuple[str, ...], limit: int) -> list[StoredMessage]:
         """Messages of ``types`` in id order after ``after_id`` (a rebuild of the search index)."""

@@ -15,6 +15,7 @@ from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, UID_RE, Clock
+from services.sql import Program, Query, marks, run_on
 from services.transactions import transaction
 from services.users.models import AuthEvent, DeviceToken, User
 
@@ -117,10 +118,16 @@ class UserService:
 
     async def active_uids(self, uids: set[str]) -> set[str]:
         """The subset of ``uids`` that exist and are not disabled."""
+        return await run_on(connections.get("default"), self.active_uids_sql(uids)) if uids else set()
+
+    @staticmethod
+    def active_uids_sql(uids: set[str]) -> Program[set[str]]:
+        """``active_uids`` as a program (a caller's transaction reads it with its own statements)."""
         if not uids:
             return set()
-        rows = await User.filter(uid__in=list(uids), disabled=False).values_list("uid", flat=True)
-        return set(cast("list[str]", rows))
+        wanted = sorted(uids)
+        rows = yield Query(f"SELECT uid FROM users WHERE uid IN ({marks(len(wanted))}) AND disabled = ?", [*wanted, False])
+        return {r[0] for r in rows}
 
     async def existing_uids(self, uids: list[str]) -> set[str]:
         """The subset of ``uids`` that exist (disabled or not)."""
