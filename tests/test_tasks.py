@@ -73,3 +73,27 @@ async def test_the_admin_api_stops_with_the_app(settings: Settings) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         with pytest.raises(httpx.ConnectError):
             await client.get("/healthz")
+
+
+async def test_a_queue_worker_takes_full_batches_at_once_then_waits_its_interval() -> None:
+    """A pass that took a full batch goes again at once (more may be waiting); a smaller one
+    waits for the interval: a busy server works the queue in batches, not a pass per message."""
+    taken = [200, 200, 7]
+    calls = 0
+    third = asyncio.Event()
+
+    async def step() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            third.set()
+        return taken[calls - 1] if calls <= len(taken) else 200
+
+    worker = asyncio.create_task(App._work_loop("test", step, 200, 3600))  # an hour: only full passes go on
+    try:
+        await asyncio.wait_for(third.wait(), 10)  # full, full, then 7: reached without any wait
+        for _ in range(20):
+            await asyncio.sleep(0)  # turns of the loop in which a fourth pass would start
+        assert calls == 3  # 7 < 200: it waits for the interval
+    finally:
+        worker.cancel()
