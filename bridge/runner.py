@@ -29,6 +29,8 @@ from bridge.transport import Transport
 
 log = logging.getLogger("imgate.bridge")
 
+_SEND_BATCH = 256  # sends a lane starts together (the message committer's batch)
+
 
 class Timings(Protocol):
     """Where the bridge reports how long its commands took, in seconds (``imgate.metrics.Metrics``;
@@ -103,28 +105,62 @@ class Bridge:
         return zlib.crc32(key.encode()) % len(self._lanes)
 
     async def _work(self, lane: asyncio.Queue[tuple[str, Command, float]]) -> None:
-        timings = self._timings
+        carry: tuple[str, Command, float] | None = None  # taken off the lane, not a send: next
         while True:
-            key, cmd, taken = await lane.get()
+            batch = [carry or await lane.get()]
+            carry = None
+            if isinstance(batch[0][1], Send):
+                # Sends waiting behind this one in the lane (one busy conversation, or several
+                # sharing the lane) are stored together: started in lane order, they reach the
+                # message committer in that order and share its transaction, instead of a
+                # transaction each while the rest wait.
+                while len(batch) < _SEND_BATCH and not lane.empty():
+                    item = lane.get_nowait()
+                    if not isinstance(item[1], Send):
+                        carry = item
+                        break
+                    batch.append(item)
+            if len(batch) == 1:
+                await self._run(*batch[0])
+                continue
             try:
-                # A command's publishes go out together (written in order, acked in any order);
-                # the lane takes its next command once they are all acknowledged.
-                pubs = await self._dispatcher.handle(cmd)
-                if len(pubs) == 1:
-                    await self._publish(pubs[0])
-                elif pubs:
-                    await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
-                if timings is not None:  # a command that raised is logged below, not timed
-                    if isinstance(cmd, Send):
-                        timings.observe_send(time.perf_counter() - taken)
-                    elif isinstance(cmd, Rpc):
-                        timings.observe_rpc(cmd.method, time.perf_counter() - taken)
+                # Each command's publishes go out after the previous one's, in lane order.
+                results = await asyncio.gather(*(self._dispatcher.handle(cmd) for _, cmd, _ in batch))
+                pubs = [p for r in results for p in r]
+                await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
+                if self._timings is not None:
+                    now = time.perf_counter()
+                    for _, _, taken in batch:
+                        self._timings.observe_send(now - taken)
             except ConnectionError:
-                log.exception("deliveries lost for %r", type(cmd).__name__)
+                log.exception("deliveries lost for %d sends", len(batch))
             except Exception:
-                log.exception("bridge lane failed on %r", type(cmd).__name__)
+                log.exception("bridge lane failed on %d sends", len(batch))
             finally:
-                self.ingress.release(key)
+                for key, _, _ in batch:
+                    self.ingress.release(key)
+
+    async def _run(self, key: str, cmd: Command, taken: float) -> None:
+        timings = self._timings
+        try:
+            # A command's publishes go out together (written in order, acked in any order);
+            # the lane takes its next command once they are all acknowledged.
+            pubs = await self._dispatcher.handle(cmd)
+            if len(pubs) == 1:
+                await self._publish(pubs[0])
+            elif pubs:
+                await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
+            if timings is not None:  # a command that raised is logged below, not timed
+                if isinstance(cmd, Send):
+                    timings.observe_send(time.perf_counter() - taken)
+                elif isinstance(cmd, Rpc):
+                    timings.observe_rpc(cmd.method, time.perf_counter() - taken)
+        except ConnectionError:
+            log.exception("deliveries lost for %r", type(cmd).__name__)
+        except Exception:
+            log.exception("bridge lane failed on %r", type(cmd).__name__)
+        finally:
+            self.ingress.release(key)
 
     async def _publish(self, pub: Publish) -> None:
         try:

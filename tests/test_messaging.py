@@ -85,6 +85,27 @@ async def test_concurrent_senders_get_gap_free_seq_in_send_order(app: App, users
             assert [r.json["seq"] for r in got] == list(range(1, total + 1))
 
 
+async def test_a_busy_conversation_is_stored_in_batches_in_order(app: App, users: Users) -> None:
+    """One sender bursts into one conversation: its queued sends share transactions (not one
+    transaction each while the rest wait), and still get their seqs and deliveries in send order."""
+    await users.add("alice", "bob")
+    total = 200
+    async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
+               connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        await alice.send_and_ack("warm", "bob")  # the conversation exists: every send below is alike
+        before = app.services.messages.batches
+        # Published without waiting for each PUBACK (in order: each publish is written as it starts).
+        await asyncio.gather(*(alice.send({"cid": f"b-{i:03d}", "to": "bob", "type": "text", "text": str(i)})
+                               for i in range(total)))
+        acks = await alice.inbox.wait_for(lambda r: r.topic.endswith("/in/ack") and r.json["cid"].startswith("b-"),
+                                          count=total)
+        assert [a.json["seq"] for a in sorted(acks, key=lambda a: a.json["cid"])] == list(range(2, total + 2))
+        got = await bob.inbox.wait_for(lambda r: r.topic.endswith("/in/msg") and r.json["cid"].startswith("b-"),
+                                       count=total)
+        assert [r.json["cid"] for r in got] == [f"b-{i:03d}" for i in range(total)]
+        assert app.services.messages.batches - before < total / 2, "queued sends should share transactions"
+
+
 async def test_retry_with_same_cid_is_acked_again_and_not_stored_or_delivered_twice(app: App, users: Users) -> None:
     await users.add("alice", "bob")
     async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
