@@ -19,6 +19,8 @@ import sys
 from contextlib import suppress
 from pathlib import Path
 
+import uvloop
+
 from bench._common import raise_nofile
 
 
@@ -54,7 +56,7 @@ def main() -> None:
     raise_nofile()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.data_dir, args.accounts))
+        uvloop.run(serve(args.port, args.data_dir, args.accounts))
 
 
 if __name__ == "__main__":

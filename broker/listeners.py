@@ -173,10 +173,11 @@ _LINGER_BYTES = 1 << 20  # read and dropped at most, while closing, before the c
 class _StreamTransport:
     """TCP or TLS: asyncio streams. ``write`` is the asyncio transport's, behind one check."""
 
-    __slots__ = ("_reader", "_transport", "_writer", "kind", "peer")
+    __slots__ = ("_aborted", "_reader", "_transport", "_writer", "kind", "peer")
 
     def __init__(self, kind: ListenerKind, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.kind: ListenerKind = kind
+        self._aborted = False
         self.peer = _peer(writer.get_extra_info("peername"))
         self._reader = reader
         self._writer = writer
@@ -198,9 +199,11 @@ class _StreamTransport:
             transport.write(data)
 
     def buffered(self) -> int:
-        return self._transport.get_write_buffer_size()
+        # Aborted: what was buffered is dropped (uvloop frees it a loop turn later).
+        return 0 if self._aborted else self._transport.get_write_buffer_size()
 
     def abort(self) -> None:
+        self._aborted = True
         self._transport.abort()
 
     async def close(self, timeout: float = 1.0) -> None:
@@ -212,7 +215,7 @@ class _StreamTransport:
                     self._writer.close()  # sends what is buffered (TLS: then close_notify), then closes
                 await self._writer.wait_closed()
         except TimeoutError:
-            self._transport.abort()
+            self.abort()
         except OSError:
             pass  # the connection ended with an error: it is closed either way
 

@@ -286,6 +286,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # uvloop (libuv, in C) costs the broker ~15% less CPU per message than asyncio's own loop
+    # (bench/RESULTS.md, issue 13); "asyncio" is the fallback where uvloop cannot be installed.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     mqtt: MqttSettings = MqttSettings()
     broker: BrokerSettings = BrokerSettings()
     bridge: BridgeSettings = BridgeSettings()

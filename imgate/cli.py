@@ -8,10 +8,10 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.listeners import ListenerError
 from config.settings import ConfigError, Settings, load_settings
@@ -19,6 +19,8 @@ from imgate.tasks import TaskCrashed
 from services.db import DatabaseUnavailable, SchemaMismatch
 from services.errors import ImError
 from services.files import private_dir
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from services.users.service import UserService
@@ -227,6 +229,15 @@ async def _run(settings: Settings) -> None:
     print("imgate: stopped", flush=True)
 
 
+def _arun(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the configured event loop (``event_loop``: uvloop by default)."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "openapi":
@@ -245,15 +256,15 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
-            asyncio.run(_run(settings))
+            _arun(settings, _run(settings))
             return 0
         if args.command == "search":
-            print(f"indexed {asyncio.run(_reindex(settings))} message(s)")
+            print(f"indexed {_arun(settings, _reindex(settings))} message(s)")
             return 0
         if args.command == "migrate":
-            print("\n".join(asyncio.run(_migrate(settings))), flush=True)
+            print("\n".join(_arun(settings, _migrate(settings))), flush=True)
             return 0
-        out = asyncio.run(_with_users(settings, _user_action(args)))
+        out = _arun(settings, _with_users(settings, _user_action(args)))
     except ImError as exc:
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1

@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from config.settings import Settings, load_settings
 from imgate.app import App, Services
 
 PG_DSN = os.environ.get("IMGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> uvloop.EventLoopPolicy:
+    """Tests run on the event loop ``imgate run`` uses by default (settings: event_loop)."""
+    return uvloop.EventLoopPolicy()
 
 
 @pytest.fixture(autouse=True)

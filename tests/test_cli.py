@@ -140,3 +140,16 @@ def test_run_on_a_taken_port_stops_with_one_clear_line(tmp_path: Path, database_
     assert len(errors) == 1, done.stderr
     assert f"127.0.0.1:{port}" in errors[0] and setting in errors[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("loop", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_the_event_loop_is_the_configured_one(loop: str, module: str) -> None:
+    import asyncio
+
+    from config.settings import Settings
+    from imgate.cli import _arun
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert _arun(Settings(event_loop=loop), which()).split(".")[0] == module  # type: ignore[arg-type]
