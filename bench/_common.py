@@ -30,6 +30,20 @@ _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0
 
 
+THIS_TREE = Path(__file__).resolve().parent.parent
+
+
+def server_build() -> tuple[str, Path]:
+    """(python, tree) of the imgate server under test: this tree's, or another build's named by
+    ``IMGATE_BENCH_SERVER=PYTHON:TREE`` (set by ``bench.compare``: one load generator, this
+    tree's, drives both builds' servers, so only the servers differ)."""
+    spec = os.environ.get("IMGATE_BENCH_SERVER")
+    if not spec:
+        return sys.executable, THIS_TREE
+    python, _, tree = spec.partition(":")
+    return python, Path(tree)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -152,9 +166,9 @@ async def imgate_broker(*, accounts: int = 1, data_dir: Path | None = None,
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as log_file:
         proc = subprocess.Popen(  # noqa: ASYNC220 (a fork/exec once per scenario, before measuring)
-            [sys.executable, "-m", "bench.serve_broker", "--port", "0", "--data-dir", str(data_dir),
+            [server_build()[0], "-m", "bench.serve_broker", "--port", "0", "--data-dir", str(data_dir),
              "--accounts", str(accounts), "--log-level", log_level],
-            stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=Path(__file__).resolve().parent.parent)
+            stdout=subprocess.PIPE, stderr=log_file, env=env, cwd=server_build()[1])
     try:
         assert proc.stdout is not None
         # The broker prints exactly one line on stdout: READY <port>. Read it off the loop (bounded).
@@ -228,15 +242,46 @@ UNLIMITED = {"IMGATE_LIMITS__MESSAGES_PER_S": "1000000", "IMGATE_LIMITS__MESSAGE
              "IMGATE_BROKER__PUBLISH_RATE": "0"}
 
 
+_KNOWN_SETTINGS = """
+import json, sys
+from config.settings import Settings
+known = []
+for key in json.loads(sys.argv[1]):
+    model = Settings
+    for part in key.removeprefix("IMGATE_").lower().split("__"):
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            break
+        model = field.annotation
+    else:
+        known.append(key)
+print(json.dumps(known))
+"""
+
+
+def _settings_known_to(python: str, tree: Path, env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the IMGATE_* settings another build does not have (an older build refuses
+    unknown settings; one without a limit does not need it lifted)."""
+    out = subprocess.run([python, "-c", _KNOWN_SETTINGS, json.dumps(list(env))], cwd=tree, capture_output=True,
+                         text=True, timeout=60, check=True)
+    known = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    dropped = sorted(k for k in env if k not in known and k.startswith("IMGATE_"))
+    if dropped:
+        print(f"bench: the server in {tree} has no setting {', '.join(dropped)}: not passed", file=sys.stderr)
+    return {k: v for k, v in env.items() if k not in dropped}
+
+
 @contextmanager
 def imgate_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
     """Run ``python -m imgate run`` on a free port with ``env`` (IMGATE_* settings) until the block
     ends (SIGTERM, then SIGKILL after a bounded wait)."""
     port = free_port()
+    python, tree = server_build()
+    if tree != THIS_TREE:
+        env = _settings_known_to(python, tree, env)
     full_env = {**os.environ, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **env}
-    server = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(data_dir)],
-                              env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
+    server = subprocess.Popen([python, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(data_dir)],
+                              env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tree)
     tail: deque[str] = deque(maxlen=50)
     try:
         assert server.stdout is not None

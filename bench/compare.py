@@ -6,10 +6,12 @@
 A is this checkout as it is (uncommitted changes included), run with its own ``.venv`` python.
 B is ``git archive REV`` unpacked in ``.bench-cache/rev-<sha>/`` with a venv of its own
 (``python -m venv`` + ``pip install -e '.[test]'``), made once per revision and reused. Each
-scenario module runs as ``python -m bench.<module>`` with that tree as its working directory and
-that tree's python, so each side runs its own server and its own copy of the benchmark; rounds
-alternate A, B, A, B. Only the options both copies of a module accept are passed (an older
-module may lack some), and a field one side does not report is shown as "-".
+im-1to1 and fanout-raw run A's copy of the benchmark for both sides, with B's server started from
+B's tree and venv (``IMGATE_BENCH_SERVER``; B's own code prepares B's users), so only the servers
+differ. The other scenarios run ``python -m bench.<module>`` with each tree as the working
+directory and that tree's python (their own server and their own copy of the benchmark); only the
+options both copies accept are passed, and a field one side does not report is shown as "-".
+Rounds alternate A, B, A, B.
 
 One Markdown table, one line per scenario row: each run's rate, the medians, median A / median B,
 the server's CPU per message and p99 latency (medians) when reported, and a verdict. Exit status 1
@@ -39,6 +41,8 @@ SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "search", "
 MODULES = {"im-1to1": "bench.im_1to1", "fanout-raw": "bench.fanout_raw", "connections": "bench.connections",
            "group-fanout": "bench.group_fanout", "search": "bench.search", "store-path": "bench.store_path"}
 _READY = ".bench-ready"
+# Scenarios whose generator (A's) can drive another build's server: bench._common.server_build.
+SAME_GENERATOR = ("im-1to1", "fanout-raw")
 
 
 # --- the two sides ---------------------------------------------------------------------------------
@@ -386,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         wanted, limit = _wanted(scenario, args)
         argv = [module]
+        if scenario in SAME_GENERATOR:
+            opts_b = opts_a  # A's module runs for both
         for opt, values in wanted:
             if opt in opts_a and opt in opts_b:
                 argv += [opt, *values]
@@ -403,9 +409,16 @@ def main(argv: list[str] | None = None) -> int:
         for scenario, argv, limit in plans:
             for side in (a, b):
                 tag = f"{side.label} {rnd}/{args.rounds}"
-                print(f"## [{tag}] {scenario}: cd {side.tree} && {side.python} -m {' '.join(argv)}", flush=True)
-                results, code = asyncio.run(run_module(argv, limit, python=str(side.python), cwd=side.tree,
-                                                       env=side.env(), tag=tag))
+                # One generator for both: A's module drives B's server (IMGATE_BENCH_SERVER), so
+                # only the servers differ; other scenarios run each side's own module.
+                runner = a if scenario in SAME_GENERATOR else side
+                env = runner.env()
+                if runner is not side:
+                    env["IMGATE_BENCH_SERVER"] = f"{side.python}:{side.tree}"
+                print(f"## [{tag}] {scenario}: cd {runner.tree} && {runner.python} -m {' '.join(argv)}"
+                      f"{f' (server: {side.tree})' if runner is not side else ''}", flush=True)
+                results, code = asyncio.run(run_module(argv, limit, python=str(runner.python), cwd=runner.tree,
+                                                       env=env, tag=tag))
                 collect(rows, scenario, side.label, results)
                 if code != 0:
                     exit_codes.append(f"{scenario} [{tag}] exited with {code}")
