@@ -11,7 +11,7 @@ duplicated.
 
 imgate (``imgate run``: embedded broker, bridge, services, SQLite in WAL with synchronous=FULL):
 the sender publishes ``{"cid", "to", ...}`` on ``im/{uid}/out/msg`` (MQTT 3.1.1, QoS 1, with our
-small asyncio client ``bench.mqttlite``, the peer of ``bench.xmpp``: aiomqtt cost the generator
+small asyncio client ``bench.faults.mqtt``, the peer of ``bench.xmpp``: aiomqtt cost the generator
 most of a core at 600 msgs/s, on the two cores it shares with the server); its *ack* is
 the server's reply on ``im/{uid}/in/ack``, published once the message's transaction has committed
 (fsynced) and after its ``in/msg`` deliveries were handed to the broker; it does not wait for the
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build
-from bench.mqttlite import LiteClient
+from bench.faults.mqtt import Connection, OnPublish
 
 SERVERS = ("imgate", "ejabberd")
 _STALL = 30.0  # seconds without an ack after which a pair stops sending
@@ -123,12 +123,12 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
     run_id = os.urandom(4).hex()
     slots = asyncio.Semaphore(window)
 
-    def on_delivery(_topic: str, payload: bytes) -> None:
+    def on_delivery(_topic: str, payload: bytes, _qos: int, _dup: bool) -> None:
         cid = json.loads(payload)["cid"]
         pair.delivered[cid] = pair.delivered.get(cid, 0) + 1
         pair.deliver_lat.append(time.perf_counter() - pair.sent[cid])
 
-    def on_ack(_topic: str, payload: bytes) -> None:
+    def on_ack(_topic: str, payload: bytes, _qos: int, _dup: bool) -> None:
         body = json.loads(payload)
         cid = body.get("cid")
         if cid in pair.sent and cid not in pair.acked and "error" not in body:
@@ -136,12 +136,13 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             pair.ack_lat.append(time.perf_counter() - pair.sent[cid])
             slots.release()
 
-    receiver = await LiteClient.connect("127.0.0.1", port, f"{r_uid}:bench", r_uid, tokens[r_uid],
-                                        on_message=on_delivery)
-    sender = await LiteClient.connect("127.0.0.1", port, f"{s_uid}:bench", s_uid, tokens[s_uid], on_message=on_ack)
+    receiver = await _open(port, r_uid, tokens[r_uid], on_delivery)
+    sender = await _open(port, s_uid, tokens[s_uid], on_ack)
     try:
-        await receiver.subscribe(f"im/{r_uid}/in/msg", qos=1)
-        await sender.subscribe(f"im/{s_uid}/in/ack", qos=1)
+        for client, uid, what in ((receiver, r_uid, "msg"), (sender, s_uid, "ack")):
+            if (await client.subscribe([(f"im/{uid}/in/{what}", 1)]))[:1] == b"\x80":
+                msg = f"{uid}: subscription to in/{what} refused"
+                raise RuntimeError(msg)
         topic = f"im/{s_uid}/out/msg"
         i = 0
         while time.perf_counter() < stop_at:
@@ -152,13 +153,23 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             cid = f"{run_id}-p{pair.n}-{i}"  # unique across runs sharing a database
             i += 1
             pair.sent[cid] = time.perf_counter()
-            sender.publish(topic, json.dumps({"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode())
+            sender.publish(topic, json.dumps({"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode(),
+                           qos=1)
         # Drain: wait (bounded) for every sent message to be acked and delivered.
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
             await asyncio.sleep(0.05)
     finally:
-        await asyncio.gather(sender.close(), receiver.close())
+        sender.disconnect()
+        receiver.disconnect()
+
+
+async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Connection:
+    conn, code, _ = await Connection.open(port, f"{uid}:bench", uid, token, keepalive=600, on_publish=on_publish)
+    if code:
+        msg = f"{uid}: CONNACK {code}"
+        raise RuntimeError(msg)
+    return conn
 
 
 def _cpu_s(pid: int) -> float:
@@ -260,7 +271,16 @@ async def _run_pair_xmpp(port: int, domain: str, pair: Pair, window: int, stop_a
         while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
             await asyncio.sleep(0.05)
     finally:
-        await asyncio.gather(sender.close(), receiver.close())
+        sender.disconnect()
+        receiver.disconnect()
+
+
+async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Connection:
+    conn, code, _ = await Connection.open(port, f"{uid}:bench", uid, token, keepalive=600, on_publish=on_publish)
+    if code:
+        msg = f"{uid}: CONNACK {code}"
+        raise RuntimeError(msg)
+    return conn
 
 
 def _archived(database: Path, all_pairs: list[Pair]) -> tuple[int, int, int]:
