@@ -46,6 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,6 @@ async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
 
 async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, stop_at: float) -> None:
     s_uid, r_uid = f"s{pair.n}", f"r{pair.n}"
-    run_id = os.urandom(4).hex()
     slots = asyncio.Semaphore(window)
 
     def on_delivery(_topic: str, payload: bytes, _qos: int, _dup: bool) -> None:
@@ -144,24 +144,30 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
                 msg = f"{uid}: subscription to in/{what} refused"
                 raise RuntimeError(msg)
         topic = f"im/{s_uid}/out/msg"
-        i = 0
-        while time.perf_counter() < stop_at:
-            try:
-                await asyncio.wait_for(slots.acquire(), max(stop_at - time.perf_counter(), 0) + _STALL)
-            except TimeoutError:
-                break  # no ack for _STALL seconds: stop sending; the drain below counts what is missing
-            cid = f"{run_id}-p{pair.n}-{i}"  # unique across runs sharing a database
-            i += 1
-            pair.sent[cid] = time.perf_counter()
-            sender.publish(topic, json.dumps({"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode(),
-                           qos=1)
-        # Drain: wait (bounded) for every sent message to be acked and delivered.
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
-            await asyncio.sleep(0.05)
+        await _closed_loop(pair, slots, stop_at, lambda cid, i: sender.publish(topic, json.dumps(
+            {"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode(), qos=1))
     finally:
         sender.disconnect()
         receiver.disconnect()
+
+
+async def _closed_loop(pair: Pair, slots: asyncio.Semaphore, stop_at: float, send: Callable[[str, int], None]) -> None:
+    """Until ``stop_at``: take a slot (given back by the message's ack), then ``send(cid, i)``;
+    then wait (bounded) for every sent message to be acked and delivered."""
+    run_id = os.urandom(4).hex()
+    i = 0
+    while time.perf_counter() < stop_at:
+        try:
+            await asyncio.wait_for(slots.acquire(), max(stop_at - time.perf_counter(), 0) + _STALL)
+        except TimeoutError:
+            break  # no ack for _STALL seconds: stop sending; the drain below counts what is missing
+        cid = f"{run_id}-p{pair.n}-{i}"  # unique across runs sharing a database
+        i += 1
+        pair.sent[cid] = time.perf_counter()
+        send(cid, i)
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
+        await asyncio.sleep(0.05)  # a bounded drain, polled: not synchronisation
 
 
 async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Connection:
@@ -226,7 +232,6 @@ async def _run_pair_xmpp(port: int, domain: str, pair: Pair, window: int, stop_a
     from bench.xmpp import Message, XMPPClient
 
     s_uid, r_uid = f"s{pair.n}", f"r{pair.n}"
-    run_id = os.urandom(4).hex()
     slots = asyncio.Semaphore(window)
 
     def on_delivery(m: Message) -> None:
@@ -256,31 +261,10 @@ async def _run_pair_xmpp(port: int, domain: str, pair: Pair, window: int, stop_a
         await receiver.connect()
         await sender.connect()
         to = f"{r_uid}@{domain}"
-        i = 0
-        while time.perf_counter() < stop_at:
-            try:
-                await asyncio.wait_for(slots.acquire(), max(stop_at - time.perf_counter(), 0) + _STALL)
-            except TimeoutError:
-                break  # no ack for _STALL seconds: stop sending; the drain below counts what is missing
-            cid = f"{run_id}-p{pair.n}-{i}"
-            i += 1
-            pair.sent[cid] = time.perf_counter()
-            sender.send_message(to, cid, cid)  # body = cid: the archive check finds it in the txt column
-        # Drain: wait (bounded) for every sent message to be acked and delivered.
-        deadline = time.perf_counter() + 30
-        while time.perf_counter() < deadline and (len(pair.acked) < len(pair.sent) or len(pair.delivered) < len(pair.sent)):
-            await asyncio.sleep(0.05)
+        # body = cid: the archive check finds it in the txt column
+        await _closed_loop(pair, slots, stop_at, lambda cid, _i: sender.send_message(to, cid, cid))
     finally:
-        sender.disconnect()
-        receiver.disconnect()
-
-
-async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Connection:
-    conn, code, _ = await Connection.open(port, f"{uid}:bench", uid, token, keepalive=600, on_publish=on_publish)
-    if code:
-        msg = f"{uid}: CONNACK {code}"
-        raise RuntimeError(msg)
-    return conn
+        await asyncio.gather(sender.close(), receiver.close())
 
 
 def _archived(database: Path, all_pairs: list[Pair]) -> tuple[int, int, int]:
