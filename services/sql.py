@@ -98,6 +98,15 @@ async def run_on(conn: BaseDBAsyncClient, program: Program[T]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
+def _one(query: Query) -> Program[list[Row]]:
+    return (yield query)
+
+
+async def fetch(sql: str, params: Sequence[Any] = (), connection_name: str = "default") -> list[Row]:
+    """One statement's rows, outside a transaction (a read on the hot path, without the ORM)."""
+    return await run_on(connections.get(connection_name), _one(Query(sql, params)))
+
+
 async def run_transaction(program: Program[T], connection_name: str = "default") -> T:
     """Run ``program`` as one transaction of its own: committed when it returns, rolled back when
     it (or a statement) raises. A unique-constraint violation raises tortoise's IntegrityError on

@@ -14,9 +14,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.db import DbInfo
 from services.events.models import MessageEvent
-from services.sql import Many, Program, run_on
+from services.sql import Many, Program, fetch, run_on
 
 CONSUMERS = ("push", "search")
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,9 @@ class EventQueue:
                        [(m, now) for m in message_ids])
 
     async def read(self, consumer: str, limit: int) -> list[Event]:
-        rows = await MessageEvent.filter(id__gt=await self.offset(consumer)).order_by("id").limit(limit)
-        return [Event(r.id, r.message_id) for r in rows]
+        rows = await fetch("SELECT id, message_id FROM message_events WHERE id > ? ORDER BY id LIMIT ?",
+                           [await self.offset(consumer), limit])
+        return [Event(r[0], r[1]) for r in rows]
 
     async def pending(self, consumer: str) -> int:
         return await MessageEvent.filter(id__gt=await self.offset(consumer)).count()

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
-from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
@@ -22,7 +21,7 @@ from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
-from services.sql import Many, Program, Query, Row, json_text, json_value, marks, run_on, run_transaction
+from services.sql import Many, Program, Query, Row, fetch, json_text, json_value, marks, run_on, run_transaction
 from services.transactions import transaction
 from services.users.service import UserService
 
@@ -42,9 +41,6 @@ def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None) for m in messages])
 
-
-def _select_sql(sql: str, params: list[Any]) -> Program[list[Row]]:
-    return (yield Query(sql, params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,8 +378,7 @@ class MessageService:
         if not ids:
             return {}
         wanted = sorted(set(ids))
-        rows = await run_on(connections.get("default"), _select_sql(
-            f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks(len(wanted))})", wanted))
+        rows = await fetch(f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks(len(wanted))})", wanted)
         return {r[0]: _stored(r) for r in rows}
 
     async def scan(self, after_id: str, types: tuple[str, ...], limit: int) -> list[StoredMessage]:
