@@ -124,13 +124,22 @@ class Bridge:
                 await self._run(*batch[0])
                 continue
             try:
-                # Each command's publishes go out after the previous one's, in lane order.
-                results = await asyncio.gather(*(self._dispatcher.handle(cmd) for _, cmd, _ in batch))
-                pubs = [p for r in results for p in r]
+                # Each command's publishes go out after the previous one's, in lane order; one that
+                # failed is logged and the others go on.
+                results = await asyncio.gather(*(self._dispatcher.handle(cmd) for _, cmd, _ in batch),
+                                               return_exceptions=True)
+                pubs: list[Publish] = []
+                done: list[float] = []
+                for (_, cmd, taken), result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):
+                        log.error("bridge lane failed on %r", type(cmd).__name__, exc_info=result)
+                    else:
+                        pubs += result
+                        done.append(taken)
                 await self._transport.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
                 if self._timings is not None:
                     now = time.perf_counter()
-                    for _, _, taken in batch:
+                    for taken in done:
                         self._timings.observe_send(now - taken)
             except ConnectionError:
                 log.exception("deliveries lost for %d sends", len(batch))
