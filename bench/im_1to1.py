@@ -179,9 +179,20 @@ async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Conne
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU time (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) used so far by a process, its live child processes (imgate's
+    worker) and those it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, ...
+        except OSError:
+            continue  # gone meanwhile
+        if stat.parent.name == str(pid):
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        elif int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -262,6 +262,14 @@ class PushSettings(_Part):
         return value
 
 
+class WorkerSettings(_Part):
+    """Where the background work runs: push fan-out and sending, search indexing."""
+
+    # "process": a child process (``imgate worker``) on the other core, supervised by
+    # ``imgate run``; "inline": tasks in the server's own event loop (one process).
+    mode: Literal["process", "inline"] = "process"
+
+
 class SearchSettings(_Part):
     """History search: the embedded SQLite FTS5 engine (in data_dir) or Meilisearch."""
 
@@ -297,6 +305,7 @@ class Settings(BaseSettings):
     admin: AdminSettings = AdminSettings()
     push: PushSettings = PushSettings()
     search: SearchSettings = SearchSettings()
+    workers: WorkerSettings = WorkerSettings()
 
     @field_validator("data_dir")
     @classmethod

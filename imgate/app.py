@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from bridge.acl import UserTopicRules
 from bridge.handlers import Dispatcher
@@ -24,6 +24,7 @@ from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBr
 from config.settings import LimitSettings, Settings
 from imgate.metrics import Metrics
 from imgate.tasks import Supervisor
+from imgate.worker import WorkerProcess
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.errors import ImError
@@ -140,8 +141,12 @@ def vars_of(stats: Any) -> dict[str, float]:
 class App:
     """The running platform. ``async with App(settings) as app: await app.wait()``."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, role: Literal["all", "worker"] = "all") -> None:
+        """``role``: "all" is ``imgate run`` (broker, bridge, services; the background work in a
+        worker process or inline, by ``workers.mode``); "worker" is ``imgate worker`` (the
+        background work alone)."""
         self.settings = settings
+        self.role = role
         self.clock = clock or SystemClock()
         self._stack = AsyncExitStack()
         self.tasks = Supervisor()  # every long-lived task (imgate/tasks.py states the crash rule)
@@ -151,7 +156,8 @@ class App:
         self.admin: EmbeddedHttpServer | None = None  # when admin.secret is set
         self.push: PushService | None = None
         self.search: SearchService | None = None
-        self.telemetry = Metrics(role="all")  # this process's /metrics (its own registry: one per App)
+        self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
+        self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
 
     @property
     def mqtt_port(self) -> int:
@@ -172,10 +178,16 @@ class App:
     async def _start(self) -> None:
         s = self.settings
         private_dir(s.data_dir)
-        await self._stack.enter_async_context(open_database(s))
+        # A worker finds the schema current (the server migrates it) or refuses to start.
+        await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s)
+        if self.role == "worker":
+            await self._start_push(svc, loops=True)
+            self._start_search(svc, loops=True)
+            log.info("imgate worker is up (push, search indexing)")
+            return
         self.tasks.spawn("imgate.messages.committer", svc.messages.run)  # the group commit
         topics = Topics(s.mqtt.topic_prefix)
 
@@ -214,8 +226,12 @@ class App:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
                                                   s.broker.password, b.client_id))
 
-        await self._start_push(svc)
-        self._start_search(svc)
+        inline = s.workers.mode == "inline"
+        await self._start_push(svc, loops=inline)
+        self._start_search(svc, loops=inline)
+        if not inline:
+            self.worker = WorkerProcess(s)
+            self.tasks.spawn("imgate.worker", self.worker.run, restart=True)
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
@@ -248,9 +264,9 @@ class App:
         return MqttTransport(endpoint, incoming_queue=b.incoming_queue, max_inflight=b.max_inflight,
                              publish_timeout=b.publish_timeout)
 
-    async def _start_push(self, svc: Services) -> None:
-        """The push worker (message events -> push jobs, off the message path) and the push
-        sender (jobs -> providers, concurrently), both stopped with the app."""
+    async def _start_push(self, svc: Services, *, loops: bool) -> None:
+        """The push service (the RPCs use it), and with ``loops`` its fan-out (message events ->
+        push jobs) and its sender (jobs -> providers, concurrently), both stopped with the app."""
         import json
 
         import httpx
@@ -279,14 +295,19 @@ class App:
             svc, self.clock, providers, policy=p.policy, preview_chars=p.preview_chars, max_attempts=p.max_attempts,
             webhooks=webhooks, max_targets_per_user=p.max_targets_per_user, concurrency=p.concurrency,
             per_host_concurrency=p.per_host_concurrency, timeout_s=p.timeout_s))
+        if not loops:
+            return
         self.tasks.spawn("imgate.push.sender", lambda: push.run(p.interval_s), restart=True)
         self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", push.fan_out, _FAN_OUT, p.interval_s),
                          restart=True)
 
-    def _start_search(self, svc: Services) -> None:
-        """The search index and its indexer, which follows the message-event queue (a backend
-        that is down at start-up is retried by the indexer; messaging does not wait for it)."""
+    def _start_search(self, svc: Services, *, loops: bool) -> None:
+        """The search service (the ``search`` RPC), and with ``loops`` its indexer, which follows
+        the message-event queue (a backend that is down at start-up is retried by the indexer;
+        messaging does not wait for it)."""
         search = self.search = build_search(self.settings, svc)
+        if not loops:
+            return
         self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
             "search indexing", search.index_pending, self.settings.search.batch, self.settings.search.interval_s),
             restart=True)
@@ -408,13 +429,18 @@ class App:
                 out[f"bridge_{name}_total"] = value
         if self.services is not None:
             out["message_batches_total"] = self.services.messages.batches
-        if self.push is not None:
+        if self.worker is not None:  # counted in the worker process, as it last reported them
+            w = self.worker.stats
+            for name, value in w.push.items():
+                out[f"push_{name}_total"] = value
+            out["worker_restarts_total"] = max(0, w.started - 1)
+        elif self.push is not None:
             for name, value in vars_of(self.push.stats).items():
                 out[f"push_{name}_total"] = value
         if self.search is not None:
-            out["search_indexed_total"] = self.search.indexed
+            out["search_indexed_total"] = self.worker.stats.search_indexed if self.worker else self.search.indexed
             out["search_backlog"] = await self.search.backlog()
-            out["search_up"] = int(self.search.available)
+            out["search_up"] = int(self.worker.stats.search_up if self.worker else self.search.available)
         return out
 
     async def _drain(self) -> None:

@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=_port, help="MQTT listen port (default 1883; 0 picks a free one)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    worker = sub.add_parser("worker", parents=[common], help="run the background work alone (push, search indexing)",
+                            description="Run push fan-out and sending and search indexing, without broker or "
+                                        "bridge (imgate run starts one itself unless workers.mode is inline).")
+    worker.add_argument("--settings-stdin", action="store_true",
+                        help="read the settings as one JSON line on stdin and stop at its end (how imgate run "
+                             "starts its worker)")
+
     user = sub.add_parser("user", help="manage users", description="Manage users.")
     user_sub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = user_sub.add_parser("add", parents=[common], help="create a user", description="Create a user.")
@@ -213,14 +220,30 @@ async def _migrate(settings: Settings) -> list[str]:
     return lines
 
 
-async def _run(settings: Settings) -> None:
-    from imgate.app import App
-
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _worker(settings: Settings) -> None:
+    from imgate.app import App
+
+    stop = _stop_on_signals()
+    async with App(settings, role="worker") as app:
+        print("imgate worker: running (push, search indexing)", flush=True)
+        await app.wait(stop)
+
+
+async def _run(settings: Settings) -> None:
+    from imgate.app import App
+
+    stop = _stop_on_signals()
+    loop = asyncio.get_running_loop()
     async with App(settings) as app:
         with suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, app.reload_tls)  # new certificate files, no connection dropped
@@ -247,16 +270,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cert":  # needs no settings (its --host is not mqtt.host)
         return _cert_dev(args)
+    if args.command == "worker" and args.settings_stdin:  # started by imgate run: its settings, as they are
+        from imgate.worker import read_settings, serve_worker
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C stops imgate run, which stops us
+        worker_settings = read_settings()
+        logging.basicConfig(level=worker_settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            _arun(worker_settings, serve_worker(worker_settings))
+        except KeyboardInterrupt:
+            return 130
+        return 0
     try:
         settings = _settings(args)
     except ConfigError as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level if args.command == "run" else "WARNING",
+    logging.basicConfig(level=settings.log_level if args.command in ("run", "worker") else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
             _arun(settings, _run(settings))
+            return 0
+        if args.command == "worker":
+            _arun(settings, _worker(settings))
             return 0
         if args.command == "search":
             print(f"indexed {_arun(settings, _reindex(settings))} message(s)")

@@ -71,6 +71,7 @@ HELP: dict[str, str] = {
     "search_indexed_total": "Documents added to or removed from the search index.",
     "search_backlog": "Stored messages and recalls the search index has not taken yet.",
     "search_up": "1 while the search backend answers, else 0.",
+    "worker_restarts_total": "Times the background worker process (push, search indexing) was started again.",
 }
 
 

@@ -184,3 +184,29 @@ async def platform(settings: Any, *uids: str, device: str = "phone", clock: Any 
             await app.services.users.add_user(uid)
             tokens[uid] = (await app.services.users.issue_token(uid, device)).token
         yield app, tokens
+
+
+@asynccontextmanager
+async def webhook_receiver(secret: str) -> AsyncIterator[tuple[str, asyncio.Queue[Any]]]:
+    """A push webhook on 127.0.0.1 that checks each POST's signature: (its URL, the bodies it got)."""
+    import hashlib
+    import hmac
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from imgate.http import EmbeddedHttpServer
+
+    got: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def hook(request: Request) -> JSONResponse:
+        body = await request.body()
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert request.headers["x-imgate-signature"] == signature
+        await got.put(json.loads(body))
+        return JSONResponse({})
+
+    async with EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0) as http:
+        yield f"http://127.0.0.1:{http.port}/hook", got

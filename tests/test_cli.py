@@ -153,3 +153,22 @@ def test_the_event_loop_is_the_configured_one(loop: str, module: str) -> None:
         return type(asyncio.get_running_loop()).__module__
 
     assert _arun(Settings(event_loop=loop), which()).split(".")[0] == module  # type: ignore[arg-type]
+
+
+def test_a_standalone_worker_runs_until_sigterm(tmp_path: Path, database_url: str) -> None:
+    import signal
+
+    assert imgate(tmp_path, "migrate", database_url=database_url).returncode == 0
+    env = {**os.environ, "IMGATE_DATABASE__URL": database_url}
+    worker = subprocess.Popen([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "worker"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().startswith("imgate worker: running")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+

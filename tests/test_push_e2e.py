@@ -4,39 +4,23 @@ no device is online arrives at the webhook, signed, from the running push worker
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from config.settings import Settings
 from imgate.app import App
-from imgate.http import EmbeddedHttpServer
 from tests.conftest import Users
-from tests.helpers import connect
+from tests.helpers import connect, webhook_receiver
 
 SECRET = "push-webhook-secret-123"
 
 
 @pytest.fixture
-async def webhook() -> AsyncIterator[tuple[str, asyncio.Queue]]:
-    got: asyncio.Queue = asyncio.Queue()
-
-    async def hook(request: Request) -> JSONResponse:
-        body = await request.body()
-        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        assert request.headers["x-imgate-signature"] == signature
-        await got.put(json.loads(body))
-        return JSONResponse({})
-
-    async with EmbeddedHttpServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), "127.0.0.1", 0) as http:
-        yield f"http://127.0.0.1:{http.port}/hook", got
+async def webhook() -> AsyncIterator[tuple[str, asyncio.Queue[Any]]]:
+    async with webhook_receiver(SECRET) as receiver:
+        yield receiver
 
 
 @pytest.fixture
