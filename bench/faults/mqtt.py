@@ -11,7 +11,7 @@ import struct
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 from tests.mqttraw import _remaining_length, _s, connect_packet
 
@@ -200,8 +200,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's is one without subclassing it
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.close_reason = exc
