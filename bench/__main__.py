@@ -2,7 +2,8 @@
 
     python -m bench            # im-1to1 P=10,100 x W=1,10 on imgate and ejabberd; fanout-raw P=10,100 x
                                # W=1,10 on imgate and Mosquitto; connections N=1000,5000,10000 on imgate
-                               # and Mosquitto; group-fanout M=1000; search over 100,000 stored messages
+                               # and Mosquitto; group-fanout M=1000; group-busy M=100 (S=10 W=1,10 and
+                               # S=1 W=32); search over 100,000 stored messages
     python -m bench --quick    # a smoke run of the same scenarios (a few seconds each, small N)
 
 Each scenario module runs as its own process (its servers are its own subprocesses) and prints
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench._common import raise_nofile, run_module
 
-SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "search")
+SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "group-busy", "search")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
@@ -58,6 +59,15 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
     if "group-fanout" in args.only:
         members, messages = (["100"], "5") if args.quick else (["1000"], "20")
         runs.append(("group-fanout", ["bench.group_fanout", "--members", *members, "--messages", messages], 600))
+    if "group-busy" in args.only:
+        # one busy conversation (issue 13): a group with ten senders, then with one sender
+        s = seconds or 10.0
+        size, loads = (("20", [("4", ["4"]), ("1", ["16"])]) if args.quick
+                       else ("100", [("10", ["1", "10"]), ("1", ["32"])]))
+        for senders, busy_windows in loads:
+            argv = ["bench.group_busy", "--members", size, "--senders", senders, "--window", *busy_windows,
+                    "--seconds", str(s)]
+            runs.append(("group-busy", argv, len(busy_windows) * (s + 120) + 60))
     if "search" in args.only:
         stored, asked = ("5000", "50") if args.quick else ("100000", "500")
         runs.append(("search", ["bench.search", "--messages", stored, "--queries", asked], 1800))
@@ -88,6 +98,10 @@ def _target(r: dict[str, Any]) -> str:
         return ("PASS" if r["msgs_per_s"] >= 3000 else "FAIL") + " (>= 3,000 msgs/s)"
     if scen == "im-1to1 P=10 W=1" and "deliver_p99_ms" in r:
         return ("PASS" if r["deliver_p99_ms"] <= 15 else "FAIL") + " (p99 <= 15 ms)"
+    if scen in ("group-busy M=100 S=10 W=10", "group-busy M=100 S=1 W=32") and "msgs_per_s" in r:
+        ok = r["msgs_per_s"] >= 1000 and r["in_order"] and not (
+            r["member_lost"] or r["duplicated"] or r["errors"] or r["not_stored"])
+        return ("PASS" if ok else "FAIL") + " (>= 1,000 msgs/s, stored, in order)"
     if scen == "connections N=10000" and r.get("broker") == "imgate" and "connect_s" in r:
         ok = r["connected"] == r["clients"] and r["connect_s"] <= 20 and r["server_rss_after_mb"] <= 300
         return ("PASS" if ok else "FAIL") + " (<= 20 s, <= 300 MB)"
@@ -103,7 +117,8 @@ def table(results: list[dict[str, Any]]) -> str:
         if "ratio_mosquitto_over_imgate" in r or "ratio_imgate_over_ejabberd" in r:
             continue
         scen = r.get("scenario", "?")
-        broker = r.get("broker", "imgate (bridge + SQLite)" if scen.startswith(("im-1to1", "group-fanout")) else "?")
+        platform = scen.startswith(("im-1to1", "group-fanout", "group-busy"))
+        broker = r.get("broker", "imgate (bridge + SQLite)" if platform else "?")
         if scen.startswith("im-1to1") and broker == "ejabberd":
             broker = "ejabberd (mod_mam + SQLite)"
         if "error" in r:
@@ -129,6 +144,15 @@ def table(results: list[dict[str, Any]]) -> str:
             p50, p99 = r.get("last_member_p50_ms"), r.get("last_member_p99_ms")
             bad = f"{r['lost']} / - / 0"
             rss, cpu = _num(r.get("server_rss_mb")), "-"
+        elif scen.startswith("group-busy"):
+            result = f"{_num(r.get('msgs_per_s'), ' msgs/s', 0)}, " + ("in seq order" if r.get("in_order")
+                                                                       else "**OUT OF ORDER**")
+            if r.get("not_stored"):
+                result += f"; **{r['not_stored']} acked but not in history**"
+            p50, p99 = r.get("ack_p50_ms"), r.get("ack_p99_ms")  # send -> ack (stored)
+            bad = f"{r['member_lost']} / {r['duplicated']} / {r['errors']}"  # every online member
+            rss = _num(r.get("server_rss_mb"))
+            cpu = _num(r.get("server_cpu_ms_per_msg"), " ms/msg", 3)
         elif scen.startswith("connections"):
             result = (f"{r['connected']:,}/{r['clients']:,} in {r['connect_s']:.2f} s "
                       f"({_num(r['connects_per_s'], '/s', 0)})")

@@ -4,6 +4,7 @@ failed. Importing runs no benchmark (every module keeps its work behind main()).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from pathlib import Path
 
@@ -23,3 +24,55 @@ def test_every_bench_module_is_found() -> None:
 @pytest.mark.parametrize("module", MODULES)
 def test_bench_module_imports(module: str) -> None:
     importlib.import_module(module)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_group_busy_is_planned_with_options_its_module_accepts(quick: bool) -> None:
+    from bench.__main__ import SCENARIOS, plan
+    from bench.group_busy import parse_args
+
+    assert "group-busy" in SCENARIOS
+    args = argparse.Namespace(quick=quick, seconds=None, only=["group-busy"], database_url=None, no_ejabberd=True)
+    runs = plan(args)
+    assert runs and all(name == "group-busy" and argv[0] == "bench.group_busy" for name, argv, _ in runs)
+    loads = set()
+    for _, argv, _ in runs:
+        parsed = parse_args(argv[1:])
+        loads |= {(parsed.members, s, w) for s in parsed.senders for w in parsed.window}
+    if not quick:  # the two rows the issue-13 target is checked on
+        assert {(100, 10, 10), (100, 1, 32)} <= loads
+
+
+def test_group_busy_refuses_more_online_members_than_the_group_has() -> None:
+    from bench.group_busy import parse_args
+
+    assert parse_args(["--members", "11", "--senders", "10", "--online", "1"]).members == 11
+    with pytest.raises(SystemExit):
+        parse_args(["--members", "10", "--senders", "10", "--online", "1"])
+
+
+def test_group_busy_row_and_target() -> None:
+    from bench.__main__ import table
+
+    row = {"scenario": "group-busy M=100 S=10 W=10", "msgs_per_s": 1200.0, "ack_p50_ms": 8.0, "ack_p99_ms": 20.0,
+           "in_order": True, "lost": 0, "member_lost": 0, "duplicated": 0, "errors": 0, "not_stored": 0,
+           "server_rss_mb": 70.0, "server_cpu_ms_per_msg": 0.9}
+    good = table([row]).splitlines()[-1]
+    assert "1,200 msgs/s, in seq order" in good and "| 0 / 0 / 0 |" in good and "PASS" in good
+    bad = table([{**row, "in_order": False}]).splitlines()[-1]
+    assert "OUT OF ORDER" in bad and "FAIL" in bad
+    slow = table([{**row, "msgs_per_s": 999.0}]).splitlines()[-1]
+    assert "FAIL" in slow
+
+
+def test_group_busy_order_check_finds_a_gap_a_repeat_and_an_ack_out_of_send_order() -> None:
+    from bench.group_busy import Client, Load
+
+    client = Client("s0", Load())
+    client.seqs = [2, 3, 4]
+    client.sent = ["a", "b", "c"]
+    client.acked = {"a": 2, "c": 4, "b": 3}  # answered out of order, numbered in send order: fine
+    assert client.order_problems() == []
+    client.seqs = [2, 3, 5, 5]
+    client.acked = {"a": 2, "b": 4, "c": 3}
+    assert client.order_problems() == ["s0 got seq 5 after 3", "s0 got seq 5 after 5", "s0's ack seq 3 after 4"]

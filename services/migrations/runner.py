@@ -214,7 +214,8 @@ async def _begin_immediate(tx: BaseDBAsyncClient) -> None:
     except OperationalError as exc:
         if "locked" not in str(exc):
             raise
-        log.warning("database: waiting for another process's migration to finish")
+        # Another process migrating, or imgate run storing messages while its worker starts.
+        log.warning("database: another process holds the write lock (a migration, or its writes); waiting")
     finally:
         await tx.execute_query(f"PRAGMA busy_timeout = {busy_ms}")
     deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
