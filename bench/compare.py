@@ -37,12 +37,13 @@ from typing import Any
 from bench._common import raise_nofile, run_module
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "search", "store-path")
+SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "group-busy", "search", "store-path")
 MODULES = {"im-1to1": "bench.im_1to1", "fanout-raw": "bench.fanout_raw", "connections": "bench.connections",
-           "group-fanout": "bench.group_fanout", "search": "bench.search", "store-path": "bench.store_path"}
+           "group-fanout": "bench.group_fanout", "group-busy": "bench.group_busy", "search": "bench.search",
+           "store-path": "bench.store_path"}
 _READY = ".bench-ready"
 # Scenarios whose generator (A's) can drive another build's server: bench._common.server_build.
-SAME_GENERATOR = ("im-1to1", "fanout-raw")
+SAME_GENERATOR = ("im-1to1", "fanout-raw", "group-busy")
 
 
 # --- the two sides ---------------------------------------------------------------------------------
@@ -159,6 +160,10 @@ def _wanted(scenario: str, args: argparse.Namespace) -> tuple[list[tuple[str, li
     if scenario == "group-fanout":
         members, messages = (["100"], "5") if args.quick else ([str(args.members)], "20")
         return [("--members", members), ("--messages", [messages])], 600
+    if scenario == "group-busy":
+        s = args.seconds or (2.0 if args.quick else 6.0)
+        return ([("--members", ["20" if args.quick else "100"]), ("--senders", ["10"]), ("--window", windows),
+                 ("--seconds", [str(s)])], len(windows) * (s + 120) + 60)
     if scenario == "search":
         stored, asked = ("5000", "50") if args.quick else ("20000", "200")
         return [("--messages", [stored]), ("--queries", [asked])], 1800
@@ -208,7 +213,10 @@ class Row:
 def _problem(r: dict[str, Any]) -> str | None:
     if r.get("error"):
         return "error: " + str(r["error"]).splitlines()[0][:100]
-    bad = [f"{k} {r[k]}" for k in ("lost", "duplicated", "failures") if isinstance(r.get(k), int) and r[k] > 0]
+    bad = [f"{k} {r[k]}" for k in ("lost", "duplicated", "failures", "member_lost", "not_stored", "errors")
+           if isinstance(r.get(k), int) and r[k] > 0]
+    if r.get("in_order") is False:
+        bad.append("out of order")
     if isinstance(r.get("connected"), int) and isinstance(r.get("clients"), int) and r["connected"] < r["clients"]:
         bad.append(f"connected {r['connected']}/{r['clients']}")
     return ", ".join(bad) or None
@@ -233,6 +241,8 @@ def _specs(r: dict[str, Any]) -> list[_Spec]:
         return [("", "connects/s", "connects_per_s", True, "server_cpu_ms_per_connect", "ms", "connect_p99_ms")]
     if scen.startswith("group-fanout"):
         return [("", "deliveries/s", "deliveries_per_s", True, None, "", "last_member_p99_ms")]
+    if scen.startswith("group-busy"):
+        return [("", "msgs/s", "msgs_per_s", True, "server_cpu_ms_per_msg", "ms", "ack_p99_ms")]
     if scen.startswith("search-index"):
         return [("", "indexed/s", "indexed_per_s", True, None, "", None)]
     if scen.startswith("search-query"):
