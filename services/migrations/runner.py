@@ -110,7 +110,7 @@ async def migrate(conn: BaseDBAsyncClient, where: str, *, upgrade: bool = True) 
         msg = f"no migrations found in {MIGRATIONS_DIR} (a broken installation)"
         raise RuntimeError(msg)
     out = Outcome()
-    async with _locked(conn) as tx:
+    async with _locked(conn, loud=upgrade) as tx:
         tables = await _tables(tx)
         meta = await _meta_version(tx) if _META in tables else None
         applied: list[str] = []
@@ -184,8 +184,10 @@ def _sqlite_statements(sql: str) -> list[str]:
 
 
 @asynccontextmanager
-async def _locked(conn: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
-    """One transaction holding the migration lock, from before the first read to the commit."""
+async def _locked(conn: BaseDBAsyncClient, *, loud: bool = True) -> AsyncIterator[BaseDBAsyncClient]:
+    """One transaction holding the migration lock, from before the first read to the commit.
+    A wait for it is a warning when we may migrate (``loud``), else only worth an info line (a
+    worker checking the schema beside a busy server waits for the server's commits)."""
     async with transaction(conn.connection_name) as tx:
         if tx.capabilities.dialect == "postgres":
             rows = await tx.execute_query_dict("SELECT pg_try_advisory_xact_lock($1) AS got", [PG_LOCK_KEY])
@@ -193,14 +195,14 @@ async def _locked(conn: BaseDBAsyncClient) -> AsyncIterator[BaseDBAsyncClient]:
                 log.warning("database: waiting for another process's migration to finish")
                 await tx.execute_query("SELECT pg_advisory_xact_lock($1)", [PG_LOCK_KEY])
         elif tx.capabilities.dialect == "sqlite":
-            await _begin_immediate(tx)
+            await _begin_immediate(tx, loud=loud)
         else:
             msg = f"migrations support sqlite and postgres, not {tx.capabilities.dialect}"
             raise SchemaMismatch(msg)
         yield tx
 
 
-async def _begin_immediate(tx: BaseDBAsyncClient) -> None:
+async def _begin_immediate(tx: BaseDBAsyncClient, *, loud: bool) -> None:
     # tortoise begins SQLite transactions DEFERRED (the write lock comes with the first write, so
     # two processes could both read "not applied"). End that empty transaction and begin an
     # IMMEDIATE one on the same connection: first without waiting, to say why we wait, then with
@@ -215,7 +217,8 @@ async def _begin_immediate(tx: BaseDBAsyncClient) -> None:
         if "locked" not in str(exc):
             raise
         # Another process migrating, or imgate run storing messages while its worker starts.
-        log.warning("database: another process holds the write lock (a migration, or its writes); waiting")
+        log.log(logging.WARNING if loud else logging.INFO,
+                "database: another process holds the write lock (a migration, or its writes); waiting")
     finally:
         await tx.execute_query(f"PRAGMA busy_timeout = {busy_ms}")
     deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
