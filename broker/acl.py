@@ -118,11 +118,57 @@ class UserTopics(Protocol):
         """The check made on every delivery to that device (besides the one at SUBSCRIBE)."""
 
 
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """``filter_matches(pattern, topic)`` as a function of the topic; '#' and wildcard-free
+    filters (most rules) need no split."""
+    if pattern == "#":
+        return lambda topic: not topic.startswith("$")  # '$' topics never match a leading wildcard
+    if "+" not in pattern and "#" not in pattern:
+        return lambda topic: topic == pattern
+    return lambda topic: filter_matches(pattern, topic)
+
+
+def _compile(rules: tuple[AclRule, ...], *, write: bool) -> Callable[[str], bool]:
+    """The check of ``TopicAcl._rules_allow(rules, topic, write=write)``, made once per rule set."""
+    deny = tuple(_matcher(r.pattern) for r in rules if r.access == "deny")
+    allow = tuple(_matcher(r.pattern) for r in rules if (r.writes if write else r.reads))
+    if not allow:
+        return lambda _topic: False
+    if not deny and len(allow) == 1:
+        return allow[0]
+
+    def check(topic: str) -> bool:
+        for m in deny:
+            if m(topic):
+                return False
+        for m in allow:  # a loop, not any() over a generator: this runs per message
+            if m(topic):
+                return True
+        return False
+
+    return check
+
+
+_MAX_COMPILED = 4096  # rule sets whose compiled checks are kept (one per service account connection)
+
+
 class TopicAcl:
     """Decides publish, subscribe and (on every delivery) read, per principal."""
 
     def __init__(self, users: UserTopics) -> None:
         self._users = users
+        # id(rules) -> (rules, its compiled write check): the rules are held, so the id stays theirs.
+        self._writes: dict[int, tuple[tuple[AclRule, ...], Callable[[str], bool]]] = {}
+
+    def _write_check(self, rules: tuple[AclRule, ...]) -> Callable[[str], bool]:
+        entry = self._writes.get(id(rules))
+        if entry is not None and entry[0] is rules:
+            return entry[1]
+        if len(self._writes) >= _MAX_COMPILED:
+            self._writes.clear()
+        check = _compile(rules, write=True)
+        self._writes[id(rules)] = (rules, check)
+        return check
 
     @staticmethod
     def _rules_allow(rules: tuple[AclRule, ...], topic: str, *, write: bool) -> bool:
@@ -133,7 +179,7 @@ class TopicAcl:
 
     def can_publish(self, who: Principal, topic: str) -> bool:
         if who.rules is not None:
-            return self._rules_allow(who.rules, topic, write=True)
+            return self._write_check(who.rules)(topic)
         if who.uid is None or who.device is None or _has_wildcard(topic):
             return False
         return self._users.may_publish(who.uid, who.device, topic)
@@ -156,8 +202,7 @@ class TopicAcl:
         reads presence and what its UserTopics let that device read; a service account what its
         rules let it read."""
         if who.rules is not None:
-            rules = who.rules
-            return lambda topic: self._rules_allow(rules, topic, write=False)
+            return _compile(who.rules, write=False)
         if who.uid is None or who.device is None:
             return lambda _topic: False
         own = self._users.reader(who.uid, who.device)

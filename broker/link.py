@@ -224,8 +224,11 @@ class Link:
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
-                if conn.out_bytes:  # answers made inside the core (PINGRESP, PUBCOMP)
-                    self.flush_soon()
+                # The answers to everything this read brought (PUBACKs, and PINGRESP or PUBCOMP
+                # made inside the core), in one write, now: no callback of their own. Every other
+                # await in this loop flushes before it waits (_paced, Hub._wait_for_room).
+                if conn.out_bytes:
+                    self._flush()
                 data = await transport.read(READ_CHUNK)
                 if not data:
                     return
@@ -233,7 +236,8 @@ class Link:
                 conn.receive_data(data)
                 continue
             if isinstance(event, PublishReceived):
-                await self._paced(1)
+                if self.pace is not None:
+                    await self._paced(1)
                 await hub.on_publish(self, event)
             elif isinstance(event, AckReceived):
                 hub.on_ack(self, event)
@@ -252,7 +256,6 @@ class Link:
                 return
             else:  # PAUSED: closed by the server
                 return
-            self.flush_soon()
 
     @contextlib.contextmanager
     def not_reading(self) -> Iterator[None]:

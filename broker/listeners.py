@@ -4,7 +4,8 @@ Each accepted connection becomes a :class:`Transport` (a byte stream with a non-
 ``write``) handed to one ``Handler`` coroutine, which runs the MQTT protocol and returns when the
 connection is over. Four kinds:
 
-- ``tcp``: ``asyncio.start_server``; ``write`` goes straight to the asyncio transport (the hot path).
+- ``tcp``: ``loop.create_server`` with a lean protocol (received chunks handed to one reader, no
+  StreamReader); ``write`` goes straight to the asyncio transport (the hot path).
 - ``tls``: the same with an ``ssl.SSLContext`` (TLS 1.2 at least, no renegotiation).
 - ``ws`` / ``wss``: the ``websockets`` package, subprotocol ``mqtt`` on one path (others: HTTP 404).
   MQTT over WebSocket is a byte stream carried in binary messages (MQTT 3.1.1 §6, MQTT 5 §6):
@@ -37,12 +38,13 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server as WsServer
@@ -170,27 +172,108 @@ def _one_line(exc: BaseException) -> str:
 _LINGER_BYTES = 1 << 20  # read and dropped at most, while closing, before the connection is cut
 
 
+_READ_HIGH = 128 * 1024  # bytes received and not yet read: above this the socket is not read
+_READ_LOW = 64 * 1024  # ... until what is buffered is down to this (asyncio's StreamReader's marks)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """TCP or TLS, received: the chunks the socket gave, for one reader, with asyncio's
+    StreamReader's flow control but none of its buffer copies, and one future per wait. It
+    starts the connection's handler when the connection is made."""
+
+    def __init__(self, kind: ListenerKind, start: Callable[[_StreamProtocol], Coroutine[Any, Any, None]]) -> None:
+        self.kind: ListenerKind = kind
+        self._start = start
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._eof = False
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.over_ssl = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's are asyncio's in all but the class: no isinstance).
+        self.transport = cast("asyncio.Transport", transport)
+        self.over_ssl = self.transport.get_extra_info("sslcontext") is not None
+        self._task = asyncio.get_running_loop().create_task(self._start(self))  # held here, like asyncio's
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._size > _READ_HIGH and not self._paused and self.transport is not None:
+            try:
+                self.transport.pause_reading()
+            except NotImplementedError:
+                return
+            self._paused = True
+
+    def eof_received(self) -> bool:
+        self._wake_eof()
+        return not self.over_ssl  # plain TCP: stay open for writing (a half-close), as asyncio's streams do
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._wake_eof()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _wake_eof(self) -> None:
+        self._eof = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self, n: int) -> bytes:
+        chunks = self._chunks
+        while not chunks:
+            if self._eof:
+                return b""
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        data = chunks.popleft()
+        if len(data) > n:
+            chunks.appendleft(data[n:])
+            data = data[:n]
+        elif chunks and len(data) + len(chunks[0]) <= n:
+            parts = [data]
+            size = len(data)
+            while chunks and size + len(chunks[0]) <= n:
+                size += len(chunks[0])
+                parts.append(chunks.popleft())
+            data = b"".join(parts)
+        self._size -= len(data)
+        if self._paused and self._size <= _READ_LOW and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+
 class _StreamTransport:
-    """TCP or TLS: asyncio streams. ``write`` is the asyncio transport's, behind one check."""
+    """TCP or TLS. ``write`` is the asyncio transport's, behind one check."""
 
-    __slots__ = ("_aborted", "_reader", "_transport", "_writer", "kind", "peer")
+    __slots__ = ("_aborted", "_protocol", "_transport", "kind", "peer")
 
-    def __init__(self, kind: ListenerKind, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, kind: ListenerKind, protocol: _StreamProtocol) -> None:
+        assert protocol.transport is not None
         self.kind: ListenerKind = kind
         self._aborted = False
-        self.peer = _peer(writer.get_extra_info("peername"))
-        self._reader = reader
-        self._writer = writer
-        self._transport = writer.transport
+        self._protocol = protocol
+        self._transport = protocol.transport
+        self.peer = _peer(self._transport.get_extra_info("peername"))
 
     async def read(self, n: int) -> bytes:
         if n < 1:  # read(0) would look like EOF, read(-1) would read until EOF, unbounded
             msg = f"read needs n >= 1, not {n}"
             raise ValueError(msg)
-        try:
-            return await self._reader.read(n)
-        except OSError:  # reset, TLS error: the stream is over
-            return b""
+        return await self._protocol.read(n)  # a reset or TLS error ends the stream: b""
 
     def write(self, data: bytes) -> None:
         transport = self._transport
@@ -207,13 +290,14 @@ class _StreamTransport:
         self._transport.abort()
 
     async def close(self, timeout: float = 1.0) -> None:
+        transport = self._transport
         try:
             async with asyncio.timeout(timeout):
-                if not self._transport.is_closing() and self._writer.can_write_eof():
+                if not transport.is_closing() and transport.can_write_eof():
                     await self._linger()
-                if not self._transport.is_closing():
-                    self._writer.close()  # sends what is buffered (TLS: then close_notify), then closes
-                await self._writer.wait_closed()
+                if not transport.is_closing():
+                    transport.close()  # sends what is buffered (TLS: then close_notify), then closes
+                await self._protocol.closed
         except TimeoutError:
             self.abort()
         except OSError:
@@ -225,10 +309,10 @@ class _StreamTransport:
         to the client before it reads them (an MQTT 5 DISCONNECT and its reason). So: send what
         is buffered and a FIN, then read and drop what comes until the client closes too
         (bounded by the caller's timeout and by _LINGER_BYTES)."""
-        self._writer.write_eof()
+        self._transport.write_eof()
         dropped = 0
         while dropped < _LINGER_BYTES:
-            chunk = await self._reader.read(65536)
+            chunk = await self._protocol.read(65536)
             if not chunk:
                 return
             dropped += len(chunk)
@@ -525,8 +609,9 @@ class Listeners:
                 if context is not None:
                     tls_args = {"ssl": context, "ssl_handshake_timeout": self._handshake_timeout,
                                 "ssl_shutdown_timeout": _TLS_SHUTDOWN_TIMEOUT}
-                self._servers[spec.kind] = await asyncio.start_server(
-                    partial(self._on_stream, spec.kind), spec.host, spec.port, backlog=self._backlog, **tls_args)
+                self._servers[spec.kind] = await asyncio.get_running_loop().create_server(
+                    partial(_StreamProtocol, spec.kind, self._on_stream), spec.host, spec.port, backlog=self._backlog,
+                    **tls_args)
             else:
                 self._ws_servers[spec.kind] = await serve(
                     partial(self._on_ws, spec.kind), spec.host, spec.port,
@@ -593,9 +678,9 @@ class Listeners:
             log.info("TLS certificate reloaded from %s for %s", group.spec.cert,
                      ", ".join(KIND_NAMES[k] for k in group.kinds))
 
-    async def _on_stream(self, kind: ListenerKind, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+    async def _on_stream(self, protocol: _StreamProtocol) -> None:
+        assert protocol.transport is not None
+        sock = protocol.transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # asyncio sets it already (3.6+); explicit, since small MQTT packets must not wait for Nagle.
             try:
@@ -603,7 +688,7 @@ class Listeners:
             except OSError:
                 pass
         try:
-            await self._run(_StreamTransport(kind, reader, writer))
+            await self._run(_StreamTransport(protocol.kind, protocol))
         except asyncio.CancelledError:
             # Nobody awaits this task, and asyncio's done-callback (3.11.x) logs an error for a
             # cancelled one (task.exception() raises): end it normally; the connection is aborted.

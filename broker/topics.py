@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 SHARE_PREFIX = "$share/"
+MAX_CACHED_TOPICS = 10_000  # topics whose matching trie nodes SubscriptionIndex.match remembers
 MAX_SUB_ID = 268_435_455  # the largest Variable Byte Integer (§3.3.2.3.8)
 
 
@@ -308,6 +309,10 @@ class SubscriptionIndex:
         self._dollar_root = _Node()
         self._dollar_root.children = self._root.children
         self._by_client: dict[str, dict[str, SubOptions]] = {}
+        # Topic -> the trie nodes whose subscriptions match it (the walk of ``match``, done once per
+        # topic). Nodes change in place when clients subscribe or leave; the lists are only wrong
+        # once a node is created or dropped, which clears them all.
+        self._hits: dict[str, list[_Node]] = {}
 
     def __len__(self) -> int:
         return sum(len(f) for f in self._by_client.values())
@@ -331,7 +336,11 @@ class SubscriptionIndex:
             group, inner = parsed
         node = self._root
         for level in inner.split("/"):
-            node = node.make_child(level)
+            child = node.child(level)
+            if child is None:
+                child = node.make_child(level)
+                self._hits.clear()
+            node = child
         if group is None:
             node.subscribe(client_id, options)
         else:
@@ -376,6 +385,7 @@ class SubscriptionIndex:
             child = node.child(levels[depth])
             if child is not None and self._prune(child, levels, depth + 1, client_id, group):
                 node.drop_child(levels[depth])
+                self._hits.clear()
         return node.empty()
 
     def filters_of(self, client_id: str) -> dict[str, int]:
@@ -410,9 +420,35 @@ class SubscriptionIndex:
         Deliveries are shared with the index, so they are read-only (frozen, and their
         ``sub_ids`` raise TypeError on any change).
         """
+        hits = self._hits.get(topic)
+        if hits is None:
+            if len(self._hits) >= MAX_CACHED_TOPICS:
+                self._hits.clear()
+            hits = self._hits[topic] = self._walk(topic)
+        out: dict[str, Delivery] = {}
+        for node in hits:
+            if node.no_local is None or publisher not in node.no_local:
+                for client_id, delivery in node.subs.items():
+                    prev = out.get(client_id)
+                    out[client_id] = delivery if prev is None else _merge(prev, delivery)
+            else:  # the publisher subscribed here with no local
+                for client_id, delivery in node.subs.items():
+                    if client_id != publisher:
+                        prev = out.get(client_id)
+                        out[client_id] = delivery if prev is None else _merge(prev, delivery)
+            if node.shared is not None:
+                for members in node.shared.values():  # no local does not apply (§3.8.3.1)
+                    client_id = members.pick(available)
+                    delivery = members.deliveries[client_id]
+                    prev = out.get(client_id)
+                    out[client_id] = delivery if prev is None else _merge(prev, delivery)
+        return out
+
+    def _walk(self, topic: str) -> list[_Node]:
+        """The nodes whose subscriptions match ``topic``, in no particular order."""
         levels = topic.split("/")
         final = levels.pop()
-        hits: list[_Node] = []  # the nodes whose subscriptions match, in no particular order
+        hits: list[_Node] = []
         nodes = [self._dollar_root if topic[:1] == "$" else self._root]
         for level in levels:
             next_nodes: list[_Node] = []
@@ -439,24 +475,7 @@ class SubscriptionIndex:
                         hits.append(child)
                         if child.hash is not None:  # 'a/#' also matches 'a'
                             hits.append(child.hash)
-        out: dict[str, Delivery] = {}
-        for node in hits:
-            if node.no_local is None or publisher not in node.no_local:
-                for client_id, delivery in node.subs.items():
-                    prev = out.get(client_id)
-                    out[client_id] = delivery if prev is None else _merge(prev, delivery)
-            else:  # the publisher subscribed here with no local
-                for client_id, delivery in node.subs.items():
-                    if client_id != publisher:
-                        prev = out.get(client_id)
-                        out[client_id] = delivery if prev is None else _merge(prev, delivery)
-            if node.shared is not None:
-                for members in node.shared.values():  # no local does not apply (§3.8.3.1)
-                    client_id = members.pick(available)
-                    delivery = members.deliveries[client_id]
-                    prev = out.get(client_id)
-                    out[client_id] = delivery if prev is None else _merge(prev, delivery)
-        return out
+        return hits
 
 
 @dataclass(slots=True)
