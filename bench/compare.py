@@ -390,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in args.only:
         module = MODULES[scenario]
         try:
-            opts_a, opts_b = _module_options(a, module), _module_options(b, module)
+            opts_a = _module_options(a, module)
+            # A's module drives both servers in these: B needs only the server, not the module.
+            opts_b = opts_a if scenario in SAME_GENERATOR else _module_options(b, module)
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             print(f"compare: {scenario}: {e}", file=sys.stderr)
             failed = True
@@ -400,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         wanted, limit = _wanted(scenario, args)
         argv = [module]
-        if scenario in SAME_GENERATOR:
-            opts_b = opts_a  # A's module runs for both
         for opt, values in wanted:
             if opt in opts_a and opt in opts_b:
                 argv += [opt, *values]
