@@ -108,6 +108,12 @@ def _target(r: dict[str, Any]) -> str:
     return ""
 
 
+def _peer_note(ratio: dict[str, Any], rate: str, cpu_key: str) -> str:
+    """`` (<rate>; imgate CPU/msg <x>x)`` for a peer's row."""
+    cpu = f"; imgate CPU/msg {ratio[cpu_key]}x" if cpu_key in ratio else ""
+    return f" ({rate}{cpu})"
+
+
 def table(results: list[dict[str, Any]]) -> str:
     ratios = {r["scenario"]: r for r in results if "ratio_mosquitto_over_imgate" in r}
     peer_ratios = {r["scenario"]: r for r in results if "ratio_imgate_over_ejabberd" in r}
@@ -164,17 +170,11 @@ def table(results: list[dict[str, Any]]) -> str:
         else:
             result = f"{_num(r.get('msgs_per_s'), ' msgs/s', 0)}"
             if r.get("broker") == "mosquitto" and scen in ratios:
-                ratio = ratios[scen]
-                result += f" ({ratio['ratio_mosquitto_over_imgate']}x imgate"
-                if "cpu_per_msg_imgate_over_mosquitto" in ratio:
-                    result += f"; imgate CPU/msg {ratio['cpu_per_msg_imgate_over_mosquitto']}x"
-                result += ")"
+                result += _peer_note(ratios[scen], f"{ratios[scen]['ratio_mosquitto_over_imgate']}x imgate",
+                                     "cpu_per_msg_imgate_over_mosquitto")
             if r.get("broker") == "ejabberd" and scen in peer_ratios:
-                ratio = peer_ratios[scen]
-                result += f" (imgate {ratio['ratio_imgate_over_ejabberd']}x ejabberd"
-                if "cpu_per_msg_imgate_over_ejabberd" in ratio:
-                    result += f"; imgate CPU/msg {ratio['cpu_per_msg_imgate_over_ejabberd']}x"
-                result += ")"
+                result += _peer_note(peer_ratios[scen], f"imgate {peer_ratios[scen]['ratio_imgate_over_ejabberd']}x "
+                                     "ejabberd", "cpu_per_msg_imgate_over_ejabberd")
             if scen.startswith("im-1to1") and r.get("broker") == "ejabberd" and r.get("archived", 0) < r.get("delivered", 0):
                 result += f"; **FAIL: {r['delivered'] - r.get('archived', 0)} delivered but not archived**"
             p50 = r.get("p50_ms", r.get("deliver_p50_ms"))

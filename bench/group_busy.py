@@ -45,9 +45,9 @@ from typing import Any
 
 import uvloop
 
-from bench._common import UNLIMITED, cpu_s, imgate_platform, pct, raise_nofile, rss_mb
+from bench._common import UNLIMITED, cpu_s, imgate_platform, pct, raise_nofile, rss_mb, tree_cpu_s
 from bench.faults.mqtt import Connection
-from bench.im_1to1 import _cpu_s, _prepare_for_server
+from bench.im_1to1 import _prepare_for_server
 
 _STALL = 30.0  # seconds without an ack after which a sender stops sending
 _DRAIN = 30.0  # at most this long for the last acks and deliveries after the load
@@ -237,7 +237,7 @@ async def bench(members: int, senders: int, window: int, seconds: float, online:
                     raise RuntimeError(msg)
                 await asyncio.gather(*(c.open(server.port, tokens[c.uid], ack=True) for c in sending[1:]),
                                      *(c.open(server.port, tokens[c.uid], ack=False) for c in watching))
-                cpu0, main0, gen0 = _cpu_s(server.pid), cpu_s(server.pid), time.process_time()
+                cpu0, main0, gen0 = tree_cpu_s(server.pid), cpu_s(server.pid), time.process_time()
                 start = time.perf_counter()
                 await asyncio.gather(*(c.send_loop(window, start + seconds) for c in sending))
                 elapsed = time.perf_counter() - start
@@ -251,7 +251,7 @@ async def bench(members: int, senders: int, window: int, seconds: float, online:
                         await asyncio.gather(*(c.all_delivered.wait() for c in online_clients))
                 except TimeoutError:
                     pass  # counted below as lost
-                cpu, main_cpu = _cpu_s(server.pid) - cpu0, cpu_s(server.pid) - main0
+                cpu, main_cpu = tree_cpu_s(server.pid) - cpu0, cpu_s(server.pid) - main0
                 busy = time.perf_counter() - start
                 rss = rss_mb(server.pid)
                 stored = await _history(owner)

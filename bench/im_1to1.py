@@ -51,7 +51,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build
+from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
 
 SERVERS = ("imgate", "ejabberd")
@@ -178,23 +178,6 @@ async def _open(port: int, uid: str, token: str, on_publish: OnPublish) -> Conne
     return conn
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU time (user + system) used so far by a process, its live child processes (imgate's
-    worker) and those it has reaped."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, ...
-        except OSError:
-            continue  # gone meanwhile
-        if stat.parent.name == str(pid):
-            total += sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
-        elif int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -207,11 +190,11 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     tokens = await _prepare_for_server(db_url, pairs)
     with imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url}) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
-        cpu0, gen0 = _cpu_s(server.pid), time.process_time()
+        cpu0, gen0 = tree_cpu_s(server.pid), time.process_time()
         start = time.perf_counter()
         await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds) for p in all_pairs))
         elapsed = time.perf_counter() - start
-        cpu, gen = _cpu_s(server.pid) - cpu0, time.process_time() - gen0
+        cpu, gen = tree_cpu_s(server.pid) - cpu0, time.process_time() - gen0
         rss = _rss_mb(server.pid)
         log_lines = server.log_lines
         if log_lines[0]:
@@ -300,12 +283,12 @@ async def bench_ejabberd(pairs: int, window: int, seconds: float) -> dict[str, o
     async with ejabberd(users) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
         log_lines0 = _lines(server.log)
-        cpu0, gen0 = _cpu_s(server.pid), time.process_time()
+        cpu0, gen0 = tree_cpu_s(server.pid), time.process_time()
         start = time.perf_counter()
         await asyncio.gather(*(_run_pair_xmpp(server.port, server.domain, p, window, start + seconds)
                                for p in all_pairs))
         elapsed = time.perf_counter() - start
-        cpu, gen = _cpu_s(server.pid) - cpu0, time.process_time() - gen0
+        cpu, gen = tree_cpu_s(server.pid) - cpu0, time.process_time() - gen0
         rss = _rss_mb(server.pid)
         log_lines = _lines(server.log) - log_lines0
         archived, archived_sender, archive_dupes = _archived(server.database, all_pairs)

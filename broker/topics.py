@@ -17,6 +17,7 @@ from typing import NoReturn
 
 SHARE_PREFIX = "$share/"
 MAX_CACHED_TOPICS = 10_000  # topics whose matching trie nodes SubscriptionIndex.match remembers
+MAX_CACHED_CHARS = 1 << 20  # ... and their characters together (topics may be long: max_topic_length)
 MAX_SUB_ID = 268_435_455  # the largest Variable Byte Integer (§3.3.2.3.8)
 
 
@@ -313,6 +314,7 @@ class SubscriptionIndex:
         # topic). Nodes change in place when clients subscribe or leave; the lists are only wrong
         # once a node is created or dropped, which clears them all.
         self._hits: dict[str, list[_Node]] = {}
+        self._hit_chars = 0  # the cached topics' length together
 
     def __len__(self) -> int:
         return sum(len(f) for f in self._by_client.values())
@@ -339,7 +341,7 @@ class SubscriptionIndex:
             child = node.child(level)
             if child is None:
                 child = node.make_child(level)
-                self._hits.clear()
+                self._forget()
             node = child
         if group is None:
             node.subscribe(client_id, options)
@@ -385,7 +387,7 @@ class SubscriptionIndex:
             child = node.child(levels[depth])
             if child is not None and self._prune(child, levels, depth + 1, client_id, group):
                 node.drop_child(levels[depth])
-                self._hits.clear()
+                self._forget()
         return node.empty()
 
     def filters_of(self, client_id: str) -> dict[str, int]:
@@ -422,9 +424,10 @@ class SubscriptionIndex:
         """
         hits = self._hits.get(topic)
         if hits is None:
-            if len(self._hits) >= MAX_CACHED_TOPICS:
-                self._hits.clear()
+            if len(self._hits) >= MAX_CACHED_TOPICS or self._hit_chars + len(topic) > MAX_CACHED_CHARS:
+                self._forget()
             hits = self._hits[topic] = self._walk(topic)
+            self._hit_chars += len(topic)
         out: dict[str, Delivery] = {}
         for node in hits:
             if node.no_local is None or publisher not in node.no_local:
@@ -443,6 +446,10 @@ class SubscriptionIndex:
                     prev = out.get(client_id)
                     out[client_id] = delivery if prev is None else _merge(prev, delivery)
         return out
+
+    def _forget(self) -> None:
+        self._hits.clear()
+        self._hit_chars = 0
 
     def _walk(self, topic: str) -> list[_Node]:
         """The nodes whose subscriptions match ``topic``, in no particular order."""

@@ -36,7 +36,7 @@ from services.messages.service import MessageService
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.push.providers import Provider
-from services.push.service import PushService
+from services.push.service import FAN_OUT_BATCH, PushService
 from services.search.base import SearchBackend
 from services.search.service import SearchService
 from services.users.service import UserService
@@ -49,7 +49,6 @@ log = logging.getLogger("imgate")
 BRIDGE_ACCOUNT = "svc:bridge"  # ':' is not allowed in uids, so no user can take this name
 _BRIDGE_READY_TIMEOUT = 15.0
 _DRAIN_TIMEOUT = 10.0
-_FAN_OUT = 200  # events per push fan-out pass (PushService.fan_out's default limit)
 
 
 @dataclass(frozen=True)
@@ -298,7 +297,7 @@ class App:
         if not loops:
             return
         self.tasks.spawn("imgate.push.sender", lambda: push.run(p.interval_s), restart=True)
-        self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", push.fan_out, _FAN_OUT, p.interval_s),
+        self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", push.fan_out, FAN_OUT_BATCH, p.interval_s),
                          restart=True)
 
     def _start_search(self, svc: Services, *, loops: bool) -> None:

@@ -46,7 +46,6 @@ class WorkerStats:
     push: dict[str, float] = field(default_factory=dict)
     search_indexed: int = 0
     search_up: bool = False
-    reports: int = 0
     started: int = 0  # processes started (restarts + 1)
 
 
@@ -57,11 +56,16 @@ class WorkerProcess:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.stats = WorkerStats()
-        self.ready = asyncio.Event()  # the current child has started its loops
         self.pid: int | None = None
+        self._reported = asyncio.Event()  # set at each report (next_report waits for it)
+
+    async def next_report(self) -> WorkerStats:
+        """The worker's counters as its next report (once a second) gives them."""
+        self._reported.clear()
+        await self._reported.wait()
+        return self.stats
 
     async def run(self) -> None:
-        self.ready.clear()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "imgate", "worker", "--settings-stdin",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=_MAX_LINE)
@@ -77,7 +81,6 @@ class WorkerProcess:
             msg = f"the worker process (pid {proc.pid}) exited with code {code}"
             raise WorkerExited(msg)
         finally:
-            self.ready.clear()
             await _stop(proc)
 
     def _report(self, line: bytes) -> None:
@@ -86,12 +89,10 @@ class WorkerProcess:
         except ValueError:
             log.warning("worker: unexpected output %r", line[:200])
             return
-        if report.get("ready"):
-            self.ready.set()
         self.stats.push = {k: float(v) for k, v in report.get("push", {}).items()}
         self.stats.search_indexed = int(report.get("search_indexed", 0))
         self.stats.search_up = bool(report.get("search_up", False))
-        self.stats.reports += 1
+        self._reported.set()
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -148,14 +149,10 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
 async def _report_loop(app: App, out: asyncio.WriteTransport) -> None:
     from imgate.app import vars_of
 
-    first = True
     while True:
         report: dict[str, object] = {"push": vars_of(app.push.stats) if app.push is not None else {}}
         if app.search is not None:
             report["search_indexed"] = app.search.indexed
             report["search_up"] = app.search.available
-        if first:
-            report["ready"] = True
-            first = False
         out.write(json.dumps(report).encode() + b"\n")  # buffered by the loop: never blocks it
         await asyncio.sleep(_REPORT_INTERVAL)  # a reporting period, not synchronisation

@@ -74,7 +74,7 @@ async def test_the_worker_process_indexes_pushes_and_stops_with_the_server(
             assert await asyncio.wait_for(pushes.get(), WAIT) == {"conv": "d:alice:bob", "seq": ack["seq"]}
         async with asyncio.timeout(WAIT):  # the worker's counters reach the server's /metrics
             while (m := await app.metrics()).get("push_sent_total", 0) < 1 or m["search_indexed_total"] < 1:
-                await asyncio.sleep(0.1)  # its reports come once a second: polled, bounded
+                await app.worker.next_report()
         pid = app.worker.pid
         assert pid is not None and alive(pid)
     # Stopped with the server: closing its stdin ends it (reaped by the server, so gone).

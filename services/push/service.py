@@ -46,6 +46,9 @@ log = logging.getLogger("imgate.push")
 PLATFORMS = ("fcm", "apns", "webhook")
 
 
+FAN_OUT_BATCH = 200  # message events one fan-out pass takes
+
+
 @dataclass(slots=True)
 class PushStats:
     queued: int = 0
@@ -151,7 +154,7 @@ class PushService:
         return await PushJob.all().count()
 
     # ---- 1. message events -> jobs -------------------------------------------------------
-    async def fan_out(self, limit: int = 200) -> int:
+    async def fan_out(self, limit: int = FAN_OUT_BATCH) -> int:
         """Queue the pushes for up to ``limit`` stored messages. Returns how many events it took."""
         events = await self._events.read("push", limit)
         if not events:

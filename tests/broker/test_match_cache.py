@@ -71,6 +71,16 @@ def test_the_cache_is_bounded() -> None:
     assert len(index._hits) <= limit
 
 
+def test_the_cache_is_bounded_in_characters() -> None:
+    """Long topics (up to max_topic_length) fill the cache by size before they fill it by count."""
+    index = SubscriptionIndex()
+    index.add("c1", "t/#", 1)
+    long = "x" * 60_000
+    for n in range(40):
+        assert got(index, f"t/{n}/{long}") == {"c1": 1}
+    assert sum(len(t) for t in index._hits) <= topics.MAX_CACHED_CHARS
+
+
 def test_interleaved_changes_and_matches_equal_brute_force() -> None:
     rng = random.Random(13)
     index = SubscriptionIndex()
