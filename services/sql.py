@@ -12,14 +12,17 @@ rows; its return value is its result. It does no IO, so the same program runs
 
 Programs compose with ``yield from``, so each service keeps its own tables' SQL (the message
 service's batch asks the conversation service's ``lock_sql`` for the counters). Statements use
-``?`` placeholders (rewritten to ``$n`` for PostgreSQL); JSON columns are written as JSON text and
-read with ``json_value``.
+``?`` placeholders (rewritten to ``$n`` for PostgreSQL); a list is matched with
+``column = ANY(?)`` and an ``AnyOf`` parameter (PostgreSQL binds one array, so a statement is
+prepared and planned once for every length; SQLite gets ``column IN (?, ?, …)``). JSON columns are
+written as JSON text and read with ``json_value``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -39,12 +42,20 @@ Row = tuple[Any, ...]
 @dataclass(frozen=True, slots=True)
 class Query:
     """One statement; its result rows are sent back into the program (``[]`` for DML).
-    ``for_update``: lock the selected rows until the transaction ends (PostgreSQL appends
-    ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already holds the database's write lock)."""
+    ``postgres``: its text for PostgreSQL, where a portable one would get a poor plan there (a
+    prepared statement's generic plan is made without seeing the parameters). ``for_update``: lock the selected rows until the transaction ends (PostgreSQL appends
+    ``FOR UPDATE``, or ``FOR UPDATE OF table`` when it names one, e.g. beside an outer join;
+    SQLite's ``BEGIN IMMEDIATE`` already holds the database's write lock)."""
 
     sql: str
     params: Sequence[Any] = ()
-    for_update: bool = False
+    for_update: bool | str = False
+    postgres: str | None = None  # the same statement (same parameters) in PostgreSQL's own words
+
+    @property
+    def postgres_sql(self) -> str:
+        """The statement as PostgreSQL runs it: ``$n`` placeholders, the lock clause."""
+        return _numbered(self.postgres or self.sql, self.for_update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,57 @@ class Many:
 
 
 Program = Generator[Query | Many, list[Row], T]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """The parameter of ``column = ANY(?)``: a list of values (an empty one matches nothing)."""
+
+    values: Sequence[Any]
+
+
+# ``= ANY(?)``, a placeholder, or something a '?' inside must not be taken from (as services.db).
+_ANY_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|= ANY\(\?\)|\?""", re.DOTALL)
+
+
+@lru_cache(maxsize=1024)
+def _expanded(sql: str, lengths: tuple[int | None, ...]) -> str:
+    """SQLite's text for ``sql`` whose placeholders' parameters are lists of ``lengths`` (None: a
+    plain value): each ``= ANY(?)`` as ``IN (?, ?, …)``."""
+    it = iter(lengths)
+
+    def one(m: re.Match[str]) -> str:
+        token = m.group()
+        if token == "?":
+            if next(it) is not None:
+                msg = f"a list is bound to a plain '?' (write '= ANY(?)'): {sql!r}"
+                raise ValueError(msg)
+            return token
+        if token == "= ANY(?)":
+            n = next(it)
+            if n is None:
+                msg = f"'= ANY(?)' needs an AnyOf parameter: {sql!r}"
+                raise ValueError(msg)
+            return f"IN ({marks(n)})"
+        return token
+
+    return _ANY_TOKENS.sub(one, sql)
+
+
+def _for_sqlite(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    if not any(isinstance(p, AnyOf) for p in params):
+        return sql, params
+    flat: list[Any] = []
+    for p in params:
+        if isinstance(p, AnyOf):
+            flat += p.values
+        else:
+            flat.append(p)
+    return _expanded(sql, tuple(len(p.values) if isinstance(p, AnyOf) else None for p in params)), flat
+
+
+def _for_postgres(params: Sequence[Any]) -> list[Any]:
+    return [list(p.values) if isinstance(p, AnyOf) else p for p in params]
 
 
 def marks(n: int) -> str:
@@ -75,7 +137,9 @@ def json_value(raw: Any) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def _numbered(sql: str) -> str:
+def _numbered(sql: str, for_update: bool | str = False) -> str:
+    if for_update:
+        sql += " FOR UPDATE" if for_update is True else f" FOR UPDATE OF {for_update}"
     return to_numbered(sql)
 
 
@@ -91,8 +155,11 @@ async def run_on(conn: BaseDBAsyncClient, program: Program[T]) -> T:
                     await conn.execute_many(_numbered(stmt.sql) if postgres else stmt.sql, [list(r) for r in stmt.rows])
                 rows = []
                 continue
-            sql = stmt.sql + " FOR UPDATE" if postgres and stmt.for_update else stmt.sql
-            _, result = await conn.execute_query(_numbered(sql) if postgres else sql, list(stmt.params))
+            if postgres:
+                _, result = await conn.execute_query(stmt.postgres_sql, _for_postgres(stmt.params))
+            else:
+                sql, params = _for_sqlite(stmt.sql, stmt.params)
+                _, result = await conn.execute_query(sql, list(params))
             rows = [tuple(r) for r in result]
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
@@ -113,13 +180,45 @@ async def run_transaction(program: Program[T], connection_name: str = "default")
     either dialect."""
     client = connections.get(connection_name)
     raw = _sqlite_connection(client)
-    if raw is None:
-        from services.transactions import transaction
+    if raw is not None:
+        async with client._lock:  # tortoise's one SQLite connection, ours meanwhile
+            return await raw._execute(_drive_sqlite, raw._conn, program)  # type: ignore[no-any-return]
+    if _is_asyncpg(client):
+        return await _drive_asyncpg(client, program)
+    from services.transactions import transaction
 
-        async with transaction(connection_name) as conn:
-            return await run_on(conn, program)
-    async with client._lock:  # tortoise's one SQLite connection, ours meanwhile
-        return await raw._execute(_drive_sqlite, raw._conn, program)  # type: ignore[no-any-return]
+    async with transaction(connection_name) as conn:
+        return await run_on(conn, program)
+
+
+def _is_asyncpg(client: BaseDBAsyncClient) -> bool:
+    return client.capabilities.dialect == "postgres" and type(client).__module__ == "tortoise.backends.asyncpg.client"
+
+
+async def _drive_asyncpg(client: BaseDBAsyncClient, program: Program[T]) -> T:
+    """The whole transaction on one of tortoise's pooled asyncpg connections, each statement
+    straight to asyncpg (its prepared-statement cache; no ORM layer per statement). Errors as
+    tortoise raises them."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    try:
+        async with client.acquire_connection() as conn, conn.transaction():
+            rows: list[Row] | None = None
+            try:
+                while True:
+                    stmt = program.send(rows)  # type: ignore[arg-type]
+                    if isinstance(stmt, Many):
+                        if stmt.rows:
+                            await conn.executemany(_numbered(stmt.sql), stmt.rows)
+                        rows = []
+                    else:
+                        rows = await conn.fetch(stmt.postgres_sql, *_for_postgres(stmt.params))
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(exc) from exc
+    except (asyncpg.SyntaxOrAccessError, asyncpg.exceptions.DataError) as exc:
+        raise OperationalError(exc) from exc
 
 
 def _sqlite_connection(client: BaseDBAsyncClient) -> Any:
@@ -151,7 +250,7 @@ def _drive_sqlite(conn: sqlite3.Connection, program: Program[T]) -> T:
                         conn.executemany(stmt.sql, stmt.rows)
                     rows = []
                 else:
-                    rows = conn.execute(stmt.sql, stmt.params).fetchall()
+                    rows = conn.execute(*_for_sqlite(stmt.sql, stmt.params)).fetchall()
         except StopIteration as done:
             result: T = done.value
         conn.execute("COMMIT")

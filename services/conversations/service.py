@@ -22,7 +22,7 @@ from services.conversations.models import Conversation, Member
 from services.conversations.window import Window
 from services.db import portable_sql
 from services.errors import BadRequest, NotFound
-from services.sql import Many, Program, Query, marks, run_on
+from services.sql import AnyOf, Many, Program, Query, run_on
 
 ROLES = ("owner", "admin", "member")
 
@@ -288,14 +288,22 @@ class ConversationService:
         wanted = sorted(set(convs))
         if not wanted:
             return Locked({}, {}, {})
-        rows = yield Query(f"SELECT id, kind, last_seq FROM conversations WHERE id IN ({marks(len(wanted))}) ORDER BY id",
-                           wanted, for_update=True)
+        # One statement: the counters (locked, in id order: no deadlock between two batches)
+        # with their current members.
+        rows = yield Query("SELECT conversations.id, conversations.kind, conversations.last_seq, members.uid, members.role "
+                           "FROM conversations LEFT JOIN members "
+                           "ON members.conv_id = conversations.id AND members.left_seq IS NULL "
+                           "WHERE conversations.id = ANY(?) ORDER BY conversations.id",
+                           [AnyOf(wanted)], for_update="conversations")
+        last: dict[str, int] = {}
+        kinds: dict[str, str] = {}
         members: dict[str, dict[str, str]] = {}
-        for conv, uid, role in (yield Query(
-                f"SELECT conv_id, uid, role FROM members WHERE conv_id IN ({marks(len(wanted))}) AND left_seq IS NULL",
-                wanted)):
-            members.setdefault(conv, {})[uid] = role
-        return Locked({r[0]: r[2] for r in rows}, members, {r[0]: r[1] for r in rows})
+        for conv, kind, last_seq, uid, role in rows:
+            last[conv] = last_seq
+            kinds[conv] = kind
+            if uid is not None:
+                members.setdefault(conv, {})[uid] = role
+        return Locked(last, members, kinds)
 
     @classmethod
     async def commit_seqs(cls, conn: BaseDBAsyncClient, locked: Locked) -> None:

@@ -21,7 +21,7 @@ from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
-from services.sql import Many, Program, Query, Row, fetch, json_text, json_value, marks, run_on, run_transaction
+from services.sql import AnyOf, Many, Program, Query, Row, fetch, json_text, json_value, run_on, run_transaction
 from services.transactions import transaction
 from services.users.service import UserService
 
@@ -228,10 +228,16 @@ class MessageService:
         """The batch as one transaction program: returns each command's result and the 1:1
         conversations it made sure of."""
         results: list[SendResult | Exception | None] = [None] * len(cmds)
-        # 1. Retries: already stored (one query for the batch, on the (sender, cid) index).
-        senders, cids = sorted({c.sender for c in cmds}), sorted({c.cid for c in cmds})
-        existing = yield Query(f"SELECT {_COLUMNS} FROM messages WHERE sender IN ({marks(len(senders))}) "
-                               f"AND cid IN ({marks(len(cids))})", [*senders, *cids])
+        # 1. Retries: already stored (one query for the batch, on the (sender, cid) index; where
+        #    the lists match more than the pairs, the extra rows are not looked up).
+        pairs = sorted({(c.sender, c.cid) for c in cmds})
+        existing = yield Query(
+            f"SELECT {_COLUMNS} FROM messages WHERE sender = ANY(?) AND cid = ANY(?)",
+            [AnyOf([s for s, _ in pairs]), AnyOf([c for _, c in pairs])],
+            # PostgreSQL's generic plan would take the index on sender alone and filter every
+            # message of those senders by cid: look each pair up instead.
+            postgres=f"SELECT {_COLUMNS} FROM messages JOIN unnest(?::varchar[], ?::varchar[]) AS k(s, c) "
+                     "ON sender = k.s AND cid = k.c")
         stored = {(r[3], r[4]): _stored(r) for r in existing}
         # 2. 1:1 recipients that exist and are not disabled (one query). Group membership is
         #    checked below, under the conversation's lock.
@@ -378,7 +384,7 @@ class MessageService:
         if not ids:
             return {}
         wanted = sorted(set(ids))
-        rows = await fetch(f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks(len(wanted))})", wanted)
+        rows = await fetch(f"SELECT {_COLUMNS} FROM messages WHERE id = ANY(?)", [AnyOf(wanted)])
         return {r[0]: _stored(r) for r in rows}
 
     async def scan(self, after_id: str, types: tuple[str, ...], limit: int) -> list[StoredMessage]:

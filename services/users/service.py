@@ -15,7 +15,7 @@ from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, UID_RE, Clock
-from services.sql import Program, Query, marks, run_on
+from services.sql import AnyOf, Program, Query, run_on
 from services.transactions import transaction
 from services.users.models import AuthEvent, DeviceToken, User
 
@@ -126,7 +126,7 @@ class UserService:
         if not uids:
             return set()
         wanted = sorted(uids)
-        rows = yield Query(f"SELECT uid FROM users WHERE uid IN ({marks(len(wanted))}) AND disabled = ?", [*wanted, False])
+        rows = yield Query("SELECT uid FROM users WHERE uid = ANY(?) AND disabled = ?", [AnyOf(wanted), False])
         return {r[0] for r in rows}
 
     async def existing_uids(self, uids: list[str]) -> set[str]:

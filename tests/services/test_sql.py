@@ -11,7 +11,8 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from services.db import Database, DbInfo, to_numbered
-from services.sql import Many, Program, Query, json_text, json_value, marks, run_on, run_transaction
+from services.messages.commands import SendCommand
+from services.sql import AnyOf, Many, Program, Query, _for_sqlite, json_text, json_value, marks, run_on, run_transaction
 from services.transactions import transaction
 
 
@@ -25,6 +26,17 @@ from services.transactions import transaction
 ])
 def test_only_placeholders_are_numbered(query: str, expected: str) -> None:
     assert to_numbered(query) == expected
+
+
+def test_any_of_is_an_in_list_on_sqlite() -> None:
+    sql, params = _for_sqlite("SELECT '= ANY(?)' FROM t WHERE a = ANY(?) AND b = ? AND c = ANY(?)",
+                              [AnyOf(["x", "y"]), 1, AnyOf([])])
+    assert sql == "SELECT '= ANY(?)' FROM t WHERE a IN (?, ?) AND b = ? AND c IN ()"
+    assert params == ["x", "y", 1]
+    with pytest.raises(ValueError, match="needs an AnyOf"):
+        _for_sqlite("SELECT 1 WHERE a = ANY(?) AND b = ANY(?)", [AnyOf([1]), 2])
+    with pytest.raises(ValueError, match="plain"):
+        _for_sqlite("SELECT 1 WHERE a = ? AND b = ANY(?)", [AnyOf([1]), AnyOf([2])])
 
 
 # ---- programs: the same statements, one transaction, on either dialect ------------------------
@@ -94,6 +106,49 @@ async def test_for_update_serialises_read_modify_write(db: None) -> None:
     seen = await asyncio.gather(*(run_transaction(increment()) for _ in range(20)))
     assert sorted(seen) == list(range(1, 21))
     assert (await DbInfo.get(key="ctr")).value == "20"
+
+
+async def test_any_of_matches_a_list_of_any_length(db: None) -> None:
+    await run_transaction(put([("a:1", "1"), ("a:2", "2"), ("a:3", "3")]))
+
+    def lookup(wanted: list[str]) -> Program[list[str]]:
+        rows = yield Query("SELECT key FROM imgate_meta WHERE key = ANY(?) AND value <> ? ORDER BY key",
+                           [AnyOf(wanted), "2"])
+        return [r[0] for r in rows]
+
+    assert await run_transaction(lookup(["a:1", "a:2", "a:3", "a:9"])) == ["a:1", "a:3"]
+    assert await run_transaction(lookup(["a:3"])) == ["a:3"]
+    assert await run_transaction(lookup([])) == []
+    assert await run_on(connections.get("default"), lookup(["a:1"])) == ["a:1"]
+
+
+async def test_the_retry_lookup_finds_each_pair_in_the_index_on_postgres(db: None, database_url: str) -> None:
+    """A batch's retry check must not read every message of its senders: PostgreSQL's generic
+    plan (what a prepared statement gets after five runs) looks each (sender, cid) pair up in the
+    unique index. (The portable ``sender = ANY(?) AND cid = ANY(?)`` got, depending on the
+    statistics, an index scan on sender alone with a filter on cid: in the im-1to1 benchmark,
+    0.9 ms of a 2 ms batch at 13,000 messages, and growing with the history.)"""
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL's planner")
+    from imgate.app import build_services
+    from services.ids import SystemClock
+
+    svc = build_services(SystemClock())
+    program = svc.messages._commit_sql([SendCommand("s1", "c1", "r1", None, "text", "hi", None)], 0)
+    lookup = next(program)
+    assert isinstance(lookup, Query)
+    async with transaction() as conn:  # ten senders with a long history, as the planner sees it
+        await conn.execute_script("INSERT INTO messages (id, conv, seq, sender, cid, type, ts) "
+                                  "SELECT 'm' || i, 'd:r:s' || i % 10, i, 's' || i % 10, 'h' || i / 10, 'text', 0 "
+                                  "FROM generate_series(1, 10000) AS i; ANALYZE messages")
+        await conn.execute_script("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute_script(f"PREPARE retry_lookup AS {lookup.postgres_sql}")
+        _, rows = await conn.execute_query("EXPLAIN EXECUTE retry_lookup(ARRAY['s1'], ARRAY['c1'])")
+        await conn.execute_script("DEALLOCATE retry_lookup")
+    plan = "\n".join(r[0] for r in rows)
+    index_cond = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert index_cond and "sender" in index_cond[0] and "cid" in index_cond[0], plan
+    assert "Filter" not in plan, plan
 
 
 def test_json_columns_round_trip() -> None:
