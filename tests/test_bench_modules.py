@@ -76,3 +76,24 @@ def test_group_busy_order_check_finds_a_gap_a_repeat_and_an_ack_out_of_send_orde
     client.seqs = [2, 3, 5, 5]
     client.acked = {"a": 2, "b": 4, "c": 3}
     assert client.order_problems() == ["s0 got seq 5 after 3", "s0 got seq 5 after 5", "s0's ack seq 3 after 4"]
+
+
+async def test_im_1to1_gives_postgresql_a_history_and_statistics(database_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the load starts on a database with history and statistics (a new one's
+    prepared plans seq-scan ``messages``); on SQLite it starts empty, as it always has."""
+    from bench import im_1to1
+    from services.db import Database
+    from services.sql import fetch
+
+    monkeypatch.setattr(im_1to1, "_HISTORY", 120)
+    tokens = await im_1to1._prepare(database_url, 2)
+    assert sorted(tokens) == ["r0", "r1", "s0", "s1"]
+    async with Database(database_url):
+        stored = (await fetch("SELECT count(*) FROM messages"))[0][0]
+        if database_url.startswith("sqlite"):
+            assert stored == 0
+        else:
+            assert stored == 120
+            analyzed = await fetch("SELECT reltuples FROM pg_class WHERE relname = 'messages'")  # -1: never
+            assert analyzed[0][0] == 120
