@@ -11,7 +11,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from broker.external_auth import ExternalAuth, Login
 from services.errors import WIRE, ErrorCode, ImError
 from services.ids import DEVICE_RE, UID_RE
 
@@ -36,6 +39,40 @@ class AdminContext:
     health: Callable[[], Awaitable[dict[str, bool]]]
     metrics: Callable[[], Awaitable[bytes]]  # the Prometheus text exposition (imgate.metrics.Metrics.render)
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
+    external_auth: ExternalAuth | None = None  # RabbitMQ's HTTP auth backend asks it
+
+
+_FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """A small ``application/x-www-form-urlencoded`` body (None when larger than _FORM_MAX)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _FORM_MAX:
+            return None
+    try:
+        return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True, max_num_fields=32).items()}
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+class _DenyAll:
+    async def login(self, *_: Any) -> Login:
+        return Login(allowed=False)
+
+    def vhost(self, *_: Any) -> bool:
+        return False
+
+    resource = topic = vhost
+
+
+_DENY_ALL: Any = _DenyAll()
+
+
+def _answer(allowed: bool) -> PlainTextResponse:
+    return PlainTextResponse("allow" if allowed else "deny")
 
 
 class _Body(BaseModel):
@@ -187,6 +224,8 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         users, devices = await ctx.notify(body.body, None if body.everyone else body.uids)
         return NotificationResult(users=users, devices_now=devices)
 
+    _rabbitmq_routes(app, ctx)
+
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})
     async def healthz() -> JSONResponse:
@@ -200,3 +239,40 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         return PlainTextResponse(await ctx.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:
+    """RabbitMQ's ``rabbitmq_auth_backend_http`` (``auth_http.http_method = post``): answers
+    ``allow`` or ``deny`` (see ``broker.external_auth``; everything is denied without one). Not
+    behind the admin secret (RabbitMQ sends none): serve the admin API where only the brokers and
+    the operators reach it."""
+    tags: list[str | Enum] = ["RabbitMQ auth backend"]
+    auth = ctx.external_auth or _DENY_ALL
+
+    @app.post("/auth/rabbitmq/user", response_class=PlainTextResponse, tags=tags)
+    async def rabbitmq_user(request: Request) -> PlainTextResponse:
+        form = await _form(request)
+        if form is None:
+            return _answer(False)
+        login = await auth.login(form.get("username"), form.get("password"), form.get("client_id"))
+        return _answer(login.allowed)
+
+    @app.post("/auth/rabbitmq/vhost", response_class=PlainTextResponse, tags=tags)
+    async def rabbitmq_vhost(request: Request) -> PlainTextResponse:
+        form = await _form(request)
+        return _answer(form is not None and auth.vhost(form.get("vhost", "")))
+
+    @app.post("/auth/rabbitmq/resource", response_class=PlainTextResponse, tags=tags)
+    async def rabbitmq_resource(request: Request) -> PlainTextResponse:
+        form = await _form(request)
+        return _answer(form is not None and auth.resource(form.get("username", ""), form.get("vhost", ""),
+                                                          form.get("resource", ""), form.get("name", ""),
+                                                          form.get("permission", "")))
+
+    @app.post("/auth/rabbitmq/topic", response_class=PlainTextResponse, tags=tags)
+    async def rabbitmq_topic(request: Request) -> PlainTextResponse:
+        form = await _form(request)
+        return _answer(form is not None and auth.topic(form.get("username", ""), form.get("vhost", ""),
+                                                       form.get("name", ""), form.get("permission", ""),
+                                                       form.get("routing_key", ""),
+                                                       form.get("variable_map.client_id")))

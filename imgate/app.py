@@ -19,6 +19,8 @@ from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
 from broker.acl import AclRule, TopicAcl
+from broker.external_auth import ExternalAuth
+from broker.gate import Gate
 from broker.listeners import ListenerError
 from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ListenerSpec, ServiceAccount
 from config.settings import LimitSettings, Settings
@@ -117,6 +119,11 @@ def topic_acl(prefix: str) -> TopicAcl:
     return TopicAcl(UserTopicRules(Topics(prefix)))
 
 
+def service_accounts(s: Settings) -> list[ServiceAccount]:
+    return [ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl), a.publish_rate)
+            for a in s.broker.accounts]
+
+
 def listener_specs(s: Settings) -> list[ListenerSpec]:
     """The listeners besides plain MQTT on mqtt.port: TLS, WebSocket, secure WebSocket (each off
     while its port is unset)."""
@@ -200,8 +207,7 @@ class App:
                 host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=topic_acl(s.mqtt.topic_prefix),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
-                accounts=[ServiceAccount(a.username, a.password, tuple(AclRule.parse(r) for r in a.acl), a.publish_rate)
-                          for a in s.broker.accounts],
+                accounts=service_accounts(s),
                 limits=DeliveryLimits(s.broker.max_inflight, s.broker.max_queued, s.broker.queue_policy,
                                       s.broker.max_inflight_bytes, s.broker.max_queued_bytes,
                                       s.broker.slow_consumer_s),
@@ -350,11 +356,20 @@ class App:
             return self.telemetry.render(await self.metrics())
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
-                           notify=self._notify)
+                           notify=self._notify, external_auth=self._external_auth())
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
+
+    def _external_auth(self) -> ExternalAuth:
+        """What RabbitMQ's HTTP auth backend asks (``/auth/rabbitmq/…``): the embedded broker's
+        logins and topic ACL; the bridge's own login to the external broker has full access."""
+        s, svc = self.settings, self.services
+        assert svc is not None
+        internal = {s.broker.username: s.broker.password} if s.broker.username and s.broker.password else {}
+        gate = Gate(svc.users, service_accounts(s), internal)
+        return ExternalAuth(gate, topic_acl(s.mqtt.topic_prefix), internal=internal)
 
     async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:
         """Store a system notification and hand it to the devices online now (the others get it

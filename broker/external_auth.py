@@ -1,0 +1,110 @@
+"""Authentication and topic ACL for an external broker that asks over HTTP (RabbitMQ's
+``rabbitmq_auth_backend_http``): the same decisions the embedded broker makes (``broker.gate``
+logs a CONNECT in, ``broker.acl`` decides topics), for a broker that is not ours. No IO of its own
+beyond the authenticator the gate calls; the HTTP shell is ``imgate.admin``.
+
+RabbitMQ asks four questions (``auth_http.http_method = post``, form fields):
+
+- *user*: ``username``, ``password``, ``vhost``, ``client_id`` (MQTT): a login. Users log in with
+  a device token and the client id ``{uid}:{device}`` of that token, service accounts with their
+  password, exactly as on the embedded broker.
+- *vhost*: ``username``, ``vhost``: only the configured virtual host.
+- *resource*: ``username``, ``vhost``, ``resource`` (``exchange``/``queue``), ``name``,
+  ``permission`` (``configure``/``write``/``read``): the MQTT plugin's own objects. Users and
+  service accounts use the topic exchange and their MQTT subscription queues
+  (``mqtt-subscription-{client id}qos0|1``); internal accounts (the bridges) anything.
+- *topic*: ``username``, ``vhost``, ``resource`` = ``topic``, ``name`` (the exchange),
+  ``permission`` (``write``: a publish; ``read``: a subscription's binding key),
+  ``routing_key``, ``variable_map.client_id``, ``variable_map.username``. The routing key is the
+  MQTT topic with ``/`` as ``.`` and ``+`` as ``*``; it is decided with the MQTT topic ACL, on the
+  principal that ``username`` and the connection's client id stand for (RabbitMQ asks this only
+  for connections it logged in through the *user* question).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from broker.acl import Principal, TopicAcl
+from broker.gate import USER_CLIENT_ID, Gate
+
+# The MQTT plugin's queue for a client's subscriptions (RabbitMQ 3.10: rabbit_mqtt_processor).
+_SUBSCRIPTION_QUEUE = "mqtt-subscription-"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """The answer to a login: allowed, or refused with the embedded broker's reason code."""
+
+    allowed: bool
+    reason: int = 0
+
+
+def mqtt_topic(routing_key: str) -> str:
+    """RabbitMQ's routing (or binding) key as the MQTT topic (filter) it came from."""
+    return "/".join("+" if level == "*" else level for level in routing_key.split("."))
+
+
+class ExternalAuth:
+    """The decisions behind an external broker's HTTP auth questions."""
+
+    def __init__(self, gate: Gate, acl: TopicAcl, *, vhost: str = "/", exchange: str = "amq.topic",
+                 internal: Collection[str] = ()) -> None:
+        self._gate = gate
+        self._acl = acl
+        self._vhost = vhost
+        self._exchange = exchange
+        self._internal = frozenset(internal)
+
+    async def login(self, username: str | None, password: str | None, client_id: str | None) -> Login:
+        if not username or not password:
+            return Login(allowed=False)
+        if self._gate.is_account(username) and not client_id:
+            # An AMQP connection of a service account (the bridges): no MQTT client id.
+            client_id = f"amqp-{username}"
+        who = await self._gate.login(username, password, client_id or "")
+        return Login(allowed=True) if isinstance(who, Principal) else Login(allowed=False, reason=who)
+
+    def vhost(self, vhost: str) -> bool:
+        return vhost == self._vhost
+
+    def principal(self, username: str, client_id: str | None) -> Principal | None:
+        """Who a connection RabbitMQ logged in (through ``login``) is, from its username and
+        client id; None when those cannot belong to one of our logins."""
+        if self._gate.is_account(username):
+            rules = self._gate.accounts[username].rules
+            cid = client_id or f"amqp-{username}"
+            return Principal(uid=None, device=None, rules=tuple(r.expand(username, cid) for r in rules), account=username)
+        if not client_id or not USER_CLIENT_ID.match(client_id):
+            return None
+        uid, _, device = client_id.partition(":")
+        return Principal(uid, device) if uid == username else None
+
+    def resource(self, username: str, vhost: str, resource: str, name: str, permission: str) -> bool:
+        if not self.vhost(vhost):
+            return False
+        if username in self._internal:
+            return True
+        if resource == "exchange":
+            return name == self._exchange and permission in ("read", "write")
+        if resource == "queue" and name.startswith(_SUBSCRIPTION_QUEUE) and name.endswith(("qos0", "qos1")):
+            client_id = name[len(_SUBSCRIPTION_QUEUE):-4]
+            if self._gate.is_account(username):
+                return not USER_CLIENT_ID.match(client_id)
+            return client_id.partition(":")[0] == username and USER_CLIENT_ID.match(client_id) is not None
+        return False
+
+    def topic(self, username: str, vhost: str, exchange: str, permission: str, routing_key: str,
+              client_id: str | None) -> bool:
+        if not self.vhost(vhost) or exchange != self._exchange:
+            return False
+        who = self.principal(username, client_id)
+        if who is None:
+            return False
+        topic = mqtt_topic(routing_key)
+        if permission == "write":
+            return self._acl.can_publish(who, topic)
+        if permission == "read":
+            return self._acl.can_subscribe(who, topic)
+        return False
