@@ -29,7 +29,7 @@ from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
 from services.conversations.service import ConversationService
 from services.db import Database
-from services.errors import ImError
+from services.errors import ErrorCode, ImError
 from services.events.queue import EventQueue
 from services.files import private_dir
 from services.groups.service import GroupService
@@ -147,10 +147,12 @@ def vars_of(stats: Any) -> dict[str, float]:
 class App:
     """The running platform. ``async with App(settings) as app: await app.wait()``."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, role: Literal["all", "worker"] = "all") -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 role: Literal["all", "worker", "api"] = "all") -> None:
         """``role``: "all" is ``imgate run`` (broker, bridge, services; the background work in a
         worker process or inline, by ``workers.mode``); "worker" is ``imgate worker`` (the
-        background work alone)."""
+        background work alone); "api" is ``imgate api`` (the admin API and the external broker's
+        auth endpoints alone, for a deployment whose MQTT front is RabbitMQ)."""
         self.settings = settings
         self.role = role
         self.clock = clock or SystemClock()
@@ -193,6 +195,13 @@ class App:
             await self._start_push(svc, loops=True)
             self._start_search(svc, loops=True)
             log.info("imgate worker is up (push, search indexing)")
+            return
+        if self.role == "api":
+            if not s.admin.secret:
+                msg = "imgate api needs admin.secret (IMGATE_ADMIN__SECRET)"
+                raise ImError(msg, ErrorCode.BAD_REQUEST)
+            await self._start_admin()
+            log.info("imgate api is up (admin API, RabbitMQ auth backend)")
             return
         self.tasks.spawn("imgate.messages.committer", svc.messages.run)  # the group commit
         topics = Topics(s.mqtt.topic_prefix)
@@ -374,8 +383,10 @@ class App:
     async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:
         """Store a system notification and hand it to the devices online now (the others get it
         when they come back). Returns (users, devices reached now)."""
-        assert self.services is not None and self.bridge is not None
+        assert self.services is not None
         stored, deliveries = await self.services.notifications.send(body, uids)
+        if self.bridge is None:  # imgate api: stored; each device gets it when it next syncs
+            return stored, 0
         await self.bridge.publish_many(self.bridge.dispatcher.notification_publishes(deliveries))
         return stored, len(deliveries)
 
@@ -417,8 +428,10 @@ class App:
         except Exception:
             log.exception("health: database check failed")
             database = False
-        bridge = self.tasks.running("imgate.bridge") and self.bridge is not None and self.bridge.ready.is_set()
-        checks = {"database": database, "bridge": bridge}
+        checks = {"database": database}
+        if self.role == "all":
+            checks["bridge"] = self.tasks.running("imgate.bridge") and self.bridge is not None \
+                and self.bridge.ready.is_set()
         if self.broker is not None:
             checks["broker"] = self.broker.serving
         return checks

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=_port, help="MQTT listen port (default 1883; 0 picks a free one)")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    api = sub.add_parser("api", parents=[common], help="run the admin API and RabbitMQ's auth backend alone",
+                         description="Run the admin HTTP API and the auth endpoints an external MQTT broker "
+                                     "(RabbitMQ's HTTP auth backend) asks, without broker or bridge: any number, "
+                                     "behind a load balancer. Needs admin.secret.")
+    api.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     worker = sub.add_parser("worker", parents=[common], help="run the background work alone (push, search indexing)",
                             description="Run push fan-out and sending and search indexing, without broker or "
                                         "bridge (imgate run starts one itself unless workers.mode is inline).")
@@ -230,6 +236,16 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def _api(settings: Settings) -> None:
+    from imgate.app import App
+
+    stop = _stop_on_signals()
+    async with App(settings, role="api") as app:
+        assert app.admin is not None
+        print(f"imgate api: http://{settings.admin.host}:{app.admin.port}", flush=True)
+        await app.wait(stop)
+
+
 async def _worker(settings: Settings) -> None:
     from imgate.app import App
 
@@ -286,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level if args.command in ("run", "worker") else "WARNING",
+    logging.basicConfig(level=settings.log_level if args.command in ("run", "worker", "api") else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
@@ -294,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             _arun(settings, _worker(settings))
+            return 0
+        if args.command == "api":
+            _arun(settings, _api(settings))
             return 0
         if args.command == "search":
             print(f"indexed {_arun(settings, _reindex(settings))} message(s)")

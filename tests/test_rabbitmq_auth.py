@@ -4,9 +4,14 @@ with a RabbitMQ node is in tests/test_rabbitmq_live.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
 
+from config.settings import Settings
 from imgate.app import App
 from tests.conftest import ADMIN_SECRET
 
@@ -99,3 +104,30 @@ async def test_garbage_and_huge_forms_are_denied(rabbit: httpx.AsyncClient) -> N
     r = await rabbit.post("/user", content=b"\xff\xfe=\x00", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200 and r.text == "deny"
     assert await ask(rabbit, "/topic") == "deny"
+
+
+async def test_the_api_role_serves_the_admin_api_and_the_auth_backend_alone(settings: Settings) -> None:
+    """``imgate api``: no broker, no bridge; the database, the admin API and the auth backend."""
+    async with App(settings) as full:  # migrates the database (an api process does not) and adds a user
+        await full.services.users.add_user("carol")
+        token = (await full.services.users.issue_token("carol", "tab")).token
+    async with App(settings, role="api") as api:
+        assert api.broker is None and api.bridge is None and api.admin is not None
+        base = f"http://127.0.0.1:{api.admin.port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            health = await client.get("/healthz")
+            assert health.status_code == 200 and health.json() == {"ok": True, "checks": {"database": True}}
+            assert await ask(client, "/auth/rabbitmq/user", username="carol", password=token,
+                             client_id="carol:tab") == "allow"
+            assert await ask(client, "/auth/rabbitmq/user", username="carol", password="imt_nope",
+                             client_id="carol:tab") == "deny"
+            notified = await client.post("/v1/notifications", json={"body": {"hi": 1}, "uids": ["carol"]},
+                                         headers={"Authorization": f"Bearer {ADMIN_SECRET}"})
+            assert notified.status_code == 201 and notified.json() == {"users": 1, "devices_now": 0}
+
+
+def test_the_api_role_needs_the_admin_secret(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "api"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert "imgate api needs admin.secret" in done.stderr
