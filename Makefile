@@ -32,10 +32,13 @@ test-sqlite: $(STAMP) deps-system
 test-postgres: $(STAMP) deps-system
 	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub.
+# The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub; the RabbitMQ tests start
+# a private node of Debian's rabbitmq-server (tests/rabbitmq.py; the package's own node is left alone).
 deps-system:
 	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
+	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q rabbitmq-server)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench $(ARGS)

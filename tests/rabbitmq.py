@@ -1,0 +1,383 @@
+"""A private RabbitMQ node for live tests of "RabbitMQ as the MQTT front" (issue 14).
+
+``RabbitNode`` boots Debian's RabbitMQ (3.10) as its own Erlang node, run as the current user (root
+here) through ``/usr/lib/rabbitmq/bin/rabbitmq-server`` (the ``/usr/sbin`` wrappers switch user):
+a unique node name, free loopback ports for AMQP, MQTT, Web MQTT, the management HTTP API and Erlang
+distribution, and everything else (config, plugins file, Mnesia, logs, ``HOME`` with its own Erlang
+cookie, an empty ``rabbitmq-env.conf``) in a private temporary directory. The system node
+(``rabbit@localhost`` on 5672) is never touched. Devices authenticate through the HTTP auth backend
+(``auth_backends.1 = http``, then ``internal``) at ``{auth_base}/user|vhost|resource|topic``; the base
+can be changed on the running node (``set_auth_base``), so one session node serves tests whose auth
+servers listen on different ports.
+
+Use the session fixture ``rabbitmq_node``: ``from tests.rabbitmq import rabbitmq_node_fixture  # noqa: F401``
+in a test module (or in tests/conftest.py for every module), then take ``rabbitmq_node: RabbitNode`` as an
+argument; it skips when RabbitMQ is not installed. Or ``RabbitNode(...).start()`` / ``.stop()`` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Self
+
+import pytest
+
+SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+PLUGINS = ("rabbitmq_mqtt", "rabbitmq_web_mqtt", "rabbitmq_auth_backend_http", "rabbitmq_auth_backend_cache",
+           "rabbitmq_event_exchange", "rabbitmq_management")
+AUTH_PATHS = ("user", "vhost", "resource", "topic")
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CTL_TIMEOUT = 30.0
+# The internal user every fresh node has (administrator; the internal backend lets it in from loopback
+# only): for AMQP administration and the management API (closing connections).
+ADMIN_USER, ADMIN_PASSWORD = "guest", "guest"
+_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]/_~%-]+")  # what may go inside an Erlang string unescaped
+_EPMD_PORT = 4369
+
+
+def installed() -> bool:
+    return SERVER.is_file() and CTL.is_file()
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct ports free on 127.0.0.1 now (all sockets held until every port is picked)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pgrep(*args: str) -> list[int]:
+    found = subprocess.run(["pgrep", *args], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
+class RabbitNodeError(RuntimeError):
+    pass
+
+
+class RabbitNode:
+    """One private RabbitMQ node. ``start()`` blocks until the node runs (about 8 s) or raises
+    RabbitNodeError with the log tail; ``stop()`` stops it, leaves no process of it running and
+    removes its directory. Also a context manager."""
+
+    def __init__(self, auth_base: str = "http://127.0.0.1:9/auth/rabbitmq", *, name: str | None = None,
+                 auth_cache_ttl_ms: int | None = None) -> None:
+        """``auth_base``: the HTTP auth backend's paths are ``{auth_base}/user`` etc. ``auth_cache_ttl_ms``:
+        put ``rabbitmq_auth_backend_cache`` in front of the HTTP backend with this TTL (None: no cache,
+        every check reaches the auth server; the plugin is enabled either way)."""
+        self.auth_base = self._check_url(auth_base)
+        self.auth_cache_ttl_ms = auth_cache_ttl_ms
+        self.nodename = f"{name or 'imgate-test-' + secrets.token_hex(4)}@localhost"
+        self.amqp_port = self.mqtt_port = self.web_mqtt_port = self.mgmt_port = self.dist_port = 0
+        self.dir: Path | None = None
+        self.start_seconds: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._epmd_before: set[int] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        if not installed():
+            raise RabbitNodeError(f"RabbitMQ is not installed ({SERVER})")
+        if self._proc is not None:
+            raise RabbitNodeError(f"{self.nodename} is already started")
+        began = time.monotonic()
+        self._epmd_before = set(_pgrep("-x", "epmd"))
+        for attempt in range(3):  # a port picked free may be taken before the node binds it: pick again
+            try:
+                self._start_once(began + timeout)
+                break
+            except RabbitNodeError as e:
+                in_use = "eaddrinuse" in str(e).lower()
+                self._kill_and_clean(grace=0)
+                if not in_use or attempt == 2:
+                    raise
+        self.start_seconds = time.monotonic() - began
+
+    def _start_once(self, deadline: float) -> None:
+        self.amqp_port, self.mqtt_port, self.web_mqtt_port, self.mgmt_port, self.dist_port = _free_ports(5)
+        self.dir = Path(tempfile.mkdtemp(prefix="imgate-rabbitmq-"))
+        for sub in ("home", "mnesia", "log"):
+            (self.dir / sub).mkdir()
+        cookie = self.dir / "home" / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.chmod(0o400)
+        (self.dir / "rabbitmq-env.conf").write_text("")  # Debian's /etc/rabbitmq one forces NODENAME
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
+        (self.dir / "rabbitmq.conf").write_text(self._config())
+        console = (self.dir / "console.log").open("wb")
+        try:
+            self._proc = subprocess.Popen([str(SERVER)], env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                          stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            console.close()
+        # The listeners open as the node boots (MQTT and HTTP ones with their plugins, near the end):
+        # poll them (cheap), then let rabbitmqctl confirm the boot finished.
+        ports = (self.amqp_port, self.mqtt_port, self.web_mqtt_port, self.mgmt_port)
+        while not all(_accepts(p) for p in ports):
+            if self._proc.poll() is not None:
+                raise RabbitNodeError(f"{self.nodename} exited with {self._proc.returncode} while starting"
+                                      f"\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RabbitNodeError(f"{self.nodename} did not open its ports {ports} in time\n{self.log_tail()}")
+            time.sleep(0.1)
+        left = max(1, int(deadline - time.monotonic()))
+        done = self._run_ctl(["await_startup", "--timeout", str(left)], timeout=left + 15)
+        if done.returncode != 0:
+            raise RabbitNodeError(f"rabbitmqctl await_startup failed: {done.stdout}{done.stderr}\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the node (rabbitmqctl stop; SIGTERM then SIGKILL to its process group if that does not
+        end it in time), check that none of its processes is left, remove its directory."""
+        if self._proc is None:
+            self._remove_dir()
+            return
+        if self._proc.poll() is None:
+            try:
+                self._run_ctl(["stop"], timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        self._kill_and_clean(grace=STOP_TIMEOUT)
+
+    def _kill_and_clean(self, *, grace: float) -> None:
+        """Wait up to ``grace`` seconds for the node's script to end, then SIGTERM and SIGKILL whatever
+        of its process group is left; check that nothing of it runs; remove its directory."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+                if not self._pids(proc.pid):
+                    break
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                end = time.monotonic() + wait
+                while proc.poll() is None or self._pids(proc.pid):  # poll(): reap the script, no zombie
+                    if time.monotonic() > end:
+                        break
+                    time.sleep(0.05)
+            if proc.poll() is None:
+                proc.wait(timeout=5)
+            left = self._pids(proc.pid)
+            if left:
+                raise RabbitNodeError(f"processes of {self.nodename} still running: {left}")
+        self._stop_own_epmd()
+        self._remove_dir()
+
+    def _pids(self, pgid: int) -> list[int]:
+        """Live processes of this node: its process group (the script, beam, erl_child_setup...) and
+        anything else whose command line names the node or its directory."""
+        pids = set(_pgrep("-g", str(pgid))) | set(_pgrep("-f", re.escape(self.nodename)))
+        if self.dir is not None:
+            pids |= set(_pgrep("-f", re.escape(str(self.dir))))
+        return sorted(pids - {os.getpid()})
+
+    def _stop_own_epmd(self) -> None:
+        """The node registers with the machine's epmd (port 4369), and starts one if none runs. One it
+        started (not running before start) is stopped once no node is registered with it any more."""
+        for pid in set(_pgrep("-x", "epmd")) - self._epmd_before:
+            names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, check=False).stdout
+            if "name " not in names:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    def _remove_dir(self) -> None:
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    def _config(self) -> str:
+        assert self.dir is not None
+        if self.auth_cache_ttl_ms is None:
+            backends = "auth_backends.1 = http\n"
+        else:
+            backends = (f"auth_backends.1 = cache\nauth_cache.cached_backend = http\n"
+                        f"auth_cache.cache_ttl = {self.auth_cache_ttl_ms}\n")
+        paths = "".join(f"auth_http.{p}_path = {self.auth_base}/{p}\n" for p in AUTH_PATHS)
+        return (
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"{backends}"
+            "auth_backends.2 = internal\n"
+            "auth_http.http_method = post\n"
+            f"{paths}"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_port}\n"
+            "mqtt.allow_anonymous = false\n"
+            "mqtt.vhost = /\n"
+            "mqtt.exchange = amq.topic\n"
+            "web_mqtt.tcp.ip = 127.0.0.1\n"
+            f"web_mqtt.tcp.port = {self.web_mqtt_port}\n"
+            "management.tcp.ip = 127.0.0.1\n"
+            f"management.tcp.port = {self.mgmt_port}\n"
+            "log.console = false\n"
+            "log.file.level = info\n"
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of the node and of every CLI tool pointed at it."""
+        assert self.dir is not None, "not started"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        env.update({
+            "HOME": str(self.dir / "home"),  # its .erlang.cookie
+            "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8",  # the CLI (Elixir) wants a UTF-8 locale
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_USE_LONGNAME": "false",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),  # absent: none
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_PID_FILE": str(self.dir / "rabbitmq.pid"),
+            # What Debian's rabbitmq-env.conf sets besides the node name: distribution on loopback only.
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        })
+        return env
+
+    # -- control -------------------------------------------------------------------------------------
+
+    def _run_ctl(self, args: list[str], timeout: float = CTL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(CTL), "-n", self.nodename, *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        """Run ``rabbitmqctl -n NODE args`` against this node (blocking); its stdout, or
+        RabbitNodeError if it fails."""
+        done = self._run_ctl(list(args), timeout)
+        if done.returncode != 0:
+            raise RabbitNodeError(f"rabbitmqctl {' '.join(args)} exited {done.returncode}: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    async def actl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        """``ctl`` for async tests: does not block the event loop (an auth server may be serving in it)."""
+        proc = await asyncio.create_subprocess_exec(str(CTL), "-n", self.nodename, *args, env=self.env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        if proc.returncode != 0:
+            raise RabbitNodeError(f"rabbitmqctl {' '.join(args)} exited {proc.returncode}: "
+                                  f"{out.decode()}{err.decode()}")
+        return out.decode()
+
+    @staticmethod
+    def _check_url(url: str) -> str:
+        url = url.rstrip("/")
+        if not _URL.fullmatch(url):
+            raise ValueError(f"not a plain http(s) URL: {url!r}")
+        return url
+
+    def _auth_base_eval(self, url: str) -> str:
+        pairs = ",".join(f'{{{p}_path,"{url}/{p}"}}' for p in AUTH_PATHS)
+        # Set each path, then read them all back (the output is checked by the caller).
+        return (f"[begin ok = application:set_env(rabbitmq_auth_backend_http, K, V), "
+                f"{{ok, Got}} = application:get_env(rabbitmq_auth_backend_http, K), Got end "
+                f"|| {{K, V}} <- [{pairs}]].")
+
+    def _check_auth_base(self, url: str, out: str) -> None:
+        missing = [p for p in AUTH_PATHS if f'"{url}/{p}"' not in out]
+        if missing:
+            raise RabbitNodeError(f"set_auth_base({url}): {missing} not set; rabbitmqctl eval said {out!r}")
+        self.auth_base = url
+
+    def set_auth_base(self, url: str) -> None:
+        """Point the HTTP auth backend of the running node at ``{url}/user`` etc. (takes effect on the
+        next check: the backend reads its paths on every request)."""
+        url = self._check_url(url)
+        self._check_auth_base(url, self.ctl("eval", self._auth_base_eval(url)))
+
+    async def aset_auth_base(self, url: str) -> None:
+        """``set_auth_base`` for async tests (does not block the event loop)."""
+        url = self._check_url(url)
+        self._check_auth_base(url, await self.actl("eval", self._auth_base_eval(url)))
+
+    # -- diagnostics ---------------------------------------------------------------------------------
+
+    @property
+    def mgmt_url(self) -> str:
+        return f"http://127.0.0.1:{self.mgmt_port}"
+
+    def log_tail(self, lines: int = 30, first_errors: int = 12) -> str:
+        """The first error lines (the cause: a crash report follows them) and the last lines of the
+        node's console output and log files."""
+        if self.dir is None:
+            return "(no log: the node's directory is gone)"
+        parts = []
+        for path in [self.dir / "console.log", *sorted((self.dir / "log").glob("*.log"))]:
+            if path.is_file():
+                text = path.read_text(errors="replace").splitlines()
+                errors = [ln for ln in text if "[error]" in ln][:first_errors]
+                if errors:
+                    parts.append(f"--- {path.name} (first {len(errors)} error lines)\n" + "\n".join(errors))
+                parts.append(f"--- {path.name} (last {len(text[-lines:])} lines)\n" + "\n".join(text[-lines:]))
+        return "\n".join(parts) or "(no log written)"
+
+
+@pytest.fixture(scope="session", name="rabbitmq_node")
+def rabbitmq_node_fixture() -> Iterator[RabbitNode]:
+    """The ``rabbitmq_node`` fixture: one private RabbitMQ node for the session (tests point it at their
+    auth server with ``set_auth_base``/``aset_auth_base``). Skips where RabbitMQ is not installed.
+    Imported under this name, a test module (or conftest) gets the fixture without its test
+    functions' ``rabbitmq_node`` arguments shadowing an import (ruff F811)."""
+    if not installed():
+        pytest.skip(f"RabbitMQ is not installed ({SERVER} is absent)")
+    node = RabbitNode()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()

@@ -1,0 +1,108 @@
+"""RabbitMQ as the MQTT front, live: a private RabbitMQ node (tests/rabbitmq.py) whose HTTP auth
+backend is imgate's admin API (``/auth/rabbitmq/…``). Devices log in with their tokens, the
+client id binding and the topic ACL hold, and a message published by the bridge's account
+reaches a device through RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import aiomqtt
+import pytest
+
+from config.settings import Settings
+from imgate.app import App
+from services.errors import Conflict
+from tests.conftest import ADMIN_SECRET
+from tests.helpers import WAIT, connect, tweak, wait_event
+from tests.rabbitmq import RabbitNode, rabbitmq_node_fixture  # noqa: F401  (registers rabbitmq_node)
+
+BRIDGE, BRIDGE_PASSWORD = "bridge", "bridge-secret-for-tests"
+
+
+@pytest.fixture
+def admin_secret() -> str:
+    return ADMIN_SECRET
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The bridge's own login to the external broker: the auth backend gives it full access.
+    return tweak(settings, "broker", username=BRIDGE, password=BRIDGE_PASSWORD)
+
+
+@pytest.fixture
+async def fronted(app: App, rabbitmq_node: RabbitNode) -> AsyncIterator[tuple[App, RabbitNode]]:
+    """The app, and the node asking its admin API."""
+    assert app.admin is not None
+    await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{app.admin.port}/auth/rabbitmq")
+    yield app, rabbitmq_node
+
+
+async def token(app: App, uid: str, device: str = "phone") -> str:
+    """A new token of ``uid``'s device (the user made on first use)."""
+    with suppress(Conflict):
+        await app.services.users.add_user(uid)
+    return (await app.services.users.issue_token(uid, device)).token
+
+
+async def refused(node: RabbitNode, uid: str, device: str, password: str) -> aiomqtt.MqttCodeError:
+    with pytest.raises(aiomqtt.MqttCodeError) as caught:
+        async with connect(node.mqtt_port, uid, device, password, subscribe=[]):
+            pass
+    return caught.value
+
+
+async def test_a_device_logs_in_with_its_token_and_gets_the_bridges_publish(fronted: tuple[App, RabbitNode]) -> None:
+    app, node = fronted
+    alice = await token(app, "alice")
+    async with connect(node.mqtt_port, "alice", "phone", alice, subscribe=["im/alice/in/#"]) as phone, \
+            aiomqtt.Client("127.0.0.1", node.mqtt_port, username=BRIDGE, password=BRIDGE_PASSWORD,
+                           identifier="bridge-1") as bridge:
+        await bridge.publish("im/alice/in/msg", b'{"text": "through RabbitMQ"}', qos=1)
+        got = await phone.inbox.wait_for(lambda r: r.topic == "im/alice/in/msg")
+        assert got[0].payload == b'{"text": "through RabbitMQ"}'
+
+
+async def test_wrong_tokens_and_other_client_ids_are_refused(fronted: tuple[App, RabbitNode]) -> None:
+    app, node = fronted
+    alice = await token(app, "alice")
+    await refused(node, "alice", "phone", alice + "x")  # not the token
+    await refused(node, "alice", "laptop", alice)  # the token of another device
+    await refused(node, "bob", "phone", alice)  # another user's name
+    await refused(node, BRIDGE, "x", "wrong")  # the bridge's name, not its password
+    await app.services.users.revoke_tokens("alice", "phone")
+    await refused(node, "alice", "phone", alice)  # revoked
+    async with connect(node.mqtt_port, "alice", "phone", await token(app, "alice"), subscribe=[]):
+        pass  # a new token of the same device logs in
+
+
+@pytest.mark.parametrize("action", ["publish to another user's topic", "subscribe to every user's inbox"])
+async def test_the_topic_acl_closes_a_device_that_oversteps(fronted: tuple[App, RabbitNode], action: str) -> None:
+    """RabbitMQ closes the connection of a publish or subscription its auth backend denies; the
+    bridge's account, subscribed to every user's out topics, never sees the forged message."""
+    app, node = fronted
+    alice = await token(app, "alice")
+    async with aiomqtt.Client("127.0.0.1", node.mqtt_port, username=BRIDGE, password=BRIDGE_PASSWORD,
+                              identifier="bridge-2") as bridge:
+        await bridge.subscribe("im/+/out/#", qos=1)
+        async with connect(node.mqtt_port, "alice", "phone", alice, subscribe=[]) as phone:
+            # No PUBACK or SUBACK comes back: the connection is closed instead.
+            if action.startswith("publish"):
+                step = phone.client.publish("im/bob/out/msg", b'{"cid": "forged"}', qos=1)
+            else:
+                step = phone.client.subscribe("im/+/in/#", qos=1)
+            overstep = asyncio.create_task(step)
+            await wait_event(phone.disconnected)
+            overstep.cancel()
+            with suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await overstep
+            # The device's own topic still goes through (a fresh login), and is all the bridge gets.
+        async with connect(node.mqtt_port, "alice", "phone", alice, subscribe=[]) as again:
+            await again.client.publish("im/alice/out/msg", b'{"cid": "own"}', qos=1)
+        async with asyncio.timeout(WAIT):
+            async for message in bridge.messages:
+                assert str(message.topic) == "im/alice/out/msg" and message.payload == b'{"cid": "own"}'
+                break
