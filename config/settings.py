@@ -224,6 +224,17 @@ class AdminSettings(_Part):
     secret: str | None = Field(None, min_length=16, description="Bearer secret; at least 16 characters")
 
 
+class RabbitMqSettings(_Part):
+    """RabbitMQ as the MQTT front (its HTTP auth backend asks ``imgate api``): its management API,
+    through which imgate closes the live connections of a user whose token is revoked or who is
+    disabled (RabbitMQ itself re-checks a connection only on its next login). Off when no URL."""
+
+    management_url: str | None = None  # e.g. http://127.0.0.1:15672
+    management_username: str | None = None  # a user with the "administrator" or "monitoring" tag
+    management_password: str | None = None
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+
 class PushSettings(_Part):
     """Offline push. A provider is on when it is configured."""
 
@@ -303,6 +314,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
     admin: AdminSettings = AdminSettings()
+    rabbitmq: RabbitMqSettings = RabbitMqSettings()
     push: PushSettings = PushSettings()
     search: SearchSettings = SearchSettings()
     workers: WorkerSettings = WorkerSettings()

@@ -45,6 +45,7 @@ from services.users.service import UserService
 
 if TYPE_CHECKING:
     from imgate.http import EmbeddedHttpServer
+    from imgate.rabbitmq import RabbitManagement
 
 log = logging.getLogger("imgate")
 
@@ -165,6 +166,7 @@ class App:
         self.push: PushService | None = None
         self.search: SearchService | None = None
         self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
+        self.rabbit: RabbitManagement | None = None  # RabbitMQ's management API (rabbitmq.management_url)
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
 
     @property
@@ -200,6 +202,7 @@ class App:
             if not s.admin.secret:
                 msg = "imgate api needs admin.secret (IMGATE_ADMIN__SECRET)"
                 raise ImError(msg, ErrorCode.BAD_REQUEST)
+            await self._start_rabbit(svc)
             await self._start_admin()
             log.info("imgate api is up (admin API, RabbitMQ auth backend)")
             return
@@ -270,6 +273,8 @@ class App:
             raise self.tasks.failure  # the bridge could not start (its error is logged and chained)
         if self.broker is not None and self.broker.broker is not None:
             self.broker.broker.accepting = True  # a PUBLISH acknowledged from now on reaches the bridge
+        else:
+            await self._start_rabbit(svc)
         await self._start_admin()
         log.info("imgate is up (bridge transport: %s)", type(transport).__name__)
 
@@ -411,7 +416,44 @@ class App:
         except (ListenerError, OSError, ValueError) as exc:
             log.error("TLS certificate not reloaded: %s", exc)
 
+    async def _start_rabbit(self, svc: Services) -> None:
+        """With ``rabbitmq.management_url``: the management API, and a watcher that closes the
+        RabbitMQ connections of every revocation or disable logged in the database (made by this
+        process, another ``imgate api`` or the CLI), within ``broker.auth_poll_interval``."""
+        r = self.settings.rabbitmq
+        if not r.management_url:
+            return
+        import httpx
+
+        from imgate.rabbitmq import RabbitManagement
+
+        auth = (r.management_username or "", r.management_password or "") if r.management_username else None
+        client = await self._stack.enter_async_context(httpx.AsyncClient(base_url=r.management_url, auth=auth,
+                                                                         timeout=r.timeout_s))
+        rabbit = self.rabbit = RabbitManagement(client)
+        after = await svc.users.last_auth_change_id()
+        interval = self.settings.broker.auth_poll_interval
+
+        async def watch() -> None:
+            nonlocal after
+            while True:
+                await asyncio.sleep(interval)  # a polling interval for the database's log, not synchronisation
+                try:
+                    for change in await svc.users.auth_changes_since(after):
+                        await rabbit.close_user(change.uid, f"{change.kind} (imgate)")
+                        after = change.id
+                except Exception:  # the database or the management API is away: the next pass retries
+                    log.exception("closing revoked RabbitMQ connections failed; retrying")
+
+        self.tasks.spawn("imgate.rabbitmq.auth-watch", watch)
+
     async def _kick(self, uid: str, device: str | None, reason: str) -> int:
+        if self.rabbit is not None:  # RabbitMQ as the front: every connection of the user (see imgate.rabbitmq)
+            try:
+                return await self.rabbit.close_user(uid, reason)
+            except Exception:  # the watcher closes them when the management API is back
+                log.exception("closing the RabbitMQ connections of %s failed; the watcher retries", uid)
+                return 0
         if self.broker is None or self.broker.broker is None:
             return 0  # an external broker: the auth watcher of its own deployment applies it
         # A revocation or a disable is "not authorized any more" (as the auth watcher says it);

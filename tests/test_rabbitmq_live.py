@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 
 import aiomqtt
+import httpx
 import pytest
 
 from config.settings import Settings
@@ -17,7 +18,7 @@ from imgate.app import App
 from services.errors import Conflict
 from tests.conftest import ADMIN_SECRET
 from tests.helpers import WAIT, connect, tweak, wait_event
-from tests.rabbitmq import RabbitNode, rabbitmq_node_fixture  # noqa: F401  (registers rabbitmq_node)
+from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, rabbitmq_node_fixture  # noqa: F401
 
 BRIDGE, BRIDGE_PASSWORD = "bridge", "bridge-secret-for-tests"
 
@@ -106,3 +107,40 @@ async def test_the_topic_acl_closes_a_device_that_oversteps(fronted: tuple[App, 
             async for message in bridge.messages:
                 assert str(message.topic) == "im/alice/out/msg" and message.payload == b'{"cid": "own"}'
                 break
+
+
+@pytest.fixture
+async def api_front(settings: Settings, rabbitmq_node: RabbitNode) -> AsyncIterator[tuple[App, RabbitNode]]:
+    """``imgate api`` as RabbitMQ's auth backend, closing connections through its management API
+    (the database migrated by a full app first: an api process does not migrate)."""
+    async with App(settings):
+        pass
+    front = settings.model_copy(update={"rabbitmq": settings.rabbitmq.model_validate({
+        "management_url": rabbitmq_node.mgmt_url, "management_username": ADMIN_USER,
+        "management_password": ADMIN_PASSWORD})})
+    async with App(front, role="api") as api:
+        assert api.admin is not None and api.rabbit is not None
+        await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
+        yield api, rabbitmq_node
+
+
+@pytest.mark.parametrize("how", ["admin API revoke", "admin API disable", "revoked elsewhere (CLI)"])
+async def test_revoking_closes_the_live_rabbitmq_connection(api_front: tuple[App, RabbitNode], how: str) -> None:
+    """A live MQTT connection is not asked again by RabbitMQ: imgate closes it through the
+    management API at once (the admin API), or within broker.auth_poll_interval when another
+    process revoked (the watcher of the database's revocation log). The next login is refused."""
+    api, node = api_front
+    alice = await token(api, "alice")
+    async with connect(node.mqtt_port, "alice", "phone", alice, subscribe=["im/alice/in/#"]) as phone:
+        assert api.admin is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.admin.port}",
+                                     headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as admin:
+            if how == "admin API revoke":
+                r = await admin.post("/v1/users/alice/tokens/revoke", json={"device": "phone"})
+                assert r.status_code == 200 and r.json()["count"] == 1
+            elif how == "admin API disable":
+                assert (await admin.post("/v1/users/alice/disable")).status_code == 200
+            else:
+                await api.services.users.revoke_tokens("alice", "phone")  # as `imgate token revoke` does
+        await wait_event(phone.disconnected)
+    await refused(node, "alice", "phone", alice)
