@@ -1,5 +1,5 @@
 """Authentication and topic ACL for an external broker that asks over HTTP (RabbitMQ's
-``rabbitmq_auth_backend_http``): the same decisions the embedded broker makes (``broker.gate``
+``rabbitmq_auth_backend_http``, EMQX 5's HTTP authentication and authorization): the same decisions the embedded broker makes (``broker.gate``
 logs a CONNECT in, ``broker.acl`` decides topics), for a broker that is not ours. No IO of its own
 beyond the authenticator the gate calls; the HTTP shell is ``imgate.admin``.
 
@@ -19,6 +19,11 @@ RabbitMQ asks four questions (``auth_http.http_method = post``, form fields):
   MQTT topic with ``/`` as ``.`` and ``+`` as ``*``; it is decided with the MQTT topic ACL, on the
   principal that ``username`` and the connection's client id stand for (RabbitMQ asks this only
   for connections it logged in through the *user* question).
+
+EMQX 5 asks two (``imgate.admin``'s ``/auth/emqx/…``; the request bodies are templates configured in
+EMQX, see ``config/emqx/imgate.hocon``): *authn* with ``username``, ``password``, ``clientid``
+(``login``), and *authz* with ``username``, ``clientid``, ``action`` (``publish``/``subscribe``)
+and ``topic``, the MQTT topic or filter itself (``authorize``).
 """
 
 from __future__ import annotations
@@ -97,14 +102,26 @@ class ExternalAuth:
 
     def topic(self, username: str, vhost: str, exchange: str, permission: str, routing_key: str,
               client_id: str | None) -> bool:
-        if not self.vhost(vhost) or exchange != self._exchange:
+        """RabbitMQ's topic question (a routing or binding key on the topic exchange)."""
+        if not self.vhost(vhost) or exchange != self._exchange or permission not in ("write", "read"):
             return False
+        return self.authorize(username, client_id, "publish" if permission == "write" else "subscribe",
+                              mqtt_topic(routing_key))
+
+    def authorize(self, username: str, client_id: str | None, action: str, topic: str) -> bool:
+        """May this connection ``publish`` to ``topic`` or ``subscribe`` to the filter ``topic``?
+        (EMQX asks this as it is; a shared subscription's ``$share/{group}/`` is decided on its
+        filter.)"""
         who = self.principal(username, client_id)
         if who is None:
             return False
-        topic = mqtt_topic(routing_key)
-        if permission == "write":
+        if action == "publish":
             return self._acl.can_publish(who, topic)
-        if permission == "read":
+        if action == "subscribe":
+            if topic.startswith("$share/"):
+                _, _, rest = topic.partition("/")
+                group, _, topic = rest.partition("/")
+                if not group or not topic:
+                    return False
             return self._acl.can_subscribe(who, topic)
         return False

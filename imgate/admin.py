@@ -9,6 +9,7 @@ with the failing field named, and the OpenAPI document comes from the same code 
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -45,17 +46,39 @@ class AdminContext:
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    """A small ``application/x-www-form-urlencoded`` body (None when larger than _FORM_MAX)."""
+async def _small_body(request: Request) -> bytes | None:
+    """The request's body, or None when it is larger than _FORM_MAX."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > _FORM_MAX:
             return None
+    return body
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """A small ``application/x-www-form-urlencoded`` body (None when too large or undecodable)."""
+    body = await _small_body(request)
+    if body is None:
+        return None
     try:
         return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True, max_num_fields=32).items()}
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+async def _json_fields(request: Request) -> dict[str, str] | None:
+    """A small JSON object's string fields (None when too large, not JSON, or not an object)."""
+    body = await _small_body(request)
+    if body is None:
+        return None
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {k: v for k, v in value.items() if isinstance(v, str)}
 
 
 class _DenyAll:
@@ -65,7 +88,7 @@ class _DenyAll:
     def vhost(self, *_: Any) -> bool:
         return False
 
-    resource = topic = vhost
+    resource = topic = authorize = vhost
 
 
 _DENY_ALL: Any = _DenyAll()
@@ -225,6 +248,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         return NotificationResult(users=users, devices_now=devices)
 
     _rabbitmq_routes(app, ctx)
+    _emqx_routes(app, ctx)
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})
@@ -276,3 +300,38 @@ def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:
                                                        form.get("name", ""), form.get("permission", ""),
                                                        form.get("routing_key", ""),
                                                        form.get("variable_map.client_id")))
+
+
+class EmqxResult(BaseModel):
+    result: str = Field(description="allow or deny")
+    is_superuser: bool = False
+
+
+def _emqx_routes(app: FastAPI, ctx: AdminContext) -> None:
+    """EMQX 5's HTTP authentication and authorization (``method = post``, a JSON body whose
+    template is ``config/emqx/imgate.hocon``'s): ``{"result": "allow" | "deny"}``, never a
+    superuser (the authorization source decides every topic; the bridge's account has ``#``). Not
+    behind the admin secret, as the RabbitMQ routes."""
+    tags: list[str | Enum] = ["EMQX auth hooks"]
+    auth = ctx.external_auth or _DENY_ALL
+
+    def answer(allowed: bool) -> EmqxResult:
+        return EmqxResult(result="allow" if allowed else "deny")
+
+    @app.post("/auth/emqx/authn", response_model=EmqxResult, tags=tags)
+    async def emqx_authn(request: Request) -> EmqxResult:
+        """The body's ``username``, ``password`` and ``clientid``: a device token and its
+        ``{uid}:{device}``, or a service account."""
+        body = await _json_fields(request)
+        if body is None:
+            return answer(False)
+        login = await auth.login(body.get("username"), body.get("password"), body.get("clientid"))
+        return answer(login.allowed)
+
+    @app.post("/auth/emqx/authz", response_model=EmqxResult, tags=tags)
+    async def emqx_authz(request: Request) -> EmqxResult:
+        """The body's ``username``, ``clientid``, ``action`` (``publish`` or ``subscribe``) and
+        ``topic``, decided with the topic ACL of docs/protocol.md §2."""
+        body = await _json_fields(request)
+        return answer(body is not None and auth.authorize(body.get("username", ""), body.get("clientid"),
+                                                          body.get("action", ""), body.get("topic", "")))

@@ -17,21 +17,9 @@ from config.settings import Settings
 from imgate.app import App
 from services.errors import Conflict
 from tests.conftest import ADMIN_SECRET
-from tests.helpers import WAIT, connect, tweak, wait_event
+from tests.external_auth import BRIDGE, BRIDGE_PASSWORD, admin_secret_fixture, bridge_login_fixture  # noqa: F401
+from tests.helpers import WAIT, connect, wait_event
 from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, rabbitmq_node_fixture  # noqa: F401
-
-BRIDGE, BRIDGE_PASSWORD = "bridge", "bridge-secret-for-tests"
-
-
-@pytest.fixture
-def admin_secret() -> str:
-    return ADMIN_SECRET
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # The bridge's own login to the external broker: the auth backend gives it full access.
-    return tweak(settings, "broker", username=BRIDGE, password=BRIDGE_PASSWORD)
 
 
 @pytest.fixture
