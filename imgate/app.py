@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, fields
@@ -52,6 +54,7 @@ log = logging.getLogger("imgate")
 BRIDGE_ACCOUNT = "svc:bridge"  # ':' is not allowed in uids, so no user can take this name
 _BRIDGE_READY_TIMEOUT = 15.0
 _DRAIN_TIMEOUT = 10.0
+_LEASE_MS = 15_000  # an event consumer's lease (App.leased): a dead worker's consumer moves on after this
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ class App:
     """The running platform. ``async with App(settings) as app: await app.wait()``."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 role: Literal["all", "worker", "api"] = "all") -> None:
+                 role: Literal["all", "worker", "api"] = "all", holder: str | None = None) -> None:
         """``role``: "all" is ``imgate run`` (broker, bridge, services; the background work in a
         worker process or inline, by ``workers.mode``); "worker" is ``imgate worker`` (the
         background work alone); "api" is ``imgate api`` (the admin API and the external broker's
@@ -167,6 +170,8 @@ class App:
         self.search: SearchService | None = None
         self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
         self.rabbit: RabbitManagement | None = None  # RabbitMQ's management API (rabbitmq.management_url)
+        # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
 
     @property
@@ -247,7 +252,7 @@ class App:
         await self._start_push(svc, loops=inline)
         self._start_search(svc, loops=inline)
         if not inline:
-            self.worker = WorkerProcess(s)
+            self.worker = WorkerProcess(s, holder=f"{self.holder}/worker")
             self.tasks.spawn("imgate.worker", self.worker.run, restart=True)
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
@@ -317,7 +322,8 @@ class App:
         if not loops:
             return
         self.tasks.spawn("imgate.push.sender", lambda: push.run(p.interval_s), restart=True)
-        self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", push.fan_out, FAN_OUT_BATCH, p.interval_s),
+        fan_out = self.leased("push", push.fan_out)
+        self.tasks.spawn("imgate.push.worker", lambda: self._work_loop("push", fan_out, FAN_OUT_BATCH, p.interval_s),
                          restart=True)
 
     def _start_search(self, svc: Services, *, loops: bool) -> None:
@@ -327,9 +333,31 @@ class App:
         search = self.search = build_search(self.settings, svc)
         if not loops:
             return
+        index = self.leased("search", search.index_pending)
         self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
-            "search indexing", search.index_pending, self.settings.search.batch, self.settings.search.interval_s),
+            "search indexing", index, self.settings.search.batch, self.settings.search.interval_s),
             restart=True)
+
+    def leased(self, consumer: str, step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
+        """``step`` (a pass over the message-event queue as ``consumer``), run only while this
+        process holds the consumer's lease (``EventQueue.lease``): of N worker processes, one
+        follows each consumer and the others stand by, taking over within ``_LEASE_MS`` of a
+        holder's death. The lease is renewed in the database only once a third of it is gone."""
+        assert self.services is not None
+        events, clock = self.services.events, self.clock
+        held_until = 0
+
+        async def guarded() -> int:
+            nonlocal held_until
+            now = clock.now_ms()
+            if held_until - now < _LEASE_MS * 2 // 3:
+                if not await events.lease(consumer, self.holder, now, _LEASE_MS):
+                    held_until = 0
+                    return 0
+                held_until = now + _LEASE_MS
+            return await step()
+
+        return guarded
 
     @staticmethod
     async def _work_loop(name: str, step: Callable[[], Awaitable[int]], full: int, interval: float) -> None:

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", parents=[common], help="run the background work alone (push, search indexing)",
                             description="Run push fan-out and sending and search indexing, without broker or "
                                         "bridge (imgate run starts one itself unless workers.mode is inline).")
+    worker.add_argument("--lease-holder", help="the name this worker holds its leases under (how imgate run "
+                                               "names its worker, so a restarted one takes them back at once)")
     worker.add_argument("--settings-stdin", action="store_true",
                         help="read the settings as one JSON line on stdin and stop at its end (how imgate run "
                              "starts its worker)")
@@ -246,11 +248,11 @@ async def _api(settings: Settings) -> None:
         await app.wait(stop)
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings, holder: str | None = None) -> None:
     from imgate.app import App
 
     stop = _stop_on_signals()
-    async with App(settings, role="worker") as app:
+    async with App(settings, role="worker", holder=holder) as app:
         print("imgate worker: running (push, search indexing)", flush=True)
         await app.wait(stop)
 
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_settings = read_settings()
         logging.basicConfig(level=worker_settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
-            _arun(worker_settings, serve_worker(worker_settings))
+            _arun(worker_settings, serve_worker(worker_settings, args.lease_holder))
         except KeyboardInterrupt:
             return 130
         return 0
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             _arun(settings, _run(settings))
             return 0
         if args.command == "worker":
-            _arun(settings, _worker(settings))
+            _arun(settings, _worker(settings, args.lease_holder))
             return 0
         if args.command == "api":
             _arun(settings, _api(settings))

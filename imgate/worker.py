@@ -53,8 +53,11 @@ class WorkerProcess:
     """The parent's side: runs ``imgate worker`` until cancelled; raises ``WorkerExited`` if it
     ends on its own."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, holder: str | None = None) -> None:
+        """``holder``: the event consumers' lease holder every child started here uses, so a
+        child restarted after a crash takes its leases back at once (``App.leased``)."""
         self._settings = settings
+        self._holder = holder
         self.stats = WorkerStats()
         self.pid: int | None = None
         self._reported = asyncio.Event()  # set at each report (next_report waits for it)
@@ -66,8 +69,9 @@ class WorkerProcess:
         return self.stats
 
     async def run(self) -> None:
+        holder = ["--lease-holder", self._holder] if self._holder else []
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imgate", "worker", "--settings-stdin",
+            sys.executable, "-m", "imgate", "worker", "--settings-stdin", *holder,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=_MAX_LINE)
         self.pid = proc.pid
         self.stats.started += 1
@@ -123,7 +127,7 @@ def read_settings() -> Settings:
     return Settings.model_validate_json(line)
 
 
-async def serve_worker(settings: Settings) -> None:
+async def serve_worker(settings: Settings, holder: str | None = None) -> None:
     """The child's side: run the background work until stdin ends (the parent stopped or died),
     reporting counters on stdout."""
     from imgate.app import App
@@ -132,7 +136,7 @@ async def serve_worker(settings: Settings) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, sys.stdout)
-    async with App(settings, role="worker") as app, asyncio.TaskGroup() as tg:
+    async with App(settings, role="worker", holder=holder) as app, asyncio.TaskGroup() as tg:
         reports = tg.create_task(_report_loop(app, out), name="imgate.worker.reports")
         stdin_closed = tg.create_task(_until_eof(reader), name="imgate.worker.stdin")
         crashed = tg.create_task(app.wait(), name="imgate.worker.wait")

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 
 from services.db import DbInfo
 from services.events.models import MessageEvent
-from services.sql import Many, Program, fetch, run_on
+from services.sql import Many, Program, Query, fetch, run_on, run_transaction
 
 CONSUMERS = ("push", "search")
 
@@ -38,6 +39,29 @@ class EventQueue:
     @staticmethod
     def _key(consumer: str) -> str:
         return f"events:{consumer}"
+
+    async def lease(self, consumer: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew ``consumer``'s lease for ``holder`` until ``now_ms + ttl_ms``: one
+        process at a time follows a consumer's offset, however many run (``imgate worker`` × N);
+        another takes over once a holder has not renewed within the lease. False: someone else
+        holds it."""
+        try:
+            return await run_transaction(self._lease_sql(consumer, holder, now_ms, ttl_ms))
+        except IntegrityError:  # two first takers at once (PostgreSQL): the other one won
+            return False
+
+    @staticmethod
+    def _lease_sql(consumer: str, holder: str, now_ms: int, ttl_ms: int) -> Program[bool]:
+        key, value = f"lease:{consumer}", f"{holder}|{now_ms + ttl_ms}"
+        rows = yield Query("SELECT value FROM imgate_meta WHERE key = ?", [key], for_update=True)
+        if not rows:
+            yield Query("INSERT INTO imgate_meta (key, value) VALUES (?, ?)", [key, value])
+            return True
+        current, _, until = str(rows[0][0]).rpartition("|")
+        if current != holder and until.isdigit() and int(until) > now_ms:
+            return False
+        yield Query("UPDATE imgate_meta SET value = ? WHERE key = ?", [value, key])
+        return True
 
     async def offset(self, consumer: str) -> int:
         row = await DbInfo.get_or_none(key=self._key(consumer))
