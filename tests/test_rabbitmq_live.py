@@ -18,7 +18,7 @@ from imgate.app import App
 from services.errors import Conflict
 from tests.conftest import ADMIN_SECRET
 from tests.external_auth import BRIDGE, BRIDGE_PASSWORD, admin_secret_fixture, bridge_login_fixture  # noqa: F401
-from tests.helpers import WAIT, connect, wait_event
+from tests.helpers import WAIT, connect, on, wait_event
 from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, rabbitmq_node_fixture  # noqa: F401
 
 
@@ -132,3 +132,33 @@ async def test_revoking_closes_the_live_rabbitmq_connection(api_front: tuple[App
                 await api.services.users.revoke_tokens("alice", "phone")  # as `imgate token revoke` does
         await wait_event(phone.disconnected)
     await refused(node, "alice", "phone", alice)
+
+
+async def test_a_1to1_exchange_through_rabbitmq_and_one_bridge(settings: Settings, rabbitmq_node: RabbitNode) -> None:
+    """RabbitMQ as the whole MQTT front: devices log in through ``imgate api``, and an imgate
+    bridge (``broker.embedded = false``) logs in to RabbitMQ with its account, takes the devices'
+    out traffic, stores it and delivers. (Several bridges on RabbitMQ need the AMQP consumers of
+    issue 14: RabbitMQ 3.10's MQTT has no shared subscriptions.)"""
+    async with App(settings) as full:  # migrates the database and makes the users
+        for uid in ("alice", "bob"):
+            await full.services.users.add_user(uid)
+    bridge_settings = settings.model_copy(update={"broker": settings.broker.model_validate({
+        **settings.broker.model_dump(), "embedded": False, "host": "127.0.0.1", "port": rabbitmq_node.mqtt_port})})
+    async with App(settings, role="api") as api:
+        assert api.admin is not None
+        await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
+        async with App(bridge_settings) as bridge:
+            assert bridge.broker is None and bridge.bridge is not None and bridge.bridge.ready.is_set()
+            alice_token, bob_token = await token(api, "alice"), await token(api, "bob")
+            async with connect(rabbitmq_node.mqtt_port, "alice", "phone", alice_token) as alice, \
+                    connect(rabbitmq_node.mqtt_port, "bob", "phone", bob_token) as bob:
+                ack = await alice.send_and_ack("r1", "bob", "hello through RabbitMQ")
+                assert ack["seq"] == 1 and "error" not in ack
+                got = (await bob.inbox.wait_for(lambda r: r.topic == "im/bob/in/msg"))[-1].json
+                assert (got["from"], got["text"], got["seq"]) == ("alice", "hello through RabbitMQ", 1)
+                await alice.send({"cid": "r1", "to": "bob", "type": "text", "text": "hello through RabbitMQ"})
+                acks = await alice.inbox.wait_for(on("/in/ack", cid="r1"), count=2)  # a retry: the stored one
+                assert [a.json["seq"] for a in acks] == [1, 1]
+                await alice.send_and_ack("r2", "bob", "and again")
+                delivered = await bob.inbox.wait_for(lambda r: r.topic == "im/bob/in/msg", count=2)
+                assert [m.json["seq"] for m in delivered] == [1, 2]  # the retry delivered nothing again
