@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from broker.external_auth import ExternalAuth, Login
+from broker.external_auth import ExternalAuth
 from services.errors import WIRE, ErrorCode, ImError
 from services.ids import DEVICE_RE, UID_RE
 
@@ -40,7 +40,7 @@ class AdminContext:
     health: Callable[[], Awaitable[dict[str, bool]]]
     metrics: Callable[[], Awaitable[bytes]]  # the Prometheus text exposition (imgate.metrics.Metrics.render)
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
-    external_auth: ExternalAuth | None = None  # RabbitMQ's HTTP auth backend asks it
+    external_auth: ExternalAuth  # what RabbitMQ's and EMQX's HTTP auth ask (/auth/...)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -74,24 +74,11 @@ async def _json_fields(request: Request) -> dict[str, str] | None:
         return None
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: '[[[[…' nested deep
         return None
     if not isinstance(value, dict):
         return None
     return {k: v for k, v in value.items() if isinstance(v, str)}
-
-
-class _DenyAll:
-    async def login(self, *_: Any) -> Login:
-        return Login(allowed=False)
-
-    def vhost(self, *_: Any) -> bool:
-        return False
-
-    resource = topic = authorize = vhost
-
-
-_DENY_ALL: Any = _DenyAll()
 
 
 def _answer(allowed: bool) -> PlainTextResponse:
@@ -267,11 +254,11 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
 def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:
     """RabbitMQ's ``rabbitmq_auth_backend_http`` (``auth_http.http_method = post``): answers
-    ``allow`` or ``deny`` (see ``broker.external_auth``; everything is denied without one). Not
+    ``allow`` or ``deny`` (see ``broker.external_auth``). Not
     behind the admin secret (RabbitMQ sends none): serve the admin API where only the brokers and
     the operators reach it."""
     tags: list[str | Enum] = ["RabbitMQ auth backend"]
-    auth = ctx.external_auth or _DENY_ALL
+    auth = ctx.external_auth
 
     @app.post("/auth/rabbitmq/user", response_class=PlainTextResponse, tags=tags)
     async def rabbitmq_user(request: Request) -> PlainTextResponse:
@@ -313,7 +300,7 @@ def _emqx_routes(app: FastAPI, ctx: AdminContext) -> None:
     superuser (the authorization source decides every topic; the bridge's account has ``#``). Not
     behind the admin secret, as the RabbitMQ routes."""
     tags: list[str | Enum] = ["EMQX auth hooks"]
-    auth = ctx.external_auth or _DENY_ALL
+    auth = ctx.external_auth
 
     def answer(allowed: bool) -> EmqxResult:
         return EmqxResult(result="allow" if allowed else "deny")

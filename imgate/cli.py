@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from broker.listeners import ListenerError
 from config.settings import ConfigError, Settings, load_settings
@@ -166,7 +166,13 @@ def openapi_document() -> dict[str, Any]:
     async def _never(*_: Any) -> Any:
         raise NotImplementedError
 
-    ctx = AdminContext(users=None, kick=_never, health=_never, metrics=_never, notify=_never)
+    from broker.external_auth import ExternalAuth
+    from broker.gate import Gate
+    from imgate.app import topic_acl
+
+    # Nothing here is called: the document only needs the routes.
+    auth = ExternalAuth(Gate(cast("Any", None), [], {}), topic_acl("im"))
+    ctx = AdminContext(users=None, kick=_never, health=_never, metrics=_never, notify=_never, external_auth=auth)
     return build_admin_app(ctx, "x" * 16).openapi()
 
 
