@@ -23,7 +23,20 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+
+class Receipt(Protocol):
+    """A producer's handle on one message it offered (the AMQP transport's delivery): settled by
+    the bridge once the message's command has finished (stored, its replies and deliveries
+    confirmed by the broker, or answered with an error), so the producer acknowledges it to its
+    queue only then. One never settled (a crash, a handover) is delivered again, to this bridge
+    or another; the ``cid`` makes the retry harmless (protocol §3)."""
+
+    def settle(self) -> None: ...
+
+
+Item = tuple[str, bytes, dict[int, Any] | None, Receipt | None]
 
 
 @dataclass(slots=True)
@@ -48,7 +61,7 @@ class Ingress:
     def __init__(self, key_of: Callable[[str], str] | None = None, limits: IngressLimits | None = None) -> None:
         self._key_of = key_of or key_of_topic
         self.limits = limits or IngressLimits()
-        self._queues: dict[str, deque[tuple[str, bytes, dict[int, Any] | None]]] = {}
+        self._queues: dict[str, deque[Item]] = {}
         self._bytes: dict[str, int] = {}
         self._inflight: dict[str, int] = {}
         self._ready: deque[str] = deque()  # keys with waiting items and room in the lanes
@@ -64,9 +77,11 @@ class Ingress:
         self.stats = IngressStats()
 
     # ---- producers -------------------------------------------------------------------------
-    def offer(self, topic: str, payload: bytes, *, force: bool = False, props: dict[int, Any] | None = None) -> bool:
+    def offer(self, topic: str, payload: bytes, *, force: bool = False, props: dict[int, Any] | None = None,
+              receipt: Receipt | None = None) -> bool:
         """Queue a message for its key; False (nothing queued) when that key or the whole
-        ingress is full, unless ``force``. ``props``: the MQTT 5 properties of the PUBLISH."""
+        ingress is full, unless ``force``. ``props``: the MQTT 5 properties of the PUBLISH;
+        ``receipt``: settled once the message is handled (see ``Receipt``)."""
         if self._closed:
             self.stats.refused += 1
             return False
@@ -87,7 +102,7 @@ class Ingress:
         if queue is None:
             queue = self._queues[key] = deque()
             self._bytes[key] = 0
-        queue.append((topic, payload, props))
+        queue.append((topic, payload, props, receipt))
         self._bytes[key] += size
         self._total_bytes += size
         self._idle.clear()
@@ -110,16 +125,17 @@ class Ingress:
         return fut
 
     # ---- the consumer ----------------------------------------------------------------------
-    async def take(self) -> tuple[str, str, bytes, dict[int, Any] | None]:
-        """The next (key, topic, payload, MQTT 5 properties), round-robin between keys; waits for
-        one. The caller must ``release(key)`` once it has finished with it."""
+    async def take(self) -> tuple[str, str, bytes, dict[int, Any] | None, Receipt | None]:
+        """The next (key, topic, payload, MQTT 5 properties, receipt), round-robin between keys;
+        waits for one. The caller must ``release(key)`` once it has finished with it, and settle
+        its receipt."""
         while not self._ready or self._total_inflight >= self.limits.max_inflight:
             self._work.clear()
             await self._work.wait()
         key = self._ready.popleft()
         self._in_ready.discard(key)
         queue = self._queues[key]
-        topic, payload, props = queue.popleft()
+        topic, payload, props, receipt = queue.popleft()
         size = len(payload) + len(topic)
         self._bytes[key] -= size
         self._total_bytes -= size
@@ -129,7 +145,7 @@ class Ingress:
         self._total_inflight += 1
         self._mark_ready(key)
         self._wake_room(key)
-        return key, topic, payload, props
+        return key, topic, payload, props, receipt
 
     def release(self, key: str) -> None:
         """A message taken for ``key`` is finished: its place in the lanes is free again."""

@@ -22,7 +22,7 @@ import zlib
 from typing import Protocol
 
 from bridge.handlers import Dispatcher
-from bridge.ingress import Ingress, IngressLimits, key_of_topic
+from bridge.ingress import Ingress, IngressLimits, Receipt, key_of_topic
 from bridge.ratelimit import Throttle
 from bridge.router import Command, Ignore, Publish, Router, Rpc, Send
 from bridge.transport import Transport
@@ -41,6 +41,9 @@ class Timings(Protocol):
     def observe_rpc(self, method: str, seconds: float) -> None: ...
 
 
+_Taken = tuple[str, Command, float, Receipt | None]  # key, command, when taken, receipt
+
+
 class Bridge:
     """Owns the transport's run loop, the scheduler and the lane workers. ``run()`` until cancelled."""
 
@@ -54,8 +57,8 @@ class Bridge:
         self.ingress = Ingress(key_of_topic, ingress)
         # Unbounded asyncio queues, bounded by the ingress: at most ingress.max_inflight commands
         # are taken and not yet finished, whatever lane they wait in. Each command carries the
-        # perf_counter() of its taking (0.0 without timings).
-        self._lanes: list[asyncio.Queue[tuple[str, Command, float]]] = [asyncio.Queue() for _ in range(lanes)]
+        # perf_counter() of its taking (0.0 without timings) and its receipt (AMQP).
+        self._lanes: list[asyncio.Queue[_Taken]] = [asyncio.Queue() for _ in range(lanes)]
         self._timings = timings
         self._shared_group = shared_group
         self.ready = transport.ready
@@ -81,20 +84,25 @@ class Bridge:
 
     async def _schedule(self) -> None:
         while True:
-            key, topic, payload, props = await self.ingress.take()
+            key, topic, payload, props, receipt = await self.ingress.take()
             taken = time.perf_counter() if self._timings is not None else 0.0
             try:
                 cmd = self._throttle.check(key, self._router.route(topic, payload, props))
             except Exception:  # the router is pure and tested; a bug in it must not stop the bridge
                 log.exception("could not route a message on %s", topic)
-                self.ingress.release(key)
+                self._finish(key, receipt)
                 continue
             if isinstance(cmd, Ignore):
                 self.ignored += 1
                 log.debug("ignored: %s", cmd.reason)
-                self.ingress.release(key)
+                self._finish(key, receipt)
                 continue
-            self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd, taken))
+            self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd, taken, receipt))
+
+    def _finish(self, key: str, receipt: Receipt | None) -> None:
+        self.ingress.release(key)
+        if receipt is not None:
+            receipt.settle()
 
     async def publish_many(self, pubs: list[Publish]) -> None:
         """Publish from outside the lanes (the admin API's notifications)."""
@@ -104,8 +112,8 @@ class Bridge:
     def _lane_of(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self._lanes)
 
-    async def _work(self, lane: asyncio.Queue[tuple[str, Command, float]]) -> None:
-        carry: tuple[str, Command, float] | None = None  # taken off the lane, not a send: next
+    async def _work(self, lane: asyncio.Queue[_Taken]) -> None:
+        carry: _Taken | None = None  # taken off the lane, not a send: next
         while True:
             batch = [carry or await lane.get()]
             carry = None
@@ -126,11 +134,11 @@ class Bridge:
             try:
                 # Each command's publishes go out after the previous one's, in lane order; one that
                 # failed is logged and the others go on.
-                results = await asyncio.gather(*(self._dispatcher.handle(cmd) for _, cmd, _ in batch),
+                results = await asyncio.gather(*(self._dispatcher.handle(cmd) for _, cmd, _, _ in batch),
                                                return_exceptions=True)
                 pubs: list[Publish] = []
                 done: list[float] = []
-                for (_, cmd, taken), result in zip(batch, results, strict=True):
+                for (_, cmd, taken, _), result in zip(batch, results, strict=True):
                     if isinstance(result, BaseException):
                         log.error("bridge lane failed on %r", type(cmd).__name__, exc_info=result)
                     else:
@@ -146,10 +154,10 @@ class Bridge:
             except Exception:
                 log.exception("bridge lane failed on %d sends", len(batch))
             finally:
-                for key, _, _ in batch:
-                    self.ingress.release(key)
+                for key, _, _, receipt in batch:
+                    self._finish(key, receipt)
 
-    async def _run(self, key: str, cmd: Command, taken: float) -> None:
+    async def _run(self, key: str, cmd: Command, taken: float, receipt: Receipt | None) -> None:
         timings = self._timings
         try:
             # A command's publishes go out together (written in order, acked in any order);
@@ -169,7 +177,7 @@ class Bridge:
         except Exception:
             log.exception("bridge lane failed on %r", type(cmd).__name__)
         finally:
-            self.ingress.release(key)
+            self._finish(key, receipt)
 
     async def _publish(self, pub: Publish) -> None:
         try:
