@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.router import (
     Command,
+    ConnectionClosed,
     Ignore,
     PresenceUpdate,
     Publish,
@@ -54,7 +56,9 @@ class Dispatcher:
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
-                 search: SearchService | None = None) -> None:
+                 search: SearchService | None = None, announce_presence: bool = False) -> None:
+        """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
+        (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
         self.topics = topics
         self.messages = messages
@@ -65,6 +69,7 @@ class Dispatcher:
         self.push = push
         self.search = search
         self.group_receipts_max = group_receipts_max
+        self.announce_presence = announce_presence
         self.stats = BridgeStats()
         self._clock = clock or SystemClock()
 
@@ -92,8 +97,12 @@ class Dispatcher:
                 # (which would pin its presence), and one without a time gets now.
                 now = self._clock.now_ms()
                 ts = min(cmd.state.ts, now) if cmd.state.ts > 0 else now
-                await self.presence.record(cmd.uid, cmd.device, online=cmd.state.online,
-                                            platform=cmd.state.platform, ts=ts)
+                conn = cmd.state.conn if self.announce_presence else ""
+                stored = await self.presence.record(cmd.uid, cmd.device, online=cmd.state.online,
+                                                    platform=cmd.state.platform, ts=ts, conn=conn)
+                if self.announce_presence:
+                    return [self._presence_publish(cmd.uid, cmd.device, cmd.state.online, cmd.state.platform, ts)] \
+                        if stored else []
                 if cmd.state.online and cmd.state.persistent and self.notifications is not None:
                     # A device came back on its persistent session (its subscriptions are there
                     # already): hand it what was sent while it was away. Clean sessions pull with
@@ -105,11 +114,26 @@ class Dispatcher:
             except Exception:
                 log.exception("could not record presence of %s/%s", cmd.uid, cmd.device)
             return []
+        if isinstance(cmd, ConnectionClosed):
+            try:
+                gone = await self.presence.connection_closed(cmd.conn, min(cmd.ts, self._clock.now_ms()))
+            except Exception:
+                log.exception("could not record the close of connection %s", cmd.conn)
+                return []
+            return [self._presence_publish(d.uid, d.device, False, d.platform, d.ts) for d in gone]
         if isinstance(cmd, Typing):
             return await self._typing_event(cmd)
         if isinstance(cmd, Ignore):
             log.info("ignored: %s", cmd.reason)
         return []
+
+    @staticmethod
+    def _presence_publish(uid: str, device: str, online: bool, platform: str, ts: int) -> Publish:
+        """Presence as the embedded broker publishes it (protocol §5), for cluster mode."""
+        body: dict[str, Any] = {"online": online, "ts": ts}
+        if online:
+            body["platform"] = platform
+        return Publish(f"presence/{uid}/{device}", dumps(body))
 
     async def _typing_event(self, cmd: Typing) -> list[Publish]:
         try:

@@ -44,8 +44,9 @@ from services.errors import (
 from services.ids import UID_RE, direct_conv_id
 from services.messages.commands import SendCommand
 
-__all__ = ["APP_CODES", "CORRELATION_DATA", "RESPONSE_TOPIC", "Command", "Ignore", "PresenceUpdate", "Publish", "Reply",
-           "ReplyTo", "Router", "Rpc", "Send", "Topics", "Typing", "ack_error", "error_reply", "rpc_error"]
+__all__ = ["APP_CODES", "CLOSED_PREFIX", "CORRELATION_DATA", "RESPONSE_TOPIC", "Command", "ConnectionClosed", "Ignore",
+           "PresenceUpdate", "Publish", "Reply", "ReplyTo", "Router", "Rpc", "Send", "Topics", "Typing", "ack_error",
+           "error_reply", "rpc_error"]
 
 _MAX_RESPONSE_TOPIC = 256
 
@@ -87,6 +88,16 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """Cluster mode: the broker closed connection ``conn`` of a device this bridge did not see
+    connect (the presence service knows whose it was)."""
+
+    conn: str
+    ts: int
+    lane_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Typing:
     """Ephemeral: forwarded at QoS 0 to the other members, never stored."""
 
@@ -101,7 +112,9 @@ class Ignore:
     lane_key: str = ""
 
 
-Command = Reply | Send | Rpc | PresenceUpdate | Typing | Ignore
+Command = Reply | Send | Rpc | PresenceUpdate | ConnectionClosed | Typing | Ignore
+
+CLOSED_PREFIX = "$closed/"  # the AMQP transport's topic for a connection's close (cluster mode)
 
 
 def _usable_cid(body: Any) -> str | None:
@@ -123,13 +136,18 @@ def _usable_id(body: Any) -> int | str | None:
 class Router:
     """Turns inbound MQTT messages into commands. Pure and synchronous."""
 
-    def __init__(self, topics: Topics, *, max_payload: int, max_text: int) -> None:
+    def __init__(self, topics: Topics, *, max_payload: int, max_text: int, connection_events: bool = False) -> None:
+        """``connection_events``: route the AMQP transport's ``$closed/{conn}`` (cluster mode; no
+        client can publish there: the transport consumes the clients' ``out`` topics only)."""
         self.topics = topics
         self.max_payload = max_payload
         self.max_text = max_text
+        self.connection_events = connection_events
 
     def route(self, topic: str, payload: bytes, props: dict[int, Any] | None = None) -> Command:
         """``props``: the MQTT 5 properties of the PUBLISH (request/response for out/rpc)."""
+        if self.connection_events and topic.startswith(CLOSED_PREFIX):
+            return self._closed(topic[len(CLOSED_PREFIX):], payload)
         levels = topic.split("/")
         if len(levels) == 3 and levels[0] == "presence":
             return self._presence(levels[1], levels[2], payload)
@@ -259,6 +277,14 @@ class Router:
         except ValidationError:
             return Ignore(f"malformed presence for {uid}/{device}", lane_key=uid)
         return PresenceUpdate(uid, device, state, uid)
+
+    @staticmethod
+    def _closed(conn: str, payload: bytes) -> Command:
+        body = _loads(payload) if len(payload) <= 256 else _INVALID
+        ts = body.get("ts") if isinstance(body, dict) else None
+        if not conn or len(conn) > 128 or not isinstance(ts, int) or isinstance(ts, bool):
+            return Ignore(f"malformed connection close {conn[:128]!r}")
+        return ConnectionClosed(conn, ts, conn)
 
 
 _INVALID: Any = object()

@@ -143,6 +143,7 @@ class PresenceIn(BaseModel):
     platform: str = Field("", max_length=32)
     ts: int = 0
     persistent: bool = False
+    conn: str = Field("", max_length=128)  # cluster mode: the connection (its close means offline)
 
 
 def describe(exc: ValidationError) -> str:

@@ -216,6 +216,10 @@ async def assert_everything_is_there(app: App) -> None:
             == "still here"
 
 
+# Columns the migrations after the baseline add to existing rows, with the value each gets.
+ADDED_COLUMNS = {"device_presence": {"conn": ""}}
+
+
 async def aerich_rows(url: str) -> list[tuple[int, str, str]]:
     async with raw(url) as db:
         return [(r["id"], r["version"], r["app"]) for r in await db.rows('SELECT * FROM aerich ORDER BY id')]
@@ -242,6 +246,9 @@ async def test_imgate_migrate_upgrades_a_schema_2_database_and_loses_nothing(
     after = await dump(database_url)
     assert after["imgate_meta"] == [{"key": "events:push", "value": "0"}, {"key": "events:search", "value": "0"},
                                     {"key": "schema_version", "value": "3"}]
+    for table, added in ADDED_COLUMNS.items():  # columns of later migrations: their defaults, then compared
+        for row in after[table]:
+            assert {c: row.pop(c) for c in added} == added, table
     assert {t: rows for t, rows in after.items() if t != "imgate_meta"} == \
         {t: rows for t, rows in before.items() if t != "imgate_meta"}
     assert [v for _, v, _ in await aerich_rows(database_url)] == VERSIONS

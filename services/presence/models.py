@@ -11,6 +11,10 @@ class DevicePresence(Model):
     online = fields.BooleanField(default=False)
     platform = fields.CharField(max_length=32, default="")
     ts = fields.BigIntField()
+    # The connection that made the device online, when the broker names one (RabbitMQ's process id
+    # of the connection, in cluster mode): its close then marks the device offline, unless a newer
+    # connection of the device took its place. "" otherwise.
+    conn = fields.CharField(max_length=128, default="", db_index=True)
 
     class Meta:
         table = "device_presence"

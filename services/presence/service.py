@@ -17,20 +17,40 @@ class DeviceState:
     online: bool
     platform: str
     ts: int
+    uid: str = ""
 
 
 class PresenceService:
-    async def record(self, uid: str, device: str, *, online: bool, platform: str, ts: int) -> None:
-        """Store a device's presence unless a newer one is already stored (out-of-order safe)."""
+    async def record(self, uid: str, device: str, *, online: bool, platform: str, ts: int, conn: str = "") -> bool:
+        """Store a device's presence unless a newer one is already stored (out-of-order safe).
+        ``conn``: the broker's name for the connection. Online, it is remembered; offline, it
+        applies only while the stored state is that connection's (a device that reconnected
+        before its old connection was seen closing stays online). True if stored."""
         values: dict[str, Any] = {"online": online, "platform": platform, "ts": ts}
-        if await DevicePresence.filter(uid=uid, device=device, ts__lte=ts).update(**values):
-            return
+        if conn and online:
+            values["conn"] = conn
+        match: dict[str, Any] = {"uid": uid, "device": device, "ts__lte": ts}
+        if conn and not online:
+            match["conn"] = conn
+        if await DevicePresence.filter(**match).update(**values):
+            return True
         if await DevicePresence.exists(uid=uid, device=device):
-            return  # a newer state is stored
+            return False  # a newer state is stored, or another connection's
         try:
             await DevicePresence.create(uid=uid, device=device, **values)
         except IntegrityError:  # created concurrently: apply ours if it is newer
-            await DevicePresence.filter(uid=uid, device=device, ts__lte=ts).update(**values)
+            return bool(await DevicePresence.filter(**match).update(**values))
+        return True
+
+    async def connection_closed(self, conn: str, ts: int) -> list[DeviceState]:
+        """Mark offline the devices whose stored state is connection ``conn``'s (cluster mode:
+        RabbitMQ tells only the connection's id when it closes). Returns their new states."""
+        rows = await DevicePresence.filter(conn=conn, online=True, ts__lte=ts)
+        gone: list[DeviceState] = []
+        for r in rows:
+            if await DevicePresence.filter(id=r.id, conn=conn, online=True).update(online=False, ts=ts):
+                gone.append(DeviceState(r.device, False, r.platform, ts, uid=r.uid))
+        return gone
 
     async def lookup(self, uids: list[str]) -> dict[str, list[DeviceState]]:
         rows = await DevicePresence.filter(uid__in=uids).order_by("uid", "device")
