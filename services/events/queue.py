@@ -6,6 +6,7 @@ come one at a time and each is a pass of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import cast
@@ -62,6 +63,37 @@ class EventQueue:
             return False
         yield Query("UPDATE imgate_meta SET value = ? WHERE key = ?", [value, key])
         return True
+
+    async def members(self, group: str, holder: str, now_ms: int, ttl_ms: int) -> list[str]:
+        """Say ``holder`` is alive in ``group`` until ``now_ms + ttl_ms`` and return the group's
+        live members, sorted (``holder`` among them): how the bridges of a cluster share the
+        sender shards. Members that stopped saying so are forgotten."""
+        return await run_transaction(self._members_sql(group, holder[:200], now_ms, ttl_ms))
+
+    async def leave(self, group: str, holder: str) -> None:
+        """``holder`` stops (its share goes to the others at their next call of ``members``)."""
+        await DbInfo.filter(key=self._member_key(group, holder[:200])).delete()
+
+    @staticmethod
+    def _member_key(group: str, holder: str) -> str:
+        return f"member:{group}:{hashlib.sha256(holder.encode()).hexdigest()[:32]}"  # fits the 64-char key
+
+    @classmethod
+    def _members_sql(cls, group: str, holder: str, now_ms: int, ttl_ms: int) -> Program[list[str]]:
+        key = cls._member_key(group, holder)
+        yield Query("DELETE FROM imgate_meta WHERE key = ?", [key])
+        yield Query("INSERT INTO imgate_meta (key, value) VALUES (?, ?)", [key, f"{now_ms + ttl_ms}|{holder}"])
+        rows = yield Query("SELECT key, value FROM imgate_meta WHERE key LIKE ?", [f"member:{group}:%"])
+        live, dead = [], []
+        for k, v in rows:
+            until, _, name = str(v).partition("|")
+            if until.isdigit() and int(until) > now_ms:
+                live.append(name)
+            else:
+                dead.append((k,))
+        if dead:
+            yield Many("DELETE FROM imgate_meta WHERE key = ?", dead)
+        return sorted(live)
 
     async def offset(self, consumer: str) -> int:
         row = await DbInfo.get_or_none(key=self._key(consumer))

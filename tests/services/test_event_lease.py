@@ -62,3 +62,16 @@ async def test_an_apps_consumer_pass_runs_only_while_it_holds_the_lease(settings
         clock.ms += 10_000  # past the first lease's end, inside the renewed one
         assert not await events.lease("probe", "another process", clock.now_ms(), TTL)
         assert passes == 2
+
+
+async def test_bridges_membership_lists_the_live_ones_and_forgets_the_silent(queue: EventQueue) -> None:
+    """How cluster-mode bridges share the sender shards: each says it is alive; a long holder
+    name (hostname:pid:…) still fits the table's 64-character key."""
+    long = "a-rather-long-host-name.example.internal:123456:deadbeef" * 2
+    assert await queue.members("bridges", "b1", 1_000, 900) == ["b1"]
+    assert await queue.members("bridges", long, 1_100, 900) == sorted(["b1", long])
+    assert await queue.members("other", "x", 1_100, 900) == ["x"]  # groups apart
+    assert await queue.members("bridges", long, 1_950, 900) == [long]  # b1 said nothing since 1,000
+    await queue.members("bridges", "b1", 2_000, 900)  # b1 is back
+    await queue.leave("bridges", long)
+    assert await queue.members("bridges", "b1", 2_100, 900) == ["b1"]
