@@ -11,6 +11,7 @@ import logging
 import random
 import socket
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -172,12 +173,17 @@ class MqttTransport:
         raise ConnectionError(msg)
 
     async def publish_many(self, items: list[Item]) -> None:
-        # paho writes them in call order; the acknowledgements are awaited together.
-        results = await asyncio.gather(*(self.publish(*item) for item in items), return_exceptions=True)
-        lost = [r for r in results if isinstance(r, BaseException)]
-        if lost:
-            msg = f"{len(lost)} of {len(items)} publishes lost: {lost[0]!r}"
-            raise ConnectionError(msg)
+        await publish_together(self.publish, items)  # paho writes them in call order
+
+
+async def publish_together(publish: Callable[[str, bytes, int, Props], Awaitable[None]], items: list[Item]) -> None:
+    """Start every publish at once (each written in call order), await the acknowledgements
+    together; ConnectionError if any was lost."""
+    results = await asyncio.gather(*(publish(*item) for item in items), return_exceptions=True)
+    lost = [r for r in results if isinstance(r, BaseException)]
+    if lost:
+        msg = f"{len(lost)} of {len(items)} publishes lost: {lost[0]!r}"
+        raise ConnectionError(msg)
 
 
 class LocalTransport:

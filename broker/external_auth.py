@@ -102,7 +102,10 @@ class ExternalAuth:
 
     def topic(self, username: str, vhost: str, exchange: str, permission: str, routing_key: str,
               client_id: str | None) -> bool:
-        """RabbitMQ's topic question (a routing or binding key on the topic exchange)."""
+        """RabbitMQ's topic question (a routing or binding key on a topic exchange). An internal
+        account (the bridges) may use any: they also bind to ``amq.rabbitmq.event``."""
+        if username in self._internal:
+            return self.vhost(vhost)
         if not self.vhost(vhost) or exchange != self._exchange or permission not in ("write", "read"):
             return False
         return self.authorize(username, client_id, "publish" if permission == "write" else "subscribe",

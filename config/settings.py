@@ -235,6 +235,22 @@ class RabbitMqSettings(_Part):
     timeout_s: float = Field(5.0, gt=0, le=60)
 
 
+class AmqpSettings(_Part):
+    """Cluster mode (``imgate bridge``): the bridge consumes the clients' ``out`` traffic from
+    RabbitMQ over AMQP instead of subscribing over MQTT. ``url`` turns it on; without credentials
+    in it the bridge logs in with ``broker.username`` / ``broker.password`` (the account the auth
+    backend, ``imgate api``, lets do anything). Every bridge of one deployment must use the same
+    ``shards`` and ``queue_prefix``: the consistent-hash exchange spreads the senders over that
+    many quorum queues, each consumed by one bridge at a time (single active consumer)."""
+
+    url: str | None = Field(None, pattern=r"^amqps?://")  # e.g. amqp://rabbit1:5672/%2F
+    exchange: str = Field("amq.topic", min_length=1, max_length=255)  # RabbitMQ's mqtt.exchange
+    queue_prefix: str = Field("imgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    shards: int = Field(8, ge=1, le=256)
+    prefetch: int = Field(128, ge=1, le=65535)  # unacknowledged deliveries per shard a bridge holds
+    membership_interval_s: float = Field(2.0, gt=0, le=60)  # bridges' heartbeat (shard balancing)
+
+
 class PushSettings(_Part):
     """Offline push. A provider is on when it is configured."""
 
@@ -315,6 +331,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     admin: AdminSettings = AdminSettings()
     rabbitmq: RabbitMqSettings = RabbitMqSettings()
+    amqp: AmqpSettings = AmqpSettings()
     push: PushSettings = PushSettings()
     search: SearchSettings = SearchSettings()
     workers: WorkerSettings = WorkerSettings()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from bridge.acl import UserTopicRules
+from bridge.amqp import AmqpTransport
 from bridge.handlers import Dispatcher
 from bridge.ingress import IngressLimits
 from bridge.ratelimit import Rate, RateLimits, Throttle
@@ -152,11 +153,12 @@ class App:
     """The running platform. ``async with App(settings) as app: await app.wait()``."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 role: Literal["all", "worker", "api"] = "all", holder: str | None = None) -> None:
+                 role: Literal["all", "worker", "api", "bridge"] = "all", holder: str | None = None) -> None:
         """``role``: "all" is ``imgate run`` (broker, bridge, services; the background work in a
         worker process or inline, by ``workers.mode``); "worker" is ``imgate worker`` (the
         background work alone); "api" is ``imgate api`` (the admin API and the external broker's
-        auth endpoints alone, for a deployment whose MQTT front is RabbitMQ)."""
+        auth endpoints alone, for a deployment whose MQTT front is RabbitMQ); "bridge" is
+        ``imgate bridge`` (a bridge on RabbitMQ over AMQP, one of any number: bridge.amqp)."""
         self.settings = settings
         self.role = role
         self.clock = clock or SystemClock()
@@ -198,6 +200,10 @@ class App:
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s)
+        cluster = self.role == "bridge"
+        if cluster and (not s.amqp.url or s.database_url().startswith("sqlite")):
+            msg = "imgate bridge needs amqp.url (RabbitMQ) and a PostgreSQL database.url"
+            raise ImError(msg, ErrorCode.BAD_REQUEST)
         if self.role == "worker":
             await self._start_push(svc, loops=True)
             self._start_search(svc, loops=True)
@@ -216,7 +222,9 @@ class App:
 
         transport: Transport
         b = s.bridge
-        if s.broker.embedded:
+        if cluster:
+            transport = self._amqp(svc)
+        elif s.broker.embedded:
             secret = secrets.token_urlsafe(32)
             # The embedded broker starts with no connections, so nobody is online.
             await svc.presence.mark_all_offline(self.clock.now_ms())
@@ -248,17 +256,19 @@ class App:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
                                                   s.broker.password, b.client_id))
 
-        inline = s.workers.mode == "inline"
+        inline = s.workers.mode == "inline" and not cluster  # cluster mode: imgate worker does it
         await self._start_push(svc, loops=inline)
         self._start_search(svc, loops=inline)
-        if not inline:
+        if not inline and not cluster:
             self.worker = WorkerProcess(s, holder=f"{self.holder}/worker")
             self.tasks.spawn("imgate.worker", self.worker.run, restart=True)
-        router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
+        router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text,
+                        connection_events=cluster)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
-                                notifications=svc.notifications, push=self.push, search=self.search)
+                                notifications=svc.notifications, push=self.push, search=self.search,
+                                announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
                              ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
@@ -278,10 +288,37 @@ class App:
             raise self.tasks.failure  # the bridge could not start (its error is logged and chained)
         if self.broker is not None and self.broker.broker is not None:
             self.broker.broker.accepting = True  # a PUBLISH acknowledged from now on reaches the bridge
-        else:
+        elif not cluster:  # imgate run on RabbitMQ over MQTT (imgate api closes connections in cluster mode)
             await self._start_rabbit(svc)
         await self._start_admin()
         log.info("imgate is up (bridge transport: %s)", type(transport).__name__)
+
+    def _amqp(self, svc: Services) -> AmqpTransport:
+        """Cluster mode's transport: RabbitMQ over AMQP, the sender shards shared with the other
+        bridges alive in the database (bridge/amqp.py)."""
+        from yarl import URL
+
+        a, s = self.settings.amqp, self.settings
+        assert a.url is not None
+        url = URL(a.url)
+        if url.user is None and s.broker.username:
+            url = url.with_user(s.broker.username).with_password(s.broker.password)
+        ttl_ms = int(a.membership_interval_s * 3000)
+        holder, events, clock = self.holder, svc.events, self.clock
+
+        async def members() -> list[str]:
+            return await events.members("bridges", holder, clock.now_ms(), ttl_ms)
+
+        async def leave() -> None:
+            try:
+                await events.leave("bridges", holder)
+            except Exception:  # the others forget us when our heartbeat expires
+                log.exception("could not leave the bridges' membership")
+
+        self._stack.push_async_callback(leave)
+        return AmqpTransport(str(url), exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
+                             prefetch=a.prefetch, holder=holder, members=members,
+                             interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout)
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
         b = self.settings.bridge
@@ -425,6 +462,10 @@ class App:
 
     def listening(self) -> str:
         """Where clients connect, for the start-up line."""
+        if self.role == "bridge":
+            from yarl import URL
+
+            return f"bridge to RabbitMQ at {URL(self.settings.amqp.url or '').with_user(None)}"
         if self.broker is None:
             return f"bridge to the MQTT broker at {self.settings.broker.host}:{self.settings.broker.port}"
         names = {"tcp": "MQTT", "tls": "MQTT/TLS", "ws": "WebSocket", "wss": "secure WebSocket"}
@@ -499,7 +540,7 @@ class App:
             log.exception("health: database check failed")
             database = False
         checks = {"database": database}
-        if self.role == "all":
+        if self.role in ("all", "bridge"):
             checks["bridge"] = self.tasks.running("imgate.bridge") and self.bridge is not None \
                 and self.bridge.ready.is_set()
         if self.broker is not None:

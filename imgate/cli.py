@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "behind a load balancer. Needs admin.secret.")
     api.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    bridge = sub.add_parser("bridge", parents=[common], help="run one bridge on RabbitMQ (cluster mode)",
+                            description="Run a bridge that consumes the clients' traffic from RabbitMQ over AMQP "
+                                        "(amqp.url) and stores it in PostgreSQL: any number, each taking its share "
+                                        "of the sender shards. Presence comes from RabbitMQ's event exchange.")
+    bridge.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
     worker = sub.add_parser("worker", parents=[common], help="run the background work alone (push, search indexing)",
                             description="Run push fan-out and sending and search indexing, without broker or "
                                         "bridge (imgate run starts one itself unless workers.mode is inline).")
@@ -254,6 +260,16 @@ async def _api(settings: Settings) -> None:
         await app.wait(stop)
 
 
+async def _bridge(settings: Settings) -> None:
+    from imgate.app import App
+
+    stop = _stop_on_signals()
+    async with App(settings, role="bridge") as app:
+        print(f"imgate bridge: {app.listening()} as {app.holder}", flush=True)
+        await app.wait(stop)
+    print("imgate bridge: stopped", flush=True)
+
+
 async def _worker(settings: Settings, holder: str | None = None) -> None:
     from imgate.app import App
 
@@ -310,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level if args.command in ("run", "worker", "api") else "WARNING",
+    logging.basicConfig(level=settings.log_level if args.command in ("run", "worker", "api", "bridge") else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
@@ -321,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "api":
             _arun(settings, _api(settings))
+            return 0
+        if args.command == "bridge":
+            _arun(settings, _bridge(settings))
             return 0
         if args.command == "search":
             print(f"indexed {_arun(settings, _reindex(settings))} message(s)")

@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,25 +43,34 @@ def pytest_report_header() -> str:
     return f"imgate database: {os.environ.get('IMGATE_TEST_DB', 'sqlite')}"
 
 
-@pytest.fixture
-async def database_url(tmp_path: Path) -> AsyncIterator[str]:
-    if os.environ.get("IMGATE_TEST_DB", "sqlite") != "postgres":
-        yield f"sqlite://{tmp_path / 'imgate.db'}"
-        return
+@asynccontextmanager
+async def postgres_database(prefix: str = "imgate_test") -> AsyncIterator[str]:
+    """A fresh PostgreSQL database on ``PG_DSN`` (dropped afterwards)."""
     import asyncpg
 
-    name = f"imgate_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(f"{PG_DSN}/postgres")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield f"{PG_DSN}/{name}"
-    admin = await asyncpg.connect(f"{PG_DSN}/postgres")
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"{PG_DSN}/{name}"
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(f"{PG_DSN}/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    if os.environ.get("IMGATE_TEST_DB", "sqlite") != "postgres":
+        yield f"sqlite://{tmp_path / 'imgate.db'}"
+        return
+    async with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

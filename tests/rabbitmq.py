@@ -36,6 +36,7 @@ import pytest
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 CTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 PLUGINS = ("rabbitmq_mqtt", "rabbitmq_web_mqtt", "rabbitmq_auth_backend_http", "rabbitmq_auth_backend_cache",
+           "rabbitmq_consistent_hash_exchange",
            "rabbitmq_event_exchange", "rabbitmq_management")
 AUTH_PATHS = ("user", "vhost", "resource", "topic")
 START_TIMEOUT = 60.0

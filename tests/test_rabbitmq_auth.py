@@ -131,3 +131,19 @@ def test_the_api_role_needs_the_admin_secret(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "imgate api needs admin.secret" in done.stderr
+
+
+def test_the_bridges_account_may_bind_to_the_event_exchange() -> None:
+    """Cluster mode's bridges (the internal account, broker.username) bind a queue to
+    ``amq.rabbitmq.event`` for presence: a topic question on another exchange than amq.topic."""
+    from typing import Any, cast
+
+    from broker.external_auth import ExternalAuth
+    from broker.gate import Gate
+    from imgate.app import topic_acl
+
+    auth = ExternalAuth(Gate(cast("Any", None), [], {"bridge": "secret"}), topic_acl("im"), internal={"bridge"})
+    assert auth.topic("bridge", "/", "amq.rabbitmq.event", "read", "connection.created", None)
+    assert auth.topic("bridge", "/", "amq.topic", "read", "im.*.out.#", None)
+    assert not auth.topic("bridge", "other", "amq.rabbitmq.event", "read", "connection.created", None)
+    assert not auth.topic("alice", "/", "amq.rabbitmq.event", "read", "connection.created", "alice:phone")

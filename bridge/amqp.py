@@ -1,0 +1,411 @@
+"""The bridge on RabbitMQ over AMQP (cluster mode: ``imgate bridge``, any number of processes).
+
+RabbitMQ's MQTT plugin publishes what clients send to ``amq.topic`` (``amqp.exchange``) with the
+topic as the routing key (``im/alice/out/msg`` → ``im.alice.out.msg``). Every bridge declares,
+idempotently:
+
+- ``{prefix}.out``, a consistent-hash exchange bound to that exchange with the bridge's filters
+  (``im.*.out.msg`` …): it sends each routing key, so each sender's topic, to one of ``shards``
+  quorum queues ``{prefix}.out.{k}``. One sender's messages stay in one queue, in order.
+- The shard queues have a single active consumer: every bridge consumes every shard, RabbitMQ
+  delivers a shard to one of them at a time and, when that one goes (``kill -9`` included), to the
+  next one waiting, starting with what the first one had not acknowledged, in order. Nothing is
+  lost; a message handled but not acknowledged is handled again, and its ``cid`` makes that a
+  no-op for the store (acked again, not delivered again: protocol §3).
+- ``{prefix}.presence``, a quorum queue with a single active consumer bound to
+  ``amq.rabbitmq.event`` for ``connection.created`` and ``connection.closed``: presence (below).
+
+A delivery is acknowledged only once its command has finished: stored, and its acks and
+deliveries confirmed by RabbitMQ (publisher confirms), or answered with an error (the ingress's
+``Receipt``). Deliveries are published to the same exchange with the inbox topic as routing key,
+persistent when QoS 1, so MQTT subscribers get them at QoS 1.
+
+Sharing the shards: each bridge says it is alive every ``membership_interval_s`` (``members``:
+a heartbeat in the database) and prefers shard ``k`` when ``k % live == its rank``. It registers
+on its preferred shards first; a bridge that receives on a shard it does not prefer while another
+consumer waits there closes that shard's channel and registers again at the back of the line, so
+the shard moves to the waiting bridge (its unacknowledged deliveries with it, as on a crash).
+
+Presence: a connection event's ``pid`` names the connection; ``connection.created`` of an MQTT
+client ``{uid}:{device}`` becomes that device's online presence (remembering the ``pid`` in the
+presence table and here), ``connection.closed`` its offline presence: by uid when this bridge saw
+the connection open (so the two stay in order in the uid's lane), else through ``$closed/{pid}``
+(the presence table knows whose it was). The bridge publishes each change on
+``presence/{uid}/{device}`` (not retained: RabbitMQ retains only what MQTT clients publish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiormq
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+from pamqp.common import FieldValue
+
+from bridge.ingress import Ingress, key_of_topic
+from bridge.router import CLOSED_PREFIX
+from bridge.transport import Item, Props, publish_together
+
+log = logging.getLogger("imgate.bridge.amqp")
+
+EVENT_EXCHANGE = "amq.rabbitmq.event"
+_MAX_PIDS = 500_000  # connections remembered for their close (the rest go by the presence table)
+_CLIENT_ID = re.compile(r'<<"client_id">>\s*=>\s*<<"([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,32})">>')
+_PERSISTENT = spec.Basic.Properties(delivery_mode=2)
+_TRANSIENT = spec.Basic.Properties(delivery_mode=1)
+
+Members = Callable[[], Awaitable[list[str]]]  # say this bridge is alive; the live bridges, sorted
+
+
+def routing_key(topic: str) -> str:
+    """An MQTT topic as RabbitMQ's routing key (imgate's topic levels never contain a dot)."""
+    return topic.replace("/", ".")
+
+
+def binding_key(topic_filter: str) -> str:
+    """An MQTT filter as a topic exchange's binding key."""
+    return ".".join("*" if level == "+" else level for level in topic_filter.split("/"))
+
+
+def topic_of(key: str) -> str:
+    return key.replace(".", "/")
+
+
+def connection_event(kind: str, headers: dict[str, Any]) -> tuple[str, str, str, int] | None:
+    """A RabbitMQ connection event as (kind, pid, client id, ms): ``created`` of an MQTT or Web
+    MQTT connection (with its client id) or ``closed`` (without: RabbitMQ tells only the pid).
+    None for anything else (AMQP connections, malformed events). Sans-IO, unit-tested."""
+    pid, ts = headers.get("pid"), headers.get("timestamp_in_ms")
+    if not isinstance(pid, str) or not 0 < len(pid) <= 128 or not isinstance(ts, int):
+        return None
+    if kind == "connection.closed":
+        return "closed", pid, "", ts
+    if kind != "connection.created" or "MQTT" not in str(headers.get("protocol", "")):
+        return None
+    found = _CLIENT_ID.search(str(headers.get("variable_map", "")))
+    if found is None or headers.get("user") != found.group(1):
+        return None  # not a device (a service account), or a client id not bound to its user
+    return "created", pid, f"{found.group(1)}:{found.group(2)}", ts
+
+
+def _tag(message: DeliveredMessage) -> int:
+    delivery = message.delivery
+    assert isinstance(delivery, spec.Basic.Deliver) and delivery.delivery_tag is not None
+    return delivery.delivery_tag
+
+
+class _Delivery:
+    """The ingress's receipt for one delivery: acknowledged on its channel when settled, unless
+    that channel has closed meanwhile (then RabbitMQ delivers it again)."""
+
+    __slots__ = ("_consumer", "_epoch", "_tag")
+
+    def __init__(self, consumer: _Consumer, epoch: int, tag: int) -> None:
+        self._consumer, self._epoch, self._tag = consumer, epoch, tag
+
+    def settle(self) -> None:
+        self._consumer.ack(self._epoch, self._tag)
+
+
+class _Consumer:
+    """One queue consumed on a channel of its own (closing it hands the queue on)."""
+
+    def __init__(self, queue: str, index: int) -> None:
+        self.queue = queue
+        self.index = index
+        self.channel: aiormq.abc.AbstractChannel | None = None
+        self.epoch = 0
+        self.delivered = 0  # since the last balancing pass: evidence this bridge is the active one
+        self.handed = True  # handed on since the bridges' shares last changed (or never needed to)
+        self.backoff = 0  # handed on and came back this many times in a row
+        self.skip = 0  # heartbeats to wait before handing it on again
+        self._acks: list[int] = []
+        self._wake = asyncio.Event()
+
+    def ack(self, epoch: int, tag: int) -> None:
+        if epoch == self.epoch and self.channel is not None:
+            self._acks.append(tag)
+            self._wake.set()
+
+    async def acker(self) -> None:
+        """Send the acknowledgements settled since the last pass (one task per consumer)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            tags, self._acks = self._acks, []
+            channel = self.channel
+            if channel is None:
+                continue
+            try:
+                for tag in tags:
+                    await channel.basic_ack(tag)
+            except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
+                log.info("acks on %s not sent (%s): RabbitMQ delivers them again", self.queue, exc)
+
+
+class AmqpTransport:
+    """The Transport of ``bridge.transport`` on RabbitMQ's AMQP side (see the module's text)."""
+
+    def __init__(self, url: str, *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
+                 members: Members, interval: float, publish_timeout: float, presence: bool = True) -> None:
+        self._url = url
+        self._holder = holder
+        self._exchange = exchange
+        self._prefix = prefix
+        self._prefetch = prefetch
+        self._members = members
+        self._interval = interval
+        self._publish_timeout = publish_timeout
+        self._shards = [_Consumer(f"{prefix}.out.{k}", k) for k in range(shards)]
+        self._presence = _Consumer(f"{prefix}.presence", -1) if presence else None
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._publisher: aiormq.abc.AbstractChannel | None = None
+        self._connected = asyncio.Event()
+        self._parked: dict[str, deque[tuple[_Consumer, int, str, bytes, int]]] = {}
+        self._pids: OrderedDict[str, str] = OrderedDict()  # connection pid -> "uid/device" (opened here)
+        self.ready = asyncio.Event()
+        self.handovers = 0
+
+    # ---- consuming -------------------------------------------------------------------------
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
+        attempt = 0
+        # The clients' out topics; presence comes from the event exchange instead.
+        keys = [binding_key(f) for f in filters if not f.startswith("presence/")]
+        while True:
+            try:
+                connection = await aio_pika.connect(self._url, timeout=self._publish_timeout,
+                                                    client_properties={"connection_name": self._holder[:200]})
+            except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as exc:
+                attempt += 1
+                delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))
+                log.warning("RabbitMQ not reachable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)  # back-off before reconnecting, not synchronisation
+                continue
+            try:
+                async with connection, asyncio.TaskGroup() as tg:
+                    await self._serve(connection, keys, ingress, tg)
+                    attempt = 0
+                    await self._closed(connection)
+            except* Exception as group:  # noqa: BLE001 (a channel or the connection failed: start over)
+                log.warning("RabbitMQ connection lost (%r); reconnecting", group.exceptions[0])
+            finally:
+                self._connected.clear()
+                self._connection = self._publisher = None
+                for c in self._all():
+                    c.channel = None
+                    c.epoch += 1  # what was delivered on the lost channels comes again
+                self._parked.clear()
+            attempt += 1
+            await asyncio.sleep(random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12))))  # back-off
+
+    def _all(self) -> list[_Consumer]:
+        return self._shards + ([self._presence] if self._presence is not None else [])
+
+    @staticmethod
+    async def _closed(connection: aio_pika.abc.AbstractConnection) -> None:
+        closing = asyncio.get_running_loop().create_future()
+
+        def closed(_sender: object, exc: BaseException | None = None) -> None:
+            if not closing.done():
+                closing.set_result(exc)
+
+        connection.close_callbacks.add(closed)
+        exc = await closing
+        raise ConnectionError(f"connection closed: {exc}")
+
+    async def _serve(self, connection: aio_pika.abc.AbstractConnection, keys: list[str], ingress: Ingress,
+                     tg: asyncio.TaskGroup) -> None:
+        setup = await connection.channel()
+        out = await setup.declare_exchange(f"{self._prefix}.out", "x-consistent-hash", durable=True)
+        for key in keys:
+            await out.bind(self._exchange, key)
+        args: dict[str, FieldValue] = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+        for shard in self._shards:
+            queue = await setup.declare_queue(shard.queue, durable=True, arguments=args)
+            await queue.bind(out, "1")  # equal weights
+        if self._presence is not None:
+            queue = await setup.declare_queue(self._presence.queue, durable=True, arguments=args)
+            for event in ("connection.created", "connection.closed"):
+                await queue.bind(EVENT_EXCHANGE, event)
+        publisher = await connection.channel(publisher_confirms=True)
+        self._publisher = await publisher.get_underlay_channel()
+        self._connection = connection
+        self._connected.set()
+        live = await self._live()
+        preferred = self._preferred(live)
+        for shard in sorted(self._shards, key=lambda s: s.index not in preferred):  # preferred first
+            await self._open(shard, ingress)
+            tg.create_task(shard.acker(), name=f"imgate.bridge.amqp.acks[{shard.index}]")
+        if self._presence is not None:
+            await self._open(self._presence, ingress)
+            tg.create_task(self._presence.acker(), name="imgate.bridge.amqp.acks[presence]")
+        tg.create_task(self._balance(ingress), name="imgate.bridge.amqp.balance")
+        self.ready.set()
+        log.info("bridge consuming %d shards from RabbitMQ (%d bridge(s) live, %d preferred here)",
+                 len(self._shards), len(live), len(preferred))
+
+    async def _open(self, consumer: _Consumer, ingress: Ingress) -> None:
+        assert self._connection is not None
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        raw = await channel.get_underlay_channel()
+        consumer.epoch += 1
+        consumer.channel = raw
+        epoch = consumer.epoch
+        on_message = self._on_event if consumer is self._presence else self._on_message
+
+        async def deliver(message: DeliveredMessage) -> None:
+            on_message(consumer, epoch, message, ingress)
+
+        # Named so an operator (and the tests) can tell which bridge holds which shard:
+        # rabbitmqctl list_consumers queue_name consumer_tag active.
+        await raw.basic_consume(consumer.queue, deliver, consumer_tag=f"{self._holder[:200]}|{consumer.queue}")
+
+    async def _reopen(self, consumer: _Consumer, ingress: Ingress) -> None:
+        """Hand the queue to the next consumer waiting (ours, unacknowledged, go with it) and
+        register again at the back of the line."""
+        channel, consumer.channel = consumer.channel, None
+        consumer.epoch += 1
+        if channel is not None:
+            with contextlib.suppress(aiormq.exceptions.AMQPError, ConnectionError):
+                await channel.close()
+        self.handovers += 1
+        await self._open(consumer, ingress)
+
+    def _on_message(self, consumer: _Consumer, epoch: int, message: DeliveredMessage, ingress: Ingress) -> None:
+        consumer.delivered += 1
+        tag = _tag(message)
+        self._offer(consumer, epoch, topic_of(message.routing_key or ""), message.body, tag, ingress)
+
+    def _on_event(self, consumer: _Consumer, epoch: int, message: DeliveredMessage, ingress: Ingress) -> None:
+        tag = _tag(message)
+        headers = message.header.properties.headers or {}
+        event = connection_event(message.routing_key or "", dict(headers))
+        if event is None:
+            consumer.ack(epoch, tag)
+            return
+        kind, pid, client, ts = event
+        if kind == "created":
+            uid, _, device = client.partition(":")
+            self._pids[pid] = f"{uid}/{device}"
+            if len(self._pids) > _MAX_PIDS:
+                self._pids.popitem(last=False)
+            body = {"online": True, "ts": ts, "conn": pid}
+            topic = f"presence/{uid}/{device}"
+        elif (known := self._pids.pop(pid, None)) is not None:
+            body, topic = {"online": False, "ts": ts, "conn": pid}, f"presence/{known}"
+        else:
+            body, topic = {"ts": ts}, f"{CLOSED_PREFIX}{pid}"
+        self._offer(consumer, epoch, topic, json.dumps(body).encode(), tag, ingress)
+
+    def _offer(self, consumer: _Consumer, epoch: int, topic: str, payload: bytes, tag: int, ingress: Ingress) -> None:
+        key = key_of_topic(topic)
+        parked = self._parked.get(key)
+        if parked is None and ingress.offer(topic, payload, receipt=_Delivery(consumer, epoch, tag)):
+            return
+        if parked is None:  # bounded: at most ``prefetch`` unacknowledged per channel
+            parked = self._parked[key] = deque()
+            ingress.room(topic).add_done_callback(lambda _: self._drain(ingress, key))
+        parked.append((consumer, epoch, topic, payload, tag))
+
+    def _drain(self, ingress: Ingress, key: str) -> None:
+        parked = self._parked.get(key)
+        if parked is None:
+            return
+        while parked:
+            consumer, epoch, topic, payload, tag = parked[0]
+            if epoch != consumer.epoch:
+                parked.popleft()  # its channel closed: RabbitMQ delivers it again
+                continue
+            if not ingress.offer(topic, payload, receipt=_Delivery(consumer, epoch, tag)):
+                ingress.room(topic).add_done_callback(lambda _: self._drain(ingress, key))
+                return
+            parked.popleft()
+        del self._parked[key]
+
+    # ---- sharing the shards ----------------------------------------------------------------
+    async def _live(self) -> list[str]:
+        try:
+            return await self._members()
+        except Exception:  # the database is away: keep consuming as we are
+            log.exception("bridge membership not renewed")
+            return []
+
+    def _preferred(self, live: list[str]) -> set[int]:
+        if self._holder not in live:
+            return {s.index for s in self._shards}
+        rank = live.index(self._holder)
+        return {s.index for s in self._shards if s.index % len(live) == rank}
+
+    async def _balance(self, ingress: Ingress) -> None:
+        """Every heartbeat: hand on each shard this bridge does not prefer, once after the shares
+        change (it may be active there, idle or not) and whenever it receives there. The bridge
+        that prefers it is alive (it said so, after registering on its shards), so it waits
+        there and takes it. (A quorum queue's consumer count leaves out the consumers waiting
+        behind the active one, so RabbitMQ cannot be asked.) A shard that comes back at once
+        (that bridge's registration was lost) is handed on again after 2, 4 … 64 heartbeats."""
+        last: set[int] | None = None
+        while True:
+            await asyncio.sleep(self._interval)  # the heartbeat's period, not synchronisation
+            live = await self._live()
+            if not live:
+                continue
+            preferred = self._preferred(live)
+            if preferred != last:
+                for shard in self._shards:
+                    shard.handed, shard.backoff, shard.skip = shard.index in preferred, 0, 0
+                last = preferred
+            for shard in self._shards:
+                busy, shard.delivered = shard.delivered, 0
+                if shard.index in preferred or (shard.handed and not busy):
+                    continue
+                if shard.skip > 0:
+                    shard.skip -= 1
+                    continue
+                log.info("handing shard %d on to the bridge that prefers it", shard.index)
+                await self._reopen(shard, ingress)
+                if shard.handed:  # it had come back: wait longer before the next try
+                    shard.backoff = min(shard.backoff + 1, 6)
+                    shard.skip = 2 ** shard.backoff
+                shard.handed = True
+
+    # ---- publishing ------------------------------------------------------------------------
+    async def _channel(self) -> aiormq.abc.AbstractChannel:
+        if self._publisher is None:
+            try:
+                await asyncio.wait_for(self._connected.wait(), self._publish_timeout)
+            except TimeoutError:
+                pass
+        if self._publisher is None:
+            msg = "not connected to RabbitMQ"
+            raise ConnectionError(msg)
+        return self._publisher
+
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        """Publish to the exchange; returns once RabbitMQ confirmed it (MQTT 5 properties are
+        dropped: RabbitMQ 3.10 speaks MQTT 3.1.1)."""
+        channel = await self._channel()
+        try:
+            confirm = await asyncio.wait_for(channel.basic_publish(
+                payload, exchange=self._exchange, routing_key=routing_key(topic),
+                properties=_PERSISTENT if qos else _TRANSIENT), self._publish_timeout)
+        except (aiormq.exceptions.AMQPError, TimeoutError) as exc:
+            msg = f"publish to {topic} failed: {exc!r}"
+            raise ConnectionError(msg) from exc
+        if not isinstance(confirm, spec.Basic.Ack):
+            msg = f"RabbitMQ refused the publish to {topic}: {confirm!r}"
+            raise ConnectionError(msg)
+
+    async def publish_many(self, items: list[Item]) -> None:
+        await publish_together(self.publish, items)  # in order on one channel, confirmed together
+

@@ -1,0 +1,226 @@
+"""Cluster mode, live: RabbitMQ as the MQTT front and the queue, two ``imgate bridge`` processes
+consuming the sender shards over AMQP, PostgreSQL, and ``imgate api`` as RabbitMQ's auth backend
+(issue 14). Devices are real MQTT clients on the private RabbitMQ node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from config.settings import load_settings
+from imgate.app import App
+from imgate.cli import _migrate
+from services.errors import Conflict
+from tests.cluster import (
+    BRIDGE_PASSWORD,
+    BRIDGE_USER,
+    BridgeProcess,
+    active_shards,
+    bridge_env,
+    delete_topology,
+)
+from tests.conftest import ADMIN_SECRET, postgres_database
+from tests.helpers import WAIT, Device, connect, on
+from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, rabbitmq_node_fixture  # noqa: F401
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@dataclass
+class Cluster:
+    node: RabbitNode
+    api: App
+    database_url: str
+    prefix: str
+    bridges: list[BridgeProcess]
+
+    async def token(self, uid: str, device: str = "phone") -> str:
+        assert self.api.services is not None
+        with suppress(Conflict):
+            await self.api.services.users.add_user(uid)
+        return (await self.api.services.users.issue_token(uid, device)).token
+
+    async def device(self, stack: AsyncExitStack, uid: str, device: str = "phone", **kw: Any) -> Device:
+        return await stack.enter_async_context(connect(self.node.mqtt_port, uid, device,
+                                                       await self.token(uid, device), **kw))
+
+    async def both_active(self) -> dict[str, int]:
+        """Until each bridge is the active consumer of some shard (the balancing has run)."""
+        holders = {b.holder for b in self.bridges if b.proc is not None and b.proc.returncode is None}
+        found: dict[str, int] = {}
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    found = dict(await active_shards(self.node, self.prefix))
+                    if set(found) == holders and sum(found.values()) == 8:
+                        return found
+                    await asyncio.sleep(0.3)  # polling RabbitMQ's consumer list for a condition, bounded above
+        except TimeoutError:
+            logs = "".join(line for b in self.bridges for line in b.output[-15:])
+            raise AssertionError(f"shards not shared by {holders}: {found}\n{logs}") from None
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, rabbitmq_node: RabbitNode) -> AsyncIterator[Cluster]:
+    prefix = f"t{secrets.token_hex(4)}"
+    async with postgres_database("imgate_cluster") as url:  # cluster mode needs PostgreSQL, whatever IMGATE_TEST_DB says
+        settings = load_settings(None, {
+            "data_dir": tmp_path / "api", "database": {"url": url},
+            "admin": {"port": 0, "secret": ADMIN_SECRET},
+            "broker": {"username": BRIDGE_USER, "password": BRIDGE_PASSWORD, "auth_poll_interval": 0.1},
+            "rabbitmq": {"management_url": rabbitmq_node.mgmt_url, "management_username": ADMIN_USER,
+                         "management_password": ADMIN_PASSWORD},
+        })
+        await _migrate(settings)  # as `imgate migrate` does before a cluster starts
+        async with App(settings, role="api") as api:
+            assert api.admin is not None
+            await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
+            bridges = [BridgeProcess(bridge_env(rabbitmq_node, url, prefix, tmp_path / f"bridge{i}"), f"bridge{i}")
+                       for i in (1, 2)]
+            try:
+                for b in bridges:
+                    await b.start()
+                yield Cluster(rabbitmq_node, api, url, prefix, bridges)
+            finally:
+                for b in bridges:
+                    await b.stop()
+                await delete_topology(rabbitmq_node, prefix)
+
+
+async def stored(url: str, sender: str) -> list[tuple[str, int, str]]:
+    """(cid, seq, conv) of everything ``sender`` has stored, in seq order."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT cid, seq, conv FROM messages WHERE sender = $1 ORDER BY conv, seq", sender)
+    finally:
+        await conn.close()
+    return [(r["cid"], r["seq"], r["conv"]) for r in rows]
+
+
+async def test_a_1to1_and_a_group_exchange_through_two_bridges(cluster: Cluster) -> None:
+    async with AsyncExitStack() as stack:
+        alice = await cluster.device(stack, "alice")
+        bob = await cluster.device(stack, "bob")
+        carol = await cluster.device(stack, "carol")
+        ack = await alice.send_and_ack("c1", "bob", "hello across the cluster")
+        assert ack["seq"] == 1 and "error" not in ack
+        got = (await bob.inbox.wait_for(on("/in/msg", cid="c1")))[0].json
+        assert (got["from"], got["text"], got["conv"]) == ("alice", "hello across the cluster", "d:alice:bob")
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        await alice.send({"cid": "g1", "group": group["gid"], "type": "text", "text": "hi both"})
+        assert "error" not in (await alice.inbox.wait_for(on("/in/ack", cid="g1")))[0].json
+        for member in (bob, carol):
+            delivered = (await member.inbox.wait_for(on("/in/msg", cid="g1")))[0].json
+            assert (delivered["from"], delivered["text"]) == ("alice", "hi both")
+        # Bad input is answered by whichever bridge holds the sender's shard, as on the embedded broker.
+        await bob.send(b"{not json")
+        assert (await bob.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
+
+
+async def test_the_bridges_share_the_shards(cluster: Cluster) -> None:
+    """Each of the two bridges is the active consumer of some of the 8 shards, none of both."""
+    shares = await cluster.both_active()
+    assert sorted(shares.values()) == [4, 4], shares
+
+
+async def test_a_bridge_killed_mid_stream_loses_and_duplicates_nothing(cluster: Cluster) -> None:
+    """8 senders stream to 8 receivers; once a third of the acks are in, the bridge holding the
+    most shards is killed with SIGKILL. Every message is acked (RabbitMQ hands the dead bridge's
+    unacknowledged deliveries to the other one; no client sends anything twice), stored once, in
+    each sender's order; receivers never get one twice, and what they missed live (stored by the
+    dead bridge, not yet delivered) is in their history."""
+    per_sender, window = 60, 6
+    shares = await cluster.both_active()
+    victim = next(b for b in cluster.bridges if b.holder == max(shares, key=lambda h: shares[h]))
+    async with AsyncExitStack() as stack:
+        senders = [await cluster.device(stack, f"s{i}") for i in range(8)]
+        receivers = [await cluster.device(stack, f"r{i}") for i in range(8)]
+        acked = 0
+        a_third = asyncio.Event()
+
+        async def stream(i: int) -> None:
+            s = senders[i]
+            slots = asyncio.Semaphore(window)
+
+            async def one(n: int) -> None:
+                async with slots:
+                    await s.send({"cid": f"m{n:03d}", "to": f"r{i}", "type": "text", "text": f"{i}:{n}"})
+                    await s.inbox.wait_for(on("/in/ack", cid=f"m{n:03d}"), timeout=60)
+                nonlocal acked
+                acked += 1
+                if acked >= 8 * per_sender // 3:
+                    a_third.set()
+
+            async with asyncio.TaskGroup() as tg:
+                for n in range(per_sender):
+                    tg.create_task(one(n))
+                    await asyncio.sleep(0)  # publish in cid order: each task starts before the next one
+
+        async def kill_when_a_third_is_acked() -> None:
+            await a_third.wait()
+            victim.kill()
+
+        async with asyncio.timeout(120), asyncio.TaskGroup() as tg:
+            tg.create_task(kill_when_a_third_is_acked())
+            for i in range(8):
+                tg.create_task(stream(i))
+        assert victim.proc is not None and await victim.proc.wait() == -9
+        assert acked == 8 * per_sender
+        acked = sum(len({a.json["cid"] for a in s.inbox.matching(on("/in/ack"))}) for s in senders)
+        assert acked == 8 * per_sender
+        for i, s in enumerate(senders):
+            errors = [a.json for a in s.inbox.matching(on("/in/ack")) if "error" in a.json]
+            assert not errors, errors[:3]
+            rows = await stored(cluster.database_url, f"s{i}")
+            # Once each, and in the sender's order: seq 1..60 follows cid order.
+            assert [cid for cid, _, _ in rows] == [f"m{n:03d}" for n in range(per_sender)]
+            assert [seq for _, seq, _ in rows] == list(range(1, per_sender + 1))
+            live = [json.loads(m.payload)["cid"] for m in receivers[i].inbox.matching(on("/in/msg"))]
+            assert len(live) == len(set(live)), "a receiver got a message twice"
+            history = await receivers[i].result("history", {"conv": f"d:r{i}:s{i}" if f"r{i}" < f"s{i}"
+                                                            else f"d:s{i}:r{i}", "limit": 100})
+            assert sorted(m["cid"] for m in history["messages"]) == [f"m{n:03d}" for n in range(per_sender)]
+            assert set(live) <= {m["cid"] for m in history["messages"]}
+
+
+async def test_presence_comes_from_rabbitmqs_connection_events(cluster: Cluster) -> None:
+    """RabbitMQ's event exchange says when a device connects and when its connection closes: the
+    bridges store it (the ``presence`` RPC) and announce it on ``presence/{uid}/{device}``."""
+    async with AsyncExitStack() as stack:
+        bob = await cluster.device(stack, "bob", subscribe=["im/bob/in/#", "presence/alice/+"])
+        async with connect(cluster.node.mqtt_port, "alice", "phone", await cluster.token("alice")):
+            online = (await bob.inbox.wait_for(lambda r: r.topic == "presence/alice/phone"))[0].json
+            assert online["online"] is True and online["ts"] > 0
+            seen = await bob.result("presence", {"uids": ["alice"]})
+            assert seen["presence"]["alice"]["online"] is True
+        offline = await bob.inbox.wait_for(lambda r: r.topic == "presence/alice/phone", count=2)
+        assert offline[1].json["online"] is False
+        seen = await bob.result("presence", {"uids": ["alice"]})
+        assert seen["presence"]["alice"]["online"] is False
+
+
+async def test_presence_survives_a_takeover_and_the_bridge_that_saw_the_connect(cluster: Cluster) -> None:
+    """A device that reconnects before its old connection closes stays online (the close names
+    the old connection); a close seen by a bridge that did not see the connect (the other one
+    died meanwhile) is matched through the presence table."""
+    async with AsyncExitStack() as stack:
+        bob = await cluster.device(stack, "bob", subscribe=["im/bob/in/#", "presence/alice/+"])
+        token = await cluster.token("alice")
+        first = await stack.enter_async_context(connect(cluster.node.mqtt_port, "alice", "phone", token))
+        await bob.inbox.wait_for(on("presence/alice/phone", online=True))
+        async with connect(cluster.node.mqtt_port, "alice", "phone", token):  # takes the client id over
+            await asyncio.wait_for(first.disconnected.wait(), WAIT)
+            await bob.inbox.wait_for(on("presence/alice/phone", online=True), count=2)
+            seen = await bob.result("presence", {"uids": ["alice"]})
+            assert seen["presence"]["alice"]["online"] is True, "the old connection's close took the new one offline"
+        await bob.inbox.wait_for(on("presence/alice/phone", online=False))
+        assert (await bob.result("presence", {"uids": ["alice"]}))["presence"]["alice"]["online"] is False
