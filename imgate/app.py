@@ -488,7 +488,8 @@ class App:
     async def _start_rabbit(self, svc: Services) -> None:
         """With ``rabbitmq.management_url``: the management API, and a watcher that closes the
         RabbitMQ connections of every revocation or disable logged in the database (made by this
-        process, another ``imgate api`` or the CLI), within ``broker.auth_poll_interval``."""
+        process, another ``imgate api`` or the CLI) and of every token as it expires, within
+        ``broker.auth_poll_interval``. (With several api processes each closes them: harmless.)"""
         r = self.settings.rabbitmq
         if not r.management_url:
             return
@@ -501,16 +502,23 @@ class App:
                                                                          timeout=r.timeout_s))
         rabbit = self.rabbit = RabbitManagement(client)
         after = await svc.users.last_auth_change_id()
+        expired_after = self.clock.now_ms()
         interval = self.settings.broker.auth_poll_interval
 
         async def watch() -> None:
-            nonlocal after
+            nonlocal after, expired_after
             while True:
                 await asyncio.sleep(interval)  # a polling interval for the database's log, not synchronisation
                 try:
                     for change in await svc.users.auth_changes_since(after):
                         await rabbit.close_user(change.uid, f"{change.kind} (imgate)")
                         after = change.id
+                    # Tokens that expired since the last pass (RabbitMQ checks a login only once).
+                    now = self.clock.now_ms()
+                    expired = await svc.users.expired_between(expired_after, now)
+                    for uid in dict.fromkeys(uid for uid, _ in expired):
+                        await rabbit.close_user(uid, "token expired (imgate)")
+                    expired_after = now if len(expired) < 1000 else expired[-1][1]  # a full page: the rest next pass
                 except Exception:  # the database or the management API is away: the next pass retries
                     log.exception("closing revoked RabbitMQ connections failed; retrying")
 

@@ -134,6 +134,19 @@ async def test_revoking_closes_the_live_rabbitmq_connection(api_front: tuple[App
     await refused(node, "alice", "phone", alice)
 
 
+async def test_an_expiring_token_closes_its_live_rabbitmq_connection(api_front: tuple[App, RabbitNode]) -> None:
+    """RabbitMQ checks a login once: imgate api closes the connection when the token expires
+    (within broker.auth_poll_interval), and the next login is refused."""
+    api, node = api_front
+    assert api.services is not None
+    with suppress(Conflict):
+        await api.services.users.add_user("alice")
+    short = (await api.services.users.issue_token("alice", "phone", ttl_s=2)).token
+    async with connect(node.mqtt_port, "alice", "phone", short, subscribe=["im/alice/in/#"]) as phone:
+        await wait_event(phone.disconnected)
+    await refused(node, "alice", "phone", short)
+
+
 async def test_a_1to1_exchange_through_rabbitmq_and_one_bridge(settings: Settings, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ as the whole MQTT front: devices log in through ``imgate api``, and an imgate
     bridge (``broker.embedded = false``) logs in to RabbitMQ with its account, takes the devices'

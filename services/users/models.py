@@ -23,7 +23,7 @@ class DeviceToken(Model):
     platform = fields.CharField(max_length=32, default="")
     token_hash = fields.CharField(max_length=64, unique=True)
     created_at = fields.BigIntField()
-    expires_at = fields.BigIntField(null=True)
+    expires_at = fields.BigIntField(null=True, db_index=True)  # cluster mode closes connections as they pass
     revoked_at = fields.BigIntField(null=True)
 
     class Meta:
