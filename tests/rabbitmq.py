@@ -90,12 +90,13 @@ class RabbitNode:
     removes its directory. Also a context manager."""
 
     def __init__(self, auth_base: str = "http://127.0.0.1:9/auth/rabbitmq", *, name: str | None = None,
-                 auth_cache_ttl_ms: int | None = None) -> None:
+                 auth_cache_ttl_ms: int | None = None, cookie: str | None = None) -> None:
         """``auth_base``: the HTTP auth backend's paths are ``{auth_base}/user`` etc. ``auth_cache_ttl_ms``:
         put ``rabbitmq_auth_backend_cache`` in front of the HTTP backend with this TTL (None: no cache,
         every check reaches the auth server; the plugin is enabled either way)."""
         self.auth_base = self._check_url(auth_base)
         self.auth_cache_ttl_ms = auth_cache_ttl_ms
+        self.cookie = cookie or secrets.token_hex(16).upper()  # nodes of one cluster share it
         self.nodename = f"{name or 'imgate-test-' + secrets.token_hex(4)}@localhost"
         self.amqp_port = self.mqtt_port = self.web_mqtt_port = self.mgmt_port = self.dist_port = 0
         self.dir: Path | None = None
@@ -136,7 +137,7 @@ class RabbitNode:
         for sub in ("home", "mnesia", "log"):
             (self.dir / sub).mkdir()
         cookie = self.dir / "home" / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(self.cookie)
         cookie.chmod(0o400)
         (self.dir / "rabbitmq-env.conf").write_text("")  # Debian's /etc/rabbitmq one forces NODENAME
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
@@ -161,6 +162,14 @@ class RabbitNode:
         done = self._run_ctl(["await_startup", "--timeout", str(left)], timeout=left + 15)
         if done.returncode != 0:
             raise RabbitNodeError(f"rabbitmqctl await_startup failed: {done.stdout}{done.stderr}\n{self.log_tail()}")
+
+    async def join(self, other: RabbitNode) -> None:
+        """Join ``other``'s cluster (both started, with the same ``cookie``): this node's data is
+        reset to the cluster's."""
+        await self.actl("stop_app")
+        await self.actl("join_cluster", other.nodename)
+        await self.actl("start_app")
+        await self.actl("await_startup")
 
     def stop(self) -> None:
         """Stop the node (rabbitmqctl stop; SIGTERM then SIGKILL to its process group if that does not

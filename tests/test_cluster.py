@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,13 @@ from tests.cluster import (
 )
 from tests.conftest import ADMIN_SECRET, postgres_database
 from tests.helpers import WAIT, Device, connect, on
-from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, rabbitmq_node_fixture  # noqa: F401
+from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, installed, rabbitmq_node_fixture  # noqa: F401
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [
+    pytest.mark.timeout(240),
+    # Cluster mode runs on PostgreSQL in either pass of the suite: the SQLite pass runs it once.
+    pytest.mark.skipif(os.environ.get("IMGATE_TEST_DB") == "postgres", reason="run once, in the SQLite pass"),
+]
 
 
 @dataclass
@@ -69,31 +74,41 @@ class Cluster:
             raise AssertionError(f"shards not shared by {holders}: {found}\n{logs}") from None
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, rabbitmq_node: RabbitNode) -> AsyncIterator[Cluster]:
+@asynccontextmanager
+async def running_cluster(tmp_path: Path, nodes: list[RabbitNode]) -> AsyncIterator[Cluster]:
+    """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
+    each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
+    whatever IMGATE_TEST_DB says)."""
     prefix = f"t{secrets.token_hex(4)}"
-    async with postgres_database("imgate_cluster") as url:  # cluster mode needs PostgreSQL, whatever IMGATE_TEST_DB says
+    async with postgres_database("imgate_cluster") as url:
         settings = load_settings(None, {
             "data_dir": tmp_path / "api", "database": {"url": url},
             "admin": {"port": 0, "secret": ADMIN_SECRET},
             "broker": {"username": BRIDGE_USER, "password": BRIDGE_PASSWORD, "auth_poll_interval": 0.1},
-            "rabbitmq": {"management_url": rabbitmq_node.mgmt_url, "management_username": ADMIN_USER,
+            "rabbitmq": {"management_url": nodes[0].mgmt_url, "management_username": ADMIN_USER,
                          "management_password": ADMIN_PASSWORD},
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
             assert api.admin is not None
-            await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
-            bridges = [BridgeProcess(bridge_env(rabbitmq_node, url, prefix, tmp_path / f"bridge{i}"), f"bridge{i}")
-                       for i in (1, 2)]
+            for node in nodes:
+                await node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
+            bridges = [BridgeProcess(bridge_env(nodes[i % len(nodes)], url, prefix, tmp_path / f"bridge{i}"),
+                                     f"bridge{i}") for i in (0, 1)]
             try:
                 for b in bridges:
                     await b.start()
-                yield Cluster(rabbitmq_node, api, url, prefix, bridges)
+                yield Cluster(nodes[0], api, url, prefix, bridges)
             finally:
                 for b in bridges:
                     await b.stop()
-                await delete_topology(rabbitmq_node, prefix)
+                await delete_topology(nodes[0], prefix)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, rabbitmq_node: RabbitNode) -> AsyncIterator[Cluster]:
+    async with running_cluster(tmp_path, [rabbitmq_node]) as running:
+        yield running
 
 
 async def stored(url: str, sender: str) -> list[tuple[str, int, str]]:
@@ -224,3 +239,31 @@ async def test_presence_survives_a_takeover_and_the_bridge_that_saw_the_connect(
             assert seen["presence"]["alice"]["online"] is True, "the old connection's close took the new one offline"
         await bob.inbox.wait_for(on("presence/alice/phone", online=False))
         assert (await bob.result("presence", {"uids": ["alice"]}))["presence"]["alice"]["online"] is False
+
+
+async def test_a_two_node_rabbitmq_cluster(tmp_path: Path) -> None:
+    """Two RabbitMQ nodes clustered, a bridge on each: alice on node 2 and bob on node 1 talk
+    (quorum queues and the deliveries cross the nodes), and bob sees alice's presence from an
+    event of the other node."""
+    if not installed():
+        pytest.skip("RabbitMQ is not installed")
+    first = RabbitNode()
+    second = RabbitNode(cookie=first.cookie)
+    try:
+        await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
+        await second.join(first)
+        assert second.nodename in await first.actl("cluster_status")
+        async with running_cluster(tmp_path, [first, second]) as cluster, AsyncExitStack() as stack:
+            bob = await stack.enter_async_context(connect(first.mqtt_port, "bob", "phone", await cluster.token("bob"),
+                                                          subscribe=["im/bob/in/#", "presence/alice/+"]))
+            alice = await stack.enter_async_context(connect(second.mqtt_port, "alice", "phone",
+                                                            await cluster.token("alice")))
+            await bob.inbox.wait_for(on("presence/alice/phone", online=True))
+            ack = await alice.send_and_ack("n2", "bob", "from node 2")
+            assert ack["seq"] == 1 and "error" not in ack
+            assert (await bob.inbox.wait_for(on("/in/msg", cid="n2")))[0].json["text"] == "from node 2"
+            back = await bob.send_and_ack("n1", "alice", "from node 1")
+            assert back["seq"] == 2
+            assert (await alice.inbox.wait_for(on("/in/msg", cid="n1")))[0].json["from"] == "bob"
+    finally:
+        await asyncio.gather(asyncio.to_thread(second.stop), asyncio.to_thread(first.stop))
