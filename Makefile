@@ -5,7 +5,7 @@ PORT   ?= 1883
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint test-sqlite test-postgres deps-system bench clean
+.PHONY: run test lint test-sqlite test-postgres deps-system bench clean rabbitmq
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imgate needs Python 3.11+"'
@@ -39,6 +39,10 @@ deps-system:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
 	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q rabbitmq-server)
+
+## rabbitmq: a private RabbitMQ node for cluster mode on this machine (README, "Scale out")
+rabbitmq: deps-system
+	scripts/rabbitmq-local
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench $(ARGS)
