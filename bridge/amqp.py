@@ -14,6 +14,9 @@ idempotently:
   no-op for the store (acked again, not delivered again: protocol §3).
 - ``{prefix}.presence``, a quorum queue with a single active consumer bound to
   ``amq.rabbitmq.event`` for ``connection.created`` and ``connection.closed``: presence (below).
+- Every queue is bounded in messages and bytes with ``x-overflow = reject-publish``: past its
+  bounds (no bridge running, say) RabbitMQ withholds the device's PUBACK and the device keeps its
+  message; nothing is dropped.
 
 A delivery is acknowledged only once its command has finished: stored, and its acks and
 deliveries confirmed by RabbitMQ (publisher confirms), or answered with an error (the ingress's
@@ -157,12 +160,17 @@ class AmqpTransport:
     """The Transport of ``bridge.transport`` on RabbitMQ's AMQP side (see the module's text)."""
 
     def __init__(self, url: str, *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
-                 members: Members, interval: float, publish_timeout: float, presence: bool = True) -> None:
+                 members: Members, interval: float, publish_timeout: float, presence: bool = True,
+                 max_messages: int = 100_000, max_bytes: int = 256 << 20) -> None:
+        """``max_messages``/``max_bytes``: each queue's bounds (``x-overflow = reject-publish``:
+        RabbitMQ withholds the PUBACK of what would go past them, and the client keeps it)."""
         self._url = url
         self._holder = holder
         self._exchange = exchange
         self._prefix = prefix
         self._prefetch = prefetch
+        self._bounds: dict[str, FieldValue] = {"x-max-length": max_messages, "x-max-length-bytes": max_bytes,
+                                               "x-overflow": "reject-publish"}
         self._members = members
         self._interval = interval
         self._publish_timeout = publish_timeout
@@ -229,7 +237,7 @@ class AmqpTransport:
         out = await setup.declare_exchange(f"{self._prefix}.out", "x-consistent-hash", durable=True)
         for key in keys:
             await out.bind(self._exchange, key)
-        args: dict[str, FieldValue] = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+        args: dict[str, FieldValue] = {"x-queue-type": "quorum", "x-single-active-consumer": True, **self._bounds}
         for shard in self._shards:
             queue = await setup.declare_queue(shard.queue, durable=True, arguments=args)
             await queue.bind(out, "1")  # equal weights

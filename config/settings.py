@@ -248,6 +248,10 @@ class AmqpSettings(_Part):
     queue_prefix: str = Field("imgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     shards: int = Field(8, ge=1, le=256)
     prefetch: int = Field(128, ge=1, le=65535)  # unacknowledged deliveries per shard a bridge holds
+    # Each shard queue's bounds: when one is full RabbitMQ refuses what is published to it (an MQTT
+    # client gets no PUBACK and keeps the message: back-pressure, nothing lost), e.g. while no bridge runs.
+    max_queue_messages: int = Field(100_000, ge=100)
+    max_queue_bytes: int = Field(256 << 20, ge=1 << 20)
     membership_interval_s: float = Field(2.0, gt=0, le=60)  # bridges' heartbeat (shard balancing)
 
 

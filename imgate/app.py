@@ -318,7 +318,8 @@ class App:
         self._stack.push_async_callback(leave)
         return AmqpTransport(str(url), exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
                              prefetch=a.prefetch, holder=holder, members=members,
-                             interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout)
+                             interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout,
+                             max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes)
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
         b = self.settings.bridge

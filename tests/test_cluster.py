@@ -145,6 +145,12 @@ async def test_the_bridges_share_the_shards(cluster: Cluster) -> None:
     """Each of the two bridges is the active consumer of some of the 8 shards, none of both."""
     shares = await cluster.both_active()
     assert sorted(shares.values()) == [4, 4], shares
+    # Every queue is bounded (full, RabbitMQ withholds the device's PUBACK: nothing dropped).
+    listed = await cluster.node.actl("list_queues", "-q", "--no-table-headers", "name", "arguments")
+    ours = [line for line in listed.splitlines() if line.startswith(f"{cluster.prefix}.")]
+    assert len(ours) == 9, ours  # 8 shards and presence
+    for line in ours:
+        assert "x-max-length" in line and "x-max-length-bytes" in line and "reject-publish" in line, line
 
 
 async def test_a_bridge_killed_mid_stream_loses_and_duplicates_nothing(cluster: Cluster) -> None:
