@@ -62,6 +62,7 @@ from bridge.transport import Item, Props, publish_together
 log = logging.getLogger("imgate.bridge.amqp")
 
 EVENT_EXCHANGE = "amq.rabbitmq.event"
+_REHAND = 10  # heartbeats between hand-overs of an idle shard this bridge does not prefer
 _MAX_PIDS = 500_000  # connections remembered for their close (the rest go by the presence table)
 _CLIENT_ID = re.compile(r'<<"client_id">>\s*=>\s*<<"([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,32})">>')
 _PERSISTENT = spec.Basic.Properties(delivery_mode=2)
@@ -356,18 +357,22 @@ class AmqpTransport:
         return {s.index for s in self._shards if s.index % len(live) == rank}
 
     async def _balance(self, ingress: Ingress) -> None:
-        """Every heartbeat: hand on each shard this bridge does not prefer, once after the shares
-        change (it may be active there, idle or not) and whenever it receives there. The bridge
-        that prefers it is alive (it said so, after registering on its shards), so it waits
-        there and takes it. (A quorum queue's consumer count leaves out the consumers waiting
-        behind the active one, so RabbitMQ cannot be asked.) A shard that comes back at once
-        (that bridge's registration was lost) is handed on again after 2, 4 … 64 heartbeats."""
+        """Every heartbeat: hand on each shard this bridge does not prefer when it may be the
+        active consumer there: once after the shares change, whenever it receives there, and
+        every ``_REHAND`` heartbeats while idle (the bridge that prefers it may have registered
+        only after the last hand-over, e.g. after both reconnected). That bridge is alive (it
+        said so, after registering on its shards), so it waits there and takes it; handing on a
+        shard where this bridge only waits costs nothing. (A quorum queue's consumer count leaves
+        out the consumers waiting behind the active one, so RabbitMQ cannot be asked.) A busy
+        shard that comes back at once is handed on again after 2, 4 … 64 heartbeats."""
         last: set[int] | None = None
+        beats = 0
         while True:
             await asyncio.sleep(self._interval)  # the heartbeat's period, not synchronisation
             live = await self._live()
             if not live:
                 continue
+            beats += 1
             preferred = self._preferred(live)
             if preferred != last:
                 for shard in self._shards:
@@ -375,14 +380,17 @@ class AmqpTransport:
                 last = preferred
             for shard in self._shards:
                 busy, shard.delivered = shard.delivered, 0
-                if shard.index in preferred or (shard.handed and not busy):
+                if shard.index in preferred:
                     continue
-                if shard.skip > 0:
+                if not busy:
+                    if shard.handed and beats % _REHAND:
+                        continue
+                elif shard.skip > 0:
                     shard.skip -= 1
                     continue
-                log.info("handing shard %d on to the bridge that prefers it", shard.index)
+                log.debug("handing shard %d on to the bridge that prefers it", shard.index)
                 await self._reopen(shard, ingress)
-                if shard.handed:  # it had come back: wait longer before the next try
+                if busy and shard.handed:  # it had come back: wait longer before the next try
                     shard.backoff = min(shard.backoff + 1, 6)
                     shard.skip = 2 ** shard.backoff
                 shard.handed = True

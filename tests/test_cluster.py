@@ -273,3 +273,21 @@ async def test_a_two_node_rabbitmq_cluster(tmp_path: Path) -> None:
             assert (await alice.inbox.wait_for(on("/in/msg", cid="n1")))[0].json["from"] == "bob"
     finally:
         await asyncio.gather(asyncio.to_thread(second.stop), asyncio.to_thread(first.stop))
+
+
+async def test_bridges_reconnect_when_rabbitmq_closes_their_connections(cluster: Cluster) -> None:
+    """RabbitMQ closes both bridges' AMQP connections (an operator, a node restart): they connect
+    again, take the shards back, and messaging goes on."""
+    async with AsyncExitStack() as stack:
+        alice = await cluster.device(stack, "alice")
+        bob = await cluster.device(stack, "bob")
+        assert (await alice.send_and_ack("before", "bob"))["seq"] == 1
+        listed = await cluster.node.actl("list_connections", "-q", "--no-table-headers", "pid", "user", "protocol")
+        bridges = [line.split("\t")[0] for line in listed.splitlines()
+                   if line.split("\t")[1:2] == [BRIDGE_USER] and "0,9,1" in line]
+        assert len(bridges) == 2, listed
+        for pid in bridges:
+            await cluster.node.actl("close_connection", pid, "test: closed by the operator")
+        await cluster.both_active()  # both connected again and consuming
+        assert (await alice.send_and_ack("after", "bob"))["seq"] == 2
+        assert [m.json["cid"] for m in await bob.inbox.wait_for(on("/in/msg"), count=2)] == ["before", "after"]
