@@ -38,6 +38,23 @@ is within a minute in a deployment but never within a benchmark's seconds.
 
 With both servers, a ratio line follows each (P, W): ``ratio_imgate_over_ejabberd`` (msgs/s) and
 ``cpu_per_msg_imgate_over_ejabberd`` (server CPU per delivered message).
+
+rabbitmq (cluster mode, issue 14: ``--servers rabbitmq --bridges 1 2``): RabbitMQ as the MQTT front
+and ``imgate bridge`` processes consuming the sender shards from it over AMQP, on PostgreSQL (the
+``--database-url`` when it is PostgreSQL, else a fresh database made on ``--pg-server`` for the
+invocation and dropped at its end). One private RabbitMQ node (``tests.rabbitmq.RabbitNode``, the
+auth cache on with config/rabbitmq/rabbitmq.conf's 15 s TTL) serves every run of the invocation;
+per (P, W) and bridge count N: ``imgate migrate``, ``imgate api`` (the node's HTTP auth backend and
+its management-API client), N ``imgate bridge`` processes on a queue prefix of the run's own
+(limits lifted, log level WARNING), a wait until the N bridges are the active consumers of all the
+shards between them (each of some), the same pairs and closed loop as imgate's over MQTT on the
+node, then everything stopped and the run's queues and exchange deleted. Same fields as imgate's
+rows, with ``"server": "rabbitmq"``, ``bridges`` and CPU per delivered message of the bridges (sum),
+of RabbitMQ (its process group: beam and its helpers) and of ``imgate api``;
+``server_cpu_ms_per_msg`` is their sum (PostgreSQL's CPU is counted on neither side). After a
+(P, W)'s runs, one line: ``scaling_N_over_M_bridges`` (msgs/s, each bridge count over the first)
+and each count's msgs/s and CPU per message over the embedded imgate's and ejabberd's rows of the
+same (P, W), when they ran. This tree's imgate only (not with ``IMGATE_BENCH_SERVER``).
 """
 
 from __future__ import annotations
@@ -46,21 +63,29 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
+import shutil
 import socket
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
 
-SERVERS = ("imgate", "ejabberd")
+if TYPE_CHECKING:
+    from tests.cluster import BridgeProcess
+    from tests.rabbitmq import RabbitNode
+
+SERVERS = ("imgate", "rabbitmq", "ejabberd")
 _STALL = 30.0  # seconds without an ack after which a pair stops sending
 _XMPP_PASSWORD = "bench"
 
@@ -343,6 +368,268 @@ async def bench_ejabberd(pairs: int, window: int, seconds: float) -> dict[str, o
     }
 
 
+# -- rabbitmq: cluster mode (RabbitMQ + imgate bridge processes + imgate api, PostgreSQL) ---------
+
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+_AUTH_CACHE_TTL_MS = 15_000  # config/rabbitmq/rabbitmq.conf's auth_cache.cache_ttl
+_SHARDS = 8  # amqp.shards (the default)
+_ACTIVE_TIMEOUT = 60.0  # for the bridges to share the shards
+_API_SECRET = "imgate-bench-admin-secret"
+_STOP_TIMEOUT = 15.0
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """CPU time so far of the live processes of process group ``pgid`` and of the children they
+    reaped (RabbitMQ: the start script, beam.smp, erl_child_setup, inet_gethost...), seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return total
+
+
+def _rabbit_pids(node: RabbitNode) -> tuple[int, int]:
+    """(beam.smp's pid, its process group) of ``node``, from the pid file the node writes."""
+    assert node.dir is not None, "not started"
+    pid = int((node.dir / "rabbitmq.pid").read_text().strip())
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return pid, int(fields[2])
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def _create_pg_database(server_url: str) -> str:
+    import asyncpg
+
+    name = f"imgate_bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(_with_db(server_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return _with_db(server_url, name)
+
+
+async def _drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(_with_db(url, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _imgate_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")}
+    env.update({"IMGATE_DATABASE__URL": db_url, "IMGATE_DATA_DIR": str(data_dir), "IMGATE_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+async def _migrate(db_url: str, data_dir: Path) -> None:
+    """``imgate migrate``, as before a cluster starts."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "imgate", "migrate", cwd=THIS_TREE,
+                                                env=_imgate_env(db_url, data_dir), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    if proc.returncode != 0:
+        msg = f"imgate migrate exited {proc.returncode}:\n{out.decode(errors='replace')}"
+        raise RuntimeError(msg)
+
+
+@dataclass
+class _Api:
+    pid: int
+    port: int
+    output: list[str]
+
+
+@asynccontextmanager
+async def _imgate_api(node: RabbitNode, db_url: str, data_dir: Path, account: tuple[str, str]) -> AsyncIterator[_Api]:
+    """``imgate api`` on a free port (it reports the port it bound): the node's HTTP auth backend
+    (the bridges log in with ``account``) and its management-API client, until the block ends."""
+    from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = _imgate_env(db_url, data_dir, IMGATE_ADMIN__PORT="0", IMGATE_ADMIN__SECRET=_API_SECRET,
+                      IMGATE_BROKER__USERNAME=account[0], IMGATE_BROKER__PASSWORD=account[1],
+                      IMGATE_RABBITMQ__MANAGEMENT_URL=node.mgmt_url, IMGATE_RABBITMQ__MANAGEMENT_USERNAME=ADMIN_USER,
+                      IMGATE_RABBITMQ__MANAGEMENT_PASSWORD=ADMIN_PASSWORD)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "imgate", "api", cwd=THIS_TREE, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                start_new_session=True)
+    output: list[str] = []
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            text = line.decode(errors="replace")
+            output.append(text)
+            del output[:-2000]
+            if text.startswith("imgate api: http://") and not ready.done():
+                ready.set_result(int(text.strip().rsplit(":", 1)[1]))
+        if not ready.done():
+            ready.set_exception(EOFError())
+
+    reader = asyncio.create_task(read(), name="bench.imgate-api-output")
+    try:
+        try:
+            port = await asyncio.wait_for(ready, 60)
+        except (TimeoutError, EOFError):
+            msg = f"imgate api did not start (exit {proc.returncode}):\n{''.join(output[-30:])}"
+            raise RuntimeError(msg) from None
+        yield _Api(proc.pid, port, output)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), _STOP_TIMEOUT)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        with suppress(Exception):
+            await asyncio.wait_for(reader, 5)
+
+
+async def _shards_shared(node: RabbitNode, prefix: str, bridges: list[BridgeProcess]) -> dict[str, int]:
+    """Until the bridges are the active consumers of all the shards between them, each of some
+    (RabbitMQ's consumer list, polled, bounded); {holder: shards}."""
+    from tests.cluster import active_shards
+
+    holders = {b.holder for b in bridges}
+    found: dict[str, int] = {}
+    deadline = time.monotonic() + _ACTIVE_TIMEOUT
+    while time.monotonic() < deadline:
+        found = dict(await active_shards(node, prefix))
+        if set(found) == holders and sum(found.values()) == _SHARDS:
+            return found
+        if any(b.proc is None or b.proc.returncode is not None for b in bridges):
+            break
+        await asyncio.sleep(0.5)
+    logs = "".join(line for b in bridges for line in b.output[-15:])
+    msg = f"the shards were not shared by {sorted(holders)} within {_ACTIVE_TIMEOUT:.0f}s: {found}\n{logs}"
+    raise RuntimeError(msg)
+
+
+async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: float, db_url: str,
+                         n_bridges: int) -> dict[str, object]:
+    """The imgate load on cluster mode: ``n_bridges`` ``imgate bridge`` processes on ``node``."""
+    from tests.cluster import BRIDGE_PASSWORD, BRIDGE_USER, BridgeProcess, bridge_env, delete_topology
+
+    tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-cluster-"))
+    prefix = f"bench{secrets.token_hex(4)}"
+    bridges: list[BridgeProcess] = []
+    all_pairs = [Pair(n) for n in range(pairs)]
+    try:
+        await _migrate(db_url, tmp / "migrate")
+        tokens = await _prepare(db_url, pairs)
+        async with _imgate_api(node, db_url, tmp / "api", (BRIDGE_USER, BRIDGE_PASSWORD)) as api:
+            await node.aset_auth_base(f"http://127.0.0.1:{api.port}/auth/rabbitmq")
+            for i in range(n_bridges):
+                env = bridge_env(node, db_url, prefix, tmp / f"bridge{i}", **UNLIMITED, IMGATE_LOG_LEVEL="WARNING",
+                                 IMGATE_AMQP__SHARDS=str(_SHARDS))
+                env.pop("IMGATE_AMQP__MEMBERSHIP_INTERVAL_S", None)  # the tests' 0.3 s: a deployment's default here
+                bridges.append(BridgeProcess(env, f"bridge{i}"))
+                await bridges[-1].start()
+            shares = await _shards_shared(node, prefix, bridges)
+            beam, pgid = _rabbit_pids(node)
+            pids = [b.proc.pid for b in bridges if b.proc is not None]
+            lines0, api_lines0 = [len(b.output) for b in bridges], len(api.output)
+            bridge0, rabbit0, api0 = [tree_cpu_s(p) for p in pids], _group_cpu_s(pgid), tree_cpu_s(api.pid)
+            gen0 = time.process_time()
+            start = time.perf_counter()
+            await asyncio.gather(*(_run_pair(node.mqtt_port, p, tokens, window, start + seconds) for p in all_pairs))
+            elapsed = time.perf_counter() - start
+            bridge_cpu = [tree_cpu_s(p) - c for p, c in zip(pids, bridge0, strict=True)]
+            rabbit_cpu, api_cpu = _group_cpu_s(pgid) - rabbit0, tree_cpu_s(api.pid) - api0
+            gen = time.process_time() - gen0
+            bridge_rss, rabbit_rss = sum(_rss_mb(p) for p in pids), _rss_mb(beam)
+            bridge_lines = [len(b.output) - n for b, n in zip(bridges, lines0, strict=True)]
+            api_lines = len(api.output) - api_lines0
+            for b, n in zip(bridges, bridge_lines, strict=True):
+                if n:
+                    print(f"im-1to1: {b.name} logged {n} line(s); last: {b.output[-1].rstrip()}", file=sys.stderr,
+                          flush=True)
+            if api_lines:
+                print(f"im-1to1: imgate api logged {api_lines} line(s); last: {api.output[-1].rstrip()}",
+                      file=sys.stderr, flush=True)
+            for b in bridges:
+                await b.stop()
+    finally:
+        for b in bridges:
+            with suppress(Exception):
+                await b.stop()
+        with suppress(Exception):
+            await delete_topology(node, prefix, _SHARDS)
+        shutil.rmtree(tmp, ignore_errors=True)
+    sent = sum(len(p.sent) for p in all_pairs)
+    delivered = sum(len(p.delivered) for p in all_pairs)
+    deliver = [x for p in all_pairs for x in p.deliver_lat]
+    ack = [x for p in all_pairs for x in p.ack_lat]
+
+    def per_msg(cpu: float) -> float | None:
+        return round(1000 * cpu / delivered, 3) if delivered else None
+
+    return {
+        "scenario": f"im-1to1 P={pairs} W={window}", "server": "rabbitmq", "broker": "rabbitmq",
+        "bridges": n_bridges, "db": db_url.split(":")[0],
+        "sent": sent, "delivered": delivered, "lost": sent - delivered,
+        "duplicated": sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1),
+        "msgs_per_s": round(delivered / elapsed, 1),
+        "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
+        "ack_p50_ms": round(_pct(ack, 50), 2), "ack_p99_ms": round(_pct(ack, 99), 2),
+        # bridges + RabbitMQ + imgate api: the whole server side but PostgreSQL, as imgate's row
+        "server_cpu_ms_per_msg": per_msg(sum(bridge_cpu) + rabbit_cpu + api_cpu),
+        "bridge_cpu_ms_per_msg": per_msg(sum(bridge_cpu)), "rabbit_cpu_ms_per_msg": per_msg(rabbit_cpu),
+        "api_cpu_ms_per_msg": per_msg(api_cpu),
+        # per bridge, % of one core: ~100 means that bridge's event loop caps its shards' rate
+        "bridge_cpu_pct": [round(100 * c / elapsed, 1) for c in bridge_cpu],
+        "rabbit_cpu_pct": round(100 * rabbit_cpu / elapsed, 1),
+        "shards_held": sorted(shares.values(), reverse=True),
+        "bridge_rss_mb": round(bridge_rss, 1), "rabbit_rss_mb": round(rabbit_rss, 1),
+        "bridge_log_lines": sum(bridge_lines), "api_log_lines": api_lines,
+        "generator_cpu_pct": round(100 * gen / elapsed, 1),
+    }
+
+
+def _cluster_line(scenario: str, rows: dict[int, dict[str, object]], imgate: dict[str, object] | None,
+                  ejabberd: dict[str, object] | None) -> dict[str, object] | None:
+    """Scaling over the first bridge count, and each count over the embedded imgate and ejabberd
+    (msgs/s, and CPU per delivered message), for one (P, W)."""
+    ok = {n: r for n, r in rows.items() if r.get("msgs_per_s")}
+    if not ok:
+        return None
+
+    def ratio(a: object, b: object) -> float | None:
+        return round(float(a) / float(b), 2) if a and b else None  # type: ignore[arg-type]
+
+    line: dict[str, object] = {"scenario": scenario}
+    first = next(iter(ok))
+    for n, r in ok.items():
+        if n != first:
+            line[f"scaling_{n}_over_{first}_bridges"] = ratio(r["msgs_per_s"], ok[first]["msgs_per_s"])
+    for peer, name in ((imgate, "imgate"), (ejabberd, "ejabberd")):
+        if peer is None or not peer.get("msgs_per_s"):
+            continue
+        for n, r in ok.items():
+            line[f"ratio_rabbitmq_{n}_bridges_over_{name}"] = ratio(r["msgs_per_s"], peer["msgs_per_s"])
+            line[f"cpu_per_msg_rabbitmq_{n}_bridges_over_{name}"] = ratio(r.get("server_cpu_ms_per_msg"),
+                                                                          peer.get("server_cpu_ms_per_msg"))
+        if name == "imgate":
+            line["imgate_db"] = peer.get("db")
+    return line
+
+
 def _lines(path: Path) -> int:
     try:
         with path.open("rb") as f:
@@ -368,33 +655,83 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[10])
     parser.add_argument("--window", type=int, nargs="+", default=[1])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--database-url", help="imgate's database (default: a fresh SQLite file); ejabberd: always SQLite")
+    parser.add_argument("--database-url", help="imgate's database (default: a fresh SQLite file); ejabberd: always "
+                                               "SQLite; rabbitmq: this one when PostgreSQL")
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=["imgate"],
-                        help="imgate (default) and/or ejabberd (a private ejabberd 23.01; installed with apt-get if missing)")
+                        help="imgate (default), rabbitmq (cluster mode: a private RabbitMQ node and imgate bridge "
+                             "processes) and/or ejabberd (a private ejabberd 23.01; installed with apt-get if missing)")
+    parser.add_argument("--bridges", type=int, nargs="+", default=[1],
+                        help="rabbitmq: the numbers of imgate bridge processes to run, one run each (default 1)")
+    parser.add_argument("--pg-server", default=PG_SERVER,
+                        help="rabbitmq without a PostgreSQL --database-url: the server a fresh database is made "
+                             f"on for the invocation (default {PG_SERVER})")
     args = parser.parse_args()
+    if "rabbitmq" in args.servers:
+        if server_build()[1] != THIS_TREE:
+            parser.error("--servers rabbitmq runs this tree's imgate only (IMGATE_BENCH_SERVER names another)")
+        if any(n < 1 for n in args.bridges):
+            parser.error("--bridges: at least 1")
     failed = False
-    for p in args.pairs:
-        for w in args.window:
-            results: dict[str, dict[str, object]] = {}
-            for server in args.servers:
-                if server == "imgate":
-                    result = asyncio.run(bench(p, w, args.seconds, args.database_url))
-                    failed |= bool(result["lost"] or result["duplicated"])
-                else:
-                    try:
-                        result = asyncio.run(bench_ejabberd(p, w, args.seconds))
-                    except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
-                        result = {"scenario": f"im-1to1 P={p} W={w}", "broker": "ejabberd",
-                                  "error": f"{type(exc).__name__}: {exc}"}
-                    failed |= bool(result.get("error") or result.get("lost") or result.get("duplicated")
-                                   or result.get("errors")
-                                   or int(result.get("archived", 0)) < int(result.get("delivered", 0)))  # type: ignore[call-overload]
-                print(json.dumps(result), flush=True)
-                results[server] = result
-            if "imgate" in results and "msgs_per_s" in results.get("ejabberd", {}):
-                line = _ratio(results["imgate"], results["ejabberd"])
-                if line is not None:
-                    print(json.dumps(line), flush=True)
+    node: RabbitNode | None = None
+    cluster_db: str | None = None
+    made_db = False
+    try:
+        for p in args.pairs:
+            for w in args.window:
+                scenario = f"im-1to1 P={p} W={w}"
+                results: dict[str, dict[str, object]] = {}
+                cluster: dict[int, dict[str, object]] = {}
+                for server in args.servers:
+                    if server == "imgate":
+                        result = asyncio.run(bench(p, w, args.seconds, args.database_url))
+                        failed |= bool(result["lost"] or result["duplicated"])
+                    elif server == "rabbitmq":
+                        for n in args.bridges:
+                            try:
+                                if node is None:
+                                    from tests.rabbitmq import RabbitNode
+
+                                    fresh = RabbitNode(auth_cache_ttl_ms=_AUTH_CACHE_TTL_MS)
+                                    fresh.start()  # cleans up after itself when it fails
+                                    node = fresh
+                                if cluster_db is None:
+                                    if args.database_url and args.database_url.startswith("postgres"):
+                                        cluster_db = args.database_url
+                                    else:
+                                        cluster_db = asyncio.run(_create_pg_database(args.pg_server))
+                                        made_db = True
+                                result = asyncio.run(bench_rabbitmq(node, p, w, args.seconds, cluster_db, n))
+                            except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
+                                result = {"scenario": scenario, "server": "rabbitmq", "broker": "rabbitmq",
+                                          "bridges": n, "error": f"{type(exc).__name__}: {exc}"}
+                            failed |= bool(result.get("error") or result.get("lost") or result.get("duplicated"))
+                            print(json.dumps(result), flush=True)
+                            cluster[n] = result
+                        continue
+                    else:
+                        try:
+                            result = asyncio.run(bench_ejabberd(p, w, args.seconds))
+                        except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
+                            result = {"scenario": scenario, "broker": "ejabberd",
+                                      "error": f"{type(exc).__name__}: {exc}"}
+                        failed |= bool(result.get("error") or result.get("lost") or result.get("duplicated")
+                                       or result.get("errors")
+                                       or int(result.get("archived", 0)) < int(result.get("delivered", 0)))  # type: ignore[call-overload]
+                    print(json.dumps(result), flush=True)
+                    results[server] = result
+                if "imgate" in results and "msgs_per_s" in results.get("ejabberd", {}):
+                    line = _ratio(results["imgate"], results["ejabberd"])
+                    if line is not None:
+                        print(json.dumps(line), flush=True)
+                if cluster:
+                    line = _cluster_line(scenario, cluster, results.get("imgate"), results.get("ejabberd"))
+                    if line is not None:
+                        print(json.dumps(line), flush=True)
+    finally:
+        if node is not None:
+            node.stop()
+        if made_db and cluster_db is not None:
+            asyncio.run(_drop_pg_database(cluster_db))
     raise SystemExit(1 if failed else 0)
 
 
