@@ -172,6 +172,7 @@ class App:
         self.search: SearchService | None = None
         self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
         self.rabbit: RabbitManagement | None = None  # RabbitMQ's management API (rabbitmq.management_url)
+        self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
@@ -316,10 +317,11 @@ class App:
                 log.exception("could not leave the bridges' membership")
 
         self._stack.push_async_callback(leave)
-        return AmqpTransport(str(url), exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
+        self.amqp = AmqpTransport(str(url), exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
                              prefetch=a.prefetch, holder=holder, members=members,
                              interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout,
                              max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes)
+        return self.amqp
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
         b = self.settings.bridge
@@ -574,6 +576,8 @@ class App:
             out["bridge_error_replies_silenced_total"] = self.bridge.throttle.silenced
             for name, value in vars_of(self.bridge.dispatcher.stats).items():
                 out[f"bridge_{name}_total"] = value
+        if self.amqp is not None:
+            out["bridge_amqp_shards_handed_on_total"] = self.amqp.handovers
         if self.services is not None:
             out["message_batches_total"] = self.services.messages.batches
         if self.worker is not None:  # counted in the worker process, as it last reported them

@@ -38,6 +38,7 @@ OTHER_METHOD = "other"  # an RPC method outside the known set (the router refuse
 # HELP texts of the snapshot's names (``App.metrics()``). A name missing here is still exported,
 # with a generic help; tests/test_metrics.py checks the app's snapshot is covered.
 HELP: dict[str, str] = {
+    "bridge_amqp_shards_handed_on_total": "Cluster mode: sender shards this bridge handed on to the bridge preferring them.",
     "connections": "MQTT connections open on the embedded broker.",
     "broker_delivered_total": "Messages the embedded broker sent to clients.",
     "broker_queued_total": "Messages queued for a client that was offline or had its in-flight window full.",
