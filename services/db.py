@@ -151,6 +151,12 @@ class Database:
                 ``upgrade=False``) needs migrations.
             DatabaseUnavailable: the database server cannot be reached or refuses the login.
         """
+        # Tortoise caches each model's INSERT statement by connection name and table, not by
+        # dialect: a process that opened SQLite before (the test suite) would send SQLite's
+        # placeholders to PostgreSQL. A fresh start forgets them.
+        from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+        EXECUTOR_CACHE.clear()
         # Tortoise keeps its state in a context; the global fallback makes it visible to tasks
         # that asyncio servers start outside this task's context (broker connections).
         await Tortoise.init(config=self._config, _create_db=self._create_db, _enable_global_fallback=True)

@@ -458,3 +458,16 @@ async def test_no_message_shows_the_database_password(tmp_path: Path) -> None:
     for args in (("migrate",), ("run", "--port", "0"), ("user", "add", "dave")):
         code, out, err = await imgate(tmp_path, *args, url=url)
         assert code == 2 and "cannot open the database" in err and "s3cret" not in out + err, (args, err)
+
+
+async def test_one_process_may_open_sqlite_then_postgresql(tmp_path: Path) -> None:
+    """Tortoise caches INSERT statements by connection name, not dialect: Database forgets them
+    (the suite's SQLite pass opens PostgreSQL for cluster mode after SQLite elsewhere)."""
+    from services.users.models import User
+    from tests.conftest import postgres_database
+
+    async with Database(f"sqlite://{tmp_path / 'a.db'}"):
+        await User.create(uid="alice", created_at=1)
+    async with postgres_database() as url, Database(url):
+        await User.create(uid="alice", created_at=1)
+        assert await User.filter(uid="alice").count() == 1
