@@ -59,7 +59,7 @@ class Cluster:
                                                        await self.token(uid, device), **kw))
 
     async def both_active(self) -> dict[str, int]:
-        """Until each bridge is the active consumer of some shard (the balancing has run)."""
+        """Until each live bridge is the active consumer of some shard (the balancing has run)."""
         holders = {b.holder for b in self.bridges if b.proc is not None and b.proc.returncode is None}
         found: dict[str, int] = {}
         try:
@@ -153,20 +153,26 @@ async def test_the_bridges_share_the_shards(cluster: Cluster) -> None:
         assert "x-max-length" in line and "x-max-length-bytes" in line and "reject-publish" in line, line
 
 
-async def test_a_bridge_killed_mid_stream_loses_and_duplicates_nothing(cluster: Cluster) -> None:
-    """8 senders stream to 8 receivers; once a third of the acks are in, the bridge holding the
-    most shards is killed with SIGKILL. Every message is acked (RabbitMQ hands the dead bridge's
-    unacknowledged deliveries to the other one; no client sends anything twice), stored once, in
-    each sender's order; receivers never get one twice, and what they missed live (stored by the
-    dead bridge, not yet delivered) is in their history."""
-    per_sender, window = 60, 6
+@pytest.mark.parametrize("event", ["the busiest bridge is killed with SIGKILL", "a third bridge joins"])
+async def test_mid_stream_nothing_is_lost_duplicated_or_reordered(cluster: Cluster, event: str) -> None:
+    """8 senders stream to 8 receivers; once a quarter of the acks are in (a third sent), the
+    bridge holding the most shards is killed with SIGKILL, or a third bridge starts and the
+    others hand it shards while the last two thirds stream. Every message is acked (RabbitMQ hands the unacknowledged deliveries
+    of a dead bridge's or a handed-on shard to the next bridge; no client sends anything twice),
+    stored once, in each sender's order; receivers never get one twice, and what they missed live
+    (stored by the dead bridge, not yet delivered) is in their history."""
+    per_sender, window = 90, 6
     shares = await cluster.both_active()
     victim = next(b for b in cluster.bridges if b.holder == max(shares, key=lambda h: shares[h]))
+    joining = BridgeProcess({**cluster.bridges[0].env,
+                             "IMGATE_DATA_DIR": str(Path(cluster.bridges[0].env["IMGATE_DATA_DIR"]).parent / "bridge3")},
+                            "bridge3")
     async with AsyncExitStack() as stack:
         senders = [await cluster.device(stack, f"s{i}") for i in range(8)]
         receivers = [await cluster.device(stack, f"r{i}") for i in range(8)]
         acked = 0
-        a_third = asyncio.Event()
+        a_quarter = asyncio.Event()
+        done = asyncio.Event()  # the event has happened: the last two thirds go out after it
 
         async def stream(i: int) -> None:
             s = senders[i]
@@ -174,27 +180,37 @@ async def test_a_bridge_killed_mid_stream_loses_and_duplicates_nothing(cluster: 
 
             async def one(n: int) -> None:
                 async with slots:
+                    if n >= per_sender // 3:
+                        await done.wait()
                     await s.send({"cid": f"m{n:03d}", "to": f"r{i}", "type": "text", "text": f"{i}:{n}"})
                     await s.inbox.wait_for(on("/in/ack", cid=f"m{n:03d}"), timeout=60)
                 nonlocal acked
                 acked += 1
-                if acked >= 8 * per_sender // 3:
-                    a_third.set()
+                if acked >= 8 * per_sender // 4:
+                    a_quarter.set()
 
             async with asyncio.TaskGroup() as tg:
                 for n in range(per_sender):
                     tg.create_task(one(n))
                     await asyncio.sleep(0)  # publish in cid order: each task starts before the next one
 
-        async def kill_when_a_third_is_acked() -> None:
-            await a_third.wait()
-            victim.kill()
+        async def when_a_quarter_is_acked() -> None:
+            await a_quarter.wait()
+            if event.startswith("the busiest"):
+                victim.kill()  # with its share of the first third still in flight
+            else:
+                cluster.bridges.append(joining)  # stopped by the fixture
+                await joining.start()  # the others hand shards on within a heartbeat, mid-stream
+            done.set()
 
         async with asyncio.timeout(120), asyncio.TaskGroup() as tg:
-            tg.create_task(kill_when_a_third_is_acked())
+            tg.create_task(when_a_quarter_is_acked())
             for i in range(8):
                 tg.create_task(stream(i))
-        assert victim.proc is not None and await victim.proc.wait() == -9
+        if event.startswith("the busiest"):
+            assert victim.proc is not None and await victim.proc.wait() == -9
+        else:
+            assert sorted((await cluster.both_active()).values()) == [2, 3, 3]  # the three share them
         assert acked == 8 * per_sender
         acked = sum(len({a.json["cid"] for a in s.inbox.matching(on("/in/ack"))}) for s in senders)
         assert acked == 8 * per_sender
