@@ -188,7 +188,7 @@ class Router:
         command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=msg.type,
                               text=msg.text if msg.type == "text" else None,
                               data=msg.data if msg.type == "custom" else None,
-                              mentions=tuple(dict.fromkeys(msg.mentions or ())))
+                              mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
         return Send(command, lane)
 

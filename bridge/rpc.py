@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from bridge.outbound import Publish, Topics
 from bridge.wire import (
     ConversationsParams,
+    EditParams,
     GroupCreateParams,
     GroupMembersParams,
     GroupParams,
@@ -178,6 +179,15 @@ async def recall(ctx: RpcContext, call: Call[RecallParams]) -> Answer:
     body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": call.uid})
     return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
             [Publish(ctx.topics.inbox(m, "event"), body) for m in members])
+
+
+@method("edit", EditParams)
+async def edit(ctx: RpcContext, call: Call[EditParams]) -> Answer:
+    m, members = await ctx.messages.edit(call.uid, call.params.id, call.params.text)
+    body = dumps({"type": "edit", "conv": m.conv, "id": m.id, "seq": m.seq, "text": m.text, "edited_at": m.edited_at,
+                  "by": call.uid})
+    return ({"id": m.id, "conv": m.conv, "seq": m.seq, "edited_at": m.edited_at},
+            [Publish(ctx.topics.inbox(u, "event"), body) for u in members])
 
 
 @method("presence", PresenceParams)

@@ -27,6 +27,7 @@ class SendIn(_In):
     text: str | None = None
     data: dict[str, Any] | None = None
     mentions: list[str] | None = Field(None, max_length=100)
+    reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
 
     @model_validator(mode="after")
     def _shape(self) -> SendIn:
@@ -105,6 +106,11 @@ class RecallParams(_In):
     id: str = Field(min_length=26, max_length=26)
 
 
+class EditParams(_In):
+    id: str = Field(min_length=26, max_length=26)
+    text: str = Field(min_length=1, max_length=65536)  # the service checks limits.max_text
+
+
 class SettingsParams(_In):
     conv: str = Field(min_length=1, max_length=140)
     muted: bool | None = None
@@ -167,6 +173,10 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["data"] = m.data
     if m.mentions:
         body["mentions"] = list(m.mentions)
+    if m.reply is not None:
+        body["reply"] = m.reply
+    if m.edited_at is not None:
+        body["edited_at"] = m.edited_at
     if m.type == "recalled" and m.data is not None:
         body.pop("data", None)
         body["recalled_by"] = m.data.get("by")

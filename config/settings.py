@@ -200,6 +200,7 @@ class LimitSettings(_Part):
     max_text: int = Field(8000, ge=1)
     max_group_members: int = Field(1000, ge=2, le=100_000)
     recall_window_s: int = Field(120, ge=0)  # senders recall within this; group admins any time
+    edit_window_s: int = Field(900, ge=0)  # senders edit their text messages within this
     typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an

@@ -71,12 +71,14 @@ class Services:
     events: EventQueue
 
 
-def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120) -> Services:
+def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
+                   edit_window_s: int = 900, max_text: int = 8000) -> Services:
     users = UserService(clock)
     conversations = ConversationService()
     presence = PresenceService()
     events = EventQueue()
-    messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s)
+    messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s,
+                              edit_window_s=edit_window_s, max_text=max_text)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members),
                     NotificationService(clock, users, presence), events)
@@ -200,7 +202,8 @@ class App:
         await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
-                                             recall_window_s=s.limits.recall_window_s)
+                                             recall_window_s=s.limits.recall_window_s,
+                                             edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text)
         cluster = self.role == "bridge"
         if cluster and (not s.amqp.url or s.database_url().startswith("sqlite")):
             msg = "imgate bridge needs amqp.url (RabbitMQ) and a PostgreSQL database.url"

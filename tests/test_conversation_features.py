@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
 
-import pytest
-
-from config.settings import Settings
 from imgate.app import App
 from tests.conftest import Users
 from tests.helpers import ManualClock, connect, on
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(time.time_ns() // 1_000_000)
-
-
-@pytest.fixture
-async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[App]:
-    async with App(settings, clock=clock) as running:
-        yield running
+from tests.manual_clock import clock_fixture, manual_app_fixture  # noqa: F401
 
 
 async def test_sender_recalls_within_the_window(app: App, users: Users) -> None:

@@ -26,6 +26,7 @@ CONSUMERS = ("push", "search")
 class Event:
     id: int
     message_id: str
+    created_at: int = 0  # ms: a message's own event has its ts; a later one (recall, edit) its time
 
 
 class EventQueue:
@@ -112,9 +113,9 @@ class EventQueue:
                        [(m, now) for m in message_ids])
 
     async def read(self, consumer: str, limit: int) -> list[Event]:
-        rows = await fetch("SELECT id, message_id FROM message_events WHERE id > ? ORDER BY id LIMIT ?",
+        rows = await fetch("SELECT id, message_id, created_at FROM message_events WHERE id > ? ORDER BY id LIMIT ?",
                            [await self.offset(consumer), limit])
-        return [Event(r[0], r[1]) for r in rows]
+        return [Event(r[0], r[1], r[2]) for r in rows]
 
     async def pending(self, consumer: str) -> int:
         return await MessageEvent.filter(id__gt=await self.offset(consumer)).count()

@@ -24,6 +24,7 @@ class SendCommand:
     text: str | None
     data: dict[str, Any] | None
     mentions: tuple[str, ...] = ()
+    reply_to: str | None = None  # the id of a message of the same conversation this one answers
 
     @property
     def conv(self) -> str:
@@ -42,8 +43,10 @@ class StoredMessage:
     data: dict[str, Any] | None
     ts: int
     mentions: tuple[str, ...] = ()
+    reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
+    edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
 
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()))
+                   tuple(row.mentions or ()), row.reply, row.edited_at)

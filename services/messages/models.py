@@ -20,6 +20,11 @@ class Message(Model):
     data: Any = fields.JSONField(null=True)
     mentions: Any = fields.JSONField(null=True)
     ts = fields.BigIntField()
+    # A reply's quote of the message it answers, as it was when the reply was sent:
+    # {"id", "seq", "from", "type", "excerpt"} (rendered server-side: a client without the original shows it).
+    reply: Any = fields.JSONField(null=True)
+    reply_to = fields.CharField(max_length=26, null=True, db_index=True)  # the quoted id (a recall or edit updates its quotes)
+    edited_at = fields.BigIntField(null=True)  # the sender's last edit (ms), if any
 
     class Meta:
         table = "messages"

@@ -16,7 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from services.conversations.service import ConversationService, Locked, Membership
-from services.errors import BadRequest, Forbidden, NotFound, Unavailable
+from services.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
@@ -27,19 +27,31 @@ from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
 
-_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions"
+_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at"
+_INSERTED = f"{_COLUMNS}, reply_to"
+EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
 
 def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
-                         tuple(json_value(row[9]) or ()))
+                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11])
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
-                 json_text(list(m.mentions)) if m.mentions else None) for m in messages])
+                 json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
+                 m.reply["id"] if m.reply else None) for m in messages])
+
+
+def _quotes_sql(ids: set[str]) -> Program[dict[str, tuple[str, dict[str, Any]]]]:
+    """The quotes of the messages ``ids`` that replies answer: id -> (its conversation, quote)."""
+    if not ids:
+        return {}
+    rows = yield Query("SELECT id, conv, seq, sender, type, text FROM messages WHERE id = ANY(?)", [AnyOf(sorted(ids))])
+    return {r[0]: (r[1], {"id": r[0], "seq": r[2], "from": r[3], "type": r[4],
+                          "excerpt": (r[5] or "")[:EXCERPT_CHARS] if r[4] == "text" else ""}) for r in rows}
 
 
 
@@ -68,9 +80,12 @@ class MessageService:
 
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
                  events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
-                 recall_window_s: int = 120, store_timeout_s: float = 30.0) -> None:
+                 recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
+                 store_timeout_s: float = 30.0) -> None:
         self._clock = clock
         self._recall_window_ms = recall_window_s * 1000
+        self._edit_window_ms = edit_window_s * 1000
+        self._max_text = max_text
         self._users = users
         self._conversations = conversations
         self._events = events or EventQueue()
@@ -280,6 +295,7 @@ class MessageService:
         locked = yield from self._conversations.lock_sql({c.conv for _, c in new})
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
+        quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -291,9 +307,16 @@ class MessageService:
             if any(m not in in_conv for m in c.mentions):
                 out[i] = BadRequest("mentions must be members of the conversation")
                 continue
+            quote = None
+            if c.reply_to is not None:
+                found = quotes.get(c.reply_to)
+                if found is None or found[0] != conv or found[1]["type"] == "member":
+                    out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
+                    continue
+                quote = found[1]
             msg_id = new_ulid(now)
             message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
-                                    c.data, now, c.mentions)
+                                    c.data, now, c.mentions, quote)
             stored.append(message)
             out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
             read_marks[(conv, c.sender)] = message.seq
@@ -343,6 +366,22 @@ class MessageService:
             rows = list(reversed(rows[:limit]))
         return HistoryPage([StoredMessage.from_row(r) for r in rows], has_more)
 
+    async def _visible(self, uid: str, msg_id: str) -> tuple[Message, Membership]:
+        """The message and ``uid``'s membership of its conversation, if ``uid`` may see it.
+
+        Raises:
+            NotFound: no such message in ``uid``'s window of its conversation.
+        """
+        row = await Message.get_or_none(id=msg_id)
+        try:
+            member = await self._conversations.membership(row.conv, uid) if row is not None else None
+        except NotFound:
+            member = None
+        if row is None or member is None or not member.window.contains(row.seq):
+            msg = f"message {msg_id!r} not found"
+            raise NotFound(msg)
+        return row, member
+
     async def recall(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace a message by a tombstone (type ``recalled``), keeping its seq.
 
@@ -353,14 +392,7 @@ class MessageService:
             NotFound: no such message visible to ``uid``.
             Forbidden: not the sender (nor a group admin), or the window has passed.
         """
-        row = await Message.get_or_none(id=msg_id)
-        try:
-            member = await self._conversations.membership(row.conv, uid) if row is not None else None
-        except NotFound:
-            member = None
-        if row is None or member is None or not member.window.contains(row.seq):
-            msg = f"message {msg_id!r} not found"
-            raise NotFound(msg)
+        row, member = await self._visible(uid, msg_id)
         if row.type == "member":
             msg = "membership events cannot be recalled"
             raise Forbidden(msg)
@@ -375,9 +407,44 @@ class MessageService:
                     raise Forbidden(msg)
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
-                                                                      mentions=None)
+                                                                      mentions=None, reply=None)
+                # The replies quoting it quote a recalled message from now on (no excerpt).
+                await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
+                    "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
             row = await Message.get(id=msg_id)
+        return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
+
+    async def edit(self, uid: str, msg_id: str, text: str) -> tuple[StoredMessage, tuple[str, ...]]:
+        """Replace the text of ``uid``'s own text message, within ``edit_window_s`` of sending it.
+        The quotes of replies to it follow, and so does the search index (the event queue).
+        Returns the edited message and the conversation's current members (to tell).
+
+        Raises:
+            NotFound: no such message visible to ``uid``.
+            Forbidden: not the sender, not a text message (or recalled), or the window has passed.
+            TooLarge: the text is longer than ``limits.max_text``.
+        """
+        if len(text) > self._max_text:
+            msg = f"text is {len(text)} characters; the limit is {self._max_text}"
+            raise TooLarge(msg)
+        row, _ = await self._visible(uid, msg_id)
+        if row.sender != uid or row.type != "text":
+            msg = "only the sender may edit, and only a text message"
+            raise Forbidden(msg)
+        now = self._clock.now_ms()
+        if now - row.ts > self._edit_window_ms:
+            msg = f"too late: messages can be edited within {self._edit_window_ms // 1000} s"
+            raise Forbidden(msg)
+        async with transaction() as conn:
+            changed = await Message.filter(id=msg_id, type="text").using_db(conn).update(text=text, edited_at=now)
+            if not changed:  # recalled meanwhile
+                msg = "only the sender may edit, and only a text message"
+                raise Forbidden(msg)
+            await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
+                "id": msg_id, "seq": row.seq, "from": row.sender, "type": "text", "excerpt": text[:EXCERPT_CHARS]})
+            await self._events.publish(conn, [msg_id], now)  # the search index follows (push skips edits)
+        row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:

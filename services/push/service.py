@@ -172,6 +172,8 @@ class PushService:
             msg = messages.get(event.message_id)
             if msg is None or msg.type in ("member", "recalled"):
                 continue
+            if msg.edited_at is not None and event.created_at >= msg.edited_at:
+                continue  # an edit's event (for the search index): the message was pushed when it was sent
             mentioned = set(msg.mentions)
             for member in members.get(msg.conv, []):
                 if member.uid == msg.sender or member.uid not in targets:

@@ -225,3 +225,19 @@ async def test_concurrent_sends_share_one_fcm_access_token(rig: Rig) -> None:
     assert await send_due(rig.push) == 5  # started together
     assert sorted(m["token"] for m in rig.fcm.received) == [f"phone-{i}" for i in range(5)]
     assert len(rig.fcm._tokens) == 1  # one OAuth2 token request, not one per send
+
+
+async def test_an_edit_is_not_pushed_again(rig: Rig) -> None:
+    """An edit queues an event for the search index; push fan-out skips it (the message was
+    pushed when it was sent)."""
+    await rig.push.register("bob", "fcm", "bob-phone")
+    await send(rig, "m1", to="bob")
+    await rig.push.fan_out()
+    await send_due(rig.push)
+    assert len(rig.fcm.received) == 1
+    message = (await rig.svc.messages.history(await rig.svc.conversations.membership("d:alice:bob", "alice"),
+                                              after_seq=None, before_seq=None, limit=1)).messages[0]
+    rig.clock.ms += 1_000
+    await rig.svc.messages.edit("alice", message.id, "hello, edited")
+    assert await rig.push.fan_out() == 1  # the edit's event, taken
+    assert await send_due(rig.push) == 0 and len(rig.fcm.received) == 1  # and nothing pushed again
