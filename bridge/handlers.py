@@ -33,6 +33,7 @@ from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
 from services.push.service import PushService
+from services.reactions.service import ReactionService
 from services.search.service import SearchService
 
 log = logging.getLogger("imgate.bridge")
@@ -56,7 +57,8 @@ class Dispatcher:
                  presence: PresenceService, groups: GroupService, clock: Clock | None = None,
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
-                 search: SearchService | None = None, announce_presence: bool = False) -> None:
+                 search: SearchService | None = None, announce_presence: bool = False,
+                 reactions: ReactionService | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
@@ -68,6 +70,7 @@ class Dispatcher:
         self.notifications = notifications
         self.push = push
         self.search = search
+        self.reactions = reactions
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
         self.stats = BridgeStats()

@@ -77,8 +77,11 @@ class Throttle:
         # Read markers are state, not requests: their own bucket (as large as the RPCs'), so an app
         # that opens with many history requests does not lose its read receipts.
         self._reads = TokenBucket(clock, lim.rpcs)
+        # An edit or a reaction tells every member, as a message does: it costs a message too, so a
+        # toggling flood in a large group is held to the sender's message rate.
         self._by_class = {Limit.SEARCH: TokenBucket(clock, lim.searches),
-                          Limit.PUSH_REGISTER: TokenBucket(clock, lim.push_registers)}
+                          Limit.PUSH_REGISTER: TokenBucket(clock, lim.push_registers),
+                          Limit.FAN_OUT: self._messages}
         self._typing = TokenBucket(clock, lim.typing)
         self._errors = TokenBucket(clock, lim.error_replies)
         self.limited = 0  # commands refused by a limit

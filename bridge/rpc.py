@@ -28,6 +28,7 @@ from bridge.wire import (
     NotificationsParams,
     PresenceParams,
     PushTargetParams,
+    ReactionParams,
     ReadParams,
     RecallParams,
     SearchParams,
@@ -40,10 +41,12 @@ from services.errors import Unavailable
 if TYPE_CHECKING:
     from services.conversations.service import ConversationService, Membership
     from services.groups.service import GroupChange, GroupInfo, GroupService
+    from services.messages.commands import StoredMessage
     from services.messages.service import MessageService
     from services.notifications.service import NotificationService
     from services.presence.service import PresenceService
     from services.push.service import PushService
+    from services.reactions.service import ReactionService, Summary
     from services.search.service import SearchService
 
 
@@ -54,6 +57,7 @@ class Limit(StrEnum):
     READ = "read"  # read markers: state, not requests; a bucket of their own
     SEARCH = "search"  # the RPC bucket and the search bucket
     PUSH_REGISTER = "push.register"  # the RPC bucket and the push-registration bucket
+    FAN_OUT = "fan-out"  # the RPC bucket and the messages bucket: an event to every member, as a message costs
 
 
 class Lane(StrEnum):
@@ -74,6 +78,7 @@ class RpcContext(Protocol):
     notifications: NotificationService | None
     push: PushService | None
     search: SearchService | None
+    reactions: ReactionService | None
     group_receipts_max: int
 
 
@@ -135,16 +140,33 @@ def method(name: str, params: type[P], *, limit: Limit = Limit.RPC, membership: 
 async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
     p = call.params
     page = await ctx.messages.history(call.membership, after_seq=p.after_seq, before_seq=p.before_seq, limit=p.limit)
-    return {"messages": [render_message(m) for m in page.messages], "has_more": page.has_more}, []
+    rendered = await _rendered(ctx, call.uid, page.messages)
+    return {"messages": [rendered[m.id] for m in page.messages], "has_more": page.has_more}, []
+
+
+async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) -> dict[str, dict[str, Any]]:
+    """Messages as ``uid`` sees them in history and the conversation list: with their reactions
+    (``reactions``: emoji -> count; ``my_reactions``: the caller's), by id."""
+    sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid) if ctx.reactions else {}
+    out: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        body = render_message(m)
+        if (s := sums.get(m.id)) is not None:
+            body["reactions"] = s.counts
+            if s.mine:
+                body["my_reactions"] = s.mine
+        out[m.id] = body
+    return out
 
 
 @method("conversations", ConversationsParams)
 async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Answer:
     items, cursor = await ctx.conversations.list_for(call.uid, call.params.limit, call.params.cursor)
-    last = await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])
+    last = await _rendered(ctx, call.uid, list(
+        (await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])).values()))
     rendered = [
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
-         "pinned": i.pinned, "last": render_message(last[i.last_msg_id]) if i.last_msg_id in last else None,
+         "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
          "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
         for i in items
     ]
@@ -176,18 +198,46 @@ async def conversation_settings(ctx: RpcContext, call: Call[SettingsParams]) -> 
 @method("recall", RecallParams)
 async def recall(ctx: RpcContext, call: Call[RecallParams]) -> Answer:
     tomb, members = await ctx.messages.recall(call.uid, call.params.id)
+    if ctx.reactions is not None:
+        await ctx.reactions.clear(tomb.id)  # a tombstone keeps no reactions
     body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": call.uid})
     return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
             [Publish(ctx.topics.inbox(m, "event"), body) for m in members])
 
 
-@method("edit", EditParams)
+@method("edit", EditParams, limit=Limit.FAN_OUT)
 async def edit(ctx: RpcContext, call: Call[EditParams]) -> Answer:
     m, members = await ctx.messages.edit(call.uid, call.params.id, call.params.text)
     body = dumps({"type": "edit", "conv": m.conv, "id": m.id, "seq": m.seq, "text": m.text, "edited_at": m.edited_at,
                   "by": call.uid})
     return ({"id": m.id, "conv": m.conv, "seq": m.seq, "edited_at": m.edited_at},
             [Publish(ctx.topics.inbox(u, "event"), body) for u in members])
+
+
+async def _react(ctx: RpcContext, call: Call[ReactionParams], op: str) -> Answer:
+    """``reaction.add`` / ``reaction.remove``: the result, and the event when something changed."""
+    if ctx.reactions is None:
+        msg = "reactions are not available"
+        raise Unavailable(msg)
+    act = ctx.reactions.add if op == "add" else ctx.reactions.remove
+    change = await act(call.uid, call.params.id, call.params.emoji)
+    m = change.message
+    result = {"id": m.id, "conv": m.conv, "seq": m.seq, "emoji": call.params.emoji, "count": change.count}
+    if not change.changed:
+        return result, []
+    body = dumps({"type": "reaction", "op": op, "conv": m.conv, "id": m.id, "seq": m.seq, "emoji": call.params.emoji,
+                  "from": call.uid, "count": change.count})
+    return result, [Publish(ctx.topics.inbox(u, "event"), body) for u in change.members]
+
+
+@method("reaction.add", ReactionParams, limit=Limit.FAN_OUT)
+async def reaction_add(ctx: RpcContext, call: Call[ReactionParams]) -> Answer:
+    return await _react(ctx, call, "add")
+
+
+@method("reaction.remove", ReactionParams, limit=Limit.FAN_OUT)
+async def reaction_remove(ctx: RpcContext, call: Call[ReactionParams]) -> Answer:
+    return await _react(ctx, call, "remove")
 
 
 @method("presence", PresenceParams)

@@ -111,6 +111,12 @@ class EditParams(_In):
     text: str = Field(min_length=1, max_length=65536)  # the service checks limits.max_text
 
 
+class ReactionParams(_In):
+    id: str = Field(min_length=26, max_length=26)
+    # An emoji (or a short code a client maps to one): no spaces or control characters.
+    emoji: str = Field(min_length=1, max_length=16, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+
+
 class SettingsParams(_In):
     conv: str = Field(min_length=1, max_length=140)
     muted: bool | None = None

@@ -42,6 +42,7 @@ from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.push.providers import Provider
 from services.push.service import FAN_OUT_BATCH, PushService
+from services.reactions.service import ReactionService
 from services.search.base import SearchBackend
 from services.search.service import SearchService
 from services.users.service import UserService
@@ -69,6 +70,7 @@ class Services:
     groups: GroupService
     notifications: NotificationService
     events: EventQueue
+    reactions: ReactionService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
@@ -81,7 +83,7 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
                               edit_window_s=edit_window_s, max_text=max_text)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members),
-                    NotificationService(clock, users, presence), events)
+                    NotificationService(clock, users, presence), events, ReactionService(clock, messages))
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
@@ -272,6 +274,7 @@ class App:
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search,
+                                reactions=svc.reactions,
                                 announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,

@@ -32,6 +32,7 @@ MODEL_MODULES = [
     "services.notifications.models",
     "services.events.models",
     "services.push.models",
+    "services.reactions.models",
 ]
 
 

@@ -382,6 +382,16 @@ class MessageService:
             raise NotFound(msg)
         return row, member
 
+    async def visible(self, uid: str, msg_id: str) -> tuple[StoredMessage, bool, tuple[str, ...]]:
+        """A message ``uid`` may see, whether ``uid`` is a current member of its conversation, and
+        the conversation's current members (for the reaction service).
+
+        Raises:
+            NotFound: no such message in ``uid``'s window of its conversation.
+        """
+        row, member = await self._visible(uid, msg_id)
+        return StoredMessage.from_row(row), member.current, tuple(await self._conversations.members(row.conv))
+
     async def recall(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace a message by a tombstone (type ``recalled``), keeping its seq.
 
