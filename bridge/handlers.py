@@ -25,6 +25,7 @@ from bridge.router import (
 )
 from bridge.rpc import METHODS, Call
 from bridge.wire import dumps, render_message
+from services.blocks.service import BlockService
 from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
@@ -58,7 +59,7 @@ class Dispatcher:
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
-                 reactions: ReactionService | None = None) -> None:
+                 reactions: ReactionService | None = None, blocks: BlockService | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
@@ -71,6 +72,7 @@ class Dispatcher:
         self.push = push
         self.search = search
         self.reactions = reactions
+        self.blocks = blocks
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
         self.stats = BridgeStats()

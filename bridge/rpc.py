@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from bridge.outbound import Publish, Topics
 from bridge.wire import (
+    BlockParams,
     ConversationsParams,
     EditParams,
     GroupCreateParams,
@@ -25,6 +26,7 @@ from bridge.wire import (
     GroupParams,
     GroupRoleParams,
     HistoryParams,
+    NoParams,
     NotificationsParams,
     PresenceParams,
     PushTargetParams,
@@ -39,6 +41,7 @@ from bridge.wire import (
 from services.errors import Unavailable
 
 if TYPE_CHECKING:
+    from services.blocks.service import BlockService
     from services.conversations.service import ConversationService, Membership
     from services.groups.service import GroupChange, GroupInfo, GroupService
     from services.messages.commands import StoredMessage
@@ -79,6 +82,7 @@ class RpcContext(Protocol):
     push: PushService | None
     search: SearchService | None
     reactions: ReactionService | None
+    blocks: BlockService | None
     group_receipts_max: int
 
 
@@ -240,9 +244,36 @@ async def reaction_remove(ctx: RpcContext, call: Call[ReactionParams]) -> Answer
     return await _react(ctx, call, "remove")
 
 
+def _blocks(ctx: RpcContext) -> BlockService:
+    if ctx.blocks is None:
+        msg = "blocking is not available"
+        raise Unavailable(msg)
+    return ctx.blocks
+
+
+@method("block.add", BlockParams)
+async def block_add(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
+    await _blocks(ctx).add(call.uid, call.params.uid)
+    return {"uid": call.params.uid, "blocked": True}, []
+
+
+@method("block.remove", BlockParams)
+async def block_remove(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
+    await _blocks(ctx).remove(call.uid, call.params.uid)
+    return {"uid": call.params.uid, "blocked": False}, []
+
+
+@method("block.list", NoParams)
+async def block_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
+    return {"blocked": await _blocks(ctx).blocked_by(call.uid)}, []
+
+
 @method("presence", PresenceParams)
 async def presence(ctx: RpcContext, call: Call[PresenceParams]) -> Answer:
     found = await ctx.presence.lookup(list(dict.fromkeys(call.params.uids)))
+    if ctx.blocks is not None:  # who blocks the caller shows no presence to it
+        for uid in await ctx.blocks.blockers(call.uid, set(found)):
+            found[uid] = []
     return {"presence": {
         uid: {"online": any(d.online for d in devices),
               "devices": [{"device": d.device, "online": d.online, "platform": d.platform, "ts": d.ts}

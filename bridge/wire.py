@@ -111,6 +111,14 @@ class EditParams(_In):
     text: str = Field(min_length=1, max_length=65536)  # the service checks limits.max_text
 
 
+class BlockParams(_In):
+    uid: str = Field(pattern=_UID)
+
+
+class NoParams(_In):
+    pass
+
+
 class ReactionParams(_In):
     id: str = Field(min_length=26, max_length=26)
     # An emoji (or a short code a client maps to one): no spaces or control characters.

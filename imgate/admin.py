@@ -41,6 +41,7 @@ class AdminContext:
     metrics: Callable[[], Awaitable[bytes]]  # the Prometheus text exposition (imgate.metrics.Metrics.render)
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
     external_auth: ExternalAuth  # what RabbitMQ's and EMQX's HTTP auth ask (/auth/...)
+    blocks: Any = None  # BlockService (the block list endpoints)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -144,6 +145,14 @@ class Count(BaseModel):
     count: int
 
 
+class BlockTarget(BaseModel):
+    uid: str = Field(pattern=UID_RE.pattern)
+
+
+class BlockList(BaseModel):
+    blocked: list[str]
+
+
 class Health(BaseModel):
     ok: bool
     checks: dict[str, bool]
@@ -217,6 +226,26 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         count = await ctx.users.revoke_tokens(uid, body.device)
         await ctx.kick(uid, body.device, "token revoked")
         return Count(count=count)
+
+    @app.get("/v1/users/{uid}/blocks", response_model=BlockList, dependencies=guarded, tags=["blocks"])
+    async def list_blocks(uid: str) -> BlockList:
+        """Whom the user blocks."""
+        await ctx.users.get_user(uid)
+        return BlockList(blocked=await ctx.blocks.blocked_by(uid))
+
+    @app.post("/v1/users/{uid}/blocks", response_model=BlockList, dependencies=guarded, tags=["blocks"])
+    async def add_block(uid: str, body: BlockTarget) -> BlockList:
+        """The user blocks ``body.uid`` (as its ``block.add`` RPC does)."""
+        await ctx.users.get_user(uid)
+        await ctx.blocks.add(uid, body.uid)
+        return BlockList(blocked=await ctx.blocks.blocked_by(uid))
+
+    @app.delete("/v1/users/{uid}/blocks/{target}", response_model=BlockList, dependencies=guarded, tags=["blocks"])
+    async def remove_block(uid: str, target: str) -> BlockList:
+        """The user unblocks ``target``."""
+        await ctx.users.get_user(uid)
+        await ctx.blocks.remove(uid, target)
+        return BlockList(blocked=await ctx.blocks.blocked_by(uid))
 
     @app.post("/v1/users/{uid}/logout", response_model=Count, dependencies=guarded, tags=["sessions"])
     async def force_logout(uid: str) -> Count:

@@ -30,6 +30,7 @@ from config.settings import LimitSettings, Settings
 from imgate.metrics import Metrics
 from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
+from services.blocks.service import BlockService
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.errors import ErrorCode, ImError
@@ -71,19 +72,21 @@ class Services:
     notifications: NotificationService
     events: EventQueue
     reactions: ReactionService
+    blocks: BlockService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
                    edit_window_s: int = 900, max_text: int = 8000) -> Services:
     users = UserService(clock)
+    blocks = BlockService(clock, users)
     conversations = ConversationService()
     presence = PresenceService()
     events = EventQueue()
     messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s,
-                              edit_window_s=edit_window_s, max_text=max_text)
+                              edit_window_s=edit_window_s, max_text=max_text, blocks=blocks)
     return Services(users, conversations, messages, presence,
-                    GroupService(clock, users, conversations, messages, max_members=max_group_members),
-                    NotificationService(clock, users, presence), events, ReactionService(clock, messages))
+                    GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
+                    NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks)
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
@@ -274,7 +277,7 @@ class App:
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search,
-                                reactions=svc.reactions,
+                                reactions=svc.reactions, blocks=svc.blocks,
                                 announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
@@ -444,7 +447,7 @@ class App:
             return self.telemetry.render(await self.metrics())
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
-                           notify=self._notify, external_auth=self._external_auth())
+                           notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks)
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()

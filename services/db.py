@@ -33,6 +33,7 @@ MODEL_MODULES = [
     "services.events.models",
     "services.push.models",
     "services.reactions.models",
+    "services.blocks.models",
 ]
 
 

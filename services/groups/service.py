@@ -17,6 +17,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from services.blocks.service import BlockService
 from services.conversations.service import ROLES, ConversationService, Locked
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
@@ -52,8 +53,9 @@ def group_conv(gid: str) -> str:
 
 class GroupService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService,
-                 messages: MessageService, *, max_members: int) -> None:
+                 messages: MessageService, *, max_members: int, blocks: BlockService | None = None) -> None:
         self._clock = clock
+        self._blocks = blocks
         self._users = users
         self._conversations = conversations
         self._messages = messages
@@ -66,6 +68,7 @@ class GroupService:
             raise BadRequest(msg)
         wanted = list(dict.fromkeys([uid, *members]))
         await self._check_users(wanted)
+        await self._check_not_blocked(uid, set(wanted))
         if len(wanted) > self._max:
             msg = f"a group has at most {self._max} members; {len(wanted)} asked"
             raise TooLarge(msg)
@@ -84,6 +87,7 @@ class GroupService:
     async def add(self, uid: str, gid: str, members: list[str]) -> GroupChange:
         conv = group_conv(gid)
         await self._check_users(members)
+        await self._check_not_blocked(uid, set(members))
         now = self._clock.now_ms()
         async with transaction() as conn:
             locked = await self._lock(conn, conv)
@@ -172,6 +176,12 @@ class GroupService:
         rows = await self._conversations.seniority(conn, conv, remaining)
         admins = [u for u, r in rows if r == "admin"]
         return admins[0] if admins else rows[0][0]
+
+    async def _check_not_blocked(self, uid: str, members: set[str]) -> None:
+        """``uid`` may not put into a group someone who blocks it ("not allowed", nothing more)."""
+        if self._blocks is not None and await self._blocks.blockers(uid, members - {uid}):
+            msg = "not allowed"
+            raise Forbidden(msg)
 
     async def _check_users(self, uids: list[str]) -> None:
         bad = [u for u in uids if not isinstance(u, str) or not UID_RE.match(u)]

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -21,6 +21,9 @@ from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.models import Message
+
+if TYPE_CHECKING:
+    from services.blocks.service import BlockService
 from services.sql import AnyOf, Many, Program, Query, Row, fetch, json_text, json_value, run_on, run_transaction
 from services.transactions import transaction
 from services.users.service import UserService
@@ -81,11 +84,12 @@ class MessageService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
                  events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
-                 store_timeout_s: float = 30.0) -> None:
+                 store_timeout_s: float = 30.0, blocks: BlockService | None = None) -> None:
         self._clock = clock
         self._recall_window_ms = recall_window_s * 1000
         self._edit_window_ms = edit_window_s * 1000
         self._max_text = max_text
+        self._blocks = blocks
         self._users = users
         self._conversations = conversations
         self._events = events or EventQueue()
@@ -296,6 +300,10 @@ class MessageService:
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
         quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
+        blocked: set[tuple[str, str]] = set()
+        if self._blocks is not None:  # a 1:1 to someone who blocked the sender
+            blocked = yield from self._blocks.blocked_pairs_sql({(c.to, c.sender) for _, c in new
+                                                                 if c.to is not None and c.to != c.sender})
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -306,6 +314,9 @@ class MessageService:
                 continue
             if any(m not in in_conv for m in c.mentions):
                 out[i] = BadRequest("mentions must be members of the conversation")
+                continue
+            if c.to is not None and (c.to, c.sender) in blocked:
+                out[i] = Forbidden("not allowed")  # nothing more: the sender is not told it is blocked
                 continue
             quote = None
             if c.reply_to is not None:
