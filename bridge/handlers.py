@@ -33,6 +33,7 @@ from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
+from services.profiles.service import ProfileService
 from services.push.service import PushService
 from services.reactions.service import ReactionService
 from services.search.service import SearchService
@@ -59,7 +60,8 @@ class Dispatcher:
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
-                 reactions: ReactionService | None = None, blocks: BlockService | None = None) -> None:
+                 reactions: ReactionService | None = None, blocks: BlockService | None = None,
+                 profiles: ProfileService | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
@@ -73,6 +75,7 @@ class Dispatcher:
         self.search = search
         self.reactions = reactions
         self.blocks = blocks
+        self.profiles = profiles
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
         self.stats = BridgeStats()

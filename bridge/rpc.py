@@ -29,6 +29,8 @@ from bridge.wire import (
     NoParams,
     NotificationsParams,
     PresenceParams,
+    ProfileGetParams,
+    ProfileSetParams,
     PushTargetParams,
     ReactionParams,
     ReadParams,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from services.messages.service import MessageService
     from services.notifications.service import NotificationService
     from services.presence.service import PresenceService
+    from services.profiles.service import ProfileInfo, ProfileService
     from services.push.service import PushService
     from services.reactions.service import ReactionService, Summary
     from services.search.service import SearchService
@@ -83,6 +86,7 @@ class RpcContext(Protocol):
     search: SearchService | None
     reactions: ReactionService | None
     blocks: BlockService | None
+    profiles: ProfileService | None
     group_receipts_max: int
 
 
@@ -266,6 +270,31 @@ async def block_remove(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
 @method("block.list", NoParams)
 async def block_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
     return {"blocked": await _blocks(ctx).blocked_by(call.uid)}, []
+
+
+def _profiles(ctx: RpcContext) -> ProfileService:
+    if ctx.profiles is None:
+        msg = "profiles are not available"
+        raise Unavailable(msg)
+    return ctx.profiles
+
+
+def render_profile(p: ProfileInfo) -> dict[str, Any]:
+    return {"uid": p.uid, "name": p.name, "avatar": p.avatar, "status": p.status, "updated_at": p.updated_at}
+
+
+@method("profile.get", ProfileGetParams)
+async def profile_get(ctx: RpcContext, call: Call[ProfileGetParams]) -> Answer:
+    found = await _profiles(ctx).get(list(dict.fromkeys(call.params.uids)))
+    return {"profiles": {uid: render_profile(p) for uid, p in found.items()}}, []
+
+
+@method("profile.set", ProfileSetParams, limit=Limit.FAN_OUT)
+async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
+    p = call.params
+    profile, contacts = await _profiles(ctx).set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
+    body = dumps({"type": "profile", **render_profile(profile)})
+    return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body) for u in [call.uid, *contacts]]
 
 
 @method("presence", PresenceParams)

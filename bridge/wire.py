@@ -115,6 +115,35 @@ class BlockParams(_In):
     uid: str = Field(pattern=_UID)
 
 
+class ProfileGetParams(_In):
+    uids: list[str] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _uids(self) -> ProfileGetParams:
+        if any(not UID_RE.match(u) for u in self.uids):
+            msg = "uids must be user ids"
+            raise ValueError(msg)
+        return self
+
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (a display name is shown as it is)
+# An avatar is an https URL or an attachment key: never javascript:, data: or a relative path.
+AVATAR_PATTERN = r"^(|https://[^\s\x00-\x1f\x7f\"'<>]{1,500}|[A-Za-z0-9][A-Za-z0-9/_.-]{0,255})$"
+
+
+class ProfileSetParams(_In):
+    name: str | None = Field(None, max_length=64, pattern=_PRINTABLE)
+    avatar: str | None = Field(None, max_length=512, pattern=AVATAR_PATTERN)
+    status: str | None = Field(None, max_length=140, pattern=_PRINTABLE)
+
+    @model_validator(mode="after")
+    def _something(self) -> ProfileSetParams:
+        if self.name is None and self.avatar is None and self.status is None:
+            msg = "give name, avatar or status"
+            raise ValueError(msg)
+        return self
+
+
 class NoParams(_In):
     pass
 

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bridge.wire import AVATAR_PATTERN
 from broker.external_auth import ExternalAuth
 from services.errors import WIRE, ErrorCode, ImError
 from services.ids import DEVICE_RE, UID_RE
@@ -42,6 +43,7 @@ class AdminContext:
     notify: Callable[[dict[str, Any], list[str] | None], Awaitable[tuple[int, int]]]
     external_auth: ExternalAuth  # what RabbitMQ's and EMQX's HTTP auth ask (/auth/...)
     blocks: Any = None  # BlockService (the block list endpoints)
+    profiles: Any = None  # ProfileService (the profile endpoints)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -153,6 +155,20 @@ class BlockList(BaseModel):
     blocked: list[str]
 
 
+class ProfileOut(BaseModel):
+    uid: str
+    name: str
+    avatar: str
+    status: str
+    updated_at: int
+
+
+class ProfileIn(BaseModel):
+    name: str | None = Field(None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
+    avatar: str | None = Field(None, max_length=512, pattern=AVATAR_PATTERN)
+    status: str | None = Field(None, max_length=140, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
 class Health(BaseModel):
     ok: bool
     checks: dict[str, bool]
@@ -246,6 +262,19 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         await ctx.users.get_user(uid)
         await ctx.blocks.remove(uid, target)
         return BlockList(blocked=await ctx.blocks.blocked_by(uid))
+
+    @app.get("/v1/users/{uid}/profile", response_model=ProfileOut, dependencies=guarded, tags=["profiles"])
+    async def get_profile(uid: str) -> ProfileOut:
+        await ctx.users.get_user(uid)
+        return ProfileOut(**asdict((await ctx.profiles.get([uid]))[uid]))
+
+    @app.put("/v1/users/{uid}/profile", response_model=ProfileOut, dependencies=guarded, tags=["profiles"])
+    async def set_profile(uid: str, body: ProfileIn) -> ProfileOut:
+        """Change the fields given (an operator's correction; the user's contacts are told when
+        the user changes it over MQTT)."""
+        await ctx.users.get_user(uid)
+        profile, _ = await ctx.profiles.set(uid, name=body.name, avatar=body.avatar, status=body.status)
+        return ProfileOut(**asdict(profile))
 
     @app.post("/v1/users/{uid}/logout", response_model=Count, dependencies=guarded, tags=["sessions"])
     async def force_logout(uid: str) -> Count:

@@ -41,6 +41,7 @@ from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
+from services.profiles.service import ProfileService
 from services.push.providers import Provider
 from services.push.service import FAN_OUT_BATCH, PushService
 from services.reactions.service import ReactionService
@@ -73,6 +74,7 @@ class Services:
     events: EventQueue
     reactions: ReactionService
     blocks: BlockService
+    profiles: ProfileService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
@@ -86,7 +88,8 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
                               edit_window_s=edit_window_s, max_text=max_text, blocks=blocks)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
-                    NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks)
+                    NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks,
+                    ProfileService(clock, users, conversations))
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
@@ -277,7 +280,7 @@ class App:
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search,
-                                reactions=svc.reactions, blocks=svc.blocks,
+                                reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
                                 announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
@@ -447,7 +450,8 @@ class App:
             return self.telemetry.render(await self.metrics())
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
-                           notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks)
+                           notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
+                           profiles=svc.profiles)
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()

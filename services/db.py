@@ -34,6 +34,7 @@ MODEL_MODULES = [
     "services.push.models",
     "services.reactions.models",
     "services.blocks.models",
+    "services.profiles.models",
 ]
 
 

@@ -179,6 +179,12 @@ class ConversationService:
         """Current members (former group members excluded)."""
         return cast("list[str]", list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True)))
 
+    async def direct_peers(self, uid: str) -> list[str]:
+        """The users ``uid`` has a 1:1 conversation with (its contacts), sorted."""
+        convs = await Member.filter(uid=uid, conv_id__startswith="d:").values_list("conv_id", flat=True)
+        peers = {p for conv in cast("list[str]", convs) for p in conv.split(":")[1:] if p != uid}
+        return sorted(peers)
+
     async def membership(self, conv: str, uid: str) -> Membership:
         """The caller's membership (current, or former: a former group member still reads up to
         its removal).

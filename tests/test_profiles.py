@@ -1,0 +1,62 @@
+"""Profiles (issue 15): display name, avatar and status text; ``profile.get`` in batches,
+``profile.set``; a change reaches the user's own devices and its contacts (its 1:1 peers) as a
+``profile`` event; the admin API reads and corrects them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from imgate.app import App
+from tests.conftest import ADMIN_SECRET, Users
+from tests.helpers import connect, on
+
+
+@pytest.fixture
+def admin_secret() -> str:
+    return ADMIN_SECRET
+
+
+async def test_a_profile_change_reaches_the_contacts_and_is_read_in_batches(app: App, users: Users) -> None:
+    await users.add("alice", "bob", "carol")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
+            connect(app.mqtt_port, "carol", "phone", await users.token("carol")) as carol:
+        await alice.send_and_ack("c1", "bob", "hi")  # bob is alice's contact; carol is not
+        fresh = await carol.result("profile.get", {"uids": ["alice", "ghost"]})
+        assert fresh == {"profiles": {"alice": {"uid": "alice", "name": "", "avatar": "", "status": "",
+                                                "updated_at": 0}}}
+        set_ = await alice.result("profile.set", {"name": "Alice A.", "status": "on holiday 🏖",
+                                                  "avatar": "https://cdn.example/alice.png"})
+        assert (set_["name"], set_["status"], set_["avatar"]) == ("Alice A.", "on holiday 🏖",
+                                                                  "https://cdn.example/alice.png")
+        for device in (alice, bob):
+            event = (await device.inbox.wait_for(on("/in/event", type="profile")))[0].json
+            assert event == {"type": "profile", **set_}
+        partial = await alice.result("profile.set", {"status": ""})
+        assert (partial["name"], partial["status"]) == ("Alice A.", "")
+        got = await carol.result("profile.get", {"uids": ["alice", "bob"]})
+        assert got["profiles"]["alice"] == partial and got["profiles"]["bob"]["name"] == ""
+        assert carol.inbox.matching(on("/in/event", type="profile")) == []  # not a contact
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"name": "x" * 65}, {"name": "bell\u0007"}, {"avatar": "javascript:alert(1)"},
+    {"avatar": "data:image/png;base64,AAAA"}, {"avatar": "https://x/\"><script>"}, {"status": "s" * 141},
+])
+async def test_bad_profiles_are_refused(app: App, users: Users, params: dict[str, str]) -> None:
+    await users.add("alice")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        assert (await alice.rpc("profile.set", params))["error"]["code"] == -32602
+
+
+async def test_operators_read_and_correct_a_profile(app: App, users: Users) -> None:
+    await users.add("alice")
+    assert app.admin is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",
+                                 headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as admin:
+        r = await admin.put("/v1/users/alice/profile", json={"name": "Alice"})
+        assert r.status_code == 200 and r.json()["name"] == "Alice"
+        assert (await admin.get("/v1/users/alice/profile")).json()["name"] == "Alice"
+        assert (await admin.put("/v1/users/alice/profile", json={"avatar": "javascript:x"})).status_code == 422
+        assert (await admin.get("/v1/users/ghost/profile")).status_code == 404
