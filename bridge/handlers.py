@@ -26,6 +26,7 @@ from bridge.router import (
 from bridge.rpc import METHODS, Call
 from bridge.wire import dumps, render_message
 from services.blocks.service import BlockService
+from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
@@ -61,7 +62,7 @@ class Dispatcher:
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
                  reactions: ReactionService | None = None, blocks: BlockService | None = None,
-                 profiles: ProfileService | None = None) -> None:
+                 profiles: ProfileService | None = None, contacts: ContactService | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
@@ -76,6 +77,7 @@ class Dispatcher:
         self.reactions = reactions
         self.blocks = blocks
         self.profiles = profiles
+        self.contacts = contacts
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
         self.stats = BridgeStats()

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from bridge.outbound import Publish, Topics
 from bridge.wire import (
     BlockParams,
+    ContactRequestParams,
     ConversationsParams,
     EditParams,
     GroupCreateParams,
@@ -44,6 +45,7 @@ from services.errors import Unavailable
 
 if TYPE_CHECKING:
     from services.blocks.service import BlockService
+    from services.contacts.service import ContactService
     from services.conversations.service import ConversationService, Membership
     from services.groups.service import GroupChange, GroupInfo, GroupService
     from services.messages.commands import StoredMessage
@@ -87,10 +89,12 @@ class RpcContext(Protocol):
     reactions: ReactionService | None
     blocks: BlockService | None
     profiles: ProfileService | None
+    contacts: ContactService | None
     group_receipts_max: int
 
 
 P = TypeVar("P", bound=BaseModel)
+S = TypeVar("S")
 P_contra = TypeVar("P_contra", bound=BaseModel, contravariant=True)
 
 
@@ -222,12 +226,18 @@ async def edit(ctx: RpcContext, call: Call[EditParams]) -> Answer:
             [Publish(ctx.topics.inbox(u, "event"), body) for u in members])
 
 
+def _available(service: S | None, what: str) -> S:
+    """A service this process may lack (the tests' partial dispatchers): ``unavailable`` if so."""
+    if service is None:
+        msg = f"{what}: not available"
+        raise Unavailable(msg)
+    return service
+
+
 async def _react(ctx: RpcContext, call: Call[ReactionParams], op: str) -> Answer:
     """``reaction.add`` / ``reaction.remove``: the result, and the event when something changed."""
-    if ctx.reactions is None:
-        msg = "reactions are not available"
-        raise Unavailable(msg)
-    act = ctx.reactions.add if op == "add" else ctx.reactions.remove
+    reactions = _available(ctx.reactions, "reactions")
+    act = reactions.add if op == "add" else reactions.remove
     change = await act(call.uid, call.params.id, call.params.emoji)
     m = change.message
     result = {"id": m.id, "conv": m.conv, "seq": m.seq, "emoji": call.params.emoji, "count": change.count}
@@ -248,35 +258,21 @@ async def reaction_remove(ctx: RpcContext, call: Call[ReactionParams]) -> Answer
     return await _react(ctx, call, "remove")
 
 
-def _blocks(ctx: RpcContext) -> BlockService:
-    if ctx.blocks is None:
-        msg = "blocking is not available"
-        raise Unavailable(msg)
-    return ctx.blocks
-
-
 @method("block.add", BlockParams)
 async def block_add(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    await _blocks(ctx).add(call.uid, call.params.uid)
+    await _available(ctx.blocks, "blocks").add(call.uid, call.params.uid)
     return {"uid": call.params.uid, "blocked": True}, []
 
 
 @method("block.remove", BlockParams)
 async def block_remove(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    await _blocks(ctx).remove(call.uid, call.params.uid)
+    await _available(ctx.blocks, "blocks").remove(call.uid, call.params.uid)
     return {"uid": call.params.uid, "blocked": False}, []
 
 
 @method("block.list", NoParams)
 async def block_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
-    return {"blocked": await _blocks(ctx).blocked_by(call.uid)}, []
-
-
-def _profiles(ctx: RpcContext) -> ProfileService:
-    if ctx.profiles is None:
-        msg = "profiles are not available"
-        raise Unavailable(msg)
-    return ctx.profiles
+    return {"blocked": await _available(ctx.blocks, "blocks").blocked_by(call.uid)}, []
 
 
 def render_profile(p: ProfileInfo) -> dict[str, Any]:
@@ -285,16 +281,53 @@ def render_profile(p: ProfileInfo) -> dict[str, Any]:
 
 @method("profile.get", ProfileGetParams)
 async def profile_get(ctx: RpcContext, call: Call[ProfileGetParams]) -> Answer:
-    found = await _profiles(ctx).get(list(dict.fromkeys(call.params.uids)))
+    found = await _available(ctx.profiles, "profiles").get(list(dict.fromkeys(call.params.uids)))
     return {"profiles": {uid: render_profile(p) for uid, p in found.items()}}, []
 
 
 @method("profile.set", ProfileSetParams, limit=Limit.FAN_OUT)
 async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     p = call.params
-    profile, contacts = await _profiles(ctx).set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
+    profiles = _available(ctx.profiles, "profiles")
+    profile, contacts = await profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
     body = dumps({"type": "profile", **render_profile(profile)})
     return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body) for u in [call.uid, *contacts]]
+
+
+def _contact_event(ctx: RpcContext, to: str | None, op: str, uid: str, text: str = "") -> list[Publish]:
+    if to is None:
+        return []
+    body: dict[str, Any] = {"type": "contact", "op": op, "from": uid}
+    if text:
+        body["text"] = text
+    return [Publish(ctx.topics.inbox(to, "event"), dumps(body))]
+
+
+@method("contact.request", ContactRequestParams, limit=Limit.FAN_OUT)
+async def contact_request(ctx: RpcContext, call: Call[ContactRequestParams]) -> Answer:
+    p = call.params
+    outcome = await _available(ctx.contacts, "contacts").request(call.uid, p.uid, p.text)
+    op = "accept" if outcome.accepted else "request"
+    return {"uid": p.uid, "contact": outcome.accepted}, _contact_event(ctx, outcome.notify, op, call.uid, p.text)
+
+
+@method("contact.accept", BlockParams)
+async def contact_accept(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
+    outcome = await _available(ctx.contacts, "contacts").accept(call.uid, call.params.uid)
+    return {"uid": call.params.uid, "contact": True}, _contact_event(ctx, outcome.notify, "accept", call.uid)
+
+
+@method("contact.decline", BlockParams)
+async def contact_decline(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
+    await _available(ctx.contacts, "contacts").decline(call.uid, call.params.uid)
+    return {"uid": call.params.uid, "contact": False}, []
+
+
+@method("contact.list", NoParams)
+async def contact_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
+    found = await _available(ctx.contacts, "contacts").list(call.uid)
+    return {"contacts": found.contacts, "outgoing": found.outgoing,
+            "incoming": [{"uid": u, "text": t, "ts": ts} for u, t, ts in found.incoming]}, []
 
 
 @method("presence", PresenceParams)

@@ -144,6 +144,11 @@ class ProfileSetParams(_In):
         return self
 
 
+class ContactRequestParams(_In):
+    uid: str = Field(pattern=_UID)
+    text: str = Field("", max_length=200, pattern=_PRINTABLE)
+
+
 class NoParams(_In):
     pass
 

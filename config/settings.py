@@ -217,6 +217,13 @@ class LimitSettings(_Part):
     error_replies_burst: int = Field(20, ge=1)
 
 
+class MessagingSettings(_Part):
+    """Who may message whom in 1:1: ``open`` (anyone) or ``contacts`` (users who are contacts:
+    one sent ``contact.request``, the other accepted; as OpenIM's friend mode)."""
+
+    policy: Literal["open", "contacts"] = "open"
+
+
 class AdminSettings(_Part):
     """The admin HTTP API: off unless a secret is set."""
 
@@ -334,6 +341,7 @@ class Settings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitSettings = LimitSettings()
+    messaging: MessagingSettings = MessagingSettings()
     admin: AdminSettings = AdminSettings()
     rabbitmq: RabbitMqSettings = RabbitMqSettings()
     amqp: AmqpSettings = AmqpSettings()

@@ -31,6 +31,7 @@ from imgate.metrics import Metrics
 from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
 from services.blocks.service import BlockService
+from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
 from services.db import Database
 from services.errors import ErrorCode, ImError
@@ -75,21 +76,24 @@ class Services:
     reactions: ReactionService
     blocks: BlockService
     profiles: ProfileService
+    contacts: ContactService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
-                   edit_window_s: int = 900, max_text: int = 8000) -> Services:
+                   edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False) -> Services:
     users = UserService(clock)
     blocks = BlockService(clock, users)
+    contacts = ContactService(clock, users, blocks)
     conversations = ConversationService()
     presence = PresenceService()
     events = EventQueue()
     messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s,
-                              edit_window_s=edit_window_s, max_text=max_text, blocks=blocks)
+                              edit_window_s=edit_window_s, max_text=max_text, blocks=blocks,
+                              contacts=contacts if contacts_policy else None)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
                     NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks,
-                    ProfileService(clock, users, conversations))
+                    ProfileService(clock, users, conversations), contacts)
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
@@ -211,7 +215,8 @@ class App:
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s,
-                                             edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text)
+                                             edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text,
+                                             contacts_policy=s.messaging.policy == "contacts")
         cluster = self.role == "bridge"
         if cluster and (not s.amqp.url or s.database_url().startswith("sqlite")):
             msg = "imgate bridge needs amqp.url (RabbitMQ) and a PostgreSQL database.url"
@@ -281,6 +286,7 @@ class App:
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search,
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
+                                contacts=svc.contacts,
                                 announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,

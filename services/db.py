@@ -35,6 +35,7 @@ MODEL_MODULES = [
     "services.reactions.models",
     "services.blocks.models",
     "services.profiles.models",
+    "services.contacts.models",
 ]
 
 

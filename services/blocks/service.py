@@ -60,6 +60,13 @@ class BlockService:
         rows = await fetch("SELECT uid FROM blocks WHERE blocked = ? AND uid = ANY(?)", [uid, AnyOf(sorted(among))])
         return {r[0] for r in rows}
 
+    async def blocked_among(self, uid: str, among: set[str]) -> set[str]:
+        """Those of ``among`` whom ``uid`` blocks."""
+        if not among:
+            return set()
+        rows = await fetch("SELECT blocked FROM blocks WHERE uid = ? AND blocked = ANY(?)", [uid, AnyOf(sorted(among))])
+        return {r[0] for r in rows}
+
     @staticmethod
     def blocked_pairs_sql(pairs: set[tuple[str, str]]) -> Program[set[tuple[str, str]]]:
         """Which (blocker, blocked) of ``pairs`` hold, in the caller's transaction (a batch of sends)."""

@@ -24,6 +24,7 @@ from services.messages.models import Message
 
 if TYPE_CHECKING:
     from services.blocks.service import BlockService
+    from services.contacts.service import ContactService
 from services.sql import AnyOf, Many, Program, Query, Row, fetch, json_text, json_value, run_on, run_transaction
 from services.transactions import transaction
 from services.users.service import UserService
@@ -84,12 +85,15 @@ class MessageService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
                  events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
-                 store_timeout_s: float = 30.0, blocks: BlockService | None = None) -> None:
+                 store_timeout_s: float = 30.0, blocks: BlockService | None = None,
+                 contacts: ContactService | None = None) -> None:
+        """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts)."""
         self._clock = clock
         self._recall_window_ms = recall_window_s * 1000
         self._edit_window_ms = edit_window_s * 1000
         self._max_text = max_text
         self._blocks = blocks
+        self._contacts = contacts
         self._users = users
         self._conversations = conversations
         self._events = events or EventQueue()
@@ -304,6 +308,10 @@ class MessageService:
         if self._blocks is not None:  # a 1:1 to someone who blocked the sender
             blocked = yield from self._blocks.blocked_pairs_sql({(c.to, c.sender) for _, c in new
                                                                  if c.to is not None and c.to != c.sender})
+        strangers: set[tuple[str, str]] = set()
+        if self._contacts is not None:  # messaging.policy = "contacts"
+            pairs = {(c.sender, c.to) for _, c in new if c.to is not None and c.to != c.sender}
+            strangers = pairs - (yield from self._contacts.contacts_sql(pairs))
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -315,7 +323,7 @@ class MessageService:
             if any(m not in in_conv for m in c.mentions):
                 out[i] = BadRequest("mentions must be members of the conversation")
                 continue
-            if c.to is not None and (c.to, c.sender) in blocked:
+            if c.to is not None and ((c.to, c.sender) in blocked or (c.sender, c.to) in strangers):
                 out[i] = Forbidden("not allowed")  # nothing more: the sender is not told it is blocked
                 continue
             quote = None
