@@ -177,12 +177,18 @@ async def test_mid_stream_nothing_is_lost_duplicated_or_reordered(cluster: Clust
         async def stream(i: int) -> None:
             s = senders[i]
             slots = asyncio.Semaphore(window)
+            # Each message is published (and PUBACKed) after the one before it: the cid order is
+            # the order RabbitMQ got them in, whichever task a freed slot or the event wakes first.
+            turns = [asyncio.Event() for _ in range(per_sender + 1)]
+            turns[0].set()
 
             async def one(n: int) -> None:
                 async with slots:
                     if n >= per_sender // 3:
                         await done.wait()
+                    await turns[n].wait()
                     await s.send({"cid": f"m{n:03d}", "to": f"r{i}", "type": "text", "text": f"{i}:{n}"})
+                    turns[n + 1].set()
                     await s.inbox.wait_for(on("/in/ack", cid=f"m{n:03d}"), timeout=60)
                 nonlocal acked
                 acked += 1
@@ -192,7 +198,6 @@ async def test_mid_stream_nothing_is_lost_duplicated_or_reordered(cluster: Clust
             async with asyncio.TaskGroup() as tg:
                 for n in range(per_sender):
                     tg.create_task(one(n))
-                    await asyncio.sleep(0)  # publish in cid order: each task starts before the next one
 
         async def when_a_quarter_is_acked() -> None:
             await a_quarter.wait()
@@ -218,7 +223,7 @@ async def test_mid_stream_nothing_is_lost_duplicated_or_reordered(cluster: Clust
             errors = [a.json for a in s.inbox.matching(on("/in/ack")) if "error" in a.json]
             assert not errors, errors[:3]
             rows = await stored(cluster.database_url, f"s{i}")
-            # Once each, and in the sender's order: seq 1..60 follows cid order.
+            # Once each, and in the sender's order: seq 1..90 follows cid order.
             assert [cid for cid, _, _ in rows] == [f"m{n:03d}" for n in range(per_sender)]
             assert [seq for _, seq, _ in rows] == list(range(1, per_sender + 1))
             live = [json.loads(m.payload)["cid"] for m in receivers[i].inbox.matching(on("/in/msg"))]
