@@ -76,10 +76,10 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
+from bench.faults.setup import create_pg_database, drop_pg_database
 
 if TYPE_CHECKING:
     from tests.cluster import BridgeProcess
@@ -401,33 +401,6 @@ def _rabbit_pids(node: RabbitNode) -> tuple[int, int]:
     return pid, int(fields[2])
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-async def _create_pg_database(server_url: str) -> str:
-    import asyncpg
-
-    name = f"imgate_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(_with_db(server_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return _with_db(server_url, name)
-
-
-async def _drop_pg_database(url: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(_with_db(url, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 def _imgate_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")}
     env.update({"IMGATE_DATABASE__URL": db_url, "IMGATE_DATA_DIR": str(data_dir), "IMGATE_LOG_LEVEL": "WARNING",
@@ -698,7 +671,7 @@ def main() -> None:
                                     if args.database_url and args.database_url.startswith("postgres"):
                                         cluster_db = args.database_url
                                     else:
-                                        cluster_db = asyncio.run(_create_pg_database(args.pg_server))
+                                        cluster_db = asyncio.run(create_pg_database(args.pg_server, "imgate_bench"))
                                         made_db = True
                                 result = asyncio.run(bench_rabbitmq(node, p, w, args.seconds, cluster_db, n))
                             except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
@@ -731,7 +704,7 @@ def main() -> None:
         if node is not None:
             node.stop()
         if made_db and cluster_db is not None:
-            asyncio.run(_drop_pg_database(cluster_db))
+            asyncio.run(drop_pg_database(cluster_db))
     raise SystemExit(1 if failed else 0)
 
 

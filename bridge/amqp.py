@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -57,7 +56,7 @@ from pamqp.common import FieldValue
 
 from bridge.ingress import Ingress, key_of_topic
 from bridge.router import CLOSED_PREFIX
-from bridge.transport import Item, Props, publish_together
+from bridge.transport import Item, Props, backoff, publish_together
 
 log = logging.getLogger("imgate.bridge.amqp")
 
@@ -161,8 +160,7 @@ class AmqpTransport:
     """The Transport of ``bridge.transport`` on RabbitMQ's AMQP side (see the module's text)."""
 
     def __init__(self, url: str, *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
-                 members: Members, interval: float, publish_timeout: float, presence: bool = True,
-                 max_messages: int = 100_000, max_bytes: int = 256 << 20) -> None:
+                 members: Members, interval: float, publish_timeout: float, max_messages: int = 100_000, max_bytes: int = 256 << 20) -> None:
         """``max_messages``/``max_bytes``: each queue's bounds (``x-overflow = reject-publish``:
         RabbitMQ withholds the PUBACK of what would go past them, and the client keeps it)."""
         self._url = url
@@ -176,7 +174,7 @@ class AmqpTransport:
         self._interval = interval
         self._publish_timeout = publish_timeout
         self._shards = [_Consumer(f"{prefix}.out.{k}", k) for k in range(shards)]
-        self._presence = _Consumer(f"{prefix}.presence", -1) if presence else None
+        self._presence = _Consumer(f"{prefix}.presence", -1)
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._publisher: aiormq.abc.AbstractChannel | None = None
         self._connected = asyncio.Event()
@@ -196,7 +194,7 @@ class AmqpTransport:
                                                     client_properties={"connection_name": self._holder[:200]})
             except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as exc:
                 attempt += 1
-                delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))
+                delay = backoff(attempt)
                 log.warning("RabbitMQ not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)  # back-off before reconnecting, not synchronisation
                 continue
@@ -215,10 +213,10 @@ class AmqpTransport:
                     c.epoch += 1  # what was delivered on the lost channels comes again
                 self._parked.clear()
             attempt += 1
-            await asyncio.sleep(random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12))))  # back-off
+            await asyncio.sleep(backoff(attempt))  # back-off before reconnecting, not synchronisation
 
     def _all(self) -> list[_Consumer]:
-        return self._shards + ([self._presence] if self._presence is not None else [])
+        return [*self._shards, self._presence]
 
     @staticmethod
     async def _closed(connection: aio_pika.abc.AbstractConnection) -> None:
@@ -242,10 +240,9 @@ class AmqpTransport:
         for shard in self._shards:
             queue = await setup.declare_queue(shard.queue, durable=True, arguments=args)
             await queue.bind(out, "1")  # equal weights
-        if self._presence is not None:
-            queue = await setup.declare_queue(self._presence.queue, durable=True, arguments=args)
-            for event in ("connection.created", "connection.closed"):
-                await queue.bind(EVENT_EXCHANGE, event)
+        queue = await setup.declare_queue(self._presence.queue, durable=True, arguments=args)
+        for event in ("connection.created", "connection.closed"):
+            await queue.bind(EVENT_EXCHANGE, event)
         publisher = await connection.channel(publisher_confirms=True)
         self._publisher = await publisher.get_underlay_channel()
         self._connection = connection
@@ -255,9 +252,8 @@ class AmqpTransport:
         for shard in sorted(self._shards, key=lambda s: s.index not in preferred):  # preferred first
             await self._open(shard, ingress)
             tg.create_task(shard.acker(), name=f"imgate.bridge.amqp.acks[{shard.index}]")
-        if self._presence is not None:
-            await self._open(self._presence, ingress)
-            tg.create_task(self._presence.acker(), name="imgate.bridge.amqp.acks[presence]")
+        await self._open(self._presence, ingress)
+        tg.create_task(self._presence.acker(), name="imgate.bridge.amqp.acks[presence]")
         tg.create_task(self._balance(ingress), name="imgate.bridge.amqp.balance")
         self.ready.set()
         log.info("bridge consuming %d shards from RabbitMQ (%d bridge(s) live, %d preferred here)",

@@ -57,12 +57,11 @@ class BridgeStats:
 
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
-                 presence: PresenceService, groups: GroupService, clock: Clock | None = None,
+                 presence: PresenceService, groups: GroupService, reactions: ReactionService, blocks: BlockService,
+                 profiles: ProfileService, contacts: ContactService, clock: Clock | None = None,
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
-                 search: SearchService | None = None, announce_presence: bool = False,
-                 reactions: ReactionService | None = None, blocks: BlockService | None = None,
-                 profiles: ProfileService | None = None, contacts: ContactService | None = None) -> None:
+                 search: SearchService | None = None, announce_presence: bool = False) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from bridge.outbound import Publish, Topics
 from bridge.wire import (
-    BlockParams,
     ContactRequestParams,
     ConversationsParams,
     EditParams,
@@ -38,6 +37,7 @@ from bridge.wire import (
     RecallParams,
     SearchParams,
     SettingsParams,
+    UserParams,
     dumps,
     render_message,
 )
@@ -86,15 +86,14 @@ class RpcContext(Protocol):
     notifications: NotificationService | None
     push: PushService | None
     search: SearchService | None
-    reactions: ReactionService | None
-    blocks: BlockService | None
-    profiles: ProfileService | None
-    contacts: ContactService | None
+    reactions: ReactionService
+    blocks: BlockService
+    profiles: ProfileService
+    contacts: ContactService
     group_receipts_max: int
 
 
 P = TypeVar("P", bound=BaseModel)
-S = TypeVar("S")
 P_contra = TypeVar("P_contra", bound=BaseModel, contravariant=True)
 
 
@@ -159,7 +158,7 @@ async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
 async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) -> dict[str, dict[str, Any]]:
     """Messages as ``uid`` sees them in history and the conversation list: with their reactions
     (``reactions``: emoji -> count; ``my_reactions``: the caller's), by id."""
-    sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid) if ctx.reactions else {}
+    sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid)
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
         body = render_message(m)
@@ -210,8 +209,7 @@ async def conversation_settings(ctx: RpcContext, call: Call[SettingsParams]) -> 
 @method("recall", RecallParams)
 async def recall(ctx: RpcContext, call: Call[RecallParams]) -> Answer:
     tomb, members = await ctx.messages.recall(call.uid, call.params.id)
-    if ctx.reactions is not None:
-        await ctx.reactions.clear(tomb.id)  # a tombstone keeps no reactions
+    await ctx.reactions.clear(tomb.id)  # a tombstone keeps no reactions
     body = dumps({"type": "recall", "conv": tomb.conv, "id": tomb.id, "seq": tomb.seq, "by": call.uid})
     return ({"id": tomb.id, "conv": tomb.conv, "seq": tomb.seq},
             [Publish(ctx.topics.inbox(m, "event"), body) for m in members])
@@ -226,18 +224,9 @@ async def edit(ctx: RpcContext, call: Call[EditParams]) -> Answer:
             [Publish(ctx.topics.inbox(u, "event"), body) for u in members])
 
 
-def _available(service: S | None, what: str) -> S:
-    """A service this process may lack (the tests' partial dispatchers): ``unavailable`` if so."""
-    if service is None:
-        msg = f"{what}: not available"
-        raise Unavailable(msg)
-    return service
-
-
 async def _react(ctx: RpcContext, call: Call[ReactionParams], op: str) -> Answer:
     """``reaction.add`` / ``reaction.remove``: the result, and the event when something changed."""
-    reactions = _available(ctx.reactions, "reactions")
-    act = reactions.add if op == "add" else reactions.remove
+    act = ctx.reactions.add if op == "add" else ctx.reactions.remove
     change = await act(call.uid, call.params.id, call.params.emoji)
     m = change.message
     result = {"id": m.id, "conv": m.conv, "seq": m.seq, "emoji": call.params.emoji, "count": change.count}
@@ -258,21 +247,21 @@ async def reaction_remove(ctx: RpcContext, call: Call[ReactionParams]) -> Answer
     return await _react(ctx, call, "remove")
 
 
-@method("block.add", BlockParams)
-async def block_add(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    await _available(ctx.blocks, "blocks").add(call.uid, call.params.uid)
+@method("block.add", UserParams)
+async def block_add(ctx: RpcContext, call: Call[UserParams]) -> Answer:
+    await ctx.blocks.add(call.uid, call.params.uid)
     return {"uid": call.params.uid, "blocked": True}, []
 
 
-@method("block.remove", BlockParams)
-async def block_remove(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    await _available(ctx.blocks, "blocks").remove(call.uid, call.params.uid)
+@method("block.remove", UserParams)
+async def block_remove(ctx: RpcContext, call: Call[UserParams]) -> Answer:
+    await ctx.blocks.remove(call.uid, call.params.uid)
     return {"uid": call.params.uid, "blocked": False}, []
 
 
 @method("block.list", NoParams)
 async def block_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
-    return {"blocked": await _available(ctx.blocks, "blocks").blocked_by(call.uid)}, []
+    return {"blocked": await ctx.blocks.blocked_by(call.uid)}, []
 
 
 def render_profile(p: ProfileInfo) -> dict[str, Any]:
@@ -281,15 +270,14 @@ def render_profile(p: ProfileInfo) -> dict[str, Any]:
 
 @method("profile.get", ProfileGetParams)
 async def profile_get(ctx: RpcContext, call: Call[ProfileGetParams]) -> Answer:
-    found = await _available(ctx.profiles, "profiles").get(list(dict.fromkeys(call.params.uids)))
+    found = await ctx.profiles.get(list(dict.fromkeys(call.params.uids)))
     return {"profiles": {uid: render_profile(p) for uid, p in found.items()}}, []
 
 
 @method("profile.set", ProfileSetParams, limit=Limit.FAN_OUT)
 async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     p = call.params
-    profiles = _available(ctx.profiles, "profiles")
-    profile, contacts = await profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
+    profile, contacts = await ctx.profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
     body = dumps({"type": "profile", **render_profile(profile)})
     return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body) for u in [call.uid, *contacts]]
 
@@ -306,26 +294,26 @@ def _contact_event(ctx: RpcContext, to: str | None, op: str, uid: str, text: str
 @method("contact.request", ContactRequestParams, limit=Limit.FAN_OUT)
 async def contact_request(ctx: RpcContext, call: Call[ContactRequestParams]) -> Answer:
     p = call.params
-    outcome = await _available(ctx.contacts, "contacts").request(call.uid, p.uid, p.text)
+    outcome = await ctx.contacts.request(call.uid, p.uid, p.text)
     op = "accept" if outcome.accepted else "request"
     return {"uid": p.uid, "contact": outcome.accepted}, _contact_event(ctx, outcome.notify, op, call.uid, p.text)
 
 
-@method("contact.accept", BlockParams)
-async def contact_accept(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    outcome = await _available(ctx.contacts, "contacts").accept(call.uid, call.params.uid)
+@method("contact.accept", UserParams)
+async def contact_accept(ctx: RpcContext, call: Call[UserParams]) -> Answer:
+    outcome = await ctx.contacts.accept(call.uid, call.params.uid)
     return {"uid": call.params.uid, "contact": True}, _contact_event(ctx, outcome.notify, "accept", call.uid)
 
 
-@method("contact.decline", BlockParams)
-async def contact_decline(ctx: RpcContext, call: Call[BlockParams]) -> Answer:
-    await _available(ctx.contacts, "contacts").decline(call.uid, call.params.uid)
+@method("contact.decline", UserParams)
+async def contact_decline(ctx: RpcContext, call: Call[UserParams]) -> Answer:
+    await ctx.contacts.decline(call.uid, call.params.uid)
     return {"uid": call.params.uid, "contact": False}, []
 
 
 @method("contact.list", NoParams)
 async def contact_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
-    found = await _available(ctx.contacts, "contacts").list(call.uid)
+    found = await ctx.contacts.list(call.uid)
     return {"contacts": found.contacts, "outgoing": found.outgoing,
             "incoming": [{"uid": u, "text": t, "ts": ts} for u, t, ts in found.incoming]}, []
 
@@ -333,9 +321,8 @@ async def contact_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
 @method("presence", PresenceParams)
 async def presence(ctx: RpcContext, call: Call[PresenceParams]) -> Answer:
     found = await ctx.presence.lookup(list(dict.fromkeys(call.params.uids)))
-    if ctx.blocks is not None:  # who blocks the caller shows no presence to it
-        for uid in await ctx.blocks.blockers(call.uid, set(found)):
-            found[uid] = []
+    for uid in await ctx.blocks.blockers(call.uid, set(found)):  # who blocks the caller shows it no presence
+        found[uid] = []
     return {"presence": {
         uid: {"online": any(d.online for d in devices),
               "devices": [{"device": d.device, "online": d.online, "platform": d.platform, "ts": d.ts}

@@ -115,7 +115,7 @@ class MqttTransport:
                 self._client = None
                 self._parked.clear()  # unacknowledged: the broker sends them again
                 attempt += 1
-                delay = random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))
+                delay = backoff(attempt)
                 log.warning("bridge connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
 
@@ -174,6 +174,11 @@ class MqttTransport:
 
     async def publish_many(self, items: list[Item]) -> None:
         await publish_together(self.publish, items)  # paho writes them in call order
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before reconnect ``attempt``: full jitter, growing to 30 s."""
+    return random.uniform(0, min(30.0, 0.2 * 1.5 ** min(attempt, 12)))
 
 
 async def publish_together(publish: Callable[[str, bytes, int, Props], Awaitable[None]], items: list[Item]) -> None:

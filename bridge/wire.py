@@ -111,7 +111,9 @@ class EditParams(_In):
     text: str = Field(min_length=1, max_length=65536)  # the service checks limits.max_text
 
 
-class BlockParams(_In):
+class UserParams(_In):
+    """Params naming one other user (blocks, contacts)."""
+
     uid: str = Field(pattern=_UID)
 
 

@@ -87,8 +87,8 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     conversations = ConversationService()
     presence = PresenceService()
     events = EventQueue()
-    messages = MessageService(clock, users, conversations, events=events, recall_window_s=recall_window_s,
-                              edit_window_s=edit_window_s, max_text=max_text, blocks=blocks,
+    messages = MessageService(clock, users, conversations, blocks=blocks, events=events,
+                              recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
                               contacts=contacts if contacts_policy else None)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),

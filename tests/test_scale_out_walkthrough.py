@@ -80,6 +80,7 @@ async def terminals(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], list[
     lines = [line.split("  #")[0].strip() for line in block("scale-out").splitlines() if line.strip()]
     assert lines[0].startswith("make rabbitmq") and lines[1].startswith("createdb") and len(lines) == 5
     procs: list[asyncio.subprocess.Process] = []
+    drains: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references to tasks
     seen: list[str] = []
     try:
         for n, line in enumerate(lines):
@@ -97,7 +98,7 @@ async def terminals(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], list[
             procs.append(proc)
             ready = {0: "completed with", 2: "imgate api:", 3: "imgate bridge:", 4: "imgate bridge:"}[n]
             await until_line(proc, ready, seen)
-            asyncio.get_running_loop().create_task(drain(proc))  # keep the pipe from filling
+            drains.append(asyncio.create_task(drain(proc)))  # keep the pipe from filling
         yield env, seen
     finally:
         for proc in reversed(procs):  # bridges, api, then RabbitMQ (SIGTERM stops a node cleanly)

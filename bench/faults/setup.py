@@ -87,11 +87,11 @@ def pg_wants_fresh(url: str) -> bool:
     return urlsplit(url).scheme in ("postgres", "postgresql") and urlsplit(url).path in ("", "/")
 
 
-async def create_pg_database(server_url: str) -> str:
+async def create_pg_database(server_url: str, prefix: str = "imgate_faults") -> str:
     """Create a fresh database on the server of ``server_url``; returns its URL."""
     import asyncpg
 
-    name = f"imgate_faults_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(_with_db(server_url, "postgres"))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

@@ -56,9 +56,8 @@ class ContactService:
         blocked = bool(await self._blocks.blockers(uid, {peer}))
         if not blocked and await ContactRequest.filter(uid=peer, peer=uid).update(accepted=True):
             return Outcome(True, peer)  # they had asked: contacts now
-        if await ContactRequest.filter(uid=uid, peer=peer).exists():
-            row = await ContactRequest.get(uid=uid, peer=peer)
-            return Outcome(row.accepted, None)  # asked before: nothing new
+        if (asked := await ContactRequest.get_or_none(uid=uid, peer=peer)) is not None:
+            return Outcome(asked.accepted, None)  # asked before: nothing new
         if await ContactRequest.filter(uid=uid, accepted=False).count() >= MAX_PENDING:
             msg = f"at most {MAX_PENDING} requests waiting for an answer"
             raise TooLarge(msg)

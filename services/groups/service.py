@@ -53,7 +53,7 @@ def group_conv(gid: str) -> str:
 
 class GroupService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService,
-                 messages: MessageService, *, max_members: int, blocks: BlockService | None = None) -> None:
+                 messages: MessageService, *, max_members: int, blocks: BlockService) -> None:
         self._clock = clock
         self._blocks = blocks
         self._users = users
@@ -179,7 +179,7 @@ class GroupService:
 
     async def _check_not_blocked(self, uid: str, members: set[str]) -> None:
         """``uid`` may not put into a group someone who blocks it ("not allowed", nothing more)."""
-        if self._blocks is not None and await self._blocks.blockers(uid, members - {uid}):
+        if await self._blocks.blockers(uid, members - {uid}):
             msg = "not allowed"
             raise Forbidden(msg)
 

@@ -83,10 +83,9 @@ class MessageService:
     """
 
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
-                 events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
+                 blocks: BlockService, events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
-                 store_timeout_s: float = 30.0, blocks: BlockService | None = None,
-                 contacts: ContactService | None = None) -> None:
+                 store_timeout_s: float = 30.0, contacts: ContactService | None = None) -> None:
         """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts)."""
         self._clock = clock
         self._recall_window_ms = recall_window_s * 1000
@@ -304,10 +303,9 @@ class MessageService:
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
         quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
-        blocked: set[tuple[str, str]] = set()
-        if self._blocks is not None:  # a 1:1 to someone who blocked the sender
-            blocked = yield from self._blocks.blocked_pairs_sql({(c.to, c.sender) for _, c in new
-                                                                 if c.to is not None and c.to != c.sender})
+        # A 1:1 to someone who blocked the sender.
+        blocked = yield from self._blocks.blocked_pairs_sql({(c.to, c.sender) for _, c in new
+                                                             if c.to is not None and c.to != c.sender})
         strangers: set[tuple[str, str]] = set()
         if self._contacts is not None:  # messaging.policy = "contacts"
             pairs = {(c.sender, c.to) for _, c in new if c.to is not None and c.to != c.sender}

@@ -61,5 +61,5 @@ class ProfileService:
                 await Profile.create(uid=uid, **changes, updated_at=now)
             except IntegrityError:  # created concurrently (another device)
                 await Profile.filter(uid=uid).update(**changes, updated_at=now)
-        profile = (await self.get([uid]))[uid]
-        return profile, await self._conversations.direct_peers(uid)
+        r = await Profile.get(uid=uid)
+        return ProfileInfo(uid, r.name, r.avatar, r.status, r.updated_at), await self._conversations.direct_peers(uid)

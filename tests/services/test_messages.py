@@ -132,7 +132,7 @@ async def test_a_send_not_stored_in_time_is_unavailable_and_its_retry_is_acked(d
         for uid in ("alice", "bob"):
             await svc.users.add_user(uid)
         await svc.messages.send(text("alice", "first", "bob"))  # the conversation exists
-        messages = MessageService(SystemClock(), svc.users, svc.conversations, events=svc.events,
+        messages = MessageService(SystemClock(), svc.users, svc.conversations, blocks=svc.blocks, events=svc.events,
                                   store_timeout_s=0.3)
         async with messages.committing():
             async with transaction() as conn:  # another writer holds the conversation (a stalled commit)
