@@ -62,6 +62,7 @@ class RateLimits:
     rpcs: Rate = Rate(20, 50)
     searches: Rate = Rate(2, 5)
     push_registers: Rate = Rate(0.2, 10)
+    profile_changes: Rate = Rate(0.2, 10)  # each tells every contact: a slow bucket of its own
     typing: Rate = Rate(2, 2)
     error_replies: Rate = Rate(5, 20)
 
@@ -81,7 +82,8 @@ class Throttle:
         # toggling flood in a large group is held to the sender's message rate.
         self._by_class = {Limit.SEARCH: TokenBucket(clock, lim.searches),
                           Limit.PUSH_REGISTER: TokenBucket(clock, lim.push_registers),
-                          Limit.FAN_OUT: self._messages}
+                          Limit.FAN_OUT: self._messages,
+                          Limit.PROFILE: TokenBucket(clock, lim.profile_changes)}
         self._typing = TokenBucket(clock, lim.typing)
         self._errors = TokenBucket(clock, lim.error_replies)
         self.limited = 0  # commands refused by a limit

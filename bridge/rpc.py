@@ -66,6 +66,7 @@ class Limit(StrEnum):
     SEARCH = "search"  # the RPC bucket and the search bucket
     PUSH_REGISTER = "push.register"  # the RPC bucket and the push-registration bucket
     FAN_OUT = "fan-out"  # the RPC bucket and the messages bucket: an event to every member, as a message costs
+    PROFILE = "profile"  # the RPC bucket and the profile bucket: an event to every contact (there may be thousands)
 
 
 class Lane(StrEnum):
@@ -274,7 +275,7 @@ async def profile_get(ctx: RpcContext, call: Call[ProfileGetParams]) -> Answer:
     return {"profiles": {uid: render_profile(p) for uid, p in found.items()}}, []
 
 
-@method("profile.set", ProfileSetParams, limit=Limit.FAN_OUT)
+@method("profile.set", ProfileSetParams, limit=Limit.PROFILE)
 async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     p = call.params
     profile, contacts = await ctx.profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)

@@ -60,3 +60,20 @@ async def test_operators_read_and_correct_a_profile(app: App, users: Users) -> N
         assert (await admin.get("/v1/users/alice/profile")).json()["name"] == "Alice"
         assert (await admin.put("/v1/users/alice/profile", json={"avatar": "javascript:x"})).status_code == 422
         assert (await admin.get("/v1/users/ghost/profile")).status_code == 404
+
+
+def test_profile_changes_have_a_slow_bucket_of_their_own() -> None:
+    """A profile change tells every contact (there may be thousands): 10 at once, then 0.2/s,
+    whatever the message and RPC budgets."""
+    from bridge.ratelimit import Throttle
+    from bridge.router import Reply, Rpc, Topics
+    from bridge.wire import ProfileSetParams
+    from tests.helpers import ManualClock
+
+    clock = ManualClock(0)
+    throttle = Throttle(Topics("im"), clock)
+    params = ProfileSetParams(status="busy")
+    calls = [throttle.check("alice", Rpc("alice", n, "profile.set", params, "alice")) for n in range(11)]
+    assert [isinstance(c, Reply) for c in calls] == [False] * 10 + [True]
+    clock.ms += 5_000  # one more token
+    assert isinstance(throttle.check("alice", Rpc("alice", 11, "profile.set", params, "alice")), Rpc)
