@@ -25,6 +25,7 @@ from bridge.router import (
 )
 from bridge.rpc import METHODS, Call
 from bridge.wire import dumps, render_message
+from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
@@ -58,7 +59,8 @@ class BridgeStats:
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, reactions: ReactionService, blocks: BlockService,
-                 profiles: ProfileService, contacts: ContactService, clock: Clock | None = None,
+                 profiles: ProfileService, contacts: ContactService, attachments: AttachmentService,
+                 clock: Clock | None = None,
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False) -> None:
@@ -76,6 +78,7 @@ class Dispatcher:
         self.reactions = reactions
         self.blocks = blocks
         self.profiles = profiles
+        self.attachments = attachments
         self.contacts = contacts
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence

@@ -186,8 +186,9 @@ class Router:
             return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.TOO_LARGE,
                                    f"text is {len(msg.text)} characters; the limit is {self.max_text}"), uid)
         command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=msg.type,
-                              text=msg.text if msg.type == "text" else None,
-                              data=msg.data if msg.type == "custom" else None,
+                              text=msg.text if msg.type != "custom" else None,
+                              data=msg.data if msg.type == "custom" else
+                              msg.attachment.model_dump(exclude_none=True) if msg.attachment is not None else None,
                               mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
         return Send(command, lane)

@@ -21,6 +21,8 @@ from bridge.wire import (
     ContactRequestParams,
     ConversationsParams,
     EditParams,
+    FileUploadParams,
+    FileUrlParams,
     GroupCreateParams,
     GroupMembersParams,
     GroupParams,
@@ -44,6 +46,7 @@ from bridge.wire import (
 from services.errors import Unavailable
 
 if TYPE_CHECKING:
+    from services.attachments.service import AttachmentService
     from services.blocks.service import BlockService
     from services.contacts.service import ContactService
     from services.conversations.service import ConversationService, Membership
@@ -91,6 +94,7 @@ class RpcContext(Protocol):
     blocks: BlockService
     profiles: ProfileService
     contacts: ContactService
+    attachments: AttachmentService
     group_receipts_max: int
 
 
@@ -281,6 +285,21 @@ async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     profile, contacts = await ctx.profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
     body = dumps({"type": "profile", **render_profile(profile)})
     return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body) for u in [call.uid, *contacts]]
+
+
+# ---- attachments ----------------------------------------------------------------------------
+@method("file.upload", FileUploadParams, limit=Limit.FAN_OUT)  # as costly as a message: the message bucket too
+async def file_upload(ctx: RpcContext, call: Call[FileUploadParams]) -> Answer:
+    p = call.params
+    ticket = await ctx.attachments.upload(call.uid, name=p.name, mime=p.mime, size=p.size, sha256=p.sha256)
+    t = ticket.target
+    return {"key": ticket.key, "url": t.url, "method": t.method, "headers": t.headers, "expires_at": t.expires_at}, []
+
+
+@method("file.url", FileUrlParams)
+async def file_url(ctx: RpcContext, call: Call[FileUrlParams]) -> Answer:
+    urls, expires = await ctx.attachments.download_urls(call.uid, list(dict.fromkeys(call.params.keys)))
+    return {"urls": urls, "expires_at": expires}, []
 
 
 def _contact_event(ctx: RpcContext, to: str | None, op: str, uid: str, text: str = "") -> list[Publish]:

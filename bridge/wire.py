@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from services.attachments.store import KEY_RE, MAX_KEYS, MIME_RE, SHA256_RE
 from services.ids import DEVICE_RE, UID_RE
-from services.messages.commands import StoredMessage
+from services.messages.commands import ATTACHMENT_TYPES, StoredMessage
 
 _UID = UID_RE.pattern
 _GID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -19,13 +20,54 @@ class _In(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
+_KEY = KEY_RE.pattern
+_MIME = MIME_RE.pattern
+_SHA256 = SHA256_RE.pattern
+_FILE_NAME = r"^[^\x00-\x1f\x7f/\\]{1,255}$"  # no control characters, no path
+
+
+class ThumbnailIn(_In):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    key: str = Field(pattern=_KEY)
+    mime: str = Field(pattern=r"^image/(png|jpeg|gif|webp)$")
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=_SHA256)
+    width: int | None = Field(None, ge=1, le=100_000)
+    height: int | None = Field(None, ge=1, le=100_000)
+
+
+class AttachmentIn(_In):
+    """An attachment (protocol §3): an upload's ``key`` (checked against the object), or an
+    external https ``url`` (not checked: shown as a link)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    key: str | None = Field(None, pattern=_KEY)
+    url: str | None = Field(None, max_length=2000, pattern=r"^https://[^\s\x00-\x1f\x7f\"'<>]+$")
+    mime: str = Field(pattern=_MIME)
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=_SHA256)
+    name: str | None = Field(None, pattern=_FILE_NAME)
+    width: int | None = Field(None, ge=1, le=100_000)
+    height: int | None = Field(None, ge=1, le=100_000)
+    duration: float | None = Field(None, ge=0, le=1e7)  # seconds (audio, video)
+    thumbnail: ThumbnailIn | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> AttachmentIn:
+        if (self.key is None) == (self.url is None):
+            msg = "exactly one of 'key' or 'url' is required"
+            raise ValueError(msg)
+        return self
+
+
 class SendIn(_In):
     cid: str = Field(min_length=1, max_length=64)
     to: str | None = Field(None, pattern=_UID)
     group: str | None = Field(None, pattern=_GID)
-    type: Literal["text", "custom"]
-    text: str | None = None
+    type: Literal["text", "custom", "image", "file", "audio", "video"]
+    text: str | None = None  # a text message's text; an attachment's caption
     data: dict[str, Any] | None = None
+    attachment: AttachmentIn | None = None
     mentions: list[str] | None = Field(None, max_length=100)
     reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
 
@@ -40,6 +82,13 @@ class SendIn(_In):
         if self.type == "custom" and self.data is None:
             msg = "type 'custom' needs a 'data' object"
             raise ValueError(msg)
+        if self.type in ATTACHMENT_TYPES:
+            if self.attachment is None:
+                msg = f"type {self.type!r} needs an 'attachment' object"
+                raise ValueError(msg)
+            if self.type in ("image", "audio", "video") and not self.attachment.mime.startswith(f"{self.type}/"):
+                msg = f"type {self.type!r} needs a {self.type}/* mime"
+                raise ValueError(msg)
         if self.mentions and any(not UID_RE.match(m) for m in self.mentions):
             msg = "mentions must be uids"
             raise ValueError(msg)
@@ -151,6 +200,24 @@ class ContactRequestParams(_In):
     text: str = Field("", max_length=200, pattern=_PRINTABLE)
 
 
+class FileUploadParams(_In):
+    name: str = Field("", pattern=r"^$|" + _FILE_NAME)
+    mime: str = Field(pattern=_MIME)
+    size: int = Field(ge=1)  # the service checks limits.max_attachment_bytes
+    sha256: str = Field(pattern=_SHA256)
+
+
+class FileUrlParams(_In):
+    keys: list[str] = Field(min_length=1, max_length=MAX_KEYS)
+
+    @model_validator(mode="after")
+    def _keys(self) -> FileUrlParams:
+        if any(not isinstance(k, str) or not KEY_RE.match(k) for k in self.keys):
+            msg = "keys must be attachment keys"
+            raise ValueError(msg)
+        return self
+
+
 class NoParams(_In):
     pass
 
@@ -219,7 +286,9 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
                             "type": m.type, "ts": m.ts}
     if m.text is not None:
         body["text"] = m.text
-    if m.data is not None:
+    if m.type in ATTACHMENT_TYPES:
+        body["attachment"] = m.data
+    elif m.data is not None:
         body["data"] = m.data
     if m.mentions:
         body["mentions"] = list(m.mentions)

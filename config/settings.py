@@ -44,7 +44,8 @@ class MqttSettings(_Part):
     tls_port: int | None = Field(default=None, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    ws_port: int | None = Field(default=None, ge=0, le=65535)
+    # WebSocket is on by default (127.0.0.1:8083): the web chat page (``[web]``) connects to it.
+    ws_port: int | None = Field(default=8083, ge=0, le=65535)
     wss_port: int | None = Field(default=None, ge=0, le=65535)
     ws_path: str = "/mqtt"
 
@@ -215,6 +216,7 @@ class LimitSettings(_Part):
     push_registers_burst: int = Field(10, ge=1)
     error_replies_per_s: float = Field(5.0, gt=0)  # error answers to bad input; beyond this they are not sent
     error_replies_burst: int = Field(20, ge=1)
+    max_attachment_bytes: int = Field(25 << 20, ge=1024, le=5 << 30)  # one uploaded file (file.upload)
 
 
 class MessagingSettings(_Part):
@@ -222,6 +224,52 @@ class MessagingSettings(_Part):
     one sent ``contact.request``, the other accepted; as OpenIM's friend mode)."""
 
     policy: Literal["open", "contacts"] = "open"
+
+
+class FileSettings(_Part):
+    """Attachments (protocol §3, attachments): where the bytes live and how long URLs and unsent
+    uploads last. ``embedded``: files under ``data_dir/files``, uploaded to and downloaded from
+    the web listener (``[web]``); ``s3``: an S3-compatible bucket (AWS S3, MinIO, Ceph) with
+    presigned URLs (cluster mode needs it: every bridge signs, no bridge holds the files)."""
+
+    backend: Literal["embedded", "s3"] = "embedded"
+    upload_ttl_s: int = Field(900, ge=10, le=7 * 86400)  # an upload URL's validity
+    download_ttl_s: int = Field(3600, ge=10, le=7 * 86400)  # a download URL's validity
+    orphan_after_s: int = Field(86400, ge=60)  # an upload no message (or avatar) uses is deleted after this
+    sweep_interval_s: float = Field(600.0, gt=0)  # how often unused uploads are looked for
+    max_pending: int = Field(100, ge=1, le=100_000)  # per user: uploads not yet used by a message
+    # The embedded store's URL-signing key (HMAC-SHA256); default: a random key kept in
+    # data_dir/files/.signing-key (0600). Set it when several processes sign for one listener.
+    signing_secret: str | None = Field(None, min_length=32)
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None  # MinIO, Ceph...; default: AWS
+    s3_public_endpoint_url: str | None = None  # the endpoint in URLs given to clients, when it differs
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None  # default: the AWS credential chain (env, profile, role)
+    s3_secret_access_key: str | None = None  # prefer IMGATE_FILES__S3_SECRET_ACCESS_KEY
+    s3_prefix: str = Field("", pattern=r"^[A-Za-z0-9/_.-]{0,128}$")  # keys are stored under this prefix
+
+    @model_validator(mode="after")
+    def _s3(self) -> FileSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            msg = "files.backend = \"s3\" needs files.s3_bucket"
+            raise ValueError(msg)
+        return self
+
+
+class WebSettings(_Part):
+    """imgate's own web listener (``imgate run``): the web chat page at ``/`` and the embedded
+    attachment store's uploads and downloads (``/files/…``). On by default, on 127.0.0.1."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8090, ge=0, le=65535)  # 0 picks a free port
+    chat_page: bool = True  # false: only /files (the attachments), no page
+    # The base URL clients reach this listener at (in upload and download URLs), e.g.
+    # https://chat.example.com behind a TLS proxy; default http://host:port.
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # What the page's MQTT.js connects to; default ws://{mqtt.host}:{mqtt.ws_port}{mqtt.ws_path}.
+    mqtt_url: str | None = Field(None, pattern=r"^wss?://\S+$")
 
 
 class AdminSettings(_Part):
@@ -343,6 +391,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     messaging: MessagingSettings = MessagingSettings()
     admin: AdminSettings = AdminSettings()
+    files: FileSettings = FileSettings()
+    web: WebSettings = WebSettings()
     rabbitmq: RabbitMqSettings = RabbitMqSettings()
     amqp: AmqpSettings = AmqpSettings()
     push: PushSettings = PushSettings()

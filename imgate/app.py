@@ -24,12 +24,15 @@ from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Tran
 from broker.acl import AclRule, TopicAcl
 from broker.external_auth import ExternalAuth
 from broker.gate import Gate
-from broker.listeners import ListenerError
+from broker.listeners import ListenerError, ListenerKind
 from broker.server import ClientLimits, DeliveryLimits, DevicePolicy, EmbeddedBroker, ListenerSpec, ServiceAccount
 from config.settings import LimitSettings, Settings
 from imgate.metrics import Metrics
 from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
+from services.attachments.local import LocalStore
+from services.attachments.service import AttachmentService
+from services.attachments.store import ObjectStore
 from services.blocks.service import BlockService
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
@@ -77,10 +80,16 @@ class Services:
     blocks: BlockService
     profiles: ProfileService
     contacts: ContactService
+    attachments: AttachmentService
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
-                   edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False) -> Services:
+                   edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
+                   attachments: AttachmentService | None = None) -> Services:
+    """The services on one clock. ``attachments``: the attachment service on the configured
+    object store (:func:`open_attachments`); without it, attachments are off (file.upload is
+    ``unavailable``)."""
+    attachments = attachments or AttachmentService(clock, None)
     users = UserService(clock)
     blocks = BlockService(clock, users)
     contacts = ContactService(clock, users, blocks)
@@ -89,11 +98,34 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     events = EventQueue()
     messages = MessageService(clock, users, conversations, blocks=blocks, events=events,
                               recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
-                              contacts=contacts if contacts_policy else None)
+                              contacts=contacts if contacts_policy else None, attachments=attachments)
+    profiles = ProfileService(clock, users, conversations, attachments=attachments)
+    attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
+    attachments.add_referrer(profiles)
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
                     NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks,
-                    ProfileService(clock, users, conversations), contacts)
+                    profiles, contacts, attachments)
+
+
+async def open_attachments(settings: Settings, clock: Clock, web_url: str) -> AttachmentService:
+    """The attachment service on the configured store: files in ``data_dir/files`` served by the
+    web listener at ``web_url``, or an S3-compatible bucket."""
+    f = settings.files
+    store: ObjectStore
+    if f.backend == "s3":
+        from services.attachments.s3 import S3Store
+
+        store = S3Store(f.s3_bucket or "", endpoint_url=f.s3_endpoint_url, region=f.s3_region,
+                        access_key_id=f.s3_access_key_id, secret_access_key=f.s3_secret_access_key,
+                        public_endpoint_url=f.s3_public_endpoint_url, prefix=f.s3_prefix)
+    else:
+        from services.attachments.local import LocalStore
+
+        store = await LocalStore.open(settings.data_dir / "files", web_url, f.signing_secret)
+    return AttachmentService(clock, store, max_bytes=settings.limits.max_attachment_bytes,
+                             upload_ttl_s=f.upload_ttl_s, download_ttl_s=f.download_ttl_s,
+                             orphan_after_s=f.orphan_after_s, max_pending=f.max_pending)
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:
@@ -182,6 +214,7 @@ class App:
         self.broker: EmbeddedBroker | None = None
         self.bridge: Bridge | None = None
         self.admin: EmbeddedHttpServer | None = None  # when admin.secret is set
+        self.web: EmbeddedHttpServer | None = None  # the web chat page and files (imgate run, web.enabled)
         self.push: PushService | None = None
         self.search: SearchService | None = None
         self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
@@ -213,10 +246,17 @@ class App:
         # A worker finds the schema current (the server migrates it) or refuses to start.
         await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
+        attachments = await self._start_web() if self.role in ("all", "bridge") else None
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s,
                                              edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text,
-                                             contacts_policy=s.messaging.policy == "contacts")
+                                             contacts_policy=s.messaging.policy == "contacts",
+                                             attachments=attachments)
+        if attachments is not None:
+            self._stack.push_async_callback(attachments.close)
+            sweep = self.leased("attachments.sweep", attachments.sweep)
+            self.tasks.spawn("imgate.attachments.sweeper", lambda: self._work_loop(
+                "the sweep of unused uploads", sweep, 1 << 62, s.files.sweep_interval_s), restart=True)
         cluster = self.role == "bridge"
         if cluster and (not s.amqp.url or s.database_url().startswith("sqlite")):
             msg = "imgate bridge needs amqp.url (RabbitMQ) and a PostgreSQL database.url"
@@ -286,7 +326,7 @@ class App:
                                 group_receipts_max=s.limits.group_receipts_max,
                                 notifications=svc.notifications, push=self.push, search=self.search,
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
-                                contacts=svc.contacts,
+                                contacts=svc.contacts, attachments=svc.attachments,
                                 announce_presence=cluster)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
@@ -442,6 +482,44 @@ class App:
             except Exception:
                 log.exception("%s pass failed; retrying", name)
             await asyncio.sleep(interval)  # a polling interval for new work, not synchronisation
+
+    async def _start_web(self) -> AttachmentService | None:
+        """The attachment service, and (``imgate run``, ``web.enabled``) the web listener serving
+        the chat page and the embedded store's files. Attachments are off (``unavailable``) on the
+        embedded store without the web listener, and in cluster mode without S3."""
+        from imgate.web import WebContext, build_web_app
+
+        s = self.settings
+        if s.files.backend == "embedded" and not (self.role == "all" and s.web.enabled):
+            log.warning("attachments off: the embedded file store needs the web listener (web.enabled, "
+                        "imgate run); cluster mode needs files.backend = \"s3\"")
+            return None
+        if not (self.role == "all" and s.web.enabled):
+            return await open_attachments(s, self.clock, "")
+        from imgate.http import EmbeddedHttpServer
+
+        def mqtt_url(host: str) -> str | None:
+            if s.web.mqtt_url:
+                return s.web.mqtt_url
+            if self.broker is None or not any(spec.kind in ("ws", "wss") for spec in self.broker.specs):
+                return None
+            kind: ListenerKind = "wss" if any(spec.kind == "wss" for spec in self.broker.specs) else "ws"
+            return f"{kind}://{host}:{self.broker.port_of(kind)}{s.mqtt.ws_path}"
+
+        limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text}
+        ctx = WebContext(self.clock, mqtt_url, s.mqtt.topic_prefix, limits)
+        self.web = EmbeddedHttpServer(build_web_app(ctx, chat_page=s.web.chat_page), s.web.host, s.web.port,
+                                      name="web listener")
+        self.tasks.spawn("imgate.web.http", self.web.serve)
+        await self.web.started()
+        public = s.web.public_url or f"http://{s.web.host}:{self.web.port}"
+        attachments = await open_attachments(s, self.clock, public)
+        ctx.attachments = attachments
+        if isinstance(attachments.store, LocalStore):
+            ctx.store = attachments.store
+        log.info("web listener on http://%s:%d%s", s.web.host, self.web.port,
+                 " (the web chat page at /)" if s.web.chat_page else "")
+        return attachments
 
     async def _start_admin(self) -> None:
         s, svc = self.settings, self.services
@@ -644,9 +722,10 @@ class App:
     async def _stop(self) -> None:
         try:
             await self._drain()
-            if self.admin is not None:  # a graceful stop: its requests in flight finish, its port closes
-                await self.admin.shutdown()
-                await self.admin.stopped(_DRAIN_TIMEOUT)
+            for http in (self.admin, self.web):  # a graceful stop: requests in flight finish, ports close
+                if http is not None:
+                    await http.shutdown()
+                    await http.stopped(_DRAIN_TIMEOUT)
             await self.tasks.aclose()  # every task, before the clients, broker and database they use
         finally:
             if self.search is not None:

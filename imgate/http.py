@@ -22,7 +22,8 @@ class EmbeddedHttpServer:
     """``serve()`` runs in a task of the composition root's TaskGroup; ``started()`` waits until
     it listens (or raises its start-up error); ``shutdown()`` asks it to stop."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API") -> None:
+        self.name = name
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
                                               log_level="warning"))
         self._done = asyncio.Event()
@@ -33,7 +34,7 @@ class EmbeddedHttpServer:
             await self._server.serve()
         except SystemExit:  # uvicorn's answer to a port it cannot bind (it logged why)
             config = self._server.config
-            self._error = OSError(f"the admin API could not listen on {config.host}:{config.port}")
+            self._error = OSError(f"the {self.name} could not listen on {config.host}:{config.port}")
             raise self._error from None
         except BaseException as exc:
             self._error = exc
@@ -47,7 +48,7 @@ class EmbeddedHttpServer:
                 if self._done.is_set():
                     if self._error is not None and not isinstance(self._error, asyncio.CancelledError):
                         raise self._error  # the start-up error (e.g. port in use)
-                    msg = "admin HTTP server stopped at start"
+                    msg = f"the {self.name} stopped at start"
                     raise RuntimeError(msg)
                 await asyncio.sleep(0.01)  # uvicorn offers no start event; bounded by the timeout
 

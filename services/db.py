@@ -36,6 +36,7 @@ MODEL_MODULES = [
     "services.blocks.models",
     "services.profiles.models",
     "services.contacts.models",
+    "services.attachments.models",
 ]
 
 

@@ -94,7 +94,10 @@ def settings(tmp_path: Path, database_url: str, bridge_transport: str, admin_sec
     return load_settings(None, {
         "admin": {"port": 0, "secret": admin_secret},
         "data_dir": tmp_path,
-        "mqtt": {"port": 0},
+        # The WebSocket listener and the web listener are on by default on fixed ports: off here
+        # (the tests that use them turn them on, on free ports).
+        "mqtt": {"port": 0, "ws_port": None},
+        "web": {"enabled": False},
         "database": {"url": database_url},
         # Rate limits far above what the tests send: the tests of the limits set their own.
         # (Bursts too: some tests run on a manual clock, where buckets never refill.)

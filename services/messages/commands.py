@@ -11,6 +11,9 @@ from services.ids import direct_conv_id
 if TYPE_CHECKING:
     from services.messages.models import Message
 
+# Messages whose ``data`` is an attachment object (protocol §3, attachments).
+ATTACHMENT_TYPES = ("image", "file", "audio", "video")
+
 
 @dataclass(frozen=True, slots=True)
 class SendCommand:
@@ -45,6 +48,11 @@ class StoredMessage:
     mentions: tuple[str, ...] = ()
     reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
+
+    @property
+    def attachment(self) -> dict[str, Any] | None:
+        """An attachment message's attachment object (kept in ``data``)."""
+        return self.data if self.type in ATTACHMENT_TYPES else None
 
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:

@@ -25,6 +25,10 @@ class Message(Model):
     reply: Any = fields.JSONField(null=True)
     reply_to = fields.CharField(max_length=26, null=True, db_index=True)  # the quoted id (a recall or edit updates its quotes)
     edited_at = fields.BigIntField(null=True)  # the sender's last edit (ms), if any
+    # The uploads an attachment message refers to (its file and thumbnail): who may download them,
+    # and whether a recall leaves them unreferenced.
+    file_key = fields.CharField(max_length=64, null=True, db_index=True)
+    thumb_key = fields.CharField(max_length=64, null=True, db_index=True)
 
     class Meta:
         table = "messages"

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any, Self
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
+from services.attachments.service import refs
 from services.conversations.service import ConversationService, Locked, Membership
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
-from services.messages.commands import SendCommand, StoredMessage
+from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
 from services.messages.models import Message
 
 if TYPE_CHECKING:
+    from services.attachments.service import AttachmentService
     from services.blocks.service import BlockService
     from services.contacts.service import ContactService
 from services.sql import AnyOf, Many, Program, Query, Row, fetch, json_text, json_value, run_on, run_transaction
@@ -32,7 +34,7 @@ from services.users.service import UserService
 log = logging.getLogger("imgate.messages")
 
 _COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at"
-_INSERTED = f"{_COLUMNS}, reply_to"
+_INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
 
@@ -43,10 +45,18 @@ def _stored(row: Row) -> StoredMessage:
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
-                 m.reply["id"] if m.reply else None) for m in messages])
+                 m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
+
+
+def _file_keys(m: StoredMessage) -> tuple[str | None, str | None]:
+    """The upload keys of an attachment message: its file's and its thumbnail's."""
+    a = m.attachment
+    if a is None:
+        return None, None
+    return a.get("key"), (a.get("thumbnail") or {}).get("key")
 
 
 def _quotes_sql(ids: set[str]) -> Program[dict[str, tuple[str, dict[str, Any]]]]:
@@ -85,9 +95,11 @@ class MessageService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
                  blocks: BlockService, events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
-                 store_timeout_s: float = 30.0, contacts: ContactService | None = None) -> None:
+                 store_timeout_s: float = 30.0, contacts: ContactService | None = None,
+                 attachments: AttachmentService) -> None:
         """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts)."""
         self._clock = clock
+        self._attachments = attachments
         self._recall_window_ms = recall_window_s * 1000
         self._edit_window_ms = edit_window_s * 1000
         self._max_text = max_text
@@ -159,6 +171,8 @@ class MessageService:
                 next sync.
         """
         self._validate(cmd)
+        if cmd.type in ATTACHMENT_TYPES:  # the objects are there, as the message states
+            await self._attachments.verify(cmd.sender, refs(cmd.data))
         if not self._running:
             result = (await self._commit([cmd]))[0]
             if isinstance(result, Exception):
@@ -434,11 +448,14 @@ class MessageService:
                     raise Forbidden(msg)
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
-                                                                      mentions=None, reply=None)
+                                                                      mentions=None, reply=None, file_key=None,
+                                                                      thumb_key=None)
                 # The replies quoting it quote a recalled message from now on (no excerpt).
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
+            # Its uploads go once no other message (or profile) refers to them.
+            await self._attachments.release([k for k in (row.file_key, row.thumb_key) if k is not None])
             row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
 
@@ -473,6 +490,31 @@ class MessageService:
             await self._events.publish(conn, [msg_id], now)  # the search index follows (push skips edits)
         row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
+
+    async def referenced_keys(self, keys: list[str]) -> set[str]:
+        """The upload keys among ``keys`` that a message refers to (attachments.Referrer)."""
+        rows = await fetch("SELECT file_key, thumb_key FROM messages WHERE file_key = ANY(?) OR thumb_key = ANY(?)",
+                           [AnyOf(keys), AnyOf(keys)])
+        wanted = set(keys)
+        return {k for r in rows for k in r if k in wanted}
+
+    async def readable_keys(self, uid: str, keys: list[str]) -> set[str]:
+        """The upload keys among ``keys`` of messages ``uid`` sees as a current member of their
+        conversation (attachments.Referrer): a stranger or a removed member may not download."""
+        rows = await fetch("SELECT conv, seq, file_key, thumb_key FROM messages "
+                           "WHERE file_key = ANY(?) OR thumb_key = ANY(?)", [AnyOf(keys), AnyOf(keys)])
+        wanted, out = set(keys), set()
+        members: dict[str, Membership | None] = {}
+        for conv, seq, *found in rows:
+            if conv not in members:
+                try:
+                    members[conv] = await self._conversations.membership(conv, uid)
+                except NotFound:
+                    members[conv] = None
+            member = members[conv]
+            if member is not None and member.current and member.window.contains(seq):
+                out |= {k for k in found if k in wanted}
+        return out
 
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
         if not ids:

@@ -4,11 +4,14 @@ user's contacts (the peers of its 1:1 conversations, which the conversation serv
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 
+from services.attachments.service import AttachmentService
+from services.attachments.store import KEY_RE
 from services.conversations.service import ConversationService
 from services.errors import NotFound
 from services.ids import Clock
@@ -26,8 +29,10 @@ class ProfileInfo:
 
 
 class ProfileService:
-    def __init__(self, clock: Clock, users: UserService, conversations: ConversationService) -> None:
+    def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
+                 attachments: AttachmentService) -> None:
         self._clock = clock
+        self._attachments = attachments
         self._users = users
         self._conversations = conversations
 
@@ -49,10 +54,15 @@ class ProfileService:
 
         Raises:
             NotFound: no such (active) user.
+            BadRequest: the avatar is an attachment key that is not an uploaded image of ``uid``'s
+                (an avatar is readable by everyone: nobody may publish another's upload as one).
         """
         if not await self._users.active_uids({uid}):
             msg = f"user {uid!r} does not exist"
             raise NotFound(msg)
+        if avatar is not None and KEY_RE.match(avatar):
+            await self._attachments.verify_avatar(uid, avatar)
+        old = await Profile.get_or_none(uid=uid) if avatar is not None else None
         changes: dict[str, Any] = {k: v for k, v in (("name", name), ("avatar", avatar), ("status", status))
                                    if v is not None}
         now = self._clock.now_ms()
@@ -62,4 +72,14 @@ class ProfileService:
             except IntegrityError:  # created concurrently (another device)
                 await Profile.filter(uid=uid).update(**changes, updated_at=now)
         r = await Profile.get(uid=uid)
+        if old is not None and old.avatar != r.avatar and KEY_RE.match(old.avatar):
+            await self._attachments.release([old.avatar])  # the old avatar's upload, unless used elsewhere
         return ProfileInfo(uid, r.name, r.avatar, r.status, r.updated_at), await self._conversations.direct_peers(uid)
+
+    async def referenced_keys(self, keys: list[str]) -> builtins.set[str]:
+        """The upload keys among ``keys`` that are avatars (attachments.Referrer)."""
+        return {str(a) for a in await Profile.filter(avatar__in=keys).values_list("avatar", flat=True)}
+
+    async def readable_keys(self, uid: str, keys: list[str]) -> builtins.set[str]:
+        """Avatars are public: everyone may download them (attachments.Referrer)."""
+        return await self.referenced_keys(keys)

@@ -89,7 +89,8 @@ async def services(database_url: str) -> AsyncIterator[Services]:
 def dispatcher(svc: Services) -> Dispatcher:
     return Dispatcher(TOPICS, messages=svc.messages, conversations=svc.conversations, presence=svc.presence,
                       groups=svc.groups, reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
-                      contacts=svc.contacts, notifications=svc.notifications, push=None, search=None)
+                      contacts=svc.contacts, attachments=svc.attachments, notifications=svc.notifications,
+                      push=None, search=None)
 
 
 async def call(d: Dispatcher, uid: str, method: str, params: dict[str, object]) -> dict[str, object]:

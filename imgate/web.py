@@ -1,0 +1,125 @@
+"""imgate's own web listener (``[web]``): the web chat page, and the embedded attachment store's
+uploads and downloads.
+
+- ``GET /`` and the page's files: ``imgate/webchat/`` as it is (no build step), with a strict
+  Content-Security-Policy (scripts and styles from this origin only, no inline script).
+- ``GET /config.json``: what the page needs to connect: the broker's WebSocket URL and the
+  topic prefix (the page hard-codes neither).
+- ``PUT /files/{key}?…``: an upload, checked against its signed URL (declared size, type and
+  SHA-256; expiry). ``GET /files/{key}?…``: a download, checked against its signed URL *and*
+  asked again whether the user it was given to may still read the object (a member removed
+  since the URL was made gets 403).
+
+Downloads are served with ``X-Content-Type-Options: nosniff`` and a sandboxing CSP, and every type
+but images, audio and video as ``Content-Disposition: attachment``: an uploaded HTML or SVG file
+never runs as a page of this origin (where the chat page keeps its session).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.attachments.local import LocalStore, Refused
+from services.attachments.service import AttachmentService
+from services.attachments.store import inline
+from services.ids import Clock
+
+log = logging.getLogger("imgate.web")
+
+PAGE_DIR = Path(__file__).parent / "webchat"
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: http: https:; "
+             "connect-src 'self' ws: wss: http: https:; object-src 'none'; base-uri 'none'; "
+             "form-action 'none'; frame-ancestors 'none'")
+_FILE_CSP = "default-src 'none'; sandbox"
+
+
+@dataclass
+class WebContext:
+    """What the listener serves from; the composition root fills ``attachments`` and ``store``
+    once they are open (until then, /files answers 503)."""
+
+    clock: Clock
+    mqtt_url: Callable[[str], str | None]  # the page's MQTT URL, given the host the page was loaded from
+    topic_prefix: str
+    limits: dict[str, int]
+    attachments: AttachmentService | None = None
+    store: LocalStore | None = None
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+class _Headers(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")  # signed URLs never leak in a Referer
+        if not request.url.path.startswith("/files/"):
+            response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+
+def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
+    async def config(request: Request) -> JSONResponse:
+        return JSONResponse({"mqtt_url": ctx.mqtt_url(request.url.hostname or "127.0.0.1"),
+                             "topic_prefix": ctx.topic_prefix, **ctx.limits},
+                            headers={"Cache-Control": "no-store"})
+
+    async def put_file(request: Request) -> Response:
+        if ctx.store is None or ctx.attachments is None:
+            return _error(503, "attachments are not ready")
+        key = request.path_params["key"]
+        try:
+            spec = ctx.store.check_put(key, request.query_params, ctx.clock.now_ms())
+            if request.headers.get("content-type", "").split(";")[0].strip().lower() != spec.mime:
+                raise Refused(400, f"Content-Type must be {spec.mime}, as declared")
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():
+                raise Refused(411, "Content-Length is required")
+            if int(length) != spec.size:
+                raise Refused(413 if int(length) > spec.size else 400, f"Content-Length must be {spec.size}, as declared")
+            info = await ctx.store.write(key, request.stream(), spec)
+        except Refused as exc:
+            return _error(exc.status, exc.reason)
+        return JSONResponse({"key": key, "size": info.size, "sha256": info.sha256}, status_code=201)
+
+    async def get_file(request: Request) -> Response:
+        if ctx.store is None or ctx.attachments is None:
+            return _error(503, "attachments are not ready")
+        key = request.path_params["key"]
+        try:
+            uid, mime = ctx.store.check_get(key, request.query_params, ctx.clock.now_ms())
+        except Refused as exc:
+            return _error(exc.status, exc.reason)
+        if key not in await ctx.attachments.readable(uid, [key]):  # still a member? (not only when signed)
+            return _error(403, "not allowed")
+        path = ctx.store.path(key)
+        if not path.is_file():  # a stat of a local file: no I/O worth a thread
+            return _error(404, "no such file")
+        disposition = "inline" if inline(mime) else "attachment"
+        return FileResponse(path, media_type=mime, content_disposition_type=disposition,
+                            filename=key, headers={"Content-Security-Policy": _FILE_CSP,
+                                                   "Cache-Control": "private, max-age=300"})
+
+    routes: list[Any] = [
+        Route("/config.json", config, methods=["GET"]),
+        Route("/files/{key}", put_file, methods=["PUT"]),
+        Route("/files/{key}", get_file, methods=["GET"]),
+    ]
+    if chat_page:
+        routes.append(Mount("/", StaticFiles(directory=PAGE_DIR, html=True, check_dir=False), name="page"))
+    return Starlette(routes=routes, middleware=[Middleware(_Headers)])

@@ -1,0 +1,18 @@
+"""Uploads (tortoise model): every object a user asked to upload, as declared, until it is deleted."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Upload(Model):
+    key = fields.CharField(max_length=64, primary_key=True)
+    owner = fields.CharField(max_length=64, db_index=True)  # the uploader: the only user who may attach it
+    name = fields.CharField(max_length=255, default="")
+    mime = fields.CharField(max_length=127)
+    size = fields.BigIntField()
+    sha256 = fields.CharField(max_length=64)
+    created_at = fields.BigIntField(db_index=True)
+    used = fields.BooleanField(default=False)  # a message or profile has referred to it (the sweep checks again)
+
+    class Meta:
+        table = "uploads"

@@ -1,0 +1,225 @@
+"""AttachmentService: the owner of the ``uploads`` table and of the object store.
+
+An upload is declared first (``file.upload``: name, type, size, SHA-256) and gets a signed,
+expiring URL to PUT the bytes to; the store refuses other sizes, types or bytes. A message (or a
+profile's avatar) then refers to the upload's key; :meth:`verify` checks that the key is the
+sender's own upload, that the object is there, and that its size and hash are the ones the
+message states. Who may download is asked of the *referrers* (the message service: members of a
+conversation holding a message with the key; the profile service: anyone, for an avatar), which
+the composition root registers; the owner may always read its own uploads.
+
+An upload no referrer uses is deleted: at once when a recall removes its last reference
+(:meth:`release`), and by :meth:`sweep` when it was never used within ``orphan_after_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from services.attachments.models import Upload
+from services.attachments.store import MAX_KEYS, ObjectStore, UploadTarget
+from services.errors import BadRequest, RateLimited, TooLarge, Unavailable
+from services.ids import Clock, new_ulid
+
+log = logging.getLogger("imgate.attachments")
+
+_SWEEP_BATCH = 500  # uploads looked at per step of the sweep
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """What a message or profile states about an object it refers to."""
+
+    key: str
+    mime: str
+    size: int
+    sha256: str
+
+
+def refs(attachment: dict[str, Any] | None) -> list[FileRef]:
+    """The uploads an attachment object (protocol §3) refers to: its file and its thumbnail
+    (an attachment given by ``url`` refers to none)."""
+    out = []
+    for part in (attachment or {}, (attachment or {}).get("thumbnail") or {}):
+        if "key" in part:
+            out.append(FileRef(part["key"], part["mime"], part["size"], part["sha256"]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    key: str
+    target: UploadTarget
+
+
+class Referrer(Protocol):
+    """A service whose rows refer to upload keys."""
+
+    async def referenced_keys(self, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` that something still refers to."""
+        ...
+
+    async def readable_keys(self, uid: str, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` that ``uid`` may download because of these rows."""
+        ...
+
+
+class AttachmentService:
+    def __init__(self, clock: Clock, store: ObjectStore | None, *, max_bytes: int = 25 << 20,
+                 upload_ttl_s: int = 900, download_ttl_s: int = 3600, orphan_after_s: int = 86400,
+                 max_pending: int = 100) -> None:
+        self._clock = clock
+        self._store = store
+        self.max_bytes = max_bytes
+        self._upload_ttl_ms = upload_ttl_s * 1000
+        self._download_ttl_ms = download_ttl_s * 1000
+        self._orphan_after_ms = orphan_after_s * 1000
+        self._max_pending = max_pending
+        self._referrers: list[Referrer] = []
+
+    def add_referrer(self, referrer: Referrer) -> None:
+        """Register a service whose rows refer to keys (the composition root does, once)."""
+        self._referrers.append(referrer)
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            msg = "attachments are not configured on this server"
+            raise Unavailable(msg)
+        return self._store
+
+    async def upload(self, uid: str, *, name: str, mime: str, size: int, sha256: str) -> Ticket:
+        """Declare an upload: its key and the signed URL to PUT exactly these bytes to.
+
+        Raises:
+            TooLarge: ``size`` is over ``limits.max_attachment_bytes``.
+            RateLimited: ``uid`` has ``files.max_pending`` uploads no message uses yet.
+            Unavailable: no object store is configured.
+        """
+        store = self.store
+        if size > self.max_bytes:
+            msg = f"the file is {size} bytes; the limit is {self.max_bytes}"
+            raise TooLarge(msg)
+        if await Upload.filter(owner=uid, used=False).count() >= self._max_pending:
+            msg = (f"{self._max_pending} uploads are waiting to be sent: send them, or wait until unused "
+                   "ones are deleted")
+            raise RateLimited(msg, retry_after_ms=self._orphan_after_ms)
+        now = self._clock.now_ms()
+        key = new_ulid(now) + secrets.token_hex(8)
+        await Upload.create(key=key, owner=uid, name=name, mime=mime, size=size, sha256=sha256, created_at=now)
+        return Ticket(key, store.upload_target(key, size=size, mime=mime, sha256=sha256,
+                                               expires_at_ms=now + self._upload_ttl_ms))
+
+    async def verify(self, uid: str, refs: list[FileRef], *, images_only: bool = False) -> None:
+        """Check that each ref is ``uid``'s own upload, uploaded, with the stated type, size and
+        hash; then mark the uploads used.
+
+        Raises:
+            BadRequest: not an upload of ``uid``'s, not uploaded (yet), or different from what
+                the ref states (the message says which key, nothing about others' uploads).
+        """
+        if not refs:
+            return
+        store = self.store
+        rows = {r.key: r for r in await Upload.filter(key__in=[f.key for f in refs])}
+        for ref in refs:
+            row = rows.get(ref.key)
+            if row is None or row.owner != uid:
+                msg = f"attachment {ref.key!r}: no such upload of yours"
+                raise BadRequest(msg)
+            if images_only and not row.mime.startswith("image/"):
+                msg = f"attachment {ref.key!r}: not an image"
+                raise BadRequest(msg)
+            if (row.mime, row.size, row.sha256) != (ref.mime, ref.size, ref.sha256):
+                msg = f"attachment {ref.key!r}: mime, size or sha256 differ from the upload's"
+                raise BadRequest(msg)
+            info = await store.stat(ref.key)
+            if info is None:
+                msg = f"attachment {ref.key!r}: not uploaded yet (PUT the bytes to the upload URL first)"
+                raise BadRequest(msg)
+            if (info.size, info.sha256) != (ref.size, ref.sha256):
+                msg = f"attachment {ref.key!r}: the uploaded object's size or sha256 differ"
+                raise BadRequest(msg)
+        await Upload.filter(key__in=[f.key for f in refs], used=False).update(used=True)
+
+    async def verify_avatar(self, uid: str, key: str) -> None:
+        """Check that ``key`` is an uploaded image of ``uid``'s (a profile's avatar).
+
+        Raises:
+            BadRequest: it is not.
+        """
+        row = await Upload.get_or_none(key=key)
+        if row is None or row.owner != uid:
+            msg = f"avatar {key!r}: no such upload of yours"
+            raise BadRequest(msg)
+        await self.verify(uid, [FileRef(key, row.mime, row.size, row.sha256)], images_only=True)
+
+    async def readable(self, uid: str, keys: list[str]) -> dict[str, str]:
+        """The keys among ``keys`` that ``uid`` may download, with their types."""
+        rows = {r.key: r for r in await Upload.filter(key__in=list(set(keys)))}
+        allowed = {k for k, r in rows.items() if r.owner == uid}
+        rest = [k for k in rows if k not in allowed]
+        for referrer in self._referrers:
+            if not rest:
+                break
+            allowed |= await referrer.readable_keys(uid, rest)
+            rest = [k for k in rest if k not in allowed]
+        return {k: rows[k].mime for k in allowed}
+
+    async def download_urls(self, uid: str, keys: list[str]) -> tuple[dict[str, str], int]:
+        """Signed download URLs of the keys ``uid`` may read (the others are left out), and when
+        they expire."""
+        store = self.store
+        if len(keys) > MAX_KEYS:
+            msg = f"at most {MAX_KEYS} keys per call"
+            raise BadRequest(msg)
+        expires = self._clock.now_ms() + self._download_ttl_ms
+        mimes = await self.readable(uid, keys)
+        return {k: store.download_url(k, uid=uid, mime=m, expires_at_ms=expires) for k, m in mimes.items()}, expires
+
+    async def release(self, keys: list[str]) -> int:
+        """Delete the objects among ``keys`` that nothing refers to any more (after a recall).
+        Returns how many were deleted."""
+        keys = list(dict.fromkeys(keys))
+        if not keys or self._store is None:
+            return 0
+        used: set[str] = set()
+        for referrer in self._referrers:
+            used |= await referrer.referenced_keys(keys)
+        gone = [k for k in keys if k not in used]
+        if gone:
+            await self._store.delete(gone)  # the object first: a row without an object is swept again
+            await Upload.filter(key__in=gone).delete()
+        return len(gone)
+
+    async def sweep(self) -> int:
+        """Delete uploads older than ``orphan_after_s`` that nothing uses (never sent, or sent in
+        a message whose send failed). Returns how many were deleted."""
+        if self._store is None:
+            return 0
+        cutoff = self._clock.now_ms() - self._orphan_after_ms
+        deleted = 0
+        after = ""  # keys sort after ""
+        while True:
+            keys = [str(k) for k in await Upload.filter(used=False, created_at__lt=cutoff, key__gt=after)
+                    .order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]
+            if not keys:
+                return deleted
+            after = keys[-1]
+            used: set[str] = set()
+            for referrer in self._referrers:
+                used |= await referrer.referenced_keys(keys)
+            if used:
+                await Upload.filter(key__in=list(used)).update(used=True)
+            gone = [k for k in keys if k not in used]
+            if gone:
+                await self._store.delete(gone)
+                await Upload.filter(key__in=gone, used=False).delete()
+                deleted += len(gone)
+                log.info("deleted %d unused uploads", len(gone))
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
