@@ -20,10 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def walkthrough() -> str:
+def walkthrough(name: str = "walkthrough") -> str:
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- walkthrough:start -->\s*```sh\n(.*?)```\s*<!-- walkthrough:end -->", readme, re.DOTALL)
-    assert block, "README has no walkthrough block"
+    block = re.search(rf"<!-- {name}:start -->\s*```sh\n(.*?)```\s*<!-- {name}:end -->", readme, re.DOTALL)
+    assert block, f"README has no {name} block"
     return block.group(1)
 
 
@@ -36,7 +36,9 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[tuple[int, dict[str, str]]]:
     port = free_port()
-    env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "PYTHONUNBUFFERED": "1"}
+    # The WebSocket and web listeners' default ports (8083, 8090) are free ones here too.
+    env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "PYTHONUNBUFFERED": "1",
+           "IMGATE_MQTT__WS_PORT": str(free_port()), "IMGATE_WEB__PORT": str(free_port())}
     proc = subprocess.Popen([sys.executable, "-m", "imgate", "run", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -72,3 +74,25 @@ def test_walkthrough_runs_as_written(server: tuple[int, dict[str, str]], tmp_pat
     # bob's laptop left a moment ago: "offline", or still "online" within the anti-flapping
     # interval (broker.presence_min_interval_ms) after its quick reconnect.
     assert isinstance(presence["online"], bool) and presence["ts"] > 0
+
+
+def test_the_browser_section_runs_as_written(server: tuple[int, dict[str, str]], tmp_path: Path) -> None:
+    """"Try it in the browser": the users, their web tokens, and the page's config.json at the
+    address the README gives (its ports swapped for the free ones the server has); the page
+    itself is driven in Chromium by tests/test_webchat.py."""
+    import urllib.request
+
+    _, env = server
+    ws, web = env["IMGATE_MQTT__WS_PORT"], env["IMGATE_WEB__PORT"]
+    script = walkthrough("browser").replace("8090", web)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    *tokens, config = out.stdout.strip().splitlines()
+    assert len(tokens) == 2 and all(t.startswith("imt_") for t in tokens)
+    assert json.loads(config) == {"mqtt_url": f"ws://127.0.0.1:{ws}/mqtt", "topic_prefix": "im",
+                                  "max_attachment_bytes": 26214400, "max_text": 8000}
+    with urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10) as page:  # the page the README opens
+        assert page.status == 200 and b"<script" in page.read()
