@@ -33,12 +33,15 @@ test-postgres: $(STAMP) deps-system
 	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub; the RabbitMQ tests start
-# a private node of Debian's rabbitmq-server (tests/rabbitmq.py; the package's own node is left alone).
+# a private node of Debian's rabbitmq-server (tests/rabbitmq.py; the package's own node is left alone);
+# the web chat test drives Debian's chromium (tests/test_webchat.py).
 deps-system:
 	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
 	@[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q rabbitmq-server)
+	@command -v chromium >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 ## rabbitmq: a private RabbitMQ node for cluster mode on this machine (README, "Scale out")
 rabbitmq: deps-system

@@ -238,6 +238,7 @@ class FileSettings(_Part):
     orphan_after_s: int = Field(86400, ge=60)  # an upload no message (or avatar) uses is deleted after this
     sweep_interval_s: float = Field(600.0, gt=0)  # how often unused uploads are looked for
     max_pending: int = Field(100, ge=1, le=100_000)  # per user: uploads not yet used by a message
+    daily_bytes: int = Field(1 << 30, ge=1024)  # per user: bytes of uploads declared in 24 hours
     # The embedded store's URL-signing key (HMAC-SHA256); default: a random key kept in
     # data_dir/files/.signing-key (0600). Set it when several processes sign for one listener.
     signing_secret: str | None = Field(None, min_length=32)

@@ -125,7 +125,8 @@ async def open_attachments(settings: Settings, clock: Clock, web_url: str) -> At
         store = await LocalStore.open(settings.data_dir / "files", web_url, f.signing_secret)
     return AttachmentService(clock, store, max_bytes=settings.limits.max_attachment_bytes,
                              upload_ttl_s=f.upload_ttl_s, download_ttl_s=f.download_ttl_s,
-                             orphan_after_s=f.orphan_after_s, max_pending=f.max_pending)
+                             orphan_after_s=f.orphan_after_s, max_pending=f.max_pending,
+                             daily_bytes=f.daily_bytes)
 
 
 def build_push(svc: Services, clock: Clock, providers: dict[str, Provider], **options: Any) -> PushService:

@@ -24,7 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40  # not a real image: the ser
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     settings = tweak(settings, "web", enabled=True, port=0)
-    return tweak(settings, "files", max_pending=5)
+    return tweak(settings, "files", max_pending=5, daily_bytes=4 << 20)
 
 
 @pytest.fixture
@@ -250,3 +250,22 @@ async def test_the_web_listener_serves_the_page_config(app: App, http: httpx.Asy
     assert r.status_code == 200
     assert r.json() == {"mqtt_url": None, "topic_prefix": "im", "max_attachment_bytes": 25 << 20, "max_text": 8000}
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+async def test_a_user_cannot_fill_the_disk_at_the_message_rate(app: App, users: Users, clock: ManualClock) -> None:
+    """Attack: 20 messages a second of 25 MiB files is 500 MB/s. Uploads are capped per user and
+    day (files.daily_bytes: 1 GiB by default, 4 MiB here)."""
+    await users.add("alice", "bob")
+    mib = {"mime": "application/zip", "size": 1 << 20, "sha256": sha(b"x")}
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        for _ in range(4):
+            await alice.result("file.upload", mib)
+            clock.ms += 1000
+        over = await alice.rpc("file.upload", mib)
+        assert over["error"]["data"]["code"] == "rate_limited"
+        # Room again when the first upload is a day old.
+        assert over["error"]["data"]["retry_after_ms"] == 86_400_000 - 4000
+        assert "error" not in await bob.rpc("file.upload", mib)  # bob's own quota
+        clock.ms += over["error"]["data"]["retry_after_ms"]
+        assert "error" not in await alice.rpc("file.upload", mib)

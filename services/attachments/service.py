@@ -27,6 +27,7 @@ from services.ids import Clock, new_ulid
 log = logging.getLogger("imgate.attachments")
 
 _SWEEP_BATCH = 500  # uploads looked at per step of the sweep
+_DAY_MS = 86_400_000
 
 @dataclass(frozen=True, slots=True)
 class FileRef:
@@ -69,7 +70,7 @@ class Referrer(Protocol):
 class AttachmentService:
     def __init__(self, clock: Clock, store: ObjectStore | None, *, max_bytes: int = 25 << 20,
                  upload_ttl_s: int = 900, download_ttl_s: int = 3600, orphan_after_s: int = 86400,
-                 max_pending: int = 100) -> None:
+                 max_pending: int = 100, daily_bytes: int = 1 << 30) -> None:
         self._clock = clock
         self._store = store
         self.max_bytes = max_bytes
@@ -77,6 +78,7 @@ class AttachmentService:
         self._download_ttl_ms = download_ttl_s * 1000
         self._orphan_after_ms = orphan_after_s * 1000
         self._max_pending = max_pending
+        self._daily_bytes = daily_bytes
         self._referrers: list[Referrer] = []
 
     def add_referrer(self, referrer: Referrer) -> None:
@@ -95,7 +97,9 @@ class AttachmentService:
 
         Raises:
             TooLarge: ``size`` is over ``limits.max_attachment_bytes``.
-            RateLimited: ``uid`` has ``files.max_pending`` uploads no message uses yet.
+            RateLimited: ``uid`` has ``files.max_pending`` uploads no message uses yet, or has
+                declared ``files.daily_bytes`` in the last 24 hours (a disk is not filled at the
+                message rate).
             Unavailable: no object store is configured.
         """
         store = self.store
@@ -107,6 +111,19 @@ class AttachmentService:
                    "ones are deleted")
             raise RateLimited(msg, retry_after_ms=self._orphan_after_ms)
         now = self._clock.now_ms()
+        day = await Upload.filter(owner=uid, created_at__gt=now - _DAY_MS).order_by("created_at") \
+            .values_list("created_at", "size")
+        total = sum(int(s) for _, s in day)
+        if total + size > self._daily_bytes:
+            # Room again once enough of the day's oldest uploads are a day old.
+            freed, retry = total + size - self._daily_bytes, _DAY_MS
+            for created, s in day:
+                freed -= int(s)
+                if freed <= 0:
+                    retry = int(created) + _DAY_MS - now
+                    break
+            msg = f"over the upload quota of {self._daily_bytes} bytes a day"
+            raise RateLimited(msg, retry_after_ms=max(1, retry))
         key = new_ulid(now) + secrets.token_hex(8)
         await Upload.create(key=key, owner=uid, name=name, mime=mime, size=size, sha256=sha256, created_at=now)
         return Ticket(key, store.upload_target(key, size=size, mime=mime, sha256=sha256,
