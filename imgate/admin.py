@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +44,7 @@ class AdminContext:
     external_auth: ExternalAuth  # what RabbitMQ's and EMQX's HTTP auth ask (/auth/...)
     blocks: Any = None  # BlockService (the block list endpoints)
     profiles: Any = None  # ProfileService (the profile endpoints)
+    attachments: Any = None  # AttachmentService (the upload endpoints)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -153,6 +154,17 @@ class BlockTarget(BaseModel):
 
 class BlockList(BaseModel):
     blocked: list[str]
+
+
+class UploadOut(BaseModel):
+    key: str
+    owner: str
+    name: str
+    mime: str
+    size: int
+    sha256: str
+    created_at: int
+    used: bool  # a message or avatar has referred to it
 
 
 class ProfileOut(BaseModel):
@@ -275,6 +287,20 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         await ctx.users.get_user(uid)
         profile, _ = await ctx.profiles.set(uid, name=body.name, avatar=body.avatar, status=body.status)
         return ProfileOut(**asdict(profile))
+
+    @app.get("/v1/files/{key}", response_model=UploadOut, dependencies=guarded, tags=["files"])
+    async def get_upload(key: str) -> UploadOut:
+        """An upload as its owner declared it."""
+        r = await ctx.attachments.info(key)
+        return UploadOut(key=r.key, owner=r.owner, name=r.name, mime=r.mime, size=r.size, sha256=r.sha256,
+                         created_at=r.created_at, used=r.used)
+
+    @app.delete("/v1/files/{key}", status_code=204, dependencies=guarded, tags=["files"])
+    async def take_down_upload(key: str) -> Response:
+        """Take an upload down (abuse, a legal request): its object is deleted whatever refers to
+        it; messages keep their attachment object, and nobody gets a download URL for it."""
+        await ctx.attachments.take_down(key)
+        return Response(status_code=204)
 
     @app.post("/v1/users/{uid}/logout", response_model=Count, dependencies=guarded, tags=["sessions"])
     async def force_logout(uid: str) -> Count:

@@ -536,7 +536,7 @@ class App:
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
-                           profiles=svc.profiles)
+                           profiles=svc.profiles, attachments=svc.attachments)
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()

@@ -269,3 +269,32 @@ async def test_a_user_cannot_fill_the_disk_at_the_message_rate(app: App, users: 
         assert "error" not in await bob.rpc("file.upload", mib)  # bob's own quota
         clock.ms += over["error"]["data"]["retry_after_ms"]
         assert "error" not in await alice.rpc("file.upload", mib)
+
+
+@pytest.fixture
+def admin_secret() -> str:
+    from tests.conftest import ADMIN_SECRET
+
+    return ADMIN_SECRET
+
+
+async def test_an_operator_takes_an_upload_down(app: App, users: Users, http: httpx.AsyncClient) -> None:
+    from tests.conftest import ADMIN_SECRET
+
+    await users.add("alice", "bob")
+    assert app.admin is not None
+    admin = {"Authorization": f"Bearer {ADMIN_SECRET}"}
+    base = f"http://127.0.0.1:{app.admin.port}/v1/files"
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        image = await upload(alice, http, PNG)
+        assert "error" not in await send(alice, "m1", image)
+        url = (await bob.result("file.url", {"keys": [image["key"]]}))["urls"][image["key"]]
+        got = (await http.get(f"{base}/{image['key']}", headers=admin)).json()
+        assert (got["owner"], got["size"], got["sha256"], got["used"]) == ("alice", len(PNG), sha(PNG), True)
+        assert (await http.get(f"{base}/{image['key']}")).status_code == 401
+        assert (await http.delete(f"{base}/{image['key']}", headers=admin)).status_code == 204
+        assert (await http.get(url)).status_code == 403  # the URL bob holds: gone
+        assert (await bob.result("file.url", {"keys": [image["key"]]}))["urls"] == {}
+        assert not list((app.settings.data_dir / "files").rglob(image["key"]))
+        assert (await http.delete(f"{base}/{image['key']}", headers=admin)).status_code == 404

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from services.attachments.models import Upload
 from services.attachments.store import MAX_KEYS, ObjectStore, UploadTarget
-from services.errors import BadRequest, RateLimited, TooLarge, Unavailable
+from services.errors import BadRequest, NotFound, RateLimited, TooLarge, Unavailable
 from services.ids import Clock, new_ulid
 
 log = logging.getLogger("imgate.attachments")
@@ -236,6 +236,30 @@ class AttachmentService:
                 await Upload.filter(key__in=gone, used=False).delete()
                 deleted += len(gone)
                 log.info("deleted %d unused uploads", len(gone))
+
+    async def info(self, key: str) -> Upload:
+        """An upload as declared (the admin API).
+
+        Raises:
+            NotFound: no such upload.
+        """
+        row = await Upload.get_or_none(key=key)
+        if row is None:
+            msg = f"no upload {key!r}"
+            raise NotFound(msg)
+        return row
+
+    async def take_down(self, key: str) -> None:
+        """Delete an upload and its object whatever refers to it (an operator's takedown): the
+        messages keep their attachment object, and nobody gets a URL for it any more.
+
+        Raises:
+            NotFound: no such upload.
+        """
+        await self.info(key)
+        await self.store.delete([key])
+        await Upload.filter(key=key).delete()
+        log.warning("upload %s taken down by an operator", key)
 
     async def close(self) -> None:
         if self._store is not None:
