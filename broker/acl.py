@@ -155,8 +155,11 @@ _MAX_COMPILED = 4096  # rule sets whose compiled checks are kept (one per servic
 class TopicAcl:
     """Decides publish, subscribe and (on every delivery) read, per principal."""
 
-    def __init__(self, users: UserTopics) -> None:
+    def __init__(self, users: UserTopics, *, presence_hidden: Callable[[str, str], bool] | None = None) -> None:
+        """``presence_hidden(viewer, subject)``: the user ``subject``'s presence is not delivered
+        to the user ``viewer`` (the auth side's block list; the broker knows no more of it)."""
         self._users = users
+        self._presence_hidden = presence_hidden
         # id(rules) -> (rules, its compiled write check): the rules are held, so the id stays theirs.
         self._writes: dict[int, tuple[tuple[AclRule, ...], Callable[[str], bool]]] = {}
 
@@ -206,7 +209,16 @@ class TopicAcl:
         if who.uid is None or who.device is None:
             return lambda _topic: False
         own = self._users.reader(who.uid, who.device)
-        return lambda topic: own(topic) or topic.startswith("presence/")
+        hidden, viewer = self._presence_hidden, who.uid
+        if hidden is None:
+            return lambda topic: own(topic) or topic.startswith("presence/")
+
+        def read(topic: str) -> bool:
+            if own(topic):
+                return True
+            return topic.startswith("presence/") and not hidden(viewer, topic.split("/", 2)[1])
+
+        return read
 
     def will_allowed(self, who: Principal, topic: str | None, payload: bytes | None) -> bool:
         """A user's will may only announce its own device offline (protocol §5); an account's

@@ -165,10 +165,11 @@ def rate_limits(s: LimitSettings) -> RateLimits:
                       error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
 
 
-def topic_acl(prefix: str) -> TopicAcl:
-    """The broker's ACL: rules for service accounts, presence, and the IM topics of ``prefix``
-    for users (the broker itself knows no IM topic)."""
-    return TopicAcl(UserTopicRules(Topics(prefix)))
+def topic_acl(prefix: str, presence_hidden: Callable[[str, str], bool] | None = None) -> TopicAcl:
+    """The broker's ACL: rules for service accounts, presence (hidden from the users its owner
+    blocks, given ``presence_hidden``), and the IM topics of ``prefix`` for users (the broker
+    itself knows no IM topic)."""
+    return TopicAcl(UserTopicRules(Topics(prefix)), presence_hidden=presence_hidden)
 
 
 def service_accounts(s: Settings) -> list[ServiceAccount]:
@@ -287,7 +288,8 @@ class App:
             # The embedded broker starts with no connections, so nobody is online.
             await svc.presence.mark_all_offline(self.clock.now_ms())
             self.broker = await self._stack.enter_async_context(EmbeddedBroker(
-                host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users, acl=topic_acl(s.mqtt.topic_prefix),
+                host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users,
+                acl=topic_acl(s.mqtt.topic_prefix, await svc.blocks.presence_filter()),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
                 accounts=service_accounts(s),

@@ -43,6 +43,28 @@ async def test_a_blocked_user_cannot_send_add_or_watch_the_blocker(app: App, use
         assert "error" not in await mallory.send_and_ack("m3", "alice", "sorry")
 
 
+async def test_the_blocked_user_gets_none_of_the_blockers_presence_topics(app: App, users: Users) -> None:
+    """Not only the presence RPC: the broker does not deliver ``presence/{blocker}/…`` to the
+    blocked user, live or retained, while others still get it."""
+    await users.add("alice", "mallory", "bob")
+    watch = ["presence/alice/+"]
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        await alice.result("block.add", {"uid": "mallory"})
+        async with connect(app.mqtt_port, "mallory", "phone", await users.token("mallory"),
+                           subscribe=["im/mallory/in/#", *watch]) as mallory, \
+                connect(app.mqtt_port, "bob", "phone", await users.token("bob"),
+                        subscribe=["im/bob/in/#", *watch]) as bob:
+            await bob.inbox.wait_for(on("presence/alice/phone"))  # the retained one: bob gets it
+            async with connect(app.mqtt_port, "alice", "laptop", await users.token("alice", "laptop")):
+                await bob.inbox.wait_for(on("presence/alice/laptop"))  # and the live one
+                # Anything queued for mallory before this answer would have arrived before it.
+                await mallory.result("block.list", {})
+                assert mallory.inbox.matching(lambda r: r.topic.startswith("presence/alice/")) == []
+            await alice.result("block.remove", {"uid": "mallory"})
+            async with connect(app.mqtt_port, "alice", "tablet", await users.token("alice", "tablet")):
+                await mallory.inbox.wait_for(on("presence/alice/tablet"))  # unblocked: seen again
+
+
 async def test_blocking_oneself_or_nobody_is_refused(app: App, users: Users) -> None:
     await users.add("alice")
     async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:

@@ -1,8 +1,11 @@
 """BlockService: the owner of the ``blocks`` table. A user blocks another: the blocked one cannot
 send to the blocker in 1:1 nor add the blocker to a group (both answered "not allowed", nothing
-more), and does not see the blocker's presence in the ``presence`` RPC."""
+more), and does not see the blocker's presence (the ``presence`` RPC, and with the embedded
+broker the ``presence/{uid}/…`` topics: :meth:`BlockService.presence_filter`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tortoise.exceptions import IntegrityError
 
@@ -19,6 +22,19 @@ class BlockService:
     def __init__(self, clock: Clock, users: UserService) -> None:
         self._clock = clock
         self._users = users
+        # blocked uid -> its blockers, kept in memory once presence_filter() was asked for.
+        self._blockers: dict[str, set[str]] | None = None
+
+    async def presence_filter(self) -> Callable[[str, str], bool]:
+        """``hidden(viewer, subject)``: does ``subject`` block ``viewer``? For the embedded broker,
+        which checks it on every presence delivery, so it answers from memory: the block list is
+        read once here, then kept current by this service's ``add`` and ``remove`` (with the
+        embedded broker, this process is the only one that changes blocks)."""
+        blockers: dict[str, set[str]] = {}
+        for blocker, blocked in await Block.all().values_list("uid", "blocked"):
+            blockers.setdefault(str(blocked), set()).add(str(blocker))
+        self._blockers = blockers
+        return lambda viewer, subject: subject in blockers.get(viewer, ())
 
     async def add(self, uid: str, target: str) -> bool:
         """``uid`` blocks ``target`` (idempotent). True if it was not blocked before.
@@ -41,13 +57,21 @@ class BlockService:
             raise TooLarge(msg)
         try:
             await Block.create(uid=uid, blocked=target, ts=self._clock.now_ms())
+            created = True
         except IntegrityError:  # blocked concurrently (another device)
-            return False
-        return True
+            created = False
+        if self._blockers is not None:
+            self._blockers.setdefault(target, set()).add(uid)
+        return created
 
     async def remove(self, uid: str, target: str) -> bool:
         """``uid`` unblocks ``target`` (idempotent). True if it was blocked."""
-        return bool(await Block.filter(uid=uid, blocked=target).delete())
+        removed = bool(await Block.filter(uid=uid, blocked=target).delete())
+        if self._blockers is not None and uid in self._blockers.get(target, ()):
+            self._blockers[target].discard(uid)
+            if not self._blockers[target]:
+                del self._blockers[target]
+        return removed
 
     async def blocked_by(self, uid: str) -> list[str]:
         """Whom ``uid`` blocks, sorted."""
