@@ -248,7 +248,7 @@ class App:
         # A worker finds the schema current (the server migrates it) or refuses to start.
         await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
         await self._stack.enter_async_context(self.tasks)  # closed by _stop before what the tasks use
-        attachments = await self._start_web() if self.role in ("all", "bridge") else None
+        attachments = await self._start_web() if self.role in ("all", "bridge", "api") else None
         self.services = svc = build_services(self.clock, max_group_members=s.limits.max_group_members,
                                              recall_window_s=s.limits.recall_window_s,
                                              edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text,
