@@ -116,7 +116,7 @@ async def open_attachments(settings: Settings, clock: Clock, web_url: str) -> At
     if f.backend == "s3":
         from services.attachments.s3 import S3Store
 
-        store = S3Store(f.s3_bucket or "", endpoint_url=f.s3_endpoint_url, region=f.s3_region,
+        store = await S3Store.create(f.s3_bucket or "", endpoint_url=f.s3_endpoint_url, region=f.s3_region,
                         access_key_id=f.s3_access_key_id, secret_access_key=f.s3_secret_access_key,
                         public_endpoint_url=f.s3_public_endpoint_url, prefix=f.s3_prefix)
     else:
