@@ -256,6 +256,9 @@ class App:
                                              attachments=attachments)
         if attachments is not None:
             self._stack.push_async_callback(attachments.close)
+            refresh = getattr(attachments.store, "refresh_loop", None)  # S3 on temporary credentials
+            if refresh is not None and getattr(attachments.store, "refreshes", False):
+                self.tasks.spawn("imgate.attachments.s3-credentials", refresh, restart=True)
             sweep = self.leased("attachments.sweep", attachments.sweep)
             self.tasks.spawn("imgate.attachments.sweeper", lambda: self._work_loop(
                 "the sweep of unused uploads", sweep, 1 << 62, s.files.sweep_interval_s), restart=True)

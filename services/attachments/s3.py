@@ -10,7 +10,8 @@ Two clients, one set of credentials:
   computation (SigV4 over the request it would send; it never connects), provided its credentials
   never need refreshing on use: it signs with a frozen snapshot of the credentials, taken when the
   store opens and, for temporary credentials (role, SSO, credential_process...), again every
-  minute by a background task from the aiobotocore client's credentials (which aiobotocore
+  minute by :meth:`S3Store.refresh_loop` (a task of the composition root) from the aiobotocore
+  client's credentials (which aiobotocore
   refreshes asynchronously, 15 minutes before they expire). So signing never triggers a refresh,
   i.e. network I/O, in the event loop.
 
@@ -49,7 +50,7 @@ from botocore.credentials import (  # type: ignore[import-untyped]
 )
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from services.attachments.store import ObjectInfo, UploadTarget
+from services.attachments.store import ObjectInfo, UploadTarget, inline
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,6 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 CREDENTIALS_REFRESH_SECONDS = 60.0
 _HASH_CHUNK = 1 << 20
-# Served inline (the browser shows them); everything else is served as a download, so that an
-# uploaded HTML or SVG file never runs as a page of the bucket's origin.
-_INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -95,7 +93,7 @@ class _FixedProvider(CredentialProvider):  # type: ignore[misc]
 
 def _inline(mime: str) -> bool:
     base = mime.split(";", 1)[0].strip().lower()
-    return base in _INLINE_TYPES or base.startswith(("audio/", "video/"))
+    return inline(base)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -139,7 +137,7 @@ class S3Store:
         self._client: Any = None  # aiobotocore S3 client
         self._signer: Any = None  # botocore S3 client, presigning only
         self._exit = contextlib.AsyncExitStack()
-        self._refresher: asyncio.Task[None] | None = None
+        self.refreshes = False  # temporary credentials: run refresh_loop() beside it
 
     @classmethod
     async def create(
@@ -230,7 +228,7 @@ class S3Store:
         self._signing_credentials.frozen = await source.get_frozen_credentials()
         if isinstance(source, RefreshableCredentials):
             self._source_credentials = source
-            self._refresher = asyncio.create_task(self._refresh_periodically(), name="s3store-credentials")
+            self.refreshes = True
 
     async def refresh_credentials(self) -> None:
         """Take a new snapshot of temporary credentials (aiobotocore refreshes them, asynchronously,
@@ -238,7 +236,9 @@ class S3Store:
         if self._source_credentials is not None:
             self._signing_credentials.frozen = await self._source_credentials.get_frozen_credentials()
 
-    async def _refresh_periodically(self) -> None:
+    async def refresh_loop(self) -> None:
+        """Take a new snapshot every minute, until cancelled (a task of the composition root's,
+        when ``refreshes``: the credentials are temporary)."""
         while True:
             await asyncio.sleep(CREDENTIALS_REFRESH_SECONDS)
             try:
@@ -353,11 +353,6 @@ class S3Store:
                 raise S3StoreError(msg)
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
         await self._exit.aclose()
         self._client = None
         if self._signer is not None:
