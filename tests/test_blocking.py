@@ -65,6 +65,21 @@ async def test_the_blocked_user_gets_none_of_the_blockers_presence_topics(app: A
                 await mallory.inbox.wait_for(on("presence/alice/tablet"))  # unblocked: seen again
 
 
+async def test_a_refused_first_message_leaves_no_conversation(app: App, users: Users) -> None:
+    """Attack: the refused send still made the 1:1 conversation, so the blocker saw an empty chat
+    with the blocked user appear (the block's "not allowed" hid nothing)."""
+    await users.add("bob", "carol")
+    async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
+            connect(app.mqtt_port, "carol", "phone", await users.token("carol")) as carol:
+        await bob.result("block.add", {"uid": "carol"})
+        await carol.send({"cid": "c1", "to": "bob", "type": "text", "text": "hi?"})
+        error = (await carol.inbox.wait_for(on("/in/ack", cid="c1")))[0].json["error"]
+        assert error == {"code": "forbidden", "message": "not allowed"}
+        assert (await bob.result("conversations", {}))["items"] == []
+        assert (await carol.result("conversations", {}))["items"] == []
+        assert (await carol.rpc("history", {"conv": "d:bob:carol"}))["error"]["data"]["code"] == "not_found"
+
+
 async def test_blocking_oneself_or_nobody_is_refused(app: App, users: Users) -> None:
     await users.add("alice")
     async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:

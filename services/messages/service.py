@@ -294,6 +294,8 @@ class MessageService:
             else:
                 first_of[key] = i
                 new.append((i, c))
+        if new:  # refused 1:1s go no further: not even their conversation is made (that would tell)
+            new = yield from self._allowed_sql(new, results)
         ensured: list[str] = []
         if new:
             for conv, members in {c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items():
@@ -309,6 +311,28 @@ class MessageService:
                     if isinstance(first, SendResult) else first
         return results, ensured  # type: ignore[return-value]
 
+    def _allowed_sql(self, new: list[tuple[int, SendCommand]], results: list[SendResult | Exception | None]
+                     ) -> Program[list[tuple[int, SendCommand]]]:
+        """The sends of ``new`` that may go: not a 1:1 to someone who blocks the sender, nor (under
+        ``messaging.policy = "contacts"``) to someone who is not the sender's contact. The others
+        get ``forbidden`` "not allowed" in ``results``, and nothing more: the sender is not told why."""
+        pairs = {(c.sender, c.to) for _, c in new if c.to is not None and c.to != c.sender}
+        if not pairs:
+            return new
+        blocked = yield from self._blocks.blocked_pairs_sql({(to, sender) for sender, to in pairs})
+        strangers: set[tuple[str, str]] = set()
+        if self._contacts is not None:
+            strangers = pairs - (yield from self._contacts.contacts_sql(pairs))
+        if not blocked and not strangers:
+            return new
+        kept = []
+        for i, c in new:
+            if c.to is not None and ((c.to, c.sender) in blocked or (c.sender, c.to) in strangers):
+                results[i] = Forbidden("not allowed")
+            else:
+                kept.append((i, c))
+        return kept
+
     def _store_sql(self, new: list[tuple[int, SendCommand]], now: int) -> Program[dict[int, SendResult | Exception]]:
         out: dict[int, SendResult | Exception] = {}
         # The conversations' counters and members, locked: the batch's messages are numbered in
@@ -317,13 +341,6 @@ class MessageService:
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
         quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
-        # A 1:1 to someone who blocked the sender.
-        blocked = yield from self._blocks.blocked_pairs_sql({(c.to, c.sender) for _, c in new
-                                                             if c.to is not None and c.to != c.sender})
-        strangers: set[tuple[str, str]] = set()
-        if self._contacts is not None:  # messaging.policy = "contacts"
-            pairs = {(c.sender, c.to) for _, c in new if c.to is not None and c.to != c.sender}
-            strangers = pairs - (yield from self._contacts.contacts_sql(pairs))
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -334,9 +351,6 @@ class MessageService:
                 continue
             if any(m not in in_conv for m in c.mentions):
                 out[i] = BadRequest("mentions must be members of the conversation")
-                continue
-            if c.to is not None and ((c.to, c.sender) in blocked or (c.sender, c.to) in strangers):
-                out[i] = Forbidden("not allowed")  # nothing more: the sender is not told it is blocked
                 continue
             quote = None
             if c.reply_to is not None:

@@ -133,6 +133,7 @@ async def test_a_send_not_stored_in_time_is_unavailable_and_its_retry_is_acked(d
             await svc.users.add_user(uid)
         await svc.messages.send(text("alice", "first", "bob"))  # the conversation exists
         messages = MessageService(SystemClock(), svc.users, svc.conversations, blocks=svc.blocks, events=svc.events,
+                                  attachments=svc.attachments,
                                   store_timeout_s=0.3)
         async with messages.committing():
             async with transaction() as conn:  # another writer holds the conversation (a stalled commit)
