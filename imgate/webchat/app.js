@@ -1,0 +1,860 @@
+// imgate web chat: a static page speaking imgate's public wire contract (docs/protocol.md) over
+// MQTT on WebSocket with MQTT.js (vendor/mqtt.min.js, the global `mqtt`). User content is only
+// ever rendered with textContent.
+
+const REACTIONS = ["👍", "❤️", "😂"];
+const PAGE = 30;               // history page
+const THUMB_SIDE = 320;        // longest side of a thumbnail, px
+const TYPING_EVERY_MS = 2000;  // at most one typing event per this (the server allows 2/s)
+const TYPING_SHOWN_MS = 4000;  // how long "x is typing" stays after the last event
+const RPC_TIMEOUT_MS = 15000;
+// CONNACK reason codes after which retrying is pointless: client id not valid, bad user name or
+// password, not authorized, quota exceeded (the device policy).
+const AUTH_REFUSED = new Set([0x85, 0x86, 0x87, 0x97]);
+// DISCONNECT reason codes that end the session here: taken over (this uid:device signed in
+// elsewhere) and administrative action (a logout or kick). Reconnecting would fight over it.
+const SIGNED_OUT = new Map([[0x8e, "this device signed in elsewhere"], [0x98, "signed out by the server"]]);
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const tid = (id) => $(`[data-testid="${id}"]`);
+
+/** An element: attrs (class, testid, on*, others as attributes) and children (strings become text). */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "testid") e.dataset.testid = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+const S = {
+  cfg: null, client: null, me: "", device: "", p: "",  // p: the topic prefix, from config.json
+  session: Math.random().toString(36).slice(2, 10),
+  seq: 0,
+  pending: new Map(),   // rpc id -> {resolve, reject, timer, what}; cid -> the same, for acks
+  convs: new Map(),     // conv -> conversations item (+ draft: true for a 1:1 not started yet)
+  current: null,        // open conv id
+  msgs: new Map(),      // id -> message of the open conversation
+  hasMore: false, loadingOlder: false,
+  profiles: new Map(),  // uid -> profile
+  presence: new Map(),  // uid -> Map(device -> online)
+  watched: new Set(),   // uids whose presence topics we subscribed
+  blocked: new Set(),
+  peerRead: new Map(),  // conv -> highest seq another member has read (from read events)
+  replyTo: null, editing: null,
+  urls: new Map(),      // attachment key -> {url, exp}
+  urlQueue: new Map(),  // key -> [resolve...], flushed in batches of 50
+  typingAt: 0, typingTimers: new Map(),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Errors: every server error is shown, never swallowed.
+
+function showError(err) {
+  const box = tid("error");
+  box.textContent = err instanceof Error ? err.message : String(err);
+  box.hidden = false;
+  console.error(err);
+}
+tid("error").addEventListener("click", () => { tid("error").hidden = true; });
+
+class ServerError extends Error {
+  constructor(what, error) {
+    const code = error?.data?.code || error?.code || "";
+    super(`${what}: ${error?.message || "error"}${code && !String(error?.message).includes(code) ? ` (${code})` : ""}`);
+    this.code = code;
+  }
+}
+
+/** Runs an async action, showing its error. */
+const guard = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(showError);
+
+// ---------------------------------------------------------------------------------------------
+// Wire
+
+const topic = (kind) => `${S.p}/${S.me}/out/${kind}`;
+const nextId = () => `${S.device}-${S.session}-${++S.seq}`;
+
+function publish(t, body) {
+  S.client.publish(t, JSON.stringify(body), { qos: 1 });
+}
+
+function waitFor(key, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { S.pending.delete(key); reject(new Error(`${what}: no answer`)); }, RPC_TIMEOUT_MS);
+    S.pending.set(key, { resolve, reject, timer, what });
+  });
+}
+
+function rpc(method, params) {
+  const id = nextId();
+  const answer = waitFor(id, method);
+  publish(topic("rpc"), { jsonrpc: "2.0", id, method, ...(params ? { params } : {}) });
+  return answer;
+}
+
+/** Sends a message (§3); resolves with the ack, rejects with its error. */
+function send(body) {
+  const cid = nextId();
+  const ack = waitFor(cid, "send");
+  publish(topic("msg"), { cid, ...body });
+  return ack;
+}
+
+function settle(key, body, what) {
+  const p = S.pending.get(key);
+  if (!p) return;  // another device's or tab's answer
+  S.pending.delete(key);
+  clearTimeout(p.timer);
+  if (body.error) p.reject(new ServerError(what || p.what, body.error));
+  else p.resolve(what ? body : body.result);
+}
+
+function onMqttMessage(t, payload) {
+  let body = null;
+  const text = new TextDecoder().decode(payload);
+  if (text) {
+    try { body = JSON.parse(text); } catch { return; }
+  }
+  if (t.startsWith("presence/")) return onPresence(t, body);
+  const kind = t.slice(`${S.p}/${S.me}/in/`.length);
+  if (!body || typeof body !== "object") return;
+  if (kind === "rpc") settle(body.id, body);
+  else if (kind === "ack") {
+    if (body.cid === null && body.error) showError(new ServerError("send", body.error));
+    else settle(body.cid, body, "send");
+  } else if (kind === "msg") onMessage(body);
+  else if (kind === "event") onEvent(body);
+  else if (kind === "notify" && body.type === "kicked" && body.device === S.device) stop(`signed out: ${body.reason}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+async function start() {
+  const res = await fetch("config.json");
+  if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
+  S.cfg = await res.json();
+  S.p = S.cfg.topic_prefix;
+  if (!S.cfg.mqtt_url) throw new Error("the server has no MQTT over WebSocket listener for this page (config.json: mqtt_url is null)");
+  const saved = JSON.parse(sessionStorage.getItem("imgate.login") || "null");
+  if (saved) connect(saved);
+  else tid("login").hidden = false;
+}
+
+$("#login").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = new FormData(e.target);
+  const login = { uid: f.get("uid").trim(), device: f.get("device").trim() || "web", token: f.get("token").trim() };
+  sessionStorage.setItem("imgate.login", JSON.stringify(login));
+  connect(login);
+});
+
+tid("logout").addEventListener("click", () => {
+  sessionStorage.removeItem("imgate.login");
+  S.client?.end(true);
+  location.reload();
+});
+
+function connect({ uid, device, token }) {
+  S.me = uid;
+  S.device = device;
+  tid("login").hidden = true;
+  tid("me").textContent = `${uid} · ${device}`;
+  setConn("connecting…");
+  let first = true;
+  const client = mqtt.connect(S.cfg.mqtt_url, {
+    protocolVersion: 5, clientId: `${uid}:${device}`, username: uid, password: token,
+    clean: true, keepalive: 30, reconnectPeriod: 3000, connectTimeout: 10000,
+    timerVariant: "native",  // MQTT.js's default keeps its timers in a blob: worker, which the page's CSP forbids
+  });
+  S.client = client;
+  client.on("message", onMqttMessage);
+  client.on("connect", () => {
+    setConn("online");
+    client.subscribe(`${S.p}/${uid}/in/#`, { qos: 1 }, (err) => {
+      if (err) return showError(err);
+      $("#chat").hidden = false;
+      if (first) { first = false; guard(loadAll)(); } else guard(resync)();
+    });
+  });
+  client.on("disconnect", (packet) => {
+    const why = SIGNED_OUT.get(packet.reasonCode);
+    if (why) stop(why);
+  });
+  client.on("offline", () => setConn("offline"));
+  client.on("reconnect", () => setConn("connecting…"));
+  client.on("error", (err) => {
+    if (AUTH_REFUSED.has(err.code)) {
+      sessionStorage.removeItem("imgate.login");
+      $("#chat").hidden = true;
+      tid("login").hidden = false;
+      stop(`sign-in refused: ${err.message}`);
+    } else showError(err);
+  });
+}
+
+/** Ends the connection for good (no reconnecting), saying why. */
+function stop(why) {
+  S.client.end(true);
+  setConn("offline");
+  showError(why);
+}
+
+function setConn(text) {
+  const c = tid("connection");
+  c.textContent = text;
+  c.dataset.state = text;
+}
+
+async function loadAll() {
+  const [blocks] = await Promise.all([rpc("block.list"), loadConversations()]);
+  S.blocked = new Set(blocks.blocked);
+  renderHead();
+}
+
+/** After a reconnect: refresh the list, and fetch what the open conversation missed. */
+async function resync() {
+  await loadConversations();
+  if (!S.current || S.convs.get(S.current)?.draft) return;
+  let after = Math.max(0, ...[...S.msgs.values()].map((m) => m.seq));
+  for (;;) {
+    const page = await rpc("history", { conv: S.current, after_seq: after, limit: 200 });
+    page.messages.forEach(putMessage);
+    if (!page.has_more || !page.messages.length) break;
+    after = page.messages.at(-1).seq;
+  }
+  markRead();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversations
+
+const peerOf = (conv) => conv.startsWith("d:") ? (conv.split(":").slice(1).find((u) => u !== S.me) ?? S.me) : null;
+const directConv = (uid) => `d:${[S.me, uid].sort().join(":")}`;
+const nameOf = (uid) => S.profiles.get(uid)?.name || uid;
+
+function convTitle(c) {
+  if (c.conv.startsWith("g:")) return c.name || "group";
+  const peer = c.peer || peerOf(c.conv);
+  return peer === S.me ? `${nameOf(peer)} (notes)` : nameOf(peer);
+}
+
+async function loadConversations() {
+  const drafts = [...S.convs.values()].filter((c) => c.draft);
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await rpc("conversations", { limit: 200, ...(cursor ? { cursor } : {}) });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  S.convs = new Map(items.map((c) => [c.conv, c]));
+  for (const d of drafts) if (!S.convs.has(d.conv)) S.convs.set(d.conv, d);
+  const peers = [...new Set(items.map((c) => c.peer).filter(Boolean))];
+  await Promise.all([loadProfiles(peers.concat(S.me)), watchPresence(peers.filter((u) => u !== S.me))]);
+  renderConvs();
+}
+
+async function loadProfiles(uids) {
+  const missing = uids.filter((u) => !S.profiles.has(u));
+  for (let i = 0; i < missing.length; i += 200) {
+    const { profiles } = await rpc("profile.get", { uids: missing.slice(i, i + 200) });
+    for (const [uid, p] of Object.entries(profiles)) S.profiles.set(uid, p);
+  }
+}
+
+function convActivity(c) { return c.last?.ts ?? (c.draft ? Date.now() : 0); }
+
+function renderConvs() {
+  const list = tid("conv-list");
+  const items = [...S.convs.values()].sort((a, b) => convActivity(b) - convActivity(a));
+  list.replaceChildren(...items.map((c) => {
+    const peer = c.peer || peerOf(c.conv);
+    const dot = peer && peer !== S.me
+      ? el("span", { class: "dot", testid: "presence", "data-online": String(isOnline(peer)) }) : el("span", { class: "dot none" });
+    return el("li", {
+      testid: "conv-item", "data-conv": c.conv, class: c.conv === S.current ? "active" : "",
+      onclick: guard(() => openConv(c.conv)),
+    },
+    dot,
+    el("span", { class: "title", testid: "conv-title" }, convTitle(c)),
+    el("span", { class: "preview", testid: "conv-preview" }, c.last ? preview(c.last) : ""),
+    c.unread > 0 ? el("span", { class: "badge", testid: "unread" }, String(c.unread)) : null);
+  }));
+}
+
+function preview(m) {
+  const who = m.from === S.me ? "you: " : "";
+  if (m.type === "text") return who + m.text;
+  if (m.type === "recalled") return "message recalled";
+  if (m.type === "member") return memberText(m);
+  return `${who}[${m.type}]${m.text ? ` ${m.text}` : ""}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence (§5): the presence RPC for the state now, then the retained presence topics.
+
+const isOnline = (uid) => [...(S.presence.get(uid)?.values() ?? [])].some(Boolean);
+
+async function watchPresence(uids) {
+  const fresh = uids.filter((u) => !S.watched.has(u));
+  if (!fresh.length) return;
+  fresh.forEach((u) => S.watched.add(u));
+  S.client.subscribe(fresh.map((u) => `presence/${u}/+`), { qos: 1 }, (err) => err && showError(err));
+  for (let i = 0; i < fresh.length; i += 200) {
+    const { presence } = await rpc("presence", { uids: fresh.slice(i, i + 200) });
+    for (const [uid, p] of Object.entries(presence)) {
+      const devices = S.presence.get(uid) ?? new Map();
+      for (const d of p.devices) if (!devices.has(d.device)) devices.set(d.device, d.online);
+      S.presence.set(uid, devices);
+    }
+  }
+  renderConvs();
+  renderHead();
+}
+
+function onPresence(t, body) {
+  const [, uid, device] = t.split("/");
+  const devices = S.presence.get(uid) ?? new Map();
+  if (body && typeof body.online === "boolean") devices.set(device, body.online);
+  else devices.delete(device);
+  S.presence.set(uid, devices);
+  renderConvs();
+  renderHead();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The open conversation
+
+async function openConv(conv) {
+  S.current = conv;
+  S.msgs.clear();
+  S.hasMore = false;
+  setComposerMode(null);
+  tid("messages").replaceChildren();
+  tid("typing").textContent = "";
+  $("#composer").hidden = false;
+  renderConvs();
+  renderHead();
+  const c = S.convs.get(conv);
+  if (c?.draft) return;
+  const page = await rpc("history", { conv, limit: PAGE });
+  if (S.current !== conv) return;
+  S.hasMore = page.has_more;
+  page.messages.forEach(putMessage);
+  scrollToEnd();
+  markRead();
+  await fillUp();
+}
+
+/** Loads older pages while the list does not fill its box (no scroll bar: no scroll event). */
+async function fillUp() {
+  while (S.hasMore && list().scrollHeight <= list().clientHeight && !S.loadingOlder) await loadOlder();
+}
+
+function renderHead() {
+  const conv = S.current;
+  const title = tid("chat-title"), sub = tid("chat-sub"), dot = tid("chat-presence"), block = tid("block-toggle");
+  if (!conv) return;
+  const c = S.convs.get(conv);
+  title.textContent = c ? convTitle(c) : conv;
+  const peer = peerOf(conv);
+  const direct = peer && peer !== S.me;
+  dot.hidden = !direct;
+  block.hidden = !direct;
+  if (direct) {
+    const online = isOnline(peer);
+    dot.dataset.online = String(online);
+    sub.textContent = `${peer} · ${online ? "online" : "offline"}`;
+    block.textContent = S.blocked.has(peer) ? "Unblock" : "Block";
+  } else sub.textContent = conv.startsWith("g:") ? "group" : "notes to self";
+}
+
+tid("block-toggle").addEventListener("click", guard(async () => {
+  const peer = peerOf(S.current);
+  const r = await rpc(S.blocked.has(peer) ? "block.remove" : "block.add", { uid: peer });
+  if (r.blocked) S.blocked.add(r.uid); else S.blocked.delete(r.uid);
+  renderHead();
+}));
+
+const list = () => tid("messages");
+const nearEnd = () => list().scrollHeight - list().scrollTop - list().clientHeight < 60;
+const scrollToEnd = () => { list().scrollTop = list().scrollHeight; };
+
+list().addEventListener("scroll", () => {
+  if (list().scrollTop < 40 && S.hasMore && !S.loadingOlder) guard(loadOlder)();
+});
+
+async function loadOlder() {
+  const conv = S.current;
+  const oldest = Math.min(...[...S.msgs.values()].map((m) => m.seq));
+  S.loadingOlder = true;
+  try {
+    const page = await rpc("history", { conv, before_seq: oldest, limit: PAGE });
+    if (S.current !== conv) return;
+    const before = list().scrollHeight;
+    S.hasMore = page.has_more;
+    page.messages.forEach(putMessage);
+    list().scrollTop += list().scrollHeight - before;  // keep what was on screen in place
+  } finally {
+    S.loadingOlder = false;
+  }
+}
+
+/** Adds or replaces a message of the open conversation, in seq order. */
+function putMessage(m) {
+  S.msgs.set(m.id, m);
+  const li = renderMessage(m);
+  const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
+  if (old) { old.replaceWith(li); return; }
+  const after = [...list().children].find((x) => Number(x.dataset.seq) > m.seq);
+  list().insertBefore(li, after ?? null);
+  updateSeen();
+}
+
+function updateMessage(id, change) {
+  const m = S.msgs.get(id);
+  if (!m) return;
+  change(m);
+  putMessage(m);
+}
+
+function fmtTime(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function renderMessage(m) {
+  const mine = m.from === S.me;
+  if (m.type === "member") {
+    return el("li", { class: "msg system", testid: "message", "data-id": m.id, "data-seq": m.seq }, memberText(m));
+  }
+  const li = el("li", {
+    class: `msg${mine ? " mine" : ""}`, testid: "message", "data-id": m.id, "data-seq": m.seq,
+    "data-from": m.from, "data-mine": String(mine),
+  });
+  li.append(el("div", { class: "meta" }, el("span", { class: "from" }, nameOf(m.from)),
+    el("time", {}, fmtTime(m.ts))));
+  if (m.reply) {
+    const q = m.reply;
+    const what = q.type === "recalled" ? "message recalled" : q.excerpt || `[${q.type}]`;
+    li.append(el("div", { class: "quote", testid: "msg-quote" },
+      el("span", { class: "from" }, nameOf(q.from)), " ", el("span", { testid: "msg-quote-text" }, what)));
+  }
+  if (m.type === "recalled") li.append(el("div", { class: "recalled", testid: "msg-text" }, "message recalled"));
+  else {
+    if (m.attachment) li.append(renderAttachment(m));
+    if (typeof m.text === "string") li.append(el("div", { class: "text", testid: "msg-text" }, m.text));
+    else if (m.type === "custom") li.append(el("div", { class: "text custom" }, "[custom message]"));
+  }
+  const foot = el("div", { class: "foot" });
+  if (m.edited_at) foot.append(el("span", { class: "edited", testid: "msg-edited" }, "edited"));
+  if (mine) foot.append(el("span", { class: "status", testid: "msg-status" }));
+  li.append(foot);
+  if (m.type !== "recalled") {
+    li.append(renderReactions(m));
+    li.append(renderActions(m));
+  }
+  return li;
+}
+
+function memberText(m) {
+  const d = m.data || {};
+  const who = (list) => (list || []).filter((u) => u !== m.from).map(nameOf).join(", ");
+  const by = nameOf(m.from);
+  let text = `${by} changed the group`;
+  if (d.event === "created") text = `${by} created the group${who(d.added) ? ` with ${who(d.added)}` : ""}`;
+  else if (d.event === "added") text = `${by} added ${who(d.added)}`;
+  else if (d.event === "removed") text = `${by} removed ${who(d.removed)}`;
+  else if (d.event === "left") text = `${by} left`;
+  return d.owner ? `${text} · ${nameOf(d.owner)} is the owner now` : text;
+}
+
+function renderReactions(m) {
+  const row = el("div", { class: "reactions", testid: "reactions" });
+  const mine = new Set(m.my_reactions || []);
+  for (const [emoji, count] of Object.entries(m.reactions || {})) {
+    if (count <= 0) continue;
+    row.append(el("button", {
+      type: "button", class: `chip${mine.has(emoji) ? " own" : ""}`, testid: "reaction", "data-emoji": emoji,
+      "data-mine": String(mine.has(emoji)), onclick: guard(() => toggleReaction(m, emoji)),
+    }, `${emoji} ${count}`));
+  }
+  return row;
+}
+
+function renderActions(m) {
+  const mine = m.from === S.me;
+  const bar = el("div", { class: "actions" });
+  bar.append(el("button", { type: "button", testid: "reply-btn", onclick: () => setComposerMode({ reply: m }) }, "Reply"));
+  for (const emoji of REACTIONS) {
+    bar.append(el("button", { type: "button", testid: "react-btn", "data-emoji": emoji,
+      onclick: guard(() => toggleReaction(m, emoji)) }, emoji));
+  }
+  if (mine && m.type === "text") {
+    bar.append(el("button", { type: "button", testid: "edit-btn", onclick: () => setComposerMode({ edit: m }) }, "Edit"));
+  }
+  if (mine) bar.append(el("button", { type: "button", testid: "recall-btn", onclick: guard(() => rpc("recall", { id: m.id })) }, "Recall"));
+  return bar;
+}
+
+async function toggleReaction(m, emoji) {
+  const own = (S.msgs.get(m.id)?.my_reactions || []).includes(emoji);
+  await rpc(own ? "reaction.remove" : "reaction.add", { id: m.id, emoji });
+  // the reaction event updates the counts, for this device and the others alike
+}
+
+/** "seen" on the newest own message that another member has read. */
+function updateSeen() {
+  const read = S.peerRead.get(S.current) ?? 0;
+  let newest = null;
+  for (const li of list().querySelectorAll(".msg.mine")) {
+    li.querySelector(".status").textContent = "";
+    if (Number(li.dataset.seq) <= read) newest = li;
+  }
+  if (newest) newest.querySelector(".status").textContent = "seen";
+}
+
+function markRead() {
+  const c = S.convs.get(S.current);
+  if (!c || c.draft || document.visibilityState !== "visible") return;
+  const seq = Math.max(c.last_seq || 0, ...[...S.msgs.values()].map((m) => m.seq));
+  if (seq <= (c.read_seq || 0)) return;
+  c.read_seq = seq;
+  guard(async () => {
+    const r = await rpc("read", { conv: c.conv, seq });
+    const cur = S.convs.get(r.conv);
+    if (cur) { cur.read_seq = Math.max(cur.read_seq || 0, r.read_seq); cur.unread = r.unread; renderConvs(); }
+  })();
+}
+document.addEventListener("visibilitychange", markRead);
+
+// ---------------------------------------------------------------------------------------------
+// Attachments
+
+function renderAttachment(m) {
+  const a = m.attachment;
+  const box = el("div", { class: "attachment" });
+  if (!a.key) {  // an external URL: nothing the server checked, shown as a link only
+    const safe = typeof a.url === "string" && a.url.startsWith("https://");
+    box.append(el("a", { testid: "msg-file", href: safe ? a.url : null, target: "_blank", rel: "noopener noreferrer" },
+      a.name || a.url || m.type));
+  } else if (m.type === "image" || (a.mime || "").startsWith("image/")) {
+    const shown = a.thumbnail || a;
+    const img = el("img", { testid: "msg-image", alt: a.name || "image",
+      width: shown.width, height: shown.height, class: "thumb" });
+    img.addEventListener("click", guard(async () => openLightbox(await urlFor(a.key))));
+    urlFor(shown.key).then((u) => { img.src = u; }, showError);
+    box.append(img);
+  } else {
+    const link = el("a", { testid: "msg-file", target: "_blank", rel: "noopener" }, `${a.name || m.type} (${fmtSize(a.size)})`);
+    urlFor(a.key).then((u) => { link.href = u; }, showError);
+    box.append(link);
+  }
+  return box;
+}
+
+const fmtSize = (n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1048576).toFixed(1)} MB`;
+
+function openLightbox(url) {
+  const img = tid("lightbox-image");
+  img.src = url;
+  tid("lightbox").hidden = false;
+}
+tid("lightbox").addEventListener("click", () => { tid("lightbox").hidden = true; tid("lightbox-image").removeAttribute("src"); });
+
+/** A signed URL for an attachment key (file.url, batched up to 50 keys, cached until it expires). */
+function urlFor(key) {
+  const hit = S.urls.get(key);
+  if (hit && hit.exp > Date.now() + 30000) return Promise.resolve(hit.url);
+  return new Promise((resolve, reject) => {
+    const waiting = S.urlQueue.get(key) ?? [];
+    waiting.push({ resolve, reject });
+    S.urlQueue.set(key, waiting);
+    if (S.urlQueue.size === 1 && waiting.length === 1) setTimeout(flushUrls, 0);
+  });
+}
+
+async function flushUrls() {
+  const queue = S.urlQueue;
+  S.urlQueue = new Map();
+  const keys = [...queue.keys()];
+  for (let i = 0; i < keys.length; i += 50) {
+    const batch = keys.slice(i, i + 50);
+    try {
+      const { urls, expires_at: exp } = await rpc("file.url", { keys: batch });
+      for (const k of batch) {
+        const url = urls[k];
+        if (typeof url === "string" && /^https?:\/\//.test(url)) {
+          S.urls.set(k, { url, exp });
+          queue.get(k).forEach((w) => w.resolve(url));
+        } else queue.get(k).forEach((w) => w.reject(new Error("attachment not available")));
+      }
+    } catch (err) {
+      batch.forEach((k) => queue.get(k).forEach((w) => w.reject(err)));
+    }
+  }
+}
+
+async function sha256Hex(blob) {
+  if (!crypto.subtle) throw new Error("uploads need a secure page: https, or http on localhost");
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** file.upload, then PUT the bytes where it says; returns the attachment fields. */
+async function upload(blob, mime, name) {
+  const sha256 = await sha256Hex(blob);
+  const r = await rpc("file.upload", { mime, size: blob.size, sha256, ...(name ? { name: name.slice(0, 255) } : {}) });
+  const res = await fetch(r.url, { method: r.method || "PUT", headers: r.headers || {}, body: blob });
+  if (!res.ok) throw new Error(`upload of ${name || "thumbnail"}: HTTP ${res.status}`);
+  return { key: r.key, mime, size: blob.size, sha256 };
+}
+
+async function thumbnail(bitmap) {
+  const scale = Math.min(1, THUMB_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = el("canvas", { width: Math.max(1, Math.round(bitmap.width * scale)),
+    height: Math.max(1, Math.round(bitmap.height * scale)) });
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";  // JPEG has no alpha
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const blob = await new Promise((res) => canvas.toBlob(res, "image/jpeg", 0.8));
+  if (!blob) throw new Error("could not make a thumbnail");
+  return { blob, width: canvas.width, height: canvas.height };
+}
+
+async function sendFile(file) {
+  const max = S.cfg.max_attachment_bytes;
+  if (max && file.size > max) throw new Error(`${file.name} is larger than ${fmtSize(max)}`);
+  const mime = file.type || "application/octet-stream";
+  const attachment = { ...(await upload(file, mime, file.name)), name: file.name.slice(0, 255) };
+  let type = "file";
+  if (mime.startsWith("image/")) {
+    type = "image";
+    const bitmap = await createImageBitmap(file);
+    attachment.width = bitmap.width;
+    attachment.height = bitmap.height;
+    const t = await thumbnail(bitmap);
+    bitmap.close();
+    attachment.thumbnail = { ...(await upload(t.blob, "image/jpeg")), width: t.width, height: t.height };
+  } else if (mime.startsWith("audio/")) type = "audio";
+  else if (mime.startsWith("video/")) type = "video";
+  const text = $("#composer").elements.text.value.trim();
+  await send({ ...target(), type, attachment, ...(text ? { text } : {}),
+    ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
+  if (text) $("#composer").elements.text.value = "";
+  setComposerMode(null);
+}
+
+tid("composer-file").addEventListener("change", guard(async (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";
+  if (file) await sendFile(file);
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Composer: send, reply, edit, typing
+
+function target() {
+  const conv = S.current;
+  return conv.startsWith("g:") ? { group: conv.slice(2) } : { to: peerOf(conv) };
+}
+
+function setComposerMode(mode) {
+  S.replyTo = mode?.reply ?? null;
+  S.editing = mode?.edit ?? null;
+  const bar = tid("composer-bar"), input = $("#composer").elements.text;
+  bar.hidden = !mode;
+  if (S.replyTo) tid("composer-bar-text").textContent = `Replying to ${nameOf(S.replyTo.from)}: ${S.replyTo.text ?? `[${S.replyTo.type}]`}`;
+  if (S.editing) {
+    tid("composer-bar-text").textContent = "Editing your message";
+    input.value = S.editing.text;
+  }
+  if (mode) input.focus();
+}
+tid("composer-bar-cancel").addEventListener("click", () => {
+  if (S.editing) $("#composer").elements.text.value = "";
+  setComposerMode(null);
+});
+
+$("#composer").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const input = e.target.elements.text;
+  const text = input.value.trim();
+  if (!text || !S.current) return;
+  if (S.cfg.max_text && text.length > S.cfg.max_text) throw new Error(`a message has at most ${S.cfg.max_text} characters`);
+  if (S.editing) {
+    await rpc("edit", { id: S.editing.id, text });
+  } else {
+    await send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
+  }
+  input.value = "";
+  setComposerMode(null);
+}));
+
+$("#composer").elements.text.addEventListener("input", () => {
+  const c = S.convs.get(S.current);
+  if (!c || c.draft || S.editing || Date.now() - S.typingAt < TYPING_EVERY_MS) return;
+  S.typingAt = Date.now();
+  publish(topic("event"), { type: "typing", conv: c.conv });
+});
+
+function showTyping(conv, from, on) {
+  const key = `${conv} ${from}`;
+  clearTimeout(S.typingTimers.get(key));
+  if (on) S.typingTimers.set(key, setTimeout(() => showTyping(conv, from, false), TYPING_SHOWN_MS));
+  else S.typingTimers.delete(key);
+  const who = [...S.typingTimers.keys()].filter((k) => k.startsWith(`${S.current} `)).map((k) => nameOf(k.split(" ")[1]));
+  tid("typing").textContent = who.length ? `${who.join(", ")} ${who.length > 1 ? "are" : "is"} typing…` : "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incoming messages and events
+
+function onMessage(m) {
+  let c = S.convs.get(m.conv);
+  if (!c || c.draft) {  // a new conversation: the list tells its name and counters
+    guard(async () => { await loadConversations(); if (m.conv === S.current) { renderHead(); markRead(); } })();
+  }
+  c = S.convs.get(m.conv);
+  if (c) {
+    c.last = m;
+    if (m.seq > (c.last_seq || 0)) {
+      c.last_seq = m.seq;
+      if (m.from === S.me) c.read_seq = Math.max(c.read_seq || 0, m.seq);
+      c.unread = Math.max(0, c.last_seq - (c.read_seq || 0));
+    }
+    renderConvs();
+  }
+  showTyping(m.conv, m.from, false);  // a message ends its sender's typing
+  if (m.conv !== S.current) return;
+  const stick = m.from === S.me || nearEnd();
+  putMessage(m);
+  if (stick) scrollToEnd();
+  markRead();
+}
+
+function onEvent(ev) {
+  const here = ev.conv === S.current;
+  switch (ev.type) {
+    case "typing":
+      if (ev.from !== S.me) showTyping(ev.conv, ev.from, true);
+      break;
+    case "read": {
+      if (ev.from === S.me) {
+        const c = S.convs.get(ev.conv);
+        if (c && ev.seq > (c.read_seq || 0)) {
+          c.read_seq = ev.seq;
+          c.unread = Math.max(0, (c.last_seq || 0) - ev.seq);
+          renderConvs();
+        }
+      } else {
+        S.peerRead.set(ev.conv, Math.max(S.peerRead.get(ev.conv) ?? 0, ev.seq));
+        if (here) updateSeen();
+      }
+      break;
+    }
+    case "edit": {
+      const c = S.convs.get(ev.conv);
+      if (c?.last?.id === ev.id) { c.last = { ...c.last, text: ev.text }; renderConvs(); }
+      if (!here) break;
+      updateMessage(ev.id, (m) => { m.text = ev.text; m.edited_at = ev.edited_at; });
+      for (const m of S.msgs.values()) {
+        if (m.reply?.id === ev.id) updateMessage(m.id, (r) => { r.reply = { ...r.reply, excerpt: [...ev.text].slice(0, 100).join("") }; });
+      }
+      break;
+    }
+    case "recall": {
+      const c = S.convs.get(ev.conv);
+      if (c?.last?.id === ev.id) { c.last = { ...c.last, type: "recalled" }; renderConvs(); }
+      if (!here) break;
+      updateMessage(ev.id, (m) => {
+        m.type = "recalled"; m.recalled_by = ev.by;
+        delete m.text; delete m.data; delete m.attachment; delete m.reactions; delete m.my_reactions;
+      });
+      for (const m of S.msgs.values()) {
+        if (m.reply?.id === ev.id) updateMessage(m.id, (r) => { r.reply = { ...r.reply, type: "recalled", excerpt: "" }; });
+      }
+      break;
+    }
+    case "reaction":
+      if (!here) break;
+      updateMessage(ev.id, (m) => {
+        m.reactions = { ...(m.reactions || {}), [ev.emoji]: ev.count };
+        if (ev.count <= 0) delete m.reactions[ev.emoji];
+        if (ev.from === S.me) {
+          const mine = new Set(m.my_reactions || []);
+          if (ev.op === "add") mine.add(ev.emoji); else mine.delete(ev.emoji);
+          m.my_reactions = [...mine];
+        }
+      });
+      break;
+    case "member":
+      guard(loadConversations)();
+      if (here) {
+        const { type: _t, event, added, removed, owner, name, ...rest } = ev;
+        putMessage({ ...rest, type: "member", data: { event, added, removed, owner, name } });
+      }
+      break;
+    case "profile":
+      S.profiles.set(ev.uid, ev);
+      renderConvs();
+      renderHead();
+      break;
+    default:
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side bar: search, new 1:1, new group
+
+$("#search").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const q = e.target.elements.q.value.trim();
+  const box = tid("search-results");
+  const { messages } = await rpc("search", { q });
+  box.hidden = false;
+  box.replaceChildren(...(messages.length ? messages.map((m) => {
+    const c = S.convs.get(m.conv);
+    return el("li", { testid: "search-result", "data-conv": m.conv, "data-id": m.id,
+      onclick: guard(() => openConv(m.conv)) },
+    el("span", { class: "from" }, `${c ? convTitle(c) : m.conv}${m.conv.startsWith("g:") ? ` · ${nameOf(m.from)}` : ""}`),
+    el("span", { testid: "search-result-text" }, m.text));
+  }) : [el("li", { class: "empty" }, "No messages found")]));
+}));
+$("#search").elements.q.addEventListener("search", (e) => { if (!e.target.value) tid("search-results").hidden = true; });
+
+$("#new-chat").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const uid = e.target.elements.uid.value.trim();
+  await loadProfiles([uid]);
+  if (!S.profiles.has(uid)) throw new Error(`no such user: ${uid}`);
+  const conv = directConv(uid);
+  if (!S.convs.has(conv)) S.convs.set(conv, { conv, kind: "direct", peer: uid, last: null, unread: 0, draft: true });
+  e.target.reset();
+  await watchPresence(uid === S.me ? [] : [uid]);
+  await openConv(conv);
+}));
+
+$("#new-group").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const members = f.members.value.split(/[\s,]+/).filter(Boolean);
+  const r = await rpc("group.create", { name: f.name.value.trim(), members });
+  e.target.reset();
+  e.target.closest("details").open = false;
+  await loadConversations();
+  await openConv(r.conv);
+}));
+
+start().catch(showError);
