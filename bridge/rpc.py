@@ -184,6 +184,7 @@ async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Ans
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
          "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
          "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
+        | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None else {})
         for i in items
     ]
     return {"items": rendered, "next_cursor": cursor}, []

@@ -167,13 +167,15 @@ async def test_unread_counts_and_read_receipts(app: App, users: Users) -> None:
         assert conv["last"]["cid"] == "u4" and conv["last"]["text"] == "4"
         # Own messages never count as unread.
         [mine] = (await alice.result("conversations"))["items"]
-        assert mine["unread"] == 0 and mine["peer"] == "bob"
+        assert mine["unread"] == 0 and mine["peer"] == "bob" and mine["peer_read_seq"] == 0
 
         assert await bob.result("read", {"conv": "d:alice:bob", "seq": 3}) == \
             {"conv": "d:alice:bob", "read_seq": 3, "unread": 2}
         receipt = (await alice.inbox.wait_for(on("/in/event", type="read")))[0].json
         assert receipt == {"type": "read", "conv": "d:alice:bob", "from": "bob", "seq": 3}
         await bob_desk.inbox.wait_for(on("/in/event", type="read", seq=3))  # other devices sync
+        # After a reload, alice's list says how far bob has read (her "seen" marks).
+        assert (await alice.result("conversations"))["items"][0]["peer_read_seq"] == 3
         # The marker never moves backward, and is capped at the last message.
         assert (await bob.result("read", {"conv": "d:alice:bob", "seq": 1}))["read_seq"] == 3
         assert (await bob.result("read", {"conv": "d:alice:bob", "seq": 99}))["read_seq"] == 5

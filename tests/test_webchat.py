@@ -152,6 +152,8 @@ async def test_two_users_chat_in_the_browser(app: Any, users: Any, base_url: str
         await expect(bubble(bob, "hello, bob").get_by_test_id("reaction")).to_have_attribute("data-mine", "true")
         await expect(bob.get_by_test_id("msg-image")).to_have_attribute("src", re.compile(r"^https?://"))
         await expect(alice.get_by_test_id("chat-presence")).to_have_attribute("data-online", "true")  # bob's back
+        # "seen" survives the reload: alice has read bob's reply (conversations' peer_read_seq).
+        await expect(bubble(bob, "hi alice").get_by_test_id("msg-status")).to_have_text("seen")
 
         for name, page in (("alice", alice), ("bob", bob)):
             path = tmp_path / f"webchat-{name}.png"

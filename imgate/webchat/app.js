@@ -48,7 +48,7 @@ const S = {
   presence: new Map(),  // uid -> Map(device -> online)
   watched: new Set(),   // uids whose presence topics we subscribed
   blocked: new Set(),
-  peerRead: new Map(),  // conv -> highest seq another member has read (from read events)
+  peerRead: new Map(),  // conv -> highest seq another member has read (conversations' peer_read_seq, read events)
   replyTo: null, editing: null,
   urls: new Map(),      // attachment key -> {url, exp}
   urlQueue: new Map(),  // key -> [resolve...], flushed in batches of 50
@@ -258,6 +258,9 @@ async function loadConversations() {
     cursor = page.next_cursor;
   } while (cursor);
   S.convs = new Map(items.map((c) => [c.conv, c]));
+  for (const c of items) {  // how far the other one has read, so "seen" survives a reload
+    if (c.peer_read_seq != null) S.peerRead.set(c.conv, Math.max(S.peerRead.get(c.conv) ?? 0, c.peer_read_seq));
+  }
   for (const d of drafts) if (!S.convs.has(d.conv)) S.convs.set(d.conv, d);
   const peers = [...new Set(items.map((c) => c.peer).filter(Boolean))];
   await Promise.all([loadProfiles(peers.concat(S.me)), watchPresence(peers.filter((u) => u !== S.me))]);

@@ -98,6 +98,7 @@ class ConversationSummary:
     name: str = ""
     muted: bool = False
     pinned: bool = False
+    peer_read_seq: int | None = None  # a 1:1's: how far the other one has read (its receipts, after a reload)
 
     @property
     def unread(self) -> int:
@@ -376,11 +377,16 @@ class ConversationService:
             ts, conv = _decode_cursor(cursor)
             query = query.filter(Q(conv__last_ts__lt=ts) | Q(conv__last_ts=ts, conv_id__lt=conv))
         rows = await query.order_by("-conv__last_ts", "-conv_id").limit(limit + 1)
+        peers = {m.conv.id: peer_of(m.conv.id, uid) for m in rows[:limit] if m.conv.id.startswith("d:")}
+        peer_reads = {(str(c), str(u)): int(r) for c, u, r in await Member.filter(
+            conv_id__in=list(peers), uid__in=list({p for p in peers.values() if p})).values_list(
+            "conv_id", "uid", "read_seq")} if peers else {}
         items = [
             ConversationSummary(
                 conv=m.conv.id, kind=m.conv.kind, peer=peer_of(m.conv.id, uid), last_seq=m.conv.last_seq,
                 read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts, name=m.conv.name,
                 muted=m.muted, pinned=m.pinned,
+                peer_read_seq=peer_reads.get((m.conv.id, peers[m.conv.id] or "")) if m.conv.id in peers else None,
             )
             for m in rows[:limit]
         ]
