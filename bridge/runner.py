@@ -26,6 +26,7 @@ from bridge.ingress import Ingress, IngressLimits, Receipt, key_of_topic
 from bridge.ratelimit import Throttle
 from bridge.router import Command, Ignore, Publish, Router, Rpc, Send
 from bridge.transport import Transport
+from services.messages.commands import ATTACHMENT_TYPES
 
 log = logging.getLogger("imgate.bridge")
 
@@ -117,14 +118,14 @@ class Bridge:
         while True:
             batch = [carry or await lane.get()]
             carry = None
-            if isinstance(batch[0][1], Send):
+            if isinstance(batch[0][1], Send) and not _checks_first(batch[0][1]):
                 # Sends waiting behind this one in the lane (one busy conversation, or several
                 # sharing the lane) are stored together: started in lane order, they reach the
                 # message committer in that order and share its transaction, instead of a
                 # transaction each while the rest wait.
                 while len(batch) < _SEND_BATCH and not lane.empty():
                     item = lane.get_nowait()
-                    if not isinstance(item[1], Send):
+                    if not isinstance(item[1], Send) or _checks_first(item[1]):
                         carry = item
                         break
                     batch.append(item)
@@ -184,3 +185,9 @@ class Bridge:
             await self._transport.publish(pub.topic, pub.payload, pub.qos, pub.props)
         except ConnectionError:
             log.exception("delivery lost: %s", pub.topic)
+
+
+def _checks_first(send: Send) -> bool:
+    """An attachment send checks its objects (store I/O) before it queues for the committer: it
+    runs alone, so the sends after it in the lane cannot overtake it (their seq follows its)."""
+    return send.command.type in ATTACHMENT_TYPES
