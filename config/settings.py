@@ -37,8 +37,8 @@ class MqttSettings(_Part):
     # 1.5 x the client's keep-alive, as MQTT 3.1.1 §3.1.2.10 says; a client with keep-alive 0
     # is only dropped when its socket closes.
     keepalive_grace: float = Field(1.5, ge=1.0, le=10.0)
-    # More listeners on the same host, each off unless its port is set (0 picks a free port):
-    # MQTT over TLS, over WebSocket (ws://host:ws_port{ws_path}) and over secure WebSocket. The
+    # More listeners on the same host (0 picks a free port): MQTT over TLS, over WebSocket
+    # (ws://host:ws_port{ws_path}; on by default) and over secure WebSocket, off unless set. The
     # TLS ones need a PEM certificate chain and its unencrypted key (`imgate cert dev` makes a
     # development pair).
     tls_port: int | None = Field(default=None, ge=0, le=65535)
@@ -48,6 +48,12 @@ class MqttSettings(_Part):
     ws_port: int | None = Field(default=8083, ge=0, le=65535)
     wss_port: int | None = Field(default=None, ge=0, le=65535)
     ws_path: str = "/mqtt"
+
+    @field_validator("tls_port", "ws_port", "wss_port", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        """``"off"`` turns a listener off (the WebSocket one is on by default)."""
+        return None if value == "off" else value
 
     @field_validator("ws_path")
     @classmethod
@@ -254,6 +260,9 @@ class FileSettings(_Part):
     def _s3(self) -> FileSettings:
         if self.backend == "s3" and not self.s3_bucket:
             msg = "files.backend = \"s3\" needs files.s3_bucket"
+            raise ValueError(msg)
+        if self.orphan_after_s <= self.upload_ttl_s:
+            msg = "files.orphan_after_s must be longer than files.upload_ttl_s (or uploads in flight are swept)"
             raise ValueError(msg)
         return self
 

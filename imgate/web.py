@@ -17,6 +17,7 @@ never runs as a page of this origin (where the chat page keeps its session).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -43,6 +44,8 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "connect-src 'self' ws: wss: http: https:; object-src 'none'; base-uri 'none'; "
              "form-action 'none'; frame-ancestors 'none'")
 _FILE_CSP = "default-src 'none'; sandbox"
+MAX_UPLOADS = 64  # PUTs being received at once (each holds a file and a thread hop per chunk)
+_SLACK_MS = 60_000  # an upload may finish this long after its URL expired (it began before)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class WebContext:
     limits: dict[str, int]
     attachments: AttachmentService | None = None
     store: LocalStore | None = None
+    uploading: int = 0  # PUTs being received now
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -92,9 +96,24 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
                 raise Refused(411, "Content-Length is required")
             if int(length) != spec.size:
                 raise Refused(413 if int(length) > spec.size else 400, f"Content-Length must be {spec.size}, as declared")
-            info = await ctx.store.write(key, request.stream(), spec)
+            if not await ctx.attachments.accepts_upload(key):  # deleted since (a recall, the sweep, a takedown)
+                raise Refused(410, "this upload was deleted: ask file.upload for a new one")
+            if ctx.uploading >= MAX_UPLOADS:
+                raise Refused(503, "too many uploads at once: try again shortly")
+            ctx.uploading += 1
+            try:
+                # A slow client does not hold its file and slot for ever: the URL's life, and a minute.
+                async with asyncio.timeout(max(1.0, (int(request.query_params["e"]) - ctx.clock.now_ms()
+                                                     + _SLACK_MS) / 1000)):
+                    info = await ctx.store.write(key, request.stream(), spec)
+            finally:
+                ctx.uploading -= 1
         except Refused as exc:
             return _error(exc.status, exc.reason)
+        except ClientDisconnect:
+            return _error(400, "the upload was cut off: PUT it again")
+        except TimeoutError:
+            return _error(408, "the upload took too long: ask file.upload for a new URL")
         return JSONResponse({"key": key, "size": info.size, "sha256": info.sha256}, status_code=201)
 
     async def get_file(request: Request) -> Response:
@@ -112,7 +131,7 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
             return _error(404, "no such file")
         disposition = "inline" if inline(mime) else "attachment"
         return FileResponse(path, media_type=mime, content_disposition_type=disposition,
-                            filename=key, headers={"Content-Security-Policy": _FILE_CSP,
+                            filename=await ctx.attachments.name_of(key) or key, headers={"Content-Security-Policy": _FILE_CSP,
                                                    "Cache-Control": "private, max-age=300"})
 
     routes: list[Any] = [

@@ -193,7 +193,9 @@ async def test_a_recall_deletes_the_objects_no_message_uses(app: App, users: Use
     await users.add("alice", "bob")
     files = app.settings.data_dir / "files"
     async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
-        shared = await upload(alice, http, PNG)
+        ticket = await alice.result("file.upload", {"mime": "image/png", "size": len(PNG), "sha256": sha(PNG)})
+        assert (await http.put(ticket["url"], content=PNG, headers=ticket["headers"])).status_code == 201
+        shared = {"key": ticket["key"], "mime": "image/png", "size": len(PNG), "sha256": sha(PNG)}
         only = await upload(alice, http, PNG[:100], name="t.png")
         first = await send(alice, "m1", {**shared, "thumbnail": {k: only[k] for k in ("key", "mime", "size", "sha256")}})
         second = await send(alice, "m2", shared)  # the same upload in a second message
@@ -202,6 +204,13 @@ async def test_a_recall_deletes_the_objects_no_message_uses(app: App, users: Use
         assert list(files.rglob(shared["key"]))  # m2 still does
         await alice.result("recall", {"id": second["id"]})
         assert not list(files.rglob(shared["key"]))
+        # Attack: its upload URL is still valid; it must not put the object back (outside any quota).
+        r = await http.put(ticket["url"], content=PNG, headers=ticket["headers"])
+        assert r.status_code == 410 and not list(files.rglob(shared["key"]))
+        # A retry of a stored send is acked as it was, though its file is gone.
+        await alice.send({"cid": "m2", "to": "bob", "type": "image", "attachment": shared})
+        acks = await alice.inbox.wait_for(on("/in/ack", cid="m2"), count=2)
+        assert acks[1].json == acks[0].json and "error" not in acks[1].json
         assert (await alice.result("file.url", {"keys": [shared["key"]]}))["urls"] == {}
         history = await alice.result("history", {"conv": first["conv"]})
         assert [m["type"] for m in history["messages"]] == ["recalled", "recalled"]
@@ -236,6 +245,10 @@ async def test_an_avatar_is_an_own_image_and_public(app: App, users: Users, http
         assert taken["error"]["data"]["code"] == "bad_request"
         doc = await upload(alice, http, b"%PDF", mime="application/pdf")
         assert (await alice.rpc("profile.set", {"avatar": doc["key"]}))["error"]["data"]["code"] == "bad_request"
+        svg = await upload(alice, http, b"<svg onload=alert(1)>", mime="image/svg+xml")
+        assert (await alice.rpc("profile.set", {"avatar": svg["key"]}))["error"]["data"]["code"] == "bad_request"
+        big = await upload(alice, http, PNG * 300)  # over 2 MiB
+        assert (await alice.rpc("profile.set", {"avatar": big["key"]}))["error"]["data"]["code"] == "bad_request"
         face = await upload(alice, http, PNG)
         assert (await alice.result("profile.set", {"avatar": face["key"]}))["avatar"] == face["key"]
         url = (await bob.result("file.url", {"keys": [face["key"]]}))["urls"][face["key"]]  # anyone may see it
@@ -298,3 +311,43 @@ async def test_an_operator_takes_an_upload_down(app: App, users: Users, http: ht
         assert (await bob.result("file.url", {"keys": [image["key"]]}))["urls"] == {}
         assert not list((app.settings.data_dir / "files").rglob(image["key"]))
         assert (await http.delete(f"{base}/{image['key']}", headers=admin)).status_code == 404
+
+
+async def test_sends_keep_their_order_across_an_attachment(app: App, users: Users, http: httpx.AsyncClient) -> None:
+    """An attachment send checks its objects first (store I/O): the text sent right after it must
+    not overtake it."""
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        image = await upload(alice, http, PNG)
+        for n in range(3):
+            await alice.send({"cid": f"i{n}", "to": "bob", "type": "image", "attachment": image})
+            await alice.send({"cid": f"t{n}", "to": "bob", "type": "text", "text": f"look {n}"})
+        got = await bob.inbox.wait_for(on("/in/msg"), count=6)
+        assert [m.json["cid"] for m in got] == ["i0", "t0", "i1", "t1", "i2", "t2"]
+        assert [m.json["seq"] for m in got] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_an_upload_in_a_refused_send_is_swept(app: App, users: Users, clock: ManualClock,
+                                                    http: httpx.AsyncClient) -> None:
+    await users.add("alice", "bob")
+    assert app.services is not None
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        await bob.result("block.add", {"uid": "alice"})
+        image = await upload(alice, http, PNG)
+        assert (await send(alice, "x", image))["error"]["message"] == "not allowed"
+        clock.ms += 86_401_000
+        assert await app.services.attachments.sweep() == 1  # stored nowhere: not used
+        assert not list((app.settings.data_dir / "files").rglob(image["key"]))
+
+
+async def test_downloads_are_named_as_declared(app: App, users: Users, http: httpx.AsyncClient) -> None:
+    await users.add("alice")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        doc = await upload(alice, http, b"%PDF-1.7", mime="application/pdf", name="report.pdf")
+        url = (await alice.result("file.url", {"keys": [doc["key"]]}))["urls"][doc["key"]]
+        r = await http.get(url)
+        assert r.headers["content-disposition"] == 'attachment; filename="report.pdf"'
+        bidi = {"mime": "application/pdf", "size": 1, "sha256": sha(b"x"), "name": "gpj\u202e.exe"}
+        assert (await alice.rpc("file.upload", bidi))["error"]["code"] == -32602

@@ -60,3 +60,25 @@ def test_missing_or_malformed_file(tmp_path: Path) -> None:
     bad.write_text("[mqtt\nport=")
     with pytest.raises(ConfigError):
         load_settings(bad)
+
+
+def test_the_websocket_and_web_listeners_are_on_by_default_and_can_be_turned_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings(None)
+    assert (s.mqtt.ws_port, s.web.enabled, s.web.host, s.web.port) == (8083, True, "127.0.0.1", 8090)
+    cfg = tmp_path / "imgate.toml"
+    cfg.write_text('[mqtt]\nws_port = "off"\n[web]\nenabled = false\n')
+    s = load_settings(cfg)
+    assert (s.mqtt.ws_port, s.web.enabled) == (None, False)
+    monkeypatch.setenv("IMGATE_MQTT__TLS_PORT", "off")
+    assert load_settings(None).mqtt.tls_port is None
+
+
+def test_unused_uploads_outlive_their_upload_urls(tmp_path: Path) -> None:
+    cfg = tmp_path / "imgate.toml"
+    cfg.write_text("[files]\nupload_ttl_s = 3600\norphan_after_s = 600\n")
+    with pytest.raises(ConfigError, match="files.orphan_after_s must be longer than files.upload_ttl_s"):
+        load_settings(cfg)
+    cfg.write_text('[files]\nbackend = "s3"\n')
+    with pytest.raises(ConfigError, match="needs files.s3_bucket"):
+        load_settings(cfg)

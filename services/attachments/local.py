@@ -71,6 +71,7 @@ class LocalStore:
         self.root = root
         self._secret = secret
         self._base = base_url.rstrip("/")
+        self._writing: set[str] = set()  # keys being received (a second PUT of one waits for nothing: 409)
 
     @classmethod
     async def open(cls, root: Path, base_url: str, secret: str | None = None) -> LocalStore:
@@ -138,8 +139,15 @@ class LocalStore:
             Refused: 409 already uploaded; 413 more bytes than declared; 400 fewer, or other bytes.
         """
         final = self.path(key)
-        if await asyncio.to_thread(final.exists):
-            raise Refused(409, "already uploaded")
+        if key in self._writing or await asyncio.to_thread(final.exists):
+            raise Refused(409, "already uploaded, or being uploaded")
+        self._writing.add(key)
+        try:
+            return await self._receive(key, final, chunks, spec)
+        finally:
+            self._writing.discard(key)
+
+    async def _receive(self, key: str, final: Path, chunks: AsyncIterator[bytes], spec: PutSpec) -> ObjectInfo:
         await asyncio.to_thread(private_dir, final.parent)
         tmp = final.with_name(f".{key}.{secrets.token_hex(4)}.part")
         digest = hashlib.sha256()

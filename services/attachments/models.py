@@ -12,7 +12,10 @@ class Upload(Model):
     size = fields.BigIntField()
     sha256 = fields.CharField(max_length=64)
     created_at = fields.BigIntField(db_index=True)
-    used = fields.BooleanField(default=False)  # a message or profile has referred to it (the sweep checks again)
+    used = fields.BooleanField(default=False)  # a stored message or a profile has referred to it
+    # Deleted (a recall freed it, a sweep or an operator took it): the row stays a while as a
+    # tombstone, so its upload URL cannot put the object back and it still counts in the quota.
+    gone_at = fields.BigIntField(null=True)
 
     class Meta:
         table = "uploads"

@@ -8,8 +8,12 @@ message states. Who may download is asked of the *referrers* (the message servic
 conversation holding a message with the key; the profile service: anyone, for an avatar), which
 the composition root registers; the owner may always read its own uploads.
 
-An upload no referrer uses is deleted: at once when a recall removes its last reference
-(:meth:`release`), and by :meth:`sweep` when it was never used within ``orphan_after_s``.
+An upload is *used* once a stored message (in the message's own transaction) or a profile refers
+to it. An upload no referrer uses is deleted: at once when a recall removes its last reference
+(:meth:`release`), and by :meth:`sweep` when it was not used within ``orphan_after_s``. A deleted
+upload's row stays as a tombstone (``gone_at``) for a day and the upload URL's life: its URL
+cannot put the object back (the embedded store asks :meth:`accepts_upload`; an S3 object put back
+is deleted again with the tombstone), and its bytes still count in the owner's daily quota.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.attachments.models import Upload
-from services.attachments.store import MAX_KEYS, ObjectStore, UploadTarget
+from services.attachments.store import INLINE_IMAGES, MAX_KEYS, ObjectStore, UploadTarget
 from services.errors import BadRequest, NotFound, RateLimited, TooLarge, Unavailable
 from services.ids import Clock, new_ulid
+from services.sql import AnyOf, Program, Query, fetch
 
 log = logging.getLogger("imgate.attachments")
 
 _SWEEP_BATCH = 500  # uploads looked at per step of the sweep
 _DAY_MS = 86_400_000
+AVATAR_MAX_BYTES = 2 << 20  # an avatar is public and shown everywhere: a small png, jpeg, gif or webp
 
 @dataclass(frozen=True, slots=True)
 class FileRef:
@@ -77,6 +83,7 @@ class AttachmentService:
         self._upload_ttl_ms = upload_ttl_s * 1000
         self._download_ttl_ms = download_ttl_s * 1000
         self._orphan_after_ms = orphan_after_s * 1000
+        self._tombstone_ms = max(_DAY_MS, self._upload_ttl_ms)
         self._max_pending = max_pending
         self._daily_bytes = daily_bytes
         self._referrers: list[Referrer] = []
@@ -97,25 +104,28 @@ class AttachmentService:
 
         Raises:
             TooLarge: ``size`` is over ``limits.max_attachment_bytes``.
-            RateLimited: ``uid`` has ``files.max_pending`` uploads no message uses yet, or has
-                declared ``files.daily_bytes`` in the last 24 hours (a disk is not filled at the
-                message rate).
+            RateLimited: ``uid`` has ``files.max_pending`` uploads in flight (declared within
+                ``files.upload_ttl_s`` and not used yet), or has declared ``files.daily_bytes``
+                in the last 24 hours (a disk is not filled at the message rate).
             Unavailable: no object store is configured.
         """
         store = self.store
         if size > self.max_bytes:
             msg = f"the file is {size} bytes; the limit is {self.max_bytes}"
             raise TooLarge(msg)
-        if await Upload.filter(owner=uid, used=False).count() >= self._max_pending:
-            msg = (f"{self._max_pending} uploads are waiting to be sent: send them, or wait until unused "
-                   "ones are deleted")
-            raise RateLimited(msg, retry_after_ms=self._orphan_after_ms)
         now = self._clock.now_ms()
-        day = await Upload.filter(owner=uid, created_at__gt=now - _DAY_MS).order_by("created_at") \
-            .values_list("created_at", "size")
-        total = sum(int(s) for _, s in day)
+        in_flight = await Upload.filter(owner=uid, used=False, gone_at=None,
+                                        created_at__gt=now - self._upload_ttl_ms).count()
+        if in_flight >= self._max_pending:
+            msg = f"{self._max_pending} uploads are in flight: send them first"
+            raise RateLimited(msg, retry_after_ms=self._upload_ttl_ms)
+        rows = await fetch("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner = ? AND created_at > ?",
+                           [uid, now - _DAY_MS])
+        total = int(rows[0][0])
         if total + size > self._daily_bytes:
             # Room again once enough of the day's oldest uploads are a day old.
+            day = await Upload.filter(owner=uid, created_at__gt=now - _DAY_MS).order_by("created_at") \
+                .values_list("created_at", "size")
             freed, retry = total + size - self._daily_bytes, _DAY_MS
             for created, s in day:
                 freed -= int(s)
@@ -129,9 +139,14 @@ class AttachmentService:
         return Ticket(key, store.upload_target(key, size=size, mime=mime, sha256=sha256,
                                                expires_at_ms=now + self._upload_ttl_ms))
 
+    async def accepts_upload(self, key: str) -> bool:
+        """May the object of ``key`` be put now? Only for a declared upload not deleted since (a
+        recall, the sweep or a takedown): its URL, still valid, must not bring the bytes back."""
+        return await Upload.exists(key=key, gone_at=None)
+
     async def verify(self, uid: str, refs: list[FileRef], *, images_only: bool = False) -> None:
         """Check that each ref is ``uid``'s own upload, uploaded, with the stated type, size and
-        hash; then mark the uploads used.
+        hash. (The uploads become used in the transaction storing the message: :meth:`used_sql`.)
 
         Raises:
             BadRequest: not an upload of ``uid``'s, not uploaded (yet), or different from what
@@ -140,14 +155,14 @@ class AttachmentService:
         if not refs:
             return
         store = self.store
-        rows = {r.key: r for r in await Upload.filter(key__in=[f.key for f in refs])}
+        rows = {r.key: r for r in await Upload.filter(key__in=[f.key for f in refs], gone_at=None)}
         for ref in refs:
             row = rows.get(ref.key)
             if row is None or row.owner != uid:
                 msg = f"attachment {ref.key!r}: no such upload of yours"
                 raise BadRequest(msg)
-            if images_only and not row.mime.startswith("image/"):
-                msg = f"attachment {ref.key!r}: not an image"
+            if images_only and (row.mime not in INLINE_IMAGES or row.size > AVATAR_MAX_BYTES):
+                msg = f"avatar {ref.key!r}: a png, jpeg, gif or webp image of at most {AVATAR_MAX_BYTES} bytes"
                 raise BadRequest(msg)
             if (row.mime, row.size, row.sha256) != (ref.mime, ref.size, ref.sha256):
                 msg = f"attachment {ref.key!r}: mime, size or sha256 differ from the upload's"
@@ -159,23 +174,30 @@ class AttachmentService:
             if (info.size, info.sha256) != (ref.size, ref.sha256):
                 msg = f"attachment {ref.key!r}: the uploaded object's size or sha256 differ"
                 raise BadRequest(msg)
-        await Upload.filter(key__in=[f.key for f in refs], used=False).update(used=True)
+
+    @staticmethod
+    def used_sql(keys: list[str]) -> Program[None]:
+        """Mark uploads used, in the caller's transaction (the one storing the message)."""
+        if keys:
+            yield Query("UPDATE uploads SET used = ? WHERE key = ANY(?) AND used = ?", [True, AnyOf(keys), False])
 
     async def verify_avatar(self, uid: str, key: str) -> None:
-        """Check that ``key`` is an uploaded image of ``uid``'s (a profile's avatar).
+        """Check that ``key`` is a small uploaded image of ``uid``'s (a profile's avatar: public),
+        and mark it used.
 
         Raises:
             BadRequest: it is not.
         """
-        row = await Upload.get_or_none(key=key)
+        row = await Upload.get_or_none(key=key, gone_at=None)
         if row is None or row.owner != uid:
             msg = f"avatar {key!r}: no such upload of yours"
             raise BadRequest(msg)
         await self.verify(uid, [FileRef(key, row.mime, row.size, row.sha256)], images_only=True)
+        await Upload.filter(key=key).update(used=True)
 
     async def readable(self, uid: str, keys: list[str]) -> dict[str, str]:
         """The keys among ``keys`` that ``uid`` may download, with their types."""
-        rows = {r.key: r for r in await Upload.filter(key__in=list(set(keys)))}
+        rows = {r.key: r for r in await Upload.filter(key__in=list(set(keys)), gone_at=None)}
         allowed = {k for k, r in rows.items() if r.owner == uid}
         rest = [k for k in rows if k not in allowed]
         for referrer in self._referrers:
@@ -184,6 +206,11 @@ class AttachmentService:
             allowed |= await referrer.readable_keys(uid, rest)
             rest = [k for k in rest if k not in allowed]
         return {k: rows[k].mime for k in allowed}
+
+    async def name_of(self, key: str) -> str:
+        """The file name its owner declared ("" if none)."""
+        row = await Upload.get_or_none(key=key)
+        return row.name if row is not None else ""
 
     async def download_urls(self, uid: str, keys: list[str]) -> tuple[dict[str, str], int]:
         """Signed download URLs of the keys ``uid`` may read (the others are left out), and when
@@ -196,46 +223,29 @@ class AttachmentService:
         mimes = await self.readable(uid, keys)
         return {k: store.download_url(k, uid=uid, mime=m, expires_at_ms=expires) for k, m in mimes.items()}, expires
 
+    async def _delete(self, keys: list[str]) -> None:
+        """Tombstone the uploads, then delete their objects."""
+        await Upload.filter(key__in=keys, gone_at=None).update(gone_at=self._clock.now_ms())
+        await self.store.delete(keys)
+
     async def release(self, keys: list[str]) -> int:
-        """Delete the objects among ``keys`` that nothing refers to any more (after a recall).
-        Returns how many were deleted."""
+        """Delete the uploads among ``keys`` that nothing refers to any more (after a recall or an
+        avatar change). Returns how many were deleted. A storage failure is logged, not raised
+        (what asked has happened; the sweep deletes the object later)."""
         keys = list(dict.fromkeys(keys))
         if not keys or self._store is None:
             return 0
-        used: set[str] = set()
-        for referrer in self._referrers:
-            used |= await referrer.referenced_keys(keys)
-        gone = [k for k in keys if k not in used]
-        if gone:
-            await self._store.delete(gone)  # the object first: a row without an object is swept again
-            await Upload.filter(key__in=gone).delete()
-        return len(gone)
-
-    async def sweep(self) -> int:
-        """Delete uploads older than ``orphan_after_s`` that nothing uses (never sent, or sent in
-        a message whose send failed). Returns how many were deleted."""
-        if self._store is None:
-            return 0
-        cutoff = self._clock.now_ms() - self._orphan_after_ms
-        deleted = 0
-        after = ""  # keys sort after ""
-        while True:
-            keys = [str(k) for k in await Upload.filter(used=False, created_at__lt=cutoff, key__gt=after)
-                    .order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]
-            if not keys:
-                return deleted
-            after = keys[-1]
+        try:
             used: set[str] = set()
             for referrer in self._referrers:
                 used |= await referrer.referenced_keys(keys)
-            if used:
-                await Upload.filter(key__in=list(used)).update(used=True)
             gone = [k for k in keys if k not in used]
             if gone:
-                await self._store.delete(gone)
-                await Upload.filter(key__in=gone, used=False).delete()
-                deleted += len(gone)
-                log.info("deleted %d unused uploads", len(gone))
+                await self._delete(gone)
+            return len(gone)
+        except Exception:
+            log.exception("deleting the unreferenced uploads %s failed; the sweep retries", keys)
+            return 0
 
     async def info(self, key: str) -> Upload:
         """An upload as declared (the admin API).
@@ -243,7 +253,7 @@ class AttachmentService:
         Raises:
             NotFound: no such upload.
         """
-        row = await Upload.get_or_none(key=key)
+        row = await Upload.get_or_none(key=key, gone_at=None)
         if row is None:
             msg = f"no upload {key!r}"
             raise NotFound(msg)
@@ -257,9 +267,43 @@ class AttachmentService:
             NotFound: no such upload.
         """
         await self.info(key)
-        await self.store.delete([key])
-        await Upload.filter(key=key).delete()
+        await self._delete([key])
         log.warning("upload %s taken down by an operator", key)
+
+    async def sweep(self) -> int:
+        """Delete uploads that nothing used within ``orphan_after_s`` (never sent, or sent in a
+        message that was refused), and the tombstones of deleted ones once their URLs are long
+        dead (deleting their objects again: an S3 object put back through a live URL goes too).
+        Returns how many uploads were deleted."""
+        if self._store is None:
+            return 0
+        now = self._clock.now_ms()
+        deleted = 0
+        after = ""  # keys sort after ""
+        while True:
+            keys = [str(k) for k in await Upload.filter(used=False, gone_at=None, created_at__lt=now - self._orphan_after_ms,
+                                                        key__gt=after)
+                    .order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]
+            if not keys:
+                break
+            after = keys[-1]
+            used: set[str] = set()
+            for referrer in self._referrers:
+                used |= await referrer.referenced_keys(keys)
+            if used:  # (a profile, or a message stored before uploads were marked)
+                await Upload.filter(key__in=list(used)).update(used=True)
+            gone = [k for k in keys if k not in used]
+            if gone:
+                await self._delete(gone)
+                deleted += len(gone)
+                log.info("deleted %d unused uploads", len(gone))
+        while True:
+            old = [str(k) for k in await Upload.filter(gone_at__lt=now - self._tombstone_ms)
+                   .limit(_SWEEP_BATCH).values_list("key", flat=True)]
+            if not old:
+                return deleted
+            await self._store.delete(old)
+            await Upload.filter(key__in=old).delete()
 
     async def close(self) -> None:
         if self._store is not None:

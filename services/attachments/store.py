@@ -19,13 +19,13 @@ MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Served for display in the browser; everything else is served as a download (Content-Disposition:
 # attachment), so an uploaded HTML or SVG file never runs in a page of the site that serves it.
-_INLINE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 MAX_KEYS = 50  # keys per file.url call
 
 
 def inline(mime: str) -> bool:
     """Whether a type is shown in the browser (images, audio, video) rather than downloaded."""
-    return mime in _INLINE or mime.startswith(("audio/", "video/"))
+    return mime in INLINE_IMAGES or mime.startswith(("audio/", "video/"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,8 @@ class MessageService:
                 next sync.
         """
         self._validate(cmd)
-        if cmd.type in ATTACHMENT_TYPES:  # the objects are there, as the message states
+        if cmd.type in ATTACHMENT_TYPES and not await Message.exists(sender=cmd.sender, cid=cmd.cid):
+            # The objects are there, as the message states (a retry of a stored send is acked as it was).
             await self._attachments.verify(cmd.sender, refs(cmd.data))
         if not self._running:
             result = (await self._commit([cmd]))[0]
@@ -367,6 +368,9 @@ class MessageService:
             read_marks[(conv, c.sender)] = message.seq
         if stored:
             yield from _insert_sql(stored)
+            files = [k for m in stored for k in _file_keys(m) if k is not None]
+            if files:  # the uploads are used from this commit on (an unused one is swept)
+                yield from self._attachments.used_sql(files)
             # The durable queue push and search work from, committed with the messages.
             yield from self._events.publish_sql([m.id for m in stored], now)
             yield from self._conversations.commit_seqs_sql(locked)

@@ -1,12 +1,13 @@
 # ruff: noqa: N999 (aerich names migration files "{number}_{timestamp}_{name}.py")
-"""imgate migration 8_20261201022145_attachments.
+"""imgate migration 8_20261201024732_attachments.
 
 Written by ``python -m services.migrations.make``: aerich's SQL for each dialect; the runner
 (services/migrations/runner.py) applies it in one transaction with the others pending.
 
 Attachments (issue 15): the ``uploads`` table (the attachment service's: every declared upload,
-its owner and what was declared), and the upload keys an attachment message refers to
-(``messages.file_key``, ``thumb_key``: who may download, and whether a recall frees them).
+its owner and what was declared, and a tombstone once deleted), and the upload keys an
+attachment message refers to (``messages.file_key``, ``thumb_key``: who may download, and
+whether a recall frees them).
 """
 
 from tortoise import BaseDBAsyncClient
@@ -25,14 +26,15 @@ UPGRADE = {
         "size" BIGINT NOT NULL,
         "sha256" VARCHAR(64) NOT NULL,
         "created_at" BIGINT NOT NULL,
-        "used" INT NOT NULL
+        "used" INT NOT NULL,
+        "gone_at" BIGINT
         );
         CREATE INDEX IF NOT EXISTS "idx_uploads_owner_1f4aff" ON "uploads" ("owner");
         CREATE INDEX IF NOT EXISTS "idx_uploads_created_5067ce" ON "uploads" ("created_at");
         ALTER TABLE "messages" ADD "file_key" VARCHAR(64);
         ALTER TABLE "messages" ADD "thumb_key" VARCHAR(64);
-        CREATE INDEX "idx_messages_thumb_k_461581" ON "messages" ("thumb_key");
         CREATE INDEX "idx_messages_file_ke_f475b4" ON "messages" ("file_key");
+        CREATE INDEX "idx_messages_thumb_k_461581" ON "messages" ("thumb_key");
     """,
     "postgres": r"""
         CREATE TABLE IF NOT EXISTS "uploads" (
@@ -43,30 +45,31 @@ UPGRADE = {
         "size" BIGINT NOT NULL,
         "sha256" VARCHAR(64) NOT NULL,
         "created_at" BIGINT NOT NULL,
-        "used" BOOL NOT NULL
+        "used" BOOL NOT NULL,
+        "gone_at" BIGINT
         );
         CREATE INDEX IF NOT EXISTS "idx_uploads_owner_1f4aff" ON "uploads" ("owner");
         CREATE INDEX IF NOT EXISTS "idx_uploads_created_5067ce" ON "uploads" ("created_at");
         ALTER TABLE "messages" ADD "file_key" VARCHAR(64);
         ALTER TABLE "messages" ADD "thumb_key" VARCHAR(64);
-        CREATE INDEX IF NOT EXISTS "idx_messages_thumb_k_461581" ON "messages" ("thumb_key");
         CREATE INDEX IF NOT EXISTS "idx_messages_file_ke_f475b4" ON "messages" ("file_key");
+        CREATE INDEX IF NOT EXISTS "idx_messages_thumb_k_461581" ON "messages" ("thumb_key");
     """,
 }
 
 DOWNGRADE = {
     "sqlite": r"""
-        DROP INDEX IF EXISTS "idx_messages_file_ke_f475b4";
         DROP INDEX IF EXISTS "idx_messages_thumb_k_461581";
-        ALTER TABLE "messages" DROP COLUMN "thumb_key";
+        DROP INDEX IF EXISTS "idx_messages_file_ke_f475b4";
         ALTER TABLE "messages" DROP COLUMN "file_key";
+        ALTER TABLE "messages" DROP COLUMN "thumb_key";
         DROP TABLE IF EXISTS "uploads";
     """,
     "postgres": r"""
-        DROP INDEX IF EXISTS "idx_messages_file_ke_f475b4";
         DROP INDEX IF EXISTS "idx_messages_thumb_k_461581";
-        ALTER TABLE "messages" DROP COLUMN "thumb_key";
+        DROP INDEX IF EXISTS "idx_messages_file_ke_f475b4";
         ALTER TABLE "messages" DROP COLUMN "file_key";
+        ALTER TABLE "messages" DROP COLUMN "thumb_key";
         DROP TABLE IF EXISTS "uploads";
     """,
 }
@@ -141,5 +144,5 @@ MODELS_STATE = (
     "KtZqr1aVTryz+hoyQl4ykndDQ5yuvtVInyhFTxSt7OQpRn5oZeTlT31VXbRHKiubCnNIrz"
     "lcwzTgxpVgd/Sl3whoVra54YordEL3yIFUz88Hj8YKbdVr0ZILNPEeuhG8m3kFbs9sq8VV"
     "IK9bCkFOrhwrwb/m9eleqywytDDRMzaDLnFOgT2Ns/0JrsjDVaOLBrOL2y0VnJbZ0aSk0F"
-    "MW0+HakYLv0Il35W8vHwfxnRHV4="
+    "MW0+HakYLq3BpceUIO1BnlIyZ0htDO17+D+NpJEu"
 )
