@@ -23,7 +23,8 @@ class _In(BaseModel):
 _KEY = KEY_RE.pattern
 _MIME = MIME_RE.pattern
 _SHA256 = SHA256_RE.pattern
-_FILE_NAME = r"^[^\x00-\x1f\x7f/\\]{1,255}$"  # no control characters, no path
+# No control characters, no path, no bidirectional overrides ("gpj.exe" shown as "exe.jpg").
+_FILE_NAME = r"^[^\x00-\x1f\x7f/\\\u202a-\u202e\u2066-\u2069]{1,255}$"
 
 
 class ThumbnailIn(_In):
@@ -179,7 +180,7 @@ class ProfileGetParams(_In):
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (a display name is shown as it is)
 # An avatar is an https URL or an attachment key: never javascript:, data: or a relative path.
-AVATAR_PATTERN = r"^(|https://[^\s\x00-\x1f\x7f\"'<>]{1,500}|[A-Za-z0-9][A-Za-z0-9/_.-]{0,255})$"
+AVATAR_PATTERN = r"^(|https://[^\s\x00-\x1f\x7f\"'<>]{1,500}|[0-9A-HJKMNP-TV-Z]{26}[0-9a-f]{16})$"
 
 
 class ProfileSetParams(_In):
