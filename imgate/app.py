@@ -493,7 +493,7 @@ class App:
         """The attachment service, and (``imgate run``, ``web.enabled``) the web listener serving
         the chat page and the embedded store's files. Attachments are off (``unavailable``) on the
         embedded store without the web listener, and in cluster mode without S3."""
-        from imgate.web import WebContext, build_web_app
+        from imgate.web import WebContext, build_web_app, origin
 
         s = self.settings
         if s.files.backend == "embedded" and not (self.role == "all" and s.web.enabled):
@@ -519,6 +519,9 @@ class App:
         self.tasks.spawn("imgate.web.http", self.web.serve)
         await self.web.started()
         public = s.web.public_url or f"http://{s.web.host}:{self.web.port}"
+        ctx.files_origins = " ".join(dict.fromkeys(origin(u) for u in (
+            public, s.files.s3_public_endpoint_url or s.files.s3_endpoint_url or (
+                "https://*.amazonaws.com" if s.files.backend == "s3" else None)) if u))
         attachments = await open_attachments(s, self.clock, public)
         ctx.attachments = attachments
         if isinstance(attachments.store, LocalStore):

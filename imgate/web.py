@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,8 +41,9 @@ from services.ids import Clock
 log = logging.getLogger("imgate.web")
 
 PAGE_DIR = Path(__file__).parent / "webchat"
-_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: http: https:; "
-             "connect-src 'self' ws: wss: http: https:; object-src 'none'; base-uri 'none'; "
+# {files}: where attachments are PUT and read (web.public_url, the S3 endpoint); {mqtt}: the broker.
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: {files}; "
+             "connect-src 'self' {mqtt} {files}; object-src 'none'; base-uri 'none'; "
              "form-action 'none'; frame-ancestors 'none'")
 _FILE_CSP = "default-src 'none'; sandbox"
 MAX_UPLOADS = 64  # PUTs being received at once (each holds a file and a thread hop per chunk)
@@ -57,6 +59,7 @@ class WebContext:
     mqtt_url: Callable[[str], str | None]  # the page's MQTT URL, given the host the page was loaded from
     topic_prefix: str
     limits: dict[str, int]
+    files_origins: str = ""  # where the page PUTs and reads attachments (its CSP allows them)
     attachments: AttachmentService | None = None
     store: LocalStore | None = None
     uploading: int = 0  # PUTs being received now
@@ -66,13 +69,27 @@ def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+def origin(url: str | None) -> str:
+    """``scheme://host[:port]`` of a URL ("" for none)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class _Headers(BaseHTTPMiddleware):
+    def __init__(self, app: Any, ctx: WebContext) -> None:
+        super().__init__(app)
+        self._ctx = ctx
+
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")  # signed URLs never leak in a Referer
         if not request.url.path.startswith("/files/"):
-            response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+            mqtt = origin(self._ctx.mqtt_url(request.url.hostname or "127.0.0.1"))
+            response.headers.setdefault("Content-Security-Policy",
+                                        _PAGE_CSP.format(mqtt=mqtt, files=self._ctx.files_origins))
             response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
@@ -141,4 +158,4 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
     ]
     if chat_page:
         routes.append(Mount("/", StaticFiles(directory=PAGE_DIR, html=True, check_dir=False), name="page"))
-    return Starlette(routes=routes, middleware=[Middleware(_Headers)])
+    return Starlette(routes=routes, middleware=[Middleware(_Headers, ctx=ctx)])

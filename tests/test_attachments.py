@@ -262,7 +262,10 @@ async def test_the_web_listener_serves_the_page_config(app: App, http: httpx.Asy
     r = await http.get(f"http://127.0.0.1:{app.web.port}/config.json")
     assert r.status_code == 200
     assert r.json() == {"mqtt_url": None, "topic_prefix": "im", "max_attachment_bytes": 25 << 20, "max_text": 8000}
-    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp
+    # Images and uploads: this listener only (no http:/https: wildcard for an injected URL to use).
+    assert f"img-src 'self' blob: data: http://127.0.0.1:{app.web.port};" in csp
 
 
 async def test_a_user_cannot_fill_the_disk_at_the_message_rate(app: App, users: Users, clock: ManualClock) -> None:
