@@ -42,6 +42,8 @@ deps-system:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q rabbitmq-server)
 	@command -v chromium >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+	@dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q fonts-noto-color-emoji)  # the page's emoji in screenshots
 
 ## rabbitmq: a private RabbitMQ node for cluster mode on this machine (README, "Scale out")
 rabbitmq: deps-system
