@@ -99,36 +99,31 @@ class LocalStore:
         sig = _sign(self._secret, "GET", key, exp, uid, mime)
         return f"{self._base}/files/{key}?{urlencode({'u': uid, 'e': exp, 't': mime, 's': sig})}"
 
-    def check_put(self, key: str, query: Mapping[str, str], now_ms: int) -> PutSpec:
-        """The declared upload a PUT URL signs. Raises Refused (403) when the signature is wrong
-        or expired."""
+    def _signed(self, method: str, key: str, query: Mapping[str, str], fields: tuple[str, ...], now_ms: int,
+                again: str) -> list[str]:
+        """The values of ``fields`` a URL was signed with (after its expiry ``e``). Raises Refused
+        (403) when the signature is wrong or expired (``again``: what to ask for a new URL)."""
         try:
-            exp, size, mime, sha = query["e"], query["n"], query["t"], query["h"]
-            good = KEY_RE.match(key) and hmac.compare_digest(
-                _sign(self._secret, "PUT", key, exp, size, mime, sha), query["s"])
-            spec = PutSpec(int(size), mime, sha)
+            exp, values = query["e"], [query[f] for f in fields]
+            good = bool(KEY_RE.match(key)) and hmac.compare_digest(
+                _sign(self._secret, method, key, exp, *values), query["s"])
             expired = int(exp) < now_ms
         except (KeyError, ValueError):
             good, expired = False, False
         if not good:
             raise Refused(403, "bad or missing signature")
         if expired:
-            raise Refused(403, "the upload URL has expired: ask file.upload for a new one")
-        return spec
+            raise Refused(403, f"the URL has expired: ask {again} for a new one")
+        return values
+
+    def check_put(self, key: str, query: Mapping[str, str], now_ms: int) -> PutSpec:
+        """The declared upload a PUT URL signs. Raises Refused (403)."""
+        size, mime, sha = self._signed("PUT", key, query, ("n", "t", "h"), now_ms, "file.upload")
+        return PutSpec(int(size), mime, sha)
 
     def check_get(self, key: str, query: Mapping[str, str], now_ms: int) -> tuple[str, str]:
         """The user and type a download URL was signed for. Raises Refused (403)."""
-        try:
-            uid, exp, mime = query["u"], query["e"], query["t"]
-            good = KEY_RE.match(key) and hmac.compare_digest(_sign(self._secret, "GET", key, exp, uid, mime),
-                                                             query["s"])
-            expired = int(exp) < now_ms
-        except (KeyError, ValueError):
-            good, expired = False, False
-        if not good:
-            raise Refused(403, "bad or missing signature")
-        if expired:
-            raise Refused(403, "the download URL has expired: ask file.url for a new one")
+        uid, mime = self._signed("GET", key, query, ("u", "t"), now_ms, "file.url")
         return uid, mime
 
     # ---- objects (I/O in threads) ------------------------------------------------------------

@@ -140,26 +140,9 @@ class S3Store:
         self.refreshes = False  # temporary credentials: run refresh_loop() beside it
 
     @classmethod
-    async def create(
-        cls,
-        bucket: str,
-        *,
-        endpoint_url: str | None,
-        region: str,
-        access_key_id: str | None,
-        secret_access_key: str | None,
-        public_endpoint_url: str | None = None,
-        prefix: str = "",
-    ) -> S3Store:
-        store = cls(
-            bucket,
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            public_endpoint_url=public_endpoint_url,
-            prefix=prefix,
-        )
+    async def create(cls, bucket: str, **options: Any) -> S3Store:
+        """``S3Store(bucket, **options)``, opened."""
+        store = cls(bucket, **options)
         await store.open()
         return store
 
