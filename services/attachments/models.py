@@ -15,7 +15,7 @@ class Upload(Model):
     used = fields.BooleanField(default=False)  # a stored message or a profile has referred to it
     # Deleted (a recall freed it, a sweep or an operator took it): the row stays a while as a
     # tombstone, so its upload URL cannot put the object back and it still counts in the quota.
-    gone_at = fields.BigIntField(null=True)
+    gone_at = fields.BigIntField(null=True, db_index=True)
 
     class Meta:
         table = "uploads"

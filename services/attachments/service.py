@@ -176,10 +176,21 @@ class AttachmentService:
                 raise BadRequest(msg)
 
     @staticmethod
-    def used_sql(keys: list[str]) -> Program[None]:
-        """Mark uploads used, in the caller's transaction (the one storing the message)."""
+    def live_sql(keys: set[str]) -> Program[set[str]]:
+        """The keys among ``keys`` not deleted, locked until the caller's transaction ends (the
+        one storing messages): a deletion waits for it, and then sees the messages it stored."""
+        if not keys:
+            return set()
+        rows = yield Query("SELECT key FROM uploads WHERE key = ANY(?) AND gone_at IS NULL ORDER BY key",
+                           [AnyOf(sorted(keys))], for_update=True)
+        return {r[0] for r in rows}
+
+    @staticmethod
+    def used_sql(keys: list[str], used: bool = True) -> Program[None]:
+        """Mark uploads used (a message storing them) or not (a recall: the sweep looks again),
+        in the caller's transaction."""
         if keys:
-            yield Query("UPDATE uploads SET used = ? WHERE key = ANY(?) AND used = ?", [True, AnyOf(keys), False])
+            yield Query("UPDATE uploads SET used = ? WHERE key = ANY(?)", [used, AnyOf(keys)])
 
     async def verify_avatar(self, uid: str, key: str) -> None:
         """Check that ``key`` is a small uploaded image of ``uid``'s (a profile's avatar: public),
@@ -223,10 +234,28 @@ class AttachmentService:
         mimes = await self.readable(uid, keys)
         return {k: store.download_url(k, uid=uid, mime=m, expires_at_ms=expires) for k, m in mimes.items()}, expires
 
-    async def _delete(self, keys: list[str]) -> None:
-        """Tombstone the uploads, then delete their objects."""
-        await Upload.filter(key__in=keys, gone_at=None).update(gone_at=self._clock.now_ms())
-        await self.store.delete(keys)
+    async def _delete(self, keys: list[str], *, unless_used: bool = True) -> list[str]:
+        """Tombstone the uploads, then delete their objects; returns the keys deleted.
+
+        With ``unless_used``, keys a referrer uses are kept: they are tombstoned first, then the
+        referrers are asked, so a message stored meanwhile (its transaction locks the live rows
+        it refers to, :meth:`live_sql`) is either refused for the tombstone or seen here, and
+        its uploads come back to life."""
+        now = self._clock.now_ms()
+        mine = [str(k) for k in await Upload.filter(key__in=keys, gone_at=None).values_list("key", flat=True)]
+        if not mine:
+            return []
+        await Upload.filter(key__in=mine, gone_at=None).update(gone_at=now)
+        if unless_used:
+            used: set[str] = set()
+            for referrer in self._referrers:
+                used |= await referrer.referenced_keys(mine)
+            if used:
+                await Upload.filter(key__in=list(used), gone_at=now).update(gone_at=None, used=True)
+            mine = [k for k in mine if k not in used]
+        if mine:
+            await self.store.delete(mine)
+        return mine
 
     async def release(self, keys: list[str]) -> int:
         """Delete the uploads among ``keys`` that nothing refers to any more (after a recall or an
@@ -236,13 +265,13 @@ class AttachmentService:
         if not keys or self._store is None:
             return 0
         try:
+            await Upload.filter(key__in=keys).update(used=False)  # if this fails half-way, the sweep looks again
             used: set[str] = set()
             for referrer in self._referrers:
                 used |= await referrer.referenced_keys(keys)
-            gone = [k for k in keys if k not in used]
-            if gone:
-                await self._delete(gone)
-            return len(gone)
+            if used:
+                await Upload.filter(key__in=list(used)).update(used=True)
+            return len(await self._delete([k for k in keys if k not in used]))
         except Exception:
             log.exception("deleting the unreferenced uploads %s failed; the sweep retries", keys)
             return 0
@@ -267,7 +296,7 @@ class AttachmentService:
             NotFound: no such upload.
         """
         await self.info(key)
-        await self._delete([key])
+        await self._delete([key], unless_used=False)
         log.warning("upload %s taken down by an operator", key)
 
     async def sweep(self) -> int:
@@ -287,14 +316,8 @@ class AttachmentService:
             if not keys:
                 break
             after = keys[-1]
-            used: set[str] = set()
-            for referrer in self._referrers:
-                used |= await referrer.referenced_keys(keys)
-            if used:  # (a profile, or a message stored before uploads were marked)
-                await Upload.filter(key__in=list(used)).update(used=True)
-            gone = [k for k in keys if k not in used]
+            gone = await self._delete(keys)
             if gone:
-                await self._delete(gone)
                 deleted += len(gone)
                 log.info("deleted %d unused uploads", len(gone))
         while True:

@@ -342,6 +342,10 @@ class MessageService:
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
         quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
+        # Attachments' uploads, locked: one deleted since the send checked it is refused (and a
+        # deletion under way waits for this commit, then sees the message).
+        wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
+        live = (yield from self._attachments.live_sql(wanted)) if wanted else set()
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -352,6 +356,10 @@ class MessageService:
                 continue
             if any(m not in in_conv for m in c.mentions):
                 out[i] = BadRequest("mentions must be members of the conversation")
+                continue
+            deleted = [f.key for f in refs(c.data) if f.key not in live] if c.type in ATTACHMENT_TYPES else []
+            if deleted:
+                out[i] = BadRequest(f"attachment {deleted[0]!r}: deleted")
                 continue
             quote = None
             if c.reply_to is not None:
@@ -472,6 +480,10 @@ class MessageService:
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
+                # Not used by this message any more: the sweep looks again if the release fails.
+                keys = [k for k in (row.file_key, row.thumb_key) if k is not None]
+                if keys:
+                    await run_on(conn, self._attachments.used_sql(keys, used=False))
             # Its uploads go once no other message (or profile) refers to them.
             await self._attachments.release([k for k in (row.file_key, row.thumb_key) if k is not None])
             row = await Message.get(id=msg_id)

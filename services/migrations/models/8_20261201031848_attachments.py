@@ -1,5 +1,5 @@
 # ruff: noqa: N999 (aerich names migration files "{number}_{timestamp}_{name}.py")
-"""imgate migration 8_20261201024732_attachments.
+"""imgate migration 8_20261201031848_attachments.
 
 Written by ``python -m services.migrations.make``: aerich's SQL for each dialect; the runner
 (services/migrations/runner.py) applies it in one transaction with the others pending.
@@ -31,10 +31,11 @@ UPGRADE = {
         );
         CREATE INDEX IF NOT EXISTS "idx_uploads_owner_1f4aff" ON "uploads" ("owner");
         CREATE INDEX IF NOT EXISTS "idx_uploads_created_5067ce" ON "uploads" ("created_at");
+        CREATE INDEX IF NOT EXISTS "idx_uploads_gone_at_b1e9ae" ON "uploads" ("gone_at");
         ALTER TABLE "messages" ADD "file_key" VARCHAR(64);
         ALTER TABLE "messages" ADD "thumb_key" VARCHAR(64);
-        CREATE INDEX "idx_messages_file_ke_f475b4" ON "messages" ("file_key");
         CREATE INDEX "idx_messages_thumb_k_461581" ON "messages" ("thumb_key");
+        CREATE INDEX "idx_messages_file_ke_f475b4" ON "messages" ("file_key");
     """,
     "postgres": r"""
         CREATE TABLE IF NOT EXISTS "uploads" (
@@ -50,6 +51,7 @@ UPGRADE = {
         );
         CREATE INDEX IF NOT EXISTS "idx_uploads_owner_1f4aff" ON "uploads" ("owner");
         CREATE INDEX IF NOT EXISTS "idx_uploads_created_5067ce" ON "uploads" ("created_at");
+        CREATE INDEX IF NOT EXISTS "idx_uploads_gone_at_b1e9ae" ON "uploads" ("gone_at");
         ALTER TABLE "messages" ADD "file_key" VARCHAR(64);
         ALTER TABLE "messages" ADD "thumb_key" VARCHAR(64);
         CREATE INDEX IF NOT EXISTS "idx_messages_file_ke_f475b4" ON "messages" ("file_key");
@@ -59,10 +61,10 @@ UPGRADE = {
 
 DOWNGRADE = {
     "sqlite": r"""
-        DROP INDEX IF EXISTS "idx_messages_thumb_k_461581";
         DROP INDEX IF EXISTS "idx_messages_file_ke_f475b4";
-        ALTER TABLE "messages" DROP COLUMN "file_key";
+        DROP INDEX IF EXISTS "idx_messages_thumb_k_461581";
         ALTER TABLE "messages" DROP COLUMN "thumb_key";
+        ALTER TABLE "messages" DROP COLUMN "file_key";
         DROP TABLE IF EXISTS "uploads";
     """,
     "postgres": r"""
@@ -144,5 +146,5 @@ MODELS_STATE = (
     "KtZqr1aVTryz+hoyQl4ykndDQ5yuvtVInyhFTxSt7OQpRn5oZeTlT31VXbRHKiubCnNIrz"
     "lcwzTgxpVgd/Sl3whoVra54YordEL3yIFUz88Hj8YKbdVr0ZILNPEeuhG8m3kFbs9sq8VV"
     "IK9bCkFOrhwrwb/m9eleqywytDDRMzaDLnFOgT2Ns/0JrsjDVaOLBrOL2y0VnJbZ0aSk0F"
-    "MW0+HakYLq3BpceUIO1BnlIyZ0htDO17+D+NpJEu"
+    "MW0+HakYLq3BpceUIO1BnlKq6Qypdg7wZ2V9D/8HANyQ4w=="
 )
