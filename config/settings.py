@@ -261,8 +261,9 @@ class FileSettings(_Part):
         if self.backend == "s3" and not self.s3_bucket:
             msg = "files.backend = \"s3\" needs files.s3_bucket"
             raise ValueError(msg)
-        if self.orphan_after_s <= self.upload_ttl_s:
-            msg = "files.orphan_after_s must be longer than files.upload_ttl_s (or uploads in flight are swept)"
+        if self.orphan_after_s <= self.upload_ttl_s + 60:  # a PUT may end a minute after its URL expired
+            msg = ("files.orphan_after_s must be longer than files.upload_ttl_s and a minute "
+                   "(or uploads in flight are swept)")
             raise ValueError(msg)
         return self
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
 _FILE_CSP = "default-src 'none'; sandbox"
 MAX_UPLOADS = 64  # PUTs being received at once (each holds a file and a thread hop per chunk)
 _SLACK_MS = 60_000  # an upload may finish this long after its URL expired (it began before)
+_HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$")  # a host name or IPv4 address as the page was loaded
+_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 @dataclass
@@ -86,19 +89,36 @@ class _Headers(BaseHTTPMiddleware):
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")  # signed URLs never leak in a Referer
-        if not request.url.path.startswith("/files/"):
-            mqtt = origin(self._ctx.mqtt_url(request.url.hostname or "127.0.0.1"))
+        if request.url.path.startswith("/files/"):
+            response.headers.update(_CORS)
+        else:
+            mqtt = origin(_mqtt_url(self._ctx, request))
             response.headers.setdefault("Content-Security-Policy",
                                         _PAGE_CSP.format(mqtt=mqtt, files=self._ctx.files_origins))
             response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
 
+def _mqtt_url(ctx: WebContext, request: Request) -> str | None:
+    """The page's MQTT URL, on the host name the page was loaded from (when it is one)."""
+    host = request.url.hostname or ""
+    try:
+        return ctx.mqtt_url(host if _HOST_RE.match(host) else "127.0.0.1")
+    except KeyError:  # the broker's listeners are closing (shutdown)
+        return None
+
+
 def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
     async def config(request: Request) -> JSONResponse:
-        return JSONResponse({"mqtt_url": ctx.mqtt_url(request.url.hostname or "127.0.0.1"),
-                             "topic_prefix": ctx.topic_prefix, **ctx.limits},
+        return JSONResponse({"mqtt_url": _mqtt_url(ctx, request), "topic_prefix": ctx.topic_prefix, **ctx.limits},
                             headers={"Cache-Control": "no-store"})
+
+    async def preflight(_: Request) -> Response:
+        # Signed URLs are the credential (no cookies): any origin may use them, e.g. the page
+        # opened as http://localhost:8090 uploading to http://127.0.0.1:8090.
+        return Response(status_code=204, headers={**_CORS, "Access-Control-Allow-Methods": "GET, PUT",
+                                                  "Access-Control-Allow-Headers": "Content-Type",
+                                                  "Access-Control-Max-Age": "600"})
 
     async def put_file(request: Request) -> Response:
         if ctx.store is None or ctx.attachments is None:
@@ -155,6 +175,7 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
         Route("/config.json", config, methods=["GET"]),
         Route("/files/{key}", put_file, methods=["PUT"]),
         Route("/files/{key}", get_file, methods=["GET"]),
+        Route("/files/{key}", preflight, methods=["OPTIONS"]),
     ]
     if chat_page:
         routes.append(Mount("/", StaticFiles(directory=PAGE_DIR, html=True, check_dir=False), name="page"))

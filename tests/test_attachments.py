@@ -6,6 +6,7 @@ other hash, not uploaded, someone else's upload, strangers, removed members, exp
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,8 +106,17 @@ async def test_a_declared_upload_is_enforced_on_the_put(app: App, users: Users, 
         assert (await http.put(t["url"], content=PNG, headers={"Content-Type": "text/html"})).status_code == 400
         assert (await http.put(t["url"].replace(f"n={len(PNG)}", f"n={len(PNG) + 1}"), content=PNG + b"x",
                                headers=t["headers"])).status_code == 403  # altered: the signature breaks
-        assert (await http.put(t["url"], content=PNG, headers=t["headers"])).status_code == 201
+        forged = re.sub(r"s=[^&]+", "s=%C3%A9", t["url"])  # not even ASCII
+        assert (await http.put(forged, content=PNG, headers=t["headers"])).status_code == 403
+        r = await http.put(t["url"], content=PNG, headers={**t["headers"], "Origin": "http://localhost:8090"})
+        # Any origin may use a signed URL (the page opened as localhost uploads to 127.0.0.1).
+        assert r.status_code == 201 and r.headers["access-control-allow-origin"] == "*"
         assert (await http.put(t["url"], content=PNG, headers=t["headers"])).status_code == 409
+        preflight = await http.options(t["url"], headers={"Origin": "http://localhost:8090",
+                                                          "Access-Control-Request-Method": "PUT",
+                                                          "Access-Control-Request-Headers": "content-type"})
+        assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+        assert "PUT" in preflight.headers["access-control-allow-methods"]
         late = await ticket()
         clock.ms += 901_000  # files.upload_ttl_s (900 s) later
         r = await http.put(late["url"], content=PNG, headers=late["headers"])

@@ -77,7 +77,7 @@ def test_the_websocket_and_web_listeners_are_on_by_default_and_can_be_turned_off
 def test_unused_uploads_outlive_their_upload_urls(tmp_path: Path) -> None:
     cfg = tmp_path / "imgate.toml"
     cfg.write_text("[files]\nupload_ttl_s = 3600\norphan_after_s = 600\n")
-    with pytest.raises(ConfigError, match="files.orphan_after_s must be longer than files.upload_ttl_s"):
+    with pytest.raises(ConfigError, match="files.orphan_after_s must be longer than files.upload_ttl_s and a minute"):
         load_settings(cfg)
     cfg.write_text('[files]\nbackend = "s3"\n')
     with pytest.raises(ConfigError, match="needs files.s3_bucket"):

@@ -248,3 +248,22 @@ async def test_a_refused_sign_in_and_a_take_over_are_shown(app: Any, users: Any,
         await second.get_by_test_id("new-chat-open").click()
         await expect(second.get_by_test_id("chat-title")).to_have_text("alice (notes)")
         await say(second, "note to self")
+
+
+async def test_the_page_opened_as_localhost_uploads_to_the_listeners_own_address(app: Any, users: Any) -> None:
+    """The signed URLs name web.public_url (http://127.0.0.1:port by default); a page opened as
+    http://localhost:port uploads there across origins (CORS) and shows the image (its CSP lets
+    it)."""
+    from playwright.async_api import expect
+
+    await users.add("alice", "bob")
+    async with chromium() as browser:
+        alice = await signed_in(browser, f"http://localhost:{app.web.port}/", "alice",
+                                await users.token("alice", "web", "web"))
+        await start_chat(alice, "bob")
+        await alice.get_by_test_id("composer-file").set_input_files(
+            files=[{"name": "square.png", "mimeType": "image/png", "buffer": png(200, 200)}])
+        thumb = alice.get_by_test_id("msg-image")
+        await expect(thumb).to_have_attribute("src", re.compile(rf"^http://127\.0\.0\.1:{app.web.port}/files/"))
+        assert await image_size(thumb) == [200, 200]
+        await expect(alice.get_by_test_id("error")).to_be_hidden()

@@ -106,7 +106,7 @@ class LocalStore:
         try:
             exp, values = query["e"], [query[f] for f in fields]
             good = bool(KEY_RE.match(key)) and hmac.compare_digest(
-                _sign(self._secret, method, key, exp, *values), query["s"])
+                _sign(self._secret, method, key, exp, *values).encode(), query["s"].encode())
             expired = int(exp) < now_ms
         except (KeyError, ValueError):
             good, expired = False, False
