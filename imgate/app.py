@@ -30,7 +30,6 @@ from config.settings import LimitSettings, Settings
 from imgate.metrics import Metrics
 from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
-from services.attachments.local import LocalStore
 from services.attachments.service import AttachmentService
 from services.attachments.store import ObjectStore
 from services.blocks.service import BlockService
@@ -260,6 +259,7 @@ class App:
             if refresh is not None and getattr(attachments.store, "refreshes", False):
                 self.tasks.spawn("imgate.attachments.s3-credentials", refresh, restart=True)
             sweep = self.leased("attachments.sweep", attachments.sweep)
+            # A pass sweeps all there is (in batches of its own): the loop never reruns it at once.
             self.tasks.spawn("imgate.attachments.sweeper", lambda: self._work_loop(
                 "the sweep of unused uploads", sweep, 1 << 62, s.files.sweep_interval_s), restart=True)
         cluster = self.role == "bridge"
@@ -524,8 +524,6 @@ class App:
                 "https://*.amazonaws.com" if s.files.backend == "s3" else None)) if u))
         attachments = await open_attachments(s, self.clock, public)
         ctx.attachments = attachments
-        if isinstance(attachments.store, LocalStore):
-            ctx.store = attachments.store
         log.info("web listener on http://%s:%d%s", s.web.host, self.web.port,
                  " (the web chat page at /)" if s.web.chat_page else "")
         return attachments

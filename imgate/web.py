@@ -55,8 +55,8 @@ _CORS = {"Access-Control-Allow-Origin": "*"}
 
 @dataclass
 class WebContext:
-    """What the listener serves from; the composition root fills ``attachments`` and ``store``
-    once they are open (until then, /files answers 503)."""
+    """What the listener serves from; the composition root fills ``attachments`` once it is open
+    (until then, /files answers 503)."""
 
     clock: Clock
     mqtt_url: Callable[[str], str | None]  # the page's MQTT URL, given the host the page was loaded from
@@ -64,8 +64,13 @@ class WebContext:
     limits: dict[str, int]
     files_origins: str = ""  # where the page PUTs and reads attachments (its CSP allows them)
     attachments: AttachmentService | None = None
-    store: LocalStore | None = None
     uploading: int = 0  # PUTs being received now
+
+    @property
+    def store(self) -> LocalStore | None:
+        """The embedded store, whose files this listener serves (None on S3, or not open yet)."""
+        store = self.attachments.store if self.attachments is not None else None
+        return store if isinstance(store, LocalStore) else None
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -140,8 +145,7 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
             ctx.uploading += 1
             try:
                 # A slow client does not hold its file and slot for ever: the URL's life, and a minute.
-                async with asyncio.timeout(max(1.0, (int(request.query_params["e"]) - ctx.clock.now_ms()
-                                                     + _SLACK_MS) / 1000)):
+                async with asyncio.timeout(max(1.0, (spec.expires_at_ms - ctx.clock.now_ms() + _SLACK_MS) / 1000)):
                     info = await ctx.store.write(key, request.stream(), spec)
             finally:
                 ctx.uploading -= 1
@@ -161,14 +165,15 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
             uid, mime = ctx.store.check_get(key, request.query_params, ctx.clock.now_ms())
         except Refused as exc:
             return _error(exc.status, exc.reason)
-        if key not in await ctx.attachments.readable(uid, [key]):  # still a member? (not only when signed)
+        upload = (await ctx.attachments.readable(uid, [key])).get(key)  # still a member? (not only when signed)
+        if upload is None:
             return _error(403, "not allowed")
         path = ctx.store.path(key)
         if not path.is_file():  # a stat of a local file: no I/O worth a thread
             return _error(404, "no such file")
         disposition = "inline" if inline(mime) else "attachment"
         return FileResponse(path, media_type=mime, content_disposition_type=disposition,
-                            filename=await ctx.attachments.name_of(key) or key, headers={"Content-Security-Policy": _FILE_CSP,
+                            filename=upload.name or key, headers={"Content-Security-Policy": _FILE_CSP,
                                                    "Cache-Control": "private, max-age=300"})
 
     routes: list[Any] = [

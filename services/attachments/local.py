@@ -43,6 +43,7 @@ class PutSpec:
     size: int
     mime: str
     sha256: str
+    expires_at_ms: int = 0  # the upload URL's expiry
 
 
 def _sign(secret: bytes, *parts: str) -> str:
@@ -101,7 +102,7 @@ class LocalStore:
 
     def _signed(self, method: str, key: str, query: Mapping[str, str], fields: tuple[str, ...], now_ms: int,
                 again: str) -> list[str]:
-        """The values of ``fields`` a URL was signed with (after its expiry ``e``). Raises Refused
+        """The expiry ``e`` and the values of ``fields`` a URL was signed with. Raises Refused
         (403) when the signature is wrong or expired (``again``: what to ask for a new URL)."""
         try:
             exp, values = query["e"], [query[f] for f in fields]
@@ -114,16 +115,16 @@ class LocalStore:
             raise Refused(403, "bad or missing signature")
         if expired:
             raise Refused(403, f"the URL has expired: ask {again} for a new one")
-        return values
+        return [exp, *values]
 
     def check_put(self, key: str, query: Mapping[str, str], now_ms: int) -> PutSpec:
         """The declared upload a PUT URL signs. Raises Refused (403)."""
-        size, mime, sha = self._signed("PUT", key, query, ("n", "t", "h"), now_ms, "file.upload")
-        return PutSpec(int(size), mime, sha)
+        exp, size, mime, sha = self._signed("PUT", key, query, ("n", "t", "h"), now_ms, "file.upload")
+        return PutSpec(int(size), mime, sha, int(exp))
 
     def check_get(self, key: str, query: Mapping[str, str], now_ms: int) -> tuple[str, str]:
         """The user and type a download URL was signed for. Raises Refused (403)."""
-        uid, mime = self._signed("GET", key, query, ("u", "t"), now_ms, "file.url")
+        _, uid, mime = self._signed("GET", key, query, ("u", "t"), now_ms, "file.url")
         return uid, mime
 
     # ---- objects (I/O in threads) ------------------------------------------------------------

@@ -144,7 +144,7 @@ class AttachmentService:
         recall, the sweep or a takedown): its URL, still valid, must not bring the bytes back."""
         return await Upload.exists(key=key, gone_at=None)
 
-    async def verify(self, uid: str, refs: list[FileRef], *, images_only: bool = False) -> None:
+    async def verify(self, uid: str, refs: list[FileRef]) -> None:
         """Check that each ref is ``uid``'s own upload, uploaded, with the stated type, size and
         hash. (The uploads become used in the transaction storing the message: :meth:`used_sql`.)
 
@@ -152,10 +152,14 @@ class AttachmentService:
             BadRequest: not an upload of ``uid``'s, not uploaded (yet), or different from what
                 the ref states (the message says which key, nothing about others' uploads).
         """
-        if not refs:
-            return
+        if refs:
+            await self._check(uid, refs, {r.key: r for r in await Upload.filter(key__in=[f.key for f in refs],
+                                                                                  gone_at=None)})
+
+    async def _check(self, uid: str, refs: list[FileRef], rows: dict[str, Upload], *, images_only: bool = False
+                     ) -> None:
+        """:meth:`verify` on the upload rows of ``refs`` (those not deleted), read already."""
         store = self.store
-        rows = {r.key: r for r in await Upload.filter(key__in=[f.key for f in refs], gone_at=None)}
         for ref in refs:
             row = rows.get(ref.key)
             if row is None or row.owner != uid:
@@ -203,11 +207,11 @@ class AttachmentService:
         if row is None or row.owner != uid:
             msg = f"avatar {key!r}: no such upload of yours"
             raise BadRequest(msg)
-        await self.verify(uid, [FileRef(key, row.mime, row.size, row.sha256)], images_only=True)
+        await self._check(uid, [FileRef(key, row.mime, row.size, row.sha256)], {key: row}, images_only=True)
         await Upload.filter(key=key).update(used=True)
 
-    async def readable(self, uid: str, keys: list[str]) -> dict[str, str]:
-        """The keys among ``keys`` that ``uid`` may download, with their types."""
+    async def readable(self, uid: str, keys: list[str]) -> dict[str, Upload]:
+        """The keys among ``keys`` that ``uid`` may download, with their uploads (type, name)."""
         rows = {r.key: r for r in await Upload.filter(key__in=list(set(keys)), gone_at=None)}
         allowed = {k for k, r in rows.items() if r.owner == uid}
         rest = [k for k in rows if k not in allowed]
@@ -216,12 +220,7 @@ class AttachmentService:
                 break
             allowed |= await referrer.readable_keys(uid, rest)
             rest = [k for k in rest if k not in allowed]
-        return {k: rows[k].mime for k in allowed}
-
-    async def name_of(self, key: str) -> str:
-        """The file name its owner declared ("" if none)."""
-        row = await Upload.get_or_none(key=key)
-        return row.name if row is not None else ""
+        return {k: rows[k] for k in allowed}
 
     async def download_urls(self, uid: str, keys: list[str]) -> tuple[dict[str, str], int]:
         """Signed download URLs of the keys ``uid`` may read (the others are left out), and when
@@ -231,8 +230,15 @@ class AttachmentService:
             msg = f"at most {MAX_KEYS} keys per call"
             raise BadRequest(msg)
         expires = self._clock.now_ms() + self._download_ttl_ms
-        mimes = await self.readable(uid, keys)
-        return {k: store.download_url(k, uid=uid, mime=m, expires_at_ms=expires) for k, m in mimes.items()}, expires
+        rows = await self.readable(uid, keys)
+        return {k: store.download_url(k, uid=uid, mime=r.mime, expires_at_ms=expires) for k, r in rows.items()}, expires
+
+    async def _referenced(self, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` some referrer (a message, a profile) still refers to."""
+        used: set[str] = set()
+        for referrer in self._referrers:
+            used |= await referrer.referenced_keys(keys)
+        return used
 
     async def _delete(self, keys: list[str], *, unless_used: bool = True) -> list[str]:
         """Tombstone the uploads, then delete their objects; returns the keys deleted.
@@ -247,9 +253,7 @@ class AttachmentService:
             return []
         await Upload.filter(key__in=mine, gone_at=None).update(gone_at=now)
         if unless_used:
-            used: set[str] = set()
-            for referrer in self._referrers:
-                used |= await referrer.referenced_keys(mine)
+            used = await self._referenced(mine)
             if used:
                 await Upload.filter(key__in=list(used), gone_at=now).update(gone_at=None, used=True)
             mine = [k for k in mine if k not in used]
@@ -266,9 +270,7 @@ class AttachmentService:
             return 0
         try:
             await Upload.filter(key__in=keys).update(used=False)  # if this fails half-way, the sweep looks again
-            used: set[str] = set()
-            for referrer in self._referrers:
-                used |= await referrer.referenced_keys(keys)
+            used = await self._referenced(keys)  # (kept from the tombstone: a send of them is not refused meanwhile)
             if used:
                 await Upload.filter(key__in=list(used)).update(used=True)
             return len(await self._delete([k for k in keys if k not in used]))
@@ -310,9 +312,8 @@ class AttachmentService:
         deleted = 0
         after = ""  # keys sort after ""
         while True:
-            keys = [str(k) for k in await Upload.filter(used=False, gone_at=None, created_at__lt=now - self._orphan_after_ms,
-                                                        key__gt=after)
-                    .order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]
+            unused = Upload.filter(used=False, gone_at=None, created_at__lt=now - self._orphan_after_ms, key__gt=after)
+            keys = [str(k) for k in await unused.order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]
             if not keys:
                 break
             after = keys[-1]

@@ -472,6 +472,7 @@ class MessageService:
                 if self._clock.now_ms() - row.ts > self._recall_window_ms:
                     msg = f"too late: messages can be recalled within {self._recall_window_ms // 1000} s"
                     raise Forbidden(msg)
+            files = [k for k in (row.file_key, row.thumb_key) if k is not None]
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None, reply=None, file_key=None,
@@ -481,11 +482,10 @@ class MessageService:
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
                 # Not used by this message any more: the sweep looks again if the release fails.
-                keys = [k for k in (row.file_key, row.thumb_key) if k is not None]
-                if keys:
-                    await run_on(conn, self._attachments.used_sql(keys, used=False))
+                if files:
+                    await run_on(conn, self._attachments.used_sql(files, used=False))
             # Its uploads go once no other message (or profile) refers to them.
-            await self._attachments.release([k for k in (row.file_key, row.thumb_key) if k is not None])
+            await self._attachments.release(files)
             row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
 
