@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from broker.codec import properties_size
+
 
 class Receipt(Protocol):
     """A producer's handle on one message it offered (the AMQP transport's delivery): settled by
@@ -37,6 +39,7 @@ class Receipt(Protocol):
 
 
 Item = tuple[str, bytes, dict[int, Any] | None, Receipt | None]
+
 
 
 @dataclass(slots=True)
@@ -87,7 +90,7 @@ class Ingress:
             return False
         key = self._key_of(topic)
         queue = self._queues.get(key)
-        size = len(payload) + len(topic)
+        size = len(payload) + len(topic) + (properties_size(props) if props else 0)
         if not force and queue is not None and (
                 len(queue) >= self.limits.key_items or self._bytes[key] + size > self.limits.key_bytes):
             self.stats.refused += 1
@@ -136,7 +139,7 @@ class Ingress:
         self._in_ready.discard(key)
         queue = self._queues[key]
         topic, payload, props, receipt = queue.popleft()
-        size = len(payload) + len(topic)
+        size = len(payload) + len(topic) + (properties_size(props) if props else 0)
         self._bytes[key] -= size
         self._total_bytes -= size
         if not queue:

@@ -102,6 +102,21 @@ _CLIENT_REASONS = {PUBACK: _PUBACK_REASONS, PUBREC: _PUBACK_REASONS, PUBREL: _PU
 MAX_VARINT = 268_435_455
 MAX_CONNECT = 64 * 1024  # bytes: client id, will, user name and a token fit many times over
 NO_PROPS: dict[int, Any] = {}  # shared, never mutated
+QUOTA_EXCEEDED = 0x97  # MQTT 5 reason: an imposed limit was exceeded
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """What one packet may carry beyond its size, checked before it is decoded: properties
+    (count, User Properties included, and bytes, per property block) and topic filters per
+    SUBSCRIBE or UNSUBSCRIBE. Over a limit: :class:`LimitExceeded`."""
+
+    max_properties: int = 32
+    max_property_bytes: int = 8192
+    max_filters: int = 64
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 class ProtocolViolation(Exception):
@@ -117,6 +132,16 @@ class PacketTooLarge(ProtocolViolation):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, 0x95)
+
+
+class LimitExceeded(ProtocolViolation):
+    """A packet carries more properties or filters than :class:`DecodeLimits` allows (found
+    before they are decoded). ``level``: the protocol level, when it is a CONNECT's (so the
+    refusal can be a CONNACK)."""
+
+    def __init__(self, message: str, level: int | None = None) -> None:
+        super().__init__(message, QUOTA_EXCEEDED)
+        self.level = level
 
 
 def _error(message: str, reason: int = 0x81) -> ProtocolViolation:
@@ -224,10 +249,11 @@ class FrameDecoder:
     or raises :class:`ProtocolViolation`. It never raises anything else, never loops without
     consuming input and never holds more than one packet plus one read of input."""
 
-    __slots__ = ("_buf", "_limit", "_pos", "level")
+    __slots__ = ("_buf", "_limit", "_limits", "_pos", "level")
 
-    def __init__(self, limit: int, level: int | None = None) -> None:
+    def __init__(self, limit: int, level: int | None = None, limits: DecodeLimits = DEFAULT_LIMITS) -> None:
         self._limit = limit
+        self._limits = limits
         self._buf = bytearray()
         self._pos = 0  # start of the first packet not yet returned (consumed bytes are dropped lazily)
         self.level = level
@@ -273,10 +299,10 @@ class FrameDecoder:
         body = bytes(buf[pos:end])
         self._pos = end
         if self.level is None:
-            connect = decode_connect(first, body)
+            connect = decode_connect(first, body, self._limits)
             self.level = connect.level
             return connect
-        return decode(first, body, self.level)
+        return decode(first, body, self.level, self._limits)
 
 
 # ---- primitive readers (all bounds-checked) ---------------------------------------------------
@@ -335,15 +361,22 @@ def _packet_id(body: bytes, pos: int) -> tuple[int, int]:
     return packet_id, pos
 
 
-def _properties(body: bytes, pos: int, allowed: frozenset[int]) -> tuple[dict[int, Any], int]:
+def _properties(body: bytes, pos: int, allowed: frozenset[int], limits: DecodeLimits = DEFAULT_LIMITS
+                ) -> tuple[dict[int, Any], int]:
     length, pos = _varint(body, pos)
     end = pos + length
     if end > len(body):
         raise _error("properties run past the end of their packet")
     if not length:
         return {}, end
+    if length > limits.max_property_bytes:  # refused before any of it is decoded
+        raise LimitExceeded(f"{length} bytes of properties, over the limit of {limits.max_property_bytes}")
     props: dict[int, Any] = {}
+    count = 0
     while pos < end:
+        count += 1
+        if count > limits.max_properties:
+            raise LimitExceeded(f"more than {limits.max_properties} properties in one packet")
         ident, pos = _varint(body, pos)
         kind = _PROPERTY_TYPES.get(ident)
         if kind is None or ident not in allowed:
@@ -392,7 +425,7 @@ def _check_property_values(props: dict[int, Any]) -> None:
 
 
 # ---- decoders ---------------------------------------------------------------------------------
-def decode_connect(first: int, body: bytes) -> Connect:
+def decode_connect(first: int, body: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Connect:
     """The first packet of a connection, which must be a CONNECT.
 
     Raises:
@@ -422,14 +455,18 @@ def decode_connect(first: int, body: bytes) -> Connect:
     if level == MQTT311 and password_flag and not username_flag:
         raise _error("password without user name [MQTT-3.1.2-22]")
     props = NO_PROPS
-    if level == MQTT5:
-        props, pos = _properties(body, pos, _CLIENT_PROPS[CONNECT])
-    client_id, pos = _string(body, pos)
+    try:
+        if level == MQTT5:
+            props, pos = _properties(body, pos, _CLIENT_PROPS[CONNECT], limits)
+        client_id, pos = _string(body, pos)
+        will_props = NO_PROPS
+        if will_flag and level == MQTT5:
+            will_props, pos = _properties(body, pos, _CLIENT_PROPS["will"], limits)
+    except LimitExceeded as exc:
+        exc.level = level  # answered with a CONNACK
+        raise
     will = None
     if will_flag:
-        will_props = NO_PROPS
-        if level == MQTT5:
-            will_props, pos = _properties(body, pos, _CLIENT_PROPS["will"])
         topic, pos = _string(body, pos)
         payload, pos = _binary(body, pos)
         will = Will(topic, payload, will_qos, will_retain, dict(will_props))
@@ -453,7 +490,7 @@ _FIXED_FLAGS = {PUBACK: 0, PUBREC: 0, PUBREL: 2, PUBCOMP: 0, SUBSCRIBE: 2, UNSUB
                 DISCONNECT: 0, AUTH: 0}
 
 
-def decode(first: int, body: bytes, level: int = MQTT311) -> Packet:
+def decode(first: int, body: bytes, level: int = MQTT311, limits: DecodeLimits = DEFAULT_LIMITS) -> Packet:
     """Decode one packet a client sends after CONNECT, from its first byte and its body.
 
     Raises:
@@ -461,7 +498,7 @@ def decode(first: int, body: bytes, level: int = MQTT311) -> Packet:
     """
     kind, flags = first >> 4, first & 0x0F
     if kind == PUBLISH:
-        return _publish(flags, body, level)
+        return _publish(flags, body, level, limits)
     expected = _FIXED_FLAGS.get(kind)
     if expected is None or (kind == AUTH and level != MQTT5):
         raise _error(f"packet type {kind} is not allowed from a client after CONNECT", 0x82)
@@ -476,24 +513,24 @@ def decode(first: int, body: bytes, level: int = MQTT311) -> Packet:
             if body:
                 raise _error("DISCONNECT with a body")
             return Bare(kind)
-        return _disconnect(body)
+        return _disconnect(body, limits)
     if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP):
-        return _ack(kind, body, level)
+        return _ack(kind, body, level, limits)
     if kind == SUBSCRIBE:
-        return _subscribe(body, level)
+        return _subscribe(body, level, limits)
     if kind == UNSUBSCRIBE:
-        return _unsubscribe(body, level)
+        return _unsubscribe(body, level, limits)
     reason, props = 0, NO_PROPS
     if body:
         reason = body[0]
         if len(body) > 1:
-            props, end = _properties(body, 1, _CLIENT_PROPS[AUTH])
+            props, end = _properties(body, 1, _CLIENT_PROPS[AUTH], limits)
             if end != len(body):
                 raise _error("bytes after the end of AUTH")
     return AuthPacket(reason, props)
 
 
-def _disconnect(body: bytes) -> Disconnect:
+def _disconnect(body: bytes, limits: DecodeLimits) -> Disconnect:
     if not body:
         return Disconnect()
     reason = body[0]
@@ -501,13 +538,13 @@ def _disconnect(body: bytes) -> Disconnect:
         raise _error(f"DISCONNECT reason {reason:#x}", 0x82)
     props = NO_PROPS
     if len(body) > 1:
-        props, end = _properties(body, 1, _CLIENT_PROPS[DISCONNECT])
+        props, end = _properties(body, 1, _CLIENT_PROPS[DISCONNECT], limits)
         if end != len(body):
             raise _error("bytes after the end of DISCONNECT")
     return Disconnect(reason, props)
 
 
-def _ack(kind: int, body: bytes, level: int) -> Ack:
+def _ack(kind: int, body: bytes, level: int, limits: DecodeLimits) -> Ack:
     packet_id, pos = _packet_id(body, 0)
     if level != MQTT5:
         if len(body) != 2:
@@ -519,13 +556,13 @@ def _ack(kind: int, body: bytes, level: int) -> Ack:
         if reason not in _CLIENT_REASONS[kind]:
             raise _error(f"packet type {kind} with reason {reason:#x}", 0x82)
         if len(body) > 3:
-            props, pos = _properties(body, 3, _CLIENT_PROPS[kind])
+            props, pos = _properties(body, 3, _CLIENT_PROPS[kind], limits)
             if pos != len(body):
                 raise _error(f"bytes after the end of packet type {kind}")
     return Ack(kind, packet_id, reason, props)
 
 
-def _publish(flags: int, body: bytes, level: int) -> Publish:
+def _publish(flags: int, body: bytes, level: int, limits: DecodeLimits) -> Publish:
     qos = (flags >> 1) & 0x03
     if qos == 3:
         raise _error("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
@@ -541,17 +578,23 @@ def _publish(flags: int, body: bytes, level: int) -> Publish:
         if pos < len(body) and body[pos] == 0:  # no properties: the common case, no dict made
             pos += 1
         else:
-            props, pos = _properties(body, pos, _CLIENT_PROPS[PUBLISH])
+            props, pos = _properties(body, pos, _CLIENT_PROPS[PUBLISH], limits)
     return Publish(topic, body[pos:], qos, packet_id, bool(flags & 0x01), dup, props)
 
 
-def _subscribe(body: bytes, level: int) -> Subscribe:
+def _too_many_filters(limits: DecodeLimits) -> LimitExceeded:
+    return LimitExceeded(f"more than {limits.max_filters} topic filters in one packet")
+
+
+def _subscribe(body: bytes, level: int, limits: DecodeLimits) -> Subscribe:
     packet_id, pos = _packet_id(body, 0)
     props = NO_PROPS
     if level == MQTT5:
-        props, pos = _properties(body, pos, _CLIENT_PROPS[SUBSCRIBE])
-    filters = []
+        props, pos = _properties(body, pos, _CLIENT_PROPS[SUBSCRIBE], limits)
+    filters: list[SubscriptionRequest] = []
     while pos < len(body):
+        if len(filters) == limits.max_filters:  # the next one is not decoded
+            raise _too_many_filters(limits)
         text, pos = _string(body, pos)
         if pos >= len(body):
             raise _error("SUBSCRIBE filter without options")
@@ -576,13 +619,15 @@ def _subscribe(body: bytes, level: int) -> Subscribe:
     return Subscribe(packet_id, tuple(filters), props)
 
 
-def _unsubscribe(body: bytes, level: int) -> Unsubscribe:
+def _unsubscribe(body: bytes, level: int, limits: DecodeLimits) -> Unsubscribe:
     packet_id, pos = _packet_id(body, 0)
     props = NO_PROPS
     if level == MQTT5:
-        props, pos = _properties(body, pos, _CLIENT_PROPS[UNSUBSCRIBE])
-    filters = []
+        props, pos = _properties(body, pos, _CLIENT_PROPS[UNSUBSCRIBE], limits)
+    filters: list[str] = []
     while pos < len(body):
+        if len(filters) == limits.max_filters:
+            raise _too_many_filters(limits)
         text, pos = _string(body, pos)
         filters.append(text)
     if not filters:
@@ -636,6 +681,18 @@ def encode_properties(props: dict[int, Any] | None) -> bytes:
         else:
             out += len(value).to_bytes(2, "big") + bytes(value)
     return _varint_bytes(len(out)) + bytes(out)
+
+
+def properties_size(props: dict[int, Any]) -> int:
+    """About the encoded bytes of properties (strings, binary data and User Properties are what
+    weigh): a message's properties count in every byte bound with its topic and payload."""
+    size = 0
+    for value in props.values():
+        if isinstance(value, list):  # User Properties ((name, value) pairs), or Subscription Identifiers
+            size += sum(5 + len(v[0]) + len(v[1]) if isinstance(v, tuple) else 4 for v in value)
+        else:
+            size += 3 + len(value) if isinstance(value, str | bytes) else 5
+    return size
 
 
 def _packet(first: int, body: bytes) -> bytes:

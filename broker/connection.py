@@ -127,6 +127,21 @@ class AckReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlReceived:
+    """A PINGREQ or PUBREL, already answered here (PINGRESP, PUBCOMP): an event only so that
+    the shell charges it to the connection's budget. ``prepaid``: a PUBREL releasing a QoS 2
+    PUBLISH this session received, which paid for it."""
+
+    kind: int
+    prepaid: bool = False
+
+
+_PING = ControlReceived(codec.PINGREQ)
+_PUBREL_KNOWN = ControlReceived(codec.PUBREL, prepaid=True)
+_PUBREL_UNKNOWN = ControlReceived(codec.PUBREL)
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeRequested:
     subscribe: Subscribe
 
@@ -163,8 +178,8 @@ class _Marker(enum.Enum):
 NEED_DATA = _Marker.NEED_DATA  # nothing complete in the buffer
 PAUSED = _Marker.PAUSED  # waiting for accept/refuse (or closed): pull again after deciding
 
-Event = (ConnectRequested | PublishReceived | AckReceived | SubscribeRequested | UnsubscribeRequested
-         | DisconnectRequested | ProtocolErrorEvent)
+Event = (ConnectRequested | PublishReceived | AckReceived | ControlReceived | SubscribeRequested
+         | UnsubscribeRequested | DisconnectRequested | ProtocolErrorEvent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +190,7 @@ class ServerLimits:
     receive_maximum: int = 100  # QoS 1/2 PUBLISHes a client may have unacknowledged
     topic_alias_maximum: int = 16
     max_keep_alive: int = 0  # 0: the client's choice stands; else at most this (Server Keep Alive)
+    decode: codec.DecodeLimits = codec.DEFAULT_LIMITS  # properties and filters per packet
 
 
 class Connection:
@@ -187,7 +203,7 @@ class Connection:
     def __init__(self, limits: ServerLimits | None = None) -> None:
         self.limits = limits or ServerLimits()
         self.state = State.AWAIT_CONNECT
-        self._decoder = codec.FrameDecoder(self.limits.max_packet)
+        self._decoder = codec.FrameDecoder(self.limits.max_packet, limits=self.limits.decode)
         self._out: list[bytes] = []
         self.out_bytes = 0  # bytes in the output not yet taken by data_to_send
         self.level = MQTT311
@@ -208,21 +224,24 @@ class Connection:
             self._decoder.feed(data)
 
     def next_event(self) -> Event | _Marker:
-        """The next event, NEED_DATA, or PAUSED (deciding on the CONNECT, or closed)."""
+        """The next event, NEED_DATA, or PAUSED (deciding on the CONNECT, or closed). One packet
+        per call, whatever its type, so that the shell can pace every packet a client sends."""
         if self.state in (State.CONNECTING, State.CLOSED):
             return PAUSED
         try:
-            while True:  # PINGREQ and PUBREL are answered here and make no event
-                packet = self._decoder.next_packet()
-                if packet is None:
-                    return NEED_DATA
-                event = self._event(packet)
-                if event is not None:
-                    return event
+            packet = self._decoder.next_packet()
+            if packet is None:
+                return NEED_DATA
+            return self._event(packet)
         except codec.UnsupportedVersion as exc:
             self._write(codec.encode_connack(MQTT311 if exc.level < MQTT5 else MQTT5, False,
                                              1 if exc.level < MQTT5 else UNSUPPORTED_VERSION))
             return self._violation(exc.reason, str(exc), send=False)
+        except codec.LimitExceeded as exc:
+            if self.state is State.AWAIT_CONNECT and exc.level == MQTT5:  # a CONNECT over the limits
+                self._write(codec.encode_connack(MQTT5, False, QUOTA_EXCEEDED, {codec.P_REASON_STRING: str(exc)}))
+                return self._violation(exc.reason, str(exc), send=False)
+            return self._violation(exc.reason, str(exc))
         except ProtocolViolation as exc:
             return self._violation(exc.reason, str(exc))
 
@@ -239,7 +258,7 @@ class Connection:
             raise LocalProtocolError(msg)
         self.state = dest
 
-    def _event(self, packet: codec.Packet) -> Event | None:
+    def _event(self, packet: codec.Packet) -> Event:
         if self.state is State.AWAIT_CONNECT:
             assert isinstance(packet, Connect)  # the decoder accepts only a CONNECT first
             self.level = packet.level
@@ -249,8 +268,7 @@ class Connection:
             return self._publish(packet)
         if isinstance(packet, Ack):
             if packet.kind == codec.PUBREL:
-                self._pubrel(packet.packet_id)
-                return None
+                return _PUBREL_KNOWN if self._pubrel(packet.packet_id) else _PUBREL_UNKNOWN
             return AckReceived(packet.kind, packet.packet_id, packet.reason)
         if isinstance(packet, Subscribe):
             return SubscribeRequested(packet)
@@ -259,7 +277,7 @@ class Connection:
         if isinstance(packet, Bare):  # PINGREQ, or a 3.1.1 DISCONNECT
             if packet.kind == codec.PINGREQ:
                 self._write(codec.PINGRESP_BYTES)
-                return None
+                return _PING
             self._fire("disconnect")
             return DisconnectRequested()
         if isinstance(packet, Disconnect):
@@ -301,13 +319,15 @@ class Connection:
             self._unacked_in += 1
         return PublishReceived(p)
 
-    def _pubrel(self, packet_id: int) -> None:
+    def _pubrel(self, packet_id: int) -> bool:
+        """PUBCOMP for a PUBREL; True if it released a QoS 2 PUBLISH this session received."""
         known = packet_id in self._qos2_in
         self._qos2_in.discard(packet_id)
         if known:
             self._unacked_in -= 1
         reason = SUCCESS if known or self.level != MQTT5 else PACKET_ID_NOT_FOUND
         self._write(codec.encode_ack(codec.PUBCOMP, packet_id, reason, level=self.level))
+        return known
 
     # ---- decisions --------------------------------------------------------------------------
     def accept(self, *, session_present: bool, qos2_in: set[int] | None = None, assigned_client_id: str | None = None,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker import codec
-from broker.acl import Principal, TopicAcl, presence_topic
+from broker.acl import Principal, TopicAcl
 from broker.auth import AuthChange, Authenticator
 from broker.connection import (
     ADMINISTRATIVE_ACTION,
@@ -86,6 +86,10 @@ class ClientLimits:
     receive_maximum: int = 100  # MQTT 5: unacknowledged QoS 1/2 PUBLISHes a client may have
     topic_alias_maximum: int = 16  # MQTT 5: topic aliases a client may set up
     max_keep_alive: int = 0  # MQTT 5 Server Keep Alive: at most this many seconds (0: the client's choice)
+    max_properties: int = 32  # MQTT 5 properties in one packet (User Properties included)
+    max_property_bytes: int = 8192  # bytes of one packet's properties (and of a will's)
+    max_filters: int = 64  # topic filters in one SUBSCRIBE or UNSUBSCRIBE
+    max_unread_bytes: int = 8 << 20  # answers written to a client and not read by it, before it is cut off
 
 
 DeviceNotice = Callable[[str, str, str], tuple[str, bytes]]  # (uid, device kicked, by device) -> (topic, payload)
@@ -115,7 +119,8 @@ class Hub:
         self._max_expiry = session_expiry_s
         self._device_notice = device_notice
         c = self._clients
-        self._server_limits = ServerLimits(c.max_packet, c.receive_maximum, c.topic_alias_maximum, c.max_keep_alive)
+        self._server_limits = ServerLimits(c.max_packet, c.receive_maximum, c.topic_alias_maximum, c.max_keep_alive,
+                                           codec.DecodeLimits(c.max_properties, c.max_property_bytes, c.max_filters))
         self.sessions: dict[str, Session] = {}
         self._outboxes: dict[str, Outbox] = {}
         self.router = Router(acl, self._outboxes, max_subscriptions=c.max_subscriptions,
@@ -137,7 +142,7 @@ class Hub:
     # ---- a new connection ----------------------------------------------------------------------
     async def serve(self, transport: Any) -> None:
         """The listeners' handler: serve one connection until it ends."""
-        link = Link(transport, self, self._server_limits, self._grace)
+        link = Link(transport, self, self._server_limits, self._grace, self._clients.max_unread_bytes)
         self._links.add(link)
         try:
             await link.run()
@@ -301,7 +306,11 @@ class Hub:
                 if not devices:
                     del self._online[who.uid]
         will, session.will = session.will, None
-        if will is not None and not link.clean:
+        # A user's will can only be its own device's offline presence (TopicAcl.will_allowed): the
+        # presence announced below is that, with the server's payload and clock, none of the will's
+        # properties, and at the presence rate. So a will cannot date itself, carry a 60,000-character
+        # User Property to every watcher, or fire faster than presence.
+        if will is not None and not link.clean and who.uid is None:
             delay = will.properties.get(codec.P_WILL_DELAY, 0) if session.level == codec.MQTT5 else 0
             if delay and session.expiry_s:
                 session.will = will  # sent when the delay is over, unless the session is resumed first
@@ -339,17 +348,13 @@ class Hub:
                 del self._outboxes[session.client_id]
 
     def _publish_will(self, session: Session, will: codec.Will) -> None:
-        who, payload = session.principal, will.payload
-        if who.uid is not None and who.device is not None and will.topic == presence_topic(who.uid, who.device):
-            # A user's will (its own presence, offline) is sent with the server's clock, not the
-            # client's: a will cannot date itself.
-            payload = presence_payload(online=False, platform=who.platform, ts=time.time_ns() // 1_000_000)
+        """A service account's will (a user's is its presence: see on_closed)."""
         props = _forwarded(will.properties)
         expiry = will.properties.get(codec.P_MESSAGE_EXPIRY)
-        message = Message(will.topic, payload, min(will.qos, 2), will.retain, props,
+        message = Message(will.topic, will.payload, min(will.qos, 2), will.retain, props,
                           time.monotonic() + expiry if expiry else None, None)
         self.router.route(message)
-        if will.retain and who.rules is not None:  # users never retain
+        if will.retain and session.principal.rules is not None:
             self.router.store_retained(message)
 
     # ---- requests of a live connection ------------------------------------------------------------
@@ -395,14 +400,14 @@ class Hub:
                 await refused[0].room(p.topic)
             refused = [sink for sink in refused if not sink.offer(p.topic, p.payload, props=props)]
 
-    def on_ack(self, link: Link, event: AckReceived) -> None:
+    def on_ack(self, link: Link, event: AckReceived) -> bool:
+        """True if it acknowledged a message the server had in flight to this client."""
         session = link.session
         if session is None:
-            return
+            return False
         if event.kind == codec.PUBREC:
-            session.outbox.received(event.packet_id, event.reason)
-        else:  # PUBACK, PUBCOMP
-            session.outbox.ack(event.packet_id)
+            return session.outbox.received(event.packet_id, event.reason)
+        return session.outbox.ack(event.packet_id)  # PUBACK, PUBCOMP
 
     def on_subscribe(self, link: Link, sub: codec.Subscribe) -> None:
         session = link.session

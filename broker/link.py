@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 from broker import codec
 from broker.connection import (
     NEED_DATA,
+    QUOTA_EXCEEDED,
     AckReceived,
     Connection,
     ConnectRequested,
+    ControlReceived,
     DisconnectRequested,
     ProtocolErrorEvent,
     PublishReceived,
@@ -46,6 +48,7 @@ log = logging.getLogger("imgate.broker")
 CONNECT_TIMEOUT = 10.0  # a socket that sends no CONNECT in this time is closed
 CLOSE_TIMEOUT = 1.0  # a closing connection gets this long to take what is still buffered for it
 READ_CHUNK = 65536
+PACKETS_PER_TURN = 64  # packets of one connection handled before the others get the event loop
 
 
 class Pace:
@@ -68,11 +71,13 @@ class Pace:
 class Link:
     """One client connection: the Wire its session's Outbox writes to."""
 
-    __slots__ = ("_cancellable", "_flush_pending", "_grace", "_hub", "_ka_timer", "_last_read", "_task",
-                 "clean", "conn", "ended", "pace", "session", "transport", "why")
+    __slots__ = ("_cancellable", "_flush_pending", "_grace", "_hub", "_ka_timer", "_last_read", "_max_unread",
+                 "_task", "clean", "conn", "ended", "pace", "session", "transport", "why")
 
-    def __init__(self, transport: Transport, hub: Hub, limits: ServerLimits, grace: float) -> None:
+    def __init__(self, transport: Transport, hub: Hub, limits: ServerLimits, grace: float,
+                 max_unread: int = 8 << 20) -> None:
         self.transport = transport
+        self._max_unread = max_unread  # bytes written to the client and not yet taken by it
         self.conn = Connection(limits)
         self._hub = hub
         self._grace = grace
@@ -127,6 +132,15 @@ class Link:
         data = self.conn.data_to_send()
         if data:
             self.transport.write(data)
+            if self.transport.buffered() > self._max_unread and not self.why:
+                # It asks (PINGREQ, unknown acks...) and does not read the answers: cut it off
+                # instead of buffering for it. (Deliveries never get here: the outbox stops
+                # writing to a full socket and queues, see Outbox.)
+                log.warning("%s does not read its output (%d bytes waiting): disconnecting it", self.client_id,
+                            self.transport.buffered())
+                self._hub.stats.unread_cutoffs += 1
+                self.end(QUOTA_EXCEEDED, "not reading")
+                self.transport.abort()  # what it would be sent next is never read either
 
     # ---- the server ends it ------------------------------------------------------------------
     def end(self, reason: int, why: str) -> None:
@@ -221,6 +235,7 @@ class Link:
         if conn.keep_alive:
             self._ka_timer = asyncio.get_running_loop().call_later(conn.keep_alive * self._grace,
                                                                   self._keepalive_check)
+        turn = 0  # packets handled since this connection last let the others run
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
@@ -234,13 +249,25 @@ class Link:
                     return
                 self._last_read = time.monotonic()
                 conn.receive_data(data)
+                turn = 0
                 continue
+            turn += 1
+            if turn > PACKETS_PER_TURN:  # one read may hold thousands of small packets
+                turn = 0
+                self._flush()
+                await asyncio.sleep(0)
+            # Every packet counts against the connection's pace. An acknowledgement of what the
+            # server sent, and a PUBREL of what it received, were paid for by that PUBLISH.
             if isinstance(event, PublishReceived):
                 if self.pace is not None:
                     await self._paced(1)
                 await hub.on_publish(self, event)
             elif isinstance(event, AckReceived):
-                hub.on_ack(self, event)
+                if not hub.on_ack(self, event) and self.pace is not None:
+                    await self._paced(1)
+            elif isinstance(event, ControlReceived):
+                if not event.prepaid and self.pace is not None:
+                    await self._paced(1)
             elif isinstance(event, SubscribeRequested):
                 await self._paced(len(event.subscribe.filters))  # each filter costs: a packet may carry thousands
                 hub.on_subscribe(self, event.subscribe)

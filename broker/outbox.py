@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from broker.codec import properties_size
+
 log = logging.getLogger("imgate.broker")
 
 OfflinePolicy = Literal["drop_oldest", "drop_newest"]
@@ -42,10 +44,10 @@ class Message:
     props: dict[int, Any] | None = None  # MQTT 5 properties passed through (user properties, response topic...)
     expires_at: float | None = None  # monotonic deadline (MQTT 5 Message Expiry Interval)
     publisher: str | None = None  # client id of the publishing connection (for no-local)
+    size: int = field(init=False)  # what it weighs in the byte bounds: topic, payload and properties
 
-    @property
-    def size(self) -> int:
-        return len(self.topic) + len(self.payload)
+    def __post_init__(self) -> None:
+        self.size = len(self.topic) + len(self.payload) + (properties_size(self.props) if self.props else 0)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class Stats:
     dropped_expired: int = 0  # MQTT 5 messages whose expiry interval passed before they could be sent
     dropped_too_large: int = 0  # over a client's Maximum Packet Size
     slow_consumers: int = 0  # connections aborted because their outbox was full
+    unread_cutoffs: int = 0  # connections aborted for not reading the answers to what they sent
     paced: int = 0  # times a connection was read more slowly for sending over its publish rate
 
 
@@ -134,28 +137,33 @@ class Outbox:
         else:
             self._enqueue(item)
 
-    def ack(self, packet_id: int) -> None:
-        """PUBACK (QoS 1) or PUBCOMP (QoS 2) received: free the slot, send what waits."""
+    def ack(self, packet_id: int) -> bool:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) received: free the slot, send what waits. False:
+        no message of that id was in flight."""
         item = self.inflight.pop(packet_id, None)
-        if item is not None:
-            self.inflight_bytes -= item.size
-            self._progress = time.monotonic()
-            self._drain()
+        if item is None:
+            return False
+        self.inflight_bytes -= item.size
+        self._progress = time.monotonic()
+        self._drain()
+        return True
 
-    def received(self, packet_id: int, reason: int = 0) -> None:
-        """PUBREC for a QoS 2 message: release it (PUBREL), or drop it if the client refused it."""
+    def received(self, packet_id: int, reason: int = 0) -> bool:
+        """PUBREC for a QoS 2 message: release it (PUBREL), or drop it if the client refused it.
+        False: no unreleased QoS 2 message of that id was in flight."""
         item = self.inflight.get(packet_id)
         if item is None or item.qos != 2:
             if self.wire is not None and item is None:
                 self.wire.pubrel(packet_id)  # a PUBREC for a released id: answer so the client can finish
-            return
+            return False
+        first = not item.released  # a repeated PUBREC is answered again, but was not paid for
         if reason >= 0x80:
-            self.ack(packet_id)
-            return
+            return self.ack(packet_id) and first
         item.released = True
         self._progress = time.monotonic()
         if self.wire is not None:
             self.wire.pubrel(packet_id)
+        return first
 
     # ---- connection lifecycle ------------------------------------------------------------
     def attach(self, wire: Wire, receive_maximum: int = 65535) -> None:

@@ -159,12 +159,33 @@ class BrokerSettings(_Part):
     # Largest MQTT packet a client may send; a bigger one closes its connection. (Messages over
     # limits.max_payload but under this get a too_large ack instead.)
     max_packet_bytes: int = Field(1 << 20, ge=1024, le=256 << 20)
+    # Checked before a packet is decoded (over a limit: the connection is closed, MQTT 5 with
+    # reason 0x97 quota exceeded; a CONNECT gets CONNACK 0x97): MQTT 5 properties per packet
+    # (User Properties included) and their bytes, per packet and per will; topic filters per
+    # SUBSCRIBE or UNSUBSCRIBE.
+    max_properties: int = Field(32, ge=1, le=65535)
+    max_property_bytes: int = Field(8192, ge=64, le=1 << 20)
+    max_filters_per_packet: int = Field(64, ge=1, le=65535)
+    # A client that does not read what the server answers it (PINGRESPs, acks) is disconnected
+    # once this much waits for it (MQTT 5: DISCONNECT 0x97). Deliveries are queued instead (above).
+    max_unread_bytes: int = Field(8 << 20, ge=64 << 10)
     max_devices: int = Field(0, ge=0)
     max_devices_per_class: dict[str, int] = Field(default_factory=dict)
     platform_classes: dict[str, str] = Field(default_factory=lambda: {
         "android": "phone", "ios": "phone", "windows": "desktop", "macos": "desktop", "linux": "desktop",
         "desktop": "desktop", "web": "web"})
     on_device_limit: Literal["refuse", "kick_oldest"] = "refuse"
+
+    @model_validator(mode="after")
+    def _unread_fits(self) -> BrokerSettings:
+        # What the server itself may legitimately leave unread: a socket's worth of deliveries
+        # (1 MiB), the in-flight window sent again on a reconnect, and a large packet on top of each.
+        needed = (1 << 20) + self.max_inflight_bytes + 2 * self.max_packet_bytes
+        if self.max_unread_bytes < needed:
+            msg = (f"broker.max_unread_bytes ({self.max_unread_bytes}) must be at least {needed} "
+                   "(1 MiB + broker.max_inflight_bytes + 2 x broker.max_packet_bytes)")
+            raise ValueError(msg)
+        return self
 
 
 class BridgeSettings(_Part):

@@ -303,7 +303,11 @@ class App:
                                      s.broker.on_device_limit),
                 clients=ClientLimits(s.broker.max_packet_bytes, s.broker.publish_rate, s.broker.publish_burst,
                                      s.broker.max_subscriptions, s.broker.max_topic_length, s.broker.receive_maximum,
-                                     s.broker.topic_alias_maximum, s.broker.max_keep_alive),
+                                     s.broker.topic_alias_maximum, s.broker.max_keep_alive,
+                                     max_properties=s.broker.max_properties,
+                                     max_property_bytes=s.broker.max_property_bytes,
+                                     max_filters=s.broker.max_filters_per_packet,
+                                     max_unread_bytes=s.broker.max_unread_bytes),
                 presence_interval_ms=s.broker.presence_min_interval_ms,
                 session_expiry_s=s.broker.session_expiry_s,
                 accept_users=False,  # until the bridge consumes what they publish (below)

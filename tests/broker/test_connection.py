@@ -20,6 +20,7 @@ from broker.connection import (
     AckReceived,
     Connection,
     ConnectRequested,
+    ControlReceived,
     DisconnectRequested,
     Event,
     LocalProtocolError,
@@ -186,9 +187,10 @@ def test_connect_then_pipelined_packets_wait_for_the_decision_then_come_in_order
     assert conn.data_to_send() == b""  # not even the PINGRESP before the CONNACK
     conn.accept(session_present=True, keep_alive=30)
     events = pending(conn)
-    assert [type(e) for e in events] == [PublishReceived, SubscribeRequested, PublishReceived]
+    assert [type(e) for e in events] == [PublishReceived, ControlReceived, SubscribeRequested, PublishReceived]
     assert isinstance(events[0], PublishReceived) and events[0].publish.topic == "a"
-    assert isinstance(events[2], PublishReceived) and events[2].publish.payload == b"2"
+    assert events[1] == ControlReceived(codec.PINGREQ)
+    assert isinstance(events[3], PublishReceived) and events[3].publish.payload == b"2"
     packets = sent(conn, level)
     assert isinstance(packets[0], p.ConnAck) and packets[0].session_present
     assert packets[1:] == [p.PingResp()]
@@ -292,9 +294,14 @@ def test_a_bad_first_packet_closes_without_an_answer(data: bytes) -> None:
 
 # ---- PINGREQ, QoS 2 reception ------------------------------------------------------------------------
 @pytest.mark.parametrize("level", [MQTT311, MQTT5])
-def test_pingreq_is_answered_without_an_event(level: int) -> None:
+def test_pingreq_is_answered_here_and_is_an_event_to_pace(level: int) -> None:
     conn = connected(level)
-    assert pending(conn, p.pingreq() + p.pingreq()) == []
+    # One event per packet, answered already: the shell only charges it to the connection's pace.
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(p.pingreq() + p.pingreq())
+    assert conn.next_event() == ControlReceived(codec.PINGREQ)
+    assert conn.out_bytes == 2  # one packet a call, however many a read brought
+    assert pending(conn) == [ControlReceived(codec.PINGREQ)]
     assert conn.out_bytes == 4
     assert conn.data_to_send() == b"\xd0\x00\xd0\x00"
 
@@ -312,7 +319,8 @@ def test_qos2_reception(level: int) -> None:
     assert isinstance(event, PublishReceived) and event.duplicate
     conn.send_pubrec(5)
     assert sent(conn, level) == [p.AckOut(p.PUBREC, 5)]
-    assert pending(conn, p.pubrel(5)) == []  # handled here: PUBCOMP, no event
+    # Handled here (PUBCOMP); its event says it was paid for by its PUBLISH.
+    assert pending(conn, p.pubrel(5)) == [ControlReceived(codec.PUBREL, prepaid=True)]
     assert sent(conn, level) == [p.AckOut(p.PUBCOMP, 5)]
     assert qos2_in == set()
     (event,) = pending(conn, p.publish("t", b"y", qos=2, packet_id=5, level=level))  # the id is free again
@@ -322,7 +330,7 @@ def test_qos2_reception(level: int) -> None:
 @pytest.mark.parametrize(("level", "reason"), [(MQTT5, 0x92), (MQTT311, 0)])
 def test_pubrel_of_an_unknown_id(level: int, reason: int) -> None:
     conn = connected(level)
-    assert pending(conn, p.pubrel(77)) == []
+    assert pending(conn, p.pubrel(77)) == [ControlReceived(codec.PUBREL, prepaid=False)]  # charged
     assert sent(conn, level) == [p.AckOut(p.PUBCOMP, 77, reason)]
     assert conn.state is State.CONNECTED
 
@@ -341,7 +349,7 @@ def test_exactly_once_across_connections(level: int) -> None:
     (event,) = pending(second, p.publish("t", b"x", qos=2, packet_id=9, dup=True, level=level))
     assert isinstance(event, PublishReceived) and event.duplicate
     second.send_pubrec(9)
-    assert pending(second, p.pubrel(9)) == []
+    assert pending(second, p.pubrel(9)) == [ControlReceived(codec.PUBREL, prepaid=True)]
     assert sent(second, level) == [p.AckOut(p.PUBREC, 9), p.AckOut(p.PUBCOMP, 9)]
     assert qos2_in == set()
 
@@ -416,7 +424,7 @@ def test_receive_maximum_counts_pubrel_and_a_retransmission_once() -> None:
     (event,) = pending(conn, p.publish("t", qos=2, packet_id=2, dup=True))
     assert isinstance(event, PublishReceived) and event.duplicate
     conn.send_pubrec(2)
-    assert pending(conn, p.pubrel(1)) == []
+    assert pending(conn, p.pubrel(1)) == [ControlReceived(codec.PUBREL, prepaid=True)]
     (event,) = pending(conn, p.publish("t", qos=1, packet_id=3))  # PUBREL freed a slot
     assert isinstance(event, PublishReceived) and not event.duplicate
     (event,) = pending(conn, p.publish("t", qos=1, packet_id=4))
