@@ -97,3 +97,86 @@ async def test_im_1to1_gives_postgresql_a_history_and_statistics(database_url: s
             assert stored == 120
             analyzed = await fetch("SELECT reltuples FROM pg_class WHERE relname = 'messages'")  # -1: never
             assert analyzed[0][0] == 120
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_the_fault_suite_plans_every_attack_bounded_and_with_options_its_attacker_accepts(quick: bool) -> None:
+    from bench.faults.__main__ import SCENARIOS
+    from bench.faults.__main__ import plan as faults_plan
+    from bench.faults.attack import ATTACKS, attacker_argv
+    from bench.faults.attackers import KINDS, parse_args
+
+    attacks = ["ping-flood", "property-bomb", "connect-bomb", "web-idle-fds", "upload-hog"]
+    assert set(attacks) <= set(SCENARIOS) and set(KINDS) == set(attacks) and set(ATTACKS) == {"abuse", *attacks}
+    args = argparse.Namespace(quick=quick, env=[], only=[*attacks, "abuse"], seconds=None, database_url=None,
+                              clients=None, users=None)
+    assert sorted(name for name, _ in faults_plan(args)) == sorted([*attacks, "abuse"])
+    for name in attacks:
+        kind = ATTACKS[name]
+        tokens = {f"x{k}": "imt_t" for k in range(kind.connections)}
+        argv = attacker_argv(name, 1883, 8090, "fx" if tokens else None, tokens, ["s"] if kind.sinks else [], 90)
+        assert argv[:2] == ["-m", "bench.faults.attackers"]
+        parsed = parse_args(argv[2:])
+        assert parsed.kind == name and parsed.max_seconds == 90 and len(parsed.tokens) == kind.connections
+    assert ATTACKS["web-idle-fds"].nofile == 1024 and parse_args(attacker_argv(
+        "web-idle-fds", 1, 2, None, {}, [], 1)[2:]).sockets > 1024  # more idle sockets than the server may open
+
+
+def test_the_attack_packets_are_well_formed_and_as_large_as_the_broker_allows() -> None:
+    """Each attack packet decodes (built small, so that a limit on properties or filters does not
+    refuse it), and the real ones fill the broker's packet limits with ~209,000 properties,
+    ~262,000 filters and ~13,000 properties before CONNECT."""
+    import random
+
+    from bench.faults import attackers as at
+    from broker import codec
+
+    def split(packet: bytes) -> tuple[int, bytes]:
+        length, shift, pos = 0, 0, 1
+        while True:
+            length |= (packet[pos] & 0x7F) << shift
+            shift, pos = shift + 7, pos + 1
+            if not packet[pos - 1] & 0x80:
+                return packet[0], packet[pos:pos + length] if pos + length == len(packet) else b"?"
+
+    first, body = split(at.publish_bomb("im/u/out/event", b"{}", limit=121))
+    pub = codec.decode(first, body, codec.MQTT5)
+    assert isinstance(pub, codec.Publish) and pub.payload == b"{}" and len(pub.properties[codec.P_USER]) == 20
+    first, body = split(at.subscribe_bomb(7, limit=83))
+    sub = codec.decode(first, body, codec.MQTT5)
+    assert isinstance(sub, codec.Subscribe) and sub.packet_id == 7 and len(sub.filters) == 20
+    first, body = split(at.connect_bomb("c", limit=118))
+    con = codec.decode_connect(first, body)
+    assert con.level == codec.MQTT5 and con.username is None and len(con.properties[codec.P_USER]) == 20
+    for acks in (False, True):
+        data, pings, stray = at.ping_chunk(random.Random(1), acks=acks, size=400)
+        assert (stray > 0) == acks and len(data) == 2 * pings + 4 * stray
+        pos, kinds = 0, set()
+        while pos < len(data):
+            size = 2 + data[pos + 1]
+            kinds.add(type(codec.decode(data[pos], data[pos + 2:pos + size], codec.MQTT5)).__name__)
+            pos += size
+        assert kinds == ({"Bare", "Ack"} if acks else {"Bare"})
+
+    full = {"publish": (at.publish_bomb("im/u/out/event", b"{}"), at.PACKET_LIMIT, at.EMPTY_USER_PROPERTY, 209_000),
+            "subscribe": (at.subscribe_bomb(), at.PACKET_LIMIT, b"\x00\x01a\x00", 262_000),
+            "connect": (at.connect_bomb("bomb0"), at.CONNECT_LIMIT, at.EMPTY_USER_PROPERTY, 13_000)}
+    for name, (packet, limit, item, least) in full.items():
+        assert limit - 5 < len(split(packet)[1]) <= limit and packet.count(item) > least, name
+
+
+def test_an_attack_row_fails_over_the_ratio_or_when_a_probe_fails() -> None:
+    from bench.faults.attack import Sample, Window, judge, judge_probe
+    from bench.faults.audit import Row
+
+    row = Row("t")
+    assert judge(row, "send->delivery", 10.0, 29.0, 3.0) == pytest.approx(2.9) and row.ok
+    assert judge(row, "send->delivery", 10.0, 31.0, 3.0) > 3 and not row.ok
+    samples = [Sample(0.5, 0.002, "ok"), Sample(1.5, 0.003, "ok"), Sample(2.5, 5.0, "no CONNACK in 5 s")]
+    quiet, attack = Window.of(samples, 0, 1), Window.of(samples, 1, 3)
+    assert (attack.n, sum(attack.failed.values())) == (2, 1) and attack.p99_ms == pytest.approx(3.0)
+    row = Row("t")
+    judge_probe(row, "new MQTT logins", quiet, attack, 3.0)
+    assert row.failed == ["new MQTT logins: 1 of 2 failed during the attack ({'no CONNACK in 5 s': 1})"]
+    row = Row("t")
+    assert judge_probe(row, "uploads", quiet, Window.of(samples, 1, 2), 3.0) == pytest.approx(1.5) and row.ok

@@ -7,7 +7,8 @@ directory, free port) and real MQTT clients that behave as docs/protocol.md asks
     python -m bench.faults --only kill9 abuse    # some of them
     python -m bench.faults --only kill9 --database-url postgres://postgres@127.0.0.1:5432
 
-Scenarios: kill9, pg-restart, pg-pause, reconnect-storm, abuse, slow-consumer (see bench/README.md,
+Scenarios: kill9, pg-restart, pg-pause, reconnect-storm, abuse, slow-consumer, and the attacks of
+issue 24: ping-flood, property-bomb, connect-bomb, web-idle-fds, upload-hog (see bench/README.md,
 "Fault suite"). Each runs in its own child process (tortoise keeps per-process state of the first
 database it opened, and a storm's thousands of sockets stay out of the next scenario). One JSON
 line per row as it finishes, then a Markdown table. Exit status 1 when a
@@ -28,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench._common import raise_nofile
-from bench.faults.abuse import AbuseConfig, run_abuse
+from bench.faults.attack import ATTACKS, AttackConfig, run_attack
 from bench.faults.audit import Row
 from bench.faults.kill9 import Kill9Config, run_kill9
 from bench.faults.pg import PgConfig, run_pg_scenarios
@@ -36,7 +37,8 @@ from bench.faults.slow import SlowConfig, run_slow
 from bench.faults.storm import StormConfig, run_storm
 from bench.faults.world import ChatPlan
 
-SCENARIOS = ("kill9", "pg-restart", "pg-pause", "reconnect-storm", "abuse", "slow-consumer")
+SCENARIOS = ("kill9", "pg-restart", "pg-pause", "reconnect-storm", "abuse", "slow-consumer", "ping-flood",
+             "property-bomb", "connect-bomb", "web-idle-fds", "upload-hog")
 _LIMIT = 1800.0  # seconds per scenario
 
 
@@ -76,15 +78,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Awaitable[lis
     if "reconnect-storm" in args.only:
         st = StormConfig(clients=args.clients or (200 if q else 2000), env=env)
         runs.append(("reconnect-storm", lambda: one(run_storm(st))))
-    if "abuse" in args.only:
-        ab = AbuseConfig(users=args.users or (10 if q else 50), quiet_s=4.0 if q else 10.0,
-                         flood_s=4.0 if q else 10.0, env=env)
-        runs.append(("abuse", lambda: one(run_abuse(ab))))
     if "slow-consumer" in args.only:
         sc = SlowConfig(pairs=2, senders=4, load_s=6.0, history_rpcs=20, settle_s=6.0, env=env) if q \
             else SlowConfig(env=env)
         runs.append(("slow-consumer", lambda: one(run_slow(sc))))
+    for name in (n for n in SCENARIOS if n in ATTACKS and n in args.only):  # abuse, then issue 24's
+        at = AttackConfig(kind=name, users=args.users or (10 if q else 50), quiet_s=4.0 if q else 10.0,
+                          attack_s=4.0 if q else 10.0, env=env)
+        runs.append((name, _attack(at, one)))
     return runs
+
+
+def _attack(cfg: AttackConfig, one: Callable[[Awaitable[Row]], Awaitable[list[Row]]],
+            ) -> Callable[[], Awaitable[list[Row]]]:
+    return lambda: one(run_attack(cfg))
 
 
 async def _guarded(name: str, factory: Callable[[], Awaitable[list[Row]]]) -> list[Row]:
@@ -123,7 +130,7 @@ def main() -> None:
                         help="extra settings for every imgate started (e.g. IMGATE_LIMITS__MESSAGES_PER_S=50)")
     parser.add_argument("--seconds", type=float, help="load duration of kill9 and pg-* (default 20 / 30; quick 6 / 10)")
     parser.add_argument("--clients", type=int, help="reconnect-storm clients (default 2000; quick 200)")
-    parser.add_argument("--users", type=int, help="abuse: normal users (default 50; quick 10)")
+    parser.add_argument("--users", type=int, help="abuse and the attacks: normal users (default 50; quick 10)")
     parser.add_argument("--lenient", action="store_true", help="exit 1 only on lost or duplicated messages, not "
                                                                "when another check of a row failed")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one planned scenario in this process

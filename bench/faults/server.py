@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
-from bench._common import free_port, peak_rss_mb, rss_mb
+from bench._common import free_port, peak_rss_mb, rss_mb, server_build
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 _READY = "imgate: MQTT on"
@@ -27,16 +28,23 @@ STOP_TIMEOUT = 30.0
 
 class ImgateServer:
     """One ``python -m imgate run`` at a time on ``port`` with ``data_dir`` and IMGATE_* ``env``.
-    Its output is drained all the time (a full pipe would block its logging) into ``tail``."""
+    Its output is drained all the time (a full pipe would block its logging) into ``tail``.
+
+    Its web listener gets a free port of its own (``web_port``, kept over restarts) and its MQTT
+    WebSocket listener a free one at each start, unless ``env`` names them: the defaults (8090,
+    8083) would collide with any other imgate on this machine. ``nofile``: the server runs with
+    RLIMIT_NOFILE lowered to that (soft and hard, so it cannot raise it again)."""
 
     def __init__(self, data_dir: Path, env: dict[str, str], port: int | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, nofile: int | None = None) -> None:
         self.data_dir = data_dir
         # Everything it prints, over every start; kept after the scenario (the data dir is not).
         self.log_path = log_path or LOG_DIR / f"{data_dir.name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.env = env
+        self.web_port = int(env.get("IMGATE_WEB__PORT") or 0) or free_port()
+        self.env = {"IMGATE_MQTT__WS_PORT": "0", **env, "IMGATE_WEB__PORT": str(self.web_port)}
         self.port = port or free_port()
+        self.nofile = nofile
         self.proc: asyncio.subprocess.Process | None = None
         self.tail: deque[str] = deque(maxlen=200)
         self.lines = 0  # printed after start-up, over every start
@@ -61,10 +69,11 @@ class ImgateServer:
             RuntimeError: it exited or did not get ready within START_TIMEOUT (with its output).
         """
         env = {**os.environ, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **self.env}
+        python, tree = server_build()  # this tree's, or IMGATE_BENCH_SERVER=PYTHON:TREE's
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "imgate", "run", "--port", str(self.port), "--data-dir", str(self.data_dir),
-            env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            limit=1 << 20)
+            python, "-m", "imgate", "run", "--port", str(self.port), "--data-dir", str(self.data_dir),
+            env=env, cwd=tree, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            limit=1 << 20, preexec_fn=self._limits if self.nofile else None)
         self.starts += 1
         assert self.proc.stdout is not None
         try:
@@ -85,6 +94,11 @@ class ImgateServer:
             await self.stop()
             raise RuntimeError(msg) from None
         self._drain = asyncio.create_task(self._drain_output(self.proc), name="faults.server.drain")
+
+    def _limits(self) -> None:
+        """In the child, before exec: lower its open-file limit."""
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     async def _drain_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None

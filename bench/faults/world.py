@@ -40,10 +40,12 @@ class Platform:
 
 @asynccontextmanager
 async def platform(uids: list[str], *, database_url: str | None = None, env: dict[str, str] | None = None,
-                   extra_devices: dict[str, list[str]] | None = None) -> AsyncIterator[Platform]:
+                   extra_devices: dict[str, list[str]] | None = None,
+                   nofile: int | None = None) -> AsyncIterator[Platform]:
     """A fresh data directory and database (SQLite in the data directory by default; a
     PostgreSQL URL without a database name gets a fresh database, dropped at the end), the users
-    ``uids`` with one token each (device ``d``), and ``imgate run`` on a free port."""
+    ``uids`` with one token each (device ``d``), and ``imgate run`` on a free port (``nofile``:
+    with that open-file limit)."""
     tmp = Path(tempfile.mkdtemp(prefix="imgate-faults-"))
     url = database_url or f"sqlite://{tmp / 'imgate.db'}"
     fresh_pg = bool(database_url) and pg_wants_fresh(url)
@@ -53,7 +55,7 @@ async def platform(uids: list[str], *, database_url: str | None = None, env: dic
     try:
         await asyncio.to_thread(ensure_schema, url, tmp)
         tokens = await create_users(url, uids, extra_devices=extra_devices)
-        server = ImgateServer(tmp, {"IMGATE_DATABASE__URL": url, **(env or {})})
+        server = ImgateServer(tmp, {"IMGATE_DATABASE__URL": url, **(env or {})}, nofile=nofile)
         await server.start()
         yield Platform(server, url, tokens, tmp)
     finally:
