@@ -36,6 +36,7 @@ class AuthChange:
     uid: str
     device: str | None
     kind: str
+    ts: int = 0  # when it was made (ms)
 
 
 class Authenticator(Protocol):

@@ -10,9 +10,13 @@ RabbitMQ asks four questions (``auth_http.http_method = post``, form fields):
   password, exactly as on the embedded broker.
 - *vhost*: ``username``, ``vhost``: only the configured virtual host.
 - *resource*: ``username``, ``vhost``, ``resource`` (``exchange``/``queue``), ``name``,
-  ``permission`` (``configure``/``write``/``read``): the MQTT plugin's own objects. Users and
-  service accounts use the topic exchange and their MQTT subscription queues
-  (``mqtt-subscription-{client id}qos0|1``); internal accounts (the bridges) anything.
+  ``permission`` (``configure``/``write``/``read``), ``client_id`` (MQTT): the MQTT plugin's own
+  objects. A connection may use the queue of its own client id only
+  (``mqtt-subscription-{client id}qos0|1``, whoever else's it names: denied), and the topic
+  exchange: a user to read and write, a service account to read only when one of its rules reads
+  and to write only when one writes (the topic question then decides the routing key). Internal
+  accounts (the bridges) anything. Only internal accounts log in over AMQP (no client id): another
+  service account's AMQP login is refused, since an AMQP client could name any queue.
 - *topic*: ``username``, ``vhost``, ``resource`` = ``topic``, ``name`` (the exchange),
   ``permission`` (``write``: a publish; ``read``: a subscription's binding key),
   ``routing_key``, ``variable_map.client_id``, ``variable_map.username``. The routing key is the
@@ -32,6 +36,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from broker.acl import Principal, TopicAcl
+from broker.connection import NOT_AUTHORIZED
 from broker.gate import USER_CLIENT_ID, Gate
 
 # The MQTT plugin's queue for a client's subscriptions (RabbitMQ 3.10: rabbit_mqtt_processor).
@@ -66,7 +71,10 @@ class ExternalAuth:
         if not username or not password:
             return Login(allowed=False)
         if self._gate.is_account(username) and not client_id:
-            # An AMQP connection of a service account (the bridges): no MQTT client id.
+            # An AMQP connection (no MQTT client id): the bridges' own account only. Any other
+            # service account is refused: over AMQP it could read or delete queues by name.
+            if username not in self._internal:
+                return Login(allowed=False, reason=NOT_AUTHORIZED)
             client_id = f"amqp-{username}"
         who = await self._gate.login(username, password, client_id or "")
         return Login(allowed=True) if isinstance(who, Principal) else Login(allowed=False, reason=who)
@@ -78,6 +86,8 @@ class ExternalAuth:
         """Who a connection RabbitMQ logged in (through ``login``) is, from its username and
         client id; None when those cannot belong to one of our logins."""
         if self._gate.is_account(username):
+            if client_id and USER_CLIENT_ID.match(client_id):
+                return None  # a user's client id is never an account's (its login is refused)
             rules = self._gate.accounts[username].rules
             cid = client_id or f"amqp-{username}"
             return Principal(uid=None, device=None, rules=tuple(r.expand(username, cid) for r in rules), account=username)
@@ -86,18 +96,30 @@ class ExternalAuth:
         uid, _, device = client_id.partition(":")
         return Principal(uid, device) if uid == username else None
 
-    def resource(self, username: str, vhost: str, resource: str, name: str, permission: str) -> bool:
+    def resource(self, username: str, vhost: str, resource: str, name: str, permission: str,
+                 client_id: str | None = None) -> bool:
+        """RabbitMQ's resource question, for the connection ``username`` / ``client_id`` (the
+        form's ``client_id``: MQTT connections send it)."""
         if not self.vhost(vhost):
             return False
         if username in self._internal:
             return True
+        who = self.principal(username, client_id) if client_id else None
+        if who is None:  # not one of our MQTT logins (a service account's AMQP login is refused)
+            return False
         if resource == "exchange":
-            return name == self._exchange and permission in ("read", "write")
-        if resource == "queue" and name.startswith(_SUBSCRIPTION_QUEUE) and name.endswith(("qos0", "qos1")):
-            client_id = name[len(_SUBSCRIPTION_QUEUE):-4]
-            if self._gate.is_account(username):
-                return not USER_CLIENT_ID.match(client_id)
-            return client_id.partition(":")[0] == username and USER_CLIENT_ID.match(client_id) is not None
+            if name != self._exchange:
+                return False
+            if who.account is None:
+                return permission in ("read", "write")
+            rules = who.rules or ()
+            return (permission == "read" and any(r.reads for r in rules)) or \
+                (permission == "write" and any(r.writes for r in rules))
+        if resource == "queue":
+            # The MQTT plugin's queue of this very connection's client id (it declares, binds and
+            # consumes it: configure, write, read); never another client's, user or account.
+            return name in (f"{_SUBSCRIPTION_QUEUE}{client_id}qos0", f"{_SUBSCRIPTION_QUEUE}{client_id}qos1") \
+                and permission in ("configure", "write", "read")
         return False
 
     def topic(self, username: str, vhost: str, exchange: str, permission: str, routing_key: str,

@@ -321,6 +321,11 @@ class RabbitMqSettings(_Part):
     management_username: str | None = None  # a user with the "administrator" or "monitoring" tag
     management_password: str | None = None
     timeout_s: float = Field(5.0, gt=0, le=60)
+    # RabbitMQ's auth_cache.cache_ttl, in seconds (0: no cache in front of the HTTP backend). For this
+    # long (and 2 s more) after a revocation, a disable or an expiry, a connection of the device that
+    # shows up (its login answered from the cache) is closed again (imgate/rabbitmq.py). At least the
+    # nodes' cache_ttl: config/rabbitmq/*.conf ship 15 s.
+    auth_cache_ttl_s: float = Field(15.0, ge=0, le=3600)
 
 
 class AmqpSettings(_Part):

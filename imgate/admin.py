@@ -362,7 +362,7 @@ def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:
         form = await _form(request)
         return _answer(form is not None and auth.resource(form.get("username", ""), form.get("vhost", ""),
                                                           form.get("resource", ""), form.get("name", ""),
-                                                          form.get("permission", "")))
+                                                          form.get("permission", ""), form.get("client_id")))
 
     @app.post("/auth/rabbitmq/topic", response_class=PlainTextResponse, tags=tags)
     async def rabbitmq_topic(request: Request) -> PlainTextResponse:

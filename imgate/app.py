@@ -54,7 +54,7 @@ from services.users.service import UserService
 
 if TYPE_CHECKING:
     from imgate.http import EmbeddedHttpServer
-    from imgate.rabbitmq import RabbitManagement
+    from imgate.rabbitmq import ConnectionWatch, RabbitManagement
 
 log = logging.getLogger("imgate")
 
@@ -176,6 +176,17 @@ def service_accounts(s: Settings) -> list[ServiceAccount]:
             for a in s.broker.accounts]
 
 
+def amqp_url(s: Settings) -> str:
+    """``amqp.url``, with ``broker.username`` / ``broker.password`` when it has no credentials."""
+    from yarl import URL
+
+    assert s.amqp.url is not None
+    url = URL(s.amqp.url)
+    if url.user is None and s.broker.username:
+        url = url.with_user(s.broker.username).with_password(s.broker.password)
+    return str(url)
+
+
 def listener_specs(s: Settings) -> list[ListenerSpec]:
     """The listeners besides plain MQTT on mqtt.port: TLS, WebSocket, secure WebSocket (each off
     while its port is unset)."""
@@ -220,6 +231,7 @@ class App:
         self.search: SearchService | None = None
         self.worker: WorkerProcess | None = None  # the background work's process (workers.mode = "process")
         self.rabbit: RabbitManagement | None = None  # RabbitMQ's management API (rabbitmq.management_url)
+        self.connection_watch: ConnectionWatch | None = None  # RabbitMQ's connection events (with amqp.url)
         self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -365,13 +377,8 @@ class App:
     def _amqp(self, svc: Services) -> AmqpTransport:
         """Cluster mode's transport: RabbitMQ over AMQP, the sender shards shared with the other
         bridges alive in the database (bridge/amqp.py)."""
-        from yarl import URL
-
         a, s = self.settings.amqp, self.settings
-        assert a.url is not None
-        url = URL(a.url)
-        if url.user is None and s.broker.username:
-            url = url.with_user(s.broker.username).with_password(s.broker.password)
+        url = amqp_url(s)
         ttl_ms = int(a.membership_interval_s * 3000)
         holder, events, clock = self.holder, svc.events, self.clock
 
@@ -385,7 +392,7 @@ class App:
                 log.exception("could not leave the bridges' membership")
 
         self._stack.push_async_callback(leave)
-        self.amqp = AmqpTransport(str(url), exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
+        self.amqp = AmqpTransport(url, exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
                              prefetch=a.prefetch, holder=holder, members=members,
                              interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout,
                              max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes)
@@ -600,18 +607,27 @@ class App:
         """With ``rabbitmq.management_url``: the management API, and a watcher that closes the
         RabbitMQ connections of every revocation or disable logged in the database (made by this
         process, another ``imgate api`` or the CLI) and of every token as it expires, within
-        ``broker.auth_poll_interval``. (With several api processes each closes them: harmless.)"""
+        ``broker.auth_poll_interval``. (With several api processes each closes them: harmless.)
+        Each of those devices is then in quarantine for RabbitMQ's auth cache TTL: whenever it
+        shows up again (a login answered from the cache), it is closed again, as RabbitMQ reports
+        it on its event exchange (with ``amqp.url``), else on every pass (imgate/rabbitmq.py)."""
         r = self.settings.rabbitmq
         if not r.management_url:
             return
         import httpx
 
-        from imgate.rabbitmq import RabbitManagement
+        from imgate.rabbitmq import ConnectionWatch, Quarantine, RabbitManagement
 
         auth = (r.management_username or "", r.management_password or "") if r.management_username else None
         client = await self._stack.enter_async_context(httpx.AsyncClient(base_url=r.management_url, auth=auth,
                                                                          timeout=r.timeout_s))
         rabbit = self.rabbit = RabbitManagement(client)
+        quarantine = Quarantine(int(r.auth_cache_ttl_s * 1000))
+        watch_events = None
+        if self.settings.amqp.url:
+            watch_events = self.connection_watch = ConnectionWatch(amqp_url(self.settings), quarantine,
+                                                                   rabbit.close_user, self.clock.now_ms)
+            self.tasks.spawn("imgate.rabbitmq.connection-watch", watch_events.run)
         after = await svc.users.last_auth_change_id()
         expired_after = self.clock.now_ms()
         interval = self.settings.broker.auth_poll_interval
@@ -622,14 +638,21 @@ class App:
                 await asyncio.sleep(interval)  # a polling interval for the database's log, not synchronisation
                 try:
                     for change in await svc.users.auth_changes_since(after):
+                        quarantine.add(change.uid, change.device, change.ts)
                         await rabbit.close_user(change.uid, f"{change.kind} (imgate)")
                         after = change.id
                     # Tokens that expired since the last pass (RabbitMQ checks a login only once).
                     now = self.clock.now_ms()
                     expired = await svc.users.expired_between(expired_after, now)
-                    for uid in dict.fromkeys(uid for uid, _ in expired):
+                    for uid, device, at in expired:
+                        quarantine.add(uid, device, at)
+                    for uid in dict.fromkeys(uid for uid, _, _ in expired):
                         await rabbit.close_user(uid, "token expired (imgate)")
-                    expired_after = now if len(expired) < 1000 else expired[-1][1]  # a full page: the rest next pass
+                    expired_after = now if len(expired) < 1000 else expired[-1][2]  # a full page: the rest next pass
+                    quarantine.prune(now)
+                    if watch_events is None:  # no event exchange: close the quarantined users on every pass
+                        for uid in quarantine.active(now):
+                            await rabbit.close_user(uid, "token revoked (imgate; RabbitMQ's auth cache)")
                 except Exception:  # the database or the management API is away: the next pass retries
                     log.exception("closing revoked RabbitMQ connections failed; retrying")
 

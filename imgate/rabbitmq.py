@@ -1,23 +1,58 @@
-"""RabbitMQ's management HTTP API, as imgate uses it when RabbitMQ is the MQTT front: closing the
-live connections of a user whose token was revoked or who was disabled. (Its HTTP auth backend,
-``/auth/rabbitmq/…`` in ``imgate.admin``, refuses their next login; a live MQTT connection is not
-asked again.)"""
+"""RabbitMQ's management HTTP API and event exchange, as imgate uses them when RabbitMQ is the MQTT
+front: closing the live connections of a user whose token was revoked or expired or who was
+disabled. (Its HTTP auth backend, ``/auth/rabbitmq/…`` in ``imgate.admin``, refuses their next
+login; a live MQTT connection is not asked again.)
+
+Why closing once is not enough: RabbitMQ's ``rabbitmq_auth_backend_cache`` (``auth_cache.cache_ttl``,
+15 s in ``config/rabbitmq/*.conf``) keeps every answer of the HTTP backend for its TTL, keyed by the
+question's arguments: a login (username, password, client id) answered "allow" before the
+revocation is answered "allow" again from the cache, without asking imgate, until it expires; so
+are the topic and resource questions of that user and client id (verified on RabbitMQ 3.10: a
+second connection of the same device asks imgate nothing). A connection is never asked again once
+it is open, and caches its own topic answers. So a device whose token was revoked can reconnect
+at once, and nothing would close it again: denying its topics in imgate would not help either,
+their answers being in the cache too.
+
+The answer here, ``Quarantine``: for the cache's TTL (``rabbitmq.auth_cache_ttl_s``) and 2 s more
+after a revocation, a disable or an expiry, every connection of that ``{uid}:{device}`` (every
+device, for a disable or a revocation of all devices) that RabbitMQ reports
+(``connection.created`` on ``amq.rabbitmq.event``, which ``ConnectionWatch`` consumes over AMQP)
+is closed at once. Past the window nothing is cached any more, and the login is refused by imgate
+itself. The cost: a device given a new token within the window is closed too until the window ends
+(its new login cannot be told apart from the old one's: the event carries no credentials). Without
+AMQP (``imgate run`` on RabbitMQ over MQTT) the watcher closes the quarantined users' connections
+on every pass of ``broker.auth_poll_interval`` instead, for the same window.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
+import aio_pika
 import httpx
+from aio_pika.abc import AbstractIncomingMessage
+
+from bridge.amqp import EVENT_EXCHANGE, connection_event
+from bridge.transport import backoff
 
 log = logging.getLogger("imgate.rabbitmq")
+
+MARGIN_MS = 2_000  # past the cache TTL: a login answered while the revocation committed, clock skew
+_MAX_ENTRIES = 100_000  # quarantined devices remembered at once (the oldest go first)
+_KEEP_MS = 60_000  # past its window, an entry still serves events that were queued late
+_QUEUE_LENGTH = 10_000  # the event queue's bound (the oldest events are dropped beyond)
 
 
 class RabbitManagement:
     """Closes connections through ``DELETE /api/connections/username/{user}`` (immediate; the
-    listing of connections lags by the node's statistics interval, so a per-device close found by
-    listing could miss a device that has just connected: every connection of the user is closed,
-    and the devices whose tokens are still valid log in again)."""
+    listing of connections lags by the node's statistics interval, and so does closing one
+    connection by its name (404 for a connection just opened), so a per-device close could miss a
+    device that has just connected: every connection of the user is closed, and the devices whose
+    tokens are still valid log in again)."""
 
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
@@ -37,3 +72,114 @@ class RabbitManagement:
             closed.raise_for_status()
         log.info("closed the RabbitMQ connections of %s (%s): %d listed", uid, reason, count)
         return count
+
+
+class Quarantine:
+    """The devices whose connections are closed whenever they show up, each until its revocation
+    (disable, expiry) time + the auth cache's TTL + ``MARGIN_MS``. Sans-IO; bounded."""
+
+    def __init__(self, cache_ttl_ms: int) -> None:
+        self.window_ms = cache_ttl_ms + MARGIN_MS
+        self._until: OrderedDict[tuple[str, str | None], int] = OrderedDict()
+
+    def add(self, uid: str, device: str | None, since_ms: int) -> None:
+        """Quarantine ``uid``'s ``device`` (None: every device) from ``since_ms`` on."""
+        key = (uid, device)
+        self._until[key] = max(self._until.get(key, 0), since_ms + self.window_ms)
+        self._until.move_to_end(key)
+        while len(self._until) > _MAX_ENTRIES:
+            self._until.popitem(last=False)
+
+    def holds(self, uid: str, device: str, at_ms: int) -> bool:
+        """Must a connection of ``uid:device`` created at ``at_ms`` (RabbitMQ's clock) be closed?"""
+        return any(at_ms <= self._until.get(key, -1) for key in ((uid, device), (uid, None)))
+
+    def active(self, now_ms: int) -> list[str]:
+        """The users with a device in quarantine now."""
+        return list(dict.fromkeys(uid for (uid, _), until in self._until.items() if now_ms <= until))
+
+    def prune(self, now_ms: int) -> None:
+        for key in [k for k, until in self._until.items() if until + _KEEP_MS < now_ms]:
+            del self._until[key]
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+Close = Callable[[str, str], Awaitable[int]]
+
+
+class ConnectionWatch:
+    """Consumes ``connection.created`` from RabbitMQ's event exchange (its own exclusive queue, so
+    every ``imgate api`` sees every event) and closes the connections ``quarantine`` holds.
+    ``run`` reconnects with backoff; after a reconnect (events of the gap are lost) it closes the
+    users in quarantine once."""
+
+    def __init__(self, url: str, quarantine: Quarantine, close: Close, now_ms: Callable[[], int]) -> None:
+        self._url = url
+        self._quarantine = quarantine
+        self._close = close
+        self._now_ms = now_ms
+        self.ready = asyncio.Event()  # consuming (for tests and the start-up order)
+        self.closed = 0  # connections closed because of the quarantine
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                connection = await aio_pika.connect(self._url, timeout=10)
+            except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+                attempt += 1
+                delay = backoff(attempt)
+                # The first attempts of an ``imgate api`` starting up log in through its own auth
+                # backend, which may not listen yet: quiet until it is clearly something else.
+                log.log(logging.WARNING if attempt > 3 else logging.DEBUG,
+                        "RabbitMQ event exchange: cannot connect (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)  # a reconnect backoff, not synchronisation
+                continue
+            try:
+                async with connection:
+                    await self._consume(connection, reconnected=attempt > 0)
+                    attempt = 0
+            except (OSError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+                log.warning("RabbitMQ event exchange: connection lost (%s); reconnecting", exc)
+            finally:
+                self.ready.clear()
+            attempt += 1
+            await asyncio.sleep(backoff(attempt))  # a reconnect backoff, not synchronisation
+
+    async def _consume(self, connection: aio_pika.abc.AbstractConnection, *, reconnected: bool) -> None:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("", exclusive=True, auto_delete=True, arguments={
+            "x-max-length": _QUEUE_LENGTH, "x-overflow": "drop-head"})
+        await queue.bind(EVENT_EXCHANGE, "connection.created")
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def gone(*_: object) -> None:
+            if not lost.done():
+                lost.set_result(None)
+
+        connection.close_callbacks.add(gone)
+        channel.close_callbacks.add(gone)
+        if reconnected:  # what was created while we were away: close the quarantined users once
+            for uid in self._quarantine.active(self._now_ms()):
+                await self._closing(uid, "token revoked (imgate; events were missed)")
+        await queue.consume(self._on_event, no_ack=True)
+        self.ready.set()
+        await lost
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        event = connection_event(message.routing_key or "", dict(message.headers or {}))
+        if event is None or event[0] != "created":
+            return
+        _, _, client_id, ts = event
+        uid, _, device = client_id.partition(":")
+        if self._quarantine.holds(uid, device, ts):
+            await self._closing(uid, "token revoked (imgate; it came back through RabbitMQ's auth cache)")
+
+    async def _closing(self, uid: str, reason: str) -> None:
+        try:
+            await self._close(uid, reason)
+            self.closed += 1
+        except Exception:  # the management API is away: the watcher's next pass closes them
+            log.exception("closing the RabbitMQ connections of %s failed", uid)

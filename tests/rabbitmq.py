@@ -49,6 +49,28 @@ _URL = re.compile(r"https?://[A-Za-z0-9.:\[\]/_~%-]+")  # what may go inside an 
 _EPMD_PORT = 4369
 
 
+# The configuration `make rabbitmq` runs (README, "Scale out"): tests of the auth cache start a node
+# with its auth settings, not with settings of their own.
+SHIPPED_CONF = Path(__file__).resolve().parent.parent / "config" / "rabbitmq" / "local.conf"
+_AUTH_KEYS = ("auth_backends.", "auth_cache.", "auth_http.")
+
+
+def shipped_auth_settings(conf: Path) -> dict[str, str]:
+    """The auth settings of a shipped RabbitMQ configuration file (``key = value`` lines whose key
+    starts with ``auth_backends.``, ``auth_cache.`` or ``auth_http.``), in file order. Raises
+    ValueError if it lacks one of the four HTTP backend paths or uses another HTTP method than post
+    (the test node points the paths at the test's auth server and always posts)."""
+    found: dict[str, str] = {}
+    for line in conf.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#") and key.strip().startswith(_AUTH_KEYS):
+            found[key.strip()] = value.strip()
+    missing = [p for p in AUTH_PATHS if f"auth_http.{p}_path" not in found]
+    if missing or found.get("auth_http.http_method") != "post":
+        raise ValueError(f"{conf}: auth paths {missing} missing, or auth_http.http_method is not post")
+    return found
+
+
 def installed() -> bool:
     return SERVER.is_file() and CTL.is_file()
 
@@ -90,11 +112,21 @@ class RabbitNode:
     removes its directory. Also a context manager."""
 
     def __init__(self, auth_base: str = "http://127.0.0.1:9/auth/rabbitmq", *, name: str | None = None,
-                 auth_cache_ttl_ms: int | None = None, cookie: str | None = None) -> None:
+                 auth_cache_ttl_ms: int | None = None, cookie: str | None = None,
+                 auth_from: Path | None = None) -> None:
         """``auth_base``: the HTTP auth backend's paths are ``{auth_base}/user`` etc. ``auth_cache_ttl_ms``:
         put ``rabbitmq_auth_backend_cache`` in front of the HTTP backend with this TTL (None: no cache,
-        every check reaches the auth server; the plugin is enabled either way)."""
+        every check reaches the auth server; the plugin is enabled either way). ``auth_from``: take the
+        auth settings (``auth_backends.*``, ``auth_cache.*``, ``auth_http.*``, cache TTL included) from
+        this shipped configuration file instead (``SHIPPED_CONF``), only its four paths pointed at
+        ``auth_base``, and the ``advanced.config`` beside it (MQTT usernames with a colon)."""
         self.auth_base = self._check_url(auth_base)
+        self.shipped_auth = shipped_auth_settings(auth_from) if auth_from is not None else None
+        advanced = auth_from.parent / "advanced.config" if auth_from is not None else None
+        self.shipped_advanced = advanced.read_text() if advanced is not None and advanced.is_file() else None
+        if self.shipped_auth is not None:
+            auth_cache_ttl_ms = int(self.shipped_auth["auth_cache.cache_ttl"]) \
+                if self.shipped_auth.get("auth_backends.1") == "cache" else None
         self.auth_cache_ttl_ms = auth_cache_ttl_ms
         self.cookie = cookie or secrets.token_hex(16).upper()  # nodes of one cluster share it
         self.nodename = f"{name or 'imgate-test-' + secrets.token_hex(4)}@localhost"
@@ -142,6 +174,8 @@ class RabbitNode:
         (self.dir / "rabbitmq-env.conf").write_text("")  # Debian's /etc/rabbitmq one forces NODENAME
         (self.dir / "enabled_plugins").write_text(f"[{','.join(PLUGINS)}].\n")
         (self.dir / "rabbitmq.conf").write_text(self._config())
+        if self.shipped_advanced is not None:  # the shipped node's advanced.config, as it is
+            (self.dir / "advanced.config").write_text(self.shipped_advanced)
         console = (self.dir / "console.log").open("wb")
         try:
             self._proc = subprocess.Popen([str(SERVER)], env=self.env, cwd=self.dir, stdin=subprocess.DEVNULL,
@@ -245,16 +279,18 @@ class RabbitNode:
 
     def _config(self) -> str:
         assert self.dir is not None
-        if self.auth_cache_ttl_ms is None:
-            backends = "auth_backends.1 = http\n"
+        if self.shipped_auth is not None:  # as shipped, but for the paths (below)
+            backends = "".join(f"{k} = {v}\n" for k, v in self.shipped_auth.items()
+                               if not k.endswith("_path") and k != "auth_http.http_method")
+        elif self.auth_cache_ttl_ms is None:
+            backends = "auth_backends.1 = http\nauth_backends.2 = internal\n"
         else:
             backends = (f"auth_backends.1 = cache\nauth_cache.cached_backend = http\n"
-                        f"auth_cache.cache_ttl = {self.auth_cache_ttl_ms}\n")
+                        f"auth_cache.cache_ttl = {self.auth_cache_ttl_ms}\nauth_backends.2 = internal\n")
         paths = "".join(f"auth_http.{p}_path = {self.auth_base}/{p}\n" for p in AUTH_PATHS)
         return (
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"{backends}"
-            "auth_backends.2 = internal\n"
             "auth_http.http_method = post\n"
             f"{paths}"
             f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_port}\n"
@@ -375,6 +411,22 @@ class RabbitNode:
                     parts.append(f"--- {path.name} (first {len(errors)} error lines)\n" + "\n".join(errors))
                 parts.append(f"--- {path.name} (last {len(text[-lines:])} lines)\n" + "\n".join(text[-lines:]))
         return "\n".join(parts) or "(no log written)"
+
+
+@pytest.fixture(scope="session", name="shipped_rabbitmq_node")
+def shipped_rabbitmq_node_fixture() -> Iterator[RabbitNode]:
+    """The ``shipped_rabbitmq_node`` fixture: a private node for the session whose auth settings are
+    ``config/rabbitmq/local.conf``'s (the HTTP backend behind ``rabbitmq_auth_backend_cache``, its
+    TTL included), pointed at the test's auth server with ``aset_auth_base``. Its cache outlives a
+    test: tests on it use names of their own. Skips where RabbitMQ is not installed."""
+    if not installed():
+        pytest.skip(f"RabbitMQ is not installed ({SERVER} is absent)")
+    node = RabbitNode(auth_from=SHIPPED_CONF)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
 
 
 @pytest.fixture(scope="session", name="rabbitmq_node")

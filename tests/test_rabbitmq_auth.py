@@ -14,11 +14,25 @@ import pytest
 from config.settings import Settings
 from imgate.app import App
 from tests.conftest import ADMIN_SECRET
+from tests.external_auth import BRIDGE, BRIDGE_PASSWORD
+from tests.helpers import tweak
+
+GATEWAY, GATEWAY_PASSWORD = "svc:gateway", "change-me-please"  # the README's example account
+WRITER, WRITER_PASSWORD = "svc.writer", "writer-password"
 
 
 @pytest.fixture
 def admin_secret() -> str:
     return ADMIN_SECRET
+
+
+@pytest.fixture(name="settings")
+def accounts_fixture(settings: Settings) -> Settings:
+    """The bridges' account (broker.username), the README's ``svc:gateway`` and a write-only account."""
+    return tweak(settings, "broker", username=BRIDGE, password=BRIDGE_PASSWORD, accounts=[
+        {"username": GATEWAY, "password": GATEWAY_PASSWORD,
+         "acl": ["readwrite devices/%u/#", "read status/%c", "deny devices/%u/secret/#"]},
+        {"username": WRITER, "password": WRITER_PASSWORD, "acl": ["write sensors/%c"]}])
 
 
 @pytest.fixture
@@ -56,17 +70,62 @@ async def test_vhost_and_resources(rabbit: httpx.AsyncClient) -> None:
     assert await ask(rabbit, "/vhost", username="alice", vhost="other") == "deny"
     for permission in ("read", "write"):
         assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="exchange", name="amq.topic",
-                         permission=permission) == "allow"
+                         client_id="alice:phone", permission=permission) == "allow"
     assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="exchange", name="amq.topic",
-                     permission="configure") == "deny"
+                     client_id="alice:phone", permission="configure") == "deny"
     assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="exchange", name="amq.direct",
-                     permission="write") == "deny"
+                     client_id="alice:phone", permission="write") == "deny"
+    assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="exchange", name="amq.topic",
+                     permission="write") == "deny"  # not an MQTT connection of hers (users only speak MQTT)
     for permission in ("configure", "read", "write"):  # the MQTT plugin's queue for alice's subscriptions
-        assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="queue",
+        assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="queue", client_id="alice:phone",
                          name="mqtt-subscription-alice:phoneqos1", permission=permission) == "allow"
-    for name in ("mqtt-subscription-bob:phoneqos1", "imgate.out.0", "mqtt-subscription-alice:phone"):
+    # Another user's, another device's (her own laptop's: only the connection's own client id), the
+    # bridges' shards; and her own without the client id RabbitMQ's MQTT plugin always sends.
+    for name in ("mqtt-subscription-bob:phoneqos1", "mqtt-subscription-alice:laptopqos1", "imgate.out.0",
+                 "mqtt-subscription-alice:phone"):
         assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="queue", name=name,
-                         permission="read") == "deny", name
+                         client_id="alice:phone", permission="read") == "deny", name
+    assert await ask(rabbit, "/resource", username="alice", vhost="/", resource="queue",
+                     name="mqtt-subscription-alice:phoneqos1", permission="read") == "deny"
+
+
+async def test_service_accounts_get_their_own_queue_and_the_permissions_their_rules_give(
+        rabbit: httpx.AsyncClient) -> None:
+    """Issue 24: a service account used any ``mqtt-subscription-…`` queue not named after a user
+    (the bridge's, another account's), with any permission. Now: its own client id's queue only;
+    the topic exchange to read only with a read rule, to write only with a write rule."""
+    def resource(username: str, client_id: str | None, kind: str, name: str, permission: str) -> dict[str, str]:
+        form = {"username": username, "vhost": "/", "resource": kind, "name": name, "permission": permission}
+        return form | ({"client_id": client_id} if client_id else {})
+
+    for permission in ("configure", "write", "read"):
+        assert await ask(rabbit, "/resource", **resource(GATEWAY, "hall-1", "queue", "mqtt-subscription-hall-1qos1",
+                                                         permission)) == "allow"
+        for name in ("mqtt-subscription-bridge-1qos1", "mqtt-subscription-hall-2qos0", "mqtt-subscription-alice:phoneqos1"):
+            assert await ask(rabbit, "/resource", **resource(GATEWAY, "hall-1", "queue", name, permission)) == "deny", name
+            assert await ask(rabbit, "/resource", **resource(WRITER, "w-1", "queue", name, permission)) == "deny", name
+        # Over AMQP (no client id): nothing (the login is refused as well, below).
+        assert await ask(rabbit, "/resource", **resource(GATEWAY, None, "queue", "mqtt-subscription-bridge-1qos1",
+                                                         permission)) == "deny"
+    for username, client_id, allowed in ((GATEWAY, "hall-1", {"read", "write"}), (WRITER, "w-1", {"write"})):
+        for permission in ("read", "write", "configure"):
+            answer = "allow" if permission in allowed else "deny"
+            assert await ask(rabbit, "/resource", **resource(username, client_id, "exchange", "amq.topic",
+                                                             permission)) == answer, (username, permission)
+    # A user's client id is never an account's, whatever the question.
+    assert await ask(rabbit, "/resource", **resource(GATEWAY, "alice:phone", "exchange", "amq.topic", "read")) == "deny"
+
+
+async def test_only_the_bridges_account_logs_in_over_amqp(rabbit: httpx.AsyncClient) -> None:
+    """An AMQP login (no client id) could name any queue: only the bridges' own account gets one.
+    Over MQTT the service accounts log in as before (the README's ``svc:gateway`` included)."""
+    assert await ask(rabbit, "/user", username=BRIDGE, password=BRIDGE_PASSWORD, vhost="/") == "allow"
+    assert await ask(rabbit, "/user", username=GATEWAY, password=GATEWAY_PASSWORD, vhost="/") == "deny"
+    assert await ask(rabbit, "/user", username=WRITER, password=WRITER_PASSWORD, vhost="/") == "deny"
+    assert await ask(rabbit, "/user", username=GATEWAY, password=GATEWAY_PASSWORD, vhost="/",
+                     client_id="hall-1") == "allow"
+    assert await ask(rabbit, "/user", username=WRITER, password=WRITER_PASSWORD, vhost="/", client_id="w-1") == "allow"
 
 
 @pytest.mark.parametrize(("permission", "key", "answer"), [
@@ -147,3 +206,25 @@ def test_the_bridges_account_may_bind_to_the_event_exchange() -> None:
     assert auth.topic("bridge", "/", "amq.topic", "read", "im.*.out.#", None)
     assert not auth.topic("bridge", "other", "amq.rabbitmq.event", "read", "connection.created", None)
     assert not auth.topic("alice", "/", "amq.rabbitmq.event", "read", "connection.created", "alice:phone")
+
+
+def test_the_quarantine_covers_a_revoked_device_for_the_cache_ttl_and_a_margin() -> None:
+    """imgate/rabbitmq.py: a connection RabbitMQ reports for a revoked device, let in from its auth
+    cache, is closed until the revocation time + the cache TTL + MARGIN_MS; a disable (device
+    None) covers every device; other users' and devices' connections are left alone."""
+    from imgate.rabbitmq import MARGIN_MS, Quarantine
+
+    q = Quarantine(15_000)
+    q.add("alice", "phone", 1_000)
+    q.add("bob", None, 2_000)
+    end = 1_000 + 15_000 + MARGIN_MS
+    assert q.holds("alice", "phone", 1_000) and q.holds("alice", "phone", end)
+    assert q.holds("alice", "phone", 0)  # created before the revocation: its token is revoked as well
+    assert not q.holds("alice", "phone", end + 1)
+    assert not q.holds("alice", "laptop", 1_500) and not q.holds("carol", "phone", 1_500)
+    assert q.holds("bob", "laptop", 2_000) and q.holds("bob", "tab", 2_000 + 17_000)
+    assert q.active(end) == ["alice", "bob"] and q.active(end + 1) == ["bob"]
+    q.add("alice", "phone", 500)  # an older change never shortens the window
+    assert q.holds("alice", "phone", end)
+    q.prune(end + 60_001)
+    assert len(q) == 1 and not q.holds("alice", "phone", 0)

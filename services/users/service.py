@@ -228,15 +228,15 @@ class UserService:
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]:
         """Revocations and disables logged after ``after_id``, oldest first."""
         rows = await AuthEvent.filter(id__gt=after_id).order_by("id").limit(limit)
-        return [AuthChange(r.id, r.uid, r.device, r.kind) for r in rows]
+        return [AuthChange(r.id, r.uid, r.device, r.kind, r.ts) for r in rows]
 
-    async def expired_between(self, after_ms: int, until_ms: int, limit: int = 1000) -> list[tuple[str, int]]:
-        """(uid, expires_at) of the unrevoked tokens that expired in (``after_ms``, ``until_ms``],
-        oldest first: what an external broker's watcher disconnects (RabbitMQ asks for a login
-        only once)."""
+    async def expired_between(self, after_ms: int, until_ms: int, limit: int = 1000) -> list[tuple[str, str, int]]:
+        """(uid, device, expires_at) of the unrevoked tokens that expired in (``after_ms``,
+        ``until_ms``], oldest first: what an external broker's watcher disconnects (RabbitMQ asks
+        for a login only once)."""
         rows = await DeviceToken.filter(expires_at__gt=after_ms, expires_at__lte=until_ms, revoked_at=None) \
-            .order_by("expires_at").limit(limit).values_list("uid", "expires_at")
-        return [(str(u), int(e)) for u, e in rows]
+            .order_by("expires_at").limit(limit).values_list("uid", "device", "expires_at")
+        return [(str(u), str(d), int(e)) for u, d, e in rows]
 
     async def last_auth_change_id(self) -> int:
         row = await AuthEvent.all().order_by("-id").first()
