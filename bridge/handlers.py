@@ -149,8 +149,7 @@ class Dispatcher:
 
     async def _typing_event(self, cmd: Typing) -> list[Publish]:
         try:
-            if not await self.conversations.is_current_member(cmd.conv, cmd.uid) \
-                    or await self.blocks.blocked_in(cmd.uid, cmd.conv):  # a blocker is not told
+            if not await self.conversations.is_current_member(cmd.conv, cmd.uid):
                 return []
             members = await self.conversations.members(cmd.conv)
         except Exception:

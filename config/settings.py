@@ -302,6 +302,31 @@ class WebSettings(_Part):
     public_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     # What the page's MQTT.js connects to; default ws://{mqtt.host}:{mqtt.ws_port}{mqtt.ws_path}.
     mqtt_url: str | None = Field(None, pattern=r"^wss?://\S+$")
+    # Connections (issue 24): a request's line and headers must arrive within header_timeout_s;
+    # a connection with no request running is closed after idle_timeout_s without a byte (uvicorn's
+    # timeout_keep_alive, applied from the accept on too). At most max_connections at once, fewer
+    # when the open-files limit is small; and none accepted while the process has fewer than
+    # fd_reserve file descriptors left under RLIMIT_NOFILE (they stay for MQTT clients).
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    idle_timeout_s: int = Field(5, ge=1, le=3600)
+    max_connections: int = Field(512, ge=1, le=1_000_000)
+    fd_reserve: int = Field(256, ge=0, le=1_000_000)
+    # Uploads (PUT /files): at most max_uploads at once, max_uploads_per_user of one user; a PUT
+    # bringing fewer than min_upload_rate bytes/s over upload_rate_window_s is cut (0: no floor).
+    max_uploads: int = Field(64, ge=1, le=100_000)
+    max_uploads_per_user: int = Field(4, ge=1, le=100_000)
+    min_upload_rate: int = Field(1024, ge=0, le=1 << 30)
+    upload_rate_window_s: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _uploads_fit(self) -> WebSettings:
+        if self.max_uploads_per_user > self.max_uploads:
+            msg = f"web.max_uploads_per_user ({self.max_uploads_per_user}) exceeds web.max_uploads ({self.max_uploads})"
+            raise ValueError(msg)
+        if self.max_uploads > self.max_connections:
+            msg = f"web.max_uploads ({self.max_uploads}) exceeds web.max_connections ({self.max_connections})"
+            raise ValueError(msg)
+        return self
 
 
 class AdminSettings(_Part):

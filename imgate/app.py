@@ -504,7 +504,7 @@ class App:
         """The attachment service, and (``imgate run``, ``web.enabled``) the web listener serving
         the chat page and the embedded store's files. Attachments are off (``unavailable``) on the
         embedded store without the web listener, and in cluster mode without S3."""
-        from imgate.web import WebContext, build_web_app, origin
+        from imgate.web import UploadPace, UploadSlots, WebContext, build_web_app, origin
 
         s = self.settings
         if s.files.backend == "embedded" and not (self.role == "all" and s.web.enabled):
@@ -513,7 +513,9 @@ class App:
             return None
         if not (self.role == "all" and s.web.enabled):
             return await open_attachments(s, self.clock, "")
+        from broker.server import raise_file_limit
         from imgate.http import EmbeddedHttpServer
+        from imgate.webconn import WebGuard, uvicorn_options
 
         def mqtt_url(host: str) -> str | None:
             if s.web.mqtt_url:
@@ -524,9 +526,15 @@ class App:
             return f"{kind}://{host}:{self.broker.port_of(kind)}{s.mqtt.ws_path}"
 
         limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text}
-        ctx = WebContext(self.clock, mqtt_url, s.mqtt.topic_prefix, limits)
+        w = s.web
+        ctx = WebContext(self.clock, mqtt_url, s.mqtt.topic_prefix, limits,
+                         slots=UploadSlots(w.max_uploads, w.max_uploads_per_user),
+                         pace=UploadPace(w.min_upload_rate, w.upload_rate_window_s))
+        raise_file_limit()  # as the broker does (later), before the web listener sizes itself under it
+        guard = WebGuard.plan(max_connections=w.max_connections, fd_reserve=w.fd_reserve,
+                              header_timeout_s=w.header_timeout_s)
         self.web = EmbeddedHttpServer(build_web_app(ctx, chat_page=s.web.chat_page), s.web.host, s.web.port,
-                                      name="web listener")
+                                      name="web listener", **uvicorn_options(guard, w.idle_timeout_s))
         self.tasks.spawn("imgate.web.http", self.web.serve)
         await self.web.started()
         public = s.web.public_url or f"http://{s.web.host}:{self.web.port}"

@@ -22,10 +22,11 @@ class EmbeddedHttpServer:
     """``serve()`` runs in a task of the composition root's TaskGroup; ``started()`` waits until
     it listens (or raises its start-up error); ``shutdown()`` asks it to stop."""
 
-    def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API") -> None:
+    def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API", **options: Any) -> None:
+        """``options``: more ``uvicorn.Config`` options (the web listener's protocol and timeouts)."""
         self.name = name
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
-                                              log_level="warning"))
+                                              log_level="warning", **options))
         self._done = asyncio.Event()
         self._error: BaseException | None = None
 

@@ -10,6 +10,12 @@ uploads and downloads.
   asked again whether the user it was given to may still read the object (a member removed
   since the URL was made gets 403).
 
+Uploads are bounded (issue 24): at most ``web.max_uploads`` PUTs are received at once and
+``web.max_uploads_per_user`` of one user (the uploader the upload was declared by), and a PUT
+bringing fewer than ``web.min_upload_rate`` bytes a second over ``web.upload_rate_window_s`` is
+cut (408): a user stalling uploads holds a few slots for one window, not all of them for the
+URL's life. The connections themselves are bounded in ``imgate.webconn``.
+
 Downloads are served with ``X-Content-Type-Options: nosniff`` and a sandboxing CSP, and every type
 but images, audio and video as ``Content-Disposition: attachment``: an uploaded HTML or SVG file
 never runs as a page of this origin (where the chat page keeps its session).
@@ -20,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,9 +42,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from services.attachments.local import LocalStore, Refused
+from services.attachments.local import LocalStore, PutSpec, Refused
 from services.attachments.service import AttachmentService
-from services.attachments.store import inline
+from services.attachments.store import ObjectInfo, inline
 from services.ids import Clock
 
 log = logging.getLogger("imgate.web")
@@ -47,10 +55,45 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "connect-src 'self' {mqtt} {files}; object-src 'none'; base-uri 'none'; "
              "form-action 'none'; frame-ancestors 'none'")
 _FILE_CSP = "default-src 'none'; sandbox"
-MAX_UPLOADS = 64  # PUTs being received at once (each holds a file and a thread hop per chunk)
 _SLACK_MS = 60_000  # an upload may finish this long after its URL expired (it began before)
 _HOST_RE = re.compile(r"^[A-Za-z0-9.-]{1,253}$")  # a host name or IPv4 address as the page was loaded
 _CORS = {"Access-Control-Allow-Origin": "*"}
+_CLOSE = {"Connection": "close"}  # a PUT refused or cut: the rest of its body goes with the connection
+
+
+@dataclass
+class UploadSlots:
+    """PUTs being received (each holds a file, a connection and a thread hop per chunk): at most
+    ``total`` at once, ``per_user`` of one uploader."""
+
+    total: int = 64
+    per_user: int = 4
+    held: Counter[str] = field(default_factory=Counter)
+
+    @contextmanager
+    def take(self, uid: str) -> Iterator[None]:
+        """One slot for ``uid``'s PUT while the block runs. Raises Refused: 503 none left, 429
+        ``uid`` holds its share."""
+        if self.held.total() >= self.total:
+            raise Refused(503, "too many uploads at once: try again shortly")
+        if self.held[uid] >= self.per_user:
+            raise Refused(429, f"{self.per_user} of your uploads are being received: finish one first")
+        self.held[uid] += 1
+        try:
+            yield
+        finally:
+            self.held[uid] -= 1
+            if not self.held[uid]:
+                del self.held[uid]
+
+
+@dataclass(frozen=True)
+class UploadPace:
+    """A PUT must bring ``min_rate`` x ``window_s`` bytes (or the rest of its body) in each
+    window of ``window_s`` seconds, the first from when its body is awaited (0: no floor)."""
+
+    min_rate: int = 1024
+    window_s: float = 30.0
 
 
 @dataclass
@@ -64,7 +107,8 @@ class WebContext:
     limits: dict[str, int]
     files_origins: str = ""  # where the page PUTs and reads attachments (its CSP allows them)
     attachments: AttachmentService | None = None
-    uploading: int = 0  # PUTs being received now
+    slots: UploadSlots = field(default_factory=UploadSlots)
+    pace: UploadPace = UploadPace()
 
     @property
     def store(self) -> LocalStore | None:
@@ -73,8 +117,45 @@ class WebContext:
         return store if isinstance(store, LocalStore) else None
 
 
-def _error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status)
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+
+async def _paced(chunks: AsyncIterator[bytes], deadline: asyncio.Timeout, end: float, pace: UploadPace
+                 ) -> AsyncIterator[bytes]:
+    """``chunks``, moving ``deadline`` a window on each time a window's bytes are in (never past ``end``)."""
+    loop = asyncio.get_running_loop()
+    due, got = pace.min_rate * pace.window_s, 0
+    if pace.min_rate:
+        deadline.reschedule(min(end, loop.time() + pace.window_s))
+    async for chunk in chunks:
+        got += len(chunk)
+        if pace.min_rate and got >= due:
+            got = 0
+            deadline.reschedule(min(end, loop.time() + pace.window_s))
+        yield chunk
+
+
+async def _receive(ctx: WebContext, store: LocalStore, key: str, request: Request, spec: PutSpec) -> ObjectInfo:
+    """The PUT's body into the store, cut when slower than ``ctx.pace``, or (a slow client does
+    not hold its file and slot for ever) later than the URL's life and a minute.
+
+    Raises:
+        Refused: 408 cut; what :meth:`LocalStore.write` raises.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + max(1.0, (spec.expires_at_ms - ctx.clock.now_ms() + _SLACK_MS) / 1000)
+    deadline = asyncio.timeout_at(end)
+    try:
+        async with deadline:
+            return await store.write(key, _paced(request.stream(), deadline, end, ctx.pace), spec)
+    except TimeoutError:
+        when = deadline.when()
+        if when is not None and when < end:
+            msg = (f"the upload was slower than {ctx.pace.min_rate} bytes/s over {ctx.pace.window_s:g} s "
+                   "(web.min_upload_rate): PUT it again")
+            raise Refused(408, msg) from None
+        raise Refused(408, "the upload took too long: ask file.upload for a new URL") from None
 
 
 def origin(url: str | None) -> str:
@@ -138,23 +219,15 @@ def build_web_app(ctx: WebContext, *, chat_page: bool) -> Starlette:
                 raise Refused(411, "Content-Length is required")
             if int(length) != spec.size:
                 raise Refused(413 if int(length) > spec.size else 400, f"Content-Length must be {spec.size}, as declared")
-            if not await ctx.attachments.accepts_upload(key):  # deleted since (a recall, the sweep, a takedown)
+            uploader = await ctx.attachments.uploader(key)
+            if uploader is None:  # deleted since (a recall, the sweep, a takedown)
                 raise Refused(410, "this upload was deleted: ask file.upload for a new one")
-            if ctx.uploading >= MAX_UPLOADS:
-                raise Refused(503, "too many uploads at once: try again shortly")
-            ctx.uploading += 1
-            try:
-                # A slow client does not hold its file and slot for ever: the URL's life, and a minute.
-                async with asyncio.timeout(max(1.0, (spec.expires_at_ms - ctx.clock.now_ms() + _SLACK_MS) / 1000)):
-                    info = await ctx.store.write(key, request.stream(), spec)
-            finally:
-                ctx.uploading -= 1
+            with ctx.slots.take(uploader):
+                info = await _receive(ctx, ctx.store, key, request, spec)
         except Refused as exc:
-            return _error(exc.status, exc.reason)
+            return _error(exc.status, exc.reason, _CLOSE)
         except ClientDisconnect:
-            return _error(400, "the upload was cut off: PUT it again")
-        except TimeoutError:
-            return _error(408, "the upload took too long: ask file.upload for a new URL")
+            return _error(400, "the upload was cut off: PUT it again", _CLOSE)
         return JSONResponse({"key": key, "size": info.size, "sha256": info.sha256}, status_code=201)
 
     async def get_file(request: Request) -> Response:

@@ -142,7 +142,12 @@ class AttachmentService:
     async def accepts_upload(self, key: str) -> bool:
         """May the object of ``key`` be put now? Only for a declared upload not deleted since (a
         recall, the sweep or a takedown): its URL, still valid, must not bring the bytes back."""
-        return await Upload.exists(key=key, gone_at=None)
+        return await self.uploader(key) is not None
+
+    async def uploader(self, key: str) -> str | None:
+        """Who declared the upload of ``key``, if it may be put now (:meth:`accepts_upload`)."""
+        row = await Upload.get_or_none(key=key, gone_at=None)
+        return row.owner if row is not None else None
 
     async def verify(self, uid: str, refs: list[FileRef]) -> None:
         """Check that each ref is ``uid``'s own upload, uploaded, with the stated type, size and

@@ -1,0 +1,211 @@
+"""The web listener's connections (``[web]``, issue 24): uvicorn's HTTP/1.1 protocol (h11) with
+the limits uvicorn does not have.
+
+uvicorn (0.55) times a connection out only *between* requests (``timeout_keep_alive``, armed
+after a response): a socket that never sends a byte, or sends a request's headers a byte at a
+time, stays open for ever. Its ``limit_concurrency`` answers 503 to requests over the limit but
+keeps every socket. And the web listener shares the process's file descriptors with the MQTT
+listeners: idle web sockets up to RLIMIT_NOFILE lock MQTT clients out. So, per connection:
+
+- **Refused at once** (a 503 and close, before reading anything) when the listener holds
+  ``web.max_connections`` connections (lowered at start so that it fits under the open-files
+  limit with ``web.fd_reserve`` to spare), or when the process has fewer than ``web.fd_reserve``
+  descriptors left: those stay for MQTT clients (and the database, and uploads' files).
+- **Idle**: closed after ``web.idle_timeout_s`` without a byte, from the accept on (uvicorn's
+  keep-alive timer, armed at once instead of only after a first response).
+- **Headers**: closed unless a request's line and headers have arrived within
+  ``web.header_timeout_s`` of the accept, or of the previous response (slowloris). A request's
+  body is the application's to pace (``imgate.web``: the minimum upload rate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from broker.listeners import ListenerError
+
+log = logging.getLogger("imgate.web")
+
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+         b"content-length: 22\r\nconnection: close\r\n\r\nthe server is too busy")
+_MIN_CONNECTIONS = 8  # below this, the web listener would be of no use: a start-up error
+_WARN_EVERY_S = 60.0
+
+
+def _fd_dir() -> str | None:
+    for path in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(path):
+            return path
+    return None
+
+
+def fd_limit() -> int:
+    """The process's soft RLIMIT_NOFILE (0: unknown, no limit to keep under)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 0
+    return 0 if soft == resource.RLIM_INFINITY else int(soft)
+
+
+@dataclass
+class OpenFiles:
+    """How many file descriptors the process has open, counted in ``/proc/self/fd`` (about 0.4 µs
+    a descriptor, in memory). The count is taken again at most every ``interval_s``, or more
+    rarely when it is costly (at most ``max_share`` of the time); in between, each connection the
+    web listener accepted counts as one more (closes are not subtracted: it errs on refusing)."""
+
+    interval_s: float = 0.1
+    max_share: float = 0.05
+    _dir: str | None = field(default_factory=_fd_dir)
+    _count: int = 0
+    _since: int = 0
+    _next: float = 0.0
+
+    def count(self, newest_fd: int = -1) -> int:
+        """The open descriptors, at least ``newest_fd + 1`` (descriptors are allocated lowest first)."""
+        now = time.monotonic()
+        if self._dir is not None and now >= self._next:
+            started = time.perf_counter()
+            try:
+                self._count, self._since = len(os.listdir(self._dir)), 0
+            except OSError:  # out of descriptors to list them with: as full as it gets
+                self._count, self._since = 1 << 30, 0
+            cost = time.perf_counter() - started
+            self._next = now + max(self.interval_s, cost / self.max_share)
+        return max(self._count + self._since, newest_fd + 1)
+
+    def opened(self) -> None:
+        self._since += 1
+
+
+@dataclass
+class WebGuard:
+    """Decides for each accepted connection whether the web listener keeps it."""
+
+    max_connections: int  # derived: web.max_connections, lowered to fit under the open-files limit
+    fd_limit: int  # 0: no limit known (no reserve kept)
+    fd_reserve: int
+    header_timeout_s: float
+    files: OpenFiles = field(default_factory=OpenFiles)
+    refused: int = 0  # connections refused so far
+    _warned_at: float = float("-inf")
+
+    @classmethod
+    def plan(cls, *, max_connections: int, fd_reserve: int, header_timeout_s: float,
+             limit: int | None = None) -> WebGuard:
+        """The guard for this process: the connection cap fits under RLIMIT_NOFILE (``limit``)
+        with ``fd_reserve`` to spare, counting what is open now.
+
+        Raises:
+            ListenerError: the limit leaves the web listener fewer than a few connections (one
+                line naming web.fd_reserve and the limit).
+        """
+        limit = fd_limit() if limit is None else limit
+        files = OpenFiles()
+        cap = max_connections
+        if limit:
+            room = limit - fd_reserve - files.count()
+            if room < _MIN_CONNECTIONS:
+                msg = (f"the web listener would have {max(room, 0)} connection(s): web.fd_reserve ({fd_reserve}) "
+                       f"and the {files.count()} files open leave too few of the open-files limit ({limit}); "
+                       "lower web.fd_reserve (IMGATE_WEB__FD_RESERVE) or raise the limit (ulimit -n)")
+                raise ListenerError(msg)
+            if room < cap:
+                log.warning("web.max_connections (%d) lowered to %d: the open-files limit is %d, with "
+                            "web.fd_reserve (%d) kept for MQTT clients", cap, room, limit, fd_reserve)
+                cap = room
+        return cls(cap, limit, fd_reserve, header_timeout_s, files)
+
+    def refuses(self, connections: int, fd: int) -> str | None:
+        """Why a new connection (``fd``), with ``connections`` open already, is refused, or None."""
+        reason = None
+        if connections >= self.max_connections:
+            reason = f"{connections} connections open (web.max_connections: {self.max_connections})"
+        elif self.fd_limit and (used := self.files.count(fd)) > self.fd_limit - self.fd_reserve:
+            reason = (f"{used} of {self.fd_limit} file descriptors in use (web.fd_reserve: {self.fd_reserve} kept "
+                      "for MQTT clients)")
+        if reason is None:
+            self.files.opened()
+            return None
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("web listener: refusing new connections: %s (%d refused so far)", reason, self.refused)
+        return reason
+
+    def protocol(self) -> type[H11Protocol]:
+        """uvicorn's ``http`` protocol class for a listener guarded by this guard."""
+        return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": self})
+
+
+def _fileno(transport: asyncio.BaseTransport) -> int:
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(sock.fileno()) if sock is not None else -1
+    except (AttributeError, OSError):
+        return -1
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, with :class:`WebGuard`'s refusals and timeouts (module docstring)."""
+
+    guard: ClassVar[WebGuard]
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self.guard.refuses(len(self.connections), _fileno(transport)) is not None:
+            self.transport = transport  # closed at once: its descriptor is freed now, not on a timeout
+            transport.write(_BUSY)
+            transport.close()
+            return
+        super().connection_made(transport)
+        # uvicorn arms its keep-alive timer only after a response: a socket that never sends a
+        # byte would stay open. Armed from the accept on, it closes one idle for idle_timeout_s.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self._arm_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:  # a request's headers are in
+            self._disarm_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm_head()  # the next request's headers (or the end of a body nobody read) in time
+
+    def _arm_head(self) -> None:
+        self._disarm_head()
+        self._head_timer = self.loop.call_later(self.guard.header_timeout_s, self._head_timed_out)
+
+    def _disarm_head(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def uvicorn_options(guard: WebGuard, idle_timeout_s: int) -> dict[str, Any]:
+    """uvicorn.Config options of the web listener: the guarded protocol, uvicorn's keep-alive
+    timeout as the idle timeout, no WebSocket (the page speaks MQTT to the broker's own
+    WebSocket listener)."""
+    return {"http": guard.protocol(), "ws": "none", "timeout_keep_alive": idle_timeout_s}
