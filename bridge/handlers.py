@@ -149,7 +149,8 @@ class Dispatcher:
 
     async def _typing_event(self, cmd: Typing) -> list[Publish]:
         try:
-            if not await self.conversations.is_current_member(cmd.conv, cmd.uid):
+            if not await self.conversations.is_current_member(cmd.conv, cmd.uid) \
+                    or await self.blocks.blocked_in(cmd.uid, cmd.conv):  # a blocker is not told
                 return []
             members = await self.conversations.members(cmd.conv)
         except Exception:

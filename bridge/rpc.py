@@ -178,13 +178,15 @@ async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) ->
 @method("conversations", ConversationsParams)
 async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Answer:
     items, cursor = await ctx.conversations.list_for(call.uid, call.params.limit, call.params.cursor)
+    # How far a user the caller blocks has read is not shown (its receipts do not reach the caller).
+    hidden = await ctx.blocks.blocked_among(call.uid, {i.peer for i in items if i.peer_read_seq is not None and i.peer})
     last = await _rendered(ctx, call.uid, list(
         (await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])).values()))
     rendered = [
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
          "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
          "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
-        | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None else {})
+        | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None and i.peer not in hidden else {})
         for i in items
     ]
     return {"items": rendered, "next_cursor": cursor}, []
@@ -195,11 +197,12 @@ async def read(ctx: RpcContext, call: Call[ReadParams]) -> Answer:
     r = await ctx.conversations.mark_read(call.membership, call.params.seq)
     events: list[Publish] = []
     if r.advanced:
-        # The peers' receipt and the user's other devices' unread sync; in a group larger than
+        # The peers' receipt (those whose window holds the seq; in a 1:1, not a peer who blocks the
+        # reader) and the user's other devices' unread sync; in a group larger than
         # group_receipts_max, only the latter.
         body = dumps({"type": "read", "conv": r.conv, "from": call.uid, "seq": r.read_seq})
-        small = r.conv.startswith("d:") or len(r.members) <= ctx.group_receipts_max
-        to = r.members if small else (call.uid,)
+        small = r.conv.startswith("d:") or r.size <= ctx.group_receipts_max
+        to = r.members if small and not await ctx.blocks.blocked_in(call.uid, r.conv) else (call.uid,)
         events = [Publish(ctx.topics.inbox(member, "event"), body) for member in to]
     return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
 
@@ -285,7 +288,9 @@ async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     p = call.params
     profile, contacts = await ctx.profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
     body = dumps({"type": "profile", **render_profile(profile)})
-    return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body) for u in [call.uid, *contacts]]
+    blockers = await ctx.blocks.blockers(call.uid, set(contacts))  # not told (a free-text channel to them)
+    return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body)
+                                     for u in [call.uid, *contacts] if u not in blockers]
 
 
 # ---- attachments ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """BlockService: the owner of the ``blocks`` table. A user blocks another: the blocked one cannot
 send to the blocker in 1:1 nor add the blocker to a group (both answered "not allowed", nothing
-more), and does not see the blocker's presence (the ``presence`` RPC, and with the embedded
-broker the ``presence/{uid}/…`` topics: :meth:`BlockService.presence_filter`)."""
+more), nor react, edit, type or send read receipts to the blocker in their 1:1
+(:meth:`BlockService.blocked_in`), and does not see the blocker's presence (the ``presence`` RPC,
+and with the embedded broker the ``presence/{uid}/…`` topics: :meth:`BlockService.presence_filter`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from tortoise.exceptions import IntegrityError
 
 from services.blocks.models import Block
+from services.conversations.service import peer_of
 from services.errors import BadRequest, NotFound, TooLarge
 from services.ids import Clock
 from services.sql import AnyOf, Program, Query, fetch
@@ -83,6 +85,21 @@ class BlockService:
             return set()
         rows = await fetch("SELECT uid FROM blocks WHERE blocked = ? AND uid = ANY(?)", [uid, AnyOf(sorted(among))])
         return {r[0] for r in rows}
+
+    async def blocked_in(self, uid: str, conv: str) -> bool:
+        """``conv`` is a 1:1 whose other member blocks ``uid``: nothing ``uid`` does there reaches
+        the other (its reactions and edits are refused, its typing and read receipts not sent)."""
+        peer = peer_of(conv, uid)
+        return peer is not None and peer != uid and bool(await self.blockers(uid, {peer}))
+
+    async def related(self, uid: str, among: set[str]) -> set[str]:
+        """Those of ``among`` who block ``uid`` or whom ``uid`` blocks (one query)."""
+        if not among:
+            return set()
+        others = AnyOf(sorted(among))
+        rows = await fetch("SELECT uid, blocked FROM blocks WHERE (blocked = ? AND uid = ANY(?)) "
+                           "OR (uid = ? AND blocked = ANY(?))", [uid, others, uid, others])
+        return {b if a == uid else a for a, b in rows}
 
     async def blocked_among(self, uid: str, among: set[str]) -> set[str]:
         """Those of ``among`` whom ``uid`` blocks."""

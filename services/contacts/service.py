@@ -1,7 +1,10 @@
 """ContactService: the owner of ``contact_requests``. Under ``messaging.policy = "contacts"`` (as
 OpenIM's friend mode) a 1:1 message needs the two users to be contacts: one asks
-(``contact.request``), the other accepts. A request from someone the addressee blocks is kept
-from the addressee (stored, never shown), so the requester learns nothing of the block."""
+(``contact.request``), the other accepts. Between two users one of whom blocks the other, a
+request not yet accepted is not seen by its addressee: one from the blocked user is kept from the
+blocker (stored, never shown), and the blocker's own request to the blocked user is, to the
+blocked user, as if withdrawn (not listed, cannot be accepted, a request back does not meet it).
+So nothing either of them sees says more than "not answered" or "withdrawn"."""
 
 from __future__ import annotations
 
@@ -54,7 +57,10 @@ class ContactService:
             msg = f"user {peer!r} does not exist"
             raise NotFound(msg)
         blocked = bool(await self._blocks.blockers(uid, {peer}))
-        if not blocked and await ContactRequest.filter(uid=peer, peer=uid).update(accepted=True):
+        if blocked:  # the blocker's request to uid is as if withdrawn; a contact already made stays one
+            if await ContactRequest.exists(uid=peer, peer=uid, accepted=True):
+                return Outcome(True, None)
+        elif await ContactRequest.filter(uid=peer, peer=uid).update(accepted=True):
             return Outcome(True, peer)  # they had asked: contacts now
         if (asked := await ContactRequest.get_or_none(uid=uid, peer=peer)) is not None:
             return Outcome(asked.accepted, None)  # asked before: nothing new
@@ -68,13 +74,17 @@ class ContactService:
         return Outcome(False, None if blocked else peer)
 
     async def accept(self, uid: str, requester: str) -> Outcome:
-        """``uid`` accepts ``requester``'s request.
+        """``uid`` accepts ``requester``'s request (accepting a contact already made changes nothing).
 
         Raises:
-            NotFound: no such request (or one ``uid`` may not see).
+            NotFound: no such request, or one ``uid`` does not see: either of the two blocks the
+                other (the requester's block makes its request as if withdrawn).
         """
-        if await self._blocks.blockers(requester, {uid}) or \
-                not await ContactRequest.filter(uid=requester, peer=uid).update(accepted=True):
+        row = await ContactRequest.get_or_none(uid=requester, peer=uid)
+        blocked = row is not None and bool(await self._blocks.related(uid, {requester}))
+        if row is not None and row.accepted:
+            return Outcome(True, None if blocked else requester)
+        if row is None or blocked or not await ContactRequest.filter(uid=requester, peer=uid).update(accepted=True):
             msg = f"no contact request from {requester!r}"
             raise NotFound(msg)
         return Outcome(True, requester)
@@ -85,7 +95,7 @@ class ContactService:
 
     async def list(self, uid: str) -> ContactList:
         rows = await ContactRequest.filter(Q(uid=uid) | Q(peer=uid)).order_by("ts")
-        hidden = await self._blocks.blocked_among(uid, {r.uid for r in rows if r.peer == uid and not r.accepted})
+        hidden = await self._blocks.related(uid, {r.uid for r in rows if r.peer == uid and not r.accepted})
         contacts = sorted({r.peer if r.uid == uid else r.uid for r in rows if r.accepted})
         incoming = [(r.uid, r.text, r.ts) for r in rows if r.peer == uid and not r.accepted and r.uid not in hidden]
         outgoing = [r.peer for r in rows if r.uid == uid and not r.accepted]

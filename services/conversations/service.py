@@ -110,8 +110,9 @@ class ReadResult:
     conv: str
     read_seq: int
     last_seq: int
-    members: tuple[str, ...]
+    members: tuple[str, ...]  # the current members whose window holds read_seq (its receipt's audience)
     advanced: bool
+    size: int  # the conversation's current members
 
     @property
     def unread(self) -> int:
@@ -180,6 +181,19 @@ class ConversationService:
         """Current members (former group members excluded)."""
         return cast("list[str]", list(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", flat=True)))
 
+    async def audience(self, conv: str, seq: int) -> tuple[str, ...]:
+        """The current members whose window holds ``seq``: who is told of a change to that message
+        (an edit, a reaction, a recall), so a member added later learns nothing of what came before."""
+        return self._seeing(await self._current(conv), seq)
+
+    @staticmethod
+    async def _current(conv: str) -> list[Membership]:
+        return [Membership.of(m) for m in await Member.filter(conv_id=conv, left_seq=None)]
+
+    @staticmethod
+    def _seeing(members: list[Membership], seq: int) -> tuple[str, ...]:
+        return tuple(m.uid for m in members if m.window.contains(seq))
+
     async def direct_peers(self, uid: str) -> list[str]:
         """The users ``uid`` has a 1:1 conversation with (its contacts), sorted."""
         convs = await Member.filter(uid=uid, conv_id__startswith="d:").values_list("conv_id", flat=True)
@@ -237,7 +251,8 @@ class ConversationService:
             if now is None:
                 raise self._gone(conv)
             read_seq = max(target, cast("int", now))
-        return ReadResult(conv, read_seq, row.last_seq, tuple(await self.members(conv)), advanced)
+        current = await self._current(conv)
+        return ReadResult(conv, read_seq, row.last_seq, self._seeing(current, read_seq), advanced, len(current))
 
     async def set_flags(self, member: Membership, *, muted: bool | None, pinned: bool | None) -> tuple[bool, bool]:
         """Mute or pin a conversation for its member; returns (muted, pinned).
@@ -311,6 +326,16 @@ class ConversationService:
             if uid is not None:
                 members.setdefault(conv, {})[uid] = role
         return Locked(last, members, kinds)
+
+    @staticmethod
+    def windows_sql(pairs: set[tuple[str, str]]) -> Program[dict[tuple[str, str], Window]]:
+        """The windows of these (conv, uid) members, in the caller's transaction (a batch of sends
+        with replies: the quoted message must be in the sender's window)."""
+        if not pairs:
+            return {}
+        rows = yield Query("SELECT conv_id, uid, joined_seq, left_seq FROM members WHERE conv_id = ANY(?) AND uid = ANY(?)",
+                           [AnyOf(sorted({c for c, _ in pairs})), AnyOf(sorted({u for _, u in pairs}))])
+        return {(r[0], r[1]): Window(r[0], r[2], r[3]) for r in rows if (r[0], r[1]) in pairs}
 
     @classmethod
     async def commit_seqs(cls, conn: BaseDBAsyncClient, locked: Locked) -> None:

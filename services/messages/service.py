@@ -341,7 +341,11 @@ class MessageService:
         locked = yield from self._conversations.lock_sql({c.conv for _, c in new})
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
-        quotes = yield from _quotes_sql({c.reply_to for _, c in new if c.reply_to is not None})
+        replies = [c for _, c in new if c.reply_to is not None]
+        quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None})
+        # Only for replies (a plain send reads no window): the senders' windows, under the lock.
+        windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies})) \
+            if replies else {}
         # Attachments' uploads, locked: one deleted since the send checked it is refused (and a
         # deletion under way waits for this commit, then sees the message).
         wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
@@ -364,7 +368,10 @@ class MessageService:
             quote = None
             if c.reply_to is not None:
                 found = quotes.get(c.reply_to)
-                if found is None or found[0] != conv or found[1]["type"] == "member":
+                window = windows.get((conv, c.sender))
+                # A message outside the sender's window (before it joined) is as unknown as any.
+                if found is None or found[0] != conv or found[1]["type"] == "member" or window is None \
+                        or not window.contains(found[1]["seq"]):
                     out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
                     continue
                 quote = found[1]
@@ -439,21 +446,39 @@ class MessageService:
             raise NotFound(msg)
         return row, member
 
-    async def visible(self, uid: str, msg_id: str) -> tuple[StoredMessage, bool, tuple[str, ...]]:
-        """A message ``uid`` may see, whether ``uid`` is a current member of its conversation, and
-        the conversation's current members (for the reaction service).
+    async def _acting(self, uid: str, msg_id: str, what: str) -> Message:
+        """The message ``uid`` changes (``what``: a reaction, an edit), if ``uid`` sees it, is a
+        current member, and is not in a 1:1 whose other member blocks it.
 
         Raises:
             NotFound: no such message in ``uid``'s window of its conversation.
+            Forbidden: a former member; or blocked (said only as "not allowed", as a blocked send).
         """
         row, member = await self._visible(uid, msg_id)
-        return StoredMessage.from_row(row), member.current, tuple(await self._conversations.members(row.conv))
+        if not member.current:
+            msg = f"only current members may {what}"
+            raise Forbidden(msg)
+        if await self._blocks.blocked_in(uid, row.conv):
+            msg = "not allowed"
+            raise Forbidden(msg)
+        return row
+
+    async def reactable(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
+        """A message ``uid`` may react to (for the reaction service), and who to tell: the current
+        members whose window holds it.
+
+        Raises:
+            NotFound: no such message in ``uid``'s window of its conversation.
+            Forbidden: a former member; or blocked ("not allowed").
+        """
+        row = await self._acting(uid, msg_id, "react")
+        return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
 
     async def recall(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace a message by a tombstone (type ``recalled``), keeping its seq.
 
         The sender may recall within the window; a group's owner or admins at any time.
-        Returns the tombstone and the conversation's current members (to tell).
+        Returns the tombstone and who to tell: the current members whose window holds it.
 
         Raises:
             NotFound: no such message visible to ``uid``.
@@ -487,22 +512,23 @@ class MessageService:
             # Its uploads go once no other message (or profile) refers to them.
             await self._attachments.release(files)
             row = await Message.get(id=msg_id)
-        return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
+        return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
 
     async def edit(self, uid: str, msg_id: str, text: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace the text of ``uid``'s own text message, within ``edit_window_s`` of sending it.
         The quotes of replies to it follow, and so does the search index (the event queue).
-        Returns the edited message and the conversation's current members (to tell).
+        Returns the edited message and who to tell: the current members whose window holds it.
 
         Raises:
             NotFound: no such message visible to ``uid``.
-            Forbidden: not the sender, not a text message (or recalled), or the window has passed.
+            Forbidden: a former member (of the group), blocked by the other member of the 1:1 ("not
+                allowed"), not the sender, not a text message (or recalled), or the window has passed.
             TooLarge: the text is longer than ``limits.max_text``.
         """
         if len(text) > self._max_text:
             msg = f"text is {len(text)} characters; the limit is {self._max_text}"
             raise TooLarge(msg)
-        row, _ = await self._visible(uid, msg_id)
+        row = await self._acting(uid, msg_id, "edit")
         if row.sender != uid or row.type != "text":
             msg = "only the sender may edit, and only a text message"
             raise Forbidden(msg)
@@ -519,7 +545,7 @@ class MessageService:
                 "id": msg_id, "seq": row.seq, "from": row.sender, "type": "text", "excerpt": text[:EXCERPT_CHARS]})
             await self._events.publish(conn, [msg_id], now)  # the search index follows (push skips edits)
         row = await Message.get(id=msg_id)
-        return StoredMessage.from_row(row), tuple(await self._conversations.members(row.conv))
+        return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
 
     async def referenced_keys(self, keys: list[str]) -> set[str]:
         """The upload keys among ``keys`` that a message refers to (attachments.Referrer)."""

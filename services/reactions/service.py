@@ -29,7 +29,7 @@ class Summary:
 @dataclass(frozen=True, slots=True)
 class Change:
     message: StoredMessage
-    members: tuple[str, ...]  # the conversation's current members (to tell)
+    members: tuple[str, ...]  # who to tell: the current members whose window holds the message
     changed: bool  # False: it was already so (added twice, removed when absent)
     count: int  # users with this emoji on the message now
 
@@ -44,7 +44,8 @@ class ReactionService:
 
         Raises:
             NotFound: no such message visible to ``uid``.
-            Forbidden: a former member, or a message that takes no reactions (recalled, membership).
+            Forbidden: a former member, a user the other member of the 1:1 blocks ("not allowed"), or a
+                message that takes no reactions (recalled, membership).
             TooLarge: ``uid`` already has MAX_PER_USER emoji on it.
         """
         message, members = await self._reactable(uid, msg_id)
@@ -86,10 +87,7 @@ class ReactionService:
         return out
 
     async def _reactable(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
-        message, current, members = await self._messages.visible(uid, msg_id)
-        if not current:
-            msg = "only current members may react"
-            raise Forbidden(msg)
+        message, members = await self._messages.reactable(uid, msg_id)
         if message.type in ("recalled", "member"):
             msg = f"a {message.type} message takes no reactions"
             raise Forbidden(msg)
