@@ -2,8 +2,8 @@
 directory, free port) and real MQTT clients that behave as docs/protocol.md asks of a good client
 (bench/faults/client.py), breaks something, and audits what is stored and delivered.
 
-    python -m bench.faults                       # every scenario, moderate sizes (about 5 minutes)
-    python -m bench.faults --quick               # small sizes (about 2 minutes)
+    python -m bench.faults                       # every scenario, moderate sizes (about 8 minutes)
+    python -m bench.faults --quick               # small sizes (about 3 minutes)
     python -m bench.faults --only kill9 abuse    # some of them
     python -m bench.faults --only kill9 --database-url postgres://postgres@127.0.0.1:5432
 
