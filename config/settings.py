@@ -305,8 +305,8 @@ class WebSettings(_Part):
     # Connections (issue 24): a request's line and headers must arrive within header_timeout_s;
     # a connection with no request running is closed after idle_timeout_s without a byte (uvicorn's
     # timeout_keep_alive, applied from the accept on too). At most max_connections at once, fewer
-    # when the open-files limit is small; and none accepted while the process has fewer than
-    # fd_reserve file descriptors left under RLIMIT_NOFILE (they stay for MQTT clients).
+    # when the open-files limit is small (more wait in the backlog); and none kept while the process
+    # has fewer than fd_reserve file descriptors left under RLIMIT_NOFILE (they stay for MQTT clients).
     header_timeout_s: float = Field(10.0, gt=0, le=300)
     idle_timeout_s: int = Field(5, ge=1, le=3600)
     max_connections: int = Field(512, ge=1, le=1_000_000)

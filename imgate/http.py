@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import logging
+import socket
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Self
 
 import uvicorn
 
+log = logging.getLogger("imgate.http")
+
 _START_TIMEOUT = 10.0
+
+# An accept loop of the caller's: (listening socket, protocol factory, connections open now).
+Acceptor = Callable[[socket.socket, Callable[[], asyncio.Protocol], Callable[[], int]], Coroutine[Any, Any, None]]
 
 
 class _Server(uvicorn.Server):
@@ -22,17 +29,27 @@ class EmbeddedHttpServer:
     """``serve()`` runs in a task of the composition root's TaskGroup; ``started()`` waits until
     it listens (or raises its start-up error); ``shutdown()`` asks it to stop."""
 
-    def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API", **options: Any) -> None:
-        """``options``: more ``uvicorn.Config`` options (the web listener's protocol and timeouts)."""
+    def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API", accept: Acceptor | None = None,
+                 **options: Any) -> None:
+        """``options``: more ``uvicorn.Config`` options (the web listener's protocol and timeouts).
+        ``accept``: accept connections with this loop instead of uvicorn's (which accepts all it
+        can, always): it can stop accepting, leaving connections in the kernel's backlog."""
         self.name = name
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
                                               log_level="warning", **options))
         self._done = asyncio.Event()
         self._error: BaseException | None = None
+        self._accept = accept
+        self._socket: socket.socket | None = None
+        self._port: int | None = None
+        self._accepting: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:
         try:
-            await self._server.serve()
+            if self._accept is None:
+                await self._server.serve()
+            else:
+                await self._serve_accepting(self._accept)
         except SystemExit:  # uvicorn's answer to a port it cannot bind (it logged why)
             config = self._server.config
             self._error = OSError(f"the {self.name} could not listen on {config.host}:{config.port}")
@@ -42,6 +59,44 @@ class EmbeddedHttpServer:
             raise
         finally:
             self._done.set()
+
+    async def _serve_accepting(self, accept: Acceptor) -> None:
+        config, server = self._server.config, self._server
+        try:
+            family = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)[0][0]
+            sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
+        except OSError:
+            raise SystemExit(1) from None
+        sock.setblocking(False)
+        self._socket, self._port = sock, int(sock.getsockname()[1])
+
+        def protocol() -> asyncio.Protocol:
+            made: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=server.server_state, app_state=server.lifespan.state)
+            return made
+
+        serving = asyncio.ensure_future(server.serve(sockets=[]))  # uvicorn, with no listener of its own
+        try:
+            while not server.started and not serving.done():
+                await asyncio.wait([serving], timeout=0.01)  # uvicorn offers no start event
+            if server.started and not server.should_exit:
+                self._accepting = asyncio.create_task(accept(sock, protocol, lambda: len(server.server_state.connections)),
+                                                      name=f"imgate.http.accept[{self.name}]")
+                self._accepting.add_done_callback(self._accept_ended)
+            await serving
+        finally:
+            self._stop_accepting()
+            serving.cancel()
+
+    def _accept_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # a bug: the loop survives socket errors
+            log.error("the %s stopped accepting connections", self.name, exc_info=task.exception())
+
+    def _stop_accepting(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+        if self._socket is not None:
+            self._socket.close()
 
     async def started(self) -> None:
         async with asyncio.timeout(_START_TIMEOUT):
@@ -56,6 +111,7 @@ class EmbeddedHttpServer:
     async def shutdown(self) -> None:
         """Ask ``serve()`` to stop: it lets the requests in flight finish and closes its port."""
         self._server.should_exit = True
+        self._stop_accepting()
 
     async def stopped(self, timeout_s: float) -> None:
         """Wait (at most ``timeout_s``) until ``serve()`` has returned."""
@@ -87,5 +143,7 @@ class EmbeddedHttpServer:
 
     @property
     def port(self) -> int:
+        if self._port is not None:
+            return self._port
         port: int = self._server.servers[0].sockets[0].getsockname()[1]
         return port

@@ -7,10 +7,13 @@ time, stays open for ever. Its ``limit_concurrency`` answers 503 to requests ove
 keeps every socket. And the web listener shares the process's file descriptors with the MQTT
 listeners: idle web sockets up to RLIMIT_NOFILE lock MQTT clients out. So, per connection:
 
-- **Refused at once** (a 503 and close, before reading anything) when the listener holds
-  ``web.max_connections`` connections (lowered at start so that it fits under the open-files
-  limit with ``web.fd_reserve`` to spare), or when the process has fewer than ``web.fd_reserve``
-  descriptors left: those stay for MQTT clients (and the database, and uploads' files).
+- **Not accepted** while the listener holds ``web.max_connections`` connections (lowered at
+  start so that it fits under the open-files limit with ``web.fd_reserve`` to spare): imgate's
+  own accept loop stops taking connections, which wait in the kernel's backlog (no descriptor,
+  no CPU; a refused-and-retried flood would cost both) until one closes. And while the process
+  has fewer than ``web.fd_reserve`` descriptors left, a connection accepted is closed at once
+  and the loop looks again every 0.1 s: those descriptors stay for MQTT clients (and the
+  database, and uploads' files).
 - **Idle**: closed after ``web.idle_timeout_s`` without a byte, from the accept on (uvicorn's
   keep-alive timer, armed at once instead of only after a first response).
 - **Headers**: closed unless a request's line and headers have arrived within
@@ -23,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,8 +38,7 @@ from broker.listeners import ListenerError
 
 log = logging.getLogger("imgate.web")
 
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-         b"content-length: 22\r\nconnection: close\r\n\r\nthe server is too busy")
+_RECHECK_S = 0.1  # out of descriptors: nothing says when some are freed elsewhere, so look again
 _MIN_CONNECTIONS = 8  # below this, the web listener would be of no use: a start-up error
 _WARN_EVERY_S = 60.0
 
@@ -90,15 +94,16 @@ class OpenFiles:
 
 @dataclass
 class WebGuard:
-    """Decides for each accepted connection whether the web listener keeps it."""
+    """The web listener's accept loop (:meth:`accept`): when it takes connections, and which it keeps."""
 
     max_connections: int  # derived: web.max_connections, lowered to fit under the open-files limit
     fd_limit: int  # 0: no limit known (no reserve kept)
     fd_reserve: int
     header_timeout_s: float
     files: OpenFiles = field(default_factory=OpenFiles)
-    refused: int = 0  # connections refused so far
+    refused: int = 0  # connections closed at once so far (within the descriptor reserve)
     _warned_at: float = float("-inf")
+    _freed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def plan(cls, *, max_connections: int, fd_reserve: int, header_timeout_s: float,
@@ -126,49 +131,70 @@ class WebGuard:
                 cap = room
         return cls(cap, limit, fd_reserve, header_timeout_s, files)
 
-    def refuses(self, connections: int, fd: int) -> str | None:
-        """Why a new connection (``fd``), with ``connections`` open already, is refused, or None."""
-        reason = None
+    def _full(self, connections: int, fd: int = -1) -> str | None:
+        """Why no connection is taken now (``fd``: one just accepted, counted), or None."""
         if connections >= self.max_connections:
-            reason = f"{connections} connections open (web.max_connections: {self.max_connections})"
-        elif self.fd_limit and (used := self.files.count(fd)) > self.fd_limit - self.fd_reserve:
-            reason = (f"{used} of {self.fd_limit} file descriptors in use (web.fd_reserve: {self.fd_reserve} kept "
-                      "for MQTT clients)")
-        if reason is None:
-            self.files.opened()
-            return None
-        self.refused += 1
+            return f"{connections} connections open (web.max_connections: {self.max_connections})"
+        if self.fd_limit and (used := self.files.count(fd)) > self.fd_limit - self.fd_reserve:
+            return (f"{used} of {self.fd_limit} file descriptors in use (web.fd_reserve: {self.fd_reserve} kept "
+                    "for MQTT clients)")
+        return None
+
+    def _warn(self, reason: str) -> None:
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_S:
             self._warned_at = now
-            log.warning("web listener: refusing new connections: %s (%d refused so far)", reason, self.refused)
-        return reason
+            log.warning("web listener: not accepting connections: %s (%d closed at once so far)", reason,
+                        self.refused)
+
+    def closed(self) -> None:
+        """A connection of the listener's has closed: there may be room again."""
+        self._freed.set()
+
+    async def accept(self, sock: socket.socket, protocol: Callable[[], asyncio.Protocol],
+                     connections: Callable[[], int]) -> None:
+        """Accept connections on ``sock`` (non-blocking, listening) while there is room, each
+        served by a new ``protocol()``; ``connections()``: how many are open. Runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while (reason := self._full(connections())) is not None:
+                self._warn(reason)
+                if connections() >= self.max_connections:
+                    self._freed.clear()
+                    await self._freed.wait()  # set when one of ours closes
+                else:
+                    await asyncio.sleep(_RECHECK_S)
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # out of descriptors (EMFILE), or a connection gone before it was taken
+                self._warn(f"accept failed: {exc}")
+                await asyncio.sleep(_RECHECK_S)
+                continue
+            if (reason := self._full(connections(), conn.fileno())) is not None:  # within the reserve now
+                conn.close()
+                self.refused += 1
+                self._warn(reason)
+                continue
+            self.files.opened()
+            conn.setblocking(False)
+            try:
+                await loop.connect_accepted_socket(protocol, conn)
+            except OSError:
+                conn.close()
 
     def protocol(self) -> type[H11Protocol]:
         """uvicorn's ``http`` protocol class for a listener guarded by this guard."""
         return type("GuardedH11Protocol", (GuardedH11Protocol,), {"guard": self})
 
 
-def _fileno(transport: asyncio.BaseTransport) -> int:
-    sock = transport.get_extra_info("socket")
-    try:
-        return int(sock.fileno()) if sock is not None else -1
-    except (AttributeError, OSError):
-        return -1
-
-
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with :class:`WebGuard`'s refusals and timeouts (module docstring)."""
+    """uvicorn's h11 protocol, with the idle and header timeouts (module docstring); it tells its
+    :class:`WebGuard` when it closes."""
 
     guard: ClassVar[WebGuard]
     _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if self.guard.refuses(len(self.connections), _fileno(transport)) is not None:
-            self.transport = transport  # closed at once: its descriptor is freed now, not on a timeout
-            transport.write(_BUSY)
-            transport.close()
-            return
         super().connection_made(transport)
         # uvicorn arms its keep-alive timer only after a response: a socket that never sends a
         # byte would stay open. Armed from the accept on, it closes one idle for idle_timeout_s.
@@ -178,6 +204,7 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head()
         super().connection_lost(exc)
+        self.guard.closed()
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -205,7 +232,7 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def uvicorn_options(guard: WebGuard, idle_timeout_s: int) -> dict[str, Any]:
-    """uvicorn.Config options of the web listener: the guarded protocol, uvicorn's keep-alive
-    timeout as the idle timeout, no WebSocket (the page speaks MQTT to the broker's own
-    WebSocket listener)."""
-    return {"http": guard.protocol(), "ws": "none", "timeout_keep_alive": idle_timeout_s}
+    """:class:`imgate.http.EmbeddedHttpServer` options of the web listener: the guard's accept
+    loop and protocol, uvicorn's keep-alive timeout as the idle timeout, no WebSocket (the page
+    speaks MQTT to the broker's own WebSocket listener)."""
+    return {"accept": guard.accept, "http": guard.protocol(), "ws": "none", "timeout_keep_alive": idle_timeout_s}
