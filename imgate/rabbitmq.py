@@ -17,7 +17,7 @@ The answer here, ``Quarantine``: for the cache's TTL (``rabbitmq.auth_cache_ttl_
 after a revocation, a disable or an expiry, every connection of that ``{uid}:{device}`` (every
 device, for a disable or a revocation of all devices) that RabbitMQ reports
 (``connection.created`` on ``amq.rabbitmq.event``, which ``ConnectionWatch`` consumes over AMQP)
-is closed at once. Past the window nothing is cached any more, and the login is refused by imgate
+is closed at once, and again until its ``connection.closed`` comes. Past the window nothing is cached any more, and the login is refused by imgate
 itself. The cost: a device given a new token within the window is closed too until the window ends
 (its new login cannot be told apart from the old one's: the event carries no credentials). Without
 AMQP (``imgate run`` on RabbitMQ over MQTT) the watcher closes the quarantined users' connections
@@ -45,6 +45,8 @@ MARGIN_MS = 2_000  # past the cache TTL: a login answered while the revocation c
 _MAX_ENTRIES = 100_000  # quarantined devices remembered at once (the oldest go first)
 _KEEP_MS = 60_000  # past its window, an entry still serves events that were queued late
 _QUEUE_LENGTH = 10_000  # the event queue's bound (the oldest events are dropped beyond)
+_MAX_TRIES = 40  # closes of one connection in quarantine, ConnectionWatch.RETRY_S apart (10 s)
+_MAX_CLOSING = 10_000  # connections being closed at once (beyond, one close each)
 
 
 class RabbitManagement:
@@ -110,10 +112,15 @@ Close = Callable[[str, str], Awaitable[int]]
 
 
 class ConnectionWatch:
-    """Consumes ``connection.created`` from RabbitMQ's event exchange (its own exclusive queue, so
-    every ``imgate api`` sees every event) and closes the connections ``quarantine`` holds.
+    """Consumes ``connection.created`` and ``connection.closed`` from RabbitMQ's event exchange (its
+    own exclusive queue, so every ``imgate api`` sees every event) and closes the connections
+    ``quarantine`` holds: the user's, through the management API, again every ``RETRY_S`` until
+    that connection's ``connection.closed`` comes (the event can come before RabbitMQ tracks the
+    connection by user, and a close then misses it: seen live), at most ``_MAX_TRIES`` times.
     ``run`` reconnects with backoff; after a reconnect (events of the gap are lost) it closes the
     users in quarantine once."""
+
+    RETRY_S = 0.25
 
     def __init__(self, url: str, quarantine: Quarantine, close: Close, now_ms: Callable[[], int]) -> None:
         self._url = url
@@ -121,7 +128,9 @@ class ConnectionWatch:
         self._close = close
         self._now_ms = now_ms
         self.ready = asyncio.Event()  # consuming (for tests and the start-up order)
-        self.closed = 0  # connections closed because of the quarantine
+        self.closed = 0  # closes made because of the quarantine
+        self._gone: dict[str, asyncio.Event] = {}  # pid of a connection being closed -> its close seen
+        self._closers: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         attempt = 0
@@ -145,6 +154,8 @@ class ConnectionWatch:
                 log.warning("RabbitMQ event exchange: connection lost (%s); reconnecting", exc)
             finally:
                 self.ready.clear()
+                for task in list(self._closers):  # their close events would not come any more
+                    task.cancel()
             attempt += 1
             await asyncio.sleep(backoff(attempt))  # a reconnect backoff, not synchronisation
 
@@ -152,7 +163,8 @@ class ConnectionWatch:
         channel = await connection.channel()
         queue = await channel.declare_queue("", exclusive=True, auto_delete=True, arguments={
             "x-max-length": _QUEUE_LENGTH, "x-overflow": "drop-head"})
-        await queue.bind(EVENT_EXCHANGE, "connection.created")
+        for kind in ("connection.created", "connection.closed"):
+            await queue.bind(EVENT_EXCHANGE, kind)
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def gone(*_: object) -> None:
@@ -170,12 +182,36 @@ class ConnectionWatch:
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         event = connection_event(message.routing_key or "", dict(message.headers or {}))
-        if event is None or event[0] != "created":
+        if event is None:
             return
-        _, _, client_id, ts = event
+        kind, pid, client_id, ts = event
+        if kind == "closed":
+            if (seen := self._gone.get(pid)) is not None:
+                seen.set()
+            return
         uid, _, device = client_id.partition(":")
-        if self._quarantine.holds(uid, device, ts):
+        if not self._quarantine.holds(uid, device, ts) or pid in self._gone:
+            return
+        if len(self._gone) >= _MAX_CLOSING:
             await self._closing(uid, "token revoked (imgate; it came back through RabbitMQ's auth cache)")
+        else:
+            self._gone[pid] = asyncio.Event()
+            task = asyncio.create_task(self._close_until_gone(pid, uid), name=f"imgate.rabbitmq.close[{uid}]")
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+
+    async def _close_until_gone(self, pid: str, uid: str) -> None:
+        try:
+            for _ in range(_MAX_TRIES):
+                await self._closing(uid, "token revoked (imgate; it came back through RabbitMQ's auth cache)")
+                try:
+                    await asyncio.wait_for(self._gone[pid].wait(), self.RETRY_S)
+                    return
+                except TimeoutError:
+                    continue  # not closed yet (RabbitMQ had not tracked it by user): again
+            log.warning("a connection of %s in quarantine (%s) was not seen closing", uid, pid)
+        finally:
+            del self._gone[pid]
 
     async def _closing(self, uid: str, reason: str) -> None:
         try:
