@@ -60,6 +60,8 @@ log = logging.getLogger("imgate.broker")
 _TAKEOVER_TIMEOUT = 5.0
 _MAX_TAKEOVER_ROUNDS = 10  # take-overs one login waits through (connects racing for one client id)
 _RECENT_AUTH_CHANGES = 10_000
+# Refusals a legitimate client does not retry at once (unlike 0x89 server busy, or a device limit).
+_SLOW_REFUSALS = frozenset({BAD_CREDENTIALS, NOT_AUTHORIZED, CLIENT_ID_NOT_VALID, BAD_AUTH_METHOD})
 _FORWARDED = frozenset({codec.P_PAYLOAD_FORMAT, codec.P_CONTENT_TYPE, codec.P_RESPONSE_TOPIC,
                         codec.P_CORRELATION_DATA, codec.P_USER})  # PUBLISH properties passed to subscribers
 
@@ -90,6 +92,8 @@ class ClientLimits:
     max_property_bytes: int = 8192  # bytes of one packet's properties (and of a will's)
     max_filters: int = 64  # topic filters in one SUBSCRIBE or UNSUBSCRIBE
     max_unread_bytes: int = 8 << 20  # answers written to a client and not read by it, before it is cut off
+    refusal_delay: float = 1.0  # seconds a refused login (bad credentials, garbage) waits for its answer
+    max_delayed_refusals: int = 256  # refusals waiting at once; beyond, answered at once
 
 
 DeviceNotice = Callable[[str, str, str], tuple[str, bytes]]  # (uid, device kicked, by device) -> (topic, payload)
@@ -134,6 +138,7 @@ class Hub:
         self.stats = Stats()
         self.presence = Presence(self, presence_interval_ms)
         self._links: set[Link] = set()
+        self._delayed_refusals = 0
 
     def _is_online(self, client_id: str) -> bool:
         session = self.sessions.get(client_id)
@@ -244,7 +249,24 @@ class Hub:
     def _refuse(self, link: Link, reason: int, what: str) -> bool:
         log.info("refused connection %s: reason %#x", what, reason)
         link.conn.refuse(reason)
+        if reason in _SLOW_REFUSALS:
+            link.slow_refusal = True
         return False
+
+    async def delay_refusal(self) -> None:
+        """Hold a refused login's answer (bad credentials, a malformed or oversized CONNECT) for
+        ``refusal_delay``, as login prompts do: a client that reconnects as soon as it is refused
+        then costs the server a few logins a second instead of thousands. At most
+        ``max_delayed_refusals`` wait at once (each holds a socket); beyond, the answer goes at once."""
+        delay = self._clients.refusal_delay
+        if delay <= 0 or self._delayed_refusals >= self._clients.max_delayed_refusals:
+            return
+        self._delayed_refusals += 1
+        self.stats.delayed_refusals += 1
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._delayed_refusals -= 1
 
     async def _device_policy(self, who: Principal, client_id: str) -> bool:
         """False: refuse this login. Or disconnect the user's oldest devices to stay within the limits."""

@@ -72,7 +72,7 @@ class Link:
     """One client connection: the Wire its session's Outbox writes to."""
 
     __slots__ = ("_cancellable", "_flush_pending", "_grace", "_hub", "_ka_timer", "_last_read", "_max_unread",
-                 "_task", "clean", "conn", "ended", "pace", "session", "transport", "why")
+                 "_task", "clean", "conn", "ended", "pace", "session", "slow_refusal", "transport", "why")
 
     def __init__(self, transport: Transport, hub: Hub, limits: ServerLimits, grace: float,
                  max_unread: int = 8 << 20) -> None:
@@ -85,6 +85,7 @@ class Link:
         self.pace: Pace | None = None
         self.clean = False  # ended by the client's DISCONNECT (no will)
         self.why = ""  # why the server ended it (for logs)
+        self.slow_refusal = False  # its login was refused in a way worth answering slowly (Hub.delay_refusal)
         self.ended: asyncio.Future[None] | None = None  # created when someone waits for the end
         self._task: asyncio.Task[Any] | None = None
         self._cancellable = False
@@ -224,8 +225,11 @@ class Link:
         if not isinstance(event, ConnectRequested):
             if isinstance(event, ProtocolErrorEvent):
                 log.info("no valid CONNECT from %s: %s", self.transport.peer, event.message)
+                await self._hub.delay_refusal()  # its CONNACK, if any, is written on return
             return False
         accepted = await self._hub.on_connect(self, event.connect)
+        if not accepted and self.slow_refusal:
+            await self._hub.delay_refusal()
         self._flush()
         return accepted
 

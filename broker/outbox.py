@@ -93,6 +93,7 @@ class Stats:
     dropped_too_large: int = 0  # over a client's Maximum Packet Size
     slow_consumers: int = 0  # connections aborted because their outbox was full
     unread_cutoffs: int = 0  # connections aborted for not reading the answers to what they sent
+    delayed_refusals: int = 0  # refused logins answered after broker.refusal_delay_ms
     paced: int = 0  # times a connection was read more slowly for sending over its publish rate
 
 

@@ -169,6 +169,11 @@ class BrokerSettings(_Part):
     # A client that does not read what the server answers it (PINGRESPs, acks) is disconnected
     # once this much waits for it (MQTT 5: DISCONNECT 0x97). Deliveries are queued instead (above).
     max_unread_bytes: int = Field(8 << 20, ge=64 << 10)
+    # A refused login (bad credentials or client id, a malformed or oversized CONNECT) is answered
+    # this much later, so that a client reconnecting at once costs a few logins a second, not
+    # thousands (at most max_delayed_refusals wait at once; 0: answered at once).
+    refusal_delay_ms: int = Field(1000, ge=0, le=60_000)
+    max_delayed_refusals: int = Field(256, ge=0, le=100_000)
     max_devices: int = Field(0, ge=0)
     max_devices_per_class: dict[str, int] = Field(default_factory=dict)
     platform_classes: dict[str, str] = Field(default_factory=lambda: {

@@ -319,7 +319,9 @@ class App:
                                      max_properties=s.broker.max_properties,
                                      max_property_bytes=s.broker.max_property_bytes,
                                      max_filters=s.broker.max_filters_per_packet,
-                                     max_unread_bytes=s.broker.max_unread_bytes),
+                                     max_unread_bytes=s.broker.max_unread_bytes,
+                                     refusal_delay=s.broker.refusal_delay_ms / 1000,
+                                     max_delayed_refusals=s.broker.max_delayed_refusals),
                 presence_interval_ms=s.broker.presence_min_interval_ms,
                 session_expiry_s=s.broker.session_expiry_s,
                 accept_users=False,  # until the bridge consumes what they publish (below)

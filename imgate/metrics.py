@@ -49,6 +49,7 @@ HELP: dict[str, str] = {
     "broker_dropped_too_large_total": "Messages dropped because they exceeded a client's Maximum Packet Size.",
     "broker_slow_consumers_total": "Connections aborted because their outbox stayed full without acknowledgements.",
     "broker_unread_cutoffs_total": "Connections aborted for not reading the answers to what they sent (PINGRESP, acks).",
+    "broker_delayed_refusals_total": "Refused logins (bad credentials, malformed CONNECT) answered after broker.refusal_delay_ms.",
     "broker_paced_total": "Times a connection was read more slowly for sending packets over its rate.",
     "bridge_backlog": "Messages the bridge received and has not finished handling (its lag).",
     "bridge_ingress_waiting_bytes": "Payload bytes waiting in the bridge's ingress queues.",

@@ -101,7 +101,9 @@ def settings(tmp_path: Path, database_url: str, bridge_transport: str, admin_sec
         "database": {"url": database_url},
         # Rate limits far above what the tests send: the tests of the limits set their own.
         # (Bursts too: some tests run on a manual clock, where buckets never refill.)
-        "broker": {"auth_poll_interval": 0.1, "publish_rate": 100_000, "publish_burst": 100_000},
+        # Refused logins answered at once (the suite refuses hundreds; test_hostile.py tests the delay).
+        "broker": {"auth_poll_interval": 0.1, "publish_rate": 100_000, "publish_burst": 100_000,
+                   "refusal_delay_ms": 0},
         "limits": {"messages_per_s": 100_000, "messages_burst": 100_000, "rpcs_per_s": 100_000,
                    "rpcs_burst": 100_000, "searches_per_s": 100_000, "searches_burst": 100_000,
                    "push_registers_per_s": 100_000, "push_registers_burst": 100_000,

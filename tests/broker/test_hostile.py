@@ -319,3 +319,30 @@ async def test_a_users_wills_obey_the_presence_rate(settings: Settings) -> None:
         for conn in conns:
             conn.close()
         watcher.close()
+
+
+# ---- refused logins are answered slowly -----------------------------------------------------------
+async def test_a_refused_login_is_answered_after_the_refusal_delay(settings: Settings) -> None:
+    """Attack: unauthenticated clients reconnecting as soon as they are refused (the connect-bomb
+    of bench.faults: ~4,700 refused CONNECTs a second took a whole core). A refused login (here a
+    wrong token, and an oversized CONNECT) is answered ``broker.refusal_delay_ms`` later, so such a
+    client gets a few tries a second; at most ``broker.max_delayed_refusals`` wait at once, and a
+    good login is never delayed."""
+    s = with_broker(settings, refusal_delay_ms=60_000, max_delayed_refusals=2)
+    async with App(s) as app:
+        assert app.services is not None
+        await app.services.users.add_user("alice")
+        token = (await app.services.users.issue_token("alice", "phone")).token
+        stats = _hub(app).stats  # type: ignore[attr-defined]
+        wrong = [asyncio.create_task(connect5(app.mqtt_port, "alice:phone", "alice", "imt_wrong")) for _ in range(2)]
+        await _until(lambda: stats.delayed_refusals == 2)
+        # Two refusals wait (a minute): a third is answered at once, and a good login is not held.
+        third = await connect5(app.mqtt_port, "alice:phone", "alice", "imt_wrong")
+        assert third.connack is not None and third.connack.reason == 0x86
+        good = await connect5(app.mqtt_port, "alice:phone", "alice", token)
+        assert good.connack is not None and good.connack.reason == 0
+        assert not any(t.done() for t in wrong)  # still waiting for their answer
+        for t in wrong:
+            t.cancel()
+        good.close()
+        third.close()
