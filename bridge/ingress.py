@@ -41,7 +41,6 @@ class Receipt(Protocol):
 Item = tuple[str, bytes, dict[int, Any] | None, Receipt | None]
 
 
-
 @dataclass(slots=True)
 class IngressStats:
     offered: int = 0

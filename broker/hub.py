@@ -220,7 +220,11 @@ class Hub:
         link.session = session
         rate, burst = self._gate.publish_rate(who, self._clients.publish_rate)
         if rate > 0:
-            link.pace = Pace(rate, burst if burst is not None else self._clients.publish_burst)
+            link.pace = link.control = Pace(rate, burst if burst is not None else self._clients.publish_burst)
+        elif who.account not in self._gate.internal and self._clients.publish_rate > 0:
+            # An account without a rate publishes freely, but what only asks for an answer
+            # (PINGREQ, acknowledgements of nothing) goes at the users' pace.
+            link.control = Pace(self._clients.publish_rate, self._clients.publish_burst)
         asked = connect.properties.get(codec.P_SESSION_EXPIRY, 0) if connect.level == codec.MQTT5 else None
         conn.accept(session_present=existing is not None, qos2_in=session.qos2_in, assigned_client_id=assigned,
                     session_expiry=expiry if asked is not None and asked != expiry else None,
@@ -253,18 +257,23 @@ class Hub:
             link.slow_refusal = True
         return False
 
-    async def delay_refusal(self) -> None:
+    async def delay_refusal(self, link: Link) -> None:
         """Hold a refused login's answer (bad credentials, a malformed or oversized CONNECT) for
         ``refusal_delay``, as login prompts do: a client that reconnects as soon as it is refused
         then costs the server a few logins a second instead of thousands. At most
-        ``max_delayed_refusals`` wait at once (each holds a socket); beyond, the answer goes at once."""
+        ``max_delayed_refusals`` wait at once (each holds a socket); beyond, the answer goes at
+        once. A client that closes meanwhile gives its place up at once (so clients that never wait
+        for their answer cannot keep the places taken)."""
         delay = self._clients.refusal_delay
         if delay <= 0 or self._delayed_refusals >= self._clients.max_delayed_refusals:
             return
         self._delayed_refusals += 1
         self.stats.delayed_refusals += 1
         try:
-            await asyncio.sleep(delay)
+            async with asyncio.timeout(delay):
+                await link.until_closed()
+        except (TimeoutError, ConnectionError, OSError):
+            pass
         finally:
             self._delayed_refusals -= 1
 

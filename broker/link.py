@@ -72,7 +72,8 @@ class Link:
     """One client connection: the Wire its session's Outbox writes to."""
 
     __slots__ = ("_cancellable", "_flush_pending", "_grace", "_hub", "_ka_timer", "_last_read", "_max_unread",
-                 "_task", "clean", "conn", "ended", "pace", "session", "slow_refusal", "transport", "why")
+                 "_task", "clean", "conn", "control", "ended", "pace", "session", "slow_refusal", "transport",
+                 "why")
 
     def __init__(self, transport: Transport, hub: Hub, limits: ServerLimits, grace: float,
                  max_unread: int = 8 << 20) -> None:
@@ -82,7 +83,8 @@ class Link:
         self._hub = hub
         self._grace = grace
         self.session: Session | None = None
-        self.pace: Pace | None = None
+        self.pace: Pace | None = None  # what it sends (None: no limit)
+        self.control: Pace | None = None  # what it sends that asks only for an answer (PINGREQ, stray acks)
         self.clean = False  # ended by the client's DISCONNECT (no will)
         self.why = ""  # why the server ended it (for logs)
         self.slow_refusal = False  # its login was refused in a way worth answering slowly (Hub.delay_refusal)
@@ -225,11 +227,11 @@ class Link:
         if not isinstance(event, ConnectRequested):
             if isinstance(event, ProtocolErrorEvent):
                 log.info("no valid CONNECT from %s: %s", self.transport.peer, event.message)
-                await self._hub.delay_refusal()  # its CONNACK, if any, is written on return
+                await self._hub.delay_refusal(self)  # its CONNACK, if any, is written on return
             return False
         accepted = await self._hub.on_connect(self, event.connect)
         if not accepted and self.slow_refusal:
-            await self._hub.delay_refusal()
+            await self._hub.delay_refusal(self)
         self._flush()
         return accepted
 
@@ -253,10 +255,9 @@ class Link:
                     return
                 self._last_read = time.monotonic()
                 conn.receive_data(data)
-                turn = 0
                 continue
             turn += 1
-            if turn > PACKETS_PER_TURN:  # one read may hold thousands of small packets
+            if turn > PACKETS_PER_TURN:  # a read (reads that find data waiting do not yield) may hold thousands
                 turn = 0
                 self._flush()
                 await asyncio.sleep(0)
@@ -267,11 +268,11 @@ class Link:
                     await self._paced(1)
                 await hub.on_publish(self, event)
             elif isinstance(event, AckReceived):
-                if not hub.on_ack(self, event) and self.pace is not None:
-                    await self._paced(1)
+                if not hub.on_ack(self, event) and self.control is not None:
+                    await self._paced(1, self.control)
             elif isinstance(event, ControlReceived):
-                if not event.prepaid and self.pace is not None:
-                    await self._paced(1)
+                if not event.prepaid and self.control is not None:
+                    await self._paced(1, self.control)
             elif isinstance(event, SubscribeRequested):
                 await self._paced(len(event.subscribe.filters))  # each filter costs: a packet may carry thousands
                 hub.on_subscribe(self, event.subscribe)
@@ -288,6 +289,17 @@ class Link:
             else:  # PAUSED: closed by the server
                 return
 
+    async def until_closed(self, limit: int = 1 << 20) -> None:
+        """Until the client closes: what it sends meanwhile is read and dropped (at most
+        ``limit`` bytes; then it is only waited for). For a refused login's delay."""
+        seen = 0
+        while seen < limit:
+            data = await self.transport.read(READ_CHUNK)
+            if not data:
+                return
+            seen += len(data)
+        await asyncio.get_running_loop().create_future()  # until the caller's timeout
+
     @contextlib.contextmanager
     def not_reading(self) -> Iterator[None]:
         """The server does not read this client meanwhile: its PUBACKs wait too, which is not the
@@ -301,9 +313,10 @@ class Link:
             if outbox is not None:
                 outbox.paused -= 1
 
-    async def _paced(self, cost: int) -> None:
-        if self.pace is not None:
-            delay = self.pace.delay(cost)
+    async def _paced(self, cost: int, pace: Pace | None = None) -> None:
+        pace = pace or self.pace
+        if pace is not None:
+            delay = pace.delay(cost)
             if delay > 0:
                 self._hub.stats.paced += 1
                 self._flush()

@@ -75,6 +75,16 @@ async def test_a_flood_of_any_packet_type_is_paced(app: App, users: Users, packe
     mallory.close()
 
 
+async def test_an_unpaced_accounts_pings_are_paced_all_the_same(app: App) -> None:
+    """A service account without a publish rate publishes freely, but what only asks for an
+    answer (PINGREQ, acknowledgements of nothing) goes at the users' pace."""
+    stats = _hub(app).stats  # type: ignore[attr-defined]
+    account = await connect5(app.mqtt_port, "pub-ping", "svc:pub", PASSWORD)
+    account.send(b"\xc0\x00" * 20_000)
+    await _until(lambda: stats.paced > 0)
+    account.close()
+
+
 async def test_acks_of_what_the_server_sent_are_not_charged(app: App, users: Users) -> None:
     """A receiver acknowledging 500 deliveries (more than the burst of 200) is not slowed: each
     ack was paid for by the message it acknowledges. (Its unsolicited acks are: see above.)"""
@@ -314,8 +324,9 @@ async def test_a_users_wills_obey_the_presence_rate(settings: Settings) -> None:
             assert conn.connack is not None and conn.connack.reason == 0
             conns.append(conn)
         seen = await _until_barrier(watcher)
-        offline = [m for m in seen if m[0] == "presence/alice/phone" and b'"online":false' in m[1]]
-        assert len(offline) <= 1, seen
+        presence = [m[1] for m in seen if m[0] == "presence/alice/phone"]
+        # The first connection's online presence, then nothing within the interval: no will.
+        assert len(presence) == 1 and b'"online":true' in presence[0], seen
         for conn in conns:
             conn.close()
         watcher.close()
@@ -346,3 +357,22 @@ async def test_a_refused_login_is_answered_after_the_refusal_delay(settings: Set
             t.cancel()
         good.close()
         third.close()
+
+
+async def test_a_refused_client_that_closes_gives_its_place_up(settings: Settings) -> None:
+    """Clients that send a bad CONNECT and close without waiting for the answer must not keep the
+    delayed refusals' places taken (else a few hundred such connects a second would turn the
+    delay off for everybody): a client that closes gives its place up at once."""
+    s = with_broker(settings, refusal_delay_ms=60_000, max_delayed_refusals=1)
+    async with App(s) as app:
+        stats = _hub(app).stats  # type: ignore[attr-defined]
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.mqtt_port)
+        writer.write(connect_packet("alice:phone", "alice", "imt_wrong"))
+        await _until(lambda: stats.delayed_refusals == 1)
+        writer.close()  # gone without its answer
+        # Its place is free again: the next refusal waits (it would be answered at once if not).
+        waiting = asyncio.create_task(connect5(app.mqtt_port, "alice:phone", "alice", "imt_wrong"))
+        await _until(lambda: stats.delayed_refusals == 2)
+        assert not waiting.done()
+        waiting.cancel()
+        del reader
