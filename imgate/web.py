@@ -12,9 +12,11 @@ uploads and downloads.
 
 Uploads are bounded (issue 24): at most ``web.max_uploads`` PUTs are received at once and
 ``web.max_uploads_per_user`` of one user (the uploader the upload was declared by), and a PUT
-bringing fewer than ``web.min_upload_rate`` bytes a second over ``web.upload_rate_window_s`` is
-cut (408): a user stalling uploads holds a few slots for one window, not all of them for the
-URL's life. The connections themselves are bounded in ``imgate.webconn``.
+bringing fewer than ``web.min_upload_rate`` bytes a second over ``web.upload_rate_window_s``, or
+still unfinished its declared size at that rate and one window after it began, is cut (408): a
+user stalling uploads holds a few slots for one window, not all of them for the URL's life, and
+one trickling at the floor holds each for its size / ``web.min_upload_rate`` at most. The
+connections themselves are bounded in ``imgate.webconn``.
 
 Downloads are served with ``X-Content-Type-Options: nosniff`` and a sandboxing CSP, and every type
 but images, audio and video as ``Content-Disposition: attachment``: an uploaded HTML or SVG file
@@ -137,22 +139,25 @@ async def _paced(chunks: AsyncIterator[bytes], deadline: asyncio.Timeout, end: f
 
 
 async def _receive(ctx: WebContext, store: LocalStore, key: str, request: Request, spec: PutSpec) -> ObjectInfo:
-    """The PUT's body into the store, cut when slower than ``ctx.pace``, or (a slow client does
+    """The PUT's body into the store, cut when slower than ``ctx.pace`` (in a window, or over
+    the whole body: its declared size at the floor rate and one window), or (a slow client does
     not hold its file and slot for ever) later than the URL's life and a minute.
 
     Raises:
         Refused: 408 cut; what :meth:`LocalStore.write` raises.
     """
-    loop = asyncio.get_running_loop()
-    end = loop.time() + max(1.0, (spec.expires_at_ms - ctx.clock.now_ms() + _SLACK_MS) / 1000)
+    loop, pace = asyncio.get_running_loop(), ctx.pace
+    now = loop.time()
+    expires = now + max(1.0, (spec.expires_at_ms - ctx.clock.now_ms() + _SLACK_MS) / 1000)
+    end = min(expires, now + spec.size / pace.min_rate + pace.window_s) if pace.min_rate else expires
     deadline = asyncio.timeout_at(end)
     try:
         async with deadline:
-            return await store.write(key, _paced(request.stream(), deadline, end, ctx.pace), spec)
+            return await store.write(key, _paced(request.stream(), deadline, end, pace), spec)
     except TimeoutError:
         when = deadline.when()
-        if when is not None and when < end:
-            msg = (f"the upload was slower than {ctx.pace.min_rate} bytes/s over {ctx.pace.window_s:g} s "
+        if end < expires or (when is not None and when < end):
+            msg = (f"the upload was slower than {pace.min_rate} bytes/s over {pace.window_s:g} s "
                    "(web.min_upload_rate): PUT it again")
             raise Refused(408, msg) from None
         raise Refused(408, "the upload took too long: ask file.upload for a new URL") from None

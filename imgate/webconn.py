@@ -19,6 +19,13 @@ listeners: idle web sockets up to RLIMIT_NOFILE lock MQTT clients out. So, per c
 - **Headers**: closed unless a request's line and headers have arrived within
   ``web.header_timeout_s`` of the accept, or of the previous response (slowloris). A request's
   body is the application's to pace (``imgate.web``: the minimum upload rate).
+- **Slow readers**: closed (aborted, the rest of the answer dropped) when the server has been
+  waiting to write for ``web.idle_timeout_s``: asyncio pauses writing once a connection's
+  buffered answer passes its high-water mark (the kernel's send buffer full: the client does not
+  read), and resumes it only when the client has taken it down to the low-water mark. Without
+  this, a client that asks for a large file (``GET /vendor/mqtt.min.js``, 342 KB, public) and
+  never reads held its connection for ever: uvicorn's timers run only while it waits to read,
+  and ``web.max_connections`` of them stopped the listener for everyone.
 """
 
 from __future__ import annotations
@@ -188,11 +195,12 @@ class WebGuard:
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with the idle and header timeouts (module docstring); it tells its
-    :class:`WebGuard` when it closes."""
+    """uvicorn's h11 protocol, with the idle, header and write timeouts (module docstring); it
+    tells its :class:`WebGuard` when it closes."""
 
     guard: ClassVar[WebGuard]
     _head_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -203,6 +211,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head()
+        self._disarm_write()
         super().connection_lost(exc)
         self.guard.closed()
 
@@ -229,6 +238,28 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+    # The transport calls these when its write buffer passes the high-water mark and when it is
+    # back under the low-water mark; uvicorn's send() waits (FlowControl.drain) in between.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:  # the client has idle_timeout_s to take some of the answer
+            self._write_timer = self.loop.call_later(self.timeout_keep_alive, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._disarm_write()
+
+    def _disarm_write(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timed_out(self) -> None:
+        self._write_timer = None
+        # close() would wait to write what is buffered, which this client does not take: abort.
+        # connection_lost (soon) wakes the send() waiting to write, which then drops the rest.
+        self.transport.abort()
 
 
 def uvicorn_options(guard: WebGuard, idle_timeout_s: int) -> dict[str, Any]:

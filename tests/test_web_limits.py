@@ -12,6 +12,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -160,6 +161,33 @@ async def test_a_stalled_upload_is_cut_and_its_slot_freed(settings: Settings) ->
             assert r.status_code == 201, r.text
 
 
+async def test_an_upload_at_the_floor_rate_holds_its_slot_for_its_size_at_that_rate(settings: Settings) -> None:
+    """A PUT may take at most its declared size at web.min_upload_rate and one window
+    (web.upload_rate_window_s), within its URL's life (15 min and a minute): one trickling at
+    the floor (here 2000 bytes/s over 0.5 s windows) is received, and holds its slot no longer
+    than that (5120 bytes: 3.06 s). (The windows already imply this bound; it is kept as well.)"""
+    settings = tweak(settings, "web", max_uploads_per_user=1, min_upload_rate=2000, upload_rate_window_s=0.5)
+    async with App(settings) as app:
+        assert app.services is not None
+        await app.services.users.add_user("alice")
+        token = (await app.services.users.issue_token("alice", "phone")).token
+        async with connect(app.mqtt_port, "alice", "phone", token) as alice:
+            data = bytes(range(256)) * 20  # 5120 bytes
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            put = await RawPut.start((await ticket(alice, data))["url"], len(data), b"")
+            try:
+                for i in range(0, len(data), 1000):  # a window's bytes (1000) in each window
+                    await asyncio.sleep(0.3)  # the uploader's pace, not a synchronisation
+                    put.writer.write(data[i:i + 1000])
+                await until(lambda: receiving(settings.data_dir) == 0, "the upload to end")
+                assert loop.time() - started <= len(data) / 2000 + 0.5 + 0.5  # the bound, and some scheduling
+                await asyncio.wait_for(asyncio.shield(put.answer), WAIT)  # closed after web.idle_timeout_s
+                assert put.status() == 201, put.answer.result()
+            finally:
+                await put.close()
+
+
 # ---- finding 10: connections that send nothing; the file descriptors MQTT needs --------------
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bytes:
@@ -205,6 +233,52 @@ async def test_silent_and_slow_connections_are_closed(settings: Settings) -> Non
         reader, writer = await asyncio.open_connection("127.0.0.1", app.web.port)
         try:
             assert await closed_by_server(reader) == b""
+        finally:
+            writer.close()
+
+
+def server_side_state(port: int, client_port: int) -> str | None:
+    """The TCP state (hex, /proc/net/tcp: "01" established) of the server's end of the connection
+    from 127.0.0.1:``client_port`` to the listener on ``port``; None once it is gone (Linux)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and int(fields[2].split(":")[1], 16) == client_port:
+            return fields[3]
+    return None
+
+
+async def test_a_client_that_never_reads_its_answer_is_cut(settings: Settings) -> None:
+    """The attack: ``GET /vendor/mqtt.min.js`` (342 KB, public), 16 times pipelined (more than the
+    kernel's send buffer holds, 4 MiB at most on Linux), from a socket with a small receive buffer
+    that never reads. Before, the server waited to write for ever (uvicorn's timers run only
+    while it waits to read): web.max_connections of them stopped the listener for everyone. Now
+    the server aborts it after web.idle_timeout_s without the client taking anything (the
+    answers left unfinished), and serves others meanwhile."""
+    settings = tweak(settings, "web", idle_timeout_s=1)
+    size, times = (ROOT / "imgate" / "webchat" / "vendor" / "mqtt.min.js").stat().st_size, 16
+    async with App(settings) as app:
+        assert app.web is not None
+        port = app.web.port
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        client_port = sock.getsockname()[1]
+        try:
+            writer.transport.pause_reading()  # takes nothing: the kernel's buffers fill, then the server's
+            writer.write(b"GET /vendor/mqtt.min.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * times)
+            await writer.drain()
+            started = loop.time()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as http:
+                assert (await http.get("/vendor/mqtt.min.js")).status_code == 200  # served meanwhile
+            await until(lambda: server_side_state(port, client_port) != "01", "the server to close its end")
+            assert loop.time() - started < 1 + WAIT
+            writer.transport.resume_reading()
+            answer = await closed_by_server(reader)  # what the kernel had sent or buffered, then the end
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert len(answer) < times * size, "every answer was sent: the server did not cut them"
         finally:
             writer.close()
 
