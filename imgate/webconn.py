@@ -20,12 +20,14 @@ listeners: idle web sockets up to RLIMIT_NOFILE lock MQTT clients out. So, per c
   ``web.header_timeout_s`` of the accept, or of the previous response (slowloris). A request's
   body is the application's to pace (``imgate.web``: the minimum upload rate).
 - **Slow readers**: closed (aborted, the rest of the answer dropped) when the server has been
-  waiting to write for ``web.idle_timeout_s``: asyncio pauses writing once a connection's
-  buffered answer passes its high-water mark (the kernel's send buffer full: the client does not
-  read), and resumes it only when the client has taken it down to the low-water mark. Without
-  this, a client that asks for a large file (``GET /vendor/mqtt.min.js``, 342 KB, public) and
-  never reads held its connection for ever: uvicorn's timers run only while it waits to read,
-  and ``web.max_connections`` of them stopped the listener for everyone.
+  waiting to write for ``web.idle_timeout_s`` and the client has taken none of the answer
+  meanwhile (asyncio pauses writing once a connection's buffered answer passes its high-water
+  mark, the kernel's send buffer full, and resumes it only below the low-water mark: a slow
+  reader may keep it paused long while taking its answer, and is kept; what it took is what left
+  the kernel's send queue, ``TIOCOUTQ``, and asyncio's buffer). Without this, a client that
+  asks for a large file (``GET /vendor/mqtt.min.js``, 342 KB, public) and never reads held its
+  connection for ever: uvicorn's timers run only while it waits to read, and
+  ``web.max_connections`` of them stopped the listener for everyone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import asyncio
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +51,13 @@ log = logging.getLogger("imgate.web")
 _RECHECK_S = 0.1  # out of descriptors: nothing says when some are freed elsewhere, so look again
 _MIN_CONNECTIONS = 8  # below this, the web listener would be of no use: a start-up error
 _WARN_EVERY_S = 60.0
+try:
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ  # bytes in a socket's send queue, not acknowledged yet (Linux)
+except (ImportError, AttributeError):  # pragma: no cover - elsewhere, asyncio's buffer alone
+    _OUTQ = None
 
 
 def _fd_dir() -> str | None:
@@ -201,6 +211,7 @@ class GuardedH11Protocol(H11Protocol):
     guard: ClassVar[WebGuard]
     _head_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
+    _unsent_at: int = 0  # what was not taken yet when the write timer was armed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -244,7 +255,22 @@ class GuardedH11Protocol(H11Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._write_timer is None:  # the client has idle_timeout_s to take some of the answer
-            self._write_timer = self.loop.call_later(self.timeout_keep_alive, self._write_timed_out)
+            self._arm_write()
+
+    def _arm_write(self) -> None:
+        self._unsent_at = self._unsent()
+        self._write_timer = self.loop.call_later(self.timeout_keep_alive, self._write_timed_out)
+
+    def _unsent(self) -> int:
+        """The answer's bytes the client has not taken: in asyncio's buffer and the kernel's send queue."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if _OUTQ is not None and sock is not None:
+            try:
+                unsent += int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0" * 4))[0])
+            except OSError:
+                pass
+        return unsent
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -257,6 +283,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def _write_timed_out(self) -> None:
         self._write_timer = None
+        if self._unsent() < self._unsent_at:  # the client took some: it has another idle_timeout_s
+            self._arm_write()
+            return
         # close() would wait to write what is buffered, which this client does not take: abort.
         # connection_lost (soon) wakes the send() waiting to write, which then drops the rest.
         self.transport.abort()
