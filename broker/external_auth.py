@@ -7,12 +7,16 @@ RabbitMQ asks four questions (``auth_http.http_method = post``, form fields):
 
 - *user*: ``username``, ``password``, ``vhost``, ``client_id`` (MQTT): a login. Users log in with
   a device token and the client id ``{uid}:{device}`` of that token, service accounts with their
-  password, exactly as on the embedded broker.
+  password, exactly as on the embedded broker (so no service account takes a bridge's client id,
+  ``imgate-…`` or ``bridge.client_id``: it would take over the bridge's durable session and read
+  its queue). RabbitMQ's auth cache keeps an "allow" for its TTL: a token that expires within
+  that TTL + ``CACHE_MARGIN_MS`` is refused (``cached_ms``), so no cached login outlives its token.
 - *vhost*: ``username``, ``vhost``: only the configured virtual host.
 - *resource*: ``username``, ``vhost``, ``resource`` (``exchange``/``queue``), ``name``,
   ``permission`` (``configure``/``write``/``read``), ``client_id`` (MQTT): the MQTT plugin's own
   objects. A connection may use the queue of its own client id only
-  (``mqtt-subscription-{client id}qos0|1``, whoever else's it names: denied), and the topic
+  (``mqtt-subscription-{client id}qos0|1``, whoever else's it names: denied; a service account's
+  client id is never a user's nor a bridge's), and the topic
   exchange: a user to read and write, a service account to read only when one of its rules reads
   and to write only when one writes (the topic question then decides the routing key). Internal
   accounts (the bridges) anything. Only internal accounts log in over AMQP (no client id): another
@@ -32,15 +36,18 @@ and ``topic``, the MQTT topic or filter itself (``authorize``).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from broker.acl import Principal, TopicAcl
-from broker.connection import NOT_AUTHORIZED
+from broker.connection import BAD_CREDENTIALS, NOT_AUTHORIZED
 from broker.gate import USER_CLIENT_ID, Gate
 
 # The MQTT plugin's queue for a client's subscriptions (RabbitMQ 3.10: rabbit_mqtt_processor).
 _SUBSCRIPTION_QUEUE = "mqtt-subscription-"
+# Past a cache's TTL: a login answered while a revocation committed, the clocks' skew.
+CACHE_MARGIN_MS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +67,24 @@ class ExternalAuth:
     """The decisions behind an external broker's HTTP auth questions."""
 
     def __init__(self, gate: Gate, acl: TopicAcl, *, vhost: str = "/", exchange: str = "amq.topic",
-                 internal: Collection[str] = ()) -> None:
+                 internal: Collection[str] = (), cached_ms: int = 0,
+                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+        """``cached_ms``: how long the broker keeps a login's answer (RabbitMQ's
+        ``auth_cache.cache_ttl``; 0: no cache), for ``login(cached=True)``."""
         self._gate = gate
         self._acl = acl
         self._vhost = vhost
         self._exchange = exchange
         self._internal = frozenset(internal)
+        self._now_ms = now_ms
+        # A token must outlive a cached "allow" by this much (nothing to outlive without a cache).
+        self.token_margin_ms = cached_ms + CACHE_MARGIN_MS if cached_ms > 0 else 0
 
-    async def login(self, username: str | None, password: str | None, client_id: str | None) -> Login:
+    async def login(self, username: str | None, password: str | None, client_id: str | None, *,
+                    cached: bool = False) -> Login:
+        """``cached``: the broker caches the answer (RabbitMQ) for ``cached_ms``, and never asks
+        about a live connection again: a token that expires within ``token_margin_ms`` is refused,
+        so that no "allow" it keeps outlives the token."""
         if not username or not password:
             return Login(allowed=False)
         if self._gate.is_account(username) and not client_id:
@@ -77,7 +94,11 @@ class ExternalAuth:
                 return Login(allowed=False, reason=NOT_AUTHORIZED)
             client_id = f"amqp-{username}"
         who = await self._gate.login(username, password, client_id or "")
-        return Login(allowed=True) if isinstance(who, Principal) else Login(allowed=False, reason=who)
+        if not isinstance(who, Principal):
+            return Login(allowed=False, reason=who)
+        if cached and who.expires_at is not None and who.expires_at <= self._now_ms() + self.token_margin_ms:
+            return Login(allowed=False, reason=BAD_CREDENTIALS)  # its cached "allow" would outlive it
+        return Login(allowed=True)
 
     def vhost(self, vhost: str) -> bool:
         return vhost == self._vhost
@@ -86,8 +107,8 @@ class ExternalAuth:
         """Who a connection RabbitMQ logged in (through ``login``) is, from its username and
         client id; None when those cannot belong to one of our logins."""
         if self._gate.is_account(username):
-            if client_id and USER_CLIENT_ID.match(client_id):
-                return None  # a user's client id is never an account's (its login is refused)
+            if client_id and (USER_CLIENT_ID.match(client_id) or self._gate.reserved(username, client_id)):
+                return None  # a user's or a bridge's client id is never an account's (its login is refused)
             rules = self._gate.accounts[username].rules
             cid = client_id or f"amqp-{username}"
             return Principal(uid=None, device=None, rules=tuple(r.expand(username, cid) for r in rules), account=username)

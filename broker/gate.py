@@ -9,7 +9,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.acl import FULL_ACCESS, AclRule, Principal
@@ -21,6 +21,9 @@ log = logging.getLogger("imgate.broker")
 # A user's client id is {uid}:{device}; a service account may not take one (or a wildcard).
 USER_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,32}$")
 NOT_IN_ACCOUNT_NAMES = ("+", "#", "/", "\x00")
+# The bridges' client ids (bridge.client_id, "imgate-bridge" by default): no other service account
+# may take one (on RabbitMQ it would take over the bridge's durable session and read its queue).
+RESERVED_CLIENT_ID_PREFIX = "imgate-"
 REASONS = {
     AuthFailure.BAD_CREDENTIALS: BAD_CREDENTIALS,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
@@ -78,8 +81,9 @@ class Gate:
     """Logs a CONNECT in: a Principal, or the MQTT 5 reason code to refuse it with."""
 
     def __init__(self, authenticator: Authenticator, accounts: Sequence[ServiceAccount],
-                 internal: Mapping[str, str]) -> None:
+                 internal: Mapping[str, str], *, reserved_client_ids: Collection[str] = ()) -> None:
         self._authenticator = authenticator
+        self._reserved = frozenset(reserved_client_ids)  # besides RESERVED_CLIENT_ID_PREFIX
         self.accounts = {a.username: a for a in accounts}
         # Internal accounts (the bridge over MQTT): full access, never cut off as slow consumers.
         self.internal = set(internal)
@@ -88,6 +92,12 @@ class Gate:
 
     def is_account(self, username: str | None) -> bool:
         return username in self.accounts
+
+    def reserved(self, username: str, client_id: str) -> bool:
+        """Is ``client_id`` a bridge's (``RESERVED_CLIENT_ID_PREFIX``, or one given as reserved),
+        which the service account ``username`` may not use? (The internal accounts may.)"""
+        return username not in self.internal and \
+            (client_id.startswith(RESERVED_CLIENT_ID_PREFIX) or client_id in self._reserved)
 
     @staticmethod
     def assign_client_id() -> str:
@@ -101,9 +111,9 @@ class Gate:
                 return BAD_CREDENTIALS
             # Not a user's {uid}:{device} (a service account must not resume or take over a
             # user's session), not '$…' (in-process subscribers), nothing that would turn into
-            # a wildcard or a level when %c is expanded in its rules.
+            # a wildcard or a level when %c is expanded in its rules, not a bridge's.
             if not client_id or client_id.startswith("$") or USER_CLIENT_ID.match(client_id) \
-                    or any(c in client_id for c in NOT_IN_ACCOUNT_NAMES):
+                    or any(c in client_id for c in NOT_IN_ACCOUNT_NAMES) or self.reserved(account.username, client_id):
                 return CLIENT_ID_NOT_VALID
             rules = tuple(r.expand(account.username, client_id) for r in account.rules)
             return Principal(uid=None, device=None, rules=rules, account=account.username)

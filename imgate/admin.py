@@ -349,7 +349,8 @@ def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:
         form = await _form(request)
         if form is None:
             return _answer(False)
-        login = await auth.login(form.get("username"), form.get("password"), form.get("client_id"))
+        # RabbitMQ's auth cache keeps the answer: a token about to expire is refused already.
+        login = await auth.login(form.get("username"), form.get("password"), form.get("client_id"), cached=True)
         return _answer(login.allowed)
 
     @app.post("/auth/rabbitmq/vhost", response_class=PlainTextResponse, tags=tags)

@@ -571,12 +571,16 @@ class App:
 
     def _external_auth(self) -> ExternalAuth:
         """What RabbitMQ's HTTP auth backend asks (``/auth/rabbitmq/…``): the embedded broker's
-        logins and topic ACL; the bridge's own login to the external broker has full access."""
+        logins and topic ACL; the bridge's own login to the external broker has full access, and
+        its client id (``bridge.client_id``, as any ``imgate-…``) is no other account's. A token
+        is let in through RabbitMQ only while it outlives the node's auth cache
+        (``rabbitmq.auth_cache_ttl_s``) and a margin."""
         s, svc = self.settings, self.services
         assert svc is not None
         internal = {s.broker.username: s.broker.password} if s.broker.username and s.broker.password else {}
-        gate = Gate(svc.users, service_accounts(s), internal)
-        return ExternalAuth(gate, topic_acl(s.mqtt.topic_prefix), internal=internal)
+        gate = Gate(svc.users, service_accounts(s), internal, reserved_client_ids=(s.bridge.client_id,))
+        return ExternalAuth(gate, topic_acl(s.mqtt.topic_prefix), internal=internal,
+                            cached_ms=int(s.rabbitmq.auth_cache_ttl_s * 1000), now_ms=self.clock.now_ms)
 
     async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:
         """Store a system notification and hand it to the devices online now (the others get it
@@ -618,9 +622,12 @@ class App:
         RabbitMQ connections of every revocation or disable logged in the database (made by this
         process, another ``imgate api`` or the CLI) and of every token as it expires, within
         ``broker.auth_poll_interval``. (With several api processes each closes them: harmless.)
-        Each of those devices is then in quarantine for RabbitMQ's auth cache TTL: whenever it
-        shows up again (a login answered from the cache), it is closed again, as RabbitMQ reports
-        it on its event exchange (with ``amqp.url``), else on every pass (imgate/rabbitmq.py)."""
+        A revoked or disabled device is then in quarantine for RabbitMQ's auth cache TTL: whenever
+        it shows up again (a login answered from the cache), it is closed again, as RabbitMQ
+        reports it on its event exchange (with ``amqp.url``), else on every pass
+        (imgate/rabbitmq.py). An expiry is not quarantined (the devices of a user who refreshed
+        their tokens would be closed again and again): the auth backend refuses a token that
+        expires within the cache's TTL and a margin, so no cached login outlives its token."""
         r = self.settings.rabbitmq
         if not r.management_url:
             return
@@ -651,11 +658,10 @@ class App:
                         quarantine.add(change.uid, change.device, change.ts)
                         await rabbit.close_user(change.uid, f"{change.kind} (imgate)")
                         after = change.id
-                    # Tokens that expired since the last pass (RabbitMQ checks a login only once).
+                    # Tokens that expired since the last pass (RabbitMQ checks a login only once):
+                    # closed once, not quarantined (no cached login of theirs is left by now).
                     now = self.clock.now_ms()
                     expired = await svc.users.expired_between(expired_after, now)
-                    for uid, device, at in expired:
-                        quarantine.add(uid, device, at)
                     for uid in dict.fromkeys(uid for uid, _, _ in expired):
                         await rabbit.close_user(uid, "token expired (imgate)")
                     expired_after = now if len(expired) < 1000 else expired[-1][2]  # a full page: the rest next pass

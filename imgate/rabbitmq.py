@@ -13,15 +13,22 @@ it is open, and caches its own topic answers. So a device whose token was revoke
 at once, and nothing would close it again: denying its topics in imgate would not help either,
 their answers being in the cache too.
 
-The answer here, ``Quarantine``: for the cache's TTL (``rabbitmq.auth_cache_ttl_s``) and 2 s more
-after a revocation, a disable or an expiry, every connection of that ``{uid}:{device}`` (every
-device, for a disable or a revocation of all devices) that RabbitMQ reports
+The answer here, ``Quarantine``: for the cache's TTL (``rabbitmq.auth_cache_ttl_s``) and
+``MARGIN_MS`` more after a revocation or a disable, every connection of that ``{uid}:{device}``
+(every device, for a disable or a revocation of all devices) that RabbitMQ reports
 (``connection.created`` on ``amq.rabbitmq.event``, which ``ConnectionWatch`` consumes over AMQP)
-is closed at once, and again until its ``connection.closed`` comes. Past the window nothing is cached any more, and the login is refused by imgate
-itself. The cost: a device given a new token within the window is closed too until the window ends
-(its new login cannot be told apart from the old one's: the event carries no credentials). Without
-AMQP (``imgate run`` on RabbitMQ over MQTT) the watcher closes the quarantined users' connections
-on every pass of ``broker.auth_poll_interval`` instead, for the same window.
+is closed at once, and again until its ``connection.closed`` comes. Past the window nothing is
+cached any more, and the login is refused by imgate itself. The cost: a device given a new token
+within the window is closed too until the window ends (its new login cannot be told apart from
+the old one's: the event carries no credentials). Without AMQP (``imgate run`` on RabbitMQ over
+MQTT) the watcher closes the quarantined users' connections on every pass of
+``broker.auth_poll_interval`` instead, for the same window.
+
+An expiry is not quarantined: refreshing a token before it expires is what clients do, and the
+quarantine would close all of the user's devices, their new tokens' too, for the window. Instead
+the auth backend refuses a token that expires within the cache's TTL + ``MARGIN_MS``
+(``broker.external_auth``), so no cached "allow" outlives its token; the live connections of an
+expired token are closed once.
 """
 
 from __future__ import annotations
@@ -38,10 +45,11 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bridge.amqp import EVENT_EXCHANGE, connection_event
 from bridge.transport import backoff
+from broker.external_auth import CACHE_MARGIN_MS
 
 log = logging.getLogger("imgate.rabbitmq")
 
-MARGIN_MS = 2_000  # past the cache TTL: a login answered while the revocation committed, clock skew
+MARGIN_MS = CACHE_MARGIN_MS  # past the cache TTL: a login answered while the revocation committed, clock skew
 _MAX_ENTRIES = 100_000  # quarantined devices remembered at once (the oldest go first)
 _KEEP_MS = 60_000  # past its window, an entry still serves events that were queued late
 _QUEUE_LENGTH = 10_000  # the event queue's bound (the oldest events are dropped beyond)
@@ -78,7 +86,7 @@ class RabbitManagement:
 
 class Quarantine:
     """The devices whose connections are closed whenever they show up, each until its revocation
-    (disable, expiry) time + the auth cache's TTL + ``MARGIN_MS``. Sans-IO; bounded."""
+    (disable) time + the auth cache's TTL + ``MARGIN_MS``. Sans-IO; bounded."""
 
     def __init__(self, cache_ttl_ms: int) -> None:
         self.window_ms = cache_ttl_ms + MARGIN_MS

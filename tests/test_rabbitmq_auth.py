@@ -15,10 +15,11 @@ from config.settings import Settings
 from imgate.app import App
 from tests.conftest import ADMIN_SECRET
 from tests.external_auth import BRIDGE, BRIDGE_PASSWORD
-from tests.helpers import tweak
+from tests.helpers import ManualClock, tweak
 
 GATEWAY, GATEWAY_PASSWORD = "svc:gateway", "change-me-please"  # the README's example account
 WRITER, WRITER_PASSWORD = "svc.writer", "writer-password"
+BRIDGE_CLIENT_ID = "bridge-7"  # bridge.client_id, configured: reserved as any "imgate-…"
 
 
 @pytest.fixture
@@ -28,7 +29,9 @@ def admin_secret() -> str:
 
 @pytest.fixture(name="settings")
 def accounts_fixture(settings: Settings) -> Settings:
-    """The bridges' account (broker.username), the README's ``svc:gateway`` and a write-only account."""
+    """The bridges' account (broker.username) and client id (bridge.client_id), the README's
+    ``svc:gateway`` and a write-only account."""
+    settings = tweak(settings, "bridge", client_id=BRIDGE_CLIENT_ID)
     return tweak(settings, "broker", username=BRIDGE, password=BRIDGE_PASSWORD, accounts=[
         {"username": GATEWAY, "password": GATEWAY_PASSWORD,
          "acl": ["readwrite devices/%u/#", "read status/%c", "deny devices/%u/secret/#"]},
@@ -126,6 +129,105 @@ async def test_only_the_bridges_account_logs_in_over_amqp(rabbit: httpx.AsyncCli
     assert await ask(rabbit, "/user", username=GATEWAY, password=GATEWAY_PASSWORD, vhost="/",
                      client_id="hall-1") == "allow"
     assert await ask(rabbit, "/user", username=WRITER, password=WRITER_PASSWORD, vhost="/", client_id="w-1") == "allow"
+
+
+async def test_no_service_account_takes_a_bridges_client_id(app: App, rabbit: httpx.AsyncClient) -> None:
+    """A service account connecting with the bridge's client id (``imgate-bridge`` by default)
+    took over the bridge's durable session on RabbitMQ and consumed its
+    ``mqtt-subscription-imgate-bridgeqos1`` queue, bound to ``im/+/out/#``: every user's
+    messages. Now a bridge's client id (``bridge.client_id``, and any ``imgate-…``) is refused to
+    every account but the bridges' own, at login and in every resource and topic answer."""
+    for client_id in ("imgate-bridge", "imgate-bridge-emqx-1", "imgate-", BRIDGE_CLIENT_ID):
+        for username, password in ((GATEWAY, GATEWAY_PASSWORD), (WRITER, WRITER_PASSWORD)):
+            assert await ask(rabbit, "/user", username=username, password=password, vhost="/",
+                             client_id=client_id) == "deny", (username, client_id)
+        for permission in ("configure", "write", "read"):
+            for name in (f"mqtt-subscription-{client_id}qos1", f"mqtt-subscription-{client_id}qos0"):
+                assert await ask(rabbit, "/resource", username=GATEWAY, vhost="/", resource="queue", name=name,
+                                 client_id=client_id, permission=permission) == "deny", (name, permission)
+        for permission in ("read", "write"):
+            assert await ask(rabbit, "/resource", username=GATEWAY, vhost="/", resource="exchange",
+                             name="amq.topic", client_id=client_id, permission=permission) == "deny"
+        # Topics its rules would give it under any other client id (``read status/%c``).
+        for key, permission in ((f"status.{client_id}", "read"), (f"devices.{GATEWAY}.lamp", "write")):
+            form = {"username": GATEWAY, "vhost": "/", "resource": "topic", "name": "amq.topic",
+                    "permission": permission, "routing_key": key, "variable_map.client_id": client_id}
+            assert await ask(rabbit, "/topic", **form) == "deny", (client_id, key)
+            assert await ask(rabbit, "/topic", **{**form, "routing_key": key.replace(client_id, "hall-1"),
+                                                  "variable_map.client_id": "hall-1"}) == "allow", key
+    # Client ids that only look alike are the account's own; the bridges' account keeps its own.
+    for client_id in ("imgate", "my-imgate-bridge", "bridge-70"):
+        assert await ask(rabbit, "/user", username=GATEWAY, password=GATEWAY_PASSWORD, vhost="/",
+                         client_id=client_id) == "allow", client_id
+    for client_id in (BRIDGE_CLIENT_ID, "imgate-bridge"):
+        assert await ask(rabbit, "/user", username=BRIDGE, password=BRIDGE_PASSWORD, vhost="/",
+                         client_id=client_id) == "allow"
+        assert await ask(rabbit, "/resource", username=BRIDGE, vhost="/", resource="queue", client_id=client_id,
+                         name=f"mqtt-subscription-{client_id}qos1", permission="read") == "allow"
+    # EMQX asks the same decisions.
+    assert app.admin is not None
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}/auth/emqx") as emqx:
+        for body, answer in (({"username": GATEWAY, "password": GATEWAY_PASSWORD, "clientid": "imgate-bridge"}, "deny"),
+                             ({"username": GATEWAY, "password": GATEWAY_PASSWORD, "clientid": "hall-1"}, "allow")):
+            r = await emqx.post("/authn", json=body)
+            assert r.status_code == 200 and r.json()["result"] == answer, body
+        r = await emqx.post("/authz", json={"username": GATEWAY, "clientid": "imgate-bridge", "action": "subscribe",
+                                            "topic": "status/imgate-bridge"})
+        assert r.status_code == 200 and r.json()["result"] == "deny"
+
+
+async def test_the_embedded_broker_refuses_a_bridges_client_id_to_an_account(app: App) -> None:
+    """gate.py is the embedded broker's too: the same client ids are refused there (0x85)."""
+    import aiomqtt
+
+    assert app.broker is not None
+    port = app.broker.port_of("tcp")
+    with pytest.raises(aiomqtt.MqttCodeError) as refused:
+        async with aiomqtt.Client("127.0.0.1", port, identifier="imgate-bridge", username=GATEWAY,
+                                  password=GATEWAY_PASSWORD, protocol=aiomqtt.ProtocolVersion.V5, timeout=10):
+            pass
+    assert refused.value.rc == 0x85  # client identifier not valid
+    async with aiomqtt.Client("127.0.0.1", port, identifier="hall-1", username=GATEWAY, password=GATEWAY_PASSWORD,
+                              protocol=aiomqtt.ProtocolVersion.V5, timeout=10):
+        pass
+
+
+async def test_a_token_is_refused_before_rabbitmqs_cached_login_could_outlive_it(settings: Settings) -> None:
+    """RabbitMQ's auth cache keeps a login's "allow" for ``rabbitmq.auth_cache_ttl_s``: a token
+    that expires within that TTL + 2 s is refused at login, so no cached "allow" outlives it (and
+    an expiry needs no quarantine: imgate/rabbitmq.py). EMQX caches no login: its answer is the
+    token's own. Without a cache (TTL 0) a token is good until its expiry."""
+    from imgate.rabbitmq import MARGIN_MS
+
+    clock = ManualClock(1_000_000_000_000)
+    window_ms = 15_000 + MARGIN_MS
+    for ttl_s, margin_ms in ((15.0, window_ms), (0.0, 0)):
+        async with App(tweak(settings, "rabbitmq", auth_cache_ttl_s=ttl_s), clock=clock) as app:
+            assert app.services is not None and app.admin is not None
+            users = app.services.users
+            uid = f"dora{int(ttl_s)}"
+            await users.add_user(uid)
+            issued = await users.issue_token(uid, "phone", ttl_s=60)
+            assert issued.expires_at == clock.ms + 60_000
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}/auth") as client:
+                assert await logins(client, uid, issued.token) == ("allow", "allow")
+                clock.ms = issued.expires_at - margin_ms - 1  # its cached "allow" would end in time
+                assert await logins(client, uid, issued.token) == ("allow", "allow")
+                for clock.ms in sorted({issued.expires_at - max(margin_ms, 1), issued.expires_at - 1}):
+                    assert await logins(client, uid, issued.token) == ("deny" if margin_ms else "allow", "allow")
+                clock.ms = issued.expires_at
+                assert await logins(client, uid, issued.token) == ("deny", "deny")
+                # A new token of the same device is let in at once: the old one's expiry holds nothing.
+                fresh = await users.issue_token(uid, "phone", ttl_s=3600)
+                assert await logins(client, uid, fresh.token) == ("allow", "allow")
+
+
+async def logins(client: httpx.AsyncClient, uid: str, token: str) -> tuple[str, str]:
+    """RabbitMQ's and EMQX's answers to the login of ``{uid}:phone`` with ``token``."""
+    rabbit = await ask(client, "/rabbitmq/user", username=uid, password=token, vhost="/", client_id=f"{uid}:phone")
+    r = await client.post("/emqx/authn", json={"username": uid, "password": token, "clientid": f"{uid}:phone"})
+    assert r.status_code == 200
+    return rabbit, str(r.json()["result"])
 
 
 @pytest.mark.parametrize(("permission", "key", "answer"), [

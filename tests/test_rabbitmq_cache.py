@@ -12,7 +12,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 
 import aio_pika
 import aiomqtt
@@ -164,29 +164,18 @@ async def hang_up(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-async def test_a_service_account_cannot_read_the_bridges_queue_over_amqp(front: tuple[App, RabbitNode]) -> None:
-    """Issue 24, finding 2. The bridge's MQTT session (``im/+/out/#``, as with ``bridge.transport
-    = "mqtt"``) is away; a user's message waits in its queue, ``mqtt-subscription-{client id}qos1``.
-    A service account whose only rule is ``readwrite devices/%u/#`` logs in over AMQP and takes
-    the message with basic.get (7926294 let it: any queue not named after a user's client id).
-    Its AMQP login must be refused."""
-    api, node = front
+@asynccontextmanager
+async def bridge_session_away(api: App, node: RabbitNode, bridge_id: str) -> AsyncIterator[None]:
+    """The bridges' MQTT session ``bridge_id`` (clean_session=False, ``im/+/out/#``) away, a user's
+    message waiting in its queue (``mqtt-subscription-{bridge_id}qos1``) during the block; after
+    it, that message is still there for the bridge's session, which is ended."""
     uid = fresh_uid()
-    bridge_id = f"bridge-{secrets.token_hex(3)}"
     async with aiomqtt.Client("127.0.0.1", node.mqtt_port, username=BRIDGE, password=BRIDGE_PASSWORD,
                               identifier=bridge_id, clean_session=False) as bridge:
         await bridge.subscribe("im/+/out/#", qos=1)
     async with connect(node.mqtt_port, uid, "phone", await token(api, uid), subscribe=[]) as phone:
         await phone.client.publish(f"im/{uid}/out/msg", b'{"cid": "c1", "text": "private"}', qos=1)
-    queue = f"mqtt-subscription-{bridge_id}qos1"
-    with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
-        attacker = await aio_pika.connect(f"amqp://{LAMPS}:{LAMPS_PASSWORD}@127.0.0.1:{node.amqp_port}/", timeout=WAIT)
-        async with attacker:
-            channel = await attacker.channel()
-            waiting = await channel.get_queue(queue, ensure=False)
-            got = await waiting.get(no_ack=True, fail=False)
-            pytest.fail(f"a service account logged in over AMQP and read {got.body if got else None!r}")
-    # The message is still there for the bridge's session.
+    yield
     async with aiomqtt.Client("127.0.0.1", node.mqtt_port, username=BRIDGE, password=BRIDGE_PASSWORD,
                               identifier=bridge_id, clean_session=False) as bridge:
         async with asyncio.timeout(WAIT):
@@ -196,6 +185,85 @@ async def test_a_service_account_cannot_read_the_bridges_queue_over_amqp(front: 
     async with aiomqtt.Client("127.0.0.1", node.mqtt_port, username=BRIDGE, password=BRIDGE_PASSWORD,
                               identifier=bridge_id, clean_session=True):
         pass  # ends the session (its queue goes)
+
+
+async def test_a_service_account_cannot_read_the_bridges_queue_over_amqp(front: tuple[App, RabbitNode]) -> None:
+    """Issue 24, finding 2. The bridge's MQTT session (``im/+/out/#``, as with ``bridge.transport
+    = "mqtt"``) is away; a user's message waits in its queue, ``mqtt-subscription-{client id}qos1``.
+    A service account whose only rule is ``readwrite devices/%u/#`` logs in over AMQP and takes
+    the message with basic.get (7926294 let it: any queue not named after a user's client id).
+    Its AMQP login must be refused."""
+    api, node = front
+    bridge_id = f"bridge-{secrets.token_hex(3)}"
+    async with bridge_session_away(api, node, bridge_id):
+        with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
+            attacker = await aio_pika.connect(f"amqp://{LAMPS}:{LAMPS_PASSWORD}@127.0.0.1:{node.amqp_port}/",
+                                              timeout=WAIT)
+            async with attacker:
+                channel = await attacker.channel()
+                waiting = await channel.get_queue(f"mqtt-subscription-{bridge_id}qos1", ensure=False)
+                got = await waiting.get(no_ack=True, fail=False)
+                pytest.fail(f"a service account logged in over AMQP and read {got.body if got else None!r}")
+
+
+async def test_a_service_account_cannot_take_the_bridges_mqtt_session(front: tuple[App, RabbitNode]) -> None:
+    """The bridge's MQTT session (``imgate-…``, clean_session=False, ``im/+/out/#``) is away and
+    a user's message waits in its queue. A service account connecting over MQTT with the
+    bridge's client id would take the session over and consume that queue (its own client id's
+    queue, for the resource question): its login must be refused, and the message stay."""
+    api, node = front
+    bridge_id = f"imgate-bridge-{secrets.token_hex(3)}"  # the node's cache outlives a test: its own id
+    async with bridge_session_away(api, node, bridge_id):
+        with pytest.raises(aiomqtt.MqttCodeError):
+            async with aiomqtt.Client("127.0.0.1", node.mqtt_port, username=LAMPS, password=LAMPS_PASSWORD,
+                                      identifier=bridge_id, clean_session=False) as attacker:
+                async with asyncio.timeout(WAIT):
+                    async for message in attacker.messages:
+                        pytest.fail(f"a service account took the bridge's session and read {message.payload!r}")
+
+
+async def test_a_device_on_a_fresh_token_is_not_closed_again_when_its_old_token_expires(
+        front: tuple[App, RabbitNode]) -> None:
+    """A device refreshes its token before the old one expires and reconnects with the new one.
+    When the old one expires, its user's connections are closed once (the management API closes
+    per user); the device reconnects with its new token and stays. (Before, every expiry was
+    quarantined: each reconnection of the user's devices was closed again for the cache's TTL
+    and 2 s.) A token that would expire within that window is refused at login instead."""
+    api, node = front
+    assert api.services is not None
+    cache_ttl_s = node.auth_cache_ttl_ms / 1000
+    window_s = api.settings.rabbitmq.auth_cache_ttl_s + 2
+    assert cache_ttl_s <= api.settings.rabbitmq.auth_cache_ttl_s
+    users = api.services.users
+    other = fresh_uid()  # (its token's expiry would close its user's connections: another user)
+    await token(api, other)
+    doomed = (await users.issue_token(other, "phone", ttl_s=int(window_s) - 1)).token
+    reader, writer, connack = await raw_login(node.mqtt_port, other, doomed)
+    await hang_up(writer)
+    assert connack in (CONNACK_BAD_LOGIN, CONNACK_NOT_AUTHORIZED, b""), "a token within the window was let in"
+    uid = fresh_uid()
+    await token(api, uid)
+    old = await users.issue_token(uid, "phone", ttl_s=int(window_s) + 3)
+    reader, writer, connack = await raw_login(node.mqtt_port, uid, old.token)
+    await hang_up(writer)
+    assert connack == CONNACK_ACCEPTED
+    new = (await users.issue_token(uid, "phone", ttl_s=3600)).token
+    reader, writer, connack = await raw_login(node.mqtt_port, uid, new)
+    try:
+        assert connack == CONNACK_ACCEPTED
+        # The old token expires: closed once (within broker.auth_poll_interval of its expiry).
+        assert old.expires_at is not None
+        assert await server_closes(reader, (old.expires_at - api.clock.now_ms()) / 1000 + WAIT)
+    finally:
+        await hang_up(writer)
+    reader, writer, connack = await raw_login(node.mqtt_port, uid, new)
+    try:
+        assert connack == CONNACK_ACCEPTED
+        assert not await server_closes(reader, CLOSED_WITHIN), "the device on its new token was closed again"
+        writer.write(publish_packet(f"im/{uid}/out/msg", b'{"cid": "fresh"}', packet_id=1))
+        assert await asyncio.wait_for(reader.readexactly(4), WAIT) == b"\x40\x02\x00\x01"  # PUBACK
+    finally:
+        await hang_up(writer)
 
 
 async def test_the_readme_service_account_works_through_rabbitmq(front: tuple[App, RabbitNode]) -> None:

@@ -100,12 +100,13 @@ async def test_the_topic_acl_closes_a_device_that_oversteps(fronted: tuple[App, 
 @pytest.fixture
 async def api_front(settings: Settings, rabbitmq_node: RabbitNode) -> AsyncIterator[tuple[App, RabbitNode]]:
     """``imgate api`` as RabbitMQ's auth backend, closing connections through its management API
-    (the database migrated by a full app first: an api process does not migrate)."""
+    (the database migrated by a full app first: an api process does not migrate). This node has
+    no auth cache (``rabbitmq.auth_cache_ttl_s`` 0: a token is let in until its expiry)."""
     async with App(settings):
         pass
     front = settings.model_copy(update={"rabbitmq": settings.rabbitmq.model_validate({
         "management_url": rabbitmq_node.mgmt_url, "management_username": ADMIN_USER,
-        "management_password": ADMIN_PASSWORD})})
+        "management_password": ADMIN_PASSWORD, "auth_cache_ttl_s": 0})})
     async with App(front, role="api") as api:
         assert api.admin is not None and api.rabbit is not None
         await rabbitmq_node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
