@@ -309,7 +309,8 @@ class WebSettings(_Part):
     mqtt_url: str | None = Field(None, pattern=r"^wss?://\S+$")
     # Connections (issue 24): a request's line and headers must arrive within header_timeout_s;
     # a connection with no request running is closed after idle_timeout_s without a byte (uvicorn's
-    # timeout_keep_alive, applied from the accept on too). At most max_connections at once, fewer
+    # timeout_keep_alive, applied from the accept on too), and one the server has waited as long to
+    # write to (the client takes none of its answer). At most max_connections at once, fewer
     # when the open-files limit is small (more wait in the backlog); and none kept while the process
     # has fewer than fd_reserve file descriptors left under RLIMIT_NOFILE (they stay for MQTT clients).
     header_timeout_s: float = Field(10.0, gt=0, le=300)
@@ -317,7 +318,8 @@ class WebSettings(_Part):
     max_connections: int = Field(512, ge=1, le=1_000_000)
     fd_reserve: int = Field(256, ge=0, le=1_000_000)
     # Uploads (PUT /files): at most max_uploads at once, max_uploads_per_user of one user; a PUT
-    # bringing fewer than min_upload_rate bytes/s over upload_rate_window_s is cut (0: no floor).
+    # bringing fewer than min_upload_rate bytes/s over upload_rate_window_s, or unfinished its size at
+    # that rate and a window after it began, is cut (0: no floor).
     max_uploads: int = Field(64, ge=1, le=100_000)
     max_uploads_per_user: int = Field(4, ge=1, le=100_000)
     min_upload_rate: int = Field(1024, ge=0, le=1 << 30)
@@ -352,9 +354,10 @@ class RabbitMqSettings(_Part):
     management_password: str | None = None
     timeout_s: float = Field(5.0, gt=0, le=60)
     # RabbitMQ's auth_cache.cache_ttl, in seconds (0: no cache in front of the HTTP backend). For this
-    # long (and 2 s more) after a revocation, a disable or an expiry, a connection of the device that
-    # shows up (its login answered from the cache) is closed again (imgate/rabbitmq.py). At least the
-    # nodes' cache_ttl: config/rabbitmq/*.conf ship 15 s.
+    # long (and 2 s more) after a revocation or a disable, a connection of the device that shows up
+    # (its login answered from the cache) is closed again (imgate/rabbitmq.py); a token that expires
+    # within it (and 2 s) is refused at login. At least the nodes' cache_ttl: config/rabbitmq/*.conf
+    # ship 15 s.
     auth_cache_ttl_s: float = Field(15.0, ge=0, le=3600)
 
 
