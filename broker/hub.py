@@ -385,7 +385,7 @@ class Hub:
         message = Message(will.topic, will.payload, min(will.qos, 2), will.retain, props,
                           time.monotonic() + expiry if expiry else None, None)
         self.router.route(message)
-        if will.retain and session.principal.rules is not None:
+        if will.retain:  # an account's (users' wills are their presence, and users never retain)
             self.router.store_retained(message)
 
     # ---- requests of a live connection ------------------------------------------------------------

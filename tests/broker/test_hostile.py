@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from broker import codec
+from broker.hub import Hub
 from config.settings import Settings
 from imgate.app import App
 from tests.broker.test_mqtt_semantics import PASSWORD, with_broker
@@ -42,7 +43,7 @@ async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
             await asyncio.sleep(0.01)
 
 
-def _hub(app: App) -> object:
+def _hub(app: App) -> Hub:
     assert app.broker is not None and app.broker.broker is not None
     return app.broker.broker
 
@@ -62,7 +63,7 @@ async def test_a_flood_of_any_packet_type_is_paced(app: App, users: Users, packe
     await users.add("mallory", "bob")
     mallory = await connect5(app.mqtt_port, "mallory:x", "mallory", await users.token("mallory", "x"))
     assert mallory.connack is not None and mallory.connack.reason == 0
-    stats = _hub(app).stats  # type: ignore[attr-defined]
+    stats = _hub(app).stats
     assert stats.paced == 0
     mallory.send(packet * 20_000)
     await _until(lambda: stats.paced > 0)
@@ -78,7 +79,7 @@ async def test_a_flood_of_any_packet_type_is_paced(app: App, users: Users, packe
 async def test_an_unpaced_accounts_pings_are_paced_all_the_same(app: App) -> None:
     """A service account without a publish rate publishes freely, but what only asks for an
     answer (PINGREQ, acknowledgements of nothing) goes at the users' pace."""
-    stats = _hub(app).stats  # type: ignore[attr-defined]
+    stats = _hub(app).stats
     account = await connect5(app.mqtt_port, "pub-ping", "svc:pub", PASSWORD)
     account.send(b"\xc0\x00" * 20_000)
     await _until(lambda: stats.paced > 0)
@@ -89,7 +90,7 @@ async def test_acks_of_what_the_server_sent_are_not_charged(app: App, users: Use
     """A receiver acknowledging 500 deliveries (more than the burst of 200) is not slowed: each
     ack was paid for by the message it acknowledges. (Its unsolicited acks are: see above.)"""
     await users.add("bob")
-    stats = _hub(app).stats  # type: ignore[attr-defined]
+    stats = _hub(app).stats
     bob = await connect5(app.mqtt_port, "bob:phone", "bob", await users.token("bob"))
     bob.send(subscribe_packet(1, [("im/bob/in/feed", 1)]))
     assert (await bob.read_kind(codec.SUBACK)).codes == [1]
@@ -129,7 +130,7 @@ async def test_a_client_that_does_not_read_its_answers_is_cut_off(small: App) ->
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", app.mqtt_port))
     reader, writer = await asyncio.open_connection(sock=sock)
     writer.write(connect_packet("flood-1", "svc:pub", PASSWORD))  # an account: unpaced
-    stats = _hub(app).stats  # type: ignore[attr-defined]
+    stats = _hub(app).stats
     pings = b"\xc0\x00" * 32768
     cut = False
     try:
@@ -238,7 +239,7 @@ async def test_property_bytes_count_in_a_sessions_queue(settings: Settings) -> N
         sub.send(subscribe_packet(1, [("t/q", 1)]))
         assert (await sub.read_kind(codec.SUBACK)).codes == [1]
         sub.close()
-        await _until(lambda: not _hub(app).sessions["sub-1"].connected)  # type: ignore[attr-defined]
+        await _until(lambda: not _hub(app).sessions["sub-1"].connected)
         pub = await connect5(app.mqtt_port, "pub-1", "svc:pub", PASSWORD)
         heavy = {codec.P_USER: [("k", "v" * 7000)]}
         for i in range(10):
@@ -344,7 +345,7 @@ async def test_a_refused_login_is_answered_after_the_refusal_delay(settings: Set
         assert app.services is not None
         await app.services.users.add_user("alice")
         token = (await app.services.users.issue_token("alice", "phone")).token
-        stats = _hub(app).stats  # type: ignore[attr-defined]
+        stats = _hub(app).stats
         wrong = [asyncio.create_task(connect5(app.mqtt_port, "alice:phone", "alice", "imt_wrong")) for _ in range(2)]
         await _until(lambda: stats.delayed_refusals == 2)
         # Two refusals wait (a minute): a third is answered at once, and a good login is not held.
@@ -365,7 +366,7 @@ async def test_a_refused_client_that_closes_gives_its_place_up(settings: Setting
     delay off for everybody): a client that closes gives its place up at once."""
     s = with_broker(settings, refusal_delay_ms=60_000, max_delayed_refusals=1)
     async with App(s) as app:
-        stats = _hub(app).stats  # type: ignore[attr-defined]
+        stats = _hub(app).stats
         reader, writer = await asyncio.open_connection("127.0.0.1", app.mqtt_port)
         writer.write(connect_packet("alice:phone", "alice", "imt_wrong"))
         await _until(lambda: stats.delayed_refusals == 1)
