@@ -357,3 +357,47 @@ async def run_module(argv: list[str], limit: float, *, python: str = sys.executa
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # the cgroup v1 ``cpu`` controller
+
+
+class CpuQuota:
+    """A cgroup (v1 ``cpu`` controller, as root) whose processes together get at most ``fraction``
+    of one core: ``cfs_quota_us`` of CPU time per ``cfs_period_us``. The period is 10 ms (not the
+    kernel's 100 ms default) so that a throttled process waits at most a few milliseconds, as on
+    a smaller machine, instead of a tenth of a second; the quota never goes under the kernel's
+    1 ms minimum (so fractions under 0.1 get a longer period). ``close()`` moves what is left
+    back to the root group and removes the group."""
+
+    def __init__(self, name: str, fraction: float) -> None:
+        if not 0 < fraction <= 64:
+            msg = f"a CPU quota of {fraction} cores"
+            raise ValueError(msg)
+        if not (CGROUP_CPU / "cpu.cfs_quota_us").exists() or os.geteuid() != 0:
+            msg = f"a CPU quota needs root and the cgroup v1 cpu controller at {CGROUP_CPU}"
+            raise RuntimeError(msg)
+        self.fraction = fraction
+        self.period_us = max(10_000, int(1000 / fraction) + 1)
+        self.path = CGROUP_CPU / f"imgate-bench-{os.getpid()}-{name}"
+        self.path.mkdir(exist_ok=True)
+        (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
+        (self.path / "cpu.cfs_quota_us").write_text(str(int(fraction * self.period_us)))
+
+    def add(self, pid: int) -> None:
+        """Put process ``pid`` (all its threads) in the group."""
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def throttled(self) -> tuple[int, float]:
+        """(periods in which the group was throttled, seconds it spent throttled) so far."""
+        stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        return int(stat.get("nr_throttled", 0)), int(stat.get("throttled_time", 0)) / 1e9
+
+    def close(self) -> None:
+        if not self.path.exists():
+            return
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            with suppress(OSError):
+                (CGROUP_CPU / "cgroup.procs").write_text(pid)
+        with suppress(OSError):
+            self.path.rmdir()

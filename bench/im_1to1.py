@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench._common import THIS_TREE, UNLIMITED, imgate_platform, server_build, tree_cpu_s
+from bench._common import THIS_TREE, UNLIMITED, CpuQuota, imgate_platform, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
 from bench.faults.setup import create_pg_database, drop_pg_database
 
@@ -378,6 +378,21 @@ _API_SECRET = "imgate-bench-admin-secret"
 _STOP_TIMEOUT = 15.0
 
 
+def _node_class() -> type[RabbitNode]:
+    """RabbitNode, with the lines of ``IMGATE_BENCH_RABBIT_CONF`` (``;``-separated) added to its
+    configuration: how RabbitMQ's settings are compared (README "Scale out")."""
+    from tests.rabbitmq import RabbitNode
+
+    extra = "".join(f"{line.strip()}\n" for line in os.environ.get("IMGATE_BENCH_RABBIT_CONF", "").split(";")
+                    if line.strip())
+
+    class Node(RabbitNode):
+        def _config(self) -> str:
+            return super()._config() + extra
+
+    return Node if extra else RabbitNode
+
+
 def _group_cpu_s(pgid: int) -> float:
     """CPU time so far of the live processes of process group ``pgid`` and of the children they
     reaped (RabbitMQ: the start script, beam.smp, erl_child_setup, inet_gethost...), seconds."""
@@ -474,7 +489,7 @@ async def _imgate_api(node: RabbitNode, db_url: str, data_dir: Path, account: tu
             await asyncio.wait_for(reader, 5)
 
 
-async def _shards_shared(node: RabbitNode, prefix: str, bridges: list[BridgeProcess]) -> dict[str, int]:
+async def _shards_shared(node: RabbitNode, prefix: str, bridges: list[BridgeProcess], shards: int) -> dict[str, int]:
     """Until the bridges are the active consumers of all the shards between them, each of some
     (RabbitMQ's consumer list, polled, bounded); {holder: shards}."""
     from tests.cluster import active_shards
@@ -484,7 +499,7 @@ async def _shards_shared(node: RabbitNode, prefix: str, bridges: list[BridgeProc
     deadline = time.monotonic() + _ACTIVE_TIMEOUT
     while time.monotonic() < deadline:
         found = dict(await active_shards(node, prefix))
-        if set(found) == holders and sum(found.values()) == _SHARDS:
+        if set(found) == holders and sum(found.values()) == shards:
             return found
         if any(b.proc is None or b.proc.returncode is not None for b in bridges):
             break
@@ -494,15 +509,29 @@ async def _shards_shared(node: RabbitNode, prefix: str, bridges: list[BridgeProc
     raise RuntimeError(msg)
 
 
+async def _py_spy(pid: int, name: str, seconds: float) -> asyncio.subprocess.Process:
+    """py-spy sampling ``pid`` for ``seconds`` into ``{profile}/{name}.txt`` (collapsed stacks,
+    ``--profile``; py-spy must be installed, ``pip install py-spy``, and may need root)."""
+    out = Path(os.environ["IMGATE_BENCH_PROFILE"]) / f"{name}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))), "--format", "raw",
+        "--nonblocking", "--rate", "200", "-o", str(out), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+
+
 async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: float, db_url: str,
-                         n_bridges: int) -> dict[str, object]:
-    """The imgate load on cluster mode: ``n_bridges`` ``imgate bridge`` processes on ``node``."""
+                         n_bridges: int, *, shards: int = _SHARDS, bridge_cpu: float | None = None) -> dict[str, object]:
+    """The imgate load on cluster mode: ``n_bridges`` ``imgate bridge`` processes on ``node``
+    consuming ``shards`` shards, each under a CPU quota of ``bridge_cpu`` of a core if given."""
     from tests.cluster import BRIDGE_PASSWORD, BRIDGE_USER, BridgeProcess, bridge_env, delete_topology
 
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-cluster-"))
     prefix = f"bench{secrets.token_hex(4)}"
     bridges: list[BridgeProcess] = []
+    quotas: list[CpuQuota] = []
     all_pairs = [Pair(n) for n in range(pairs)]
+    profile = bool(os.environ.get("IMGATE_BENCH_PROFILE"))
     try:
         await _migrate(db_url, tmp / "migrate")
         tokens = await _prepare(db_url, pairs)
@@ -510,20 +539,28 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
             await node.aset_auth_base(f"http://127.0.0.1:{api.port}/auth/rabbitmq")
             for i in range(n_bridges):
                 env = bridge_env(node, db_url, prefix, tmp / f"bridge{i}", **UNLIMITED, IMGATE_LOG_LEVEL="WARNING",
-                                 IMGATE_AMQP__SHARDS=str(_SHARDS))
+                                 IMGATE_AMQP__SHARDS=str(shards))
                 env.pop("IMGATE_AMQP__MEMBERSHIP_INTERVAL_S", None)  # the tests' 0.3 s: a deployment's default here
                 bridges.append(BridgeProcess(env, f"bridge{i}"))
                 await bridges[-1].start()
-            shares = await _shards_shared(node, prefix, bridges)
+                if bridge_cpu is not None and bridges[-1].proc is not None:
+                    quotas.append(CpuQuota(f"{prefix}-bridge{i}", bridge_cpu))
+                    quotas[-1].add(bridges[-1].proc.pid)
+            shares = await _shards_shared(node, prefix, bridges, shards)
+            throttled0 = [q.throttled() for q in quotas]
             beam, pgid = _rabbit_pids(node)
             pids = [b.proc.pid for b in bridges if b.proc is not None]
             lines0, api_lines0 = [len(b.output) for b in bridges], len(api.output)
             bridge0, rabbit0, api0 = [tree_cpu_s(p) for p in pids], _group_cpu_s(pgid), tree_cpu_s(api.pid)
+            spies = [await _py_spy(pid, f"bridge{i}", seconds) for i, pid in enumerate(pids)] if profile else []
             gen0 = time.process_time()
             start = time.perf_counter()
             await asyncio.gather(*(_run_pair(node.mqtt_port, p, tokens, window, start + seconds) for p in all_pairs))
             elapsed = time.perf_counter() - start
-            bridge_cpu = [tree_cpu_s(p) - c for p, c in zip(pids, bridge0, strict=True)]
+            for spy in spies:
+                await spy.wait()
+            throttled = [(q.throttled()[0] - t[0], q.throttled()[1] - t[1]) for q, t in zip(quotas, throttled0, strict=True)]
+            cpu_used = [tree_cpu_s(p) - c for p, c in zip(pids, bridge0, strict=True)]
             rabbit_cpu, api_cpu = _group_cpu_s(pgid) - rabbit0, tree_cpu_s(api.pid) - api0
             gen = time.process_time() - gen0
             bridge_rss, rabbit_rss = sum(_rss_mb(p) for p in pids), _rss_mb(beam)
@@ -543,7 +580,9 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
             with suppress(Exception):
                 await b.stop()
         with suppress(Exception):
-            await delete_topology(node, prefix, _SHARDS)
+            await delete_topology(node, prefix, shards)
+        for q in quotas:
+            q.close()
         shutil.rmtree(tmp, ignore_errors=True)
     sent = sum(len(p.sent) for p in all_pairs)
     delivered = sum(len(p.delivered) for p in all_pairs)
@@ -562,11 +601,15 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
         "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
         "ack_p50_ms": round(_pct(ack, 50), 2), "ack_p99_ms": round(_pct(ack, 99), 2),
         # bridges + RabbitMQ + imgate api: the whole server side but PostgreSQL, as imgate's row
-        "server_cpu_ms_per_msg": per_msg(sum(bridge_cpu) + rabbit_cpu + api_cpu),
-        "bridge_cpu_ms_per_msg": per_msg(sum(bridge_cpu)), "rabbit_cpu_ms_per_msg": per_msg(rabbit_cpu),
+        "server_cpu_ms_per_msg": per_msg(sum(cpu_used) + rabbit_cpu + api_cpu),
+        "bridge_cpu_ms_per_msg": per_msg(sum(cpu_used)), "rabbit_cpu_ms_per_msg": per_msg(rabbit_cpu),
         "api_cpu_ms_per_msg": per_msg(api_cpu),
         # per bridge, % of one core: ~100 means that bridge's event loop caps its shards' rate
-        "bridge_cpu_pct": [round(100 * c / elapsed, 1) for c in bridge_cpu],
+        "bridge_cpu_pct": [round(100 * c / elapsed, 1) for c in cpu_used],
+        # with --bridge-cpu: each bridge's quota (% of a core) and the share of the run it spent throttled
+        **({"bridge_cpu_quota_pct": round(100 * bridge_cpu, 1),
+            "bridge_throttled_pct": [round(100 * t / elapsed, 1) for _, t in throttled]} if bridge_cpu else {}),
+        "shards": shards,
         "rabbit_cpu_pct": round(100 * rabbit_cpu / elapsed, 1),
         "shards_held": sorted(shares.values(), reverse=True),
         "bridge_rss_mb": round(bridge_rss, 1), "rabbit_rss_mb": round(rabbit_rss, 1),
@@ -635,6 +678,11 @@ def main() -> None:
                              "processes) and/or ejabberd (a private ejabberd 23.01; installed with apt-get if missing)")
     parser.add_argument("--bridges", type=int, nargs="+", default=[1],
                         help="rabbitmq: the numbers of imgate bridge processes to run, one run each (default 1)")
+    parser.add_argument("--shards", type=int, default=_SHARDS,
+                        help=f"rabbitmq: amqp.shards, the sender shards the bridges share (default {_SHARDS})")
+    parser.add_argument("--bridge-cpu", type=float, metavar="FRACTION",
+                        help="rabbitmq: run each bridge under a CPU quota of FRACTION of one core (a cgroup v1 cpu "
+                             "group; root): how scaling out is shown on a small machine")
     parser.add_argument("--pg-server", default=PG_SERVER,
                         help="rabbitmq without a PostgreSQL --database-url: the server a fresh database is made "
                              f"on for the invocation (default {PG_SERVER})")
@@ -662,9 +710,7 @@ def main() -> None:
                         for n in args.bridges:
                             try:
                                 if node is None:
-                                    from tests.rabbitmq import RabbitNode
-
-                                    fresh = RabbitNode(auth_cache_ttl_ms=_AUTH_CACHE_TTL_MS)
+                                    fresh = _node_class()(auth_cache_ttl_ms=_AUTH_CACHE_TTL_MS)
                                     fresh.start()  # cleans up after itself when it fails
                                     node = fresh
                                 if cluster_db is None:
@@ -673,7 +719,8 @@ def main() -> None:
                                     else:
                                         cluster_db = asyncio.run(create_pg_database(args.pg_server, "imgate_bench"))
                                         made_db = True
-                                result = asyncio.run(bench_rabbitmq(node, p, w, args.seconds, cluster_db, n))
+                                result = asyncio.run(bench_rabbitmq(node, p, w, args.seconds, cluster_db, n,
+                                                                    shards=args.shards, bridge_cpu=args.bridge_cpu))
                             except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
                                 result = {"scenario": scenario, "server": "rabbitmq", "broker": "rabbitmq",
                                           "bridges": n, "error": f"{type(exc).__name__}: {exc}"}

@@ -40,7 +40,6 @@ the connection open (so the two stay in order in the uid's lane), else through `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -48,15 +47,13 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aio_pika
-import aiormq
-from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 from pamqp.common import FieldValue
 
+from bridge.amqpwire import AmqpClosed, AmqpConnection, Channel, connect, properties
 from bridge.ingress import Ingress, key_of_topic
 from bridge.router import CLOSED_PREFIX
-from bridge.transport import Item, Props, backoff, publish_together
+from bridge.transport import Item, Props, backoff
 
 log = logging.getLogger("imgate.bridge.amqp")
 
@@ -64,8 +61,6 @@ EVENT_EXCHANGE = "amq.rabbitmq.event"
 _REHAND = 10  # heartbeats between hand-overs of an idle shard this bridge does not prefer
 _MAX_PIDS = 500_000  # connections remembered for their close (the rest go by the presence table)
 _CLIENT_ID = re.compile(r'<<"client_id">>\s*=>\s*<<"([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,32})">>')
-_PERSISTENT = spec.Basic.Properties(delivery_mode=2)
-_TRANSIENT = spec.Basic.Properties(delivery_mode=1)
 
 Members = Callable[[], Awaitable[list[str]]]  # say this bridge is alive; the live bridges, sorted
 
@@ -101,12 +96,6 @@ def connection_event(kind: str, headers: dict[str, Any]) -> tuple[str, str, str,
     return "created", pid, f"{found.group(1)}:{found.group(2)}", ts
 
 
-def _tag(message: DeliveredMessage) -> int:
-    delivery = message.delivery
-    assert isinstance(delivery, spec.Basic.Deliver) and delivery.delivery_tag is not None
-    return delivery.delivery_tag
-
-
 class _Delivery:
     """The ingress's receipt for one delivery: acknowledged on its channel when settled, unless
     that channel has closed meanwhile (then RabbitMQ delivers it again)."""
@@ -121,49 +110,80 @@ class _Delivery:
 
 
 class _Consumer:
-    """One queue consumed on a channel of its own (closing it hands the queue on)."""
+    """One queue consumed on a channel of its own (closing it hands the queue on).
 
-    def __init__(self, queue: str, index: int) -> None:
+    Acknowledgements are gathered and sent once per event-loop turn: the settled deliveries that
+    follow on from the last one acknowledged go as one ``Basic.Ack`` with ``multiple`` (tags
+    count up from 1 on each channel). Those settled beyond a delivery still being handled (one
+    user's message waiting for room, say) wait for it, unless half the prefetch window is
+    waiting: then they are acknowledged one by one, so one slow message never holds the shard."""
+
+    def __init__(self, queue: str, index: int, prefetch: int) -> None:
         self.queue = queue
         self.index = index
-        self.channel: aiormq.abc.AbstractChannel | None = None
+        self.channel: Channel | None = None
         self.epoch = 0
         self.delivered = 0  # since the last balancing pass: evidence this bridge is the active one
         self.handed = True  # handed on since the bridges' shares last changed (or never needed to)
         self.backoff = 0  # handed on and came back this many times in a row
         self.skip = 0  # heartbeats to wait before handing it on again
-        self._acks: list[int] = []
-        self._wake = asyncio.Event()
+        self._prefetch = prefetch
+        self._low = 1  # every tag below it is acknowledged
+        self._settled: set[int] = set()  # settled, not acknowledged
+        self._singly: set[int] = set()  # acknowledged one by one, above _low
+        self._flushing = False
+
+    def opened(self, channel: Channel | None) -> int:
+        """A new channel (or none): what was delivered on the last one comes again. The new epoch."""
+        self.channel = channel
+        self.epoch += 1
+        self._low, self._settled, self._singly = 1, set(), set()
+        return self.epoch
 
     def ack(self, epoch: int, tag: int) -> None:
         if epoch == self.epoch and self.channel is not None:
-            self._acks.append(tag)
-            self._wake.set()
+            self._settled.add(tag)
+            if not self._flushing:
+                self._flushing = True
+                asyncio.get_running_loop().call_soon(self._flush, epoch)
 
-    async def acker(self) -> None:
-        """Send the acknowledgements settled since the last pass (one task per consumer)."""
+    def _flush(self, epoch: int) -> None:
+        self._flushing = False
+        channel = self.channel
+        if epoch != self.epoch or channel is None:
+            return
+        settled, singly = self._settled, self._singly
+        low, top = self._low, 0
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            tags, self._acks = self._acks, []
-            channel = self.channel
-            if channel is None:
-                continue
-            try:
-                for tag in tags:
-                    await channel.basic_ack(tag)
-            except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-                log.info("acks on %s not sent (%s): RabbitMQ delivers them again", self.queue, exc)
+            if low in settled:
+                settled.discard(low)
+                top = low
+            elif low in singly:
+                singly.discard(low)
+            else:
+                break
+            low += 1
+        self._low = low
+        if top:
+            channel.ack(top, multiple=True)  # ``top`` itself is still unacknowledged: never an unknown tag
+        if len(settled) >= max(1, self._prefetch // 2):
+            for tag in sorted(settled):
+                channel.ack(tag)
+            singly |= settled
+            settled.clear()
 
 
 class AmqpTransport:
     """The Transport of ``bridge.transport`` on RabbitMQ's AMQP side (see the module's text)."""
 
-    def __init__(self, url: str, *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
+    def __init__(self, url: str | list[str], *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
                  members: Members, interval: float, publish_timeout: float, max_messages: int = 100_000, max_bytes: int = 256 << 20) -> None:
         """``max_messages``/``max_bytes``: each queue's bounds (``x-overflow = reject-publish``:
-        RabbitMQ withholds the PUBACK of what would go past them, and the client keeps it)."""
-        self._url = url
+        RabbitMQ withholds the PUBACK of what would go past them, and the client keeps it).
+        ``url``: one node, or the nodes of one cluster, tried in turn (the next one first after a
+        lost connection: its node may be the one gone)."""
+        self._urls = [url] if isinstance(url, str) else url
+        self._node = 0  # index in _urls of the node tried next
         self._holder = holder
         self._exchange = exchange
         self._prefix = prefix
@@ -173,10 +193,10 @@ class AmqpTransport:
         self._members = members
         self._interval = interval
         self._publish_timeout = publish_timeout
-        self._shards = [_Consumer(f"{prefix}.out.{k}", k) for k in range(shards)]
-        self._presence = _Consumer(f"{prefix}.presence", -1)
-        self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._publisher: aiormq.abc.AbstractChannel | None = None
+        self._shards = [_Consumer(f"{prefix}.out.{k}", k, prefetch) for k in range(shards)]
+        self._presence = _Consumer(f"{prefix}.presence", -1, prefetch)
+        self._connection: AmqpConnection | None = None
+        self._publisher: Channel | None = None
         self._connected = asyncio.Event()
         self._parked: dict[str, deque[tuple[_Consumer, int, str, bytes, int]]] = {}
         self._pids: OrderedDict[str, str] = OrderedDict()  # connection pid -> "uid/device" (opened here)
@@ -189,28 +209,35 @@ class AmqpTransport:
         # The clients' out topics; presence comes from the event exchange instead.
         keys = [binding_key(f) for f in filters if not f.startswith("presence/")]
         while True:
+            url = self._urls[self._node % len(self._urls)]
+            self._node += 1  # whatever happens to this connection, the next node is tried next
             try:
-                connection = await aio_pika.connect(self._url, timeout=self._publish_timeout,
-                                                    client_properties={"connection_name": self._holder[:200]})
-            except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError) as exc:
+                connection = await connect(url, name=self._holder[:200], timeout=self._publish_timeout)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                if self._node % len(self._urls):  # another node of the cluster, at once
+                    log.warning("RabbitMQ node %d of %d not reachable (%s); trying the next one",
+                                self._node, len(self._urls), exc)
+                    continue
                 attempt += 1
                 delay = backoff(attempt)
                 log.warning("RabbitMQ not reachable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)  # back-off before reconnecting, not synchronisation
                 continue
             try:
-                async with connection, asyncio.TaskGroup() as tg:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(connection.heartbeats(), name="imgate.bridge.amqp.heartbeats")
                     await self._serve(connection, keys, ingress, tg)
                     attempt = 0
-                    await self._closed(connection)
+                    lost = await connection.closed
+                    raise ConnectionError(str(lost))
             except* Exception as group:  # noqa: BLE001 (a channel or the connection failed: start over)
                 log.warning("RabbitMQ connection lost (%r); reconnecting", group.exceptions[0])
             finally:
+                connection.abort(AmqpClosed("the bridge stopped"), flush=True)
                 self._connected.clear()
                 self._connection = self._publisher = None
                 for c in self._all():
-                    c.channel = None
-                    c.epoch += 1  # what was delivered on the lost channels comes again
+                    c.opened(None)  # what was delivered on the lost channels comes again
                 self._parked.clear()
             attempt += 1
             await asyncio.sleep(backoff(attempt))  # back-off before reconnecting, not synchronisation
@@ -218,42 +245,29 @@ class AmqpTransport:
     def _all(self) -> list[_Consumer]:
         return [*self._shards, self._presence]
 
-    @staticmethod
-    async def _closed(connection: aio_pika.abc.AbstractConnection) -> None:
-        closing = asyncio.get_running_loop().create_future()
-
-        def closed(_sender: object, exc: BaseException | None = None) -> None:
-            if not closing.done():
-                closing.set_result(exc)
-
-        connection.close_callbacks.add(closed)
-        exc = await closing
-        raise ConnectionError(f"connection closed: {exc}")
-
-    async def _serve(self, connection: aio_pika.abc.AbstractConnection, keys: list[str], ingress: Ingress,
+    async def _serve(self, connection: AmqpConnection, keys: list[str], ingress: Ingress,
                      tg: asyncio.TaskGroup) -> None:
         setup = await connection.channel()
-        out = await setup.declare_exchange(f"{self._prefix}.out", "x-consistent-hash", durable=True)
+        out = f"{self._prefix}.out"
+        await setup.rpc(spec.Exchange.Declare(exchange=out, exchange_type="x-consistent-hash", durable=True))
         for key in keys:
-            await out.bind(self._exchange, key)
+            await setup.rpc(spec.Exchange.Bind(destination=out, source=self._exchange, routing_key=key))
         args: dict[str, FieldValue] = {"x-queue-type": "quorum", "x-single-active-consumer": True, **self._bounds}
         for shard in self._shards:
-            queue = await setup.declare_queue(shard.queue, durable=True, arguments=args)
-            await queue.bind(out, "1")  # equal weights
-        queue = await setup.declare_queue(self._presence.queue, durable=True, arguments=args)
+            await setup.rpc(spec.Queue.Declare(queue=shard.queue, durable=True, arguments=args))
+            await setup.rpc(spec.Queue.Bind(queue=shard.queue, exchange=out, routing_key="1"))  # equal weights
+        await setup.rpc(spec.Queue.Declare(queue=self._presence.queue, durable=True, arguments=args))
         for event in ("connection.created", "connection.closed"):
-            await queue.bind(EVENT_EXCHANGE, event)
-        publisher = await connection.channel(publisher_confirms=True)
-        self._publisher = await publisher.get_underlay_channel()
+            await setup.rpc(spec.Queue.Bind(queue=self._presence.queue, exchange=EVENT_EXCHANGE, routing_key=event))
+        await setup.close()
+        self._publisher = await connection.channel(confirms=True)
         self._connection = connection
         self._connected.set()
         live = await self._live()
         preferred = self._preferred(live)
         for shard in sorted(self._shards, key=lambda s: s.index not in preferred):  # preferred first
             await self._open(shard, ingress)
-            tg.create_task(shard.acker(), name=f"imgate.bridge.amqp.acks[{shard.index}]")
         await self._open(self._presence, ingress)
-        tg.create_task(self._presence.acker(), name="imgate.bridge.amqp.acks[presence]")
         tg.create_task(self._balance(ingress), name="imgate.bridge.amqp.balance")
         self.ready.set()
         log.info("bridge consuming %d shards from RabbitMQ (%d bridge(s) live, %d preferred here)",
@@ -261,41 +275,39 @@ class AmqpTransport:
 
     async def _open(self, consumer: _Consumer, ingress: Ingress) -> None:
         assert self._connection is not None
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self._prefetch)
-        raw = await channel.get_underlay_channel()
-        consumer.epoch += 1
-        consumer.channel = raw
-        epoch = consumer.epoch
+        channel = await self._connection.channel(prefetch=self._prefetch)
+        epoch = consumer.opened(channel)
         on_message = self._on_event if consumer is self._presence else self._on_message
 
-        async def deliver(message: DeliveredMessage) -> None:
-            on_message(consumer, epoch, message, ingress)
+        def deliver(tag: int, key: str, body: bytes, header: bytes) -> None:
+            on_message(consumer, epoch, tag, key, body, header, ingress)
 
         # Named so an operator (and the tests) can tell which bridge holds which shard:
         # rabbitmqctl list_consumers queue_name consumer_tag active.
-        await raw.basic_consume(consumer.queue, deliver, consumer_tag=f"{self._holder[:200]}|{consumer.queue}")
+        await channel.consume(consumer.queue, f"{self._holder[:200]}|{consumer.queue}", deliver)
 
     async def _reopen(self, consumer: _Consumer, ingress: Ingress) -> None:
         """Hand the queue to the next consumer waiting (ours, unacknowledged, go with it) and
         register again at the back of the line."""
-        channel, consumer.channel = consumer.channel, None
-        consumer.epoch += 1
+        channel = consumer.channel
+        consumer.opened(None)
         if channel is not None:
-            with contextlib.suppress(aiormq.exceptions.AMQPError, ConnectionError):
-                await channel.close()
+            await channel.close()
         self.handovers += 1
         await self._open(consumer, ingress)
 
-    def _on_message(self, consumer: _Consumer, epoch: int, message: DeliveredMessage, ingress: Ingress) -> None:
+    def _on_message(self, consumer: _Consumer, epoch: int, tag: int, key: str, body: bytes, _header: bytes,
+                    ingress: Ingress) -> None:
         consumer.delivered += 1
-        tag = _tag(message)
-        self._offer(consumer, epoch, topic_of(message.routing_key or ""), message.body, tag, ingress)
+        self._offer(consumer, epoch, topic_of(key), body, tag, ingress)
 
-    def _on_event(self, consumer: _Consumer, epoch: int, message: DeliveredMessage, ingress: Ingress) -> None:
-        tag = _tag(message)
-        headers = message.header.properties.headers or {}
-        event = connection_event(message.routing_key or "", dict(headers))
+    def _on_event(self, consumer: _Consumer, epoch: int, tag: int, key: str, _body: bytes, header: bytes,
+                  ingress: Ingress) -> None:
+        try:
+            headers = properties(header).headers or {}
+        except Exception:  # noqa: BLE001 (an event RabbitMQ wrote is readable; skip one that is not)
+            headers = {}
+        event = connection_event(key, dict(headers))
         if event is None:
             consumer.ack(epoch, tag)
             return
@@ -392,32 +404,33 @@ class AmqpTransport:
                 shard.handed = True
 
     # ---- publishing ------------------------------------------------------------------------
-    async def _channel(self) -> aiormq.abc.AbstractChannel:
-        if self._publisher is None:
+    async def _channel(self) -> Channel:
+        if self._publisher is None or not self._publisher.is_open:
             try:
                 await asyncio.wait_for(self._connected.wait(), self._publish_timeout)
             except TimeoutError:
                 pass
-        if self._publisher is None:
+        channel = self._publisher
+        if channel is None or not channel.is_open:
             msg = "not connected to RabbitMQ"
             raise ConnectionError(msg)
-        return self._publisher
+        return channel
 
     async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
         """Publish to the exchange; returns once RabbitMQ confirmed it (MQTT 5 properties are
         dropped: RabbitMQ 3.10 speaks MQTT 3.1.1)."""
-        channel = await self._channel()
-        try:
-            confirm = await asyncio.wait_for(channel.basic_publish(
-                payload, exchange=self._exchange, routing_key=routing_key(topic),
-                properties=_PERSISTENT if qos else _TRANSIENT), self._publish_timeout)
-        except (aiormq.exceptions.AMQPError, TimeoutError) as exc:
-            msg = f"publish to {topic} failed: {exc!r}"
-            raise ConnectionError(msg) from exc
-        if not isinstance(confirm, spec.Basic.Ack):
-            msg = f"RabbitMQ refused the publish to {topic}: {confirm!r}"
-            raise ConnectionError(msg)
+        await self.publish_many([(topic, payload, qos, props)])
 
     async def publish_many(self, items: list[Item]) -> None:
-        await publish_together(self.publish, items)  # in order on one channel, confirmed together
+        """Written in order on one channel at once, confirmed together (``Basic.Ack`` with
+        ``multiple`` settles many); ConnectionError if any was refused or lost."""
+        channel = await self._channel()
+        exchange = self._exchange
+        confirmed = channel.publish_many([(exchange, routing_key(t), payload, qos > 0) for t, payload, qos, _ in items])
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await confirmed
+        except TimeoutError:
+            msg = f"{len(items)} publishes not confirmed within {self._publish_timeout}s"
+            raise ConnectionError(msg) from None
 
