@@ -27,9 +27,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 
@@ -113,13 +113,19 @@ class RabbitNode:
 
     def __init__(self, auth_base: str = "http://127.0.0.1:9/auth/rabbitmq", *, name: str | None = None,
                  auth_cache_ttl_ms: int | None = None, cookie: str | None = None,
-                 auth_from: Path | None = None) -> None:
+                 auth_from: Path | None = None, mqtt_queue_type: str | None = None,
+                 peers: Sequence[str] = ()) -> None:
         """``auth_base``: the HTTP auth backend's paths are ``{auth_base}/user`` etc. ``auth_cache_ttl_ms``:
         put ``rabbitmq_auth_backend_cache`` in front of the HTTP backend with this TTL (None: no cache,
         every check reaches the auth server; the plugin is enabled either way). ``auth_from``: take the
         auth settings (``auth_backends.*``, ``auth_cache.*``, ``auth_http.*``, cache TTL included) from
         this shipped configuration file instead (``SHIPPED_CONF``), only its four paths pointed at
-        ``auth_base``, and the ``advanced.config`` beside it (MQTT usernames with a colon)."""
+        ``auth_base``, and the ``advanced.config`` beside it (MQTT usernames with a colon).
+        ``mqtt_queue_type``: ``mqtt.durable_queue_type`` ("quorum": the queues of the devices'
+        persistent sessions are replicated over the cluster, as config/rabbitmq/rabbitmq.conf
+        ships; None: RabbitMQ's default, classic queues on the node the device connected to).
+        ``peers``: the node names of a cluster to form as the nodes boot (classic_config peer
+        discovery, as config/rabbitmq/rabbitmq.conf ships; see ``cluster``)."""
         self.auth_base = self._check_url(auth_base)
         self.shipped_auth = shipped_auth_settings(auth_from) if auth_from is not None else None
         advanced = auth_from.parent / "advanced.config" if auth_from is not None else None
@@ -128,6 +134,10 @@ class RabbitNode:
             auth_cache_ttl_ms = int(self.shipped_auth["auth_cache.cache_ttl"]) \
                 if self.shipped_auth.get("auth_backends.1") == "cache" else None
         self.auth_cache_ttl_ms = auth_cache_ttl_ms
+        if mqtt_queue_type not in (None, "classic", "quorum"):
+            raise ValueError(f"mqtt_queue_type: classic, quorum or None, not {mqtt_queue_type!r}")
+        self.mqtt_queue_type = mqtt_queue_type
+        self.peers = tuple(peers)
         self.cookie = cookie or secrets.token_hex(16).upper()  # nodes of one cluster share it
         self.nodename = f"{name or 'imgate-test-' + secrets.token_hex(4)}@localhost"
         self.amqp_port = self.mqtt_port = self.web_mqtt_port = self.mgmt_port = self.dist_port = 0
@@ -197,6 +207,14 @@ class RabbitNode:
         if done.returncode != 0:
             raise RabbitNodeError(f"rabbitmqctl await_startup failed: {done.stdout}{done.stderr}\n{self.log_tail()}")
 
+    @classmethod
+    def cluster(cls, size: int, **kwargs: Any) -> list[RabbitNode]:
+        """``size`` nodes (not started) that form one cluster as they boot: start them together
+        (in threads), faster than ``join`` one by one (no restart of the joining node's app)."""
+        names = [f"imgate-test-{secrets.token_hex(4)}" for _ in range(size)]
+        cookie = secrets.token_hex(16).upper()
+        return [cls(name=name, cookie=cookie, peers=[f"{n}@localhost" for n in names], **kwargs) for name in names]
+
     async def join(self, other: RabbitNode) -> None:
         """Join ``other``'s cluster (both started, with the same ``cookie``): this node's data is
         reset to the cluster's."""
@@ -204,6 +222,13 @@ class RabbitNode:
         await self.actl("join_cluster", other.nodename)
         await self.actl("start_app")
         await self.actl("await_startup")
+
+    def kill(self) -> None:
+        """``kill -9`` of the whole node (its process group: the Erlang VM and its helpers), no
+        goodbye to its peers or clients. ``stop()`` afterwards reaps it and removes its directory."""
+        assert self._proc is not None, "not started"
+        os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait(timeout=10)  # the script (the group's leader) reaped: ``running`` is False
 
     def stop(self) -> None:
         """Stop the node (rabbitmqctl stop; SIGTERM then SIGKILL to its process group if that does not
@@ -288,8 +313,10 @@ class RabbitNode:
             backends = (f"auth_backends.1 = cache\nauth_cache.cached_backend = http\n"
                         f"auth_cache.cache_ttl = {self.auth_cache_ttl_ms}\nauth_backends.2 = internal\n")
         paths = "".join(f"auth_http.{p}_path = {self.auth_base}/{p}\n" for p in AUTH_PATHS)
+        peers = "".join(f"cluster_formation.classic_config.nodes.{i} = {name}\n" for i, name in enumerate(self.peers, 1))
         return (
-            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            ("cluster_formation.peer_discovery_backend = classic_config\n" + peers if peers else "")
+            + f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"{backends}"
             "auth_http.http_method = post\n"
             f"{paths}"
@@ -297,7 +324,8 @@ class RabbitNode:
             "mqtt.allow_anonymous = false\n"
             "mqtt.vhost = /\n"
             "mqtt.exchange = amq.topic\n"
-            "web_mqtt.tcp.ip = 127.0.0.1\n"
+            + (f"mqtt.durable_queue_type = {self.mqtt_queue_type}\n" if self.mqtt_queue_type else "")
+            + "web_mqtt.tcp.ip = 127.0.0.1\n"
             f"web_mqtt.tcp.port = {self.web_mqtt_port}\n"
             "management.tcp.ip = 127.0.0.1\n"
             f"management.tcp.port = {self.mgmt_port}\n"
@@ -434,10 +462,12 @@ def rabbitmq_node_fixture() -> Iterator[RabbitNode]:
     """The ``rabbitmq_node`` fixture: one private RabbitMQ node for the session (tests point it at their
     auth server with ``set_auth_base``/``aset_auth_base``). Skips where RabbitMQ is not installed.
     Imported under this name, a test module (or conftest) gets the fixture without its test
-    functions' ``rabbitmq_node`` arguments shadowing an import (ruff F811)."""
+    functions' ``rabbitmq_node`` arguments shadowing an import (ruff F811). The devices' session
+    queues are quorum queues, as the shipped cluster configuration (config/rabbitmq/rabbitmq.conf)
+    makes them."""
     if not installed():
         pytest.skip(f"RabbitMQ is not installed ({SERVER} is absent)")
-    node = RabbitNode()
+    node = RabbitNode(mqtt_queue_type="quorum")
     node.start()
     try:
         yield node
