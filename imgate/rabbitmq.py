@@ -125,13 +125,14 @@ class ConnectionWatch:
     ``quarantine`` holds: the user's, through the management API, again every ``RETRY_S`` until
     that connection's ``connection.closed`` comes (the event can come before RabbitMQ tracks the
     connection by user, and a close then misses it: seen live), at most ``_MAX_TRIES`` times.
-    ``run`` reconnects with backoff; after a reconnect (events of the gap are lost) it closes the
-    users in quarantine once."""
+    ``run`` reconnects with backoff, to the next of ``urls`` (the nodes of one cluster) first;
+    after a reconnect (events of the gap are lost) it closes the users in quarantine once."""
 
     RETRY_S = 0.25
 
-    def __init__(self, url: str, quarantine: Quarantine, close: Close, now_ms: Callable[[], int]) -> None:
-        self._url = url
+    def __init__(self, urls: str | list[str], quarantine: Quarantine, close: Close, now_ms: Callable[[], int]) -> None:
+        self._urls = [urls] if isinstance(urls, str) else urls
+        self._node = 0  # index in _urls of the node tried next
         self._quarantine = quarantine
         self._close = close
         self._now_ms = now_ms
@@ -144,8 +145,11 @@ class ConnectionWatch:
         attempt = 0
         while True:
             try:
-                connection = await aio_pika.connect(self._url, timeout=10)
+                connection = await aio_pika.connect(self._urls[self._node % len(self._urls)], timeout=10)
             except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+                self._node += 1
+                if self._node % len(self._urls):  # another node of the cluster, at once
+                    continue
                 attempt += 1
                 delay = backoff(attempt)
                 # The first attempts of an ``imgate api`` starting up log in through its own auth
@@ -160,6 +164,7 @@ class ConnectionWatch:
                     attempt = 0
             except (OSError, aio_pika.exceptions.AMQPError, ConnectionError) as exc:
                 log.warning("RabbitMQ event exchange: connection lost (%s); reconnecting", exc)
+                self._node += 1  # its node may be the one gone: the next one first
             finally:
                 self.ready.clear()
                 for task in list(self._closers):  # their close events would not come any more
