@@ -13,6 +13,11 @@ distributed words from a 5,000-word vocabulary, Chinese made of Zipf-distributed
 
     python -m bench.search --messages 100000
     python -m bench.search --messages 100000 --backend meilisearch --meili-url http://127.0.0.1:7700 --meili-key KEY
+    python -m bench.search --messages 100000 --backend postgres --database-url postgres://postgres@127.0.0.1:5432
+
+With ``--backend postgres`` the messages and the index are in a fresh PostgreSQL database on the
+server of ``--database-url`` (dropped afterwards); the other backends store the messages in
+SQLite, or in that server when ``--database-url`` is given.
 
 Prints one JSON line per measurement.
 """
@@ -133,12 +138,34 @@ def emit(row: dict[str, Any]) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    from bench.faults.setup import create_pg_database, drop_pg_database
+
+    if args.backend == "postgres" and not args.database_url:
+        sys.exit("--backend postgres needs --database-url postgres://user@host:port (a server: a fresh database is made)")
+    db_url = await create_pg_database(args.database_url, "imgate_bench_search") if args.database_url else None
+    try:
+        await measure(args, db_url)
+    finally:
+        if db_url is not None:
+            await drop_pg_database(db_url)
+
+
+async def index_bytes(settings: Any, tmp: str) -> int:
+    if settings.search.backend == "postgres":
+        from services.search.postgres import TABLE
+        from services.sql import fetch
+
+        return int((await fetch(f"SELECT pg_total_relation_size('{TABLE}')"))[0][0])
+    return sum(f.stat().st_size for f in Path(tmp).glob("search.db*"))
+
+
+async def measure(args: argparse.Namespace, db_url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="imgate-bench-search-") as tmp:
         search_cfg: dict[str, Any] = {"backend": args.backend, "batch": args.batch}
         if args.backend == "meilisearch":
             search_cfg.update(meili_url=args.meili_url, meili_api_key=args.meili_key,
                               meili_index=f"imgate_bench_{os.getpid()}")
-        settings = load_settings(None, {"data_dir": tmp, "search": search_cfg})
+        settings = load_settings(None, {"data_dir": tmp, "search": search_cfg, "database": {"url": db_url}})
         corpus = Corpus(args.seed)
         async with open_database(settings):
             svc = build_services(SystemClock())
@@ -154,12 +181,13 @@ async def run(args: argparse.Namespace) -> None:
                 while n := await search.index_pending():
                     indexed += n
                 index_s = time.perf_counter() - t0
-                size = sum(f.stat().st_size for f in Path(tmp).glob("search.db*"))
+                size = await index_bytes(settings, tmp)
                 emit({"scenario": f"search-index N={args.messages}", "backend": args.backend,
                       "messages": indexed, "index_s": round(index_s, 2),
                       "indexed_per_s": round(indexed / index_s), "batch": args.batch,
                       "store_msgs_per_s": round(len(sent) / stored_s),
-                      "index_mb": round(size / 1e6, 1) if args.backend == "embedded" else None})
+                      "index_mb": round(size / 1e6, 1) if args.backend != "meilisearch" else None,
+                      "database": "postgres" if db_url else "sqlite"})
                 everything: list[float] = []
                 for kind in args.kinds:
                     latencies, found = [], 0
@@ -190,7 +218,9 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["en-common", "en-rare", "en-2words", "en-common+conv",
                                                        "zh-1char", "zh-2chars", "zh-4chars"])
     parser.add_argument("--batch", type=int, default=500, help="messages per indexing step (search.batch)")
-    parser.add_argument("--backend", choices=["embedded", "meilisearch"], default="embedded")
+    parser.add_argument("--backend", choices=["embedded", "postgres", "meilisearch"], default="embedded")
+    parser.add_argument("--database-url", help="a PostgreSQL server (postgres://user@host:port): the messages in a "
+                                               "fresh database there (needed by --backend postgres)")
     parser.add_argument("--meili-url", default="http://127.0.0.1:7700")
     parser.add_argument("--meili-key")
     parser.add_argument("--seed", type=int, default=6)

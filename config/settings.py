@@ -367,9 +367,12 @@ class AmqpSettings(_Part):
     in it the bridge logs in with ``broker.username`` / ``broker.password`` (the account the auth
     backend, ``imgate api``, lets do anything). Every bridge of one deployment must use the same
     ``shards`` and ``queue_prefix``: the consistent-hash exchange spreads the senders over that
-    many quorum queues, each consumed by one bridge at a time (single active consumer)."""
+    many quorum queues, each consumed by one bridge at a time (single active consumer).
+    ``url`` may list several nodes of one RabbitMQ cluster, comma-separated: a bridge connects to
+    the first that answers, in order, and after a lost connection tries the next one first."""
 
-    url: str | None = Field(None, pattern=r"^amqps?://")  # e.g. amqp://rabbit1:5672/%2F
+    # e.g. amqp://rabbit1:5672/%2F, or amqp://rabbit1:5672/,amqp://rabbit2:5672/,amqp://rabbit3:5672/
+    url: str | None = Field(None, pattern=r"^amqps?://[^,\s]+(\s*,\s*amqps?://[^,\s]+)*$")
     exchange: str = Field("amq.topic", min_length=1, max_length=255)  # RabbitMQ's mqtt.exchange
     queue_prefix: str = Field("imgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     shards: int = Field(8, ge=1, le=256)
@@ -428,9 +431,10 @@ class WorkerSettings(_Part):
 
 
 class SearchSettings(_Part):
-    """History search: the embedded SQLite FTS5 engine (in data_dir) or Meilisearch."""
+    """History search: the embedded SQLite FTS5 engine (in data_dir), a table of the PostgreSQL
+    database, or Meilisearch. Cluster mode needs one every process reaches: postgres or meilisearch."""
 
-    backend: Literal["embedded", "meilisearch"] = "embedded"
+    backend: Literal["embedded", "postgres", "meilisearch"] = "embedded"
     interval_s: float = Field(1.0, gt=0, le=60)  # how often the indexer looks for new messages
     batch: int = Field(500, ge=1, le=10_000)  # messages per indexing step
     meili_url: str = "http://127.0.0.1:7700"

@@ -140,15 +140,42 @@ def open_database(settings: Settings, *, create_db: bool = False, upgrade: bool 
                     busy_timeout_ms=settings.database.sqlite_busy_timeout_ms, create_db=create_db, upgrade=upgrade)
 
 
+def search_refusal(settings: Settings, role: str) -> str | None:
+    """Why ``role`` cannot run with this search backend, in one line (None: it can). Cluster
+    mode's bridges (which answer the ``search`` RPC) and workers (which index) need an index
+    every process reaches, so ``imgate bridge`` and ``imgate worker`` with ``amqp.url`` refuse
+    the embedded one (``imgate api`` never opens the index); the postgres backend needs
+    PostgreSQL."""
+    backend = settings.search.backend
+    if backend == "postgres" and settings.database_url().startswith("sqlite"):
+        return ("search.backend = postgres keeps its index in the PostgreSQL database, but database.url is SQLite; "
+                "set IMGATE_DATABASE__URL to a postgres:// URL, or IMGATE_SEARCH__BACKEND=embedded")
+    if backend == "embedded" and role in ("bridge", "worker") and settings.amqp.url:
+        return ("search.backend = embedded keeps its index in data_dir, which other machines cannot reach; "
+                "set IMGATE_SEARCH__BACKEND=postgres (or meilisearch) in cluster mode")
+    return None
+
+
 def build_search(settings: Settings, svc: Services) -> SearchService:
     """The search service on the configured backend: the embedded engine (SQLite FTS5 in the
-    data directory) or Meilisearch."""
+    data directory), a table of the PostgreSQL database, or Meilisearch.
+
+    Raises:
+        ImError: the postgres backend on a SQLite database.
+    """
     s = settings.search
     backend: SearchBackend
+    refusal = search_refusal(settings, "search")
+    if refusal is not None:
+        raise ImError(refusal, ErrorCode.BAD_REQUEST)
     if s.backend == "meilisearch":
         from services.search.meili import MeiliSearch
 
         backend = MeiliSearch(s.meili_url, s.meili_api_key, s.meili_index, timeout_s=s.meili_timeout_s)
+    elif s.backend == "postgres":
+        from services.search.postgres import PostgresSearch
+
+        backend = PostgresSearch()
     else:
         from services.search.embedded import EmbeddedSearch
 
@@ -176,15 +203,19 @@ def service_accounts(s: Settings) -> list[ServiceAccount]:
             for a in s.broker.accounts]
 
 
-def amqp_url(s: Settings) -> str:
-    """``amqp.url``, with ``broker.username`` / ``broker.password`` when it has no credentials."""
+def amqp_urls(s: Settings) -> list[str]:
+    """The nodes of ``amqp.url`` (comma-separated), in order, each with ``broker.username`` /
+    ``broker.password`` when it has no credentials."""
     from yarl import URL
 
     assert s.amqp.url is not None
-    url = URL(s.amqp.url)
-    if url.user is None and s.broker.username:
-        url = url.with_user(s.broker.username).with_password(s.broker.password)
-    return str(url)
+    urls = []
+    for part in s.amqp.url.split(","):
+        url = URL(part.strip())
+        if url.user is None and s.broker.username:
+            url = url.with_user(s.broker.username).with_password(s.broker.password)
+        urls.append(str(url))
+    return urls
 
 
 def listener_specs(s: Settings) -> list[ListenerSpec]:
@@ -255,6 +286,9 @@ class App:
 
     async def _start(self) -> None:
         s = self.settings
+        refusal = search_refusal(s, self.role)  # before anything starts (or logs): one line, from the CLI
+        if refusal is not None:
+            raise ImError(refusal, ErrorCode.BAD_REQUEST)
         private_dir(s.data_dir)
         # A worker finds the schema current (the server migrates it) or refuses to start.
         await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
@@ -380,7 +414,7 @@ class App:
         """Cluster mode's transport: RabbitMQ over AMQP, the sender shards shared with the other
         bridges alive in the database (bridge/amqp.py)."""
         a, s = self.settings.amqp, self.settings
-        url = amqp_url(s)
+        urls = amqp_urls(s)
         ttl_ms = int(a.membership_interval_s * 3000)
         holder, events, clock = self.holder, svc.events, self.clock
 
@@ -394,7 +428,7 @@ class App:
                 log.exception("could not leave the bridges' membership")
 
         self._stack.push_async_callback(leave)
-        self.amqp = AmqpTransport(url, exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
+        self.amqp = AmqpTransport(urls, exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
                              prefetch=a.prefetch, holder=holder, members=members,
                              interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout,
                              max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes)
@@ -597,7 +631,8 @@ class App:
         if self.role == "bridge":
             from yarl import URL
 
-            return f"bridge to RabbitMQ at {URL(self.settings.amqp.url or '').with_user(None)}"
+            nodes = (URL(u.strip()).with_user(None) for u in (self.settings.amqp.url or "").split(","))
+            return f"bridge to RabbitMQ at {', '.join(map(str, nodes))}"
         if self.broker is None:
             return f"bridge to the MQTT broker at {self.settings.broker.host}:{self.settings.broker.port}"
         names = {"tcp": "MQTT", "tls": "MQTT/TLS", "ws": "WebSocket", "wss": "secure WebSocket"}
@@ -642,7 +677,7 @@ class App:
         quarantine = Quarantine(int(r.auth_cache_ttl_s * 1000))
         watch_events = None
         if self.settings.amqp.url:
-            watch_events = self.connection_watch = ConnectionWatch(amqp_url(self.settings), quarantine,
+            watch_events = self.connection_watch = ConnectionWatch(amqp_urls(self.settings), quarantine,
                                                                    rabbit.close_user, self.clock.now_ms)
             self.tasks.spawn("imgate.rabbitmq.connection-watch", watch_events.run)
         after = await svc.users.last_auth_change_id()

@@ -34,6 +34,7 @@ def bridge_env(node: RabbitNode, database_url: str, prefix: str, data_dir: Path,
         "IMGATE_BROKER__USERNAME": BRIDGE_USER,
         "IMGATE_BROKER__PASSWORD": BRIDGE_PASSWORD,
         "IMGATE_DATA_DIR": str(data_dir),
+        "IMGATE_SEARCH__BACKEND": "postgres",  # cluster mode refuses the embedded index
         "IMGATE_LOG_LEVEL": "INFO",
         "IMGATE_LIMITS__MESSAGES_PER_S": "100000", "IMGATE_LIMITS__MESSAGES_BURST": "100000",
         "IMGATE_LIMITS__RPCS_PER_S": "100000", "IMGATE_LIMITS__RPCS_BURST": "100000",

@@ -155,12 +155,13 @@ def test_the_event_loop_is_the_configured_one(loop: str, module: str) -> None:
     assert _arun(Settings(event_loop=loop), which()).split(".")[0] == module  # type: ignore[arg-type]
 
 
-def test_a_standalone_worker_runs_until_sigterm(tmp_path: Path, database_url: str) -> None:
+def _worker_runs_until_sigterm(tmp_path: Path, database_url: str, **env: str) -> None:
+    """``imgate worker`` on a migrated database says it runs, and exits 0 on SIGTERM."""
     import signal
 
     assert imgate(tmp_path, "migrate", database_url=database_url).returncode == 0
-    env = {**os.environ, "IMGATE_DATABASE__URL": database_url}
-    worker = subprocess.Popen([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "worker"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "worker"],
+                              env={**os.environ, "IMGATE_DATABASE__URL": database_url, **env},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert worker.stdout is not None
@@ -172,3 +173,48 @@ def test_a_standalone_worker_runs_until_sigterm(tmp_path: Path, database_url: st
             worker.kill()
             worker.wait()
 
+
+def test_a_standalone_worker_runs_until_sigterm(tmp_path: Path, database_url: str) -> None:
+    _worker_runs_until_sigterm(tmp_path, database_url)
+
+
+
+def _refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused start-up prints (nothing else on either stream, no traceback)."""
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
+    return done.stderr.strip()
+
+
+@pytest.mark.parametrize("role", ["bridge", "worker"])
+def test_cluster_mode_refuses_the_embedded_search_index_in_one_line(tmp_path: Path, database_url: str,
+                                                                    role: str) -> None:
+    """Each machine's bridges and workers would index and search a data_dir of their own."""
+    env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "IMGATE_AMQP__URL": "amqp://127.0.0.1:1/"}
+    env.pop("IMGATE_SEARCH__BACKEND", None)
+    done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), role], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert _refusal(done) == ("imgate: search.backend = embedded keeps its index in data_dir, which other machines "
+                              "cannot reach; set IMGATE_SEARCH__BACKEND=postgres (or meilisearch) in cluster mode")
+    assert not (tmp_path / "search.db").exists()
+
+
+@pytest.mark.parametrize("args", [("run",), ("worker",), ("search", "reindex")])
+def test_the_postgres_search_backend_on_sqlite_is_refused_in_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    env = {**os.environ, "IMGATE_DATABASE__URL": f"sqlite://{tmp_path / 'imgate.db'}",
+           "IMGATE_SEARCH__BACKEND": "postgres", "IMGATE_MQTT__PORT": "0", "IMGATE_WEB__ENABLED": "false"}
+    done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert _refusal(done) == ("imgate: search.backend = postgres keeps its index in the PostgreSQL database, but "
+                              "database.url is SQLite; set IMGATE_DATABASE__URL to a postgres:// URL, or "
+                              "IMGATE_SEARCH__BACKEND=embedded")
+
+
+def test_a_cluster_worker_on_the_postgres_search_backend_runs(tmp_path: Path, database_url: str) -> None:
+    """What the refusal asks for works: ``imgate worker`` with amqp.url and search.backend =
+    postgres starts (the worker needs no RabbitMQ), with no index in data_dir."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("the postgres backend needs PostgreSQL (IMGATE_TEST_DB=postgres)")
+    _worker_runs_until_sigterm(tmp_path, database_url, IMGATE_AMQP__URL="amqp://127.0.0.1:1/",
+                               IMGATE_SEARCH__BACKEND="postgres")
+    assert not (tmp_path / "search.db").exists()

@@ -1,6 +1,7 @@
 """History search, the same suite on every backend: the embedded engine, Meilisearch through a
-local server implementing its REST API (tests/fakes/meili.py), and a real Meilisearch when
-MEILI_URL (and MEILI_MASTER_KEY) are set. CJK, English and mixed text, filters, visibility,
+local server implementing its REST API (tests/fakes/meili.py), a real Meilisearch when
+MEILI_URL (and MEILI_MASTER_KEY) are set, and the PostgreSQL table when the test database is
+PostgreSQL (IMGATE_TEST_DB=postgres). CJK, English and mixed text, filters, visibility,
 recall, outage and catch-up, and a rebuild from the database."""
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from tests.conftest import Users
 from tests.fakes.meili import FakeMeili
 from tests.helpers import Device, connect, platform, tweak
 
-BACKENDS = ["embedded", "meilisearch"] + (["meilisearch-live"] if os.environ.get("MEILI_URL") else [])
+BACKENDS = (["embedded", "meilisearch"] + (["meilisearch-live"] if os.environ.get("MEILI_URL") else [])
+            + (["postgres"] if os.environ.get("IMGATE_TEST_DB") == "postgres" else []))
 
 
 @dataclass
@@ -32,8 +34,8 @@ class Backend:
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "embedded":
-        yield Backend("embedded", {"backend": "embedded"})
+    if request.param in ("embedded", "postgres"):
+        yield Backend(request.param, {"backend": request.param})
         return
     index = f"imgate_test_{uuid.uuid4().hex[:12]}"
     if request.param == "meilisearch":
@@ -235,29 +237,77 @@ async def test_the_backend_is_chosen_by_configuration(settings: Settings, backen
     from services.ids import SystemClock
     from services.search.embedded import EmbeddedSearch
     from services.search.meili import MeiliSearch
+    from services.search.postgres import PostgresSearch
 
     search = build_search(search_settings(settings, backend), build_services(SystemClock()))
-    expected = EmbeddedSearch if backend.name == "embedded" else MeiliSearch
+    expected = {"embedded": EmbeddedSearch, "postgres": PostgresSearch}.get(backend.name, MeiliSearch)
     assert type(search.backend) is expected
     search.close()
 
 
 async def test_a_user_in_very_many_conversations(settings: Settings, backend: Backend) -> None:
-    """Visibility for 40,000 conversations (more than SQLite's 32,766 parameters) still works."""
-    if backend.name != "embedded":
-        pytest.skip("the limit is SQLite's")
-    from services.search.base import Doc, Window
+    """Visibility for 40,000 conversations (more than SQLite's 32,766 parameters, and than
+    PostgreSQL's 32,767), whole ones and groups joined late, still works."""
+    if backend.name not in ("embedded", "postgres"):
+        pytest.skip("the limits are SQLite's and PostgreSQL's")
+    from imgate.app import open_database
+    from services.search.base import Doc, SearchBackend, Window
     from services.search.embedded import EmbeddedSearch
+    from services.search.postgres import PostgresSearch
     from services.search.terms import query_terms
 
-    index = EmbeddedSearch(settings.data_dir / "many.db")
-    try:
-        await index.add([Doc("a", "d:x:y", 1, "x", 1, "needle"), Doc("b", "d:x:z", 1, "x", 1, "needle")])
-        windows = [Window(f"d:q:{i}", 0, None) for i in range(40_000)] + [Window("d:x:y", 0, None)]
-        found = await index.search(query_terms("needle"), windows, sender=None, since=None, until=None, limit=10)
-        assert [d.id for d in found] == ["a"]
-    finally:
-        index.close()
+    async with open_database(settings):
+        index: SearchBackend = EmbeddedSearch(settings.data_dir / "many.db") if backend.name == "embedded" \
+            else PostgresSearch()
+        try:
+            await index.add([Doc("a", "d:x:y", 1, "x", 1, "needle"), Doc("b", "d:x:z", 1, "x", 1, "needle"),
+                             *(Doc(f"g{seq}", "g:late", seq, "x", seq, "needle") for seq in range(1, 6))])
+            # (The embedded engine passes each partial window as parameters: a few hundred here.)
+            late = 20_000 if backend.name == "postgres" else 300
+            many = [Window(f"d:q:{i}", 0, None) for i in range(40_000 - late)] + [
+                Window(f"g:q:{i}", i % 7 + 1, i % 3 or None) for i in range(late)]
+            windows = [*many, Window("d:x:y", 0, None), Window("g:late", 1, 2), Window("g:late", 3, None)]
+            found = await index.search(query_terms("needle"), windows, sender=None, since=None, until=None, limit=10)
+            assert sorted(d.id for d in found) == ["a", "g2", "g4", "g5"]
+        finally:
+            index.close()
+
+
+async def test_the_postgres_index_is_created_once_by_any_number_of_processes(settings: Settings,
+                                                                             backend: Backend) -> None:
+    """Workers starting together each create the table if it is missing: one does, the others
+    wait for it (an advisory lock) instead of failing on CREATE TABLE's race; documents are
+    replaced by id, their terms folded (case, diacritics) and CJK split as the embedded engine does."""
+    if backend.name != "postgres":
+        pytest.skip("the PostgreSQL backend's table")
+    from imgate.app import open_database
+    from services.search.base import Doc, Window
+    from services.search.postgres import PostgresSearch, doc_terms
+    from services.search.terms import query_terms
+    from services.sql import fetch
+
+    assert doc_terms("Café 你好世界 café") == ["cafe", "你", "好", "世", "界", "你好", "好世", "世界"]
+    async with open_database(settings):
+        first, second = PostgresSearch(), PostgresSearch()
+        await asyncio.gather(*(index.start() for index in (first, second, PostgresSearch(), PostgresSearch())))
+        await first.add([Doc("m1", "d:a:b", 1, "a", 10, "Crème brûlée")])
+        await second.add([Doc("m1", "d:a:b", 1, "a", 10, "你好世界")])  # replaced, not doubled
+        whole = [Window("d:a:b", 0, None)]
+
+        async def ids(q: str) -> list[str]:
+            return [d.id for d in await first.search(query_terms(q), whole, sender=None, since=None, until=None,
+                                                     limit=10)]
+
+        assert await ids("世界") == ["m1"] and await ids("界") == ["m1"] and await ids("creme") == []
+        await first.add([Doc("m2", "d:a:b", 2, "a", 20, "Crème brûlée"), Doc("m3", "d:a:b", 3, "b", 30, "creme")])
+        assert await ids("CREME") == ["m3", "m2"]  # the newest first
+        assert await ids("crème brulee") == ["m2"]
+        assert [tuple(r) for r in await fetch("SELECT terms FROM search_messages WHERE id = 'm2'")] == [
+            (["creme", "brulee"],)]
+        await second.remove(["m3"])
+        assert await ids("creme") == ["m2"]
+        await second.clear()
+        assert await ids("creme") == []
 
 
 async def test_closing_the_embedded_index_waits_for_the_job_its_thread_is_running(tmp_path: Any) -> None:
