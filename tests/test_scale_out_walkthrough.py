@@ -1,16 +1,20 @@
 """Runs the README's "Scale out" walkthrough as written: ``make rabbitmq``, ``imgate migrate``,
-``imgate api`` and two ``imgate bridge`` from its first block (each in the background, as in its
-own terminal), then its devices block as one shell script.
+``imgate api``, two ``imgate bridge`` and ``imgate worker`` from its first block (each in the
+background, as in its own terminal), then its devices block and its search block as one shell
+script.
 
 The changes made to the text: the database name is a fresh one (``imgate_cluster`` becomes
 ``imgate_walk_…``, also given to the processes as IMGATE_DATABASE__URL, which overrides the
-config file), and the RabbitMQ node's data directory is a temporary one (``DATA``). The ports
-are the walkthrough's own (5673, 1885, 15673, 15676, 25673, 8080-8082): the test skips when one
-is taken."""
+config file), the RabbitMQ node's data directory is a temporary one (``DATA``), and between the
+devices and the search blocks the script waits until the worker has indexed the message (a
+reader of the walkthrough takes longer than that to type the next command; the search block
+itself runs once, and its answer is checked). The ports are the walkthrough's own (5673, 1885,
+15673, 15676, 25673, 8080-8082): the test skips when one is taken."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -78,7 +82,7 @@ async def terminals(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], list[
     env.update({"DATA": str(tmp_path / "rabbitmq"), "IMGATE_DATABASE__URL": f"{PG_DSN}/{database}",
                 "PYTHONUNBUFFERED": "1"})
     lines = [line.split("  #")[0].strip() for line in block("scale-out").splitlines() if line.strip()]
-    assert lines[0].startswith("make rabbitmq") and lines[1].startswith("createdb") and len(lines) == 5
+    assert lines[0].startswith("make rabbitmq") and lines[1].startswith("createdb") and len(lines) == 6
     procs: list[asyncio.subprocess.Process] = []
     drains: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references to tasks
     seen: list[str] = []
@@ -96,12 +100,13 @@ async def terminals(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], list[
                                                         stdout=asyncio.subprocess.PIPE,
                                                         stderr=asyncio.subprocess.STDOUT, start_new_session=True)
             procs.append(proc)
-            ready = {0: "completed with", 2: "imgate api:", 3: "imgate bridge:", 4: "imgate bridge:"}[n]
+            ready = {0: "completed with", 2: "imgate api:", 3: "imgate bridge:", 4: "imgate bridge:",
+                     5: "imgate worker: running"}[n]
             await until_line(proc, ready, seen)
             drains.append(asyncio.create_task(drain(proc)))  # keep the pipe from filling
         yield env, seen
     finally:
-        for proc in reversed(procs):  # bridges, api, then RabbitMQ (SIGTERM stops a node cleanly)
+        for proc in reversed(procs):  # worker, bridges, api, then RabbitMQ (SIGTERM stops a node cleanly)
             if proc.returncode is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
@@ -118,16 +123,34 @@ async def terminals(tmp_path: Path) -> AsyncIterator[tuple[dict[str, str], list[
             await admin.close()
 
 
+# Until the worker has indexed alice's message (psql fails while the table is not there yet).
+INDEXED = """
+until [ "$(psql -tAc "SELECT count(*) FROM search_messages WHERE text = 'hello through the cluster'" \\
+           "$IMGATE_DATABASE__URL" 2>/dev/null)" = 1 ]; do :; done
+"""
+
+
 async def test_the_scale_out_walkthrough_runs_as_written(terminals: tuple[dict[str, str], list[str]]) -> None:
     env, seen = terminals
-    script = block("scale-out-devices")
+    script = block("scale-out-devices") + INDEXED + "echo --- search\n" + block("scale-out-search")
     proc = await asyncio.create_subprocess_exec("bash", "-euo", "pipefail", "-c", script, cwd=ROOT, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode() + "".join(seen[-20:])
-    got = sorted(out.decode().splitlines())
+    devices, _, searched = out.decode().partition("--- search\n")
+    got = sorted(devices.splitlines())
     assert len(got) == 3, got
     assert got[0].startswith('im/bob/in/msg {"id":') and '"text":"hello through the cluster"' in got[0]
     assert got[1].startswith('presence/alice/phone {"online":false,') or got[2].startswith(
         'presence/alice/phone {"online":false,'), got
     assert any(line.startswith('presence/alice/phone {"online":true,') for line in got), got
+    [answer] = searched.splitlines()
+    topic, _, body = answer.partition(" ")
+    assert topic == "im/bob/in/rpc", answer
+    reply = json.loads(body)
+    assert reply["id"] == 1 and "error" not in reply, reply
+    [hit] = reply["result"]["messages"]
+    assert (hit["conv"], hit["seq"], hit["from"], hit["text"]) == ("d:alice:bob", 1, "alice",
+                                                                    "hello through the cluster"), hit
+    msg = json.loads(got[0].partition(" ")[2])
+    assert (hit["id"], hit["ts"]) == (msg["id"], msg["ts"])  # the message Bob's laptop received
