@@ -326,8 +326,11 @@ def test_the_bridges_agree_on_the_shards() -> None:
     shards = {}
     for name in bridges:
         amqp = _settings(IMGATE_SERVICES[name]).amqp
-        url = urlsplit(amqp.url or "")
-        assert url.hostname in hosts and str(url.port) == conf.get("listeners.tcp.default"), f"{name}: {amqp.url}"
+        urls = [urlsplit(u.strip()) for u in (amqp.url or "").split(",")]
+        for url in urls:
+            assert url.hostname in hosts and str(url.port) == conf.get("listeners.tcp.default"), f"{name}: {amqp.url}"
+        # Every node, so that a bridge goes on from another when its node is lost.
+        assert {url.hostname for url in urls} >= {spec["hostname"] for spec in _rabbit_nodes().values()}, name
         shards[name] = (amqp.shards, amqp.queue_prefix, amqp.exchange)
     assert len(set(shards.values())) == 1, f"the bridges disagree on amqp.shards/queue_prefix/exchange: {shards}"
     assert conf.get("mqtt.exchange") == next(iter(shards.values()))[2], "the bridges do not read MQTT's exchange"
