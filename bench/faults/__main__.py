@@ -7,9 +7,10 @@ directory, free port) and real MQTT clients that behave as docs/protocol.md asks
     python -m bench.faults --only kill9 abuse    # some of them
     python -m bench.faults --only kill9 --database-url postgres://postgres@127.0.0.1:5432
 
-Scenarios: kill9, pg-restart, pg-pause, reconnect-storm, abuse, slow-consumer, and the attacks of
-issue 24: ping-flood, property-bomb, connect-bomb, web-idle-fds, upload-hog (see bench/README.md,
-"Fault suite"). Each runs in its own child process (tortoise keeps per-process state of the first
+Scenarios: kill9, pg-restart, pg-pause, reconnect-storm, abuse, slow-consumer, the attacks of
+issue 24: ping-flood, property-bomb, connect-bomb, web-idle-fds, upload-hog, and issue 25's
+rabbit-node-loss (cluster mode: a three-node RabbitMQ cluster, one node killed; on --database-url,
+else on a private PostgreSQL; skipped without RabbitMQ) (see bench/README.md, "Fault suite"). Each runs in its own child process (tortoise keeps per-process state of the first
 database it opened, and a storm's thousands of sockets stay out of the next scenario). One JSON
 line per row as it finishes, then a Markdown table. Exit status 1 when a
 row has lost > 0 or duplicated > 0, a scenario could not run, or any other check of a row failed
@@ -33,12 +34,13 @@ from bench.faults.attack import ATTACKS, AttackConfig, run_attack
 from bench.faults.audit import Row
 from bench.faults.kill9 import Kill9Config, run_kill9
 from bench.faults.pg import PgConfig, run_pg_scenarios
+from bench.faults.rabbit_loss import RabbitLossConfig, run_rabbit_node_loss
 from bench.faults.slow import SlowConfig, run_slow
 from bench.faults.storm import StormConfig, run_storm
 from bench.faults.world import ChatPlan
 
 SCENARIOS = ("kill9", "pg-restart", "pg-pause", "reconnect-storm", "abuse", "slow-consumer", "ping-flood",
-             "property-bomb", "connect-bomb", "web-idle-fds", "upload-hog")
+             "property-bomb", "connect-bomb", "web-idle-fds", "upload-hog", "rabbit-node-loss")
 _LIMIT = 1800.0  # seconds per scenario
 
 
@@ -86,6 +88,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Awaitable[lis
         at = AttackConfig(kind=name, users=args.users or (10 if q else 50), quiet_s=4.0 if q else 10.0,
                           attack_s=4.0 if q else 10.0, env=env)
         runs.append((name, _attack(at, one)))
+    if "rabbit-node-loss" in args.only:
+        rl = RabbitLossConfig(plan=ChatPlan(4, 3, 1) if q else ChatPlan(10, 10, 3),
+                              seconds=args.seconds or (6.0 if q else 20.0), database_url=args.database_url, env=env)
+        runs.append(("rabbit-node-loss", lambda: one(run_rabbit_node_loss(rl))))
     return runs
 
 
@@ -125,10 +131,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--database-url", help="kill9 also runs on this PostgreSQL (no database name in the URL: "
-                                               "a fresh database, dropped at the end)")
+                                               "a fresh database, dropped at the end), and rabbit-node-loss on it")
     parser.add_argument("--env", nargs="+", default=[], metavar="IMGATE_SECTION__KEY=VALUE",
                         help="extra settings for every imgate started (e.g. IMGATE_LIMITS__MESSAGES_PER_S=50)")
-    parser.add_argument("--seconds", type=float, help="load duration of kill9 and pg-* (default 20 / 30; quick 6 / 10)")
+    parser.add_argument("--seconds", type=float, help="load duration of kill9, rabbit-node-loss and pg-* "
+                                                      "(default 20 / 30; quick 6 / 10)")
     parser.add_argument("--clients", type=int, help="reconnect-storm clients (default 2000; quick 200)")
     parser.add_argument("--users", type=int, help="abuse and the attacks: normal users (default 50; quick 10)")
     parser.add_argument("--lenient", action="store_true", help="exit 1 only on lost or duplicated messages, not "

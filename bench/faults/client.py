@@ -78,8 +78,13 @@ class Fleet:
     """The clients of one scenario against one server port. ``async with Fleet(port) as fleet``."""
 
     def __init__(self, port: int, *, run: str | None = None, prefix: str = "im", resend_after: float = 10.0,
-                 connect_concurrency: int = 100, reconnect_min: float = 0.1, reconnect_max: float = 2.0) -> None:
+                 connect_concurrency: int = 100, reconnect_min: float = 0.1, reconnect_max: float = 2.0,
+                 ports: list[int] | None = None) -> None:
+        """``ports``: the MQTT ports of several nodes of one cluster (``port`` is then unused): the
+        n-th client made connects to ``ports[n % len(ports)]`` first and, when that fails or its
+        connection is lost, to the next one, as an app given a list of hosts does."""
         self.port = port
+        self.ports = ports or [port]
         self.run = run or os.urandom(3).hex()
         self.prefix = prefix
         self.resend_after = resend_after
@@ -174,6 +179,8 @@ class GoodClient:
         self.filters = [(f"{fleet.prefix}/{uid}/in/#", 1), *((f, 1) for f in extra_filters)]
         self._topics = {k: f"{fleet.prefix}/{uid}/in/{k}" for k in ("msg", "ack", "rpc", "event")}
         self._out_msg = f"{fleet.prefix}/{uid}/out/msg"
+        self._node = len(fleet.clients)  # index in fleet.ports of the node tried next
+        self.nodes: list[int] = []  # the port of each successful connect, in order
         self.conn: Connection | None = None
         self.connected = asyncio.Event()
         self.pending: dict[str, Sent] = {}
@@ -251,8 +258,10 @@ class GoodClient:
             try:
                 async with fleet.connect_gate:
                     t0 = time.perf_counter()
+                    port = fleet.ports[self._node % len(fleet.ports)]
+                    self._node += 1  # whatever comes of this connection, the next node is tried next
                     conn, code, present = await Connection.open(
-                        fleet.port, f"{self.uid}:{self.device}", self.uid, self.token, clean=self.clean,
+                        port, f"{self.uid}:{self.device}", self.uid, self.token, clean=self.clean,
                         keepalive=self.keepalive, on_publish=self._on_publish)
             except (OSError, TimeoutError, MqttError) as exc:
                 self.connect_failures[type(exc).__name__] += 1
@@ -266,6 +275,7 @@ class GoodClient:
                 continue
             self.connect_latency.append(time.perf_counter() - t0)
             self.session_present.append(present)
+            self.nodes.append(port)
             backoff = fleet.reconnect_min
             self.conn = conn
             try:
