@@ -380,17 +380,26 @@ _STOP_TIMEOUT = 15.0
 
 def _node_class() -> type[RabbitNode]:
     """RabbitNode, with the lines of ``IMGATE_BENCH_RABBIT_CONF`` (``;``-separated) added to its
-    configuration: how RabbitMQ's settings are compared (README "Scale out")."""
+    configuration and ``IMGATE_BENCH_RABBIT_ERL_ARGS`` to its Erlang VM's arguments: how
+    RabbitMQ's settings are compared (README "Scale out")."""
     from tests.rabbitmq import RabbitNode
 
     extra = "".join(f"{line.strip()}\n" for line in os.environ.get("IMGATE_BENCH_RABBIT_CONF", "").split(";")
                     if line.strip())
+    erl_args = os.environ.get("IMGATE_BENCH_RABBIT_ERL_ARGS", "").strip()
 
     class Node(RabbitNode):
         def _config(self) -> str:
             return super()._config() + extra
 
-    return Node if extra else RabbitNode
+        @property
+        def env(self) -> dict[str, str]:
+            env = super().env
+            if erl_args:
+                env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = f"{env.get('RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS', '')} {erl_args}"
+            return env
+
+    return Node if extra or erl_args else RabbitNode
 
 
 def _group_cpu_s(pgid: int) -> float:
