@@ -5,10 +5,10 @@ leaders, mid-load. bench/faults/rabbit_loss.py at CI size: every acked message s
 delivered once to every member, each sender's order kept, the devices, the bridges and the api's
 watcher back on the two nodes left, and the time to recover printed.
 
-Known to fail now and then (bench/RESULTS.md, issue 25): a bridge's publisher channel that first
-publishes to a moved device's session queue while RabbitMQ 3.10 replaces that queue's leader can
-stay unable to reach it (that device gets no more acks, messages or RPC answers from that bridge),
-until the bridge replaces a publisher channel RabbitMQ refused or did not confirm a publish on."""
+What it caught (bench/RESULTS.md, issue 25): a bridge's publisher channel that first publishes to
+a moved device's session queue while RabbitMQ 3.10 replaces that queue's leader can stay unable to
+reach it (that device got no more acks, messages or RPC answers from that bridge, in 2 of 8 runs)
+until the bridge replaced a publisher channel RabbitMQ refused or did not confirm a publish on."""
 
 from __future__ import annotations
 
