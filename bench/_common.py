@@ -402,3 +402,20 @@ class CpuQuota:
                 (CGROUP_CPU / "cgroup.procs").write_text(pid)
         with suppress(OSError):
             self.path.rmdir()
+
+
+def postgres_cpu_s() -> float:
+    """CPU time so far of this machine's PostgreSQL: every ``postgres`` process, with what the
+    postmaster reaped (the backends of closed connections), seconds. The benchmarks' database
+    server serves nothing else while they run, so a difference over a run is its share."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, _, rest = text.partition(" (")[2].rpartition(") ")
+        if name.startswith("postgres"):
+            total += sum(int(f) for f in rest.split()[11:15]) / tick  # utime, stime, cutime, cstime
+    return total

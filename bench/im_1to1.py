@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench._common import THIS_TREE, UNLIMITED, CpuQuota, imgate_platform, server_build, tree_cpu_s
+from bench._common import THIS_TREE, UNLIMITED, CpuQuota, imgate_platform, postgres_cpu_s, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
 from bench.faults.setup import create_pg_database, drop_pg_database
 
@@ -561,6 +561,7 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
             pids = [b.proc.pid for b in bridges if b.proc is not None]
             lines0, api_lines0 = [len(b.output) for b in bridges], len(api.output)
             bridge0, rabbit0, api0 = [tree_cpu_s(p) for p in pids], _group_cpu_s(pgid), tree_cpu_s(api.pid)
+            pg0 = postgres_cpu_s()
             spies = [await _py_spy(pid, f"bridge{i}", seconds) for i, pid in enumerate(pids)] if profile else []
             gen0 = time.process_time()
             start = time.perf_counter()
@@ -571,6 +572,7 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
             throttled = [(q.throttled()[0] - t[0], q.throttled()[1] - t[1]) for q, t in zip(quotas, throttled0, strict=True)]
             cpu_used = [tree_cpu_s(p) - c for p, c in zip(pids, bridge0, strict=True)]
             rabbit_cpu, api_cpu = _group_cpu_s(pgid) - rabbit0, tree_cpu_s(api.pid) - api0
+            pg_cpu = postgres_cpu_s() - pg0
             gen = time.process_time() - gen0
             bridge_rss, rabbit_rss = sum(_rss_mb(p) for p in pids), _rss_mb(beam)
             bridge_lines = [len(b.output) - n for b, n in zip(bridges, lines0, strict=True)]
@@ -613,6 +615,8 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
         "server_cpu_ms_per_msg": per_msg(sum(cpu_used) + rabbit_cpu + api_cpu),
         "bridge_cpu_ms_per_msg": per_msg(sum(cpu_used)), "rabbit_cpu_ms_per_msg": per_msg(rabbit_cpu),
         "api_cpu_ms_per_msg": per_msg(api_cpu),
+        # the machine's PostgreSQL (every postgres process): for sizing, not in server_cpu_ms_per_msg
+        "pg_cpu_ms_per_msg": per_msg(pg_cpu),
         # per bridge, % of one core: ~100 means that bridge's event loop caps its shards' rate
         "bridge_cpu_pct": [round(100 * c / elapsed, 1) for c in cpu_used],
         # with --bridge-cpu: each bridge's quota (% of a core) and the share of the run it spent throttled

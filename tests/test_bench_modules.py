@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +184,30 @@ def test_an_attack_row_fails_over_the_ratio_or_when_a_probe_fails() -> None:
     assert row.failed == ["new MQTT logins: 1 of 2 failed during the attack ({'no CONNACK in 5 s': 1})"]
     row = Row("t")
     assert judge_probe(row, "uploads", quiet, Window.of(samples, 1, 2), 3.0) == pytest.approx(1.5) and row.ok
+
+
+@pytest.mark.skipif(not (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() and os.geteuid() == 0),
+                    reason="needs root and the cgroup v1 cpu controller (this project's machines have both)")
+def test_a_cpu_quota_holds_a_busy_process_to_its_share() -> None:
+    """``--bridge-cpu``'s cgroup: a child that spins until it has used 0.25 s of CPU, in a group
+    held to 20% of a core, needs at least about a second of wall time and is throttled; the group
+    is gone afterwards. (A lower bound the kernel enforces, not a speed target.)"""
+    from bench._common import CpuQuota
+
+    quota = CpuQuota("test", 0.2)
+    try:
+        assert (quota.period_us, int((quota.path / "cpu.cfs_quota_us").read_text())) == (100_000, 20_000)
+        spin = "import sys, time\nsys.stdin.readline()\nwhile time.process_time() < 0.25: pass"
+        child = subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.PIPE)
+        quota.add(child.pid)
+        assert str(child.pid) in (quota.path / "cgroup.procs").read_text().split()
+        started = time.monotonic()
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
+        assert child.wait(timeout=60) == 0
+        assert time.monotonic() - started >= 0.8  # 0.25 s of CPU at 0.02 s per 0.1 s period
+        assert quota.throttled()[0] >= 5
+    finally:
+        quota.close()
+    assert not quota.path.exists()
