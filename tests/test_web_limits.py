@@ -408,6 +408,7 @@ async def test_idle_web_sockets_never_lock_mqtt_out(tmp_path: Path, database_url
         try:
             async with asyncio.timeout(WAIT), connect(mqtt_port, "alice", "phone", token) as alice:
                 accepted = 600 - accept_queue(web_port)
+                closed = sum(a.done() for _, a in flood)  # accepted, then closed (EOF seen)
                 assert alice.client.identifier == "alice:phone"
         except (TimeoutError, aiomqtt.MqttError) as exc:
             msg = f"an MQTT client could not connect while the web port was flooded: {exc!r}"
@@ -415,8 +416,10 @@ async def test_idle_web_sockets_never_lock_mqtt_out(tmp_path: Path, database_url
         # The web listener holds the idle sockets it has room for; the others wait in its backlog
         # (no descriptor of the server's). Some may have been closed at once (the descriptor
         # reserve does that when the process opened more files since the cap was derived at
-        # start, e.g. PostgreSQL connections) or timed out already on a loaded machine.
-        assert 100 <= accepted <= NOFILE - 256, accepted
+        # start, e.g. PostgreSQL connections) or timed out already on a loaded machine, and the
+        # listener then took more from its backlog: what it holds at once stays under the cap.
+        assert accepted >= 100, accepted
+        assert accepted - closed <= NOFILE - 256, (accepted, closed)
         # Idle sockets are closed after web.idle_timeout_s (5 s), without an answer.
         await until_within(5 + WAIT, lambda: sum(a.done() for _, a in flood) >= accepted, "idle sockets to be closed")
         assert all(a.result() == b"" for _, a in flood if a.done())
