@@ -147,6 +147,10 @@ class _Consumer:
                 self._flushing = True
                 asyncio.get_running_loop().call_soon(self._flush, epoch)
 
+    def flush(self) -> None:
+        """Send the acknowledgements due now (before the channel is closed)."""
+        self._flush(self.epoch)
+
     def _flush(self, epoch: int) -> None:
         self._flushing = False
         channel = self.channel
@@ -197,6 +201,7 @@ class AmqpTransport:
         self._presence = _Consumer(f"{prefix}.presence", -1, prefetch)
         self._connection: AmqpConnection | None = None
         self._publisher: Channel | None = None
+        self._renewing = asyncio.Lock()
         self._connected = asyncio.Event()
         self._parked: dict[str, deque[tuple[_Consumer, int, str, bytes, int]]] = {}
         self._pids: OrderedDict[str, str] = OrderedDict()  # connection pid -> "uid/device" (opened here)
@@ -280,8 +285,19 @@ class AmqpTransport:
         on_message = self._on_event if consumer is self._presence else self._on_message
 
         def deliver(tag: int, key: str, body: bytes, header: bytes) -> None:
-            on_message(consumer, epoch, tag, key, body, header, ingress)
+            if consumer.epoch == epoch:  # else arriving on a channel being closed: RabbitMQ delivers it again
+                on_message(consumer, epoch, tag, key, body, header, ingress)
 
+        def closed(done: asyncio.Future[BaseException]) -> None:
+            # RabbitMQ closed this consumer's channel (a channel error, consumer_timeout, the queue
+            # deleted: the consumer cancelled) while it was still ours: start over on a new
+            # connection, as after a lost one, rather than leave the shard unconsumed here.
+            connection = self._connection
+            if consumer.channel is channel and connection is not None and not connection.lost:
+                log.warning("RabbitMQ closed the channel of %s (%s); reconnecting", consumer.queue, done.result())
+                connection.abort(done.result(), flush=True)
+
+        channel.closed.add_done_callback(closed)
         # Named so an operator (and the tests) can tell which bridge holds which shard:
         # rabbitmqctl list_consumers queue_name consumer_tag active.
         await channel.consume(consumer.queue, f"{self._holder[:200]}|{consumer.queue}", deliver)
@@ -290,6 +306,7 @@ class AmqpTransport:
         """Hand the queue to the next consumer waiting (ours, unacknowledged, go with it) and
         register again at the back of the line."""
         channel = consumer.channel
+        consumer.flush()  # what was settled in this turn is acknowledged before the hand-over
         consumer.opened(None)
         if channel is not None:
             await channel.close()
@@ -405,6 +422,8 @@ class AmqpTransport:
 
     # ---- publishing ------------------------------------------------------------------------
     async def _channel(self) -> Channel:
+        if self._publisher is not None and not self._publisher.is_open:
+            await self._renew(self._publisher)  # closed under a caller that gave up (it renews on failure)
         if self._publisher is None or not self._publisher.is_open:
             try:
                 await asyncio.wait_for(self._connected.wait(), self._publish_timeout)
@@ -444,17 +463,15 @@ class AmqpTransport:
         whose leader moved to another node (every later publish to that device refused, for
         minutes), while a new channel reaches it at once (bench/faults/rabbit_loss.py: 4 of 10
         node-loss runs left a device without replies before this, 0 of 12 after)."""
-        connection = self._connection
-        if self._publisher is not failed or connection is None or connection.lost:
-            return
-        try:
-            fresh = await connection.channel(confirms=True)
-        except (ConnectionError, TimeoutError):
-            return  # the connection is going: the next one opens a new publisher
-        if self._publisher is failed:
+        async with self._renewing:  # one replacement, whoever else failed on it meanwhile
+            connection = self._connection
+            if self._publisher is not failed or connection is None or connection.lost:
+                return
+            try:
+                fresh = await connection.channel(confirms=True)
+            except (ConnectionError, TimeoutError):
+                return  # the connection is going: the next one opens a new publisher
             self._publisher = fresh
-            log.info("publisher channel replaced after a refused or unconfirmed publish")
-            await failed.close()
-        else:
-            await fresh.close()
+        log.info("publisher channel replaced after a refused or unconfirmed publish")
+        await failed.close()
 

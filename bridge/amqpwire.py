@@ -187,10 +187,11 @@ class Channel:
         pending = _Pending(future, 0)
         frame_max = self._conn.frame_max
         for exchange, key, body, persistent in items:
+            data = publish_frames(self.number, exchange, key, body, persistent, frame_max)  # may raise: before numbering
             self._seq += 1
             self._unconfirmed[self._seq] = pending
             pending.left += 1
-            self._conn.send(publish_frames(self.number, exchange, key, body, persistent, frame_max))
+            self._conn.send(data)
         if not pending.left:
             future.set_result(None)
         return future
@@ -241,11 +242,12 @@ class Channel:
             self._resolve(method)
 
     def _resolve(self, method: Frame) -> None:
-        while self._replies:
+        """The reply to the oldest rpc waiting (one that was cancelled still takes its own reply,
+        so a late one never answers the next rpc)."""
+        if self._replies:
             reply = self._replies.popleft()
             if not reply.done():
                 reply.set_result(method)
-                return
 
     def _content_header(self, payload: bytes) -> None:
         if self._reading is None:
@@ -369,7 +371,8 @@ class AmqpConnection(asyncio.Protocol):
                 elif kind == 3:
                     target._content_body(payload)
         except AmqpClosed as exc:
-            self.abort(exc)
+            if not self.lost:  # (already closing, e.g. gracefully after RabbitMQ's Connection.Close)
+                self.abort(exc)
             return
         if off < end:
             self._rest = data[off:]
@@ -381,8 +384,9 @@ class AmqpConnection(asyncio.Protocol):
             raise AmqpClosed(f"unreadable frame from RabbitMQ: {exc}") from exc
         if isinstance(method, spec.Connection.Close):
             self.send(pframe.marshal(spec.Connection.CloseOk(), 0))
-            self._flush()
-            raise AmqpClosed(f"RabbitMQ closed the connection: {method.reply_code} {method.reply_text}")
+            self.abort(AmqpClosed(f"RabbitMQ closed the connection: {method.reply_code} {method.reply_text}"),
+                       flush=True)  # the CloseOk written first
+            raise AmqpClosed(str(self.closed.result()))
         if isinstance(method, spec.Connection.Blocked):
             log.warning("RabbitMQ blocks publishing (%s): publishes wait", method.reason)
             return
@@ -420,11 +424,17 @@ class AmqpConnection(asyncio.Protocol):
         else:
             raise AmqpClosed("no free channel number")
         channel = self._channels[number] = Channel(self, number)
-        await channel.rpc(spec.Channel.Open())
-        if confirms:
-            await channel.confirm_select()
-        if prefetch is not None:
-            await channel.qos(prefetch)
+        try:
+            await channel.rpc(spec.Channel.Open())
+            if confirms:
+                await channel.confirm_select()
+            if prefetch is not None:
+                await channel.qos(prefetch)
+        except BaseException:  # cancelled or refused half-way: not left open behind
+            self.send(pframe.marshal(spec.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0),
+                                     number))
+            channel._fail(AmqpClosed("channel not opened"))
+            raise
         return channel
 
     def forget(self, channel: Channel) -> None:
@@ -496,7 +506,7 @@ class AmqpConnection(asyncio.Protocol):
             raise AmqpClosed(f"unexpected {method.name} from RabbitMQ")
         self.frame_max = min(method.frame_max or _MAX_FRAME, _MAX_FRAME)
         self._channel_max = min(method.channel_max or 2047, 2047)
-        self.heartbeat = min(method.heartbeat, _HEARTBEAT_S) if method.heartbeat else 0
+        self.heartbeat = min(method.heartbeat, _HEARTBEAT_S) if method.heartbeat else _HEARTBEAT_S  # lower non-zero
         self.send(pframe.marshal(spec.Connection.TuneOk(
             channel_max=self._channel_max, frame_max=self.frame_max, heartbeat=self.heartbeat), 0))
         await ch0.rpc(spec.Connection.Open(virtual_host=vhost))

@@ -189,3 +189,40 @@ async def test_consumer_acks_go_together_and_a_slow_one_does_not_hold_the_shard(
     consumer.ack(epoch, 10)
     await asyncio.sleep(0)
     assert new.acks == []
+
+
+async def test_a_cancelled_rpc_takes_its_own_late_reply() -> None:
+    conn, _ = _open(asyncio.get_running_loop())
+    channel = conn._channels[3] = Channel(conn, 3)
+    first = asyncio.ensure_future(channel.rpc(spec.Queue.Declare(queue="q")))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    second = asyncio.ensure_future(channel.rpc(spec.Exchange.Declare(exchange="x")))
+    await asyncio.sleep(0)
+    conn.data_received(_server(3, spec.Queue.DeclareOk(queue="q", message_count=0, consumer_count=0)))
+    conn.data_received(_server(3, spec.Exchange.DeclareOk()))
+    assert isinstance(await second, spec.Exchange.DeclareOk)
+
+
+async def test_a_publish_that_cannot_be_written_does_not_shift_the_confirms() -> None:
+    conn, _ = _open(asyncio.get_running_loop())
+    channel = conn._channels[2] = Channel(conn, 2)
+    channel._confirms = True
+    with pytest.raises(ValueError, match="too long"):
+        channel.publish_many([("ex", "k" * 300, b"m", True)])
+    batch = channel.publish_many([("ex", "k", b"m", True)])
+    conn.data_received(_server(2, spec.Basic.Ack(delivery_tag=1)))  # RabbitMQ numbers it 1
+    assert batch.done() and batch.result() is None
+
+
+async def test_a_consumer_flushes_its_acks_before_a_hand_over() -> None:
+    consumer = _Consumer("q", 0, prefetch=8)
+    channel = _Acks()
+    epoch = consumer.opened(channel)  # type: ignore[arg-type]
+    consumer.ack(epoch, 1)
+    consumer.flush()  # at once, not at the end of the turn
+    assert channel.acks == [(1, True)]
+    consumer.opened(None)
+    await asyncio.sleep(0)  # the turn's scheduled flush finds nothing more to send
+    assert channel.acks == [(1, True)]
