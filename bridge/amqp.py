@@ -181,12 +181,15 @@ class AmqpTransport:
     """The Transport of ``bridge.transport`` on RabbitMQ's AMQP side (see the module's text)."""
 
     def __init__(self, url: str | list[str], *, exchange: str, prefix: str, shards: int, prefetch: int, holder: str,
-                 members: Members, interval: float, publish_timeout: float, max_messages: int = 100_000, max_bytes: int = 256 << 20) -> None:
+                 members: Members, interval: float, publish_timeout: float, max_messages: int = 100_000, max_bytes: int = 256 << 20,
+                 max_body: int = 1 << 20) -> None:
         """``max_messages``/``max_bytes``: each queue's bounds (``x-overflow = reject-publish``:
         RabbitMQ withholds the PUBACK of what would go past them, and the client keeps it).
         ``url``: one node, or the nodes of one cluster, tried in turn (the next one first after a
         lost connection: its node may be the one gone)."""
         self._urls = [url] if isinstance(url, str) else url
+        self._max_body = max_body  # a larger delivery is dropped unread, as the embedded broker refuses the packet
+        self.oversize = 0
         self._node = 0  # index in _urls of the node tried next
         self._holder = holder
         self._exchange = exchange
@@ -217,7 +220,8 @@ class AmqpTransport:
             url = self._urls[self._node % len(self._urls)]
             self._node += 1  # whatever happens to this connection, the next node is tried next
             try:
-                connection = await connect(url, name=self._holder[:200], timeout=self._publish_timeout)
+                connection = await connect(url, name=self._holder[:200], timeout=self._publish_timeout,
+                                           max_body=self._max_body)
             except (ConnectionError, OSError, TimeoutError) as exc:
                 if self._node % len(self._urls):  # another node of the cluster, at once
                     log.warning("RabbitMQ node %d of %d not reachable (%s); trying the next one",
@@ -284,7 +288,7 @@ class AmqpTransport:
         epoch = consumer.opened(channel)
         on_message = self._on_event if consumer is self._presence else self._on_message
 
-        def deliver(tag: int, key: str, body: bytes, header: bytes) -> None:
+        def deliver(tag: int, key: str, body: bytes | None, header: bytes) -> None:
             if consumer.epoch == epoch:  # else arriving on a channel being closed: RabbitMQ delivers it again
                 on_message(consumer, epoch, tag, key, body, header, ingress)
 
@@ -313,12 +317,17 @@ class AmqpTransport:
         self.handovers += 1
         await self._open(consumer, ingress)
 
-    def _on_message(self, consumer: _Consumer, epoch: int, tag: int, key: str, body: bytes, _header: bytes,
+    def _on_message(self, consumer: _Consumer, epoch: int, tag: int, key: str, body: bytes | None, _header: bytes,
                     ingress: Ingress) -> None:
         consumer.delivered += 1
+        if body is None:  # over broker.max_packet_bytes: never read into memory, acknowledged and dropped
+            self.oversize += 1
+            log.warning("dropped a message over %d bytes on %s", self._max_body, topic_of(key))
+            consumer.ack(epoch, tag)
+            return
         self._offer(consumer, epoch, topic_of(key), body, tag, ingress)
 
-    def _on_event(self, consumer: _Consumer, epoch: int, tag: int, key: str, _body: bytes, header: bytes,
+    def _on_event(self, consumer: _Consumer, epoch: int, tag: int, key: str, _body: bytes | None, header: bytes,
                   ingress: Ingress) -> None:
         try:
             headers = properties(header).headers or {}

@@ -51,8 +51,9 @@ _DELIVERY_MODE = 0x1000  # the property flag of delivery-mode alone
 _MAX_FRAME = 131072  # what this client accepts (RabbitMQ's default frame_max)
 _HEARTBEAT_S = 30  # asked for; RabbitMQ's own suggestion (60) when it says less is not wanted
 
-# Delivered: (delivery tag, routing key, body, raw content header payload: ``properties``).
-OnDeliver = Callable[[int, str, bytes, bytes], None]
+# Delivered: (delivery tag, routing key, body, raw content header payload: ``properties``). The
+# body is None when it is over the connection's ``max_body``: its frames were counted, not kept.
+OnDeliver = Callable[[int, str, bytes | None, bytes], None]
 Publish = tuple[str, str, bytes, bool]  # exchange, routing key, body, persistent
 
 
@@ -130,6 +131,7 @@ class Channel:
         self._header = b""
         self._body: list[bytes] = []
         self._left = 0
+        self._oversize = False
 
     @property
     def is_open(self) -> bool:
@@ -254,13 +256,15 @@ class Channel:
             raise AmqpClosed("a content header without a delivery")
         self._header = payload
         self._left = _CONTENT.unpack_from(payload)[2]
+        self._oversize = self._left > self._conn.max_body  # known before a byte of it is kept
         if self._left == 0:
             self._delivered()
 
     def _content_body(self, payload: bytes) -> None:
         if self._reading is None or self._left < 0:
             raise AmqpClosed("a content body without a delivery")
-        self._body.append(payload)
+        if not self._oversize:
+            self._body.append(payload)
         self._left -= len(payload)
         if self._left <= 0:
             self._delivered()
@@ -268,7 +272,7 @@ class Channel:
     def _delivered(self) -> None:
         assert self._reading is not None
         callback, tag, routing_key = self._reading
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        body = None if self._oversize else self._body[0] if len(self._body) == 1 else b"".join(self._body)
         self._reading, self._body = None, []
         if self.is_open:
             callback(tag, routing_key, body, self._header)
@@ -312,12 +316,13 @@ class Channel:
 class AmqpConnection(asyncio.Protocol):
     """The connection: the frame parser, the write buffer, the channels (``connect()`` makes one)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_body: int = 1 << 30) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[BaseException] = loop.create_future()
         self.frame_max = _MAX_FRAME
         self.heartbeat = 0
+        self.max_body = max_body  # larger deliveries are not kept (OnDeliver gets None)
         self._rest = b""  # the start of a frame not yet complete
         self._out: list[bytes] = []
         self._flushing = False
@@ -512,7 +517,7 @@ class AmqpConnection(asyncio.Protocol):
         await ch0.rpc(spec.Connection.Open(virtual_host=vhost))
 
 
-async def connect(url: str, *, name: str = "imgate", timeout: float = 10.0) -> AmqpConnection:
+async def connect(url: str, *, name: str = "imgate", timeout: float = 10.0, max_body: int = 1 << 30) -> AmqpConnection:
     """Open a connection to ``amqp://user:password@host:port/vhost`` (``amqps://`` with TLS).
 
     Raises:
@@ -528,7 +533,7 @@ async def connect(url: str, *, name: str = "imgate", timeout: float = 10.0) -> A
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        _, conn = await loop.create_connection(lambda: AmqpConnection(loop), host, port, ssl=ssl or None)
+        _, conn = await loop.create_connection(lambda: AmqpConnection(loop, max_body), host, port, ssl=ssl or None)
         try:
             await conn._handshake(user, password, vhost, name)  # a loss fails what it waits for
         except BaseException:

@@ -431,7 +431,8 @@ class App:
         self.amqp = AmqpTransport(urls, exchange=a.exchange, prefix=a.queue_prefix, shards=a.shards,
                              prefetch=a.prefetch, holder=holder, members=members,
                              interval=a.membership_interval_s, publish_timeout=s.bridge.publish_timeout,
-                             max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes)
+                             max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes,
+                             max_body=s.broker.max_packet_bytes)
         return self.amqp
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
@@ -760,6 +761,7 @@ class App:
                 out[f"bridge_{name}_total"] = value
         if self.amqp is not None:
             out["bridge_amqp_shards_handed_on_total"] = self.amqp.handovers
+            out["bridge_amqp_oversize_dropped_total"] = self.amqp.oversize
         if self.services is not None:
             out["message_batches_total"] = self.services.messages.batches
         if self.worker is not None:  # counted in the worker process, as it last reported them

@@ -39,6 +39,7 @@ OTHER_METHOD = "other"  # an RPC method outside the known set (the router refuse
 # with a generic help; tests/test_metrics.py checks the app's snapshot is covered.
 HELP: dict[str, str] = {
     "bridge_amqp_shards_handed_on_total": "Cluster mode: sender shards this bridge handed on to the bridge preferring them.",
+    "bridge_amqp_oversize_dropped_total": "Cluster mode: messages over broker.max_packet_bytes dropped unread (the embedded broker refuses such a packet).",
     "connections": "MQTT connections open on the embedded broker.",
     "broker_delivered_total": "Messages the embedded broker sent to clients.",
     "broker_queued_total": "Messages queued for a client that was offline or had its in-flight window full.",

@@ -111,7 +111,7 @@ async def test_confirms_settle_batches_with_and_without_multiple() -> None:
     third = channel.publish_many([("ex", "k", b"m", False), ("ex", "k", b"m", False)])  # tags 5, 6
     empty = channel.publish_many([])
     assert empty.done() and empty.result() is None
-    await asyncio.sleep(0)  # the write goes out at the end of the loop's turn
+    conn._flush()  # what the end of the loop's turn does
     assert [type(v) for _, v in _frames(bytes(wire.written))].count(spec.Basic.Publish) == 6
     conn.data_received(_server(2, spec.Basic.Ack(delivery_tag=2, multiple=True)))
     assert not first.done()
@@ -133,7 +133,7 @@ async def test_a_channel_closed_by_rabbitmq_fails_its_batches_and_is_answered() 
     with pytest.raises(AmqpClosed, match="404"):
         waiting.result()
     assert not channel.is_open and 4 not in conn._channels
-    await asyncio.sleep(0)
+    conn._flush()
     assert any(isinstance(v, spec.Channel.CloseOk) for _, v in _frames(bytes(wire.written)))
     with pytest.raises(AmqpClosed):
         channel.publish_many([("ex", "k", b"m", True)])
@@ -167,27 +167,27 @@ async def test_consumer_acks_go_together_and_a_slow_one_does_not_hold_the_shard(
     epoch = consumer.opened(channel)  # type: ignore[arg-type]
     for tag in (2, 1, 3):
         consumer.ack(epoch, tag)
-    await asyncio.sleep(0)
+    consumer._flush(epoch)  # what the end of the loop's turn does
     assert channel.acks == [(3, True)]  # one frame for three
     # 4 is slow: 5-7 wait for it (fewer than half the window)...
     for tag in (5, 6, 7):
         consumer.ack(epoch, tag)
-    await asyncio.sleep(0)
+    consumer._flush(epoch)
     assert channel.acks == [(3, True)]
     # ... until half the window waits: then one by one, so the window never fills behind 4.
     consumer.ack(epoch, 8)
-    await asyncio.sleep(0)
+    consumer._flush(epoch)
     assert channel.acks[1:] == [(5, False), (6, False), (7, False), (8, False)]
     # 4 and 9 settle: the multiple ack names 9, still unacknowledged (never an already-acked tag).
     consumer.ack(epoch, 9)
     consumer.ack(epoch, 4)
-    await asyncio.sleep(0)
+    consumer._flush(epoch)
     assert channel.acks[5:] == [(9, True)]
     # A settlement from the channel before a reopen is not acknowledged on the new one.
     new = _Acks()
-    consumer.opened(new)  # type: ignore[arg-type]
+    new_epoch = consumer.opened(new)  # type: ignore[arg-type]
     consumer.ack(epoch, 10)
-    await asyncio.sleep(0)
+    consumer._flush(new_epoch)
     assert new.acks == []
 
 
@@ -224,5 +224,22 @@ async def test_a_consumer_flushes_its_acks_before_a_hand_over() -> None:
     consumer.flush()  # at once, not at the end of the turn
     assert channel.acks == [(1, True)]
     consumer.opened(None)
-    await asyncio.sleep(0)  # the turn's scheduled flush finds nothing more to send
+    consumer._flush(epoch)  # the turn's scheduled flush, for the old channel, sends nothing more
     assert channel.acks == [(1, True)]
+
+
+async def test_a_delivery_over_max_body_is_counted_not_kept() -> None:
+    conn = AmqpConnection(asyncio.get_running_loop(), max_body=1000)
+    conn.connection_made(_Wire())  # type: ignore[arg-type]
+    channel = conn._channels[5] = Channel(conn, 5)
+    got: list[tuple[int, bytes | None]] = []
+    channel._consumers["c"] = lambda tag, _key, body, _header: got.append((tag, body))
+    for tag, body in ((1, b"y" * 5000), (2, b"z" * 1000)):
+        data = _server(5, spec.Basic.Deliver(consumer_tag="c", delivery_tag=tag, exchange="", routing_key="k"),
+                       ContentHeader(body_size=len(body)))
+        for start in range(0, len(body), 700):  # several body frames
+            data += _server(5, ContentBody(body[start:start + 700]))
+        conn.data_received(data)
+        if tag == 1:
+            assert channel._body == []  # nothing of it kept while it arrives
+    assert got == [(1, None), (2, b"z" * 1000)]
