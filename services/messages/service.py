@@ -299,7 +299,10 @@ class MessageService:
             new = yield from self._allowed_sql(new, results)
         ensured: list[str] = []
         if new:
-            for conv, members in {c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items():
+            # In id order, as lock_sql locks: two bridges making the same new 1:1s in one batch each
+            # would otherwise wait on each other's uncommitted row (a deadlock PostgreSQL breaks by
+            # failing a batch: seen in the node-loss test, where pairs send both ways).
+            for conv, members in sorted({c.conv: {c.sender, c.to} for _, c in new if c.to is not None}.items()):
                 if not self._conversations.direct_known(conv):
                     yield from self._conversations.ensure_direct_sql(conv, members, now)
                     ensured.append(conv)
