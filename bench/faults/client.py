@@ -81,8 +81,10 @@ class Fleet:
                  connect_concurrency: int = 100, reconnect_min: float = 0.1, reconnect_max: float = 2.0,
                  ports: list[int] | None = None) -> None:
         """``ports``: the MQTT ports of several nodes of one cluster (``port`` is then unused): the
-        n-th client made connects to ``ports[n % len(ports)]`` first and, when that fails or its
-        connection is lost, to the next one, as an app given a list of hosts does."""
+        n-th client connects to ``ports[n % len(ports)]`` (retrying it until a first connection:
+        a refusal while the nodes are busy must not move it off its node before the fault) and,
+        once connected, after a lost connection or a failure to the next one, as an app given a
+        list of hosts does."""
         self.port = port
         self.ports = ports or [port]
         self.run = run or os.urandom(3).hex()
@@ -258,8 +260,9 @@ class GoodClient:
             try:
                 async with fleet.connect_gate:
                     t0 = time.perf_counter()
-                    port = fleet.ports[self._node % len(fleet.ports)]
-                    self._node += 1  # whatever comes of this connection, the next node is tried next
+                    if self.nodes:  # once connected somewhere, a loss or a failure tries the next node
+                        self._node += 1
+                    port = fleet.ports[self._node % len(fleet.ports)]  # until then, its own first node
                     conn, code, present = await Connection.open(
                         port, f"{self.uid}:{self.device}", self.uid, self.token, clean=self.clean,
                         keepalive=self.keepalive, on_publish=self._on_publish)
