@@ -34,7 +34,8 @@ test-postgres: $(STAMP) deps-system
 
 # The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub; the RabbitMQ tests start
 # a private node of Debian's rabbitmq-server (tests/rabbitmq.py; the package's own node is left alone);
-# the web chat test drives Debian's chromium (tests/test_webchat.py).
+# the web chat test drives Debian's chromium (tests/test_webchat.py); tests/test_c_device.py builds
+# examples/c-device with gcc, make, pkg-config and Debian's libmosquitto-dev and libcbor-dev.
 deps-system:
 	@command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q mosquitto-clients)
@@ -44,6 +45,9 @@ deps-system:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 	@dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q fonts-noto-color-emoji)  # the page's emoji in screenshots
+	@command -v gcc >/dev/null && command -v make >/dev/null && command -v pkg-config >/dev/null && \
+	  pkg-config --exists libmosquitto libcbor || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q gcc make pkg-config libmosquitto-dev libcbor-dev)
 
 ## rabbitmq: a private RabbitMQ node for cluster mode on this machine (README, "Scale out")
 rabbitmq: deps-system
