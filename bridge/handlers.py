@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.formats import dumps
 from bridge.router import (
     Command,
     ConnectionClosed,
@@ -24,7 +25,7 @@ from bridge.router import (
     error_reply,
 )
 from bridge.rpc import METHODS, Call
-from bridge.wire import dumps, render_message
+from bridge.wire import render_message
 from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
 from services.contacts.service import ContactService

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.wire import dumps
+from bridge.formats import dumps
 from services.errors import WIRE, ErrorCode, ImError
 
-# MQTT 5 property identifiers of request/response (MQTT 5 §4.10).
+# MQTT 5 property identifiers: a payload's Content Type; request/response (MQTT 5 §4.10).
+CONTENT_TYPE = 0x03
 RESPONSE_TOPIC = 0x08
 CORRELATION_DATA = 0x09
 

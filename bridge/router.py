@@ -7,13 +7,14 @@ broker's ACL guarantees belongs to the publisher.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bridge.formats import JSON_FORMAT, Format, FormatError, format_of
 from bridge.outbound import (
+    CONTENT_TYPE,
     CORRELATION_DATA,
     RESPONSE_TOPIC,
     Publish,
@@ -145,39 +146,45 @@ class Router:
         self.connection_events = connection_events
 
     def route(self, topic: str, payload: bytes, props: dict[int, Any] | None = None) -> Command:
-        """``props``: the MQTT 5 properties of the PUBLISH (request/response for out/rpc)."""
+        """``props``: the MQTT 5 properties of the PUBLISH (request/response for out/rpc; the
+        Content Type the payload is in: the device's own, or the one it labelled it with)."""
         if self.connection_events and topic.startswith(CLOSED_PREFIX):
             return self._closed(topic[len(CLOSED_PREFIX):], payload)
         levels = topic.split("/")
         if len(levels) == 3 and levels[0] == "presence":
             return self._presence(levels[1], levels[2], payload)
+        fmt = format_of(props.get(CONTENT_TYPE) if props else None)
         if len(levels) == 5 and levels[0] == self.topics.prefix and levels[2] == "out" and levels[3] == "rpc" \
                 and UID_RE.match(levels[1]) and valid_device(levels[4]):
             # {p}/{uid}/out/rpc/{device}: the broker lets only that device publish here.
-            return self._rpc(levels[1], payload, levels[4], self.reply_to(levels[1], props))
+            return self._rpc(levels[1], payload, fmt, levels[4], self.reply_to(levels[1], props))
         if len(levels) != 4 or levels[0] != self.topics.prefix or levels[2] != "out" or not UID_RE.match(levels[1]):
             return Ignore(f"not a client topic: {topic!r}")
         uid, kind = levels[1], levels[3]
         if kind == "msg":
-            return self._send(uid, payload)
+            return self._send(uid, payload, fmt)
         if kind == "rpc":
-            return self._rpc(uid, payload, None, self.reply_to(uid, props))
+            return self._rpc(uid, payload, fmt, None, self.reply_to(uid, props))
         if kind == "event":
-            return self._event(uid, payload)
+            return self._event(uid, payload, fmt)
         return Ignore(f"unknown out topic {kind!r} from {uid}", lane_key=uid)
 
     # ---- out/msg -------------------------------------------------------------------------
-    def _send(self, uid: str, payload: bytes) -> Command:
+    def _send(self, uid: str, payload: bytes, fmt: Format | None) -> Command:
+        if fmt is None:
+            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST, UNKNOWN_CONTENT_TYPE), uid)
         if len(payload) > self.max_payload:
             # Still try to echo the cid, from a bounded amount of text, so the client can match it.
-            cid = _usable_cid(_loads(payload)) if len(payload) <= 4 * self.max_payload else None
+            cid = _usable_cid(_loads(payload, fmt)) if len(payload) <= 4 * self.max_payload else None
             return Reply(ack_error(self.topics, uid, cid, ErrorCode.TOO_LARGE,
                                    f"payload is {len(payload)} bytes; the limit is {self.max_payload}"), uid)
-        body = _loads(payload)
-        if body is _INVALID:
-            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST, "payload is not UTF-8 JSON"), uid)
+        body = _loads(payload, fmt)
+        if isinstance(body, FormatError):
+            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST,
+                                   f"payload is not {fmt.label}: {body}"), uid)
         if not isinstance(body, dict):
-            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST, "payload must be a JSON object"), uid)
+            return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST,
+                                   f"payload must be {fmt.object_name}"), uid)
         try:
             msg = SendIn.model_validate(body)
         except ValidationError as exc:
@@ -209,20 +216,24 @@ class Router:
             correlation = None
         return ReplyTo(topic, correlation) if topic is not None or correlation is not None else None
 
-    def _rpc(self, uid: str, payload: bytes, device: str | None = None, reply_to: ReplyTo | None = None) -> Command:
-        cmd = self._rpc_command(uid, payload, device, reply_to)
+    def _rpc(self, uid: str, payload: bytes, fmt: Format | None, device: str | None = None,
+             reply_to: ReplyTo | None = None) -> Command:
+        cmd = self._rpc_command(uid, payload, fmt, device, reply_to)
         if reply_to is not None and isinstance(cmd, Reply):
             return Reply(reply_to.apply(cmd.publish), cmd.lane_key)
         return cmd
 
-    def _rpc_command(self, uid: str, payload: bytes, device: str | None, reply_to: ReplyTo | None) -> Command:
+    def _rpc_command(self, uid: str, payload: bytes, fmt: Format | None, device: str | None,
+                     reply_to: ReplyTo | None) -> Command:
+        if fmt is None:
+            return Reply(rpc_error(self.topics, uid, None, PARSE_ERROR, f"parse error: {UNKNOWN_CONTENT_TYPE}"), uid)
         if len(payload) > self.max_payload:
             return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST,
                                    f"request is {len(payload)} bytes; the limit is {self.max_payload}",
                                    ErrorCode.TOO_LARGE), uid)
-        body = _loads(payload)
-        if body is _INVALID:
-            return Reply(rpc_error(self.topics, uid, None, PARSE_ERROR, "parse error: not UTF-8 JSON"), uid)
+        body = _loads(payload, fmt)
+        if isinstance(body, FormatError):
+            return Reply(rpc_error(self.topics, uid, None, PARSE_ERROR, f"parse error: not {fmt.label}: {body}"), uid)
         if isinstance(body, list):
             return Reply(rpc_error(self.topics, uid, None, INVALID_REQUEST, "batch requests are not supported"), uid)
         try:
@@ -250,8 +261,8 @@ class Router:
         return Rpc(uid, env.id, env.method, params, lane, respond="id" in body, device=device, reply_to=reply_to)
 
     # ---- out/event -----------------------------------------------------------------------
-    def _event(self, uid: str, payload: bytes) -> Command:
-        body = _loads(payload) if len(payload) <= self.max_payload else _INVALID
+    def _event(self, uid: str, payload: bytes, fmt: Format | None) -> Command:
+        body = _loads(payload, fmt) if fmt is not None and len(payload) <= self.max_payload else None
         if not isinstance(body, dict):
             return Ignore(f"malformed event from {uid}", lane_key=uid)
         if body.get("type") == "read":
@@ -272,7 +283,7 @@ class Router:
     def _presence(self, uid: str, device: str, payload: bytes) -> Command:
         if not UID_RE.match(uid) or not valid_device(device):
             return Ignore(f"bad presence topic for {uid}/{device}")
-        body = _loads(payload) if payload and len(payload) <= 1024 else _INVALID
+        body = _loads(payload, JSON_FORMAT) if payload and len(payload) <= 1024 else None
         try:
             state = PresenceIn.model_validate(body)
         except ValidationError:
@@ -281,18 +292,19 @@ class Router:
 
     @staticmethod
     def _closed(conn: str, payload: bytes) -> Command:
-        body = _loads(payload) if len(payload) <= 256 else _INVALID
+        body = _loads(payload, JSON_FORMAT) if len(payload) <= 256 else None
         ts = body.get("ts") if isinstance(body, dict) else None
         if not conn or len(conn) > 128 or not isinstance(ts, int) or isinstance(ts, bool):
             return Ignore(f"malformed connection close {conn[:128]!r}")
         return ConnectionClosed(conn, ts, conn)
 
 
-_INVALID: Any = object()
+UNKNOWN_CONTENT_TYPE = "unsupported Content Type: use application/json, application/cbor or application/msgpack"
 
 
-def _loads(payload: bytes) -> Any:
+def _loads(payload: bytes, fmt: Format) -> Any:
+    """The decoded payload, or the FormatError saying why it is not one."""
     try:
-        return json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return _INVALID
+        return fmt.decode(payload)
+    except FormatError as exc:
+        return exc

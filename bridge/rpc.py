@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from bridge.formats import dumps
 from bridge.outbound import Publish, Topics
 from bridge.wire import (
     ContactRequestParams,
@@ -40,7 +41,6 @@ from bridge.wire import (
     SearchParams,
     SettingsParams,
     UserParams,
-    dumps,
     render_message,
 )
 from services.errors import Unavailable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -276,10 +275,6 @@ def describe(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in err["loc"])
     text = err["msg"].removeprefix("Value error, ")
     return f"{where}: {text}" if where else text
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def render_message(m: StoredMessage) -> dict[str, Any]:

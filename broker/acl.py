@@ -73,6 +73,7 @@ class Principal:
     expires_at: int | None = None
     rules: tuple[AclRule, ...] | None = None  # set for service accounts (already expanded)
     account: str | None = None  # a service account's username
+    content_type: str | None = None  # a user device's payload content type (None: as published)
 
     def same_owner(self, other: Principal) -> bool:
         """Do both stand for the same owner of a session (user device, or service account)?"""

@@ -4,6 +4,7 @@ nothing of the services."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -11,6 +12,8 @@ from typing import Protocol
 
 class AuthFailure(str, Enum):
     """Why a CONNECT was refused; the broker maps it to a reason code (``broker.gate``)."""
+
+    BAD_FORMAT = "bad_format"  # the CONNECT asks for a payload format there is none of: 0x83 (a reason string says)
 
     BAD_CREDENTIALS = "bad_credentials"  # MQTT 5 0x86, 3.1.1 CONNACK 4
     NOT_AUTHORIZED = "not_authorized"  # 0x87, CONNACK 5
@@ -26,6 +29,7 @@ class Identity:
     platform: str
     token_id: int
     expires_at: int | None
+    content_type: str | None = None  # what the device reads and writes (None: payloads as published)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +46,10 @@ class AuthChange:
 class Authenticator(Protocol):
     """Implemented by :class:`services.users.service.UserService`."""
 
-    async def authenticate(self, username: str | None, password: str | None, client_id: str | None
-                           ) -> Identity | AuthFailure: ...
+    async def authenticate(self, username: str | None, password: str | None, client_id: str | None,
+                           user_properties: Sequence[tuple[str, str]] = ()) -> Identity | AuthFailure:
+        """``user_properties``: the MQTT 5 CONNECT's User Properties (a device's choices, such as
+        its payload encoding)."""
 
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]: ...
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from broker.acl import FULL_ACCESS, AclRule, Principal
 from broker.auth import Authenticator, AuthFailure, Identity
-from broker.connection import BAD_CREDENTIALS, CLIENT_ID_NOT_VALID, NOT_AUTHORIZED
+from broker.connection import BAD_CREDENTIALS, CLIENT_ID_NOT_VALID, IMPLEMENTATION_SPECIFIC, NOT_AUTHORIZED
 
 log = logging.getLogger("imgate.broker")
 
@@ -28,6 +28,7 @@ REASONS = {
     AuthFailure.BAD_CREDENTIALS: BAD_CREDENTIALS,
     AuthFailure.NOT_AUTHORIZED: NOT_AUTHORIZED,
     AuthFailure.IDENTIFIER_REJECTED: CLIENT_ID_NOT_VALID,
+    AuthFailure.BAD_FORMAT: IMPLEMENTATION_SPECIFIC,
 }
 
 
@@ -104,7 +105,8 @@ class Gate:
         """For a service account's empty client id (MQTT 3.1.1 §3.1.3.1, MQTT 5 Assigned Client Identifier)."""
         return f"auto-{secrets.token_hex(8)}"
 
-    async def login(self, username: str | None, password: str | None, client_id: str) -> Principal | int:
+    async def login(self, username: str | None, password: str | None, client_id: str,
+                    user_properties: Sequence[tuple[str, str]] = ()) -> Principal | int:
         account = self.accounts.get(username or "")
         if account is not None:
             if password is None or not hmac.compare_digest(password.encode(), account.password.encode()):
@@ -118,18 +120,20 @@ class Gate:
             rules = tuple(r.expand(account.username, client_id) for r in account.rules)
             return Principal(uid=None, device=None, rules=rules, account=account.username)
         try:
-            result = await self._authenticator.authenticate(username, password, client_id)
+            result = await self._authenticator.authenticate(username, password, client_id, user_properties)
         except Exception:
             log.exception("authentication failed with an error; refusing %s", client_id)
             return NOT_AUTHORIZED
         if isinstance(result, Identity):
-            return Principal(result.uid, result.device, result.platform, result.token_id, result.expires_at)
+            return Principal(result.uid, result.device, result.platform, result.token_id, result.expires_at,
+                             content_type=result.content_type)
         return REASONS[result]
 
-    async def still_valid(self, who: Principal, username: str | None, password: str | None, client_id: str) -> bool:
+    async def still_valid(self, who: Principal, username: str | None, password: str | None, client_id: str,
+                          user_properties: Sequence[tuple[str, str]] = ()) -> bool:
         """Check a user's token again (a revocation was applied while its login was under way)."""
         try:
-            again = await self._authenticator.authenticate(username, password, client_id)
+            again = await self._authenticator.authenticate(username, password, client_id, user_properties)
         except Exception:
             log.exception("checking %s again failed; refusing it", client_id)
             return False

@@ -32,6 +32,7 @@ from broker.connection import (
     BAD_AUTH_METHOD,
     BAD_CREDENTIALS,
     CLIENT_ID_NOT_VALID,
+    IMPLEMENTATION_SPECIFIC,
     NO_MATCHING_SUBSCRIBERS,
     NOT_AUTHORIZED,
     PROTOCOL_ERROR,
@@ -50,6 +51,7 @@ from broker.connection import (
 from broker.gate import DevicePolicy, Gate, ServiceAccount
 from broker.link import Link, Pace
 from broker.outbox import Message, OfflinePolicy, Outbox, Stats
+from broker.payload import JSON, Payload
 from broker.presence import Presence, presence_payload
 from broker.routing import LocalSink, Router
 from broker.sessions import Session
@@ -99,11 +101,29 @@ class ClientLimits:
 DeviceNotice = Callable[[str, str, str], tuple[str, bytes]]  # (uid, device kicked, by device) -> (topic, payload)
 
 
-def _forwarded(props: dict[int, Any]) -> dict[int, Any] | None:
+def _forwarded(props: dict[int, Any] | None, content_type: str | None) -> dict[int, Any] | None:
+    """The properties of a client's PUBLISH that reach its readers. A device with a content type
+    of its own (its token's, or its CONNECT's) has its PUBLISHes labelled with it unless it
+    labelled them itself, so the reader (the bridge) knows how to decode them."""
     if not props:
-        return None
+        return {codec.P_CONTENT_TYPE: content_type} if content_type is not None else None
     out = {k: v for k, v in props.items() if k in _FORWARDED}
+    if content_type is not None and codec.P_CONTENT_TYPE not in out:
+        out[codec.P_CONTENT_TYPE] = content_type
     return out or None
+
+
+def _labelled(payload: bytes, props: dict[int, Any] | None) -> dict[int, Any] | None:
+    """A server message's properties: its payload's Content Type, for the MQTT 5 readers."""
+    if not isinstance(payload, Payload) or (props is not None and codec.P_CONTENT_TYPE in props):
+        return props
+    if props:
+        return {**props, codec.P_CONTENT_TYPE: payload.content_type}
+    return _LABELS.get(payload.content_type) or {codec.P_CONTENT_TYPE: payload.content_type}
+
+
+_LABELS = {JSON: {codec.P_CONTENT_TYPE: JSON}}  # shared, never changed (properties are copied to be changed)
+_WHY = {IMPLEMENTATION_SPECIFIC: "the CONNECT asks for a payload encoding this server does not have"}
 
 
 class Hub:
@@ -168,7 +188,8 @@ class Hub:
                 return self._refuse(link, CLIENT_ID_NOT_VALID, "a client id is required")
             client_id = assigned = self._gate.assign_client_id()
         checked_at = self._auth_seq  # revocations applied before this are reflected in the login
-        who = await self._gate.login(username, password, client_id)
+        user_props: list[tuple[str, str]] = connect.properties.get(codec.P_USER, [])
+        who = await self._gate.login(username, password, client_id, user_props)
         if not isinstance(who, Principal):
             return self._refuse(link, who, f"{client_id!r} login refused")
         if not self.accepting and who.account not in self._gate.internal:
@@ -196,7 +217,7 @@ class Hub:
             if checked_at != self._auth_seq:
                 seen, checked_at = checked_at, self._auth_seq
                 if self._concerned(who, since=seen) and not await self._gate.still_valid(who, username, password,
-                                                                                      client_id):
+                                                                                      client_id, user_props):
                     return self._refuse(link, BAD_CREDENTIALS, f"{client_id!r} (revoked while connecting)")
                 continue
             break
@@ -215,6 +236,7 @@ class Hub:
             session.principal, session.level = who, connect.level
         session.expiry_s, session.will = expiry, will
         session.outbox.reads = self._acl.reader(who)
+        session.outbox.read_as(who.content_type)
         self.sessions[client_id] = session
         self._outboxes[client_id] = session.outbox
         link.session = session
@@ -252,7 +274,7 @@ class Hub:
 
     def _refuse(self, link: Link, reason: int, what: str) -> bool:
         log.info("refused connection %s: reason %#x", what, reason)
-        link.conn.refuse(reason)
+        link.conn.refuse(reason, why=_WHY.get(reason))
         if reason in _SLOW_REFUSALS:
             link.slow_refusal = True
         return False
@@ -380,7 +402,7 @@ class Hub:
 
     def _publish_will(self, session: Session, will: codec.Will) -> None:
         """A service account's will (a user's is its presence: see on_closed)."""
-        props = _forwarded(will.properties)
+        props = _forwarded(will.properties, None)
         expiry = will.properties.get(codec.P_MESSAGE_EXPIRY)
         message = Message(will.topic, will.payload, min(will.qos, 2), will.retain, props,
                           time.monotonic() + expiry if expiry else None, None)
@@ -413,7 +435,7 @@ class Hub:
             return NOT_AUTHORIZED, ()  # MQTT 3.1.1 has no negative PUBACK: acknowledged and dropped
         props = p.properties
         expiry = props.get(codec.P_MESSAGE_EXPIRY) if props else None
-        message = Message(topic, p.payload, p.qos, p.retain, _forwarded(props) if props else None,
+        message = Message(topic, p.payload, p.qos, p.retain, _forwarded(props, who.content_type),
                           time.monotonic() + expiry if expiry is not None else None, session.client_id)
         refused = self.router.route(message, force=False)
         if p.retain and who.rules is not None:  # users never retain
@@ -423,7 +445,8 @@ class Hub:
         return SUCCESS, refused
 
     async def _wait_for_room(self, link: Link, p: codec.Publish, refused: Sequence[LocalSink]) -> None:
-        props = _forwarded(p.properties) if p.properties else None
+        assert link.session is not None
+        props = _forwarded(p.properties, link.session.principal.content_type)
         link.flush_soon()
         while refused:
             # The PUBACK waits too, so nothing acknowledged is ever dropped.
@@ -459,14 +482,14 @@ class Hub:
 
     # ---- the broker's own messages ---------------------------------------------------------------
     def publish_internal(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        message = Message(topic, payload, qos, retain)
+        message = Message(topic, payload, qos, retain, _labelled(payload, None))
         self.router.route(message)
         if retain:
             self.router.store_retained(message)
 
     def route(self, topic: str, payload: bytes, qos: int, props: dict[int, Any] | None = None) -> None:
         """A message of the server's own (the bridge's replies and deliveries)."""
-        self.router.route(Message(topic, payload, qos, False, props))
+        self.router.route(Message(topic, payload, qos, False, _labelled(payload, props)))
 
     def attach_local(self, name: str, filters: list[str], sink: LocalSink) -> None:
         self.router.attach_local(name, filters, sink)

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from broker.codec import properties_size
+from broker.codec import P_CONTENT_TYPE, properties_size
+from broker.payload import Payload
 
 log = logging.getLogger("imgate.broker")
 
@@ -45,9 +46,30 @@ class Message:
     expires_at: float | None = None  # monotonic deadline (MQTT 5 Message Expiry Interval)
     publisher: str | None = None  # client id of the publishing connection (for no-local)
     size: int = field(init=False)  # what it weighs in the byte bounds: topic, payload and properties
+    origin: Message | None = field(default=None, repr=False)  # a conversion's: the message as published
+    _variants: dict[str, Message] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.size = len(self.topic) + len(self.payload) + (properties_size(self.props) if self.props else 0)
+
+    def read_as(self, content_type: str) -> Message:
+        """This message as a reader of ``content_type`` gets it: converted (once per content type)
+        when the server published it as a :class:`Payload` of another, else as it is."""
+        m = self.origin or self
+        payload = m.payload
+        if not isinstance(payload, Payload) or payload.content_type == content_type:
+            return m
+        variants = m._variants
+        if variants is None:
+            variants = m._variants = {}
+        out = variants.get(content_type)
+        if out is None:
+            data = payload.convert(content_type)
+            out = m if data is None else Message(
+                m.topic, data, m.qos, m.retain, {**(m.props or {}), P_CONTENT_TYPE: content_type}, m.expires_at,
+                m.publisher, origin=m)
+            variants[content_type] = out
+        return out
 
 
 @dataclass(slots=True)
@@ -120,10 +142,13 @@ class Outbox:
     paused: int = 0  # >0 while the server itself is not reading this client (pace, back-pressure)
     _progress: float = 0.0  # monotonic time since which an acknowledgement is awaited
     _stall_timer: asyncio.TimerHandle | None = None
+    content_type: str | None = None  # what its reader reads (None: every message as published)
 
     # ---- delivery ------------------------------------------------------------------------
     def deliver(self, message: Message, qos: int, retain: bool = False, sub_ids: list[int] | None = None) -> None:
         """Send now if possible, else queue (QoS 1/2) or drop (QoS 0 while away)."""
+        if self.content_type is not None:
+            message = message.read_as(self.content_type)
         wire = self.wire
         if qos == 0:
             if wire is not None and wire.buffered() < _WRITE_BUFFER_LIMIT:
@@ -165,6 +190,24 @@ class Outbox:
         if self.wire is not None:
             self.wire.pubrel(packet_id)
         return first
+
+    def read_as(self, content_type: str | None) -> None:
+        """A connection of this session reads ``content_type`` (its login's): what waits for it,
+        queued or unacknowledged, is converted if the last connection read another."""
+        if content_type == self.content_type:
+            return
+        self.content_type = content_type
+
+        def conv(item: Pending) -> int:
+            before = item.size
+            origin = item.message.origin or item.message
+            item.message = origin if content_type is None else origin.read_as(content_type)
+            return item.size - before
+
+        for item in self.inflight.values():
+            self.inflight_bytes += conv(item)
+        for item in self.queue or ():
+            self.queued_bytes += conv(item)
 
     # ---- connection lifecycle ------------------------------------------------------------
     def attach(self, wire: Wire, receive_maximum: int = 65535) -> None:

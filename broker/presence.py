@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from broker.acl import presence_topic
+from broker.payload import Payload
 
 if TYPE_CHECKING:
     from broker.hub import Hub
@@ -28,7 +29,8 @@ def presence_payload(*, online: bool, platform: str, ts: int, persistent: bool =
     if online:
         body["platform"] = platform
         body["persistent"] = persistent  # a persistent session keeps its subscriptions across reconnects
-    return json.dumps(body, separators=(",", ":")).encode()
+    # JSON for every reader (protocol "Encodings"): labelled application/json, never converted.
+    return Payload(json.dumps(body, separators=(",", ":")).encode())
 
 
 class Presence:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request
@@ -109,6 +109,8 @@ class NewToken(_Body):
     device: str = Field(pattern=DEVICE_RE.pattern, description="1-32 characters of A-Z a-z 0-9 _ -")
     platform: str = Field("", max_length=32, description="e.g. android, ios, web, desktop")
     ttl_s: int | None = Field(None, gt=0, description="lifetime in seconds; none: no expiry")
+    encoding: Literal["json", "cbor", "msgpack"] = Field(
+        "json", description="the device's payload encoding (protocol \"Encodings\")")
 
 
 class IssuedToken(BaseModel):
@@ -118,6 +120,7 @@ class IssuedToken(BaseModel):
     device: str
     platform: str
     expires_at: int | None
+    encoding: str
 
 
 class Token(BaseModel):
@@ -127,6 +130,7 @@ class Token(BaseModel):
     created_at: int
     expires_at: int | None
     revoked_at: int | None
+    encoding: str
 
 
 class Revoke(_Body):
@@ -242,7 +246,8 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
     @app.post("/v1/users/{uid}/tokens", status_code=201, response_model=IssuedToken, dependencies=guarded,
               tags=["tokens"])
     async def issue_token(uid: str, body: NewToken) -> IssuedToken:
-        return IssuedToken(**asdict(await ctx.users.issue_token(uid, body.device, body.platform, body.ttl_s)))
+        return IssuedToken(**asdict(await ctx.users.issue_token(uid, body.device, body.platform, body.ttl_s,
+                                                                         body.encoding)))
 
     @app.get("/v1/users/{uid}/tokens", response_model=list[Token], dependencies=guarded, tags=["tokens"])
     async def list_tokens(uid: str) -> list[Token]:

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--device", required=True, help="device id: 1-32 characters of A-Z a-z 0-9 _ -")
     issue.add_argument("--platform", default="", help="e.g. android, ios, web, desktop")
     issue.add_argument("--ttl", type=parse_ttl, help="lifetime, e.g. 3600, 15m, 12h, 30d (default: no expiry)")
+    issue.add_argument("--encoding", choices=("json", "cbor", "msgpack"), default="json",
+                       help="the device's payload encoding (default: json; docs/protocol.md, \"Encodings\")")
     revoke = token_sub.add_parser("revoke", parents=[common], help="revoke tokens and disconnect",
                                   description="Revoke a user's tokens (all, or one device's); "
                                               "live connections using them are dropped.")
@@ -375,7 +377,7 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
             print(f"disabled user {args.uid}", file=sys.stderr)
             return None
         if args.command == "token" and args.action == "issue":
-            issued = await users.issue_token(args.uid, args.device, args.platform, args.ttl)
+            issued = await users.issue_token(args.uid, args.device, args.platform, args.ttl, args.encoding)
             return issued.token
         if args.command == "token" and args.action == "revoke":
             count = await users.revoke_tokens(args.uid, args.device)

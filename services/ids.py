@@ -39,3 +39,8 @@ def direct_conv_id(a: str, b: str) -> str:
     """The 1:1 conversation id: ``d:{a}:{b}`` with the two uids sorted."""
     x, y = sorted((a, b))
     return f"d:{x}:{y}"
+
+
+# A device's payload encodings (protocol "Encodings"): its token's, or its MQTT 5 CONNECT's User
+# Property "encoding"; each with the MQTT 5 Content Type that labels it.
+ENCODINGS = {"json": "application/json", "cbor": "application/cbor", "msgpack": "application/msgpack"}

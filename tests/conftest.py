@@ -143,8 +143,8 @@ class Users:
             await self.services.users.add_user(uid, uid.title())
 
     async def token(self, uid: str, device: str = "phone", platform: str = "android",
-                    ttl_s: int | None = None) -> str:
-        return (await self.services.users.issue_token(uid, device, platform, ttl_s)).token
+                    ttl_s: int | None = None, encoding: str = "json") -> str:
+        return (await self.services.users.issue_token(uid, device, platform, ttl_s, encoding)).token
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+import cbor2
+import msgpack  # type: ignore[import-untyped]
 
 WAIT = 10.0  # seconds: generous, only reached when a test is failing
 
@@ -20,10 +22,40 @@ class Received:
     topic: str
     payload: bytes
     retain: bool = False
+    content_type: str | None = None  # MQTT 5: the PUBLISH's Content Type
 
     @property
     def json(self) -> Any:
         return json.loads(self.payload)
+
+    @property
+    def body(self) -> Any:
+        """The payload decoded by its encoding: its Content Type (MQTT 5), else the first byte
+        (a JSON object starts with "{", a CBOR map with 0xa0-0xbf, a MessagePack map with
+        0x80-0x8f, 0xde or 0xdf)."""
+        first = self.payload[:1]
+        if self.content_type == "application/cbor" or (self.content_type is None and b"\xa0" <= first <= b"\xbf"):
+            return named(cbor2.loads(self.payload))
+        if self.content_type == "application/msgpack" or (
+                self.content_type is None and (b"\x80" <= first <= b"\x8f" or first in (b"\xde", b"\xdf"))):
+            return named(msgpack.unpackb(self.payload, strict_map_key=False))
+        return json.loads(self.payload)
+
+
+def named(value: Any) -> Any:
+    """A CBOR or MessagePack payload's numbered map keys named (protocol "Encodings"), except
+    inside ``data``."""
+    from bridge.formats import NAMES
+
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            name = NAMES.get(k, k) if isinstance(k, int) else k
+            out[name] = v if name == "data" else named(v)
+        return out
+    if isinstance(value, list):
+        return [named(v) for v in value]
+    return value
 
 
 @dataclass
@@ -57,13 +89,14 @@ class Inbox:
 
 
 def on(suffix: str, **fields_: Any) -> Callable[[Received], bool]:
-    """Predicate: topic ends with ``suffix`` and the JSON payload has these field values."""
+    """Predicate: topic ends with ``suffix`` and the payload (JSON, CBOR or MessagePack) has
+    these field values."""
     def pred(r: Received) -> bool:
         if not r.topic.endswith(suffix):
             return False
         try:
-            body = r.json
-        except ValueError:
+            body = r.body
+        except (ValueError, cbor2.CBORError):
             return False
         return isinstance(body, dict) and all(body.get(k) == v for k, v in fields_.items())
     return pred
@@ -125,7 +158,8 @@ async def connect(port: int, uid: str, device: str, token: str, *, subscribe: li
             try:
                 async for m in client.messages:
                     payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-                    await dev.inbox.add(Received(str(m.topic), payload, bool(m.retain)))
+                    ctype = getattr(m.properties, "ContentType", None) if m.properties is not None else None
+                    await dev.inbox.add(Received(str(m.topic), payload, bool(m.retain), ctype))
             except aiomqtt.MqttError:
                 dev.disconnected.set()
 

@@ -63,6 +63,8 @@ class EmbeddedSearch:
             # Cancelling the caller does not stop the thread: the job is kept so that close()
             # does not pull the connection from under it (SQLite then crashes the process).
             self._inflight = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            # A cancelled caller leaves nobody to read the job's error (e.g. "closed" at shutdown).
+            self._inflight.add_done_callback(_seen)
             result: T = await asyncio.shield(self._inflight)
             return result
 
@@ -158,3 +160,8 @@ class EmbeddedSearch:
             job.add_done_callback(lambda _: db.close())
         else:
             db.close()
+
+
+def _seen(job: asyncio.Future[Any]) -> None:
+    if not job.cancelled():
+        job.exception()

@@ -25,6 +25,7 @@ class DeviceToken(Model):
     created_at = fields.BigIntField()
     expires_at = fields.BigIntField(null=True, db_index=True)  # cluster mode closes connections as they pass
     revoked_at = fields.BigIntField(null=True)
+    encoding = fields.CharField(max_length=8, default="json")  # the device's payloads: json, cbor, msgpack
 
     class Meta:
         table = "device_tokens"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -14,7 +15,7 @@ from tortoise.exceptions import IntegrityError
 from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
-from services.ids import DEVICE_RE, UID_RE, Clock
+from services.ids import DEVICE_RE, ENCODINGS, UID_RE, Clock
 from services.sql import AnyOf, Program, Query, run_on
 from services.transactions import transaction
 from services.users.models import AuthEvent, DeviceToken, User
@@ -22,7 +23,7 @@ from services.users.models import AuthEvent, DeviceToken, User
 _TOKEN_PREFIX = "imt_"
 # One round trip per CONNECT: the token and its user's state together.
 _AUTH_SQL = (
-    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, u.disabled "
+    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, t.encoding, u.disabled "
     "FROM device_tokens t LEFT JOIN users u ON u.uid = t.uid WHERE t.token_hash = ?"
 )
 
@@ -45,6 +46,7 @@ class IssuedToken:
     device: str
     platform: str
     expires_at: int | None
+    encoding: str = "json"
 
 
 
@@ -59,6 +61,7 @@ class TokenInfo:
     created_at: int
     expires_at: int | None
     revoked_at: int | None
+    encoding: str = "json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +148,13 @@ class UserService:
         return first.created_at if first is not None else None
 
     # ---- tokens ------------------------------------------------------------------------
-    async def issue_token(self, uid: str, device: str, platform: str = "", ttl_s: int | None = None) -> IssuedToken:
+    async def issue_token(self, uid: str, device: str, platform: str = "", ttl_s: int | None = None,
+                          encoding: str = "json") -> IssuedToken:
         """Issue a device token. The token is returned once; only its hash is stored.
+        ``encoding``: the device's payloads (json, cbor or msgpack; protocol "Encodings").
 
         Raises:
-            BadRequest: bad device id, platform or ttl.
+            BadRequest: bad device id, platform, ttl or encoding.
             NotFound: no such user (or the user is disabled).
         """
         if not DEVICE_RE.match(device):
@@ -161,6 +166,9 @@ class UserService:
         if ttl_s is not None and ttl_s <= 0:
             msg = "ttl must be positive"
             raise BadRequest(msg)
+        if encoding not in ENCODINGS:
+            msg = f"invalid encoding {encoding[:32]!r}: use {', '.join(ENCODINGS)}"
+            raise BadRequest(msg)
         user = await User.get_or_none(uid=uid)
         if user is None or user.disabled:
             msg = f"user {uid!r} does not exist" if user is None else f"user {uid!r} is disabled"
@@ -170,9 +178,9 @@ class UserService:
         expires_at = now + ttl_s * 1000 if ttl_s is not None else None
         row = await DeviceToken.create(
             uid=uid, device=device, platform=platform, token_hash=hash_token(token),
-            created_at=now, expires_at=expires_at,
+            created_at=now, expires_at=expires_at, encoding=encoding,
         )
-        return IssuedToken(token, row.id, uid, device, platform, expires_at)
+        return IssuedToken(token, row.id, uid, device, platform, expires_at, encoding)
 
     async def list_tokens(self, uid: str) -> list[TokenInfo]:
         """The user's tokens, newest first.
@@ -182,7 +190,8 @@ class UserService:
         """
         await self.get_user(uid)
         rows = await DeviceToken.filter(uid=uid).order_by("-id")
-        return [TokenInfo(r.id, r.device, r.platform, r.created_at, r.expires_at, r.revoked_at) for r in rows]
+        return [TokenInfo(r.id, r.device, r.platform, r.created_at, r.expires_at, r.revoked_at, r.encoding)
+                for r in rows]
 
     async def revoke_tokens(self, uid: str, device: str | None = None) -> int:
         """Revoke the user's tokens (of one device, or all); live sessions are dropped.
@@ -205,10 +214,11 @@ class UserService:
             await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now)
         return count
 
-    async def authenticate(self, username: str | None, password: str | None, client_id: str | None
-                           ) -> Identity | AuthFailure:
+    async def authenticate(self, username: str | None, password: str | None, client_id: str | None,
+                           user_properties: Sequence[tuple[str, str]] = ()) -> Identity | AuthFailure:
         """Check a CONNECT: the token must be live and belong to ``username``, and the client id
-        must be ``{uid}:{device}`` for the token's device."""
+        must be ``{uid}:{device}`` for the token's device. The device's encoding is its token's,
+        or the one its MQTT 5 CONNECT asks for in the User Property ``encoding``."""
         if not username or not password or not password.startswith(_TOKEN_PREFIX) or len(password) > 256:
             return AuthFailure.BAD_CREDENTIALS
         conn = connections.get("default")
@@ -223,7 +233,14 @@ class UserService:
             return AuthFailure.NOT_AUTHORIZED
         if client_id != f"{row['uid']}:{row['device']}":
             return AuthFailure.IDENTIFIER_REJECTED
-        return Identity(row["uid"], row["device"], row["platform"], row["id"], row["expires_at"])
+        encoding = row["encoding"] or "json"
+        asked = {value for key, value in user_properties if key == "encoding"}
+        if asked:
+            if len(asked) > 1 or not asked <= ENCODINGS.keys():
+                return AuthFailure.BAD_FORMAT
+            encoding = asked.pop()
+        return Identity(row["uid"], row["device"], row["platform"], row["id"], row["expires_at"],
+                        ENCODINGS[encoding] if encoding != "json" else None)
 
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]:
         """Revocations and disables logged after ``after_id``, oldest first."""

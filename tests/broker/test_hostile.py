@@ -294,7 +294,8 @@ WILL_PROPS = {codec.P_CONTENT_TYPE: "text/html", codec.P_RESPONSE_TOPIC: "im/ali
 async def test_a_users_will_goes_out_as_presence_without_its_properties(app: App, users: Users) -> None:
     """Attack: the server replaced a user's will payload but forwarded its properties (Response
     Topic, Content Type, a 60,000-character User Property) to everyone watching that user's
-    presence. Now the offline presence carries none of them."""
+    presence. Now the offline presence carries none of them: only the server's own label of its
+    payload (protocol "Encodings")."""
     await users.add("alice")
     watcher = await _watch(app)
     alice = await connect5(app.mqtt_port, "alice:phone", "alice", await users.token("alice"),
@@ -304,7 +305,7 @@ async def test_a_users_will_goes_out_as_presence_without_its_properties(app: App
     offline: list[tuple[str, bytes, dict[int, object]]] = []
     while not offline:
         offline = [m for m in await _until_barrier(watcher) if b'"online":false' in m[1]]
-    assert [m[2] for m in offline] == [{}], offline
+    assert [m[2] for m in offline] == [{0x03: "application/json"}], offline  # Content Type
     watcher.close()
 
 

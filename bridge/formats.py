@@ -1,0 +1,227 @@
+"""Payload encodings (protocol "Encodings"): JSON, CBOR (RFC 8949) and MessagePack.
+
+One data model, JSON's: maps with text keys, arrays, text, integers, finite floats, booleans and
+null. A device's payloads are decoded into it (anything else, such as a CBOR byte string or tag,
+is refused as bad input), and what the bridge publishes is a :class:`Body`: its JSON bytes, which
+the broker converts for a device that reads CBOR or MessagePack (once per content type). The
+services never see an encoding.
+
+CBOR and MessagePack are compact: the protocol's own map keys travel as the small integers of
+:data:`KEYS` (``"conv"`` is 2), except inside a ``data`` value (a custom message's own object),
+whose keys stay as they were sent. A device may send either form.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+import msgpack  # type: ignore[import-untyped]
+
+from broker.payload import JSON, Payload
+from services.ids import ENCODINGS
+
+log = logging.getLogger("imgate.bridge")
+
+CBOR = ENCODINGS["cbor"]
+MSGPACK = ENCODINGS["msgpack"]
+_MAX_DEPTH = 32  # levels of maps and arrays in a decoded payload (custom data included)
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what all three encodings carry as integers
+
+
+# The protocol's map keys as CBOR and MessagePack carry them (protocol "Encodings"). A number,
+# once given, never changes meaning; new keys take new numbers. 1-23 take one byte in CBOR.
+KEYS: dict[str, int] = {name: n for n, name in enumerate((
+    "id", "conv", "seq", "from", "cid", "type", "text", "ts", "to", "group", "error", "code", "message", "jsonrpc",
+    "method", "params", "result", "mentions", "reply", "reply_to", "attachment", "data", "messages",
+    "items", "uid", "online", "excerpt", "edited_at", "retry_after_ms", "limit", "last_seq", "read_seq", "unread",
+    "last", "kind", "peer", "mentioned", "key", "mime", "size", "sha256", "name", "width", "height", "duration",
+    "thumbnail", "url", "next_cursor", "cursor", "after_seq", "before_seq", "by", "emoji", "op", "recalled_by",
+    "platform", "device", "gid", "members", "q"), start=1)}
+NAMES: dict[int, str] = {n: name for name, n in KEYS.items()}
+OPAQUE = "data"  # its value's keys are the sender's own: never numbered
+
+
+def compact(value: Any) -> Any:
+    """``value`` with the protocol's map keys numbered (see KEYS), for CBOR and MessagePack."""
+    kind = type(value)
+    if kind is dict:
+        return {KEYS.get(k, k): (v if k == OPAQUE else compact(v)) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [compact(v) for v in value]
+    return value
+
+
+class FormatError(ValueError):
+    """A payload that is not a valid value of its encoding's, or not of the JSON data model."""
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str  # json, cbor, msgpack
+    content_type: str
+    label: str  # in error messages: "payload is not {label}"
+    object_name: str  # what a top-level map is called in it: "a JSON object", "a CBOR map"
+
+    def decode(self, data: bytes) -> Any:
+        """The value ``data`` holds, in the JSON data model. Raises FormatError."""
+        if self.name == "json":
+            try:
+                value = json.loads(data.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise FormatError(str(exc)) from None
+            if b"\\u" in data and _has_lone_surrogate(value):  # only an escape makes one ("\ud800")
+                msg = "a lone UTF-16 surrogate escape (text must be Unicode characters)"
+                raise FormatError(msg)
+            return value
+        try:
+            if self.name == "cbor":
+                stream = io.BytesIO(data)
+                value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, max_depth=_MAX_DEPTH + 1).decode()
+                if stream.tell() != len(data):
+                    msg = "extra data after the value"
+                    raise FormatError(msg)
+            else:
+                value = msgpack.unpackb(data, raw=False, strict_map_key=False)  # key numbers: see KEYS
+        except FormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (each decoder raises its own kinds: ValueError, EOF...)
+            raise FormatError(str(exc)) from None
+        return _plain(value, 0, numbered=True)
+
+
+JSON_FORMAT = Format("json", JSON, "UTF-8 JSON", "a JSON object")
+FORMATS = {
+    JSON: JSON_FORMAT,
+    CBOR: Format("cbor", CBOR, "valid CBOR", "a CBOR map"),
+    MSGPACK: Format("msgpack", MSGPACK, "valid MessagePack", "a MessagePack map"),
+}
+
+
+def format_of(content_type: str | None) -> Format | None:
+    """The format an MQTT 5 Content Type names (None: it names none imgate has). No Content Type
+    at all: JSON. Parameters (``; charset=utf-8``) and case are ignored."""
+    if content_type is None:
+        return JSON_FORMAT
+    return FORMATS.get(content_type.partition(";")[0].strip().lower())
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        return _SURROGATE.search(value) is not None
+    if type(value) is dict:
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if type(value) is list:
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _no_tag(decoder: Any, tag: Any) -> Any:
+    msg = f"CBOR tag {tag.tag} is not supported"
+    raise FormatError(msg)
+
+
+def _plain(value: Any, depth: int, *, numbered: bool) -> Any:
+    """``value`` in the JSON data model (map keys given as numbers named, where ``numbered``),
+    else FormatError naming what is not."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            msg = "an integer out of the 64-bit range"
+            raise FormatError(msg)
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            msg = "a NaN or infinite number"
+            raise FormatError(msg)
+        return value
+    if depth >= _MAX_DEPTH:
+        msg = f"more than {_MAX_DEPTH} levels of nesting"
+        raise FormatError(msg)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            name = key
+            if type(key) is int and numbered:
+                name = NAMES.get(key)
+                if name is None:
+                    msg = f"map key {key} is not a key of the protocol"
+                    raise FormatError(msg)
+            elif type(key) is not str:
+                msg = "a map key that is not text" + (" or a key number" if numbered else "")
+                raise FormatError(msg)
+            if name in out:
+                msg = f"map key {name!r} given twice"
+                raise FormatError(msg)
+            out[name] = _plain(item, depth + 1, numbered=numbered and name != OPAQUE)
+        return out
+    if kind is list:
+        return [_plain(item, depth + 1, numbered=numbered) for item in value]
+    if kind is bytes:
+        msg = "a byte string (send binary data as text: base64 or hex)"
+        raise FormatError(msg)
+    msg = f"a value JSON has no kind of ({kind.__name__})"
+    raise FormatError(msg)
+
+
+class Body(Payload):
+    """What the bridge publishes: the JSON bytes of ``obj``, converted on demand (once per
+    content type) for a device that reads CBOR or MessagePack."""
+
+    obj: Any
+    _converted: dict[str, bytes | None]
+
+    def convert(self, content_type: str) -> bytes | None:
+        done: dict[str, bytes | None] = self.__dict__.setdefault("_converted", {})
+        if content_type in done:
+            return done[content_type]
+        encode = _ENCODERS.get(content_type)
+        data: bytes | None = None
+        if encode is not None:
+            try:
+                data = encode(compact(self.obj))
+            except (ValueError, TypeError, OverflowError):
+                # Something JSON took and the others cannot carry as it is (an integer past 64
+                # bits, a lone surrogate, from a JSON sender): carried as near as they can.
+                try:
+                    data = encode(_representable(compact(self.obj)))
+                except Exception:  # a bug: say so, and let the device have JSON rather than nothing
+                    log.exception("could not convert a payload to %s: sent as JSON", content_type)
+        done[content_type] = data
+        return data
+
+
+_ENCODERS = {CBOR: cbor2.dumps, MSGPACK: lambda obj: bytes(msgpack.packb(obj))}
+
+
+def _representable(value: Any) -> Any:
+    """``value`` with what CBOR and MessagePack cannot carry as it is replaced by its nearest:
+    an integer out of the 64-bit range by a float, text with lone surrogates by U+FFFD."""
+    kind = type(value)
+    if kind is dict:
+        return {_representable(k): _representable(v) for k, v in value.items()}
+    if kind is list:
+        return [_representable(v) for v in value]
+    if kind is int and not _INT_MIN <= value <= _INT_MAX:
+        return float(value) if abs(value) < 1e308 else (math.inf if value > 0 else -math.inf)
+    if kind is str:
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
+def dumps(obj: Any) -> Body:
+    """What the bridge publishes: ``obj`` as compact JSON, convertible for other readers."""
+    body = Body(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+    body.obj = obj
+    return body
