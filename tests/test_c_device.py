@@ -3,7 +3,8 @@
 Against a real ``imgate run`` (started as the README walkthrough test does): alice's board logs in
 with a CBOR token and talks with bob, whose laptop speaks JSON. Against a plain MQTT broker (amqtt,
 no imgate behind it) the test plays the server's part byte by byte: what the device encodes, and
-how it takes malformed, truncated, chunked and unexpected CBOR.
+how it takes malformed, truncated, chunked and unexpected CBOR. In CBOR the protocol's map keys are
+numbers (docs/protocol.md, "Encodings"): the device sends them so and reads numbers or names.
 
 The example is built into a temporary directory (``make BUILD_DIR=``), so the checkout stays clean.
 Debian's libmosquitto-dev and libcbor-dev come from ``make deps-system``."""
@@ -110,7 +111,6 @@ def test_board_talks_cbor_with_a_json_laptop(server: tuple[int, dict[str, str]],
                                  "hello from C"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             got = json.loads(bob.next("im/bob/in/msg").payload)
-            assert (got["from"], got["type"], got["text"], got["seq"]) == ("alice", "text", "hello from C", 1)
             bob.publish("im/bob/out/msg", json.dumps({"cid": "b1", "to": "alice", "type": "text", "text": "hi board"}))
             code, lines, err = finished(proc)
         finally:
@@ -123,8 +123,14 @@ def test_board_talks_cbor_with_a_json_laptop(server: tuple[int, dict[str, str]],
     assert code == 0, err
     assert len(lines) == 2, lines
     ack = re.fullmatch(rf"ack id=({ULID}) seq=1 conv=d:alice:bob", lines[0])
-    assert ack and ack.group(1) == got["id"], lines
+    assert ack, lines
     assert lines[1] == "msg from=bob seq=2 text=hi board"
+    # The server read every field of the board's numbered map ({5: cid, 9: "bob", 6: ..., 7: ...}):
+    # bob's JSON copy is the whole message, under the names.
+    assert re.fullmatch(rf"c-{proc.pid}-\d+", got.pop("cid")), got
+    assert isinstance(got.pop("ts"), int), got
+    assert got == {"id": ack.group(1), "conv": "d:alice:bob", "seq": 1, "from": "alice", "type": "text",
+                   "text": "hello from C"}
 
 
 def test_board_with_a_wrong_token_says_it_was_refused(server: tuple[int, dict[str, str]],  # noqa: F811
@@ -141,6 +147,27 @@ def test_board_with_a_wrong_token_says_it_was_refused(server: tuple[int, dict[st
 
 
 # ---- against a plain broker: the test plays the server ----------------------------------------
+
+# The protocol's map keys this test writes, by their CBOR numbers (docs/protocol.md, "Encodings").
+KEYS = {"id": 1, "conv": 2, "seq": 3, "from": 4, "cid": 5, "type": 6, "text": 7, "ts": 8, "to": 9, "error": 11,
+        "code": 12, "message": 13, "mentions": 18, "reply": 19, "attachment": 21, "data": 22, "excerpt": 27,
+        "size": 40, "sha256": 41}
+
+
+def numbered(value: Any) -> Any:
+    """``value`` with the protocol's map keys as their numbers, as the server sends them; the keys
+    inside a ``data`` value, and keys not in the table, stay text."""
+    if isinstance(value, dict):
+        return {KEYS.get(k, k): v if k == "data" else numbered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [numbered(v) for v in value]
+    return value
+
+
+def test_the_key_numbers_are_the_servers() -> None:
+    from bridge.formats import KEYS as SERVER_KEYS
+
+    assert {k: SERVER_KEYS[k] for k in KEYS} == KEYS
 
 def cbor_head(major: int, n: int) -> bytes:
     if n < 24:
@@ -173,8 +200,9 @@ def cbor(value: Any) -> bytes:
     raise TypeError(value)
 
 
-def text_map(data: bytes) -> dict[str, str]:
-    """Decodes what the device sends: one definite-length map of definite text strings, no more."""
+def device_map(data: bytes | bytearray) -> dict[int, str]:
+    """Decodes what the device sends: one definite-length map of unsigned integer keys and definite
+    text strings, no more."""
     pos = 0
 
     def head(major: int) -> int:
@@ -197,7 +225,7 @@ def text_map(data: bytes) -> dict[str, str]:
 
     out = {}
     for _ in range(head(5)):
-        key = text()
+        key = head(0)
         out[key] = text()
     assert pos == len(data), "trailing bytes"
     return out
@@ -248,11 +276,13 @@ def test_board_encodes_its_message_and_survives_what_it_reads(device_bin: Path, 
                                                               fake_server: Client) -> None:
     proc = start_board(device_bin, plain_broker)
     sent = fake_server.next("im/alice/out/msg").payload
-    assert sent[0] == 0xA4, "a definite-length map of 4"
-    message = text_map(sent)
-    cid = message.pop("cid")
-    assert message == {"to": "bob", "type": "text", "text": "hello from C"}
+    message = device_map(sent)
+    cid = message[5]
     assert re.fullmatch(rf"c-{proc.pid}-\d+", cid)
+    # {5 (cid): cid, 9 (to): "bob", 6 (type): "text", 7 (text): "hello from C"}, byte for byte as the
+    # protocol's example of a send (a4 05 62 6b 31 09 63 62 6f 62 06 64 74 65 78 74 07 65 ...)
+    assert sent == (bytes.fromhex("a4 05") + cbor(cid) + bytes.fromhex("09 63 62 6f 62 06 64 74 65 78 74 07")
+                    + cbor("hello from C")), sent.hex(" ")
 
     def msg(payload: bytes) -> None:
         fake_server.publish("im/alice/in/msg", payload)
@@ -262,38 +292,46 @@ def test_board_encodes_its_message_and_survives_what_it_reads(device_bin: Path, 
 
     stored = {"id": "01M8EBYPMKG8081TNFKXCRQ5FX", "conv": "d:alice:bob", "seq": 1, "from": "alice", "cid": cid,
               "type": "text", "text": "hello from C", "ts": 1795778632339}
-    for junk in (b"", b"\xff", b"\x1c", cbor(stored)[:20], cbor(["from", "bob"]), cbor("bob"),
-                 cbor({**stored, "from": 5}), cbor({**stored, "from": "bob", "seq": -1}),
-                 cbor({**stored, "from": "bob", "seq": "2"}), cbor({**stored, "from": "bob", "type": None}),
-                 cbor({1: "bob", "from": ["bob"], "seq": 2, "type": "text"}),
-                 cbor({**stored, "from": "bob"}) + b"\x00",  # trailing bytes
-                 b"\x81" * 3000 + b"\x00",  # nested deeper than libcbor builds
-                 b"\xa1" + cbor("x") * 70000):  # over the size the device reads
-        msg(junk)
-    msg(cbor(stored))  # its own message: not printed
-    fake_server.publish("im/alice/in/event", cbor({"type": "typing"}))
-    fake_server.publish("im/alice/in/ack", cbor({"cid": "another-device", "id": "X", "conv": "c", "seq": 9}))
-    fake_server.publish("im/alice/in/ack", cbor({"cid": cid, "id": 7, "conv": "d:alice:bob", "seq": 1}))
+    bobs = numbered({**stored, "from": "bob"})
+    junk = (b"", b"\xff", b"\x1c", cbor(numbered(stored))[:20], cbor([4, "bob"]), cbor("bob"),
+            cbor(numbered({**stored, "from": 5})), cbor({**bobs, 3: -1}), cbor({**bobs, 3: "2"}),
+            cbor({**bobs, 6: None}),
+            cbor({"4": "bob", "3": 2, "6": "text"}),  # numbers as text are not names
+            cbor({-5: "bob", 40: "bob", b"from": "bob", 4.0: "bob", 3: 2, 6: "text"}),  # no key 4 nor "from"
+            cbor({**bobs, "from": "bob"}),  # "from" twice, by number and by name
+            cbor({3: 2, 6: "text", 22: {"from": "bob"}}),  # inside data, "from" is not the protocol's
+            cbor(bobs) + b"\x00",  # trailing bytes
+            b"\x81" * 3000 + b"\x00",  # nested deeper than libcbor builds
+            b"\xa1" + cbor("x") * 70000)  # over the size the device reads
+    for payload in junk:
+        msg(payload)
+    msg(cbor(numbered(stored)))  # its own message: not printed
+    fake_server.publish("im/alice/in/event", cbor(numbered({"type": "typing"})))
+    fake_server.publish("im/alice/in/ack", cbor({5: "another-device", 1: "X", 2: "c", 3: 9}))
+    fake_server.publish("im/alice/in/ack", cbor({5: cid, 1: 7, 2: "d:alice:bob", 3: 1}))  # an id not text
+    # Names instead of numbers, in an indefinite-length map, with a chunked cid: read all the same.
     fake_server.publish("im/alice/in/ack", b"\xbf" + cbor("cid") + chunked(cid[:3], cid[3:]) + cbor("id")
                         + cbor(stored["id"]) + cbor("conv") + cbor("d:alice:bob") + cbor("seq") + cbor(1)
                         + cbor("ts") + cbor(1795778632339) + b"\xff")
     reply = {"id": "01M8EBYPMKG8081TNFKXCRQ5FY", "conv": "d:alice:bob", "seq": 2, "from": "bob", "cid": "b1",
              "type": "text", "text": "hi\nboard", "ts": 1795778632400, "mentions": ["alice"],
              "reply": {"id": stored["id"], "seq": 1, "from": "alice", "type": "text", "excerpt": "hello"},
-             "attachment": {"size": 2**40, "sha256": b"\x00" * 32, "ratio": 1.5, "tags": [None, True, -3]}}
-    msg(cbor(reply))
+             "attachment": {"size": 2**40, "sha256": b"\x00" * 32, "ratio": 1.5, "tags": [None, True, -3]},
+             "data": {"from": "mallory", "seq": "x", "text": 5}}
+    msg(cbor(numbered(reply)))
     code, lines, err = finished(proc)
     assert code == 0, err
     assert lines == [f"ack id={stored['id']} seq=1 conv=d:alice:bob", r"msg from=bob seq=2 text=hi\nboard"]
-    assert err.count("ignoring") >= 12, err
+    assert err.count("ignoring") == len(junk) + 1, err  # and the ack whose id is a number
     assert "truncated" in err and "trailing bytes" in err and "nested too deeply" in err, err
 
 
-def test_board_prints_an_error_ack(device_bin: Path, plain_broker: int, fake_server: Client) -> None:
+@pytest.mark.parametrize("keys", ["numbers", "names"])
+def test_board_prints_an_error_ack(device_bin: Path, plain_broker: int, fake_server: Client, keys: str) -> None:
     proc = start_board(device_bin, plain_broker)
     fake_server.next("im/alice/out/msg")
-    fake_server.publish("im/alice/in/ack", cbor(
-        {"cid": None, "error": {"code": "bad_request", "message": "payload is not a CBOR map"}}))
+    error = {"cid": None, "error": {"code": "bad_request", "message": "payload is not a CBOR map"}}
+    fake_server.publish("im/alice/in/ack", cbor(numbered(error) if keys == "numbers" else error))
     code, lines, err = finished(proc)
     assert (code, lines, err) == (1, [], "error bad_request: payload is not a CBOR map\n")
 

@@ -15,6 +15,10 @@
  * Exit codes: 0 done; 1 refused, error ack or lost connection; 2 timed out;
  * 64 bad arguments.
  *
+ * In CBOR the protocol's map keys travel as small unsigned integers ("cid" is
+ * 5, "to" 9: docs/protocol.md, "Encodings"). The device sends them so, and
+ * reads them either as numbers (what the server sends) or as names.
+ *
  * Libraries: libmosquitto (MQTT) and libcbor (CBOR), both from Debian.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -119,22 +123,74 @@ static bool valid_id(const char *s, size_t max)
     return true;
 }
 
+/* ---- map keys ------------------------------------------------------------ */
+
+/* The protocol's map keys this device reads or writes, each its number in
+ * docs/protocol.md, "Encodings" (a number never changes meaning). */
+enum key {
+    K_NONE = 0, /* any other key */
+    K_ID = 1,
+    K_CONV = 2,
+    K_SEQ = 3,
+    K_FROM = 4,
+    K_CID = 5,
+    K_TYPE = 6,
+    K_TEXT = 7,
+    K_TO = 9,
+    K_ERROR = 11,
+    K_CODE = 12,
+    K_MESSAGE = 13,
+};
+
+static const struct {
+    enum key key;
+    const char *name;
+} key_names[] = {
+    {K_ID, "id"}, {K_CONV, "conv"}, {K_SEQ, "seq"}, {K_FROM, "from"}, {K_CID, "cid"}, {K_TYPE, "type"},
+    {K_TEXT, "text"}, {K_TO, "to"}, {K_ERROR, "error"}, {K_CODE, "code"}, {K_MESSAGE, "message"},
+};
+#define NKEYS (sizeof key_names / sizeof key_names[0])
+
+/* Which of those a map key is: an unsigned integer of the table (what the
+ * server sends) or, leniently, a definite-length text string of its name.
+ * Anything else (another number, a negative one, a chunked or byte string, a
+ * float...) is K_NONE. */
+static enum key key_of(const cbor_item_t *k)
+{
+    if (!k)
+        return K_NONE;
+    if (cbor_isa_uint(k)) {
+        uint64_t n = cbor_get_int(k);
+        for (size_t i = 0; i < NKEYS; i++)
+            if ((uint64_t)key_names[i].key == n)
+                return key_names[i].key;
+    } else if (cbor_isa_string(k) && cbor_string_is_definite(k)) {
+        size_t len = cbor_string_length(k);
+        for (size_t i = 0; i < NKEYS; i++)
+            if (strlen(key_names[i].name) == len && memcmp(cbor_string_handle(k), key_names[i].name, len) == 0)
+                return key_names[i].key;
+    }
+    return K_NONE;
+}
+
 /* ---- CBOR reading ------------------------------------------------------- */
 
-/* The value under text key `name` in map `map`, or NULL. Keys that are not
- * text strings (or are chunked) never match; nothing is copied. */
-static cbor_item_t *map_get(const cbor_item_t *map, const char *name)
+/* The value under `key` (by number or name) in map `map`, or NULL: also when
+ * the key is there twice (say once as 4 and once as "from"), which the
+ * protocol does not allow. Nothing is copied. */
+static cbor_item_t *map_get(const cbor_item_t *map, enum key key)
 {
-    size_t want = strlen(name);
+    cbor_item_t *found = NULL;
     struct cbor_pair *pairs = cbor_map_handle(map);
     size_t n = cbor_map_size(map);
     for (size_t i = 0; i < n; i++) {
-        const cbor_item_t *k = pairs[i].key;
-        if (k && cbor_isa_string(k) && cbor_string_is_definite(k) && cbor_string_length(k) == want &&
-            (want == 0 || memcmp(cbor_string_handle(k), name, want) == 0))
-            return pairs[i].value;
+        if (key_of(pairs[i].key) != key)
+            continue;
+        if (found)
+            return NULL;
+        found = pairs[i].value;
     }
-    return NULL;
+    return found;
 }
 
 /* A NUL-terminated copy of a text string item (definite or chunked), or NULL
@@ -242,7 +298,7 @@ static cbor_item_t *load_map(const struct mosquitto_message *msg)
 
 static void handle_ack(struct state *st, const cbor_item_t *ack)
 {
-    const cbor_item_t *cid = map_get(ack, "cid");
+    const cbor_item_t *cid = map_get(ack, K_CID);
     char *cid_s = text_dup(cid);
     bool ours = cid_s && strcmp(cid_s, st->cid) == 0;
     bool unknown = !cid || cbor_is_null(cid); /* a payload the server could not read has no cid */
@@ -250,12 +306,12 @@ static void handle_ack(struct state *st, const cbor_item_t *ack)
     if (!ours && !unknown)
         return; /* another device of this user sent that one */
 
-    const cbor_item_t *err = map_get(ack, "error");
+    const cbor_item_t *err = map_get(ack, K_ERROR);
     if (err) {
         char *code = NULL, *message = NULL;
         if (cbor_isa_map(err)) {
-            code = text_dup(map_get(err, "code"));
-            message = text_dup(map_get(err, "message"));
+            code = text_dup(map_get(err, K_CODE));
+            message = text_dup(map_get(err, K_MESSAGE));
         }
         fprintf(stderr, "error %s: ", code ? code : "unknown");
         put_escaped(stderr, message ? message : "(the ack's error has no message)");
@@ -268,10 +324,10 @@ static void handle_ack(struct state *st, const cbor_item_t *ack)
     if (!ours)
         return;
 
-    char *id = text_dup(map_get(ack, "id"));
-    char *conv = text_dup(map_get(ack, "conv"));
+    char *id = text_dup(map_get(ack, K_ID));
+    char *conv = text_dup(map_get(ack, K_CONV));
     uint64_t seq = 0;
-    if (id && conv && get_uint(map_get(ack, "seq"), &seq)) {
+    if (id && conv && get_uint(map_get(ack, K_SEQ), &seq)) {
         if (!st->acked) {
             st->acked = true;
             fputs("ack id=", stdout);
@@ -289,11 +345,11 @@ static void handle_ack(struct state *st, const cbor_item_t *ack)
 
 static void handle_msg(struct state *st, const cbor_item_t *m)
 {
-    char *from = text_dup(map_get(m, "from"));
-    char *type = text_dup(map_get(m, "type"));
-    char *text = text_dup(map_get(m, "text"));
+    char *from = text_dup(map_get(m, K_FROM));
+    char *type = text_dup(map_get(m, K_TYPE));
+    char *text = text_dup(map_get(m, K_TEXT));
     uint64_t seq = 0;
-    if (!from || !type || !get_uint(map_get(m, "seq"), &seq)) {
+    if (!from || !type || !get_uint(map_get(m, K_SEQ), &seq)) {
         fprintf(stderr, "%s: ignoring a message without from, type or seq\n", prog);
     } else if (strcmp(from, st->uid) != 0 && !st->got_msg) { /* our own copy is skipped */
         st->got_msg = true;
@@ -386,9 +442,10 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static bool map_add_text(cbor_item_t *map, const char *key, const char *value)
+/* Adds key (as its number: one byte) and a text value. */
+static bool map_add_text(cbor_item_t *map, enum key key, const char *value)
 {
-    cbor_item_t *k = cbor_build_string(key);
+    cbor_item_t *k = cbor_build_uint8((uint8_t)key);
     cbor_item_t *v = cbor_build_string(value);
     bool ok = k && v && cbor_map_add(map, (struct cbor_pair){.key = k, .value = v});
     /* the map holds its own references */
@@ -404,8 +461,9 @@ static bool publish_message(struct mosquitto *mosq, struct state *st)
     cbor_item_t *map = cbor_new_definite_map(4);
     unsigned char *buf = NULL;
     size_t buf_size = 0, len = 0;
-    bool ok = map && map_add_text(map, "cid", st->cid) && map_add_text(map, "to", st->peer) &&
-              map_add_text(map, "type", "text") && map_add_text(map, "text", st->text);
+    /* {5: cid, 9: peer, 6: "text", 7: text}: {"cid": ..., "to": ..., ...} */
+    bool ok = map && map_add_text(map, K_CID, st->cid) && map_add_text(map, K_TO, st->peer) &&
+              map_add_text(map, K_TYPE, "text") && map_add_text(map, K_TEXT, st->text);
     if (ok)
         len = cbor_serialize_alloc(map, &buf, &buf_size);
     if (map)
