@@ -3,7 +3,8 @@
     python -m bench            # im-1to1 P=10,100 x W=1,10 on imgate and ejabberd; fanout-raw P=10,100 x
                                # W=1,10 on imgate and Mosquitto; connections N=1000,5000,10000 on imgate
                                # and Mosquitto; group-fanout M=1000; group-busy M=100 (S=10 W=1,10 and
-                               # S=1 W=32); search over 100,000 stored messages
+                               # S=1 W=32); search over 100,000 stored messages; wire-sizes (bytes
+                               # per message and RPC for JSON, CBOR and MessagePack on MQTT 3.1.1 and 5)
     python -m bench --quick    # a smoke run of the same scenarios (a few seconds each, small N)
 
 Each scenario module runs as its own process (its servers are its own subprocesses) and prints
@@ -23,7 +24,7 @@ from typing import Any
 
 from bench._common import raise_nofile, run_module
 
-SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "group-busy", "search")
+SCENARIOS = ("im-1to1", "fanout-raw", "connections", "group-fanout", "group-busy", "search", "wire-sizes")
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
@@ -71,6 +72,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str], float]]:
     if "search" in args.only:
         stored, asked = ("5000", "50") if args.quick else ("100000", "500")
         runs.append(("search", ["bench.search", "--messages", stored, "--queries", asked], 1800))
+    if "wire-sizes" in args.only:  # a few seconds, the same with --quick: bytes, not rates
+        runs.append(("wire-sizes", ["bench.wire_sizes"], 300))
     return runs
 
 
@@ -114,6 +117,16 @@ def _peer_note(ratio: dict[str, Any], rate: str, cpu_key: str) -> str:
     return f" ({rate}{cpu})"
 
 
+def _wire_sizes(r: dict[str, Any]) -> str:
+    """``send+ack+delivery on the wire: JSON 511 B, CBOR 391 B (-23.5%), ...``: a wire-sizes summary line."""
+    parts = []
+    for key, label in (("json", "JSON"), ("cbor", "CBOR"), ("msgpack", "MessagePack")):
+        if f"{key}_bytes" in r:
+            saving = f" (-{r[f'{key}_saving_pct']}%)" if f"{key}_saving_pct" in r else ""
+            parts.append(f"{label} {r[f'{key}_bytes']} B{saving}")
+    return "send+ack+delivery on the wire: " + ", ".join(parts)
+
+
 def table(results: list[dict[str, Any]]) -> str:
     ratios = {r["scenario"]: r for r in results if "ratio_mosquitto_over_imgate" in r}
     peer_ratios = {r["scenario"]: r for r in results if "ratio_imgate_over_ejabberd" in r}
@@ -123,6 +136,12 @@ def table(results: list[dict[str, Any]]) -> str:
         if "ratio_mosquitto_over_imgate" in r or "ratio_imgate_over_ejabberd" in r:
             continue
         scen = r.get("scenario", "?")
+        if scen == "wire-sizes":
+            continue  # one line per item and encoding: the summary lines below say it in short
+        if scen == "wire-sizes summary":
+            rows.append(f"| wire-sizes MQTT {r['protocol']}, {r['case']} message | imgate (in-process) | "
+                        f"{_wire_sizes(r)} | - | - | - | - | - | |")
+            continue
         platform = scen.startswith(("im-1to1", "group-fanout", "group-busy"))
         broker = r.get("broker", "imgate (bridge + SQLite)" if platform else "?")
         if scen.startswith("im-1to1") and broker == "ejabberd":

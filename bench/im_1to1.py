@@ -36,8 +36,22 @@ never-analyzed database gets prepared statements whose plans were made while the
 nearly empty (sequential scans of ``messages``), kept until autovacuum analyzes the tables, which
 is within a minute in a deployment but never within a benchmark's seconds.
 
-With both servers, a ratio line follows each (P, W): ``ratio_imgate_over_ejabberd`` (msgs/s) and
-``cpu_per_msg_imgate_over_ejabberd`` (server CPU per delivered message).
+Payload encodings (issue 26, imgate only: ``--encoding json cbor msgpack``, default json): for each
+encoding the run's users get device tokens of that encoding (protocol "Encodings"), so the server
+reads and writes their payloads in it. A sender encodes what a constrained device would: JSON
+``{"cid", "to", "type", "text"}`` as above, or the CBOR / MessagePack map with the protocol's
+numbered keys (``{5: cid, 9: to, 6: "text", 7: text}``); receivers and acks are decoded in it too
+(key 5 is ``cid``). Each imgate row says its ``encoding``. With several encodings, each (P, W) runs
+them one after the other in the order given (a fresh server each), so one sitting compares them;
+name them again to alternate them again (``--encoding json cbor msgpack json cbor msgpack``). JSON
+is the baseline: its generator code is today's. ejabberd has no such choice (one row per (P, W), as before); rabbitmq (cluster mode)
+carries JSON only, so it refuses the others. With ``IMGATE_BENCH_SERVER`` (``bench --compare``),
+tokens are made by the other build's code, passed an encoding only when it is not json: an old
+build without encodings runs the json rows.
+
+With both servers, a ratio line follows each (P, W) (one per imgate encoding, saying which):
+``ratio_imgate_over_ejabberd`` (msgs/s) and ``cpu_per_msg_imgate_over_ejabberd`` (server CPU per
+delivered message).
 
 rabbitmq (cluster mode, issue 14: ``--servers rabbitmq --bridges 1 2``): RabbitMQ as the MQTT front
 and ``imgate bridge`` processes consuming the sender shards from it over AMQP, on PostgreSQL (the
@@ -74,18 +88,24 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import msgpack  # type: ignore[import-untyped]
 
 from bench._common import THIS_TREE, UNLIMITED, CpuQuota, imgate_platform, postgres_cpu_s, server_build, tree_cpu_s
 from bench.faults.mqtt import Connection, OnPublish
 from bench.faults.setup import create_pg_database, drop_pg_database
+from bridge.formats import KEYS
 
 if TYPE_CHECKING:
     from tests.cluster import BridgeProcess
     from tests.rabbitmq import RabbitNode
 
 SERVERS = ("imgate", "rabbitmq", "ejabberd")
+ENCODINGS = ("json", "cbor", "msgpack")  # protocol "Encodings"
 _STALL = 30.0  # seconds without an ack after which a pair stops sending
 _XMPP_PASSWORD = "bench"
 
@@ -114,25 +134,29 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _prepare_for_server(db_url: str, pairs: int) -> dict[str, str]:
+async def _prepare_for_server(db_url: str, pairs: int, encoding: str = "json") -> dict[str, str]:
     """The load's users and tokens, made by the code of the server under test (another build's
-    schema may differ from this tree's: its own ``_prepare`` runs, in its tree)."""
+    schema may differ from this tree's: its own ``_prepare`` runs, in its tree; it is passed an
+    encoding only when it is not json, so a build from before encodings still runs json)."""
     python, tree = server_build()
     if tree == THIS_TREE:
-        return await _prepare(db_url, pairs)
+        return await _prepare(db_url, pairs, encoding)
+    extra = [] if encoding == "json" else [encoding]
     code = ("import asyncio, json, sys; from bench.im_1to1 import _prepare; "
-            "print(json.dumps(asyncio.run(_prepare(sys.argv[1], int(sys.argv[2])))))")
-    proc = await asyncio.create_subprocess_exec(python, "-c", code, db_url, str(pairs), cwd=tree,
+            "print(json.dumps(asyncio.run(_prepare(sys.argv[1], int(sys.argv[2]), *sys.argv[3:]))))")
+    proc = await asyncio.create_subprocess_exec(python, "-c", code, db_url, str(pairs), *extra, cwd=tree,
                                                 stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         msg = f"preparing the users with {python} in {tree} failed (exit {proc.returncode})"
+        if extra:
+            msg += f"; does that build have the {encoding} encoding (issue 26)?"
         raise RuntimeError(msg)
     tokens: dict[str, str] = json.loads(out.decode().strip().splitlines()[-1])
     return tokens
 
 
-async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
+async def _prepare(db_url: str, pairs: int, encoding: str = "json") -> dict[str, str]:
     from imgate.app import build_services
     from services.db import Database
     from services.errors import Conflict
@@ -146,7 +170,9 @@ async def _prepare(db_url: str, pairs: int) -> dict[str, str]:
                 uid = f"{role}{i}"
                 with suppress(Conflict):  # a --database-url reused across scenarios
                     await users.add_user(uid)
-                tokens[uid] = (await users.issue_token(uid, "bench")).token
+                issued = (await users.issue_token(uid, "bench") if encoding == "json"
+                          else await users.issue_token(uid, "bench", encoding=encoding))
+                tokens[uid] = issued.token
         if not db_url.startswith("sqlite"):
             await _history(db_url, pairs)
     return tokens
@@ -172,19 +198,48 @@ async def _history(db_url: str, pairs: int) -> None:
     await fetch("ANALYZE")
 
 
-async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, stop_at: float) -> None:
+def _wire(encoding: str) -> tuple[Callable[[bytes], Any], object, object]:
+    """(decode, the key of ``cid``, the key of ``error``) of a payload in ``encoding``: the server
+    sends CBOR and MessagePack maps with the protocol's numbered keys (``bridge.formats.KEYS``)."""
+    if encoding == "cbor":
+        return cbor2.loads, KEYS["cid"], KEYS["error"]
+    if encoding == "msgpack":
+        return partial(msgpack.unpackb, strict_map_key=False), KEYS["cid"], KEYS["error"]
+    return json.loads, "cid", "error"
+
+
+def _sender(encoding: str, conn: Connection, s_uid: str, r_uid: str) -> Callable[[str, int], None]:
+    """``send(cid, i)``: publish message ``i`` in ``encoding`` (CBOR and MessagePack with numbered
+    keys, as a constrained device sends them)."""
+    topic = f"im/{s_uid}/out/msg"
+    if encoding == "cbor":
+        cid_k, to_k, type_k, text_k = KEYS["cid"], KEYS["to"], KEYS["type"], KEYS["text"]
+        return lambda cid, i: conn.publish(topic, cbor2.dumps({cid_k: cid, to_k: r_uid, type_k: "text",
+                                                                text_k: f"bench {i}"}), qos=1)
+    if encoding == "msgpack":
+        cid_k, to_k, type_k, text_k = KEYS["cid"], KEYS["to"], KEYS["type"], KEYS["text"]
+        return lambda cid, i: conn.publish(topic, msgpack.packb({cid_k: cid, to_k: r_uid, type_k: "text",
+                                                                 text_k: f"bench {i}"}), qos=1)
+    # the baseline, unchanged since before encodings
+    return lambda cid, i: conn.publish(topic, json.dumps(
+        {"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode(), qos=1)
+
+
+async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, stop_at: float,
+                    encoding: str = "json") -> None:
     s_uid, r_uid = f"s{pair.n}", f"r{pair.n}"
     slots = asyncio.Semaphore(window)
+    loads, cid_key, error_key = _wire(encoding)
 
     def on_delivery(_topic: str, payload: bytes, _qos: int, _dup: bool) -> None:
-        cid = json.loads(payload)["cid"]
+        cid = loads(payload)[cid_key]
         pair.delivered[cid] = pair.delivered.get(cid, 0) + 1
         pair.deliver_lat.append(time.perf_counter() - pair.sent[cid])
 
     def on_ack(_topic: str, payload: bytes, _qos: int, _dup: bool) -> None:
-        body = json.loads(payload)
-        cid = body.get("cid")
-        if cid in pair.sent and cid not in pair.acked and "error" not in body:
+        body = loads(payload)
+        cid = body.get(cid_key)
+        if cid in pair.sent and cid not in pair.acked and error_key not in body:
             pair.acked.add(cid)
             pair.ack_lat.append(time.perf_counter() - pair.sent[cid])
             slots.release()
@@ -196,9 +251,7 @@ async def _run_pair(port: int, pair: Pair, tokens: dict[str, str], window: int, 
             if (await client.subscribe([(f"im/{uid}/in/{what}", 1)]))[:1] == b"\x80":
                 msg = f"{uid}: subscription to in/{what} refused"
                 raise RuntimeError(msg)
-        topic = f"im/{s_uid}/out/msg"
-        await _closed_loop(pair, slots, stop_at, lambda cid, i: sender.publish(topic, json.dumps(
-            {"cid": cid, "to": r_uid, "type": "text", "text": f"bench {i}"}).encode(), qos=1))
+        await _closed_loop(pair, slots, stop_at, _sender(encoding, sender, s_uid, r_uid))
     finally:
         sender.disconnect()
         receiver.disconnect()
@@ -237,15 +290,17 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
 
 
-async def bench(pairs: int, window: int, seconds: float, database_url: str | None) -> dict[str, object]:
+async def bench(pairs: int, window: int, seconds: float, database_url: str | None,
+                encoding: str = "json") -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-"))
     db_url = database_url or f"sqlite://{tmp / 'imgate.db'}"
-    tokens = await _prepare_for_server(db_url, pairs)
+    tokens = await _prepare_for_server(db_url, pairs, encoding)
     with imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url}) as server:
         all_pairs = [Pair(n) for n in range(pairs)]
         cpu0, gen0 = tree_cpu_s(server.pid), time.process_time()
         start = time.perf_counter()
-        await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds) for p in all_pairs))
+        await asyncio.gather(*(_run_pair(server.port, p, tokens, window, start + seconds, encoding)
+                               for p in all_pairs))
         elapsed = time.perf_counter() - start
         cpu, gen = tree_cpu_s(server.pid) - cpu0, time.process_time() - gen0
         rss = _rss_mb(server.pid)
@@ -260,7 +315,7 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     deliver = [x for p in all_pairs for x in p.deliver_lat]
     ack = [x for p in all_pairs for x in p.ack_lat]
     return {
-        "scenario": f"im-1to1 P={pairs} W={window}", "db": db_url.split(":")[0],
+        "scenario": f"im-1to1 P={pairs} W={window}", "db": db_url.split(":")[0], "encoding": encoding,
         "sent": sent, "delivered": delivered, "lost": lost, "duplicated": dupes,
         "msgs_per_s": round(delivered / elapsed, 1),
         "deliver_p50_ms": round(_pct(deliver, 50), 2), "deliver_p99_ms": round(_pct(deliver, 99), 2),
@@ -605,7 +660,7 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
 
     return {
         "scenario": f"im-1to1 P={pairs} W={window}", "server": "rabbitmq", "broker": "rabbitmq",
-        "bridges": n_bridges, "db": db_url.split(":")[0],
+        "bridges": n_bridges, "db": db_url.split(":")[0], "encoding": "json",
         "sent": sent, "delivered": delivered, "lost": sent - delivered,
         "duplicated": sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1),
         "msgs_per_s": round(delivered / elapsed, 1),
@@ -671,7 +726,8 @@ def _ratio(imgate: dict[str, object], peer: dict[str, object]) -> dict[str, obje
     """imgate over ejabberd for one (P, W), when both ran on SQLite."""
     if imgate.get("db") != "sqlite" or not peer.get("msgs_per_s"):
         return None
-    line: dict[str, object] = {"scenario": imgate["scenario"], "ratio_imgate_over_ejabberd":
+    line: dict[str, object] = {"scenario": imgate["scenario"], "encoding": imgate.get("encoding", "json"),
+                               "ratio_imgate_over_ejabberd":
                                round(float(imgate["msgs_per_s"]) / float(peer["msgs_per_s"]), 2)}  # type: ignore[arg-type]
     if imgate.get("server_cpu_ms_per_msg") and peer.get("server_cpu_ms_per_msg"):
         line["cpu_per_msg_imgate_over_ejabberd"] = round(
@@ -696,6 +752,10 @@ def main() -> None:
     parser.add_argument("--bridge-cpu", type=float, metavar="FRACTION",
                         help="rabbitmq: run each bridge under a CPU quota of FRACTION of one core (a cgroup v1 cpu "
                              "group; root): how scaling out is shown on a small machine")
+    parser.add_argument("--encoding", nargs="+", choices=ENCODINGS, default=["json"],
+                        help="imgate: the devices' payload encoding(s), one run each per (P, W), in this order "
+                             "(default json; protocol.md \"Encodings\"); ejabberd: not applicable; rabbitmq: "
+                             "json only")
     parser.add_argument("--pg-server", default=PG_SERVER,
                         help="rabbitmq without a PostgreSQL --database-url: the server a fresh database is made "
                              f"on for the invocation (default {PG_SERVER})")
@@ -705,6 +765,9 @@ def main() -> None:
             parser.error("--servers rabbitmq runs this tree's imgate only (IMGATE_BENCH_SERVER names another)")
         if any(n < 1 for n in args.bridges):
             parser.error("--bridges: at least 1")
+        if set(args.encoding) != {"json"}:
+            parser.error("--encoding: rabbitmq (cluster mode) carries JSON only (protocol.md \"Encodings\"); "
+                         "run the other encodings with --servers imgate")
     failed = False
     node: RabbitNode | None = None
     cluster_db: str | None = None
@@ -714,12 +777,18 @@ def main() -> None:
             for w in args.window:
                 scenario = f"im-1to1 P={p} W={w}"
                 results: dict[str, dict[str, object]] = {}
+                imgate_rows: list[dict[str, object]] = []
                 cluster: dict[int, dict[str, object]] = {}
                 for server in args.servers:
                     if server == "imgate":
-                        result = asyncio.run(bench(p, w, args.seconds, args.database_url))
-                        failed |= bool(result["lost"] or result["duplicated"])
-                    elif server == "rabbitmq":
+                        for encoding in args.encoding:  # alternated in one sitting
+                            result = asyncio.run(bench(p, w, args.seconds, args.database_url, encoding))
+                            failed |= bool(result["lost"] or result["duplicated"])
+                            print(json.dumps(result), flush=True)
+                            imgate_rows.append(result)
+                        results[server] = imgate_rows[0]
+                        continue
+                    if server == "rabbitmq":
                         for n in args.bridges:
                             try:
                                 if node is None:
@@ -752,10 +821,11 @@ def main() -> None:
                                        or int(result.get("archived", 0)) < int(result.get("delivered", 0)))  # type: ignore[call-overload]
                     print(json.dumps(result), flush=True)
                     results[server] = result
-                if "imgate" in results and "msgs_per_s" in results.get("ejabberd", {}):
-                    line = _ratio(results["imgate"], results["ejabberd"])
-                    if line is not None:
-                        print(json.dumps(line), flush=True)
+                if "msgs_per_s" in results.get("ejabberd", {}):
+                    for row in imgate_rows:
+                        line = _ratio(row, results["ejabberd"])
+                        if line is not None:
+                            print(json.dumps(line), flush=True)
                 if cluster:
                     line = _cluster_line(scenario, cluster, results.get("imgate"), results.get("ejabberd"))
                     if line is not None:

@@ -211,3 +211,58 @@ def test_a_cpu_quota_holds_a_busy_process_to_its_share() -> None:
     finally:
         quota.close()
     assert not quota.path.exists()
+
+
+
+async def test_wire_sizes_counts_real_bytes_and_cbor_is_smaller_than_json() -> None:
+    """bench.wire_sizes against a real platform, through its counting proxies: every exchange is
+    there whole, the framing adds up, protocol.md's example has protocol.md's sizes, and CBOR and
+    MessagePack cost less than JSON on the wire."""
+    from typing import Any
+
+    from bench.__main__ import table
+    from bench.wire_sizes import ITEMS, markdown, measure
+
+    rows = await measure(["json", "cbor", "msgpack"], ["3.1.1", "5+aliases"])
+    items = [r for r in rows if r["scenario"] == "wire-sizes"]
+    assert len(items) == 3 * 2 * (len(ITEMS) + 3)  # per run: the typical message's three, the short's, two RPCs
+    for r in items:
+        assert "other_bytes" not in r, r
+        assert r["packets"] == (4 if r["item"] in ("conversations", "history") else 2), r
+        assert r["total_bytes"] == r["c2s_bytes"] + r["s2c_bytes"] > r["payload_bytes"] > 0, r
+        assert r["c2s_bytes"] > r["c2s_payload"] and r["s2c_bytes"] > r["s2c_payload"], r
+
+    def row(encoding: str, protocol: str, item: str, case: str = "typical") -> dict[str, Any]:
+        [found] = [r for r in items if (r["encoding"], r["protocol"], r["item"], r["case"])
+                   == (encoding, protocol, item, case)]
+        return found
+
+    for encoding in ("json", "cbor", "msgpack"):
+        # MQTT 3.1.1 framing, counted independently: PUBLISH = 1 + remaining length (1 or 2 bytes)
+        # + topic + packet id + payload; PUBACK = 4 bytes
+        send = row(encoding, "3.1.1", "send")
+        remaining = 2 + len("im/alice/out/msg") + 2 + send["c2s_payload"]
+        assert (send["c2s_bytes"], send["s2c_bytes"]) == (1 + (1 if remaining < 128 else 2) + remaining, 4)
+        # an alias replaces the topic of the client's own publish
+        assert row(encoding, "5+aliases", "send")["c2s_bytes"] < send["c2s_bytes"]
+        assert row(encoding, "3.1.1", "history", "50 messages")["payload_bytes"] > 50 * 60
+    # protocol.md "Encodings": one send, its ack and its delivery of the short example
+    for encoding, sizes in (("json", (52, 95, 139)), ("cbor", (23, 60, 80)), ("msgpack", (23, 58, 78))):
+        assert tuple(row(encoding, "3.1.1", item, "short")["payload_bytes"]
+                     for item in ("send", "ack", "delivery")) == sizes, encoding
+
+    summary = {(s["protocol"], s["case"]): s for s in rows if s["scenario"] == "wire-sizes summary"}
+    assert set(summary) == {(p, c) for p in ("3.1.1", "5+aliases") for c in ("typical", "short")}
+    for (protocol, case), s in summary.items():
+        for encoding in ("json", "cbor", "msgpack"):
+            assert s[f"{encoding}_bytes"] == sum(row(encoding, protocol, item, case)["total_bytes"]
+                                                 for item in ("send", "ack", "delivery"))
+        for encoding in ("cbor", "msgpack"):
+            assert s[f"{encoding}_bytes"] < s["json_bytes"] and s[f"{encoding}_payload"] < s["json_payload"], s
+            assert 0 < s[f"{encoding}_saving_pct"] < s[f"{encoding}_payload_saving_pct"] < 100, s
+    for encoding in ("cbor", "msgpack"):
+        assert (row(encoding, "3.1.1", "history", "50 messages")["total_bytes"]
+                < row("json", "3.1.1", "history", "50 messages")["total_bytes"])
+    text = markdown(rows)
+    assert "| send (short) | 52 | 23 | 23 |" in text and "5+aliases CBOR" in text
+    assert "wire-sizes MQTT 3.1.1, typical message" in table(rows)
