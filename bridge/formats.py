@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import cbor2
 import msgpack  # type: ignore[import-untyped]
@@ -102,6 +102,9 @@ FORMATS = {
     CBOR: Format("cbor", CBOR, "valid CBOR", "a CBOR map"),
     MSGPACK: Format("msgpack", MSGPACK, "valid MessagePack", "a MessagePack map"),
 }
+
+
+FORMAT_NAMED = {f.name: f for f in FORMATS.values()}
 
 
 def format_of(content_type: str | None) -> Format | None:
@@ -200,6 +203,15 @@ class Body(Payload):
                     log.exception("could not convert a payload to %s: sent as JSON", content_type)
         done[content_type] = data
         return data
+
+
+class Encoded(Payload):
+    """A payload already in ``content_type`` (an encoding tree's copy): never converted again."""
+
+    def __new__(cls, data: bytes, content_type: str) -> Self:
+        payload = super().__new__(cls, data)
+        payload.content_type = content_type
+        return payload
 
 
 _ENCODERS = {CBOR: cbor2.dumps, MSGPACK: lambda obj: bytes(msgpack.packb(obj))}

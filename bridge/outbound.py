@@ -4,10 +4,11 @@ builds the same way (acks and JSON-RPC errors, from the one error table)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.formats import dumps
+from bridge.formats import FORMAT_NAMED, Format, dumps
 from services.errors import WIRE, ErrorCode, ImError
 
 # MQTT 5 property identifiers: a payload's Content Type; request/response (MQTT 5 §4.10).
@@ -39,10 +40,13 @@ class ReplyTo:
 
 
 class Topics:
-    """Topic names for one prefix."""
+    """Topic names for one prefix, and its encoding trees (``{prefix}-cbor``...: protocol
+    "Encodings"), which have the same levels."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, trees: Sequence[str] = ()) -> None:
         self.prefix = prefix
+        self.trees: dict[str, Format] = {f"{prefix}-{name}": FORMAT_NAMED[name] for name in dict.fromkeys(trees)}
+        self.prefixes = (prefix, *self.trees)
 
     def inbox(self, uid: str, kind: str) -> str:
         return f"{self.prefix}/{uid}/in/{kind}"
@@ -59,8 +63,8 @@ class Topics:
         return self.inbox(uid, "notify"), dumps(notice)
 
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
-        filters = [f"{self.prefix}/+/out/msg", f"{self.prefix}/+/out/rpc", f"{self.prefix}/+/out/rpc/+",
-                   f"{self.prefix}/+/out/event", "presence/+/+"]
+        filters = [f"{p}/+/out/{kind}" for p in self.prefixes for kind in ("msg", "rpc", "rpc/+", "event")]
+        filters.append("presence/+/+")
         if shared_group:
             return [f"$share/{shared_group}/{f}" for f in filters]
         return filters

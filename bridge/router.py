@@ -153,13 +153,20 @@ class Router:
         levels = topic.split("/")
         if len(levels) == 3 and levels[0] == "presence":
             return self._presence(levels[1], levels[2], payload)
-        fmt = format_of(props.get(CONTENT_TYPE) if props else None)
-        if len(levels) == 5 and levels[0] == self.topics.prefix and levels[2] == "out" and levels[3] == "rpc" \
+        topics = self.topics
+        tree = JSON_FORMAT if levels[0] == topics.prefix else topics.trees.get(levels[0])  # or {p}-cbor/...
+        if tree is None:
+            return Ignore(f"not a client topic: {topic[:200]!r}")
+        # The payload's Content Type (MQTT 5; or the broker's label: the device's own encoding),
+        # else the tree's.
+        content_type = props.get(CONTENT_TYPE) if props else None
+        fmt = format_of(content_type) if content_type is not None else tree
+        if len(levels) == 5 and levels[2] == "out" and levels[3] == "rpc" \
                 and UID_RE.match(levels[1]) and valid_device(levels[4]):
             # {p}/{uid}/out/rpc/{device}: the broker lets only that device publish here.
             return self._rpc(levels[1], payload, fmt, levels[4], self.reply_to(levels[1], props))
-        if len(levels) != 4 or levels[0] != self.topics.prefix or levels[2] != "out" or not UID_RE.match(levels[1]):
-            return Ignore(f"not a client topic: {topic!r}")
+        if len(levels) != 4 or levels[2] != "out" or not UID_RE.match(levels[1]):
+            return Ignore(f"not a client topic: {topic[:200]!r}")
         uid, kind = levels[1], levels[3]
         if kind == "msg":
             return self._send(uid, payload, fmt)
@@ -208,9 +215,9 @@ class Router:
         if not props:
             return None
         topic, correlation = props.get(RESPONSE_TOPIC), props.get(CORRELATION_DATA)
-        own = f"{self.topics.prefix}/{uid}/in/rpc"
         if not isinstance(topic, str) or len(topic) > _MAX_RESPONSE_TOPIC or "+" in topic or "#" in topic \
-                or not (topic == own or topic.startswith(own + "/")):
+                or not any(topic == own or topic.startswith(own + "/")
+                           for own in (f"{p}/{uid}/in/rpc" for p in self.topics.prefixes)):
             topic = None
         if not isinstance(correlation, bytes):
             correlation = None

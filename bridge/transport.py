@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import aiomqtt
 
+from bridge.formats import Body, Encoded
 from bridge.ingress import Ingress, key_of_topic
+from bridge.outbound import Topics
 
 log = logging.getLogger("imgate.bridge")
 
@@ -218,3 +220,51 @@ class LocalTransport:
             self._bus.route(topic, payload, qos, props)
             if n % _FANOUT_SLICE == 0:
                 await asyncio.sleep(0)  # a large group's fan-out lets other conversations run between slices
+
+
+class EncodingTrees:
+    """The encoding trees (protocol "Encodings"): what the bridge publishes to
+    ``{p}/{uid}/in/…`` also goes to ``{p}-cbor/{uid}/in/…`` (and each other tree that is on),
+    converted. A publish to a tree's own topic (an MQTT 5 Response Topic there) is converted to
+    its encoding. Needed where the broker cannot convert per device (RabbitMQ)."""
+
+    def __init__(self, inner: Transport, topics: Topics) -> None:
+        self._inner = inner
+        self._json = topics.prefix + "/"
+        self._trees = [(prefix, fmt.content_type) for prefix, fmt in topics.trees.items()]
+        self.ready = inner.ready
+
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
+        await self._inner.run(filters, ingress)
+
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        items = self._expand([(topic, payload, qos, props)])
+        if len(items) == 1:
+            await self._inner.publish(*items[0])
+        else:
+            await self._inner.publish_many(items)
+
+    async def publish_many(self, items: list[Item]) -> None:
+        await self._inner.publish_many(self._expand(items))
+
+    def _expand(self, items: list[Item]) -> list[Item]:
+        out: list[Item] = []
+        for item in items:
+            topic, payload, qos, props = item
+            if not isinstance(payload, Body):
+                out.append(item)
+            elif topic.startswith(self._json):
+                out.append(item)
+                rest = topic[len(self._json) - 1:]
+                for prefix, content_type in self._trees:
+                    out.append((prefix + rest, _in(payload, content_type), qos, props))
+            else:
+                prefix = topic.partition("/")[0]
+                tree = next((ct for p, ct in self._trees if p == prefix), None)
+                out.append(item if tree is None else (topic, _in(payload, tree), qos, props))
+        return out
+
+
+def _in(body: Body, content_type: str) -> bytes:
+    data = body.convert(content_type)
+    return body if data is None else Encoded(data, content_type)

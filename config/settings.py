@@ -34,6 +34,11 @@ class MqttSettings(_Part):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=0, le=65535)
     topic_prefix: str = Field("im", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # Topic trees {topic_prefix}-cbor/... and {topic_prefix}-msgpack/...: a device that publishes
+    # and subscribes there reads and writes that encoding (protocol "Encodings"). The way to
+    # choose one in cluster mode, where RabbitMQ delivers to the devices and cannot convert per
+    # device; each tree costs one more publish of everything the bridges send.
+    encoding_trees: list[Literal["cbor", "msgpack"]] = Field(default_factory=list, max_length=2)
     # 1.5 x the client's keep-alive, as MQTT 3.1.1 §3.1.2.10 says; a client with keep-alive 0
     # is only dropped when its socket closes.
     keepalive_grace: float = Field(1.5, ge=1.0, le=10.0)

@@ -20,7 +20,7 @@ from bridge.ingress import IngressLimits
 from bridge.ratelimit import Rate, RateLimits, Throttle
 from bridge.router import Router, Topics
 from bridge.runner import Bridge
-from bridge.transport import BrokerEndpoint, LocalTransport, MqttTransport, Transport
+from bridge.transport import BrokerEndpoint, EncodingTrees, LocalTransport, MqttTransport, Transport
 from broker.acl import AclRule, TopicAcl
 from broker.external_auth import ExternalAuth
 from broker.gate import Gate
@@ -191,11 +191,16 @@ def rate_limits(s: LimitSettings) -> RateLimits:
                       error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
 
 
-def topic_acl(prefix: str, presence_hidden: Callable[[str, str], bool] | None = None) -> TopicAcl:
+def topic_acl(topics: Topics | str, presence_hidden: Callable[[str, str], bool] | None = None) -> TopicAcl:
     """The broker's ACL: rules for service accounts, presence (hidden from the users its owner
-    blocks, given ``presence_hidden``), and the IM topics of ``prefix`` for users (the broker
-    itself knows no IM topic)."""
-    return TopicAcl(UserTopicRules(Topics(prefix)), presence_hidden=presence_hidden)
+    blocks, given ``presence_hidden``), and the IM topics of ``topics`` (or of a prefix alone)
+    for users (the broker itself knows no IM topic)."""
+    return TopicAcl(UserTopicRules(Topics(topics) if isinstance(topics, str) else topics),
+                    presence_hidden=presence_hidden)
+
+
+def im_topics(s: Settings) -> Topics:
+    return Topics(s.mqtt.topic_prefix, s.mqtt.encoding_trees)
 
 
 def service_accounts(s: Settings) -> list[ServiceAccount]:
@@ -326,7 +331,7 @@ class App:
             log.info("imgate api is up (admin API, RabbitMQ auth backend)")
             return
         self.tasks.spawn("imgate.messages.committer", svc.messages.run)  # the group commit
-        topics = Topics(s.mqtt.topic_prefix)
+        topics = im_topics(s)
 
         transport: Transport
         b = s.bridge
@@ -338,7 +343,7 @@ class App:
             await svc.presence.mark_all_offline(self.clock.now_ms())
             self.broker = await self._stack.enter_async_context(EmbeddedBroker(
                 host=s.mqtt.host, port=s.mqtt.port, authenticator=svc.users,
-                acl=topic_acl(s.mqtt.topic_prefix, await svc.blocks.presence_filter()),
+                acl=topic_acl(topics, await svc.blocks.presence_filter()),
                 service_accounts={BRIDGE_ACCOUNT: secret}, keepalive_grace=s.mqtt.keepalive_grace,
                 auth_poll_interval=s.broker.auth_poll_interval, clock=self.clock,
                 accounts=service_accounts(s),
@@ -371,6 +376,8 @@ class App:
             transport = self._mqtt(BrokerEndpoint(s.broker.host, s.broker.port, s.broker.username,
                                                   s.broker.password, b.client_id))
 
+        if topics.trees:
+            transport = EncodingTrees(transport, topics)
         inline = s.workers.mode == "inline" and not cluster  # cluster mode: imgate worker does it
         await self._start_push(svc, loops=inline)
         self._start_search(svc, loops=inline)
@@ -614,7 +621,7 @@ class App:
         assert svc is not None
         internal = {s.broker.username: s.broker.password} if s.broker.username and s.broker.password else {}
         gate = Gate(svc.users, service_accounts(s), internal, reserved_client_ids=(s.bridge.client_id,))
-        return ExternalAuth(gate, topic_acl(s.mqtt.topic_prefix), internal=internal,
+        return ExternalAuth(gate, topic_acl(im_topics(s)), internal=internal,
                             cached_ms=int(s.rabbitmq.auth_cache_ttl_s * 1000), now_ms=self.clock.now_ms)
 
     async def _notify(self, body: dict[str, Any], uids: list[str] | None) -> tuple[int, int]:

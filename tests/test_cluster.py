@@ -30,7 +30,7 @@ from tests.cluster import (
     delete_topology,
 )
 from tests.conftest import ADMIN_SECRET, postgres_database
-from tests.helpers import WAIT, Device, connect, on
+from tests.helpers import WAIT, Device, connect, named, on
 from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, installed, rabbitmq_node_fixture  # noqa: F401
 
 pytestmark = [
@@ -75,7 +75,8 @@ class Cluster:
 
 
 @asynccontextmanager
-async def running_cluster(tmp_path: Path, nodes: list[RabbitNode]) -> AsyncIterator[Cluster]:
+async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = ()
+                          ) -> AsyncIterator[Cluster]:
     """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
     each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
     whatever IMGATE_TEST_DB says)."""
@@ -87,13 +88,15 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode]) -> AsyncItera
             "broker": {"username": BRIDGE_USER, "password": BRIDGE_PASSWORD, "auth_poll_interval": 0.1},
             "rabbitmq": {"management_url": nodes[0].mgmt_url, "management_username": ADMIN_USER,
                          "management_password": ADMIN_PASSWORD},
+            "mqtt": {"encoding_trees": list(trees)},
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
             assert api.admin is not None
             for node in nodes:
                 await node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
-            bridges = [BridgeProcess(bridge_env(nodes[i % len(nodes)], url, prefix, tmp_path / f"bridge{i}"),
+            extra = {"IMGATE_MQTT__ENCODING_TREES": json.dumps(list(trees))}
+            bridges = [BridgeProcess(bridge_env(nodes[i % len(nodes)], url, prefix, tmp_path / f"bridge{i}", **extra),
                                      f"bridge{i}") for i in (0, 1)]
             try:
                 for b in bridges:
@@ -139,6 +142,49 @@ async def test_a_1to1_and_a_group_exchange_through_two_bridges(cluster: Cluster)
         # Bad input is answered by whichever bridge holds the sender's shard, as on the embedded broker.
         await bob.send(b"{not json")
         assert (await bob.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
+
+
+async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
+    MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there
+    and publish everything to each tree converted."""
+    import cbor2
+    import msgpack  # type: ignore[import-untyped]
+
+    async with running_cluster(tmp_path, [rabbitmq_node], trees=("cbor", "msgpack")) as cluster, \
+            AsyncExitStack() as stack:
+        board = await cluster.device(stack, "alice", "board", subscribe=["im-cbor/alice/in/#"])
+        phone = await cluster.device(stack, "alice", "phone")  # JSON, on im/alice/in/#
+        watch = await cluster.device(stack, "bob", "watch", subscribe=["im-msgpack/bob/in/#"])
+        await board.client.publish("im-cbor/alice/out/msg", cbor2.dumps({5: "c1", 9: "bob", 6: "text", 7: "hi"}),
+                                   qos=1)
+        ack = (await board.inbox.wait_for(on("/in/ack", cid="c1")))[0]
+        assert ack.topic == "im-cbor/alice/in/ack" and ack.payload[0] == 0xA5  # a CBOR map of 5
+        assert named(cbor2.loads(ack.payload))["seq"] == 1
+        assert (await phone.inbox.wait_for(on("/in/msg", cid="c1")))[0].json["text"] == "hi"
+        got = (await watch.inbox.wait_for(on("/in/msg", cid="c1")))[0]
+        assert got.topic == "im-msgpack/bob/in/msg"
+        assert named(msgpack.unpackb(got.payload, strict_map_key=False))["text"] == "hi"
+
+        # The watch answers in MessagePack with named keys; an RPC on the CBOR tree is answered there.
+        await watch.client.publish("im-msgpack/bob/out/msg", msgpack.packb(
+            {"cid": "w1", "to": "alice", "type": "text", "text": "ok"}), qos=1)
+        reply = (await board.inbox.wait_for(on("/in/msg", cid="w1")))[0]
+        assert named(cbor2.loads(reply.payload))["text"] == "ok"
+        await board.client.publish("im-cbor/alice/out/rpc", cbor2.dumps(
+            {14: "2.0", 1: 7, 15: "history", 16: {2: "d:alice:bob"}}), qos=1)
+        page = (await board.inbox.wait_for(on("/in/rpc", id=7)))[0]
+        assert page.topic == "im-cbor/alice/in/rpc"
+        assert [m["text"] for m in named(cbor2.loads(page.payload))["result"]["messages"]] == ["hi", "ok"]
+
+        # Malformed CBOR on the tree: an error in CBOR there, in JSON on the JSON tree.
+        await board.client.publish("im-cbor/alice/out/msg", b"\xa2\x05", qos=1)
+        err = (await board.inbox.wait_for(on("/in/ack", cid=None)))[0]
+        assert named(cbor2.loads(err.payload))["error"]["code"] == "bad_request"
+        assert (await phone.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
+        # Each device saw its own encoding only.
+        assert all(r.topic.startswith("im-cbor/") and r.payload[0] >> 5 == 5 for r in board.inbox.items)
+        assert all(r.topic.startswith("im/") for r in phone.inbox.items)
 
 
 async def test_the_bridges_share_the_shards(cluster: Cluster) -> None:

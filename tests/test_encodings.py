@@ -283,3 +283,28 @@ async def test_a_bad_token_encoding_is_refused(app: App) -> None:
     await app.services.users.add_user("alice")
     with pytest.raises(BadRequest, match="encoding"):
         await app.services.users.issue_token("alice", "phone", encoding="xml")
+
+
+async def test_encoding_trees_on_the_embedded_broker(settings: Settings) -> None:
+    """mqtt.encoding_trees: a device subscribed and publishing under im-cbor/ reads and writes
+    CBOR whatever its token says (the way cluster mode offers; the embedded broker has it too)."""
+    async with App(tweak(settings, "mqtt", encoding_trees=["cbor"])) as app:
+        assert app.services is not None
+        await app.services.users.add_user("alice")
+        await app.services.users.add_user("bob")
+        token = (await app.services.users.issue_token("alice", "board")).token  # a JSON token
+        async with connect(app.mqtt_port, "alice", "board", token, subscribe=["im-cbor/alice/in/#"]) as board, \
+                   connect(app.mqtt_port, "bob", "phone", (await app.services.users.issue_token("bob", "phone")).token
+                           ) as bob:
+            await board.client.publish("im-cbor/alice/out/msg", cbor2.dumps({5: "c1", 9: "bob", 6: "text", 7: "x"}),
+                                       qos=1)
+            ack = (await board.inbox.wait_for(on("/in/ack", cid="c1")))[0]
+            assert ack.topic == "im-cbor/alice/in/ack" and from_cbor(ack.payload)["seq"] == 1
+            assert (await bob.inbox.wait_for(on("/in/msg", cid="c1")))[0].json["text"] == "x"
+            await bob.send({"cid": "b1", "to": "alice", "type": "text", "text": "y"})
+            got = (await board.inbox.wait_for(on("/in/msg", cid="b1")))[0]
+            assert got.topic == "im-cbor/alice/in/msg" and from_cbor(got.payload)["text"] == "y"
+            assert all(r.topic.startswith("im-cbor/") for r in board.inbox.items)
+            # Another user's tree stays out of reach (the ACL knows the trees).
+            granted = await board.client.subscribe("im-cbor/bob/in/#", qos=1)
+            assert list(granted) == [0x80]  # refused

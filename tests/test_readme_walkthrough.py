@@ -76,6 +76,31 @@ def test_walkthrough_runs_as_written(server: tuple[int, dict[str, str]], tmp_pat
     assert isinstance(presence["online"], bool) and presence["ts"] > 0
 
 
+@pytest.mark.skipif(shutil.which("mosquitto_sub") is None, reason="needs Debian's mosquitto-clients")
+def test_the_encodings_section_runs_as_written(server: tuple[int, dict[str, str]], tmp_path: Path) -> None:
+    """"Devices that speak CBOR or MessagePack", after the walkthrough (it uses its users and
+    bob's token), as written."""
+    import msgpack  # type: ignore[import-untyped]
+
+    from tests.helpers import named
+
+    port, env = server
+    script = (walkthrough() + walkthrough("encodings")).replace("1884", str(port))
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    lines = out.stdout.strip().splitlines()[-3:]  # the watch's two, then bob's
+    watch = {topic: named(msgpack.unpackb(bytes.fromhex(hexed), strict_map_key=False))
+             for topic, hexed in (line.split(" ", 1) for line in lines[:2])}
+    ack, copy = watch["im/alice/in/ack"], watch["im/alice/in/msg"]
+    assert (ack["cid"], ack["seq"], copy["text"], copy["from"], copy["id"]) == ("c2", 2, "hi", "alice", ack["id"])
+    topic, body = lines[2].split(" ", 1)
+    assert topic == "im/bob/in/msg"
+    assert (json.loads(body)["text"], json.loads(body)["id"]) == ("hi", ack["id"])
+
+
 def test_the_browser_section_runs_as_written(server: tuple[int, dict[str, str]], tmp_path: Path) -> None:
     """"Try it in the browser": the users, their web tokens, and the page's config.json at the
     address the README gives (its ports swapped for the free ones the server has); the page
