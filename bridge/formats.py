@@ -52,10 +52,16 @@ def compact(value: Any) -> Any:
     """``value`` with the protocol's map keys numbered (see KEYS), for CBOR and MessagePack."""
     kind = type(value)
     if kind is dict:
-        return {KEYS.get(k, k): (v if k == OPAQUE else compact(v)) for k, v in value.items()}
+        keys = KEYS
+        return {keys.get(k, k): (compact(v) if type(v) in _CONTAINERS and k != OPAQUE else v)
+                for k, v in value.items()}
     if kind is list or kind is tuple:
-        return [compact(v) for v in value]
+        return [compact(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+_CONTAINERS = frozenset((dict, list, tuple))
+_TEXTUAL = frozenset((str, bool, type(None)))  # of the data model whatever their value
 
 
 class FormatError(ValueError):
@@ -167,10 +173,11 @@ def _plain(value: Any, depth: int, *, numbered: bool) -> Any:
             if name in out:
                 msg = f"map key {name!r} given twice"
                 raise FormatError(msg)
-            out[name] = _plain(item, depth + 1, numbered=numbered and name != OPAQUE)
+            out[name] = item if type(item) in _TEXTUAL else _plain(item, depth + 1,
+                                                                   numbered=numbered and name != OPAQUE)
         return out
     if kind is list:
-        return [_plain(item, depth + 1, numbered=numbered) for item in value]
+        return [item if type(item) in _TEXTUAL else _plain(item, depth + 1, numbered=numbered) for item in value]
     if kind is bytes:
         msg = "a byte string (send binary data as text: base64 or hex)"
         raise FormatError(msg)

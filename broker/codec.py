@@ -683,9 +683,21 @@ def encode_properties(props: dict[int, Any] | None) -> bytes:
     return _varint_bytes(len(out)) + bytes(out)
 
 
+_CONSTANT: dict[int, tuple[dict[int, Any], int]] = {}  # id -> (properties never changed, their size)
+
+
+def constant_properties(props: dict[int, Any]) -> dict[int, Any]:
+    """``props``, which nobody will change (shared by many messages): its size is known at once."""
+    _CONSTANT[id(props)] = (props, properties_size(props))
+    return props
+
+
 def properties_size(props: dict[int, Any]) -> int:
     """About the encoded bytes of properties (strings, binary data and User Properties are what
     weigh): a message's properties count in every byte bound with its topic and payload."""
+    known = _CONSTANT.get(id(props))
+    if known is not None and known[0] is props:
+        return known[1]
     size = 0
     for value in props.values():
         if isinstance(value, list):  # User Properties ((name, value) pairs), or Subscription Identifiers

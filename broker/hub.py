@@ -51,7 +51,7 @@ from broker.connection import (
 from broker.gate import DevicePolicy, Gate, ServiceAccount
 from broker.link import Link, Pace
 from broker.outbox import Message, OfflinePolicy, Outbox, Stats
-from broker.payload import JSON, Payload
+from broker.payload import Payload, label
 from broker.presence import Presence, presence_payload
 from broker.routing import LocalSink, Router
 from broker.sessions import Session
@@ -106,7 +106,7 @@ def _forwarded(props: dict[int, Any] | None, content_type: str | None) -> dict[i
     of its own (its token's, or its CONNECT's) has its PUBLISHes labelled with it unless it
     labelled them itself, so the reader (the bridge) knows how to decode them."""
     if not props:
-        return {codec.P_CONTENT_TYPE: content_type} if content_type is not None else None
+        return label(content_type) if content_type is not None else None
     out = {k: v for k, v in props.items() if k in _FORWARDED}
     if content_type is not None and codec.P_CONTENT_TYPE not in out:
         out[codec.P_CONTENT_TYPE] = content_type
@@ -119,10 +119,8 @@ def _labelled(payload: bytes, props: dict[int, Any] | None) -> dict[int, Any] | 
         return props
     if props:
         return {**props, codec.P_CONTENT_TYPE: payload.content_type}
-    return _LABELS.get(payload.content_type) or {codec.P_CONTENT_TYPE: payload.content_type}
+    return label(payload.content_type)
 
-
-_LABELS = {JSON: {codec.P_CONTENT_TYPE: JSON}}  # shared, never changed (properties are copied to be changed)
 _WHY = {IMPLEMENTATION_SPECIFIC: "the CONNECT asks for a payload encoding this server does not have"}
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from broker.codec import P_CONTENT_TYPE, properties_size
-from broker.payload import Payload
+from broker.payload import Payload, label
 
 log = logging.getLogger("imgate.broker")
 
@@ -47,29 +47,26 @@ class Message:
     publisher: str | None = None  # client id of the publishing connection (for no-local)
     size: int = field(init=False)  # what it weighs in the byte bounds: topic, payload and properties
     origin: Message | None = field(default=None, repr=False)  # a conversion's: the message as published
-    _variants: dict[str, Message] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.size = len(self.topic) + len(self.payload) + (properties_size(self.props) if self.props else 0)
 
     def read_as(self, content_type: str) -> Message:
-        """This message as a reader of ``content_type`` gets it: converted (once per content type)
-        when the server published it as a :class:`Payload` of another, else as it is."""
+        """This message as a reader of ``content_type`` gets it: converted when the server
+        published it as a :class:`Payload` of another (the payload converts once per content
+        type), else as it is. (A conversion refers to its origin, never the other way: no cycle
+        for the garbage collector to find.)"""
         m = self.origin or self
         payload = m.payload
         if not isinstance(payload, Payload) or payload.content_type == content_type:
             return m
-        variants = m._variants
-        if variants is None:
-            variants = m._variants = {}
-        out = variants.get(content_type)
-        if out is None:
-            data = payload.convert(content_type)
-            out = m if data is None else Message(
-                m.topic, data, m.qos, m.retain, {**(m.props or {}), P_CONTENT_TYPE: content_type}, m.expires_at,
-                m.publisher, origin=m)
-            variants[content_type] = out
-        return out
+        data = payload.convert(content_type)
+        if data is None:
+            return m
+        props = m.props
+        return Message(m.topic, data, m.qos, m.retain,
+                       label(content_type) if props is None or props is label(payload.content_type)
+                       else {**props, P_CONTENT_TYPE: content_type}, m.expires_at, m.publisher, origin=m)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,18 @@ publisher's (the bridge's). A client's own PUBLISH is plain bytes and reaches ev
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+from broker.codec import P_CONTENT_TYPE, constant_properties
+
 JSON = "application/json"  # what the server's payloads are when no reader asks for another
+
+
+@cache
+def label(content_type: str) -> dict[int, Any]:
+    """The properties ``{Content Type: content_type}``, one shared (never changed) dict per type."""
+    return constant_properties({P_CONTENT_TYPE: content_type})
 
 
 class Payload(bytes):
