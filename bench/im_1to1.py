@@ -585,9 +585,12 @@ async def _py_spy(pid: int, name: str, seconds: float) -> asyncio.subprocess.Pro
 
 
 async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: float, db_url: str,
-                         n_bridges: int, *, shards: int = _SHARDS, bridge_cpu: float | None = None) -> dict[str, object]:
+                         n_bridges: int, *, shards: int = _SHARDS, bridge_cpu: float | None = None,
+                         trees: tuple[str, ...] = ()) -> dict[str, object]:
     """The imgate load on cluster mode: ``n_bridges`` ``imgate bridge`` processes on ``node``
-    consuming ``shards`` shards, each under a CPU quota of ``bridge_cpu`` of a core if given."""
+    consuming ``shards`` shards, each under a CPU quota of ``bridge_cpu`` of a core if given;
+    with ``trees``, the bridges' ``mqtt.encoding_trees`` (the devices stay on JSON: what the
+    trees' copies cost)."""
     from tests.cluster import BRIDGE_PASSWORD, BRIDGE_USER, BridgeProcess, bridge_env, delete_topology
 
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-cluster-"))
@@ -603,7 +606,7 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
             await node.aset_auth_base(f"http://127.0.0.1:{api.port}/auth/rabbitmq")
             for i in range(n_bridges):
                 env = bridge_env(node, db_url, prefix, tmp / f"bridge{i}", **UNLIMITED, IMGATE_LOG_LEVEL="WARNING",
-                                 IMGATE_AMQP__SHARDS=str(shards))
+                                 IMGATE_AMQP__SHARDS=str(shards), IMGATE_MQTT__ENCODING_TREES=json.dumps(list(trees)))
                 env.pop("IMGATE_AMQP__MEMBERSHIP_INTERVAL_S", None)  # the tests' 0.3 s: a deployment's default here
                 bridges.append(BridgeProcess(env, f"bridge{i}"))
                 await bridges[-1].start()
@@ -660,6 +663,7 @@ async def bench_rabbitmq(node: RabbitNode, pairs: int, window: int, seconds: flo
 
     return {
         "scenario": f"im-1to1 P={pairs} W={window}", "server": "rabbitmq", "broker": "rabbitmq",
+        "encoding_trees": list(trees),
         "bridges": n_bridges, "db": db_url.split(":")[0], "encoding": "json",
         "sent": sent, "delivered": delivered, "lost": sent - delivered,
         "duplicated": sum(c - 1 for p in all_pairs for c in p.delivered.values() if c > 1),
@@ -756,6 +760,9 @@ def main() -> None:
                         help="imgate: the devices' payload encoding(s), one run each per (P, W), in this order "
                              "(default json; protocol.md \"Encodings\"); ejabberd: not applicable; rabbitmq: "
                              "json only")
+    parser.add_argument("--encoding-trees", nargs="*", choices=("cbor", "msgpack"), default=[],
+                        help="rabbitmq: the bridges' mqtt.encoding_trees (the devices stay on JSON: what the "
+                             "trees' extra publishes cost)")
     parser.add_argument("--pg-server", default=PG_SERVER,
                         help="rabbitmq without a PostgreSQL --database-url: the server a fresh database is made "
                              f"on for the invocation (default {PG_SERVER})")
@@ -802,7 +809,8 @@ def main() -> None:
                                         cluster_db = asyncio.run(create_pg_database(args.pg_server, "imgate_bench"))
                                         made_db = True
                                 result = asyncio.run(bench_rabbitmq(node, p, w, args.seconds, cluster_db, n,
-                                                                    shards=args.shards, bridge_cpu=args.bridge_cpu))
+                                                                    shards=args.shards, bridge_cpu=args.bridge_cpu,
+                                                                    trees=tuple(args.encoding_trees)))
                             except Exception as exc:  # noqa: BLE001 (report it and go on with the other runs)
                                 result = {"scenario": scenario, "server": "rabbitmq", "broker": "rabbitmq",
                                           "bridges": n, "error": f"{type(exc).__name__}: {exc}"}

@@ -15,7 +15,7 @@ PUBACKs included (TCP/IP headers not: add about 40-52 bytes per segment).
 Users: alice (the sender) and bob (the receiver), one device each, whose tokens are issued with the
 run's encoding (``json``, ``cbor`` or ``msgpack``; protocol.md "Encodings"). Before any run the
 database gets, through the services: 29 messages between alice and bob (so the measured sends get
-seq 30 to 56 with every encoding and version: two digits in JSON, two bytes in CBOR, one in
+seq 30 to 65 with every encoding and version: two digits in JSON, two bytes in CBOR, one in
 MessagePack, as protocol.md's example with seq 42), 60 between alice and carol (the history page)
 and 3 with each of dave, erin and frank: alice has 5 conversations.
 
@@ -33,8 +33,9 @@ are read; anything else on the links meanwhile is reported as ``other_bytes``):
   ``in/rpc`` (PUBACKed): 5 conversations, each with its last message;
 - ``history``: the same for ``history`` of alice's conversation with carol, 50 messages.
 
-The message (``case``): ``typical``, a 36-character UUID as ``cid`` and "see you at the station at
-6?" (28 characters); ``short``, protocol.md's example (``cid`` "k1", or k2, k3... as a cid is
+The message (``case``): ``typical``, a 36-character UUID as ``cid`` (as phone apps make them) and
+"see you at the station at 6?" (28 characters); ``device``, the same text with a 6-character
+``cid`` (``dev-k1``: a counter, as a small device makes them); ``short``, protocol.md's example (``cid`` "k1", or k2, k3... as a cid is
 unique per sender, and "hello"). Devices send compact JSON (no spaces) or, in CBOR and MessagePack,
 the protocol's numbered keys (``{5: cid, 9: to, 6: "text", 7: text}``), as a constrained device
 would. The sender subscribes to its ``in/ack`` and ``in/rpc`` only (a device subscribed to
@@ -543,6 +544,7 @@ async def _one_run(port: int, tokens: dict[str, str], encoding: str, protocol: s
     async with _connected(port, tokens, encoding, protocol) as run:
         await _send(run, str(uuid.uuid4()), TYPICAL_TEXT, case=None)  # warm-up: the aliases are set up
         await _send(run, str(uuid.uuid4()), TYPICAL_TEXT, case="typical")
+        await _send(run, f"dev-{short_cid}", TYPICAL_TEXT, case="device")
         await _send(run, short_cid, SHORT_TEXT, case="short")
 
         def five(result: Any) -> bool:
@@ -598,7 +600,7 @@ async def measure(encodings: tuple[str, ...] | list[str] = ENCODINGS,
     of its own, started and stopped here."""
     from imgate.app import App
 
-    runs = [(p, e) for p in dict.fromkeys(protocols) for e in dict.fromkeys(encodings)]  # at most 9: seq <= 56
+    runs = [(p, e) for p in dict.fromkeys(protocols) for e in dict.fromkeys(encodings)]  # at most 9: seq <= 65
     tmp = Path(tempfile.mkdtemp(prefix="imgate-wire-sizes-"))
     rows: list[dict[str, Any]] = []
     try:

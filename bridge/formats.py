@@ -88,9 +88,10 @@ class Format:
             return value
         try:
             if self.name == "cbor":
-                stream = io.BytesIO(data)
+                # RFC 8949 §3.4.6: the self-described CBOR tag (55799) marks, it means nothing.
+                stream = io.BytesIO(data[3:] if data[:3] == b"\xd9\xd9\xf7" else data)
                 value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, max_depth=_MAX_DEPTH + 1).decode()
-                if stream.tell() != len(data):
+                if stream.tell() != len(stream.getbuffer()):
                     msg = "extra data after the value"
                     raise FormatError(msg)
             else:
@@ -181,7 +182,7 @@ def _plain(value: Any, depth: int, *, numbered: bool) -> Any:
     if kind is bytes:
         msg = "a byte string (send binary data as text: base64 or hex)"
         raise FormatError(msg)
-    msg = f"a value JSON has no kind of ({kind.__name__})"
+    msg = f"a {kind.__name__} (a tag, or a simple value: JSON's data model has none)"
     raise FormatError(msg)
 
 

@@ -225,7 +225,7 @@ async def test_wire_sizes_counts_real_bytes_and_cbor_is_smaller_than_json() -> N
 
     rows = await measure(["json", "cbor", "msgpack"], ["3.1.1", "5+aliases"])
     items = [r for r in rows if r["scenario"] == "wire-sizes"]
-    assert len(items) == 3 * 2 * (len(ITEMS) + 3)  # per run: the typical message's three, the short's, two RPCs
+    assert len(items) == 3 * 2 * (len(ITEMS) + 6)  # per run: the typical, device and short messages' three, two RPCs
     for r in items:
         assert "other_bytes" not in r, r
         assert r["packets"] == (4 if r["item"] in ("conversations", "history") else 2), r
@@ -252,7 +252,7 @@ async def test_wire_sizes_counts_real_bytes_and_cbor_is_smaller_than_json() -> N
                      for item in ("send", "ack", "delivery")) == sizes, encoding
 
     summary = {(s["protocol"], s["case"]): s for s in rows if s["scenario"] == "wire-sizes summary"}
-    assert set(summary) == {(p, c) for p in ("3.1.1", "5+aliases") for c in ("typical", "short")}
+    assert set(summary) == {(p, c) for p in ("3.1.1", "5+aliases") for c in ("typical", "device", "short")}
     for (protocol, case), s in summary.items():
         for encoding in ("json", "cbor", "msgpack"):
             assert s[f"{encoding}_bytes"] == sum(row(encoding, protocol, item, case)["total_bytes"]

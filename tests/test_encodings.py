@@ -174,6 +174,8 @@ async def test_a_content_type_overrides_the_device_default_for_one_packet(app: A
     ("cbor", cbor2.dumps({"cid": "c", 5: "c"}), "'cid' given twice"),
     ("cbor", cbor2.dumps({"cid": "c", "to": "bob", "type": "custom", "data": {"x": float("nan")}}), "NaN"),
     ("cbor", b"\x81" * 200 + b"\x00", "not valid CBOR"),  # nesting
+    ("cbor", cbor2.dumps({"cid": "c", "to": "bob", "type": "custom", "data": {"u": cbor2.undefined}}),
+     "simple value"),
     ("msgpack", b"\x82\xa3cid", "not valid MessagePack"),  # truncated
     ("msgpack", b"\xc1", "not valid MessagePack"),  # never used
     ("msgpack", bytes(msgpack.packb([1, 2])), "must be a MessagePack map"),
@@ -195,6 +197,16 @@ async def test_malformed_payloads_get_a_clear_error_in_the_device_encoding(
         await send(board, encoding, {"cid": "ok", "to": "bob", "type": "text", "text": "fine"})
         assert (await bob.inbox.wait_for(on("/in/msg", cid="ok")))[0].json["text"] == "fine"
         assert (await ack_of(board, "ok")).body["seq"] == 1
+
+
+async def test_self_described_cbor_is_cbor(app: App, users: Users) -> None:
+    """RFC 8949 §3.4.6: a payload may start with the self-described CBOR tag (d9 d9 f7)."""
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "alice", "board", await users.token("alice", "board", encoding="cbor")
+                       ) as board:
+        await board.client.publish("im/alice/out/msg", b"\xd9\xd9\xf7" + cbor2.dumps(
+            {5: "sd", 9: "bob", 6: "text", 7: "tagged"}), qos=1)
+        assert from_cbor((await ack_of(board, "sd")).payload)["seq"] == 1
 
 
 async def test_rpcs_are_answered_in_cbor(app: App, users: Users) -> None:
