@@ -31,7 +31,7 @@ log = logging.getLogger("imgate.bridge")
 
 CBOR = ENCODINGS["cbor"]
 MSGPACK = ENCODINGS["msgpack"]
-_MAX_DEPTH = 32  # levels of maps and arrays in a decoded payload (custom data included)
+MAX_DEPTH = 32  # levels of maps and arrays in a decoded payload (custom data included)
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what all three encodings carry as integers
 
 
@@ -90,7 +90,7 @@ class Format:
             if self.name == "cbor":
                 # RFC 8949 §3.4.6: the self-described CBOR tag (55799) marks, it means nothing.
                 stream = io.BytesIO(data[3:] if data[:3] == b"\xd9\xd9\xf7" else data)
-                value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, max_depth=_MAX_DEPTH + 1).decode()
+                value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, max_depth=MAX_DEPTH + 1).decode()
                 if stream.tell() != len(stream.getbuffer()):
                     msg = "extra data after the value"
                     raise FormatError(msg)
@@ -135,6 +135,19 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Do ``value``'s maps and arrays nest more than ``limit`` levels? (Iterative: any depth.)"""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if kind is dict else item))
+    return False
+
+
 def _no_tag(decoder: Any, tag: Any) -> Any:
     msg = f"CBOR tag {tag.tag} is not supported"
     raise FormatError(msg)
@@ -156,8 +169,8 @@ def _plain(value: Any, depth: int, *, numbered: bool) -> Any:
             msg = "a NaN or infinite number"
             raise FormatError(msg)
         return value
-    if depth >= _MAX_DEPTH:
-        msg = f"more than {_MAX_DEPTH} levels of nesting"
+    if depth >= MAX_DEPTH:
+        msg = f"more than {MAX_DEPTH} levels of nesting"
         raise FormatError(msg)
     if kind is dict:
         out = {}
@@ -202,7 +215,7 @@ class Body(Payload):
         if encode is not None:
             try:
                 data = encode(compact(self.obj))
-            except (ValueError, TypeError, OverflowError):
+            except (ValueError, TypeError, OverflowError, RecursionError):
                 # Something JSON took and the others cannot carry as it is (an integer past 64
                 # bits, a lone surrogate, from a JSON sender): carried as near as they can.
                 try:

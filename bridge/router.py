@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.formats import JSON_FORMAT, Format, FormatError, format_of
+from bridge.formats import JSON_FORMAT, MAX_DEPTH, Format, FormatError, format_of, nested_deeper
 from bridge.outbound import (
     CONTENT_TYPE,
     CORRELATION_DATA,
@@ -196,6 +196,10 @@ class Router:
             msg = SendIn.model_validate(body)
         except ValidationError as exc:
             return Reply(ack_error(self.topics, uid, _usable_cid(body), ErrorCode.BAD_REQUEST, describe(exc)), uid)
+        if msg.data is not None and nested_deeper(msg.data, MAX_DEPTH - 1):  # the payload: MAX_DEPTH
+            # CBOR and MessagePack refuse it when decoding; JSON's decoder takes hundreds of levels.
+            return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.BAD_REQUEST,
+                                   f"data: more than {MAX_DEPTH} levels of nesting"), uid)
         if msg.text is not None and len(msg.text) > self.max_text:
             return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.TOO_LARGE,
                                    f"text is {len(msg.text)} characters; the limit is {self.max_text}"), uid)

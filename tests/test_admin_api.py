@@ -74,6 +74,24 @@ async def test_tokens_issue_list_revoke_and_revoking_kicks(app: App, api: httpx.
     assert (await api.get("/v1/users/bob/tokens")).json()[0]["revoked_at"] is not None
 
 
+async def test_a_token_carries_its_devices_encoding(app: App, api: httpx.AsyncClient) -> None:
+    """protocol.md "Encodings": the token's encoding is what the device reads and writes."""
+    import cbor2
+
+    from tests.helpers import named, on
+
+    await api.post("/v1/users", json={"uid": "dora"})
+    issued = await api.post("/v1/users/dora/tokens", json={"device": "board", "encoding": "cbor"})
+    assert issued.status_code == 201 and issued.json()["encoding"] == "cbor"
+    assert (await api.get("/v1/users/dora/tokens")).json()[0]["encoding"] == "cbor"
+    bad = await api.post("/v1/users/dora/tokens", json={"device": "x", "encoding": "xml"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "encoding"
+    async with connect(app.mqtt_port, "dora", "board", issued.json()["token"]) as board:
+        await board.client.publish("im/dora/out/msg", cbor2.dumps({5: "n1", 9: "dora", 6: "text", 7: "note"}), qos=1)
+        ack = (await board.inbox.wait_for(on("/in/ack", cid="n1")))[0]
+        assert named(cbor2.loads(ack.payload))["seq"] == 1
+
+
 async def test_force_logout_disconnects_every_device(app: App, api: httpx.AsyncClient) -> None:
     await api.post("/v1/users", json={"uid": "carol"})
     t1 = (await api.post("/v1/users/carol/tokens", json={"device": "a"})).json()["token"]

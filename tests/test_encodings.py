@@ -320,3 +320,30 @@ async def test_encoding_trees_on_the_embedded_broker(settings: Settings) -> None
             # Another user's tree stays out of reach (the ACL knows the trees).
             granted = await board.client.subscribe("im-cbor/bob/in/#", qos=1)
             assert list(granted) == [0x80]  # refused
+
+
+async def test_custom_data_nests_as_deep_in_every_encoding(app: App, users: Users) -> None:
+    """Attack: a JSON sender's data nested hundreds of levels deep (JSON's decoder takes it) made
+    the conversion for a CBOR reader recurse past Python's limit. Now every encoding allows a
+    payload 32 levels deep, and what is allowed converts."""
+    await users.add("alice", "bob")
+
+    def nest(levels: int) -> Any:
+        value: Any = 1
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+               connect(app.mqtt_port, "bob", "board", await users.token("bob", "board", encoding="cbor")) as board:
+        await alice.send({"cid": "deep", "to": "bob", "type": "custom", "data": {"x": nest(900)}})
+        err = (await alice.inbox.wait_for(on("/in/ack", cid="deep")))[0].json["error"]
+        assert err["code"] == "bad_request" and "32 levels" in err["message"]
+        await alice.send({"cid": "ok", "to": "bob", "type": "custom", "data": {"x": nest(30)}})  # 32 with the maps
+        got = from_cbor((await board.inbox.wait_for(on("/in/msg", cid="ok")))[0].payload)
+        assert got["data"] == {"x": nest(30)}
+        # The same depth in CBOR, from the board.
+        await send(board, "cbor", {"cid": "b31", "to": "alice", "type": "custom", "data": {"x": nest(30)}})
+        assert (await alice.inbox.wait_for(on("/in/msg", cid="b31")))[0].json["data"] == {"x": nest(30)}
+        await send(board, "cbor", {"cid": "b32", "to": "alice", "type": "custom", "data": {"x": nest(31)}})
+        assert "32 levels" in (await ack_of(board, None)).body["error"]["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import httpx
@@ -121,3 +122,26 @@ async def test_a_device_cannot_take_another_devices_notifications(app: App, user
     async with connect(app.mqtt_port, "alice", "tablet", tablet_token) as tablet:
         theirs = await tablet.result("notifications", {}, on_device=True)
         assert [n["body"] for n in theirs["notifications"]] == [{"for": "everyone"}]
+
+
+async def test_a_cbor_device_gets_its_notifications_in_cbor(app: App, users: Users, api: httpx.AsyncClient) -> None:
+    """protocol.md "Encodings": notifications too are in the device's encoding."""
+    import cbor2
+
+    from tests.helpers import named
+
+    await users.add("erin")
+    async with connect(app.mqtt_port, "erin", "board", await users.token("erin", "board", encoding="cbor")) as board:
+        async with asyncio.timeout(10):  # until the bridge has recorded the device as online (asked in CBOR)
+            for n in itertools.count(1):
+                await board.client.publish("im/erin/out/rpc", cbor2.dumps(
+                    {14: "2.0", 1: n, 15: "presence", 16: {"uids": ["erin"]}}), qos=1)
+                reply = named(cbor2.loads((await board.inbox.wait_for(on("/in/rpc", id=n)))[0].payload))
+                devices = reply["result"]["presence"]["erin"]["devices"]
+                if devices and all(d["online"] for d in devices):
+                    break
+        r = await api.post("/v1/notifications", json={"uids": ["erin"], "body": {"title": "hi", "n": 2}})
+        assert r.status_code == 201
+        got = (await board.inbox.wait_for(notify_of("board")))[0]
+        body = named(cbor2.loads(got.payload))
+        assert body["type"] == "system" and body["body"] == {"title": "hi", "n": 2}
