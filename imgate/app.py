@@ -578,7 +578,8 @@ class App:
         guard = WebGuard.plan(max_connections=w.max_connections, fd_reserve=w.fd_reserve,
                               header_timeout_s=w.header_timeout_s)
         self.web = EmbeddedHttpServer(build_web_app(ctx, chat_page=s.web.chat_page), s.web.host, s.web.port,
-                                      name="web listener", **uvicorn_options(guard, w.idle_timeout_s))
+                                      name="web listener", setting="web.port",
+                                      **uvicorn_options(guard, w.idle_timeout_s))
         self.tasks.spawn("imgate.web.http", self.web.serve)
         await self.web.started()
         public = s.web.public_url or f"http://{s.web.host}:{self.web.port}"
@@ -606,7 +607,8 @@ class App:
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments)
-        self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port)
+        self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
+                                        setting="admin.port")
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)

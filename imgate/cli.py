@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -304,6 +305,20 @@ def _arun(settings: Settings, main: Coroutine[Any, Any, T]) -> T:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        with suppress(ValueError):  # closed (imgate run hands its stdout to the worker)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError:  # `imgate openapi | head`: the reader left
+        # Nothing more can be written there, nor flushed at exit without an error of its own.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with suppress(OSError):
+            print("imgate: output closed before it was all written (broken pipe)", file=sys.stderr)
+        return 2
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "openapi":
         import json

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Self
 
 import uvicorn
+
+from broker.listeners import ListenerError
 
 log = logging.getLogger("imgate.http")
 
@@ -30,11 +33,12 @@ class EmbeddedHttpServer:
     it listens (or raises its start-up error); ``shutdown()`` asks it to stop."""
 
     def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API", accept: Acceptor | None = None,
-                 **options: Any) -> None:
+                 setting: str | None = None, **options: Any) -> None:
         """``options``: more ``uvicorn.Config`` options (the web listener's protocol and timeouts).
         ``accept``: accept connections with this loop instead of uvicorn's (which accepts all it
         can, always): it can stop accepting, leaving connections in the kernel's backlog."""
         self.name = name
+        self.setting = setting  # its port's setting ("web.port"), named when it cannot listen
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
                                               log_level="warning", **options))
         self._done = asyncio.Event()
@@ -47,27 +51,31 @@ class EmbeddedHttpServer:
     async def serve(self) -> None:
         try:
             if self._accept is None:
-                await self._server.serve()
+                # Bound here, not by uvicorn: a port that cannot be bound is then one line of ours.
+                sock = self._bind()  # uvicorn's from here on: it closes it
+                self._port = int(sock.getsockname()[1])
+                await self._server.serve(sockets=[sock])
             else:
                 await self._serve_accepting(self._accept)
-        except SystemExit:  # uvicorn's answer to a port it cannot bind (it logged why)
-            config = self._server.config
-            self._error = OSError(f"the {self.name} could not listen on {config.host}:{config.port}")
-            raise self._error from None
         except BaseException as exc:
             self._error = exc
             raise
         finally:
             self._done.set()
 
-    async def _serve_accepting(self, accept: Acceptor) -> None:
-        config, server = self._server.config, self._server
+    def _bind(self) -> socket.socket:
+        config = self._server.config
         try:
             family = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)[0][0]
             sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
-        except OSError:
-            raise SystemExit(1) from None
+        except OSError as exc:
+            raise self.cannot_listen(config.host, config.port, _reason(exc)) from None
         sock.setblocking(False)
+        return sock
+
+    async def _serve_accepting(self, accept: Acceptor) -> None:
+        config, server = self._server.config, self._server
+        sock = self._bind()
         self._socket, self._port = sock, int(sock.getsockname()[1])
 
         def protocol() -> asyncio.Protocol:
@@ -87,6 +95,14 @@ class EmbeddedHttpServer:
         finally:
             self._stop_accepting()
             serving.cancel()
+
+    def cannot_listen(self, host: str, port: int, why: str) -> HttpListenerError:
+        """The one line a start-up failure says: where, why, and the setting to change."""
+        hint = ""
+        if self.setting is not None:
+            env = "IMGATE_" + self.setting.upper().replace(".", "__")
+            hint = f" (set {self.setting} / {env} to a free port)"
+        return HttpListenerError(f"cannot listen for the {self.name} on {host}:{port}: {why}{hint}")
 
     def _accept_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:  # a bug: the loop survives socket errors
@@ -147,3 +163,14 @@ class EmbeddedHttpServer:
             return self._port
         port: int = self._server.servers[0].sockets[0].getsockname()[1]
         return port
+
+
+class HttpListenerError(ListenerError, OSError):
+    """An HTTP listener cannot start (a ListenerError: one line, the setting named)."""
+
+
+def _reason(exc: OSError) -> str:
+    """"address already in use", "permission denied"... (socket.gaierror: the host's problem)."""
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()

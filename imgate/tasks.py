@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Self
 
+from broker.listeners import ListenerError
+
 log = logging.getLogger("imgate")
 
 _BACKOFF_FIRST_S = 0.5
@@ -69,7 +71,10 @@ class Supervisor:
         try:
             await factory()
         except Exception as exc:
-            log.critical("%s crashed; imgate stops", name, exc_info=exc)
+            if isinstance(exc, ListenerError):  # a listener that could not start: said in one line where it is awaited
+                log.debug("%s could not start", name, exc_info=exc)
+            else:
+                log.critical("%s crashed; imgate stops", name, exc_info=exc)
             if self.failure is None:
                 self.failure = TaskCrashed(f"{name} crashed: {exc!r}")
                 self.failure.__cause__ = exc

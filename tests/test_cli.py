@@ -124,15 +124,20 @@ async def test_search_reindex_on_meilisearch_and_when_it_is_down(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("flag", "setting"), [("IMGATE_MQTT__PORT", "mqtt.port"),
-                                               ("IMGATE_MQTT__WS_PORT", "mqtt.ws_port")])
+                                               ("IMGATE_MQTT__WS_PORT", "mqtt.ws_port"),
+                                               ("IMGATE_WEB__PORT", "web.port"),
+                                               ("IMGATE_ADMIN__PORT", "admin.port")])
 def test_run_on_a_taken_port_stops_with_one_clear_line(tmp_path: Path, database_url: str, flag: str,
                                                        setting: str) -> None:
-    """Before: an amqtt traceback. Now one line naming the address, the port and the setting."""
+    """Before: an amqtt traceback (MQTT), 52-58 lines and two tracebacks (the web listener, the
+    admin API). Now one line naming the address, the port and the setting, and status 2."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "IMGATE_MQTT__PORT": "0", flag: str(port)}
+        env = {**os.environ, "IMGATE_DATABASE__URL": database_url, "IMGATE_MQTT__PORT": "0",
+               "IMGATE_MQTT__WS_PORT": "0", "IMGATE_WEB__PORT": "0", "IMGATE_ADMIN__PORT": "0",
+               "IMGATE_ADMIN__SECRET": "a-secret-of-sixteen-characters", flag: str(port)}
         done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "run"], env=env,
                               capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
@@ -140,6 +145,17 @@ def test_run_on_a_taken_port_stops_with_one_clear_line(tmp_path: Path, database_
     assert len(errors) == 1, done.stderr
     assert f"127.0.0.1:{port}" in errors[0] and setting in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_closed_pipe_ends_a_command_with_one_line() -> None:
+    """`imgate openapi | head`: the reader leaves early. Before: a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "imgate", "openapi"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it writes: it is still importing
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 2
+    assert "broken pipe" in err and "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
 @pytest.mark.parametrize(("loop", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
