@@ -6,8 +6,10 @@ start-up, never mutated. An invalid value fails start-up with a message naming t
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -226,6 +228,15 @@ class DatabaseSettings(_Part):
     """``sqlite:///path`` (default: ``{data_dir}/imgate.db``) or ``postgres://…``."""
 
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str | None) -> str | None:
+        if value is not None and value.partition("://")[0].lower() not in ("sqlite", "postgres", "postgresql"):
+            scheme = value.partition("://")[0][:20] if "://" in value else value[:20]
+            msg = f"unsupported database {scheme!r}: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+            raise ValueError(msg)
+        return value
     # SQLite durability: every acked message is committed with fsync (WAL, synchronous=FULL).
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
     sqlite_busy_timeout_ms: int = Field(5000, ge=0)
@@ -491,12 +502,13 @@ class Settings(BaseSettings):
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line: each invalid key, its environment variable, and what is wrong with it."""
+    parts = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(root)"
         env = "IMGATE_" + "__".join(str(p) for p in err["loc"]).upper()
-        lines.append(f"  {key} (env {env}): {err['msg']}")
-    return "\n".join(lines)
+        parts.append(f"{key} (env {env}): {err['msg'].removeprefix('Value error, ')}")
+    return f"invalid configuration ({source}): " + "; ".join(parts)
 
 
 def load_settings(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
@@ -507,6 +519,7 @@ def load_settings(config_file: str | Path | None = None, overrides: dict[str, An
     Raises:
         ConfigError: the file is missing or unreadable, or a value is invalid (names the key).
     """
+    _check_environment(os.environ)
     path = config_file or os.environ.get("IMGATE_CONFIG")
     if path is not None and not Path(path).is_file():
         msg = f"config file not found: {path}"
@@ -537,6 +550,35 @@ def load_settings(config_file: str | Path | None = None, overrides: dict[str, An
         raise ConfigError(msg) from exc
     # Hand out a plain Settings so callers never see the loader subclass.
     return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """An ``IMGATE_{SECTION}__{KEY}`` variable that names no setting is a typo (``IMGATE_WEBB__PORT``):
+    said, with the nearest setting, instead of silently ignored.
+
+    Raises:
+        ConfigError: the first such variable.
+    """
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()
+                if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+    for key in environ:
+        upper = key.upper()
+        if not upper.startswith("IMGATE_") or "__" not in upper:
+            continue
+        section, _, rest = upper[len("IMGATE_"):].partition("__")
+        model = sections.get(section.lower())
+        if model is None:
+            guess = difflib.get_close_matches(section.lower(), sections, n=1)
+            hint = f": did you mean IMGATE_{guess[0].upper()}__{rest}?" if guess else \
+                f" (sections: {', '.join(sorted(sections))})"
+            msg = f"{key} names no setting: there is no section {section.lower()!r}{hint}"
+            raise ConfigError(msg)
+        field = rest.partition("__")[0].lower()
+        if field not in model.model_fields:
+            guess = difflib.get_close_matches(field, model.model_fields, n=1)
+            hint = f": did you mean IMGATE_{section}__{guess[0].upper()}?" if guess else ""
+            msg = f"{key} names no setting: [{section.lower()}] has no {field!r}{hint}"
+            raise ConfigError(msg)
 
 
 __all__ = ["ConfigError", "Settings", "load_settings"]

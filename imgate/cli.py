@@ -198,7 +198,38 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["mqtt"] = mqtt
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level
-    return load_settings(getattr(args, "config", None), overrides)
+    settings = load_settings(getattr(args, "config", None), overrides)
+    _check_data_dir(settings.data_dir)
+    return settings
+
+
+def _check_data_dir(path: Path) -> None:
+    """The data directory is one imgate can create, write and sync a file in (not a file, not
+    read-only, not on a full disk): else one line naming it and how to choose another.
+
+    Raises:
+        ConfigError: it is not usable.
+    """
+    where = "set --data-dir / IMGATE_DATA_DIR / data_dir to a writable directory"
+    if path.exists() and not path.is_dir():
+        msg = f"the data directory {path} is not a directory ({where})"
+        raise ConfigError(msg)
+    probe = path / f".imgate-probe-{os.getpid()}"
+    try:
+        private_dir(path)
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        msg = f"the data directory {path} is not usable: {why} ({where})"
+        raise ConfigError(msg) from None
+    finally:
+        with suppress(OSError):
+            probe.unlink()
 
 
 # The user, token and search commands create an empty database but never migrate one: a newer

@@ -234,3 +234,53 @@ def test_a_cluster_worker_on_the_postgres_search_backend_runs(tmp_path: Path, da
     _worker_runs_until_sigterm(tmp_path, database_url, IMGATE_AMQP__URL="amqp://127.0.0.1:1/",
                                IMGATE_SEARCH__BACKEND="postgres")
     assert not (tmp_path / "search.db").exists()
+
+
+@pytest.mark.parametrize("case", ["data dir is a file", "data dir under a file", "data dir on a full disk",
+                                  "unknown section", "unknown key", "unsupported database", "config does not parse"])
+def test_start_up_failures_are_one_line_naming_the_setting(tmp_path: Path, case: str) -> None:
+    """Issue 27: each of these ended in a traceback (or, for a typo in a variable's name, in
+    nothing: the setting was silently ignored). Now one line on stderr, naming what to change,
+    and status 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")}
+    env.update({"IMGATE_DATABASE__URL": f"sqlite:///{tmp_path}/imgate.db", "IMGATE_MQTT__PORT": "0",
+                "IMGATE_MQTT__WS_PORT": "0", "IMGATE_WEB__PORT": "0"})
+    data_dir, args, names = tmp_path / "data", [], ""
+    if case == "data dir is a file":
+        data_dir.write_text("")
+        names = "IMGATE_DATA_DIR"
+    elif case == "data dir under a file":
+        (tmp_path / "file").write_text("")
+        data_dir = tmp_path / "file" / "data"
+        names = "IMGATE_DATA_DIR"
+    elif case == "data dir on a full disk":
+        if os.geteuid() != 0 or not Path("/bin/mount").exists():
+            pytest.skip("mounting a small tmpfs needs root")
+        data_dir.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data_dir)], check=True)
+        subprocess.run(["dd", "if=/dev/zero", f"of={data_dir}/fill", "bs=4k", "count=100"], capture_output=True,
+                       check=False)  # fills it: "no space left on device"
+        names = "no space left"
+    elif case == "unknown section":
+        env["IMGATE_WEBB__PORT"] = "9999"
+        names = "did you mean IMGATE_WEB__PORT"
+    elif case == "unknown key":
+        env["IMGATE_MQTT__PROT"] = "1885"
+        names = "did you mean IMGATE_MQTT__PORT"
+    elif case == "unsupported database":
+        env["IMGATE_DATABASE__URL"] = "mysql://root@localhost/imgate"
+        names = "IMGATE_DATABASE__URL"
+    elif case == "config does not parse":
+        (tmp_path / "imgate.toml").write_text("[mqtt\nport = 1\n")
+        args = ["--config", str(tmp_path / "imgate.toml")]
+        names = "imgate.toml"
+    try:
+        done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(data_dir), *args, "run"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        if case == "data dir on a full disk":
+            subprocess.run(["umount", str(data_dir)], check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("imgate: ") and names in lines[0], done.stderr
