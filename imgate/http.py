@@ -100,8 +100,11 @@ class EmbeddedHttpServer:
         """The one line a start-up failure says: where, why, and the setting to change."""
         hint = ""
         if self.setting is not None:
-            env = "IMGATE_" + self.setting.upper().replace(".", "__")
-            hint = f" (set {self.setting} / {env} to a free port)"
+            setting, what = self.setting, "a free port"
+            if why == "cannot assign requested address" or why.startswith("unknown host"):
+                setting, what = setting.rpartition(".")[0] + ".host", "an address of this machine"
+            env = "IMGATE_" + setting.upper().replace(".", "__")
+            hint = f" (set {setting} / {env} to {what})"
         return HttpListenerError(f"cannot listen for the {self.name} on {host}:{port}: {why}{hint}")
 
     def _accept_ended(self, task: asyncio.Task[None]) -> None:
