@@ -48,16 +48,27 @@ NAMES: dict[int, str] = {n: name for name, n in KEYS.items()}
 OPAQUE = "data"  # its value's keys are the sender's own: never numbered
 
 
+# Maps keyed by user ids or emoji: their keys are data (a user may be called "name"), not numbered.
+KEYED_BY_DATA = frozenset(("presence", "profiles", "reactions"))
+
+
 def compact(value: Any) -> Any:
     """``value`` with the protocol's map keys numbered (see KEYS), for CBOR and MessagePack."""
     kind = type(value)
     if kind is dict:
         keys = KEYS
-        return {keys.get(k, k): (compact(v) if type(v) in _CONTAINERS and k != OPAQUE else v)
+        return {keys.get(k, k): (v if type(v) not in _CONTAINERS or k == OPAQUE
+                                 else _data_keyed(v) if k in KEYED_BY_DATA else compact(v))
                 for k, v in value.items()}
     if kind is list or kind is tuple:
         return [compact(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+def _data_keyed(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: compact(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    return compact(value)
 
 
 _CONTAINERS = frozenset((dict, list, tuple))
@@ -79,7 +90,10 @@ class Format:
         """The value ``data`` holds, in the JSON data model. Raises FormatError."""
         if self.name == "json":
             try:
-                value = json.loads(data.decode("utf-8"))
+                # NaN and Infinity, and integers past 64 bits, are not JSON's (nor CBOR's, nor
+                # MessagePack's): the devices that read another encoding could not be given them.
+                value = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_int=_int64,
+                                   parse_float=_finite)
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 raise FormatError(str(exc)) from None
             if b"\\u" in data and _has_lone_surrogate(value):  # only an escape makes one ("\ud800")
@@ -90,7 +104,10 @@ class Format:
             if self.name == "cbor":
                 # RFC 8949 §3.4.6: the self-described CBOR tag (55799) marks, it means nothing.
                 stream = io.BytesIO(data[3:] if data[:3] == b"\xd9\xd9\xf7" else data)
-                value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, max_depth=MAX_DEPTH + 1).decode()
+                # No tag at all: cbor2 resolves some itself (shared values and string references: a
+                # few hundred bytes that expand exponentially; bignums, dates...).
+                value = cbor2.CBORDecoder(stream, tag_hook=_no_tag, semantic_decoders=_NO_SEMANTICS,
+                                          max_depth=MAX_DEPTH + 1, allow_duplicate_keys=False).decode()
                 if stream.tell() != len(stream.getbuffer()):
                     msg = "extra data after the value"
                     raise FormatError(msg)
@@ -126,13 +143,41 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    if type(value) is str:
-        return _SURROGATE.search(value) is not None
-    if type(value) is dict:
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if type(value) is list:
-        return any(_has_lone_surrogate(v) for v in value)
+    """Is there a lone surrogate in ``value``'s text? (Iterative: JSON nests hundreds of levels.)"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif kind is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
     return False
+
+
+def _no_constant(name: str) -> Any:
+    msg = f"{name} is not a JSON number"
+    raise ValueError(msg)
+
+
+def _finite(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):
+        msg = "a number too large for a float"
+        raise ValueError(msg)
+    return value
+
+
+def _int64(digits: str) -> int:
+    value = int(digits)
+    if len(digits) > 18 and not _INT_MIN <= value <= _INT_MAX:
+        msg = "an integer out of the 64-bit range"
+        raise ValueError(msg)
+    return value
 
 
 def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
@@ -151,6 +196,19 @@ def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
 def _no_tag(decoder: Any, tag: Any) -> Any:
     msg = f"CBOR tag {tag.tag} is not supported"
     raise FormatError(msg)
+
+
+def _no_semantic_tag(tag: int) -> Any:
+    def refuse(decoder: Any) -> Any:
+        msg = f"CBOR tag {tag} is not supported"
+        raise FormatError(msg)
+    return refuse
+
+
+# The tags cbor2 6 decodes itself, found by probing every tag below 70,000 (a test probes again):
+# each overridden by a refusal.
+_SEMANTIC_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 43000, 55799)
+_NO_SEMANTICS = {tag: _no_semantic_tag(tag) for tag in _SEMANTIC_TAGS}
 
 
 def _plain(value: Any, depth: int, *, numbered: bool) -> Any:
@@ -213,17 +271,26 @@ class Body(Payload):
         encode = _ENCODERS.get(content_type)
         data: bytes | None = None
         if encode is not None:
+            obj = self.__dict__.get("obj")
             try:
-                data = encode(compact(self.obj))
-            except (ValueError, TypeError, OverflowError, RecursionError):
-                # Something JSON took and the others cannot carry as it is (an integer past 64
-                # bits, a lone surrogate, from a JSON sender): carried as near as they can.
+                if obj is None:  # let go once routed (see routed): read back from the JSON
+                    obj = json.loads(self)
+                data = encode(compact(obj))
+            except (ValueError, TypeError, OverflowError, RecursionError, cbor2.CBORError):
+                # Something JSON took and the others cannot carry as it is (stored before the
+                # JSON decoder refused it): carried as near as they can.
                 try:
-                    data = encode(_representable(compact(self.obj)))
+                    data = encode(_representable(compact(obj))) if obj is not None else None
                 except Exception:  # a bug: say so, and let the device have JSON rather than nothing
                     log.exception("could not convert a payload to %s: sent as JSON", content_type)
         done[content_type] = data
         return data
+
+    def routed(self) -> None:
+        """The broker has delivered it to everyone subscribed: the object goes (a queued message
+        weighs its bytes, and those of its conversions, no more); a later conversion reads it
+        back from the JSON."""
+        self.__dict__.pop("obj", None)
 
 
 class Encoded(Payload):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.formats import FORMAT_NAMED, Format, dumps
+from bridge.formats import FORMAT_NAMED, Encoded, Format, dumps
 from services.errors import WIRE, ErrorCode, ImError
 
 # MQTT 5 property identifiers: a payload's Content Type; request/response (MQTT 5 §4.10).
@@ -55,12 +55,20 @@ class Topics:
         """Delivered by the broker to that one device only (protocol §7)."""
         return f"{self.prefix}/{uid}/in/notify/{device}"
 
-    def device_limit_notice(self, uid: str, device: str, by: str) -> tuple[str, bytes]:
+    def device_limit_notice(self, uid: str, device: str, by: str) -> list[tuple[str, bytes]]:
         """What a device disconnected by the device policy is told first (protocol §7): on the
-        user's notify topic, so the kicked device and the others see why."""
+        user's notify topic (and its copies in the encoding trees), so the kicked device and the
+        others see why."""
         notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": by,
                   "ts": time.time_ns() // 1_000_000}
-        return self.inbox(uid, "notify"), dumps(notice)
+        body = dumps(notice)
+        topic = self.inbox(uid, "notify")
+        notices: list[tuple[str, bytes]] = [(topic, body)]
+        for prefix, fmt in self.trees.items():
+            data = body.convert(fmt.content_type)
+            if data is not None:
+                notices.append((prefix + topic[len(self.prefix):], Encoded(data, fmt.content_type)))
+        return notices
 
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
         filters = [f"{p}/+/out/{kind}" for p in self.prefixes for kind in ("msg", "rpc", "rpc/+", "event")]

@@ -98,7 +98,8 @@ class ClientLimits:
     max_delayed_refusals: int = 256  # refusals waiting at once; beyond, answered at once
 
 
-DeviceNotice = Callable[[str, str, str], tuple[str, bytes]]  # (uid, device kicked, by device) -> (topic, payload)
+# (uid, device kicked, by device) -> the notices to publish: (topic, payload) each
+DeviceNotice = Callable[[str, str, str], list[tuple[str, bytes]]]
 
 
 def _forwarded(props: dict[int, Any] | None, content_type: str | None) -> dict[int, Any] | None:
@@ -309,8 +310,8 @@ class Hub:
         for victim in victims:
             device = victim.partition(":")[2]
             if self._device_notice is not None:
-                topic, payload = self._device_notice(who.uid, device, who.device)
-                self.publish_internal(topic, payload, qos=1)
+                for topic, payload in self._device_notice(who.uid, device, who.device):
+                    self.publish_internal(topic, payload, qos=1)
             log.info("disconnecting %s: device limit, %s logged in", victim, client_id)
             online[victim][2].end(ADMINISTRATIVE_ACTION, "device limit")
         return True
@@ -482,12 +483,16 @@ class Hub:
     def publish_internal(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         message = Message(topic, payload, qos, retain, _labelled(payload, None))
         self.router.route(message)
+        if isinstance(payload, Payload):
+            payload.routed()
         if retain:
             self.router.store_retained(message)
 
     def route(self, topic: str, payload: bytes, qos: int, props: dict[int, Any] | None = None) -> None:
         """A message of the server's own (the bridge's replies and deliveries)."""
         self.router.route(Message(topic, payload, qos, False, _labelled(payload, props)))
+        if isinstance(payload, Payload):
+            payload.routed()
 
     def attach_local(self, name: str, filters: list[str], sink: LocalSink) -> None:
         self.router.attach_local(name, filters, sink)

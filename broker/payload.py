@@ -34,3 +34,7 @@ class Payload(bytes):
 
     def convert(self, content_type: str) -> bytes | None:
         return None
+
+    def routed(self) -> None:
+        """Called by the broker once it has routed the message to every subscriber: what was
+        kept only for conversions during routing may go."""

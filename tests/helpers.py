@@ -45,13 +45,18 @@ class Received:
 def named(value: Any) -> Any:
     """A CBOR or MessagePack payload's numbered map keys named (protocol "Encodings"), except
     inside ``data``."""
-    from bridge.formats import NAMES
+    from bridge.formats import KEYED_BY_DATA, NAMES
 
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             name = NAMES.get(k, k) if isinstance(k, int) else k
-            out[name] = v if name == "data" else named(v)
+            if name == "data":
+                out[name] = v
+            elif name in KEYED_BY_DATA and isinstance(v, dict):  # keyed by uids or emoji: text keys
+                out[name] = {key: named(item) for key, item in v.items()}
+            else:
+                out[name] = named(v)
         return out
     if isinstance(value, list):
         return [named(v) for v in value]

@@ -176,6 +176,9 @@ async def test_a_content_type_overrides_the_device_default_for_one_packet(app: A
     ("cbor", b"\x81" * 200 + b"\x00", "not valid CBOR"),  # nesting
     ("cbor", cbor2.dumps({"cid": "c", "to": "bob", "type": "custom", "data": {"u": cbor2.undefined}}),
      "simple value"),
+    ("cbor", bytes.fromhex("a4 05 61 63 09 63 62 6f 62 06 64 74 65 78 74 07 d8 1c 61 78"), "tag 28"),  # shareable
+    ("cbor", bytes.fromhex("d9 01 00 a4 05 61 63 09 63 62 6f 62 06 64 74 65 78 74 07 61 78"), "tag 256"),  # stringref
+    ("cbor", bytes.fromhex("a2 05 61 63 05 61 64"), "Duplicate map key"),  # {5: "c", 5: "d"}
     ("msgpack", b"\x82\xa3cid", "not valid MessagePack"),  # truncated
     ("msgpack", b"\xc1", "not valid MessagePack"),  # never used
     ("msgpack", bytes(msgpack.packb([1, 2])), "must be a MessagePack map"),
@@ -347,3 +350,66 @@ async def test_custom_data_nests_as_deep_in_every_encoding(app: App, users: User
         assert (await alice.inbox.wait_for(on("/in/msg", cid="b31")))[0].json["data"] == {"x": nest(30)}
         await send(board, "cbor", {"cid": "b32", "to": "alice", "type": "custom", "data": {"x": nest(31)}})
         assert "32 levels" in (await ack_of(board, None)).body["error"]["message"]
+
+
+def test_every_cbor_tag_is_refused() -> None:
+    """Attack: tags cbor2 decodes itself (28/29 shared values: 200 bytes that expand to 2^20
+    objects; 25/256 string references: 15 KB that stored 20 MB; bignums, dates...) went past
+    the tag hook. Every tag below 70,000, as the value of a key, is now refused."""
+    from bridge.formats import FORMATS, FormatError
+
+    cbor = FORMATS[CBOR]
+
+    def tagged(tag: int) -> bytes:
+        head = bytes([0xC0 | tag]) if tag < 24 else bytes([0xD8, tag]) if tag < 256 else \
+            b"\xd9" + tag.to_bytes(2, "big") if tag < 65536 else b"\xda" + tag.to_bytes(4, "big")
+        return b"\xa1\x05" + head
+
+    accepted = []
+    for tag in range(70_000):
+        for item in (b"\x00", b"\x60", b"\x80"):
+            try:
+                cbor.decode(tagged(tag) + item)
+            except FormatError:
+                continue
+            accepted.append(tag)
+    assert accepted == []
+
+
+@pytest.mark.parametrize(("payload", "why"), [
+    (b'{"cid": "c", "to": "bob", "type": "custom", "data": {"x": NaN}}', "NaN"),
+    (b'{"cid": "c", "to": "bob", "type": "custom", "data": {"x": -Infinity}}', "Infinity"),
+    (b'{"cid": "c", "to": "bob", "type": "custom", "data": {"x": 1e400}}', "too large"),
+    (b'{"cid": "c", "to": "bob", "type": "custom", "data": {"x": 1180591620717411303424}}', "64-bit"),
+])
+async def test_json_values_other_encodings_cannot_carry_are_refused(app: App, users: Users, payload: bytes,
+                                                                    why: str) -> None:
+    """Attack: a JSON sender's NaN or 2^70 reached CBOR readers as a tag-2 bignum or a NaN that
+    their decoders refuse. JSON now refuses what the other encodings cannot carry."""
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+        await alice.send(payload)
+        err = (await alice.inbox.wait_for(on("/in/ack")))[0].json["error"]
+        assert err["code"] == "bad_request" and why in err["message"], err
+
+
+async def test_maps_keyed_by_user_ids_keep_text_keys(app: App, users: Users) -> None:
+    """A uid that is also a key of the protocol ("name" is 42) stays a uid in CBOR."""
+    await users.add("alice", "name")
+    async with connect(app.mqtt_port, "alice", "board", await users.token("alice", "board", encoding="cbor")
+                       ) as board:
+        answer = cbor2.loads((await rpc(board, "cbor", 1, "presence", {"uids": ["name"]})).payload)
+        assert "name" in answer[17]["presence"]  # 17: result; the uid as it is
+        answer = cbor2.loads((await rpc(board, "cbor", 2, "profile.get", {"uids": ["name"]})).payload)
+        assert "name" in answer[17]["profiles"]
+
+
+def test_a_routed_body_lets_its_object_go_and_still_converts() -> None:
+    """A queued message weighs its bytes, not a Python object of several times their size."""
+    from bridge.formats import CBOR as CBOR_TYPE
+    from bridge.formats import dumps
+
+    body = dumps({"cid": "c", "text": "hello"})
+    body.routed()
+    assert "obj" not in body.__dict__
+    assert cbor2.loads(body.convert(CBOR_TYPE) or b"") == {5: "c", 7: "hello"}

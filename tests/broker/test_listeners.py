@@ -585,7 +585,7 @@ def test_specs_are_checked() -> None:
     ({"tls_port": 8883, "tls_cert": "c"}, "mqtt.tls_port needs mqtt.tls_cert and mqtt.tls_key (missing: mqtt.tls_key)"),
     ({"wss_port": 8884}, "mqtt.wss_port needs mqtt.tls_cert and mqtt.tls_key"),
     ({"ws_port": 1883}, "mqtt.port and mqtt.ws_port are both 1883"),
-    ({"ws_path": "mqtt"}, "mqtt.ws_path (env IMGATE_MQTT__WS_PATH): Value error, must be a URL path starting with '/'"),
+    ({"ws_path": "mqtt"}, "mqtt.ws_path (env IMGATE_MQTT__WS_PATH): must be a URL path starting with '/'"),
     ({"tls_port": 65536, "tls_cert": "c", "tls_key": "k"}, "mqtt.tls_port (env IMGATE_MQTT__TLS_PORT)"),
 ])
 def test_listener_settings_are_checked(mqtt: dict[str, Any], needle: str) -> None:
