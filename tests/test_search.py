@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,17 +319,31 @@ async def test_closing_the_embedded_index_waits_for_the_job_its_thread_is_runnin
     from services.search.base import Doc
     from services.search.embedded import EmbeddedSearch
 
+    class Watched(list[Doc]):
+        """The documents, telling when the worker thread starts reading them (the job is under way)."""
+
+        def __init__(self, items: list[Doc]) -> None:
+            super().__init__(items)
+            self.read = threading.Event()
+
+        def __iter__(self) -> Iterator[Doc]:
+            self.read.set()
+            return super().__iter__()
+
     docs = [Doc(f"m{i}", "d:a:b", i, "a", i, f"word{i} " * 20) for i in range(5_000)]
     outcomes = set()
     for turns in range(12):
         index = EmbeddedSearch(tmp_path / f"closing-{turns}.db")
         await index.start()
         opened = index._inflight
-        indexing = asyncio.create_task(index.add(docs))
+        watched = Watched(docs)
+        indexing = asyncio.create_task(index.add(watched))
         while index._inflight is opened:  # until the job is handed to the worker thread
             await asyncio.sleep(0)
         job = index._inflight
         assert job is not None
+        if turns >= 10:  # the last two: close once the thread is inside the job, however busy the machine
+            assert await asyncio.to_thread(watched.read.wait, 30)
         for _ in range(turns * turns):  # the thread gets further into the job each time
             await asyncio.sleep(0)
         indexing.cancel()

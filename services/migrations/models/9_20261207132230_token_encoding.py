@@ -19,6 +19,7 @@ UPGRADE = {
     """,
     "postgres": r"""
         ALTER TABLE "device_tokens" ADD "encoding" VARCHAR(8) NOT NULL DEFAULT 'json';
+        ALTER TABLE "device_tokens" ALTER COLUMN "encoding" DROP DEFAULT;
     """,
 }
 
