@@ -286,6 +286,12 @@ class Body(Payload):
         done[content_type] = data
         return data
 
+    def encoded(self, content_type: str) -> bytes:
+        """These contents as a payload of ``content_type`` of their own (an encoding tree's copy;
+        this JSON itself if they cannot be converted)."""
+        data = self.convert(content_type)
+        return self if data is None else Encoded(data, content_type)
+
     def routed(self) -> None:
         """The broker has delivered it to everyone subscribed: the object goes (a queued message
         weighs its bytes, and those of its conversions, no more); a later conversion reads it

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.formats import FORMAT_NAMED, Encoded, Format, dumps
+from bridge.formats import FORMAT_NAMED, Body, Format, dumps
 from services.errors import WIRE, ErrorCode, ImError
 
 # MQTT 5 property identifiers: a payload's Content Type; request/response (MQTT 5 §4.10).
@@ -61,14 +61,13 @@ class Topics:
         others see why."""
         notice = {"type": "kicked", "device": device, "reason": "device_limit", "by": by,
                   "ts": time.time_ns() // 1_000_000}
-        body = dumps(notice)
-        topic = self.inbox(uid, "notify")
-        notices: list[tuple[str, bytes]] = [(topic, body)]
-        for prefix, fmt in self.trees.items():
-            data = body.convert(fmt.content_type)
-            if data is not None:
-                notices.append((prefix + topic[len(self.prefix):], Encoded(data, fmt.content_type)))
-        return notices
+        body, topic = dumps(notice), self.inbox(uid, "notify")
+        return [(topic, body), *self.tree_copies(topic, body)]
+
+    def tree_copies(self, topic: str, body: Body) -> list[tuple[str, bytes]]:
+        """``body``, published on ``topic`` (under ``{prefix}/``), as each encoding tree has it."""
+        rest = topic[len(self.prefix):]
+        return [(prefix + rest, body.encoded(fmt.content_type)) for prefix, fmt in self.trees.items()]
 
     def subscriptions(self, shared_group: str | None = None) -> list[str]:
         filters = [f"{p}/+/out/{kind}" for p in self.prefixes for kind in ("msg", "rpc", "rpc/+", "event")]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import aiomqtt
 
-from bridge.formats import Body, Encoded
+from bridge.formats import Body
 from bridge.ingress import Ingress, key_of_topic
 from bridge.outbound import Topics
 
@@ -230,8 +230,8 @@ class EncodingTrees:
 
     def __init__(self, inner: Transport, topics: Topics) -> None:
         self._inner = inner
+        self._topics = topics
         self._json = topics.prefix + "/"
-        self._trees = [(prefix, fmt.content_type) for prefix, fmt in topics.trees.items()]
         self.ready = inner.ready
 
     async def run(self, filters: list[str], ingress: Ingress) -> None:
@@ -253,18 +253,12 @@ class EncodingTrees:
             topic, payload, qos, props = item
             if not isinstance(payload, Body):
                 out.append(item)
-            elif topic.startswith(self._json):
-                out.append(item)
-                rest = topic[len(self._json) - 1:]
-                for prefix, content_type in self._trees:
-                    out.append((prefix + rest, _in(payload, content_type), qos, props))
-            else:
-                prefix = topic.partition("/")[0]
-                tree = next((ct for p, ct in self._trees if p == prefix), None)
-                out.append(item if tree is None else (topic, _in(payload, tree), qos, props))
+                continue
+            tree = self._topics.trees.get(topic.partition("/")[0])
+            if tree is not None:  # a Response Topic in a tree: there only, in its encoding
+                out.append((topic, payload.encoded(tree.content_type), qos, props))
+                continue
+            out.append(item)
+            if topic.startswith(self._json):
+                out.extend((copy, data, qos, props) for copy, data in self._topics.tree_copies(topic, payload))
         return out
-
-
-def _in(body: Body, content_type: str) -> bytes:
-    data = body.convert(content_type)
-    return body if data is None else Encoded(data, content_type)

@@ -122,6 +122,7 @@ def _labelled(payload: bytes, props: dict[int, Any] | None) -> dict[int, Any] | 
         return {**props, codec.P_CONTENT_TYPE: payload.content_type}
     return label(payload.content_type)
 
+
 _WHY = {IMPLEMENTATION_SPECIFIC: "the CONNECT asks for a payload encoding this server does not have"}
 
 
@@ -481,18 +482,22 @@ class Hub:
 
     # ---- the broker's own messages ---------------------------------------------------------------
     def publish_internal(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        message = Message(topic, payload, qos, retain, _labelled(payload, None))
-        self.router.route(message)
-        if isinstance(payload, Payload):
-            payload.routed()
+        message = self._route_own(topic, payload, qos, retain, None)
         if retain:
             self.router.store_retained(message)
 
     def route(self, topic: str, payload: bytes, qos: int, props: dict[int, Any] | None = None) -> None:
         """A message of the server's own (the bridge's replies and deliveries)."""
-        self.router.route(Message(topic, payload, qos, False, _labelled(payload, props)))
+        self._route_own(topic, payload, qos, False, props)
+
+    def _route_own(self, topic: str, payload: bytes, qos: int, retain: bool, props: dict[int, Any] | None) -> Message:
+        """The server's own messages (the bridge's, the broker's presence and notices), labelled
+        with their Content Type; a Payload is told once it has reached every subscriber."""
+        message = Message(topic, payload, qos, retain, _labelled(payload, props))
+        self.router.route(message)
         if isinstance(payload, Payload):
             payload.routed()
+        return message
 
     def attach_local(self, name: str, filters: list[str], sink: LocalSink) -> None:
         self.router.attach_local(name, filters, sink)

@@ -512,9 +512,15 @@ def _new_context(spec: ListenerSpec) -> ssl.SSLContext:
 
 
 def _bind_error(spec: ListenerSpec, exc: OSError) -> ListenerError:
-    where = f"cannot listen for {KIND_NAMES[spec.kind]} on {_hostport(spec.host, spec.port)}"
-    port_hint = f"{spec.setting} / {_env(spec.setting)}"
-    host_hint = f"{spec.host_setting} / {_env(spec.host_setting)}"
+    return bind_error(KIND_NAMES[spec.kind], spec.host, spec.port, exc, spec.setting, spec.host_setting)
+
+
+def bind_error(what: str, host: str, port: int, exc: OSError, setting: str, host_setting: str) -> ListenerError:
+    """The one line a listener that cannot bind says: where, why, and the setting to change
+    (``setting``: its port's, e.g. ``web.port``; ``host_setting``: its address's)."""
+    where = f"cannot listen for {what} on {_hostport(host, port)}"
+    port_hint = f"{setting} / {_env(setting)}"
+    host_hint = f"{host_setting} / {_env(host_setting)}"
     if isinstance(exc, socket.gaierror):
         return ListenerError(f"{where}: unknown host ({_one_line(exc)}) (set {host_hint} to an address "
                              f"of this machine)")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Self
 
 import uvicorn
 
-from broker.listeners import ListenerError
+from broker.listeners import ListenerError, bind_error
 
 log = logging.getLogger("imgate.http")
 
@@ -33,12 +32,12 @@ class EmbeddedHttpServer:
     it listens (or raises its start-up error); ``shutdown()`` asks it to stop."""
 
     def __init__(self, app: Any, host: str, port: int, *, name: str = "admin API", accept: Acceptor | None = None,
-                 setting: str | None = None, **options: Any) -> None:
+                 setting: str = "admin.port", **options: Any) -> None:
         """``options``: more ``uvicorn.Config`` options (the web listener's protocol and timeouts).
         ``accept``: accept connections with this loop instead of uvicorn's (which accepts all it
         can, always): it can stop accepting, leaving connections in the kernel's backlog."""
         self.name = name
-        self.setting = setting  # its port's setting ("web.port"), named when it cannot listen
+        self.setting = setting  # its port's setting ("web.port"), named when it cannot listen (its host's: "web.host")
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
                                               log_level="warning", **options))
         self._done = asyncio.Event()
@@ -69,7 +68,8 @@ class EmbeddedHttpServer:
             family = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)[0][0]
             sock = socket.create_server((config.host, config.port), family=family, backlog=config.backlog)
         except OSError as exc:
-            raise self.cannot_listen(config.host, config.port, _reason(exc)) from None
+            raise bind_error(f"the {self.name}", config.host, config.port, exc, self.setting,
+                             self.setting.rpartition(".")[0] + ".host") from None
         sock.setblocking(False)
         return sock
 
@@ -95,17 +95,6 @@ class EmbeddedHttpServer:
         finally:
             self._stop_accepting()
             serving.cancel()
-
-    def cannot_listen(self, host: str, port: int, why: str) -> HttpListenerError:
-        """The one line a start-up failure says: where, why, and the setting to change."""
-        hint = ""
-        if self.setting is not None:
-            setting, what = self.setting, "a free port"
-            if why == "cannot assign requested address" or why.startswith("unknown host"):
-                setting, what = setting.rpartition(".")[0] + ".host", "an address of this machine"
-            env = "IMGATE_" + setting.upper().replace(".", "__")
-            hint = f" (set {setting} / {env} to {what})"
-        return HttpListenerError(f"cannot listen for the {self.name} on {host}:{port}: {why}{hint}")
 
     def _accept_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:  # a bug: the loop survives socket errors
@@ -156,7 +145,7 @@ class EmbeddedHttpServer:
         try:
             await self._group.__aexit__(None, None, None)
         except BaseExceptionGroup as group:
-            _, rest = group.split(OSError)  # a start-up error: raised by started() already
+            _, rest = group.split((OSError, ListenerError))  # a start-up error: raised by started() already
             if rest is not None:
                 raise rest from None
 
@@ -167,13 +156,3 @@ class EmbeddedHttpServer:
         port: int = self._server.servers[0].sockets[0].getsockname()[1]
         return port
 
-
-class HttpListenerError(ListenerError, OSError):
-    """An HTTP listener cannot start (a ListenerError: one line, the setting named)."""
-
-
-def _reason(exc: OSError) -> str:
-    """"address already in use", "permission denied"... (socket.gaierror: the host's problem)."""
-    if isinstance(exc, socket.gaierror):
-        return f"unknown host ({exc.strerror})"
-    return (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
