@@ -92,8 +92,7 @@ class Format:
             try:
                 # NaN and Infinity, and integers past 64 bits, are not JSON's (nor CBOR's, nor
                 # MessagePack's): the devices that read another encoding could not be given them.
-                value = json.loads(data.decode("utf-8"), parse_constant=_no_constant, parse_int=_int64,
-                                   parse_float=_finite)
+                value = _JSON_DECODER.decode(data.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 raise FormatError(str(exc)) from None
             if b"\\u" in data and _has_lone_surrogate(value):  # only an escape makes one ("\ud800")
@@ -178,6 +177,10 @@ def _int64(digits: str) -> int:
         msg = "an integer out of the 64-bit range"
         raise ValueError(msg)
     return value
+
+
+# One decoder, made once (json.loads with hooks would build one per payload).
+_JSON_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_int64, parse_float=_finite)
 
 
 def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
