@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from pathlib import Path
@@ -214,22 +215,22 @@ def _check_data_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         msg = f"the data directory {path} is not a directory ({where})"
         raise ConfigError(msg)
-    probe = path / f".imgate-probe-{os.getpid()}"
     try:
         private_dir(path)
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        # A new file of a random name (O_EXCL): in a shared directory (/tmp) a link planted under
+        # a predictable name would have had its target truncated.
+        fd, probe = tempfile.mkstemp(prefix=".imgate-probe-", dir=path)
         try:
             os.write(fd, b"\0" * 4096)
             os.fsync(fd)
         finally:
             os.close(fd)
+            with suppress(OSError):
+                os.unlink(probe)
     except OSError as exc:
         why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         msg = f"the data directory {path} is not usable: {why} ({where})"
         raise ConfigError(msg) from None
-    finally:
-        with suppress(OSError):
-            probe.unlink()
 
 
 # The user, token and search commands create an empty database but never migrate one: a newer
