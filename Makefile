@@ -1,35 +1,48 @@
 # imgate: the two commands are `make run` and `make test` (see README.md).
 VENV   ?= .venv
 PYTHON ?= python3
-PORT   ?= 1883
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+# `make run` installs what imgate needs to run; `make test` adds the test extras (pytest, ruff,
+# mypy, playwright, moto, …). Each stamp names pyproject.toml's checksum: edit it, and the next
+# make installs again.
+RUN_STAMP  := $(VENV)/.installed-run-$(SUM)
+TEST_STAMP := $(VENV)/.installed-test-$(SUM)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint test-sqlite test-postgres deps-system bench clean rabbitmq
 
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "imgate needs Python 3.11+"'
+define install
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "imgate needs Python 3.11+ (set PYTHON=python3.11 or newer)")'
 	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
-	rm -f $(VENV)/.installed-* && touch $@
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '$(1)'
+endef
 
-## run: install (first time) and run broker + bridge + services on SQLite in ./data
-run: $(STAMP)
-	$(VENV)/bin/imgate run --port $(PORT) $(ARGS)
+$(RUN_STAMP): pyproject.toml
+	$(call install,.)
+	rm -f $(VENV)/.installed-run-* && touch $@
+
+$(TEST_STAMP): pyproject.toml
+	$(call install,.[test])
+	rm -f $(VENV)/.installed-* && touch $@ $(RUN_STAMP)
+
+## run: install (first time) and run broker + bridge + services on SQLite in ./data.
+## PORT=N: MQTT on N, and the WebSocket, web page and admin listeners move by as much (N-1883).
+run: $(RUN_STAMP)
+	$(VENV)/bin/imgate run $(if $(PORT),--port $(PORT)) $(ARGS)
 
 ## test: install (first time), lint (ruff, mypy), then the whole suite on SQLite, then on PostgreSQL
-test: $(STAMP) deps-system lint
+test: $(TEST_STAMP) deps-system lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy --strict broker bridge services config imgate
 
-test-sqlite: $(STAMP) deps-system
+test-sqlite: $(TEST_STAMP) deps-system
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-postgres: $(STAMP) deps-system
+test-postgres: $(TEST_STAMP) deps-system
 	IMGATE_TEST_DB=postgres $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # The README walkthrough test runs Debian's mosquitto_pub / mosquitto_sub; the RabbitMQ tests start
@@ -53,7 +66,7 @@ deps-system:
 rabbitmq: deps-system
 	scripts/rabbitmq-local
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(VENV)/bin/python -m bench $(ARGS)
 
 clean:

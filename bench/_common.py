@@ -296,7 +296,10 @@ def imgate_platform(data_dir: Path, env: dict[str, str]) -> Iterator[Platform]:
     python, tree = server_build()
     if tree != THIS_TREE:
         env = _settings_known_to(python, tree, env)
-    full_env = {**os.environ, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **env}
+    # Free ports for the WebSocket and web listeners too (--port would move them by as much as MQTT
+    # moved from 1883: past 65535 for a high free port).
+    full_env = {**os.environ, "IMGATE_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", "IMGATE_MQTT__WS_PORT": "0",
+                "IMGATE_WEB__PORT": "0", **env}
     server = subprocess.Popen([python, "-m", "imgate", "run", "--port", str(port), "--data-dir", str(data_dir)],
                               env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tree)
     tail: deque[str] = deque(maxlen=50)

@@ -112,7 +112,11 @@ class ListenerError(Exception):
     """A listener cannot start, or its certificate cannot be (re)loaded. The message is one line
     naming the address or file and the setting to change, e.g. ``cannot listen for MQTT over TLS
     on 127.0.0.1:8883: address already in use (set mqtt.tls_port / IMGATE_MQTT__TLS_PORT to a
-    free port)``."""
+    free port)``. ``setting``: the port's setting, when the port is what failed."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class Transport(Protocol):
@@ -526,10 +530,10 @@ def bind_error(what: str, host: str, port: int, exc: OSError, setting: str, host
                              f"of this machine)")
     code = exc.errno
     if code == errno.EADDRINUSE:
-        return ListenerError(f"{where}: address already in use (set {port_hint} to a free port)")
+        return ListenerError(f"{where}: address already in use (set {port_hint} to a free port)", setting)
     if code == errno.EACCES:
         return ListenerError(f"{where}: permission denied (ports below 1024 need privileges: set {port_hint} "
-                             f"to another port)")
+                             f"to another port)", setting)
     if code == errno.EADDRNOTAVAIL:
         return ListenerError(f"{where}: address not available on this machine (set {host_hint} to an address "
                              f"of this machine)")

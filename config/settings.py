@@ -552,6 +552,38 @@ def load_settings(config_file: str | Path | None = None, overrides: dict[str, An
     return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
 
 
+# The listeners `imgate run --port N` moves with MQTT (section, key): each left at its default.
+MOVED_WITH_PORT = (("mqtt", "ws_port"), ("web", "port"), ("admin", "port"))
+
+
+def move_listeners(settings: Settings, port: int) -> Settings:
+    """``imgate run --port N`` (``make run PORT=N``): MQTT on N, and every other listener whose port
+    is left at its default (WebSocket 8083, the web page 8090, the admin API 8080) moves by as much
+    as MQTT did (N - 1883), so a second instance with another ``--port`` starts beside the first.
+    A port set in the file or the environment stays where it is; ``--port 0`` gives every moved
+    listener a free port of its own.
+
+    Raises:
+        ConfigError: a moved port falls outside 1-65535 (names the setting that keeps it).
+    """
+    shift = port - MqttSettings.model_fields["port"].default
+    parts: dict[str, Any] = {"mqtt": {"port": port}}
+    for section, key in MOVED_WITH_PORT:
+        part = getattr(settings, section)
+        default = type(part).model_fields[key].default
+        if key in part.model_fields_set or getattr(part, key) != default:
+            continue
+        moved = 0 if port == 0 else default + shift
+        if not 0 < moved <= 65535:
+            env = f"IMGATE_{section.upper()}__{key.upper()}"
+            msg = (f"--port {port} would move {section}.{key} from {default} to {moved}, outside 1-65535: "
+                   f"choose a --port nearer 1883, or set {section}.{key} / {env}")
+            raise ConfigError(msg)
+        parts.setdefault(section, {})[key] = moved
+    return settings.model_copy(update={section: getattr(settings, section).model_copy(update=values)
+                                       for section, values in parts.items()})
+
+
 def _check_environment(environ: Mapping[str, str]) -> None:
     """An ``IMGATE_{SECTION}__{KEY}`` variable that names no setting is a typo (``IMGATE_WEBB__PORT``):
     said, with the nearest setting, instead of silently ignored.

@@ -649,6 +649,11 @@ class App:
         host = self.settings.mqtt.host
         parts = [f"{names[s.kind]} on {host}:{self.broker.port_of(s.kind)}"
                  + (self.settings.mqtt.ws_path if s.kind in ("ws", "wss") else "") for s in self.broker.specs]
+        if self.web is not None:
+            page = "chat page" if self.settings.web.chat_page else "attachments"
+            parts.append(f"{page} on {_http_url(self.settings.web.host, self.web.port)}")
+        if self.admin is not None:
+            parts.append(f"admin API on {_http_url(self.settings.admin.host, self.admin.port)}")
         return ", ".join(parts)
 
     def reload_tls(self) -> None:
@@ -827,3 +832,7 @@ class App:
             if self.search is not None:
                 self.search.close()
             await self._stack.aclose()
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from broker.listeners import ListenerError
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import MOVED_WITH_PORT, ConfigError, Settings, load_settings, move_listeners
 from imgate.tasks import TaskCrashed
 from services.db import DatabaseUnavailable, SchemaMismatch
 from services.errors import ImError
@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run broker + bridge + services",
                          description="Run the platform: embedded MQTT broker, bridge and services.")
     run.add_argument("--host", help="MQTT listen address (default 127.0.0.1)")
-    run.add_argument("--port", type=_port, help="MQTT listen port (default 1883; 0 picks a free one)")
+    run.add_argument("--port", type=_port,
+                     help="MQTT listen port (default 1883); the WebSocket, web page and admin listeners left at their "
+                          "default ports move with it (--port 1884: 8084, 8091, 8081), so two instances can run "
+                          "side by side; 0 gives each a free port")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     api = sub.add_parser("api", parents=[common], help="run the admin API and RabbitMQ's auth backend alone",
@@ -193,13 +196,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     mqtt: dict[str, Any] = {}
     if getattr(args, "host", None):
         mqtt["host"] = args.host
-    if getattr(args, "port", None) is not None:
-        mqtt["port"] = args.port
     if mqtt:
         overrides["mqtt"] = mqtt
     if getattr(args, "log_level", None):
         overrides["log_level"] = args.log_level
     settings = load_settings(getattr(args, "config", None), overrides)
+    if getattr(args, "port", None) is not None:
+        settings = move_listeners(settings, args.port)
     _check_data_dir(settings.data_dir)
     return settings
 
@@ -231,6 +234,34 @@ def _check_data_dir(path: Path) -> None:
         why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         msg = f"the data directory {path} is not usable: {why} ({where})"
         raise ConfigError(msg) from None
+
+
+class DataDirInUse(Exception):
+    """Another ``imgate run`` holds the data directory."""
+
+
+def _lock_data_dir(path: Path) -> int:
+    """One ``imgate run`` per data directory: two would share one SQLite database and the broker's
+    files while neither delivers what the other's clients send. The lock (``flock`` on
+    ``imgate.lock``) goes with the process, kill -9 included. Returns the descriptor holding it.
+
+    Raises:
+        DataDirInUse: another process holds it (names it and the setting to change).
+    """
+    import fcntl
+
+    fd = os.open(path / "imgate.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        msg = (f"the data directory {path} is in use by another imgate run (pid {holder}): give this one its own "
+               f"(--data-dir / IMGATE_DATA_DIR; ARGS='--data-dir DIR' under make run)")
+        raise DataDirInUse(msg) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 # The user, token and search commands create an empty database but never migrate one: a newer
@@ -379,7 +410,11 @@ def _main(argv: list[str] | None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
-            _arun(settings, _run(settings))
+            lock = _lock_data_dir(settings.data_dir)
+            try:
+                _arun(settings, _run(settings))
+            finally:
+                os.close(lock)
             return 0
         if args.command == "worker":
             _arun(settings, _worker(settings, args.lease_holder))
@@ -403,7 +438,13 @@ def _main(argv: list[str] | None) -> int:
     except TaskCrashed as exc:  # its traceback is logged already
         print(f"imgate: stopped: {exc}", file=sys.stderr)
         return 1
-    except (SchemaMismatch, DatabaseUnavailable, ListenerError) as exc:
+    except DataDirInUse as exc:
+        print(f"imgate: {exc}", file=sys.stderr)
+        return 2
+    except ListenerError as exc:
+        print(f"imgate: {_listener_hint(exc, getattr(args, 'port', None))}", file=sys.stderr)
+        return 2
+    except (SchemaMismatch, DatabaseUnavailable) as exc:
         print(f"imgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -411,6 +452,20 @@ def _main(argv: list[str] | None) -> int:
     if out:
         print(out)
     return 0
+
+
+def _listener_hint(exc: ListenerError, port: int | None) -> str:
+    """A port given by ``--port`` (``make run PORT=…``) is changed there: the flag overrides
+    ``IMGATE_MQTT__PORT``, and moves the listeners left at their defaults with it."""
+    text = str(exc)
+    if port is None:
+        return text
+    if exc.setting == "mqtt.port":
+        return text.replace("set mqtt.port / IMGATE_MQTT__PORT", f"choose another --port than {port} "
+                            "(PORT=… under make run)")
+    if exc.setting in {f"{section}.{key}" for section, key in MOVED_WITH_PORT}:
+        return f"{text}; --port {port} put it there: another --port (PORT=… under make run) moves it too"
+    return text
 
 
 def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[str | None]]:

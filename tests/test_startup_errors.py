@@ -1,0 +1,225 @@
+"""Issue 27: every way ``imgate run`` can fail to start is one line on stderr that names the
+setting to change, and status 2 (tests/test_cli.py has the data directory, the database URL, the
+config file and the plain listeners' ports); and ``--port`` (``make run PORT=…``) moves every
+listener left at its default, so two instances run side by side."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from broker.certs import write_dev_certs
+
+ROOT = Path(__file__).resolve().parent.parent
+NOBODY = 65534
+
+
+def base_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")}
+    env.update({"IMGATE_DATABASE__URL": f"sqlite://{tmp_path}/imgate.db", "IMGATE_MQTT__PORT": "0",
+                "IMGATE_MQTT__WS_PORT": "0", "IMGATE_WEB__PORT": "0", "IMGATE_WORKERS__MODE": "inline"})
+    return env
+
+
+def start(env: dict[str, str], *args: str, prefix: tuple[str, ...] | list[str] = ()) -> \
+        subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "imgate", *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def one_line(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The run failed with status 2 and one line (besides the start-up's INFO log) holding every needle."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if " INFO " not in line]
+    assert len(errors) == 1 and errors[0].startswith("imgate: "), done.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+@contextmanager
+def taken_port() -> Iterator[int]:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Path:
+    out = tmp_path / "certs"
+    write_dev_certs(out)
+    return out
+
+
+@pytest.mark.parametrize(("kind", "setting"), [("tls", "mqtt.tls_port"), ("wss", "mqtt.wss_port")])
+def test_a_taken_tls_port_is_one_line(tmp_path: Path, certs: Path, kind: str, setting: str) -> None:
+    env = base_env(tmp_path) | {"IMGATE_MQTT__TLS_CERT": str(certs / "server.crt"),
+                                "IMGATE_MQTT__TLS_KEY": str(certs / "server.key")}
+    with taken_port() as port:
+        env[f"IMGATE_MQTT__{kind.upper()}_PORT"] = str(port)
+        one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), f"127.0.0.1:{port}", setting,
+                 "address already in use")
+
+
+@pytest.mark.parametrize("case", ["not a certificate", "missing key", "key of another certificate"])
+def test_a_bad_certificate_is_one_line(tmp_path: Path, certs: Path, case: str) -> None:
+    cert, key = certs / "server.crt", certs / "server.key"
+    needle = "mqtt.tls_key"
+    if case == "not a certificate":
+        cert.write_text("not a certificate\n")
+        needle = "mqtt.tls_cert"
+    elif case == "missing key":
+        key = certs / "nothing.key"
+    else:
+        write_dev_certs(tmp_path / "other")
+        key = tmp_path / "other" / "server.key"
+    env = base_env(tmp_path) | {"IMGATE_MQTT__TLS_PORT": "0", "IMGATE_MQTT__TLS_CERT": str(cert),
+                                "IMGATE_MQTT__TLS_KEY": str(key)}
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), needle)
+
+
+def test_a_database_from_a_newer_imgate_is_one_line(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    assert start(env, "--data-dir", str(tmp_path / "data"), "migrate").returncode == 0
+    db = sqlite3.connect(tmp_path / "imgate.db")
+    db.execute("INSERT INTO aerich (version, app, content) VALUES (?, ?, ?)",
+               ("99_20991231235959_from_the_future.py", "models", "{}"))
+    db.commit()
+    db.close()
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), "newer imgate", "99_20991231235959")
+
+
+def unprivileged() -> list[str]:
+    """The command prefix that runs imgate without privileges: as root, without the capabilities to
+    listen below 1024 and to write where its permissions do not let it (setpriv, util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-net_bind_service,-dac_override,-dac_read_search,-fowner", "--"]
+
+
+def test_a_privileged_port_is_one_line(tmp_path: Path) -> None:
+    start_unprivileged = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    if start_unprivileged == 0:
+        pytest.skip("this kernel lets anyone listen on any port")
+    port = min(start_unprivileged - 1, 1023)
+    done = start(base_env(tmp_path), "--data-dir", str(tmp_path / "data"), "run", "--port", str(port),
+                 prefix=unprivileged())
+    one_line(done, f"127.0.0.1:{port}", "permission denied", "--port")
+
+
+def test_a_data_dir_it_cannot_write_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(data, NOBODY, NOBODY)  # another user's: root without CAP_DAC_OVERRIDE cannot write it
+    else:
+        data.chmod(0o500)
+    done = start(base_env(tmp_path), "--data-dir", str(data), "run", prefix=unprivileged())
+    one_line(done, str(data), "permission denied", "IMGATE_DATA_DIR")
+
+
+def test_a_port_moved_out_of_range_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in base_env(tmp_path).items() if k != "IMGATE_MQTT__WS_PORT"}
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run", "--port", "60000"),
+             "mqtt.ws_port", "66200", "IMGATE_MQTT__WS_PORT")
+
+
+def test_a_taken_port_given_by_the_flag_says_to_change_the_flag(tmp_path: Path) -> None:
+    with taken_port() as port:
+        line = one_line(start(base_env(tmp_path), "--data-dir", str(tmp_path / "data"), "run", "--port", str(port)),
+                        f"127.0.0.1:{port}", f"another --port than {port}", "PORT=")
+    assert "IMGATE_MQTT__PORT" not in line  # the flag overrides it: no use setting it
+
+
+def started(proc: subprocess.Popen[str]) -> str:
+    """The start-up line (or a failure with what the process said)."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("imgate: MQTT on"):
+            return line.strip()
+    pytest.fail(f"no start-up line; status {proc.wait()}:\n{''.join(seen)}")
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Iterator[str]:
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        yield started(proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        # make itself dies of the signal; imgate stops cleanly on it.
+        assert code == (-signal.SIGTERM if args[0] == "make" else 0), "did not stop cleanly on SIGTERM"
+
+
+def test_a_second_run_on_one_data_dir_is_one_line(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    with running([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path / "data"), "run"], env):
+        one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), "in use by another imgate run",
+                 "--data-dir")
+
+
+def free_block_at(base: int, *offsets: int) -> bool:
+    try:
+        with ExitStack() as stack:
+            for offset in offsets:
+                stack.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
+    except OSError:
+        return False
+    return True
+
+
+def free_block(*offsets: int) -> int:
+    """A port P such that P + each offset (and P + 1000 + each) is free now."""
+    for _ in range(200):
+        base = random.randrange(20000, 40000)
+        if free_block_at(base, *offsets) and free_block_at(base + 1000, *offsets):
+            return base
+    pytest.fail("no free block of ports")
+
+
+def test_the_port_flag_moves_every_listener_left_at_its_default(tmp_path: Path) -> None:
+    """The start-up line lists every listener, the chat page and the admin API included; a port set
+    in the environment stays where it is set."""
+    base = free_block(0, 6197, 6207)
+    env = {k: v for k, v in base_env(tmp_path).items() if not k.endswith("_PORT")}
+    env |= {"IMGATE_ADMIN__SECRET": "a-secret-of-sixteen-characters", "IMGATE_MQTT__WS_PORT": "0"}
+    with running([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path / "data"), "run", "--port",
+                  str(base)], env) as line:
+        assert line.startswith(f"imgate: MQTT on 127.0.0.1:{base}, WebSocket on 127.0.0.1:"), line
+        ws = int(re.search(r"WebSocket on 127\.0\.0\.1:(\d+)/mqtt", line).group(1))  # type: ignore[union-attr]
+        assert ws not in (base + 6200, 8083)  # set (to 0: a free one), so not moved
+        assert f"chat page on http://127.0.0.1:{base + 6207}/" in line
+        assert f"admin API on http://127.0.0.1:{base + 6197}/" in line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_two_make_runs_with_different_ports_both_start(tmp_path: Path) -> None:
+    """The README's way to run a second instance: another PORT (and its own data directory)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")} | {"PYTHONUNBUFFERED": "1"}
+    first = free_block(0, 6200, 6207)
+    second = first + 1000  # its ports are P + 1000: checked free now too
+    assert free_block_at(second, 0, 6200, 6207)
+    make = ["make", "-s", "--no-print-directory", "-C", str(ROOT), "run"]
+    with running([*make, f"PORT={first}", f"ARGS=--data-dir {tmp_path / 'one'}"], env) as one, \
+            running([*make, f"PORT={second}", f"ARGS=--data-dir {tmp_path / 'two'}"], env) as two:
+        for line, port in ((one, first), (two, second)):
+            assert line.startswith(f"imgate: MQTT on 127.0.0.1:{port}, WebSocket on 127.0.0.1:{port + 6200}/mqtt, "
+                                   f"chat page on http://127.0.0.1:{port + 6207}/"), line
