@@ -595,7 +595,10 @@ def _check_environment(environ: Mapping[str, str]) -> None:
                 if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
     for key in environ:
         upper = key.upper()
-        if not upper.startswith("IMGATE_") or "__" not in upper:
+        if not upper.startswith("IMGATE_"):
+            continue
+        if "__" not in upper:
+            _check_single_underscore(key, sections)
             continue
         section, _, rest = upper[len("IMGATE_"):].partition("__")
         model = sections.get(section.lower())
@@ -611,6 +614,32 @@ def _check_environment(environ: Mapping[str, str]) -> None:
             hint = f": did you mean IMGATE_{section}__{guess[0].upper()}?" if guess else ""
             msg = f"{key} names no setting: [{section.lower()}] has no {field!r}{hint}"
             raise ConfigError(msg)
+
+
+def _check_single_underscore(key: str, sections: Mapping[str, Any]) -> None:
+    """``IMGATE_MQTT_PORT`` for ``IMGATE_MQTT__PORT`` (a section's keys take two underscores), or
+    ``IMGATE_LOGLEVEL`` for ``IMGATE_LOG_LEVEL``. Other ``IMGATE_`` names that look like no
+    setting (``IMGATE_CONFIG``, the test suite's ``IMGATE_TEST_DB``) are left alone.
+
+    Raises:
+        ConfigError: it looks like a setting misspelt.
+    """
+    name = key.upper()[len("IMGATE_"):].lower()
+    top = [field for field in Settings.model_fields if field not in sections]
+    if name in top or name in sections:  # a top-level setting, or a whole section as JSON
+        return
+    section = next((s for s in sorted(sections, key=len, reverse=True) if name.startswith(s + "_")), None)
+    if section is not None:
+        rest = name[len(section) + 1:]
+        fields = sections[section].model_fields
+        guess = rest if rest in fields else next(iter(difflib.get_close_matches(rest, fields, n=1)), None)
+        hint = f"IMGATE_{section.upper()}__{guess.upper()}" if guess else f"IMGATE_{section.upper()}__KEY"
+        msg = f"{key} names no setting: a key of [{section}] takes two underscores: did you mean {hint}?"
+        raise ConfigError(msg)
+    guess = next(iter(difflib.get_close_matches(name, top, n=1, cutoff=0.8)), None)
+    if guess is not None:
+        msg = f"{key} names no setting: did you mean IMGATE_{guess.upper()}?"
+        raise ConfigError(msg)
 
 
 __all__ = ["ConfigError", "Settings", "load_settings"]

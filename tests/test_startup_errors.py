@@ -223,3 +223,20 @@ def test_two_make_runs_with_different_ports_both_start(tmp_path: Path) -> None:
         for line, port in ((one, first), (two, second)):
             assert line.startswith(f"imgate: MQTT on 127.0.0.1:{port}, WebSocket on 127.0.0.1:{port + 6200}/mqtt, "
                                    f"chat page on http://127.0.0.1:{port + 6207}/"), line
+
+
+@pytest.mark.parametrize(("variable", "meant"), [("IMGATE_MQTT_PORT", "IMGATE_MQTT__PORT"),
+                                                 ("IMGATE_DATABASE_URL", "IMGATE_DATABASE__URL"),
+                                                 ("IMGATE_MQTT_WSPORT", "IMGATE_MQTT__WS_PORT"),
+                                                 ("IMGATE_LOGLEVEL", "IMGATE_LOG_LEVEL")])
+def test_a_setting_misspelt_with_one_underscore_is_one_line(tmp_path: Path, variable: str, meant: str) -> None:
+    """Before: silently ignored (the server started on the default port)."""
+    env = base_env(tmp_path) | {variable: "1885"}
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), variable, f"did you mean {meant}?")
+
+
+def test_imgate_names_that_look_like_no_setting_are_left_alone(tmp_path: Path) -> None:
+    """The test suite's own variables (IMGATE_TEST_DB) and IMGATE_CONFIG are not settings."""
+    env = base_env(tmp_path) | {"IMGATE_TEST_DB": "sqlite", "IMGATE_SOMETHING_ELSE": "1"}
+    done = start(env, "--data-dir", str(tmp_path / "data"), "user", "add", "ann")
+    assert done.returncode == 0, done.stderr
