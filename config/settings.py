@@ -501,14 +501,19 @@ class Settings(BaseSettings):
         return f"sqlite://{(self.data_dir / 'imgate.db').resolve()}"
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    """One line: each invalid key, its environment variable, and what is wrong with it."""
+def _describe(exc: ValidationError, path: str | None, environ: Mapping[str, str]) -> str:
+    """One line: each invalid key, where it was set (its environment variable when that is set,
+    else the file), and what is wrong with it."""
     parts = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(root)"
-        env = "IMGATE_" + "__".join(str(p) for p in err["loc"]).upper()
-        parts.append(f"{key} (env {env}): {err['msg'].removeprefix('Value error, ')}")
-    return f"invalid configuration ({source}): " + "; ".join(parts)
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(root)"
+        # The variable that set it: the key's own, or its section's (a JSON object).
+        names = ["IMGATE_" + "__".join(loc[:n]).upper() for n in range(len(loc), 0, -1)]
+        env = next((name for name in names if name in {k.upper() for k in environ}), None)
+        where = f"env {env}" if env else f"in {path}" if path else f"env {names[0]}"
+        parts.append(f"{key} ({where}): {err['msg'].removeprefix('Value error, ')}")
+    return "invalid configuration: " + "; ".join(parts)
 
 
 def load_settings(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
@@ -544,7 +549,7 @@ def load_settings(config_file: str | Path | None = None, overrides: dict[str, An
     try:
         loaded = _Loaded(**(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path) if path else "environment")) from exc
+        raise ConfigError(_describe(exc, str(path) if path else None, os.environ)) from exc
     except ValueError as exc:  # e.g. malformed TOML or env JSON
         msg = f"invalid configuration ({path or 'environment'}): {exc}"
         raise ConfigError(msg) from exc

@@ -240,3 +240,16 @@ def test_imgate_names_that_look_like_no_setting_are_left_alone(tmp_path: Path) -
     env = base_env(tmp_path) | {"IMGATE_TEST_DB": "sqlite", "IMGATE_SOMETHING_ELSE": "1"}
     done = start(env, "--data-dir", str(tmp_path / "data"), "user", "add", "ann")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_a_bad_value_names_where_it_was_set(tmp_path: Path, source: str) -> None:
+    """Before: a bad key in the TOML file was labelled with its environment variable's name."""
+    config = tmp_path / "imgate.toml"
+    config.write_text("[bridge]\nlanes = 0\n" if source == "file" else "")
+    env = base_env(tmp_path) | ({"IMGATE_BRIDGE__LANES": "0"} if source == "environment" else {})
+    line = one_line(start(env, "--data-dir", str(tmp_path / "data"), "--config", str(config), "run"), "bridge.lanes")
+    if source == "file":
+        assert f"in {config}" in line and "IMGATE_BRIDGE__LANES" not in line
+    else:
+        assert "env IMGATE_BRIDGE__LANES" in line and str(config) not in line
