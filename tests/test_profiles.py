@@ -24,7 +24,8 @@ async def test_a_profile_change_reaches_the_contacts_and_is_read_in_batches(app:
             connect(app.mqtt_port, "carol", "phone", await users.token("carol")) as carol:
         await alice.send_and_ack("c1", "bob", "hi")  # bob is alice's contact; carol is not
         fresh = await carol.result("profile.get", {"uids": ["alice", "ghost"]})
-        assert fresh == {"profiles": {"alice": {"uid": "alice", "name": "", "avatar": "", "status": "",
+        # Never set: the account name (users.add names alice "Alice").
+        assert fresh == {"profiles": {"alice": {"uid": "alice", "name": "Alice", "avatar": "", "status": "",
                                                 "updated_at": 0}}}
         set_ = await alice.result("profile.set", {"name": "Alice A.", "status": "on holiday 🏖",
                                                   "avatar": "https://cdn.example/alice.png"})
@@ -36,8 +37,28 @@ async def test_a_profile_change_reaches_the_contacts_and_is_read_in_batches(app:
         partial = await alice.result("profile.set", {"status": ""})
         assert (partial["name"], partial["status"]) == ("Alice A.", "")
         got = await carol.result("profile.get", {"uids": ["alice", "bob"]})
-        assert got["profiles"]["alice"] == partial and got["profiles"]["bob"]["name"] == ""
+        assert got["profiles"]["alice"] == partial and got["profiles"]["bob"]["name"] == "Bob"
         assert carol.inbox.matching(on("/in/event", type="profile")) == []  # not a contact
+
+
+async def test_the_name_shown_is_the_profiles_else_the_account_name(app: App, users: Users) -> None:
+    """``imgate user add ann --name Ann`` makes "Ann" what everyone sees, until ann sets a name of
+    her own; clearing it goes back to "Ann". A user added without a name has an empty one (the
+    client shows the uid)."""
+    await users.services.users.add_user("ann", "Ann")
+    await users.services.users.add_user("ben")
+    async with connect(app.mqtt_port, "ann", "phone", await users.token("ann")) as ann, \
+            connect(app.mqtt_port, "ben", "phone", await users.token("ben")) as ben:
+        await ann.send_and_ack("c1", "ben", "hi")  # ben is ann's contact: he gets her profile events
+        got = (await ben.result("profile.get", {"uids": ["ann", "ben"]}))["profiles"]
+        assert (got["ann"]["name"], got["ben"]["name"]) == ("Ann", "")
+        own = await ann.result("profile.set", {"name": "Annie"})
+        assert own["name"] == "Annie"
+        assert (await ben.result("profile.get", {"uids": ["ann"]}))["profiles"]["ann"]["name"] == "Annie"
+        cleared = await ann.result("profile.set", {"name": ""})
+        assert cleared["name"] == "Ann"
+        events = await ben.inbox.wait_for(on("/in/event", type="profile"), count=2)
+        assert [e.json["name"] for e in events] == ["Annie", "Ann"]
 
 
 @pytest.mark.parametrize("params", [

@@ -1,6 +1,10 @@
 """ProfileService: the owner of the ``profiles`` table: each user's display name, avatar and
 status text, read in batches by anyone, set by the user (or an operator); a change is told to the
-user's contacts (the peers of its 1:1 conversations, which the conversation service knows)."""
+user's contacts (the peers of its 1:1 conversations, which the conversation service knows).
+
+The name a profile shows is the one the user set, else the account name the operator gave
+(``imgate user add --name``, the user service's): a user is "Ann" from the start, not "ann",
+and clearing the profile's name goes back to it."""
 
 from __future__ import annotations
 
@@ -28,6 +32,14 @@ class ProfileInfo:
     updated_at: int
 
 
+def _info(uid: str, row: Profile | None, account_name: str) -> ProfileInfo:
+    """The profile as shown: its name, else the account name (a user without a profile row has
+    only that, and ``updated_at`` 0)."""
+    if row is None:
+        return ProfileInfo(uid, account_name, "", "", 0)
+    return ProfileInfo(uid, row.name or account_name, row.avatar, row.status, row.updated_at)
+
+
 class ProfileService:
     def __init__(self, clock: Clock, users: UserService, conversations: ConversationService, *,
                  attachments: AttachmentService) -> None:
@@ -38,15 +50,9 @@ class ProfileService:
 
     async def get(self, uids: list[str]) -> dict[str, ProfileInfo]:
         """The profiles of the active users among ``uids`` (one without a profile yet: empty fields)."""
-        active = await self._users.active_uids(set(uids))
-        rows = {r.uid: r for r in await Profile.filter(uid__in=list(active))} if active else {}
-        out: dict[str, ProfileInfo] = {}
-        for uid in uids:
-            if uid in active:
-                r = rows.get(uid)
-                out[uid] = ProfileInfo(uid, r.name, r.avatar, r.status, r.updated_at) if r \
-                    else ProfileInfo(uid, "", "", "", 0)
-        return out
+        accounts = await self._users.account_names(set(uids))
+        rows = {r.uid: r for r in await Profile.filter(uid__in=list(accounts))} if accounts else {}
+        return {uid: _info(uid, rows.get(uid), accounts[uid]) for uid in uids if uid in accounts}
 
     async def set(self, uid: str, *, name: str | None = None, avatar: str | None = None,
                   status: str | None = None) -> tuple[ProfileInfo, list[str]]:
@@ -57,7 +63,8 @@ class ProfileService:
             BadRequest: the avatar is an attachment key that is not an uploaded image of ``uid``'s
                 (an avatar is readable by everyone: nobody may publish another's upload as one).
         """
-        if not await self._users.active_uids({uid}):
+        accounts = await self._users.account_names({uid})
+        if uid not in accounts:
             msg = f"user {uid!r} does not exist"
             raise NotFound(msg)
         if avatar is not None and KEY_RE.match(avatar):
@@ -74,7 +81,7 @@ class ProfileService:
         r = await Profile.get(uid=uid)
         if old is not None and old.avatar != r.avatar and KEY_RE.match(old.avatar):
             await self._attachments.release([old.avatar])  # the old avatar's upload, unless used elsewhere
-        return ProfileInfo(uid, r.name, r.avatar, r.status, r.updated_at), await self._conversations.direct_peers(uid)
+        return _info(uid, r, accounts[uid]), await self._conversations.direct_peers(uid)
 
     async def referenced_keys(self, keys: list[str]) -> builtins.set[str]:
         """The upload keys among ``keys`` that are avatars (attachments.Referrer)."""

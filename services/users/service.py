@@ -123,6 +123,13 @@ class UserService:
         """The subset of ``uids`` that exist and are not disabled."""
         return await run_on(connections.get("default"), self.active_uids_sql(uids)) if uids else set()
 
+    async def account_names(self, uids: set[str]) -> dict[str, str]:
+        """The account names (``user add --name``; "" when none) of the active users among ``uids``."""
+        if not uids:
+            return {}
+        rows = await User.filter(uid__in=sorted(uids), disabled=False).values_list("uid", "name")
+        return {str(uid): str(name) for uid, name in rows}
+
     @staticmethod
     def active_uids_sql(uids: set[str]) -> Program[set[str]]:
         """``active_uids`` as a program (a caller's transaction reads it with its own statements)."""
