@@ -304,6 +304,8 @@ class App:
                                              edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text,
                                              contacts_policy=s.messaging.policy == "contacts",
                                              attachments=attachments)
+        if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
+            self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
             self._stack.push_async_callback(attachments.close)
             refresh = getattr(attachments.store, "refresh_loop", None)  # S3 on temporary credentials

@@ -26,6 +26,9 @@ class DeviceToken(Model):
     expires_at = fields.BigIntField(null=True, db_index=True)  # cluster mode closes connections as they pass
     revoked_at = fields.BigIntField(null=True)
     encoding = fields.CharField(max_length=8, default="json")  # the device's payloads: json, cbor, msgpack
+    # The last successful login with it (ms), written at most once a minute per token, in batches
+    # (UserService.record_token_use): None until first used.
+    last_used_at = fields.BigIntField(null=True)
 
     class Meta:
         table = "device_tokens"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import cast
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 
 from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
@@ -20,22 +23,24 @@ from services.sql import AnyOf, Program, Query, run_on
 from services.transactions import transaction
 from services.users.models import AuthEvent, DeviceToken, User
 
+log = logging.getLogger(__name__)
+
 _TOKEN_PREFIX = "imt_"
 # One round trip per CONNECT: the token and its user's state together.
 _AUTH_SQL = (
-    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, t.encoding, u.disabled "
+    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, t.encoding, t.last_used_at, u.disabled "
     "FROM device_tokens t LEFT JOIN users u ON u.uid = t.uid WHERE t.token_hash = ?"
 )
+USED_EVERY_MS = 60_000  # a token's last_used_at is written at most once a minute
+_USE_BATCH = 500  # tokens per UPDATE
+_USE_PENDING_MAX = 100_000  # noted and not yet written; past it, "last used" is dropped (best effort)
+MAX_PAGE = 1000  # users per page of list_users
 
 
 def hash_token(token: str) -> str:
     """SHA-256 of a token. Tokens carry 256 random bits, so a fast hash is the right one:
     there is nothing to brute-force, and it keeps connects off a slow KDF."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +54,6 @@ class IssuedToken:
     encoding: str = "json"
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class TokenInfo:
     """A token's record, never its secret."""
@@ -62,6 +65,7 @@ class TokenInfo:
     expires_at: int | None
     revoked_at: int | None
     encoding: str = "json"
+    last_used_at: int | None = None  # the last login with it, to the minute (None: never used)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +76,23 @@ class UserInfo:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    """A page of users in uid order; ``next``: the ``after`` of the next page (None: the last)."""
+
+    items: list[UserInfo]
+    next: str | None
+
+
 class UserService:
     """Users and device tokens. Used by the CLI, the broker's authenticator and the bridge."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        self._used: set[int] = set()  # tokens logged in with whose last_used_at is to be written
+        self._used_noted = asyncio.Event()
+        self._used_written = asyncio.Event()  # nothing noted is waiting to be written
+        self._used_written.set()
 
     # ---- users -------------------------------------------------------------------------
     async def add_user(self, uid: str, name: str = "") -> UserInfo:
@@ -105,6 +121,41 @@ class UserService:
             msg = f"user {uid!r} does not exist"
             raise NotFound(msg)
         return UserInfo(user.uid, user.name, user.disabled, user.created_at)
+
+    async def list_users(self, *, disabled: bool | None = None, after: str | None = None,
+                         limit: int = 100) -> UserPage:
+        """Users in uid order, ``limit`` (1-``MAX_PAGE``) at a time, from the first uid after
+        ``after`` (the previous page's ``next``); ``disabled``: only the disabled (True) or the
+        enabled (False) ones.
+
+        Raises:
+            BadRequest: ``limit`` out of range, or ``after`` not a uid.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            msg = f"limit must be 1-{MAX_PAGE}, not {limit}"
+            raise BadRequest(msg)
+        if after is not None and not UID_RE.match(after):
+            msg = "after must be a uid (the previous page's next)"
+            raise BadRequest(msg)
+        query = User.all()
+        if disabled is not None:
+            query = query.filter(disabled=disabled)
+        if after is not None:
+            query = query.filter(uid__gt=after)
+        rows = await query.order_by("uid").limit(limit + 1)
+        items = [UserInfo(u.uid, u.name, u.disabled, u.created_at) for u in rows[:limit]]
+        return UserPage(items, items[-1].uid if len(rows) > limit else None)
+
+    async def enable_user(self, uid: str) -> None:
+        """Enable a disabled user again (their tokens that were not revoked work again; enabling an
+        enabled user changes nothing).
+
+        Raises:
+            NotFound: no such user.
+        """
+        if not await User.filter(uid=uid).update(disabled=False):
+            msg = f"user {uid!r} does not exist"
+            raise NotFound(msg)
 
     async def disable_user(self, uid: str) -> None:
         """Disable a user; every live connection of theirs is dropped by the broker.
@@ -197,8 +248,8 @@ class UserService:
         """
         await self.get_user(uid)
         rows = await DeviceToken.filter(uid=uid).order_by("-id")
-        return [TokenInfo(r.id, r.device, r.platform, r.created_at, r.expires_at, r.revoked_at, r.encoding)
-                for r in rows]
+        return [TokenInfo(r.id, r.device, r.platform, r.created_at, r.expires_at, r.revoked_at, r.encoding,
+                          r.last_used_at) for r in rows]
 
     async def revoke_tokens(self, uid: str, device: str | None = None) -> int:
         """Revoke the user's tokens (of one device, or all); live sessions are dropped.
@@ -246,8 +297,42 @@ class UserService:
             if len(asked) > 1 or not asked <= ENCODINGS.keys():
                 return AuthFailure.BAD_FORMAT
             encoding = asked.pop()
+        if row["last_used_at"] is None or now - row["last_used_at"] >= USED_EVERY_MS:
+            self._note_use(row["id"])
         return Identity(row["uid"], row["device"], row["platform"], row["id"], row["expires_at"],
                         ENCODINGS[encoding] if encoding != "json" else None)
+
+    def _note_use(self, token_id: int) -> None:
+        if len(self._used) < _USE_PENDING_MAX:
+            self._used.add(token_id)
+            self._used_noted.set()
+            self._used_written.clear()
+
+    async def record_token_use(self) -> None:
+        """Write the noted logins' ``last_used_at``, until cancelled (a task of the process that
+        authenticates). A login only notes its token (no IO: CONNECTs never wait for it), and only
+        when the stored time is a minute old; this task writes what was noted meanwhile, in
+        UPDATEs of ``_USE_BATCH`` tokens, one at a time, so a connect storm of N devices costs
+        about N/500 statements, and a device reconnecting in a loop one a minute. Best effort: a
+        write that fails is logged and dropped, and what is noted when the process stops is lost."""
+        while True:
+            await self._used_noted.wait()
+            self._used_noted.clear()
+            used, self._used = sorted(self._used), set()
+            now = self._clock.now_ms()
+            for i in range(0, len(used), _USE_BATCH):
+                try:
+                    await DeviceToken.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - USED_EVERY_MS),
+                                             id__in=used[i:i + _USE_BATCH]).update(last_used_at=now)
+                except Exception:
+                    log.warning("writing the last use of %d token(s) failed", len(used[i:i + _USE_BATCH]),
+                                exc_info=True)
+            if not self._used:
+                self._used_written.set()
+
+    async def token_use_written(self) -> None:
+        """Until every login noted so far has its ``last_used_at`` written (or its write failed)."""
+        await self._used_written.wait()
 
     async def auth_changes_since(self, after_id: int, limit: int = 500) -> list[AuthChange]:
         """Revocations and disables logged after ``after_id``, oldest first."""
