@@ -3,7 +3,10 @@
 FastAPI on uvicorn, run inside imgate's event loop: pydantic models give request validation
 with the failing field named, and the OpenAPI document comes from the same code (checked in as
 ``docs/admin-openapi.json``). Every route except ``/healthz`` needs ``Authorization: Bearer
-<admin.secret>`` (compared in constant time; a wrong or missing secret is a bare 401).
+<admin.secret>`` (compared in constant time; a wrong or missing secret is a 401 with no detail).
+Errors are ``{"error": {"code", "message", "field"?}}``, their HTTP status from the one table
+(``services.errors.WIRE``): a request that fails validation is ``bad_request`` (400) like any
+other, its message naming each failing field and ``field`` the first.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from enum import Enum
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +31,7 @@ from bridge.wire import AVATAR_PATTERN
 from broker.external_auth import ExternalAuth
 from services.errors import WIRE, ErrorCode, ImError
 from services.ids import DEVICE_RE, UID_RE
+from services.users.service import MAX_PAGE
 
 _HTTP_STATUS = {code: wire.http for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
 
@@ -105,6 +109,11 @@ class User(BaseModel):
     created_at: int
 
 
+class UserPage(BaseModel):
+    items: list[User]
+    next: str | None = Field(description="pass it as `after` for the next page; null: this is the last")
+
+
 class NewToken(_Body):
     device: str = Field(pattern=DEVICE_RE.pattern, description="1-32 characters of A-Z a-z 0-9 _ -")
     platform: str = Field("", max_length=32, description="e.g. android, ios, web, desktop")
@@ -130,6 +139,7 @@ class Token(BaseModel):
     created_at: int
     expires_at: int | None
     revoked_at: int | None
+    last_used_at: int | None = Field(description="the last login with it, to the minute; null: never used")
     encoding: str
 
 
@@ -190,6 +200,55 @@ class Health(BaseModel):
     checks: dict[str, bool]
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="services.errors.ErrorCode: bad_request, not_found, conflict, ...")
+    message: str | None = Field(None, description="for a person; a bad request's names each failing field")
+    field: str | None = Field(None, description="the (first) failing field of a bad request, e.g. `device`, "
+                                                "`limit`, or `body` when there is none")
+
+
+class Error(BaseModel):
+    error: ErrorDetail
+
+
+def _field_errors(exc: RequestValidationError) -> tuple[str, str]:
+    """(the message naming every failing field, the first field's name) of a validation error.
+    A field is named without where it was (``device``, not ``body.device``); the whole body
+    missing or not JSON is ``body``."""
+    names, parts = [], []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":  # its loc is the position, not a field
+            loc, msg = ["body"], f"not valid JSON ({err.get('ctx', {}).get('error', msg)})"
+        elif len(loc) > 1 and loc[0] in ("body", "path", "query", "header", "cookie"):
+            loc = loc[1:]  # where it was, not what it was
+        name = ".".join(loc) or "body"
+        names.append(name)
+        parts.append(f"{name}: {msg}")
+    return "; ".join(parts) or "invalid request", names[0] if names else "body"
+
+
+def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents a validation error as 422 with its own body; imgate answers 400 with
+    ``Error`` (the table's bad_request), and 401 to a route behind the secret without it."""
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for operations in schema.get("paths", {}).values():
+        for op in operations.values():
+            responses = op.setdefault("responses", {})
+            if responses.pop("422", None) is not None:
+                responses["400"] = {"description": "Bad request: the message names each failing field", **ref}
+            if op.get("security"):
+                responses["401"] = {"description": "No or a wrong admin secret", **ref}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    error = Error.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(error.pop("$defs", {}))
+    components["Error"] = error
+    return schema
+
+
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
@@ -216,17 +275,33 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("body", "path", "query", "header"):
-            loc = loc[1:]  # where it was, not what it was
-        return _error(422, "bad_request", err.get("msg", "invalid request"), ".".join(loc) or None)
+        message, field = _field_errors(exc)
+        return _error(_HTTP_STATUS[ErrorCode.BAD_REQUEST], ErrorCode.BAD_REQUEST.value, message, field)
 
     @app.exception_handler(ImError)
     async def _service(_: Request, exc: ImError) -> JSONResponse:
         return _error(_HTTP_STATUS[exc.code], exc.code.value, exc.message)
 
+    openapi = app.openapi
+
+    def documented() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _documented_errors(openapi())
+        return app.openapi_schema
+
+    app.openapi = documented  # type: ignore[method-assign]
     guarded = [Depends(authorized)]
+
+    @app.get("/v1/users", response_model=UserPage, dependencies=guarded, tags=["users"])
+    async def list_users(
+        disabled: bool | None = Query(None, description="only the disabled (true) or the enabled (false) users"),
+        after: str | None = Query(None, pattern=UID_RE.pattern,
+                                  description="the previous page's `next`: the users after this uid"),
+        limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"users per page, 1-{MAX_PAGE}"),
+    ) -> UserPage:
+        """Users in uid order, a page at a time: follow `next` (as `after`) until it is null."""
+        page = await ctx.users.list_users(disabled=disabled, after=after, limit=limit)
+        return UserPage(items=[User(**asdict(u)) for u in page.items], next=page.next)
 
     @app.post("/v1/users", status_code=201, response_model=User, dependencies=guarded, tags=["users"])
     async def create_user(body: NewUser) -> User:
@@ -243,6 +318,12 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         await ctx.kick(uid, None, "user disabled")
         return User(**asdict(await ctx.users.get_user(uid)))
 
+    @app.post("/v1/users/{uid}/enable", response_model=User, dependencies=guarded, tags=["users"])
+    async def enable_user(uid: str) -> User:
+        """Enable a disabled user again: their tokens that were not revoked work again."""
+        await ctx.users.enable_user(uid)
+        return User(**asdict(await ctx.users.get_user(uid)))
+
     @app.post("/v1/users/{uid}/tokens", status_code=201, response_model=IssuedToken, dependencies=guarded,
               tags=["tokens"])
     async def issue_token(uid: str, body: NewToken) -> IssuedToken:
@@ -255,7 +336,8 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
     @app.post("/v1/users/{uid}/tokens/revoke", response_model=Count, dependencies=guarded, tags=["tokens"])
     async def revoke_tokens(uid: str, body: Revoke) -> Count:
-        """Revoke the user's tokens (one device's, or all); their live connections are dropped."""
+        """Revoke the user's tokens (one device's, or all with `{}`); their live connections are
+        dropped. `count` 0: nothing matched (no live token of that device)."""
         count = await ctx.users.revoke_tokens(uid, body.device)
         await ctx.kick(uid, body.device, "token revoked")
         return Count(count=count)
