@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -25,7 +26,7 @@ from services.files import private_dir
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from services.users.service import UserService
+    from services.users.service import TokenInfo, UserService
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -47,6 +48,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imgate")
+    except PackageNotFoundError:  # a source tree that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
@@ -57,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="imgate", description="MQTT-native instant messaging.",
                                      parents=[common])
+    parser.add_argument("--version", action="version", version=f"imgate {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common], help="run broker + bridge + services",
@@ -83,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", parents=[common], help="run the background work alone (push, search indexing)",
                             description="Run push fan-out and sending and search indexing, without broker or "
                                         "bridge (imgate run starts one itself unless workers.mode is inline).")
-    worker.add_argument("--lease-holder", help="the name this worker holds its leases under (how imgate run "
-                                               "names its worker, so a restarted one takes them back at once)")
-    worker.add_argument("--settings-stdin", action="store_true",
-                        help="read the settings as one JSON line on stdin and stop at its end (how imgate run "
-                             "starts its worker)")
+    # imgate run's own, hidden from --help: the name its worker holds its leases under (so a
+    # restarted one takes them back at once), and its settings as one JSON line on stdin (the
+    # worker stops at its end).
+    worker.add_argument("--lease-holder", help=argparse.SUPPRESS)
+    worker.add_argument("--settings-stdin", action="store_true", help=argparse.SUPPRESS)
 
     user = sub.add_parser("user", help="manage users", description="Manage users.")
     user_sub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -97,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     disable = user_sub.add_parser("disable", parents=[common], help="disable a user and disconnect them",
                                   description="Disable a user; their live connections are dropped.")
     disable.add_argument("uid")
+    enable = user_sub.add_parser("enable", parents=[common], help="enable a disabled user again",
+                                 description="Enable a disabled user again: their tokens that were not revoked "
+                                             "work again.")
+    enable.add_argument("uid")
+    listing = user_sub.add_parser("list", parents=[common], help="list the users",
+                                  description="List the users in uid order: a table (UID, NAME, STATUS, CREATED "
+                                              "in UTC), or with --json one JSON object a line (uid, name, disabled, "
+                                              "created_at in ms since the epoch), the admin API's User.")
+    listing.add_argument("--disabled", action="store_true", help="only the disabled users")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show = user_sub.add_parser("show", parents=[common], help="show a user and their tokens",
+                               description="Show a user (name, status, created) and how many live tokens they "
+                                           "have; with --json the admin API's User object.")
+    show.add_argument("uid")
+    show.add_argument("--json", action="store_true", help="one JSON object")
 
     token = sub.add_parser("token", help="manage device tokens", description="Manage device access tokens.")
     token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -114,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
                                               "live connections using them are dropped.")
     revoke.add_argument("uid")
     revoke.add_argument("--device", help="only this device (default: every device)")
+    tokens = token_sub.add_parser("list", parents=[common], help="list a user's tokens (never the secrets)",
+                                  description="List a user's device tokens, newest first: DEVICE, PLATFORM, "
+                                              "CREATED, LAST USED (to the minute), EXPIRES (UTC) and STATE (live, "
+                                              "expired, revoked). The tokens themselves are not stored, so never "
+                                              "shown. With --json one JSON object a line (the admin API's Token).")
+    tokens.add_argument("uid")
+    tokens.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sub.add_parser("migrate", parents=[common], help="bring the database schema up to date",
                    description="Apply the database migrations this imgate has and the database lacks (`imgate "
                                "run` does it too at start-up); prints each one applied. Safe to run twice, and "
@@ -468,8 +501,55 @@ def _listener_hint(exc: ListenerError, port: int | None) -> str:
     return text
 
 
+def _when(ms: int | None) -> str:
+    """A time in ms as UTC to the second (``-``: none)."""
+    from datetime import UTC, datetime
+
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
+
+
+def _token_state(token: TokenInfo, now_ms: int) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    return "expired" if token.expires_at is not None and token.expires_at <= now_ms else "live"
+
+
+async def _list_users(users: UserService, disabled: bool, as_json: bool) -> str | None:
+    """Every user (or the disabled ones), a page at a time: JSON lines as they come, or a table."""
+    import json
+
+    from services.users.service import MAX_PAGE
+
+    rows: list[tuple[str, ...]] = []
+    after: str | None = None
+    while True:
+        page = await users.list_users(disabled=True if disabled else None, after=after, limit=MAX_PAGE)
+        if as_json:
+            for user in page.items:
+                print(json.dumps(asdict(user)))
+        rows += [(u.uid, u.name, "disabled" if u.disabled else "enabled", _when(u.created_at)) for u in page.items]
+        if page.next is None:
+            break
+        after = page.next
+    if not rows:
+        print("no disabled users" if disabled else "no users", file=sys.stderr)
+        return None
+    return None if as_json else _table(("UID", "NAME", "STATUS", "CREATED"), rows)
+
+
 def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[str | None]]:
+    import json
+    import time
+
+    from services.errors import NotFound
+
     async def act(users: UserService) -> str | None:
+        now_ms = int(time.time() * 1000)
         if args.command == "user" and args.action == "add":
             info = await users.add_user(args.uid, args.name)
             print(f"created user {info.uid}", file=sys.stderr)
@@ -478,11 +558,45 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
             await users.disable_user(args.uid)
             print(f"disabled user {args.uid}", file=sys.stderr)
             return None
+        if args.command == "user" and args.action == "enable":
+            await users.enable_user(args.uid)
+            print(f"enabled user {args.uid}", file=sys.stderr)
+            return None
+        if args.command == "user" and args.action == "list":
+            return await _list_users(users, args.disabled, args.json)
+        if args.command == "user" and args.action == "show":
+            user = await users.get_user(args.uid)
+            if args.json:
+                return json.dumps(asdict(user))
+            states = [_token_state(t, now_ms) for t in await users.list_tokens(args.uid)]
+            n_live = states.count("live")
+            return _table(("uid", user.uid), [
+                ("name", user.name), ("status", "disabled" if user.disabled else "enabled"),
+                ("created", _when(user.created_at)),
+                ("tokens", f"{n_live} live, {len(states) - n_live} revoked or expired (imgate token list {user.uid})"),
+            ])
         if args.command == "token" and args.action == "issue":
             issued = await users.issue_token(args.uid, args.device, args.platform, args.ttl, args.encoding)
             return issued.token
+        if args.command == "token" and args.action == "list":
+            tokens = await users.list_tokens(args.uid)
+            if args.json:
+                return "\n".join(json.dumps(asdict(t)) for t in tokens) or None
+            if not tokens:
+                print(f"{args.uid} has no tokens", file=sys.stderr)
+                return None
+            return _table(("DEVICE", "PLATFORM", "CREATED", "LAST USED", "EXPIRES", "STATE"),
+                          [(t.device, t.platform or "-", _when(t.created_at), _when(t.last_used_at),
+                            _when(t.expires_at), _token_state(t, now_ms)) for t in tokens])
         if args.command == "token" and args.action == "revoke":
             count = await users.revoke_tokens(args.uid, args.device)
+            if count == 0:  # a typo in --device would otherwise look like success
+                live = sorted({t.device for t in await users.list_tokens(args.uid)
+                               if _token_state(t, now_ms) == "live"})
+                which = f" for device {args.device!r}" if args.device is not None else ""
+                hint = f" (devices with live tokens: {', '.join(live)})" if live and args.device is not None else ""
+                msg = f"{args.uid} has no live token{which}: nothing revoked{hint}"
+                raise NotFound(msg)
             print(f"revoked {count} token(s) of {args.uid}", file=sys.stderr)
             return None
         msg = f"unhandled command {args.command} {args.action}"

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,9 @@ def test_user_and_token_lifecycle(tmp_path: Path, database_url: str) -> None:
     (("user", "disable", "ghost"), "does not exist"),
     (("token", "issue", "ghost", "--device", "x"), "does not exist"),
     (("token", "revoke", "ghost"), "does not exist"),
+    (("user", "enable", "ghost"), "does not exist"),
+    (("user", "show", "ghost"), "does not exist"),
+    (("token", "list", "ghost"), "does not exist"),
 ])
 def test_service_errors_exit_1_with_a_message(tmp_path: Path, database_url: str, args: tuple[str, ...],
                                               needle: str) -> None:
@@ -56,10 +60,121 @@ def test_bad_arguments_exit_2(tmp_path: Path, database_url: str, args: tuple[str
     assert out.returncode == 2 and needle in out.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("run",), ("user",), ("user", "add"), ("token", "issue"), ("token", "revoke")])
-def test_help_everywhere(tmp_path: Path, database_url: str, args: tuple[str, ...]) -> None:
+def _commands() -> list[tuple[str, ...]]:
+    """Every command and subcommand of the parser: (), ("run",), ("user",), ("user", "add"), ..."""
+    import argparse
+
+    from imgate.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        found = [path]
+        for action in parser._actions:  # argparse lists its subparsers nowhere else
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += walk(child, (*path, name))
+        return found
+
+    return walk(build_parser(), ())
+
+
+INTERNAL_FLAGS = ("--settings-stdin", "--lease-holder")  # imgate run's, to start its worker
+
+
+@pytest.mark.parametrize("args", _commands(), ids=lambda a: " ".join(a) or "imgate")
+def test_help_everywhere_without_internal_flags(tmp_path: Path, database_url: str, args: tuple[str, ...]) -> None:
     out = imgate(tmp_path, *args, "--help", database_url=database_url)
-    assert out.returncode == 0 and "usage: imgate" in out.stdout
+    assert out.returncode == 0 and out.stdout.startswith(" ".join(("usage: imgate", *args)))
+    assert not [flag for flag in INTERNAL_FLAGS if flag in out.stdout]
+
+
+def test_the_hidden_flags_still_work() -> None:
+    from imgate.cli import build_parser
+
+    assert len(_commands()) >= 18  # the walk found the subcommands (else the test above checks nothing)
+    args = build_parser().parse_args(["worker", "--settings-stdin", "--lease-holder", "host:1/worker"])
+    assert args.settings_stdin is True and args.lease_holder == "host:1/worker"
+
+
+def test_version(tmp_path: Path, database_url: str) -> None:
+    from importlib.metadata import version
+
+    out = imgate(tmp_path, "--version", database_url=database_url)
+    assert out.returncode == 0 and out.stdout == f"imgate {version('imgate')}\n" == "imgate 0.1.0\n"
+
+
+def test_users_are_listed_shown_and_enabled_again(tmp_path: Path, database_url: str) -> None:
+    import json
+
+    run = lambda *a: imgate(tmp_path, *a, database_url=database_url)
+    for uid, name in (("carol", "Carol C"), ("alice", "Alice"), ("bob", "")):
+        assert run("user", "add", uid, "--name", name).returncode == 0
+    assert run("user", "disable", "bob").returncode == 0
+    table = run("user", "list")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["UID", "NAME", "STATUS", "CREATED"]
+    assert [line.split()[0] for line in lines[1:]] == ["alice", "bob", "carol"]
+    assert "Carol C" in lines[3] and lines[2].split()[1] == "disabled" and lines[1].split()[2] == "enabled"
+    assert lines[1].index("enabled") == lines[3].index("enabled")  # columns line up
+    disabled = run("user", "list", "--disabled")
+    assert [line.split()[0] for line in disabled.stdout.splitlines()[1:]] == ["bob"]
+    objects = [json.loads(line) for line in run("user", "list", "--json").stdout.splitlines()]
+    assert [(u["uid"], u["name"], u["disabled"]) for u in objects] == [
+        ("alice", "Alice", False), ("bob", "", True), ("carol", "Carol C", False)]
+    assert set(objects[0]) == {"uid", "name", "disabled", "created_at"}  # the admin API's User
+    shown = run("user", "show", "bob")
+    assert shown.returncode == 0 and shown.stdout.splitlines()[:3] == ["uid      bob", "name", "status   disabled"]
+    assert json.loads(run("user", "show", "bob", "--json").stdout)["disabled"] is True
+    enabled = run("user", "enable", "bob")
+    assert enabled.returncode == 0 and enabled.stderr.strip().endswith("enabled user bob")
+    none = run("user", "list", "--disabled")
+    assert none.returncode == 0 and none.stdout == "" and "no disabled users" in none.stderr
+    assert run("token", "issue", "bob", "--device", "phone").returncode == 0  # refused while bob was disabled
+
+
+async def test_token_list_shows_last_use_never_the_token(app: Any, tmp_path: Path, database_url: str) -> None:
+    import json
+
+    from services.users.service import hash_token
+    from tests.helpers import connect
+
+    users = app.services.users
+    await users.add_user("alice")
+    phone = (await users.issue_token("alice", "phone", "ios", 3600)).token
+    await users.issue_token("alice", "web")
+    revoked = (await users.issue_token("alice", "old")).token
+    await users.revoke_tokens("alice", "old")
+    async with connect(app.mqtt_port, "alice", "phone", phone):
+        await users.token_use_written()
+    env = {"IMGATE_DATABASE__URL": database_url}
+    code, out, _ = await _imgate(tmp_path, "token", "list", "alice", env=env)
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["DEVICE", "PLATFORM", "CREATED", "LAST", "USED", "EXPIRES", "STATE"]
+    cells = {row.split()[0]: row.split() for row in rows}
+    assert cells.keys() == {"phone", "web", "old"}
+    assert cells["phone"][1] == "ios" and cells["phone"][3] != "-" and cells["phone"][5] == "live"
+    assert cells["web"][3] == "-" and cells["web"][4] == "-" and cells["old"][5] == "revoked"
+    code, out, _ = await _imgate(tmp_path, "token", "list", "alice", "--json", env=env)
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert {t["device"]: t["last_used_at"] is not None for t in listed} == {"phone": True, "web": False, "old": False}
+    for text in (out, "\n".join(rows)):
+        assert not [t for t in (phone, revoked) if t in text or hash_token(t) in text or t[4:] in text]
+
+
+def test_a_revoke_that_matches_nothing_says_so(tmp_path: Path, database_url: str) -> None:
+    """Issue 27: `--device typo` said "revoked 0 token(s)" and exited 0."""
+    run = lambda *a: imgate(tmp_path, *a, database_url=database_url)
+    assert run("user", "add", "alice").returncode == 0
+    assert run("token", "issue", "alice", "--device", "phone").returncode == 0
+    typo = run("token", "revoke", "alice", "--device", "phnoe")
+    assert typo.returncode == 1 and typo.stdout == ""
+    assert typo.stderr.splitlines()[-1] == ("imgate: alice has no live token for device 'phnoe': nothing revoked "
+                                            "(devices with live tokens: phone)")
+    assert "live" in run("token", "list", "alice").stdout.splitlines()[1]  # phone's token untouched
+    assert run("token", "revoke", "alice").returncode == 0
+    again = run("token", "revoke", "alice")
+    assert again.returncode == 1 and again.stderr.splitlines()[-1] == "imgate: alice has no live token: nothing revoked"
 
 
 def test_bad_config_fails_start_naming_the_key(tmp_path: Path, database_url: str) -> None:
