@@ -827,3 +827,16 @@ def test_the_image_runs_as_an_unprivileged_user_owning_its_volumes() -> None:
             source, target, *mode = str(entry).split(":")
             if source in volumes and mode != ["ro"]:
                 assert target in owned, f"{name}: the volume {source} at {target} is not writable by {uid}"
+
+
+def test_the_built_package_carries_the_web_page() -> None:
+    """The image installs a built wheel: every file of the web chat page must be package data
+    (before, the image had no page: setuptools packs modules only)."""
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["imgate"]
+    page = ROOT / "imgate" / "webchat"
+    files = [p.relative_to(ROOT / "imgate").as_posix() for p in page.rglob("*") if p.is_file()]
+    assert "webchat/index.html" in files and "webchat/vendor/mqtt.min.js" in files
+    assert [f for f in files if not any(fnmatch.fnmatchcase(f, pattern) for pattern in patterns)] == []
