@@ -1,8 +1,9 @@
 """imgate's own web listener (``[web]``): the web chat page, and the embedded attachment store's
 uploads and downloads.
 
-- ``GET /`` and the page's files: ``imgate/webchat/`` as it is (no build step), with a strict
-  Content-Security-Policy (scripts and styles from this origin only, no inline script).
+- ``GET /`` and the page's files: ``imgate/webchat/`` as it is (no build step: plain ES modules,
+  ``app.js`` the page and ``imclient.js`` the protocol), with a strict Content-Security-Policy
+  (scripts and styles from this origin only, no inline script).
 - ``GET /config.json``: what the page needs to connect: the broker's WebSocket URL and the
   topic prefix (the page hard-codes neither).
 - ``PUT /files/{key}?…``: an upload, checked against its signed URL (declared size, type and
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -52,6 +54,10 @@ from services.ids import Clock
 log = logging.getLogger("imgate.web")
 
 PAGE_DIR = Path(__file__).parent / "webchat"
+# The page's ES modules (app.js imports imclient.js) only run when served as JavaScript (and
+# nosniff forbids guessing): the system's MIME table may say otherwise for .js (some map it to
+# text/plain), so the standard type is set here.
+mimetypes.add_type("text/javascript", ".js")
 # {files}: where attachments are PUT and read (web.public_url, the S3 endpoint); {mqtt}: the broker.
 _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data: {files}; "
              "connect-src 'self' {mqtt} {files}; object-src 'none'; base-uri 'none'; "

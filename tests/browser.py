@@ -33,9 +33,12 @@ async def chromium() -> AsyncIterator[Any]:
             await browser.close()
 
 
-async def new_page(browser: Any, base_url: str, label: str) -> Any:
+PHONE = {"width": 390, "height": 844}  # a phone-sized viewport (CSS pixels)
+
+
+async def new_page(browser: Any, base_url: str, label: str, *, viewport: dict[str, int] | None = None) -> Any:
     """The page at ``base_url`` in a browser context of its own (its own sessionStorage)."""
-    context = await browser.new_context(viewport={"width": 1000, "height": 680})
+    context = await browser.new_context(viewport=viewport or {"width": 1000, "height": 680})
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     # The page's console and uncaught errors go to the test's output (shown when it fails).
@@ -53,11 +56,12 @@ async def sign_in(page: Any, uid: str, token: str, device: str = "web") -> None:
     await page.get_by_test_id("login-submit").click()
 
 
-async def signed_in(browser: Any, base_url: str, uid: str, token: str, *, device: str = "web") -> Any:
+async def signed_in(browser: Any, base_url: str, uid: str, token: str, *, device: str = "web",
+                    viewport: dict[str, int] | None = None) -> Any:
     """A page of its own browser context, signed in as ``uid`` and showing the chat."""
     from playwright.async_api import expect
 
-    page = await new_page(browser, base_url, uid)
+    page = await new_page(browser, base_url, uid, viewport=viewport)
     await sign_in(page, uid, token, device)
     await expect(page.get_by_test_id("connection")).to_have_text("online")
     await expect(page.get_by_test_id("me")).to_have_text(f"{uid} · {device}")

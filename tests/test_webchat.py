@@ -7,26 +7,63 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.browser import chromium, needs_chromium, new_page, png, sign_in, signed_in
-from tests.helpers import connect, tweak
+from broker.certs import write_dev_certs
+from tests.browser import PHONE, chromium, needs_chromium, new_page, png, sign_in, signed_in
+from tests.helpers import connect, on, tweak
 
 pytestmark = needs_chromium
 
 
 @pytest.fixture
-def settings(settings: Any) -> Any:
-    """The WebSocket listener and the web listener on free ports."""
-    return tweak(tweak(settings, "mqtt", ws_port=0), "web", enabled=True, port=0)
+def settings(settings: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The WebSocket listener and the web listener on free ports. A test parametrized with
+    ``link`` gets a page that cannot connect: ``refused`` (config.json names a port nobody
+    listens on) or ``untrusted`` (wss:// with a certificate of imgate's development CA, which the
+    browser does not trust)."""
+    s = tweak(tweak(settings, "mqtt", ws_port=0), "web", enabled=True, port=0)
+    link = getattr(getattr(request.node, "callspec", None), "params", {}).get("link")
+    if link == "untrusted":
+        certs = write_dev_certs(tmp_path / "certs")
+        s = tweak(s, "mqtt", wss_port=0, tls_cert=certs.server_cert, tls_key=certs.server_key)
+    if link != "refused":
+        yield s
+        return
+    with socket.socket() as closed:  # bound, never listening: a connection to it is refused
+        closed.bind(("127.0.0.1", 0))
+        yield tweak(s, "web", mqtt_url=f"ws://127.0.0.1:{closed.getsockname()[1]}/mqtt")
 
 
 @pytest.fixture
 def base_url(app: Any) -> str:
     return f"http://127.0.0.1:{app.web.port}/"
+
+
+async def test_the_page_and_its_protocol_module_are_served_as_javascript(app: Any, base_url: str) -> None:
+    """app.js imports imclient.js (ES modules, no build step): both as JavaScript, under the
+    page's CSP (scripts from this origin only)."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        for name in ("app.js", "imclient.js"):
+            r = await http.get(name)
+            assert r.status_code == 200
+            assert r.headers["content-type"].split(";")[0] == "text/javascript"
+            assert "script-src 'self';" in r.headers["content-security-policy"]
+        assert 'from "./imclient.js"' in (await http.get("app.js")).text
+        assert "document" not in (await http.get("imclient.js")).text  # no DOM in the protocol module
+
+
+async def mqtt_url(app: Any) -> str:
+    """What config.json tells the page to connect to."""
+    async with httpx.AsyncClient() as http:
+        got: str = (await http.get(f"http://127.0.0.1:{app.web.port}/config.json")).json()["mqtt_url"]
+    return got
 
 
 def bubble(page: Any, text: str) -> Any:
@@ -35,16 +72,25 @@ def bubble(page: Any, text: str) -> Any:
     return page.get_by_test_id("message").filter(has=page.get_by_test_id("msg-text").filter(has_text=exact))
 
 
+async def act(message: Any, testid: str, emoji: str = "") -> None:
+    """Clicks one of a message's actions, which show while it is hovered."""
+    await message.hover()
+    button = message.locator(f'[data-testid="{testid}"][data-emoji="{emoji}"]') if emoji else message.get_by_test_id(testid)
+    await button.click()
+
+
 def conv_item(page: Any, conv: str) -> Any:
     return page.locator(f'[data-testid="conv-item"][data-conv="{conv}"]')
 
 
-async def start_chat(page: Any, uid: str) -> None:
+async def start_chat(page: Any, uid: str, name: str | None = None) -> None:
+    """Opens a 1:1 with ``uid``, whose title is their display name (``users.add`` names a user
+    ``uid.title()``)."""
     from playwright.async_api import expect
 
     await page.get_by_test_id("new-chat-uid").fill(uid)
     await page.get_by_test_id("new-chat-open").click()
-    await expect(page.get_by_test_id("chat-title")).to_have_text(uid)
+    await expect(page.get_by_test_id("chat-title")).to_have_text(name or uid.title())
 
 
 async def say(page: Any, text: str) -> None:
@@ -86,17 +132,17 @@ async def test_two_users_chat_in_the_browser(app: Any, users: Any, base_url: str
 
         # Bob types (alice sees it), then replies to the hello.
         await bob.get_by_test_id("composer-input").fill("hi alice")
-        await expect(alice.get_by_test_id("typing")).to_have_text("bob is typing…")
-        await bubble(bob, "hello bob").get_by_test_id("reply-btn").click()
-        await expect(bob.get_by_test_id("composer-bar-text")).to_have_text("Replying to alice: hello bob")
+        await expect(alice.get_by_test_id("typing")).to_have_text("Bob is typing…")
+        await act(bubble(bob, "hello bob"), "reply-btn")
+        await expect(bob.get_by_test_id("composer-bar-text")).to_have_text("Replying to Alice: hello bob")
         await bob.get_by_test_id("composer-send").click()
         reply = bubble(alice, "hi alice")
         await expect(reply.get_by_test_id("msg-quote-text")).to_have_text("hello bob")
         await expect(alice.get_by_test_id("typing")).to_have_text("")  # his message ends his typing
-        await expect(bubble(bob, "hi alice").get_by_test_id("msg-quote")).to_have_text("alice hello bob")
+        await expect(bubble(bob, "hi alice").get_by_test_id("msg-quote")).to_have_text("Alice hello bob")
 
         # Alice edits her hello: bob sees the new text, "edited", and the quote of his reply follows.
-        await bubble(alice, "hello bob").get_by_test_id("edit-btn").click()
+        await act(bubble(alice, "hello bob"), "edit-btn")
         await expect(alice.get_by_test_id("composer-input")).to_have_value("hello bob")
         await alice.get_by_test_id("composer-input").fill("hello, bob")
         await alice.get_by_test_id("composer-send").click()
@@ -106,7 +152,7 @@ async def test_two_users_chat_in_the_browser(app: Any, users: Any, base_url: str
         await expect(alice.get_by_test_id("composer-bar")).to_be_hidden()
 
         # Bob reacts with a thumbs-up: both see the count, only bob's chip is his own.
-        await bubble(bob, "hello, bob").locator('[data-testid="react-btn"][data-emoji="👍"]').click()
+        await act(bubble(bob, "hello, bob"), "react-btn", "👍")
         for page, mine in ((alice, "false"), (bob, "true")):
             chip = bubble(page, "hello, bob").get_by_test_id("reaction")
             await expect(chip).to_have_text("👍 1")
@@ -202,10 +248,10 @@ async def test_history_scrolls_up_and_groups(app: Any, users: Any, base_url: str
         await expect(group.get_by_test_id("unread")).to_have_text("2")  # its "created" event and the welcome
         await group.click()
         await expect(bubble(bob, "welcome")).to_have_count(1)
-        await expect(bob.get_by_test_id("message").first).to_have_text("alice created the group with bob, dave")
+        await expect(bob.get_by_test_id("message").first).to_have_text("Alice created the group with Bob, Dave")
         await say(bob, "thanks")
         await expect(bubble(alice, "thanks")).to_have_count(1)
-        await bubble(bob, "thanks").get_by_test_id("recall-btn").click()
+        await act(bubble(bob, "thanks"), "recall-btn")
         for page in (alice, bob):
             await expect(page.get_by_test_id("message").last.get_by_test_id("msg-text")).to_have_text("message recalled")
             await expect(bubble(page, "thanks")).to_have_count(0)
@@ -219,7 +265,7 @@ async def test_history_scrolls_up_and_groups(app: Any, users: Any, base_url: str
         await expect(result).to_have_count(1)
         await expect(result.get_by_test_id("search-result-text")).to_have_text("m7")
         await result.click()
-        await expect(alice.get_by_test_id("chat-title")).to_have_text("dave")
+        await expect(alice.get_by_test_id("chat-title")).to_have_text("Dave")
 
 
 async def test_a_refused_sign_in_and_a_take_over_are_shown(app: Any, users: Any, base_url: str) -> None:
@@ -233,7 +279,8 @@ async def test_a_refused_sign_in_and_a_take_over_are_shown(app: Any, users: Any,
     async with chromium() as browser:
         page = await new_page(browser, base_url, "alice")
         await sign_in(page, "alice", "imt_not-a-token")
-        await expect(page.locator(".error")).to_contain_text("sign-in refused")
+        await expect(page.locator(".error")).to_contain_text(
+            f"Could not connect to {await mqtt_url(app)}: sign-in refused: bad user name or token")
         await expect(page.get_by_test_id("login")).to_be_visible()
         await expect(page.locator("#chat")).to_be_hidden()
         assert await page.evaluate("sessionStorage.length") == 0  # nothing kept of a refused login
@@ -241,12 +288,15 @@ async def test_a_refused_sign_in_and_a_take_over_are_shown(app: Any, users: Any,
         await sign_in(page, "alice", token)
         await expect(page.get_by_test_id("connection")).to_have_text("online")
         second = await signed_in(browser, base_url, "alice", token)
-        await expect(page.locator(".error")).to_have_text("this device signed in elsewhere")
+        await expect(page.locator(".error")).to_contain_text("this device signed in elsewhere")
         await expect(page.get_by_test_id("connection")).to_have_text("offline")
+        await expect(page.get_by_test_id("login")).to_be_visible()  # it asks again, the uid filled in
+        await expect(page.get_by_test_id("login-uid")).to_have_value("alice")
+        assert await page.evaluate("sessionStorage.length") == 0  # a reload does not take the session back
         await expect(second.get_by_test_id("connection")).to_have_text("online")
         await second.get_by_test_id("new-chat-uid").fill("alice")  # the second page works
         await second.get_by_test_id("new-chat-open").click()
-        await expect(second.get_by_test_id("chat-title")).to_have_text("alice (notes)")
+        await expect(second.get_by_test_id("chat-title")).to_have_text("Alice (notes)")
         await say(second, "note to self")
 
 
@@ -267,3 +317,229 @@ async def test_the_page_opened_as_localhost_uploads_to_the_listeners_own_address
         await expect(thumb).to_have_attribute("src", re.compile(rf"^http://127\.0\.0\.1:{app.web.port}/files/"))
         assert await image_size(thumb) == [200, 200]
         await expect(alice.get_by_test_id("error")).to_be_hidden()
+
+
+@pytest.mark.parametrize("link", ["refused", "untrusted"])
+async def test_a_connection_that_fails_is_shown_and_the_sign_in_comes_back(
+        app: Any, users: Any, base_url: str, link: str) -> None:
+    """The page cannot open its WebSocket (nothing listens there; or wss:// with a certificate the
+    browser does not trust): it says so, with the URL, and shows the sign-in form again, filled
+    in; nothing is kept, so a reload does not try it again by itself."""
+    from playwright.async_api import expect
+
+    await users.add("alice")
+    url = await mqtt_url(app)
+    assert url.startswith("wss://" if link == "untrusted" else "ws://")
+    async with chromium() as browser:
+        page = await new_page(browser, base_url, "alice")
+        await sign_in(page, "alice", await users.token("alice", "web", "web"))
+        error = page.get_by_test_id("error")
+        await expect(error).to_be_visible()
+        await expect(error).to_contain_text(f"Could not connect to {url}: ")
+        await expect(error).to_contain_text("the connection was refused or closed before the sign-in")
+        if link == "untrusted":  # the browser does not say which: the page says what to check
+            host = url.removeprefix("wss://").split("/")[0]
+            await expect(error).to_contain_text(f"does this browser trust its certificate? (open https://{host}/ once")
+        await expect(page.get_by_test_id("login")).to_be_visible()
+        await expect(page.locator("#chat")).to_be_hidden()
+        await expect(page.get_by_test_id("connecting")).to_be_hidden()
+        await expect(page.get_by_test_id("login-uid")).to_have_value("alice")
+        assert await page.evaluate("sessionStorage.length") == 0
+        await page.reload()
+        await expect(page.get_by_test_id("login")).to_be_visible()
+        await expect(error).to_be_hidden()
+
+
+async def test_a_revoked_token_signs_the_page_out(app: Any, users: Any, base_url: str) -> None:
+    """The server closes the connection (the device's token revoked): the page says so, with the
+    URL and the reason, and asks to sign in again (it does not reconnect over and over)."""
+    from playwright.async_api import expect
+
+    await users.add("alice")
+    async with chromium() as browser:
+        page = await signed_in(browser, base_url, "alice", await users.token("alice", "web", "web"))
+        assert await users.services.users.revoke_tokens("alice", "web") == 1
+        error = page.get_by_test_id("error")
+        await expect(error).to_contain_text(f"Disconnected from {await mqtt_url(app)}: signed out by the server: not authorized any more")
+        await expect(page.get_by_test_id("login")).to_be_visible()
+        await expect(page.locator("#chat")).to_be_hidden()
+        await expect(page.get_by_test_id("login-uid")).to_have_value("alice")
+        await expect(page.get_by_test_id("login-token")).to_have_value("")  # that one is no good now
+        assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def box(locator: Any) -> dict[str, float]:
+    """A visible element's bounding box (x, y, width, height), in CSS pixels of the viewport."""
+    from playwright.async_api import expect
+
+    await expect(locator).to_be_visible()
+    found: dict[str, float] | None = await locator.bounding_box()
+    assert found is not None
+    return found
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (inner["x"] >= outer["x"] - 0.5 and inner["y"] >= outer["y"] - 0.5
+            and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+            and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5)
+
+
+def apart(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+            or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+async def test_a_phone_sized_page_with_display_names_and_avatars(app: Any, users: Any, base_url: str,
+                                                                tmp_path: Path) -> None:
+    """ann (added as ``--name Ann``) on a 390 px wide screen: the list and the conversation are
+    two screens, the message box takes the width. ben edits his profile on the page (name,
+    status, avatar): ann sees "Benjamin", his status and his picture in the list, the header and
+    his messages; ben sees "Ann" (her account name: she never set one). The unread badge and a
+    message's action bar cover nothing and are not cut off."""
+    from playwright.async_api import expect
+
+    accounts = users.services.users
+    await accounts.add_user("ann", "Ann")
+    await accounts.add_user("ben", "Ben")
+    async with chromium() as browser:
+        ann = await signed_in(browser, base_url, "ann", await users.token("ann", "web", "web"), viewport=PHONE)
+        ben = await signed_in(browser, base_url, "ben", await users.token("ben", "web", "web"))
+        await expect(ann.get_by_test_id("me-name")).to_have_text("Ann")
+        await expect(ben.get_by_test_id("me-name")).to_have_text("Ben")
+
+        # ben edits his profile.
+        await ben.get_by_test_id("profile-open").click()
+        await expect(ben.get_by_test_id("profile-name")).to_have_value("Ben")
+        await ben.get_by_test_id("profile-name").fill("Benjamin")
+        await ben.get_by_test_id("profile-status").fill("at lunch")
+        await ben.get_by_test_id("profile-avatar").set_input_files(
+            files=[{"name": "me.png", "mimeType": "image/png", "buffer": png(600, 300)}])
+        await ben.get_by_test_id("profile-save").click()
+        await expect(ben.get_by_test_id("profile")).to_be_hidden()
+        await expect(ben.get_by_test_id("me-name")).to_have_text("Benjamin")
+        await expect(ben.get_by_test_id("me-status")).to_have_text("at lunch")
+        mine = ben.get_by_test_id("me-avatar").locator("img")
+        await expect(mine).to_have_attribute("src", re.compile(rf"^http://127\.0\.0\.1:{app.web.port}/files/"))
+        assert await image_size(mine) == [256, 128]  # made small on the page before the upload
+
+        # ann, on the list screen, opens a chat with ben: the conversation screen replaces it.
+        side, pane = ann.locator(".side"), ann.locator(".pane")
+        await expect(side).to_be_visible()
+        await expect(pane).to_be_hidden()
+        await start_chat(ann, "ben", "Benjamin")
+        await expect(side).to_be_hidden()
+        await expect(pane).to_be_visible()
+        await expect(ann.get_by_test_id("chat-sub")).to_have_text("ben · online · at lunch")
+        await expect(ann.get_by_test_id("chat-avatar").locator("img")).to_have_attribute(
+            "src", re.compile(r"^http://127\.0\.0\.1:\d+/files/"))
+        composer = await box(ann.get_by_test_id("composer-input"))
+        assert composer["width"] >= 280, composer  # most of the 390 px: not a sliver
+        await say(ann, "hi ben")
+        await ann.screenshot(path=tmp_path / "webchat-390-conversation.png")
+
+        # ben sees ann's account name on her message and in his list, and answers twice.
+        item = conv_item(ben, "d:ann:ben")
+        await expect(item.get_by_test_id("conv-title")).to_have_text("Ann")
+        await item.click()
+        await expect(bubble(ben, "hi ben").get_by_test_id("msg-from")).to_have_text("Ann")
+        await expect(ben.get_by_test_id("chat-title")).to_have_text("Ann")
+        await say(ben, "hi ann")
+        theirs = bubble(ann, "hi ann")
+        await expect(theirs.get_by_test_id("msg-from")).to_have_text("Benjamin")
+        await expect(theirs.get_by_test_id("msg-avatar").locator("img")).to_have_attribute(
+            "src", re.compile(r"/files/"))
+
+        # A message's actions, on hover (ben's wide page): inside the bubble, below its text.
+        hello = bubble(ben, "hi ben")
+        await hello.hover()
+        actions = hello.get_by_test_id("msg-actions")
+        await expect(actions).to_be_visible()
+        bar, whole = await box(actions), await box(hello)
+        assert inside(bar, whole), (bar, whole)
+        assert bar["y"] >= (await box(hello.get_by_test_id("msg-text")))["y"] + 1, "it covers the text"
+        assert inside(bar, await box(ben.get_by_test_id("messages")))  # not cut off by the header
+
+        # ann goes back to the list; ben's next message is unread there, its badge in full view.
+        await ann.get_by_test_id("back").click()
+        await expect(side).to_be_visible()
+        await expect(pane).to_be_hidden()
+        await say(ben, "are you there?")
+        mine_item = conv_item(ann, "d:ann:ben")
+        badge = mine_item.get_by_test_id("unread")
+        await expect(badge).to_have_text("1")
+        await expect(mine_item.get_by_test_id("conv-title")).to_have_text("Benjamin")
+        await expect(mine_item.get_by_test_id("avatar").locator("img")).to_have_attribute("src", re.compile(r"/files/"))
+        badge_box, row = await box(badge), await box(mine_item)
+        assert inside(badge_box, row), (badge_box, row)
+        assert apart(badge_box, await box(mine_item.get_by_test_id("presence")))
+        assert apart(badge_box, await box(mine_item.get_by_test_id("conv-title")))
+        assert (await box(mine_item.get_by_test_id("conv-title")))["width"] >= 150
+        await ann.screenshot(path=tmp_path / "webchat-390-list.png")
+        print(f"screenshots at 390 px: {tmp_path}/webchat-390-*.png")
+
+        # Opening it again reads it; ben clears his name: he is "Ben" again for ann.
+        await mine_item.click()
+        await expect(bubble(ann, "are you there?")).to_have_count(1)
+        await expect(badge).to_have_count(0)
+        await ben.get_by_test_id("profile-open").click()
+        await ben.get_by_test_id("profile-name").fill("")
+        await ben.get_by_test_id("profile-save").click()
+        await expect(ann.get_by_test_id("chat-title")).to_have_text("Ben")
+        await expect(bubble(ann, "hi ann").get_by_test_id("msg-from")).to_have_text("Ben")
+
+
+async def test_after_a_dropped_connection_the_gap_is_repaired_and_the_waiting_message_sent(
+        app: Any, users: Any, base_url: str) -> None:
+    """ann's network goes down (her WebSocket is closed, and new ones are refused until it is back,
+    by Playwright's WebSocket routing), twice. What ben sends meanwhile is not delivered to her (a
+    clean session): once the network is back and the page has reconnected by itself, imclient
+    fetches it with history (gap repair). What she sends meanwhile waits in imclient's outbox and
+    goes out, once, when she is back; the conversation reads in seq order."""
+    from playwright.async_api import expect
+
+    await users.add("ann", "ben")
+    net: dict[str, Any] = {"down": False, "open": []}
+
+    async def route(ws: Any) -> None:
+        if net["down"]:
+            await ws.close(code=4000, reason="the network is down")
+            return
+        ws.connect_to_server()
+        net["open"].append(ws)
+
+    async with connect(app.mqtt_port, "ben", "phone", await users.token("ben")) as ben, chromium() as browser:
+        await ben.send_and_ack("b1", "ann", "one")
+        ann = await new_page(browser, base_url, "ann")
+        await ann.route_web_socket(re.compile(r"/mqtt$"), route)
+        await sign_in(ann, "ann", await users.token("ann", "web", "web"))
+        connection = ann.get_by_test_id("connection")
+        await expect(connection).to_have_text("online")
+        await conv_item(ann, "d:ann:ben").click()
+        await expect(bubble(ann, "one")).to_have_count(1)
+
+        async def network(up: bool) -> None:
+            net["down"] = not up
+            if not up:
+                for ws in net["open"]:
+                    await ws.close(code=4000, reason="the network is down")
+                net["open"].clear()
+            await expect(connection).to_have_text("online" if up else re.compile("^(offline|connecting…)$"))
+
+        # What ben sends while ann is away is fetched when she is back (nothing else would bring it).
+        await network(up=False)
+        await ben.send_and_ack("b2", "ann", "two")
+        await network(up=True)
+        await expect(ann.get_by_test_id("msg-text")).to_have_text(["one", "two"])
+
+        # What ann sends while away waits, and goes out when she is back.
+        await network(up=False)
+        await ann.get_by_test_id("composer-input").fill("three")
+        await ann.get_by_test_id("composer-send").click()
+        await ben.send_and_ack("b4", "ann", "four")
+        await expect(ann.get_by_test_id("composer-input")).to_have_value("three")  # waiting for its ack
+        await network(up=True)
+        await expect(ann.get_by_test_id("msg-text")).to_have_text(["one", "two", "four", "three"])
+        await expect(ann.get_by_test_id("composer-input")).to_have_value("")  # acked
+        await ben.inbox.wait_for(on("/in/msg", text="three"))
+        assert len(ben.inbox.matching(on("/in/msg", text="three"))) == 1
+        await expect(ann.get_by_test_id("error")).to_be_hidden()

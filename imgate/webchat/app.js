@@ -1,19 +1,18 @@
-// imgate web chat: a static page speaking imgate's public wire contract (docs/protocol.md) over
-// MQTT on WebSocket with MQTT.js (vendor/mqtt.min.js, the global `mqtt`). User content is only
-// ever rendered with textContent.
+// imgate web chat: the page's DOM code. The wire contract (docs/protocol.md: connect, send with
+// `cid`, gap repair, RPC) is imclient.js's, which has no DOM and can be lifted into another app.
+// User content (names, statuses, messages) is only ever rendered with textContent; avatars are
+// shown only from imgate's own attachment store (never an arbitrary URL: it would tell that site
+// who looks at the profile, and when).
+
+import { ImClient, ImClosed } from "./imclient.js";
 
 const REACTIONS = ["👍", "❤️", "😂"];
 const PAGE = 30;               // history page
 const THUMB_SIDE = 320;        // longest side of a thumbnail, px
+const AVATAR_SIDE = 256;       // an avatar is sent as a JPEG this large at most
 const TYPING_EVERY_MS = 2000;  // at most one typing event per this (the server allows 2/s)
 const TYPING_SHOWN_MS = 4000;  // how long "x is typing" stays after the last event
-const RPC_TIMEOUT_MS = 15000;
-// CONNACK reason codes after which retrying is pointless: client id not valid, bad user name or
-// password, not authorized, quota exceeded (the device policy).
-const AUTH_REFUSED = new Set([0x85, 0x86, 0x87, 0x97]);
-// DISCONNECT reason codes that end the session here: taken over (this uid:device signed in
-// elsewhere) and administrative action (a logout or kick). Reconnecting would fight over it.
-const SIGNED_OUT = new Map([[0x8e, "this device signed in elsewhere"], [0x98, "signed out by the server"]]);
+const KEY_RE = /^[0-9A-HJKMNP-TV-Z]{26}[0-9a-f]{16}$/;  // an attachment key (protocol.md §3)
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const tid = (id) => $(`[data-testid="${id}"]`);
@@ -36,15 +35,13 @@ function el(tag, attrs = {}, ...children) {
 // State
 
 const S = {
-  cfg: null, client: null, me: "", device: "", p: "",  // p: the topic prefix, from config.json
-  session: Math.random().toString(36).slice(2, 10),
-  seq: 0,
-  pending: new Map(),   // rpc id -> {resolve, reject, timer, what}; cid -> the same, for acks
+  cfg: null, im: null, me: "", device: "",
   convs: new Map(),     // conv -> conversations item (+ draft: true for a 1:1 not started yet)
   current: null,        // open conv id
   msgs: new Map(),      // id -> message of the open conversation
   hasMore: false, loadingOlder: false,
-  profiles: new Map(),  // uid -> profile
+  profiles: new Map(),  // uid -> profile (name: the server's display name, else "")
+  wanted: new Set(),    // uids whose profiles are to be fetched (batched)
   presence: new Map(),  // uid -> Map(device -> online)
   watched: new Set(),   // uids whose presence topics we subscribed
   blocked: new Set(),
@@ -55,10 +52,13 @@ const S = {
   typingAt: 0, typingTimers: new Map(),
 };
 
+const rpc = (method, params) => S.im.rpc(method, params);
+
 // ---------------------------------------------------------------------------------------------
 // Errors: every server error is shown, never swallowed.
 
 function showError(err) {
+  if (err instanceof ImClosed) return;  // the connection's end is said once, by its own handler
   const box = tid("error");
   box.textContent = err instanceof Error ? err.message : String(err);
   box.hidden = false;
@@ -66,147 +66,96 @@ function showError(err) {
 }
 tid("error").addEventListener("click", () => { tid("error").hidden = true; });
 
-class ServerError extends Error {
-  constructor(what, error) {
-    const code = error?.data?.code || error?.code || "";
-    super(`${what}: ${error?.message || "error"}${code && !String(error?.message).includes(code) ? ` (${code})` : ""}`);
-    this.code = code;
-  }
-}
-
 /** Runs an async action, showing its error. */
 const guard = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(showError);
 
 // ---------------------------------------------------------------------------------------------
-// Wire
-
-const topic = (kind) => `${S.p}/${S.me}/out/${kind}`;
-const nextId = () => `${S.device}-${S.session}-${++S.seq}`;
-
-function publish(t, body) {
-  S.client.publish(t, JSON.stringify(body), { qos: 1 });
-}
-
-function waitFor(key, what) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { S.pending.delete(key); reject(new Error(`${what}: no answer`)); }, RPC_TIMEOUT_MS);
-    S.pending.set(key, { resolve, reject, timer, what });
-  });
-}
-
-function rpc(method, params) {
-  const id = nextId();
-  const answer = waitFor(id, method);
-  publish(topic("rpc"), { jsonrpc: "2.0", id, method, ...(params ? { params } : {}) });
-  return answer;
-}
-
-/** Sends a message (§3); resolves with the ack, rejects with its error. */
-function send(body) {
-  const cid = nextId();
-  const ack = waitFor(cid, "send");
-  publish(topic("msg"), { cid, ...body });
-  return ack;
-}
-
-function settle(key, body, what) {
-  const p = S.pending.get(key);
-  if (!p) return;  // another device's or tab's answer
-  S.pending.delete(key);
-  clearTimeout(p.timer);
-  if (body.error) p.reject(new ServerError(what || p.what, body.error));
-  else p.resolve(what ? body : body.result);
-}
-
-function onMqttMessage(t, payload) {
-  let body = null;
-  const text = new TextDecoder().decode(payload);
-  if (text) {
-    try { body = JSON.parse(text); } catch { return; }
-  }
-  if (t.startsWith("presence/")) return onPresence(t, body);
-  const kind = t.slice(`${S.p}/${S.me}/in/`.length);
-  if (!body || typeof body !== "object") return;
-  if (kind === "rpc") settle(body.id, body);
-  else if (kind === "ack") {
-    if (body.cid === null && body.error) showError(new ServerError("send", body.error));
-    else settle(body.cid, body, "send");
-  } else if (kind === "msg") onMessage(body);
-  else if (kind === "event") onEvent(body);
-  else if (kind === "notify" && body.type === "kicked" && body.device === S.device) stop(`signed out: ${body.reason}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Login
+// Sign-in, and the connection's end
 
 async function start() {
   const res = await fetch("config.json");
   if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
   S.cfg = await res.json();
-  S.p = S.cfg.topic_prefix;
   if (!S.cfg.mqtt_url) throw new Error("the server has no MQTT over WebSocket listener for this page (config.json: mqtt_url is null)");
   const saved = JSON.parse(sessionStorage.getItem("imgate.login") || "null");
   if (saved) connect(saved);
-  else tid("login").hidden = false;
+  else showLogin();
 }
 
 $("#login").addEventListener("submit", (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
   const login = { uid: f.get("uid").trim(), device: f.get("device").trim() || "web", token: f.get("token").trim() };
-  sessionStorage.setItem("imgate.login", JSON.stringify(login));
+  tid("error").hidden = true;
   connect(login);
 });
 
 tid("logout").addEventListener("click", () => {
   sessionStorage.removeItem("imgate.login");
-  S.client?.end(true);
+  S.im?.close();
   location.reload();
 });
 
-function connect({ uid, device, token }) {
+/** The sign-in form, filled in with the login that just failed (if any). */
+function showLogin(login) {
+  $("#chat").hidden = true;
+  const form = $("#login");
+  if (login) for (const k of ["uid", "device", "token"]) form.elements[k].value = login[k];
+  form.hidden = false;
+}
+
+/** Forgets what a previous sign-in of this tab had shown. */
+function reset() {
+  for (const k of ["convs", "msgs", "profiles", "presence", "peerRead", "urls"]) S[k].clear();
+  S.watched.clear();
+  S.wanted.clear();
+  S.blocked = new Set();
+  S.current = null;
+  tid("conv-list").replaceChildren();
+  tid("messages").replaceChildren();
+  $("#composer").hidden = true;
+  showView("list");
+}
+
+function connect(login) {
+  const { uid, device, token } = login;
+  reset();
   S.me = uid;
   S.device = device;
   tid("login").hidden = true;
   tid("me").textContent = `${uid} · ${device}`;
-  setConn("connecting…");
-  let first = true;
-  const client = mqtt.connect(S.cfg.mqtt_url, {
-    protocolVersion: 5, clientId: `${uid}:${device}`, username: uid, password: token,
-    clean: true, keepalive: 30, reconnectPeriod: 3000, connectTimeout: 10000,
-    timerVariant: "native",  // MQTT.js's default keeps its timers in a blob: worker, which the page's CSP forbids
-  });
-  S.client = client;
-  client.on("message", onMqttMessage);
-  client.on("connect", () => {
-    setConn("online");
-    client.subscribe(`${S.p}/${uid}/in/#`, { qos: 1 }, (err) => {
-      if (err) return showError(err);
+  tid("connecting").hidden = false;
+  tid("connecting-url").textContent = S.cfg.mqtt_url;
+  const im = new ImClient({ url: S.cfg.mqtt_url, prefix: S.cfg.topic_prefix, uid, device, token });
+  S.im = im;
+  im.on("state", (state) => setConn(state === "connecting" ? "connecting…" : state === "stopped" ? "offline" : state));
+  im.on("online", ({ first }) => {
+    tid("connecting").hidden = true;
+    if (first) {
+      sessionStorage.setItem("imgate.login", JSON.stringify(login));  // kept once it has worked
       $("#chat").hidden = false;
-      if (first) { first = false; guard(loadAll)(); } else guard(resync)();
-    });
+      guard(loadAll)();
+    } else guard(resync)();
   });
-  client.on("disconnect", (packet) => {
-    const why = SIGNED_OUT.get(packet.reasonCode);
-    if (why) stop(why);
+  // Never got in (refused, TLS not trusted, sign-in refused, closed by the server): say so with
+  // the URL, and ask again; a reload does not try it again by itself.
+  im.on("failed", ({ url, reason }) => {
+    tid("connecting").hidden = true;
+    sessionStorage.removeItem("imgate.login");
+    showLogin(login);
+    showError(`Could not connect to ${url}: ${reason}`);
   });
-  client.on("offline", () => setConn("offline"));
-  client.on("reconnect", () => setConn("connecting…"));
-  client.on("error", (err) => {
-    if (AUTH_REFUSED.has(err.code)) {
-      sessionStorage.removeItem("imgate.login");
-      $("#chat").hidden = true;
-      tid("login").hidden = false;
-      stop(`sign-in refused: ${err.message}`);
-    } else showError(err);
+  // Signed out by the server (token revoked, user disabled, the device signed in elsewhere).
+  im.on("ended", ({ reason }) => {
+    sessionStorage.removeItem("imgate.login");
+    showLogin({ uid, device, token: "" });
+    showError(`Disconnected from ${S.cfg.mqtt_url}: ${reason}`);
   });
-}
-
-/** Ends the connection for good (no reconnecting), saying why. */
-function stop(why) {
-  S.client.end(true);
-  setConn("offline");
-  showError(why);
+  im.on("message", onMessage);
+  im.on("event", onEvent);
+  im.on("presence", onPresence);
+  im.on("error", showError);
+  im.connect();
 }
 
 function setConn(text) {
@@ -216,31 +165,140 @@ function setConn(text) {
 }
 
 async function loadAll() {
+  await loadProfiles([S.me]);
+  renderMe();
   const [blocks] = await Promise.all([rpc("block.list"), loadConversations()]);
   S.blocked = new Set(blocks.blocked);
   renderHead();
 }
 
-/** After a reconnect: refresh the list, and fetch what the open conversation missed. */
+/** After a reconnect: refresh the list (the open conversation's gap is imclient's to repair). */
 async function resync() {
+  S.profiles.clear();  // profile events missed while offline
+  await loadProfiles([S.me, ...S.watched]);
+  renderMe();
   await loadConversations();
-  if (!S.current || S.convs.get(S.current)?.draft) return;
-  let after = Math.max(0, ...[...S.msgs.values()].map((m) => m.seq));
-  for (;;) {
-    const page = await rpc("history", { conv: S.current, after_seq: after, limit: 200 });
-    page.messages.forEach(putMessage);
-    if (!page.has_more || !page.messages.length) break;
-    after = page.messages.at(-1).seq;
-  }
   markRead();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Conversations
+// Names and avatars: the profile's name (the server falls back to the account name), else the uid.
 
 const peerOf = (conv) => conv.startsWith("d:") ? (conv.split(":").slice(1).find((u) => u !== S.me) ?? S.me) : null;
 const directConv = (uid) => `d:${[S.me, uid].sort().join(":")}`;
-const nameOf = (uid) => S.profiles.get(uid)?.name || uid;
+
+function nameOf(uid) {
+  const p = S.profiles.get(uid);
+  if (!p) wantProfile(uid);
+  return p?.name || uid;
+}
+
+/** A user's name, kept up to date by refreshNames(). */
+const nameEl = (uid, attrs = {}) => el("span", { ...attrs, "data-name-of": uid }, nameOf(uid));
+
+/** A user's avatar: their uploaded picture, else their initial. */
+function avatarEl(uid, testid = "avatar") {
+  const box = el("span", { class: "avatar", testid, "data-avatar-of": uid, "aria-hidden": "true" });
+  fillAvatar(box, uid);
+  return box;
+}
+
+function fillAvatar(box, uid) {
+  const p = S.profiles.get(uid);
+  const key = p?.avatar && KEY_RE.test(p.avatar) ? p.avatar : "";  // an https:// avatar is not fetched
+  if (key && box.dataset.key === key && box.querySelector("img")) return;  // that picture is shown already
+  box.dataset.key = key;
+  const face = (content) => box.replaceChildren(content, ...box.querySelectorAll(".dot"));  // a presence dot stays
+  face([...nameOf(uid)][0]?.toUpperCase() ?? "?");
+  if (key) {
+    urlFor(key).then((url) => {
+      if (box.dataset.key === key) face(el("img", { src: url, alt: "" }));
+    }, () => {});  // no picture: the initial stays
+  }
+}
+
+function refreshNames() {
+  for (const e of document.querySelectorAll("[data-name-of]")) e.textContent = nameOf(e.dataset.nameOf);
+  for (const e of document.querySelectorAll("[data-avatar-of]")) fillAvatar(e, e.dataset.avatarOf);
+  renderMe();
+}
+
+/** Fetches the profiles of uids not seen yet, in one batch per turn of the event loop. */
+function wantProfile(uid) {
+  if (S.wanted.has(uid) || !S.im) return;
+  S.wanted.add(uid);
+  if (S.wanted.size === 1) {
+    setTimeout(guard(async () => {
+      const uids = [...S.wanted];
+      await loadProfiles(uids);
+      uids.forEach((u) => S.wanted.delete(u));
+      refreshNames();
+      renderConvs();
+      renderHead();
+    }), 0);
+  }
+}
+
+async function loadProfiles(uids) {
+  const missing = [...new Set(uids)].filter((u) => !S.profiles.has(u));
+  for (let i = 0; i < missing.length; i += 200) {
+    const batch = missing.slice(i, i + 200);
+    const { profiles } = await rpc("profile.get", { uids: batch });
+    for (const uid of batch) S.profiles.set(uid, profiles[uid] ?? { uid, name: "", avatar: "", status: "", missing: true });
+  }
+}
+
+function renderMe() {
+  const p = S.profiles.get(S.me);
+  tid("me-name").textContent = p?.name || S.me;
+  tid("me-status").textContent = p?.status || "";
+  fillAvatar(tid("me-avatar"), S.me);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile editing: name, status, avatar
+
+tid("profile-open").addEventListener("click", () => {
+  const form = $("#profile");
+  const p = S.profiles.get(S.me) ?? {};
+  form.elements.name.value = p.name || "";
+  form.elements.status.value = p.status || "";
+  form.elements.avatar.value = "";
+  tid("profile-avatar-remove").hidden = !p.avatar;
+  form.hidden = !form.hidden;
+});
+tid("profile-cancel").addEventListener("click", () => { $("#profile").hidden = true; });
+
+tid("profile-avatar-remove").addEventListener("click", guard(async () => {
+  S.profiles.set(S.me, await rpc("profile.set", { avatar: "" }));
+  tid("profile-avatar-remove").hidden = true;
+  refreshNames();
+}));
+
+$("#profile").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const f = e.target.elements;
+  const old = S.profiles.get(S.me) ?? {};
+  const params = {};
+  const name = f.name.value.trim(), status = f.status.value.trim();
+  if (name !== (old.name || "")) params.name = name;
+  if (status !== (old.status || "")) params.status = status;
+  const file = f.avatar.files[0];
+  if (file) {
+    const bitmap = await createImageBitmap(file).catch(() => { throw new Error(`${file.name} is not an image`); });
+    const small = await scaled(bitmap, AVATAR_SIDE);
+    bitmap.close();
+    params.avatar = (await upload(small.blob, "image/jpeg", "avatar.jpg")).key;
+  }
+  if (Object.keys(params).length) S.profiles.set(S.me, await rpc("profile.set", params));
+  e.target.hidden = true;
+  refreshNames();
+  renderConvs();
+  renderHead();
+}));
+
+// ---------------------------------------------------------------------------------------------
+// Conversations
 
 function convTitle(c) {
   if (c.conv.startsWith("g:")) return c.name || "group";
@@ -267,14 +325,6 @@ async function loadConversations() {
   renderConvs();
 }
 
-async function loadProfiles(uids) {
-  const missing = uids.filter((u) => !S.profiles.has(u));
-  for (let i = 0; i < missing.length; i += 200) {
-    const { profiles } = await rpc("profile.get", { uids: missing.slice(i, i + 200) });
-    for (const [uid, p] of Object.entries(profiles)) S.profiles.set(uid, p);
-  }
-}
-
 function convActivity(c) { return c.last?.ts ?? (c.draft ? Date.now() : 0); }
 
 function renderConvs() {
@@ -282,16 +332,16 @@ function renderConvs() {
   const items = [...S.convs.values()].sort((a, b) => convActivity(b) - convActivity(a));
   list.replaceChildren(...items.map((c) => {
     const peer = c.peer || peerOf(c.conv);
-    const dot = peer && peer !== S.me
-      ? el("span", { class: "dot", testid: "presence", "data-online": String(isOnline(peer)) }) : el("span", { class: "dot none" });
+    const face = peer ? avatarEl(peer) : el("span", { class: "avatar group", testid: "avatar", "aria-hidden": "true" }, "#");
+    if (peer && peer !== S.me) face.append(el("span", { class: "dot", testid: "presence", "data-online": String(isOnline(peer)) }));
     return el("li", {
       testid: "conv-item", "data-conv": c.conv, class: c.conv === S.current ? "active" : "",
       onclick: guard(() => openConv(c.conv)),
     },
-    dot,
+    face,
     el("span", { class: "title", testid: "conv-title" }, convTitle(c)),
-    el("span", { class: "preview", testid: "conv-preview" }, c.last ? preview(c.last) : ""),
-    c.unread > 0 ? el("span", { class: "badge", testid: "unread" }, String(c.unread)) : null);
+    c.unread > 0 ? el("span", { class: "badge", testid: "unread" }, String(c.unread)) : null,
+    el("span", { class: "preview", testid: "conv-preview" }, c.last ? preview(c.last) : ""));
   }));
 }
 
@@ -312,7 +362,7 @@ async function watchPresence(uids) {
   const fresh = uids.filter((u) => !S.watched.has(u));
   if (!fresh.length) return;
   fresh.forEach((u) => S.watched.add(u));
-  S.client.subscribe(fresh.map((u) => `presence/${u}/+`), { qos: 1 }, (err) => err && showError(err));
+  S.im.watchPresence(fresh);
   for (let i = 0; i < fresh.length; i += 200) {
     const { presence } = await rpc("presence", { uids: fresh.slice(i, i + 200) });
     for (const [uid, p] of Object.entries(presence)) {
@@ -325,24 +375,43 @@ async function watchPresence(uids) {
   renderHead();
 }
 
-function onPresence(t, body) {
-  const [, uid, device] = t.split("/");
+function onPresence({ uid, device, online }) {
   const devices = S.presence.get(uid) ?? new Map();
-  if (body && typeof body.online === "boolean") devices.set(device, body.online);
-  else devices.delete(device);
+  if (online === null) devices.delete(device);
+  else devices.set(device, online);
   S.presence.set(uid, devices);
   renderConvs();
   renderHead();
 }
 
 // ---------------------------------------------------------------------------------------------
-// The open conversation
+// The open conversation (on a narrow screen, the list and the conversation are two screens)
+
+function showView(view) {
+  $("#chat").dataset.view = view;
+}
+
+/** Back to the list (a narrow screen): the conversation is closed, so nothing is read unseen. */
+tid("back").addEventListener("click", () => {
+  if (S.current) S.im.unfollow(S.current);
+  S.current = null;
+  S.msgs.clear();
+  tid("messages").replaceChildren();
+  $("#composer").hidden = true;
+  tid("chat-title").textContent = "Pick a conversation";
+  for (const id of ["chat-sub", "typing"]) tid(id).textContent = "";
+  for (const id of ["chat-avatar", "chat-presence", "block-toggle"]) tid(id).hidden = true;
+  showView("list");
+  renderConvs();
+});
 
 async function openConv(conv) {
+  if (S.current) S.im.unfollow(S.current);
   S.current = conv;
   S.msgs.clear();
   S.hasMore = false;
   setComposerMode(null);
+  showView("conv");
   tid("messages").replaceChildren();
   tid("typing").textContent = "";
   $("#composer").hidden = false;
@@ -354,6 +423,7 @@ async function openConv(conv) {
   if (S.current !== conv) return;
   S.hasMore = page.has_more;
   page.messages.forEach(putMessage);
+  S.im.follow(conv, Math.max(0, ...page.messages.map((m) => m.seq)));  // gaps from here on are repaired
   scrollToEnd();
   markRead();
   await fillUp();
@@ -367,6 +437,7 @@ async function fillUp() {
 function renderHead() {
   const conv = S.current;
   const title = tid("chat-title"), sub = tid("chat-sub"), dot = tid("chat-presence"), block = tid("block-toggle");
+  const face = tid("chat-avatar");
   if (!conv) return;
   const c = S.convs.get(conv);
   title.textContent = c ? convTitle(c) : conv;
@@ -374,10 +445,13 @@ function renderHead() {
   const direct = peer && peer !== S.me;
   dot.hidden = !direct;
   block.hidden = !direct;
+  face.hidden = !peer;
+  if (peer) { face.dataset.avatarOf = peer; fillAvatar(face, peer); }
   if (direct) {
     const online = isOnline(peer);
     dot.dataset.online = String(online);
-    sub.textContent = `${peer} · ${online ? "online" : "offline"}`;
+    const status = S.profiles.get(peer)?.status;
+    sub.textContent = `${peer} · ${online ? "online" : "offline"}${status ? ` · ${status}` : ""}`;
     block.textContent = S.blocked.has(peer) ? "Unblock" : "Block";
   } else sub.textContent = conv.startsWith("g:") ? "group" : "notes to self";
 }
@@ -442,15 +516,15 @@ function renderMessage(m) {
   }
   const li = el("li", {
     class: `msg${mine ? " mine" : ""}`, testid: "message", "data-id": m.id, "data-seq": m.seq,
-    "data-from": m.from, "data-mine": String(mine),
+    "data-from": m.from, "data-mine": String(mine), tabindex: -1,  // a tap focuses it: its actions show
   });
-  li.append(el("div", { class: "meta" }, el("span", { class: "from" }, nameOf(m.from)),
-    el("time", {}, fmtTime(m.ts))));
+  li.append(el("div", { class: "meta" }, mine ? null : avatarEl(m.from, "msg-avatar"),
+    nameEl(m.from, { class: "from", testid: "msg-from" }), el("time", {}, fmtTime(m.ts))));
   if (m.reply) {
     const q = m.reply;
     const what = q.type === "recalled" ? "message recalled" : q.excerpt || `[${q.type}]`;
     li.append(el("div", { class: "quote", testid: "msg-quote" },
-      el("span", { class: "from" }, nameOf(q.from)), " ", el("span", { testid: "msg-quote-text" }, what)));
+      nameEl(q.from, { class: "from" }), " ", el("span", { testid: "msg-quote-text" }, what)));
   }
   if (m.type === "recalled") li.append(el("div", { class: "recalled", testid: "msg-text" }, "message recalled"));
   else {
@@ -458,20 +532,18 @@ function renderMessage(m) {
     if (typeof m.text === "string") li.append(el("div", { class: "text", testid: "msg-text" }, m.text));
     else if (m.type === "custom") li.append(el("div", { class: "text custom" }, "[custom message]"));
   }
+  if (m.type !== "recalled") li.append(renderReactions(m));
   const foot = el("div", { class: "foot" });
+  if (m.type !== "recalled") foot.append(renderActions(m));
   if (m.edited_at) foot.append(el("span", { class: "edited", testid: "msg-edited" }, "edited"));
   if (mine) foot.append(el("span", { class: "status", testid: "msg-status" }));
   li.append(foot);
-  if (m.type !== "recalled") {
-    li.append(renderReactions(m));
-    li.append(renderActions(m));
-  }
   return li;
 }
 
 function memberText(m) {
   const d = m.data || {};
-  const who = (list) => (list || []).filter((u) => u !== m.from).map(nameOf).join(", ");
+  const who = (uids) => (uids || []).filter((u) => u !== m.from).map(nameOf).join(", ");
   const by = nameOf(m.from);
   let text = `${by} changed the group`;
   if (d.event === "created") text = `${by} created the group${who(d.added) ? ` with ${who(d.added)}` : ""}`;
@@ -494,9 +566,10 @@ function renderReactions(m) {
   return row;
 }
 
+/** The message's actions: in its own footer (shown on hover or focus, always on touch screens). */
 function renderActions(m) {
   const mine = m.from === S.me;
-  const bar = el("div", { class: "actions" });
+  const bar = el("span", { class: "actions", testid: "msg-actions" });
   bar.append(el("button", { type: "button", testid: "reply-btn", onclick: () => setComposerMode({ reply: m }) }, "Reply"));
   for (const emoji of REACTIONS) {
     bar.append(el("button", { type: "button", testid: "react-btn", "data-emoji": emoji,
@@ -622,8 +695,9 @@ async function upload(blob, mime, name) {
   return { key: r.key, mime, size: blob.size, sha256 };
 }
 
-async function thumbnail(bitmap) {
-  const scale = Math.min(1, THUMB_SIDE / Math.max(bitmap.width, bitmap.height));
+/** The image as a JPEG whose longest side is `side` px at most. */
+async function scaled(bitmap, side) {
+  const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
   const canvas = el("canvas", { width: Math.max(1, Math.round(bitmap.width * scale)),
     height: Math.max(1, Math.round(bitmap.height * scale)) });
   const ctx = canvas.getContext("2d");
@@ -646,13 +720,13 @@ async function sendFile(file) {
     const bitmap = await createImageBitmap(file);
     attachment.width = bitmap.width;
     attachment.height = bitmap.height;
-    const t = await thumbnail(bitmap);
+    const t = await scaled(bitmap, THUMB_SIDE);
     bitmap.close();
     attachment.thumbnail = { ...(await upload(t.blob, "image/jpeg")), width: t.width, height: t.height };
   } else if (mime.startsWith("audio/")) type = "audio";
   else if (mime.startsWith("video/")) type = "video";
   const text = $("#composer").elements.text.value.trim();
-  await send({ ...target(), type, attachment, ...(text ? { text } : {}),
+  await S.im.send({ ...target(), type, attachment, ...(text ? { text } : {}),
     ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
   if (text) $("#composer").elements.text.value = "";
   setComposerMode(null);
@@ -698,7 +772,7 @@ $("#composer").addEventListener("submit", guard(async (e) => {
   if (S.editing) {
     await rpc("edit", { id: S.editing.id, text });
   } else {
-    await send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
+    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
   }
   input.value = "";
   setComposerMode(null);
@@ -708,7 +782,7 @@ $("#composer").elements.text.addEventListener("input", () => {
   const c = S.convs.get(S.current);
   if (!c || c.draft || S.editing || Date.now() - S.typingAt < TYPING_EVERY_MS) return;
   S.typingAt = Date.now();
-  publish(topic("event"), { type: "typing", conv: c.conv });
+  S.im.event({ type: "typing", conv: c.conv });
 });
 
 function showTyping(conv, from, on) {
@@ -730,7 +804,7 @@ function onMessage(m) {
   }
   c = S.convs.get(m.conv);
   if (c) {
-    c.last = m;
+    if (m.seq >= (c.last?.seq ?? 0)) c.last = m;  // a repaired gap brings older messages after newer ones
     if (m.seq > (c.last_seq || 0)) {
       c.last_seq = m.seq;
       if (m.from === S.me) c.read_seq = Math.max(c.read_seq || 0, m.seq);
@@ -738,7 +812,7 @@ function onMessage(m) {
     }
     renderConvs();
   }
-  showTyping(m.conv, m.from, false);  // a message ends its sender's typing
+  if (!m.repaired) showTyping(m.conv, m.from, false);  // a message ends its sender's typing
   if (m.conv !== S.current) return;
   const stick = m.from === S.me || nearEnd();
   putMessage(m);
@@ -808,11 +882,14 @@ function onEvent(ev) {
         putMessage({ ...rest, type: "member", data: { event, added, removed, owner, name } });
       }
       break;
-    case "profile":
-      S.profiles.set(ev.uid, ev);
+    case "profile": {
+      const { type: _t, ...profile } = ev;
+      S.profiles.set(ev.uid, profile);
+      refreshNames();
       renderConvs();
       renderHead();
       break;
+    }
     default:
       break;
   }
@@ -840,8 +917,9 @@ $("#search").elements.q.addEventListener("search", (e) => { if (!e.target.value)
 $("#new-chat").addEventListener("submit", guard(async (e) => {
   e.preventDefault();
   const uid = e.target.elements.uid.value.trim();
+  S.profiles.delete(uid);
   await loadProfiles([uid]);
-  if (!S.profiles.has(uid)) throw new Error(`no such user: ${uid}`);
+  if (S.profiles.get(uid)?.missing) throw new Error(`no such user: ${uid}`);
   const conv = directConv(uid);
   if (!S.convs.has(conv)) S.convs.set(conv, { conv, kind: "direct", peer: uid, last: null, unread: 0, draft: true });
   e.target.reset();
@@ -860,4 +938,5 @@ $("#new-group").addEventListener("submit", guard(async (e) => {
   await openConv(r.conv);
 }));
 
+showView("list");
 start().catch(showError);
