@@ -44,14 +44,16 @@ async def test_a_profile_change_reaches_the_contacts_and_is_read_in_batches(app:
 async def test_the_name_shown_is_the_profiles_else_the_account_name(app: App, users: Users) -> None:
     """``imgate user add ann --name Ann`` makes "Ann" what everyone sees, until ann sets a name of
     her own; clearing it goes back to "Ann". A user added without a name has an empty one (the
-    client shows the uid)."""
+    client shows the uid); an account name's control characters are left out, as profile.set
+    refuses them."""
     await users.services.users.add_user("ann", "Ann")
     await users.services.users.add_user("ben")
+    await users.services.users.add_user("cal", "Cal\u0007\nvin")
     async with connect(app.mqtt_port, "ann", "phone", await users.token("ann")) as ann, \
             connect(app.mqtt_port, "ben", "phone", await users.token("ben")) as ben:
         await ann.send_and_ack("c1", "ben", "hi")  # ben is ann's contact: he gets her profile events
-        got = (await ben.result("profile.get", {"uids": ["ann", "ben"]}))["profiles"]
-        assert (got["ann"]["name"], got["ben"]["name"]) == ("Ann", "")
+        got = (await ben.result("profile.get", {"uids": ["ann", "ben", "cal"]}))["profiles"]
+        assert (got["ann"]["name"], got["ben"]["name"], got["cal"]["name"]) == ("Ann", "", "Calvin")
         own = await ann.result("profile.set", {"name": "Annie"})
         assert own["name"] == "Annie"
         assert (await ben.result("profile.get", {"uids": ["ann"]}))["profiles"]["ann"]["name"] == "Annie"

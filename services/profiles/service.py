@@ -9,6 +9,7 @@ and clearing the profile's name goes back to it."""
 from __future__ import annotations
 
 import builtins
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,13 @@ class ProfileInfo:
     updated_at: int
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # profile.set refuses them; an account name may have them
+
+
 def _info(uid: str, row: Profile | None, account_name: str) -> ProfileInfo:
     """The profile as shown: its name, else the account name (a user without a profile row has
-    only that, and ``updated_at`` 0)."""
+    only that, and ``updated_at`` 0), without control characters, as a name profile.set takes."""
+    account_name = _CONTROL.sub("", account_name)
     if row is None:
         return ProfileInfo(uid, account_name, "", "", 0)
     return ProfileInfo(uid, row.name or account_name, row.avatar, row.status, row.updated_at)
