@@ -4,7 +4,7 @@
 // shown only from imgate's own attachment store (never an arbitrary URL: it would tell that site
 // who looks at the profile, and when).
 
-import { ImClient, ImClosed } from "./imclient.js";
+import { ImClient, ImClosed, ImLost } from "./imclient.js";
 
 const REACTIONS = ["👍", "❤️", "😂"];
 const PAGE = 30;               // history page
@@ -41,7 +41,7 @@ const S = {
   msgs: new Map(),      // id -> message of the open conversation
   hasMore: false, loadingOlder: false,
   profiles: new Map(),  // uid -> profile (name: the server's display name, else "")
-  wanted: new Set(),    // uids whose profiles are to be fetched (batched)
+  wanted: new Set(), wantTimer: null,  // uids whose profiles are to be fetched (batched)
   presence: new Map(),  // uid -> Map(device -> online)
   watched: new Set(),   // uids whose presence topics we subscribed
   blocked: new Set(),
@@ -68,6 +68,10 @@ tid("error").addEventListener("click", () => { tid("error").hidden = true; });
 
 /** Runs an async action, showing its error. */
 const guard = (fn) => (...args) => Promise.resolve().then(() => fn(...args)).catch(showError);
+/** The same for what the page does by itself and does again after a reconnect (resync): a
+ * connection lost under it is not an error to show. */
+const quietly = (fn) => (...args) => Promise.resolve().then(() => fn(...args))
+  .catch((err) => { if (!(err instanceof ImLost)) showError(err); });
 
 // ---------------------------------------------------------------------------------------------
 // Sign-in, and the connection's end
@@ -226,17 +230,20 @@ function refreshNames() {
 /** Fetches the profiles of uids not seen yet, in one batch per turn of the event loop. */
 function wantProfile(uid) {
   if (S.wanted.has(uid) || !S.im) return;
-  S.wanted.add(uid);
-  if (S.wanted.size === 1) {
-    setTimeout(guard(async () => {
-      const uids = [...S.wanted];
+  S.wanted.add(uid);  // asked for or being fetched: not asked for again meanwhile
+  if (S.wantTimer) return;
+  S.wantTimer = setTimeout(quietly(async () => {
+    S.wantTimer = null;
+    const uids = [...S.wanted].filter((u) => !S.profiles.has(u));
+    try {
       await loadProfiles(uids);
-      uids.forEach((u) => S.wanted.delete(u));
-      refreshNames();
-      renderConvs();
-      renderHead();
-    }), 0);
-  }
+    } finally {
+      uids.forEach((u) => S.wanted.delete(u));  // fetched, or to be asked for again
+    }
+    refreshNames();
+    renderConvs();
+    renderHead();
+  }), 0);
 }
 
 async function loadProfiles(uids) {
@@ -601,11 +608,11 @@ function updateSeen() {
 
 function markRead() {
   const c = S.convs.get(S.current);
-  if (!c || c.draft || document.visibilityState !== "visible") return;
+  if (!c || c.draft || document.visibilityState !== "visible" || S.im?.state !== "online") return;
   const seq = Math.max(c.last_seq || 0, ...[...S.msgs.values()].map((m) => m.seq));
   if (seq <= (c.read_seq || 0)) return;
   c.read_seq = seq;
-  guard(async () => {
+  quietly(async () => {
     const r = await rpc("read", { conv: c.conv, seq });
     const cur = S.convs.get(r.conv);
     if (cur) { cur.read_seq = Math.max(cur.read_seq || 0, r.read_seq); cur.unread = r.unread; renderConvs(); }

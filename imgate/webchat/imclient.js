@@ -21,8 +21,10 @@
 // - gap repair: for the conversations it is told to follow (`follow(conv, seq)`), a message whose
 //   `seq` skips some, and every reconnect, fetch what was missed with `history` and deliver it as
 //   "message" events, in order.
-// - rpc: JSON-RPC 2.0 with ids of its own and a timeout; errors reject with an ImError (calls
-//   cut short by the connection's end, with an ImClosed).
+// - rpc: JSON-RPC 2.0 with ids of its own and a timeout; errors reject with an ImError. A call
+//   made offline, or whose connection is lost before its answer, rejects at once with an ImLost
+//   (it is not repeated: not every call is safe to repeat); one cut short by the client's end,
+//   with an ImClosed.
 //
 // Events (`on(type, fn)`): "state" (connecting | online | offline | stopped), "online"
 // ({ first }), "failed" ({ url, reason }), "ended" ({ reason, code }), "message", "event",
@@ -57,6 +59,9 @@ export class ImError extends Error {
 
 /** A call that the connection's end cut short (the end itself is told by "failed" or "ended"). */
 export class ImClosed extends Error {}
+
+/** A call made offline, or whose connection was lost before its answer (it may have been done). */
+export class ImLost extends Error {}
 
 export class ImClient {
   /**
@@ -141,6 +146,9 @@ export class ImClient {
     client.on("close", () => {
       for (const o of this._outbox.values()) clearTimeout(o.timer);  // waits for the next connection
       if (this._stopped) return;
+      // An answer is not sent again on the next connection (and a call may not be safe to repeat).
+      for (const c of this._calls.values()) { clearTimeout(c.timer); c.reject(new ImLost(`${c.what}: the connection was lost before the answer`)); }
+      this._calls.clear();
       if (!this._everOnline) this._fail(this._lastError?.message || this._whyNotOpened());
       else this._setState("offline");
     });
@@ -199,6 +207,7 @@ export class ImClient {
   /** A JSON-RPC call (§6): resolves with its result, rejects with an ImError or a timeout. */
   rpc(method, params, { timeoutMs = this.rpcTimeoutMs } = {}) {
     if (this._stopped) return Promise.reject(new ImClosed(`${method}: not connected`));
+    if (this.state !== "online") return Promise.reject(new ImLost(`${method}: not connected (${this.state}): try again when online`));
     const id = this.nextId();
     const answer = new Promise((resolve, reject) => {
       const timer = setTimeout(() => { this._calls.delete(id); reject(new Error(`${method}: no answer`)); }, timeoutMs);
