@@ -252,6 +252,7 @@ class LimitSettings(_Part):
     edit_window_s: int = Field(900, ge=0)  # senders edit their text messages within this
     typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
+    mention_all_per_minute: int = Field(3, ge=1, le=1000)  # @all mentions per group in any minute; beyond: rate_limited
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)
@@ -579,7 +580,7 @@ def move_listeners(settings: Settings, port: int) -> Settings:
         if key in part.model_fields_set or getattr(part, key) != default:
             continue
         moved = 0 if port == 0 else default + shift
-        if not 0 < moved <= 65535:
+        if port and not 0 < moved <= 65535:
             env = f"IMGATE_{section.upper()}__{key.upper()}"
             msg = (f"--port {port} would move {section}.{key} from {default} to {moved}, outside 1-65535: "
                    f"choose a --port nearer 1883, or set {section}.{key} / {env}")

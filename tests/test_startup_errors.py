@@ -253,3 +253,11 @@ def test_a_bad_value_names_where_it_was_set(tmp_path: Path, source: str) -> None
         assert f"in {config}" in line and "IMGATE_BRIDGE__LANES" not in line
     else:
         assert "env IMGATE_BRIDGE__LANES" in line and str(config) not in line
+
+
+def test_port_zero_gives_every_listener_a_free_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in base_env(tmp_path).items() if not k.endswith("_PORT")}
+    with running([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path / "data"), "run", "--port", "0"],
+                 env) as line:
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", line)]
+        assert len(ports) == 3 and 0 not in ports and not {1883, 8083, 8090} & set(ports), line
