@@ -13,6 +13,9 @@ log = logging.getLogger("imgate")
 _SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
+_WARNED: set[Path] = set()  # the shared directories warned about
+
+
 def private_dir(path: Path) -> None:
     """Create ``path`` (and missing parents) readable by this user only. A directory that exists
     already is left as it is (it may be shared, like /tmp), with a warning if others can read it."""
@@ -21,7 +24,8 @@ def private_dir(path: Path) -> None:
         os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
         return
     mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not mode & stat.S_ISVTX:
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not mode & stat.S_ISVTX and path.resolve() not in _WARNED:
+        _WARNED.add(path.resolve())  # once a process: the data dir is checked by each part that uses it
         log.warning("%s is accessible to other users (mode %o): consider chmod 700", path, stat.S_IMODE(mode))
 
 

@@ -261,3 +261,13 @@ def test_port_zero_gives_every_listener_a_free_port(tmp_path: Path) -> None:
                  env) as line:
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", line)]
         assert len(ports) == 3 and 0 not in ports and not {1883, 8083, 8090} & set(ports), line
+
+
+def test_a_shared_data_dir_is_warned_about_once(tmp_path: Path) -> None:
+    """Before: three times a command (the data dir check, the database, the search index)."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    done = start(base_env(tmp_path), "--data-dir", str(data), "user", "add", "ann")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("accessible to other users") == 1, done.stderr
