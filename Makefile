@@ -62,7 +62,7 @@ deps-system:
 	  pkg-config --exists libmosquitto libcbor || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q gcc make pkg-config libmosquitto-dev libcbor-dev)
 
-## rabbitmq: a private RabbitMQ node for cluster mode on this machine (README, "Scale out")
+## rabbitmq: a private RabbitMQ node for cluster mode on this machine (docs/scale-out.md)
 rabbitmq: deps-system
 	scripts/rabbitmq-local
 

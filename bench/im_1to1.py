@@ -436,7 +436,7 @@ _STOP_TIMEOUT = 15.0
 def _node_class() -> type[RabbitNode]:
     """RabbitNode, with the lines of ``IMGATE_BENCH_RABBIT_CONF`` (``;``-separated) added to its
     configuration and ``IMGATE_BENCH_RABBIT_ERL_ARGS`` to its Erlang VM's arguments: how
-    RabbitMQ's settings are compared (README "Scale out")."""
+    RabbitMQ's settings are compared (docs/scale-out.md)."""
     from tests.rabbitmq import RabbitNode
 
     extra = "".join(f"{line.strip()}\n" for line in os.environ.get("IMGATE_BENCH_RABBIT_CONF", "").split(";")

@@ -5,7 +5,7 @@ router (``broker.routing``). This module owns their lifecycle and the revocation
 
 amqtt, the broker package the owner chose, could not host MQTT 5 nor a protocol core without
 overriding its private methods, and its WebSocket adapters do not fit a byte-stream reader (see
-``broker.listeners``): imgate does the protocol and the transports itself (see README, "The
+``broker.listeners``): imgate does the protocol and the transports itself (see docs/architecture.md, "The
 embedded broker").
 """
 

@@ -3,7 +3,7 @@
 FastAPI on uvicorn, run inside imgate's event loop: pydantic models give request validation
 with the failing field named, and the OpenAPI document comes from the same code (checked in as
 ``docs/admin-openapi.json``). Every route except ``/healthz`` needs ``Authorization: Bearer
-<admin.secret>`` (compared in constant time; a wrong or missing secret is a 401 with no detail).
+<admin.secret>`` (compared in constant time; a wrong or missing secret is a 401 whose body says only ``unauthorized``).
 Errors are ``{"error": {"code", "message", "field"?}}``, their HTTP status from the one table
 (``services.errors.WIRE``): a request that fails validation is ``bad_request`` (400) like any
 other, its message naming each failing field and ``field`` the first.

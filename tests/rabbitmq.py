@@ -49,7 +49,7 @@ _URL = re.compile(r"https?://[A-Za-z0-9.:\[\]/_~%-]+")  # what may go inside an 
 _EPMD_PORT = 4369
 
 
-# The configuration `make rabbitmq` runs (README, "Scale out"): tests of the auth cache start a node
+# The configuration `make rabbitmq` runs (docs/scale-out.md): tests of the auth cache start a node
 # with its auth settings, not with settings of their own.
 SHIPPED_CONF = Path(__file__).resolve().parent.parent / "config" / "rabbitmq" / "local.conf"
 _AUTH_KEYS = ("auth_backends.", "auth_cache.", "auth_http.")

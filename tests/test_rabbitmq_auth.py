@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_SECRET
 from tests.external_auth import BRIDGE, BRIDGE_PASSWORD
 from tests.helpers import ManualClock, tweak
 
-GATEWAY, GATEWAY_PASSWORD = "svc:gateway", "change-me-please"  # the README's example account
+GATEWAY, GATEWAY_PASSWORD = "svc:gateway", "change-me-please"  # docs/protocol.md's example account
 WRITER, WRITER_PASSWORD = "svc.writer", "writer-password"
 BRIDGE_CLIENT_ID = "bridge-7"  # bridge.client_id, configured: reserved as any "imgate-…"
 
@@ -29,7 +29,7 @@ def admin_secret() -> str:
 
 @pytest.fixture(name="settings")
 def accounts_fixture(settings: Settings) -> Settings:
-    """The bridges' account (broker.username) and client id (bridge.client_id), the README's
+    """The bridges' account (broker.username) and client id (bridge.client_id), docs/protocol.md's
     ``svc:gateway`` and a write-only account."""
     settings = tweak(settings, "bridge", client_id=BRIDGE_CLIENT_ID)
     return tweak(settings, "broker", username=BRIDGE, password=BRIDGE_PASSWORD, accounts=[
@@ -122,7 +122,7 @@ async def test_service_accounts_get_their_own_queue_and_the_permissions_their_ru
 
 async def test_only_the_bridges_account_logs_in_over_amqp(rabbit: httpx.AsyncClient) -> None:
     """An AMQP login (no client id) could name any queue: only the bridges' own account gets one.
-    Over MQTT the service accounts log in as before (the README's ``svc:gateway`` included)."""
+    Over MQTT the service accounts log in as before (docs/protocol.md's ``svc:gateway`` included)."""
     assert await ask(rabbit, "/user", username=BRIDGE, password=BRIDGE_PASSWORD, vhost="/") == "allow"
     assert await ask(rabbit, "/user", username=GATEWAY, password=GATEWAY_PASSWORD, vhost="/") == "deny"
     assert await ask(rabbit, "/user", username=WRITER, password=WRITER_PASSWORD, vhost="/") == "deny"

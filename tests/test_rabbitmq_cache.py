@@ -3,7 +3,7 @@ the HTTP backend behind ``rabbitmq_auth_backend_cache``, 15 s): the attacks of i
 on a private node (tests/rabbitmq.py, ``shipped_rabbitmq_node``) whose auth backend is a real
 ``imgate api`` closing connections through the node's management API and watching its event
 exchange. Also what RabbitMQ 3.10 does differently from the embedded broker (docs/protocol.md
-§1-§2, README "Limits of RabbitMQ 3.10"): a silent client's keep-alive."""
+§1-§2, docs/scale-out.md "Differences from the embedded broker"): a silent client's keep-alive."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from tests.rabbitmq import (
 
 pytestmark = pytest.mark.timeout(180)
 
-# The README's example account (docs/protocol.md "Service accounts"), and one with a single rule.
+# docs/protocol.md's example account (docs/protocol.md "Service accounts"), and one with a single rule.
 GATEWAY, GATEWAY_PASSWORD = "svc:gateway", "change-me-please"
 GATEWAY_ACL = ["readwrite devices/%u/#", "read status/%c", "deny devices/%u/secret/#"]
 LAMPS, LAMPS_PASSWORD = "svc.lamps", "lamps-password"
@@ -267,7 +267,7 @@ async def test_a_device_on_a_fresh_token_is_not_closed_again_when_its_old_token_
 
 
 async def test_the_readme_service_account_works_through_rabbitmq(front: tuple[App, RabbitNode]) -> None:
-    """``svc:gateway`` with the README's rules (docs/protocol.md "Service accounts") over MQTT:
+    """``svc:gateway`` with the documented rules (docs/protocol.md "Service accounts") over MQTT:
     it reads and writes ``devices/svc:gateway/…`` and reads ``status/{its client id}``; a
     publish its deny rule covers closes the connection (RabbitMQ's way of refusing); over AMQP
     it is refused, as every service account but the bridges'."""
@@ -331,7 +331,7 @@ def _silent_client(port: int, uid: str, secret: str, keepalive: int) -> float:
 
 async def test_a_silent_client_is_dropped_after_two_to_three_keep_alives(front: tuple[App, RabbitNode]) -> None:
     """RabbitMQ 3.10 drops a client that sends nothing after 2-3 keep-alive periods, not 1.5 as
-    the embedded broker (docs/protocol.md §1): documented in the README's RabbitMQ limits."""
+    the embedded broker (docs/protocol.md §1): documented in docs/scale-out.md, "Differences from the embedded broker"."""
     api, node = front
     uid = fresh_uid()
     secret = await token(api, uid)
