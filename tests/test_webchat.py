@@ -321,7 +321,7 @@ async def test_the_page_opened_as_localhost_uploads_to_the_listeners_own_address
 
 @pytest.mark.parametrize("link", ["refused", "untrusted"])
 async def test_a_connection_that_fails_is_shown_and_the_sign_in_comes_back(
-        app: Any, users: Any, base_url: str, link: str) -> None:
+        app: Any, users: Any, base_url: str, link: str, tmp_path: Path) -> None:
     """The page cannot open its WebSocket (nothing listens there; or wss:// with a certificate the
     browser does not trust): it says so, with the URL, and shows the sign-in form again, filled
     in; nothing is kept, so a reload does not try it again by itself."""
@@ -331,7 +331,7 @@ async def test_a_connection_that_fails_is_shown_and_the_sign_in_comes_back(
     url = await mqtt_url(app)
     assert url.startswith("wss://" if link == "untrusted" else "ws://")
     async with chromium() as browser:
-        page = await new_page(browser, base_url, "alice")
+        page = await new_page(browser, base_url, "alice", viewport=PHONE if link == "untrusted" else None)
         await sign_in(page, "alice", await users.token("alice", "web", "web"))
         error = page.get_by_test_id("error")
         await expect(error).to_be_visible()
@@ -345,6 +345,9 @@ async def test_a_connection_that_fails_is_shown_and_the_sign_in_comes_back(
         await expect(page.get_by_test_id("connecting")).to_be_hidden()
         await expect(page.get_by_test_id("login-uid")).to_have_value("alice")
         assert await page.evaluate("sessionStorage.length") == 0
+        assert inside(await box(error), {"x": 0, "y": 0, **page.viewport_size})  # all of it on screen
+        assert apart(await box(error), await box(page.get_by_test_id("login")))  # covering nothing of the form
+        await page.screenshot(path=tmp_path / f"webchat-{link}.png")
         await page.reload()
         await expect(page.get_by_test_id("login")).to_be_visible()
         await expect(error).to_be_hidden()
