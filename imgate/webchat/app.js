@@ -55,7 +55,8 @@ const S = {
 const rpc = (method, params) => S.im.rpc(method, params);
 
 // ---------------------------------------------------------------------------------------------
-// Errors: every server error is shown, never swallowed.
+// Errors: every server error is shown, never swallowed (a connection's end is said once, by
+// connect()'s handlers, not again by each call it cut short).
 
 function showError(err) {
   if (err instanceof ImClosed) return;  // the connection's end is said once, by its own handler
