@@ -433,7 +433,7 @@ class PushSettings(_Part):
     @field_validator("webhook_allow")
     @classmethod
     def _allowlist(cls, value: list[str]) -> list[str]:
-        from services.push.webhooks import parse_allowlist
+        from services.netguard import parse_allowlist
 
         parse_allowlist(value)
         return value
