@@ -181,11 +181,16 @@ class Dispatcher:
         if result.created:  # a retried send is acked again, never delivered twice
             rendered = render_message(m)
             body = dumps(rendered)
-            flagged = dumps({**rendered, "mentioned": True}) if m.mentions else body
-            out.extend(Publish(self.topics.inbox(uid, "msg"), flagged if uid in m.mentions else body)
+            mentioned = result.mentioned
+            flagged = dumps({**rendered, "mentioned": True}) if mentioned else body
+            out.extend(Publish(self.topics.inbox(uid, "msg"), flagged if uid in mentioned else body)
                        for uid in result.recipients)
-        out.append(Publish(self.topics.inbox(c.sender, "ack"),
-                           dumps({"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts})))
+        ack: dict[str, Any] = {"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts}
+        if c.mentions:  # the mentions of non-members were dropped: the sender is told which
+            dropped = [u for u in c.mentions if u not in m.mentions]
+            if dropped:
+                ack["mentions_dropped"] = dropped
+        out.append(Publish(self.topics.inbox(c.sender, "ack"), dumps(ack)))
         return out
 
     async def _rpc(self, cmd: Rpc) -> list[Publish]:

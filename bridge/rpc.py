@@ -28,6 +28,7 @@ from bridge.wire import (
     GroupMembersParams,
     GroupParams,
     GroupRoleParams,
+    GroupSettingsParams,
     HistoryParams,
     NoParams,
     NotificationsParams,
@@ -162,11 +163,15 @@ async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
 
 async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) -> dict[str, dict[str, Any]]:
     """Messages as ``uid`` sees them in history and the conversation list: with their reactions
-    (``reactions``: emoji -> count; ``my_reactions``: the caller's), by id."""
+    (``reactions``: emoji -> count; ``my_reactions``: the caller's), and ``mentioned`` when they
+    mention the caller (as its delivered copy said), by id."""
     sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid)
+    mentions = await ctx.conversations.mentioned([(m.conv, m.seq) for m in messages if m.mentions], uid)
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
         body = render_message(m)
+        if (m.conv, m.seq) in mentions:
+            body["mentioned"] = True
         if (s := sums.get(m.id)) is not None:
             body["reactions"] = s.counts
             if s.mine:
@@ -185,7 +190,7 @@ async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Ans
     rendered = [
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
          "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
-         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread}
+         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions}
         | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None and i.peer not in hidden else {})
         for i in items
     ]
@@ -369,7 +374,7 @@ def _changed(ctx: RpcContext, change: GroupChange) -> Answer:
 
 def _group(info: GroupInfo) -> dict[str, Any]:
     return {"gid": info.gid, "conv": info.conv, "name": info.name, "owner": info.owner,
-            "members": [{"uid": u, "role": r} for u, r in info.members]}
+            "members": [{"uid": u, "role": r} for u, r in info.members], "mention_all": info.mention_all}
 
 
 @method("group.create", GroupCreateParams)
@@ -401,6 +406,16 @@ async def group_info(ctx: RpcContext, call: Call[GroupParams]) -> Answer:
 async def group_role(ctx: RpcContext, call: Call[GroupRoleParams]) -> Answer:
     p = call.params
     return _group(await ctx.groups.set_role(call.uid, p.gid, p.uid, p.role)), []
+
+
+@method("group.settings", GroupSettingsParams, lane=Lane.GROUP)
+async def group_settings(ctx: RpcContext, call: Call[GroupSettingsParams]) -> Answer:
+    """Read a group's settings (any member), or change them (the owner and admins: every member is told)."""
+    p = call.params
+    s = await ctx.groups.settings(call.uid, p.gid, mention_all=p.mention_all)
+    result = {"gid": s.gid, "conv": s.conv, "mention_all": s.mention_all}
+    body = dumps({"type": "group", "op": "settings", **result, "by": call.uid})
+    return result, [Publish(ctx.topics.inbox(u, "event"), body) for u in s.notify]
 
 
 # ---- notifications, push, search ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -12,6 +12,7 @@ from services.messages.commands import ATTACHMENT_TYPES, StoredMessage
 
 _UID = UID_RE.pattern
 _GID = r"^[A-Za-z0-9_-]{1,64}$"
+_MENTION = r"^([A-Za-z0-9_-]{1,64}|@all)$"  # a uid (UID_RE) or @all
 
 
 class _In(BaseModel):
@@ -68,7 +69,8 @@ class SendIn(_In):
     text: str | None = None  # a text message's text; an attachment's caption
     data: dict[str, Any] | None = None
     attachment: AttachmentIn | None = None
-    mentions: list[str] | None = Field(None, max_length=100)
+    # Uids, or "@all" (a group's every member): at most 100, each at most 64 characters.
+    mentions: list[Annotated[str, Field(pattern=_MENTION)]] | None = Field(None, max_length=100)
     reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
 
     @model_validator(mode="after")
@@ -89,9 +91,6 @@ class SendIn(_In):
             if self.type in ("image", "audio", "video") and not self.attachment.mime.startswith(f"{self.type}/"):
                 msg = f"type {self.type!r} needs a {self.type}/* mime"
                 raise ValueError(msg)
-        if self.mentions and any(not UID_RE.match(m) for m in self.mentions):
-            msg = "mentions must be uids"
-            raise ValueError(msg)
         return self
 
 
@@ -149,6 +148,11 @@ class GroupRoleParams(_In):
     gid: str = Field(pattern=_GID)
     uid: str = Field(pattern=_UID)
     role: Literal["admin", "member"]
+
+
+class GroupSettingsParams(_In):
+    gid: str = Field(pattern=_GID)
+    mention_all: Literal["admins", "members"] | None = None  # None: read the settings
 
 
 class RecallParams(_In):

@@ -1,5 +1,7 @@
 """Conversations and their members (tortoise models)."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -18,6 +20,13 @@ class Conversation(Model):
     created_at = fields.BigIntField()
     name = fields.CharField(max_length=128, default="")  # groups
     owner = fields.CharField(max_length=64, null=True)  # groups
+    # A group's setting: who may mention @all ("admins": the owner and admins; "members": anyone).
+    # Null is the default, "admins" (no default in the column: 1:1s are made by plain SQL).
+    mention_all = fields.CharField(max_length=8, null=True)
+    # A group's latest @all mentions (ms, oldest first; at most limits.mention_all_per_minute, all
+    # within the last minute): the per-group @all rate, kept under the conversation's lock so it
+    # holds across bridge processes. Read and written only by a send that mentions @all.
+    mention_all_recent: Any = fields.JSONField(null=True)
 
     class Meta:
         table = "conversations"
@@ -42,3 +51,22 @@ class Member(Model):
     class Meta:
         table = "members"
         unique_together = (("conv", "uid"),)
+
+
+class Mention(Model):
+    """A member mentioned by a message.
+
+    By uid, or as one of @all's: the rows ``conversations`` counts as the member's unread
+    mentions (``seq`` above its read marker). Written in the message's transaction, only for
+    messages with mentions; removed with the message's recall."""
+
+    id = fields.BigIntField(primary_key=True)
+    conv = fields.CharField(max_length=140)
+    seq = fields.BigIntField()
+    uid = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "mentions"
+        # (uid, conv, seq): a member's count per conversation is a range of this index.
+        unique_together = (("uid", "conv", "seq"),)
+        indexes = (("conv", "seq"),)  # a recall's rows, push's lookup

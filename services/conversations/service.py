@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from tortoise import connections
@@ -22,9 +22,11 @@ from services.conversations.models import Conversation, Member
 from services.conversations.window import Window
 from services.db import portable_sql
 from services.errors import BadRequest, NotFound
-from services.sql import AnyOf, Many, Program, Query, run_on
+from services.sql import AnyOf, Many, Program, Query, fetch, json_text, json_value, run_on
 
 ROLES = ("owner", "admin", "member")
+ALL = "@all"  # a mention of every member of a group (uids cannot contain "@")
+MENTION_ALL = ("admins", "members")  # a group's setting: who may mention @all
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +101,19 @@ class ConversationSummary:
     muted: bool = False
     pinned: bool = False
     peer_read_seq: int | None = None  # a 1:1's: how far the other one has read (its receipts, after a reload)
+    unread_mentions: int = 0  # unread messages that mention the member (by uid or @all)
 
     @property
     def unread(self) -> int:
         return max(0, self.last_seq - self.read_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class MentionRules:
+    """A group's @all rules as a send reads them under the conversation's lock."""
+
+    mention_all: str  # "admins" or "members"
+    recent: tuple[int, ...]  # the times (ms) of its latest @all mentions, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,18 @@ class ReadResult:
     @property
     def unread(self) -> int:
         return max(0, self.last_seq - self.read_seq)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBy:
+    """One page of who has read a message and who has not, in uid order, and how many there are
+    of each in all (the whole list, not the page)."""
+
+    read: tuple[str, ...]
+    unread: tuple[str, ...]
+    next_cursor: str | None  # the page's last uid; None on the last page
+    read_count: int
+    unread_count: int
 
 
 def peer_of(conv: str, uid: str) -> str | None:
@@ -193,6 +216,25 @@ class ConversationService:
     @staticmethod
     def _seeing(members: list[Membership], seq: int) -> tuple[str, ...]:
         return tuple(m.uid for m in members if m.window.contains(seq))
+
+    @staticmethod
+    async def read_by(conv: str, seq: int, *, leave_out: Iterable[str], after: str | None, limit: int) -> ReadBy:
+        """Who of the members whose window holds ``seq`` (current ones, and former ones who left
+        at or after it) has read it (``read_seq >= seq``) and who has not, but ``leave_out``: a
+        page of at most ``limit`` members in uid order after the uid ``after``, and the totals.
+        Two queries on the (conv_id, uid) index, whatever the group's size; read markers keep no
+        time, so there is none per reader."""
+        where = "conv_id = ? AND joined_seq < ? AND (left_seq IS NULL OR left_seq >= ?) AND NOT (uid = ANY(?))"
+        args: list[object] = [conv, seq, seq, AnyOf(sorted(set(leave_out)))]
+        page = await fetch(f"SELECT uid, read_seq FROM members WHERE {where}{' AND uid > ?' if after else ''} "
+                           "ORDER BY uid LIMIT ?", [*args, *([after] if after else []), limit + 1])
+        totals = await fetch("SELECT COUNT(*), COALESCE(SUM(CASE WHEN read_seq >= ? THEN 1 ELSE 0 END), 0) "
+                             f"FROM members WHERE {where}", [seq, *args])
+        count, read = int(totals[0][0]), int(totals[0][1])
+        rows = page[:limit]
+        return ReadBy(read=tuple(str(u) for u, r in rows if r >= seq), unread=tuple(str(u) for u, r in rows if r < seq),
+                      next_cursor=str(rows[-1][0]) if len(page) > limit else None, read_count=read,
+                      unread_count=count - read)
 
     async def direct_peers(self, uid: str) -> list[str]:
         """The users ``uid`` has a 1:1 conversation with (its contacts), sorted."""
@@ -288,13 +330,14 @@ class ConversationService:
                   "JOIN conversations c ON c.id = m.conv_id WHERE m.uid = ? AND m.left_seq IS NULL"), [uid])
         return int(rows[0]["unread"] or 0)
 
-    async def group(self, conv: str) -> tuple[str, str | None, dict[str, str]] | None:
-        """A group's name, owner and current members with their roles (None: no such group)."""
+    async def group(self, conv: str) -> tuple[str, str | None, dict[str, str], str] | None:
+        """A group's name, owner, current members with their roles, and who may mention @all
+        (None: no such group)."""
         row = await Conversation.get_or_none(id=conv, kind="group")
         if row is None:
             return None
         members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
-        return row.name, row.owner, members
+        return row.name, row.owner, members, row.mention_all or "admins"
 
     # ---- inside a caller's transaction: the sequence allocator -------------------------------
     @classmethod
@@ -354,6 +397,66 @@ class ConversationService:
         if marks_:
             yield Many("UPDATE members SET read_seq = ? WHERE conv_id = ? AND uid = ? AND read_seq < ?",
                        [(seq, conv, uid, seq) for (conv, uid), seq in marks_.items()])
+
+    # ---- mentions (written with their message, counted by ``list_for``) -----------------------
+    @staticmethod
+    def mention_rules_sql(convs: set[str]) -> Program[dict[str, MentionRules]]:
+        """The @all rules of these groups, in the caller's transaction (their rows are locked).
+        Read only for a batch with an @all mention: a plain send reads nothing more."""
+        rows = yield Query("SELECT id, mention_all, mention_all_recent FROM conversations WHERE id = ANY(?)",
+                           [AnyOf(sorted(convs))])
+        return {r[0]: MentionRules(r[1] or "admins", tuple(json_value(r[2]) or ())) for r in rows}
+
+    @staticmethod
+    def mention_all_recent_sql(recent: dict[str, list[int]]) -> Program[None]:
+        """Record the groups' latest @all mentions (the caller holds their locks)."""
+        if recent:
+            yield Many("UPDATE conversations SET mention_all_recent = ? WHERE id = ?",
+                       [(json_text(times), conv) for conv, times in sorted(recent.items())])
+
+    @staticmethod
+    def mentions_sql(rows: list[tuple[str, int, str]]) -> Program[None]:
+        """Store who the batch's messages mention: (conv, seq, uid) rows, in the message's transaction."""
+        if rows:
+            yield Many("INSERT INTO mentions (conv, seq, uid) VALUES (?, ?, ?)", rows)
+
+    @staticmethod
+    def unmention_sql(conv: str, seq: int) -> Program[None]:
+        """A recalled message mentions nobody any more."""
+        yield Query("DELETE FROM mentions WHERE conv = ? AND seq = ?", [conv, seq])
+
+    @staticmethod
+    async def mentioned(messages: list[tuple[str, int]], uid: str | None = None) -> dict[tuple[str, int], set[str]]:
+        """Who each of these (conv, seq) messages mentions (push: a mention overrides mute); with
+        ``uid``, only whether they mention ``uid`` (history's ``mentioned``: one index range)."""
+        if not messages:
+            return {}
+        wanted = set(messages)
+        where = "uid = ? AND " if uid is not None else ""
+        rows = await fetch(f"SELECT conv, seq, uid FROM mentions WHERE {where}conv = ANY(?) AND seq = ANY(?)",
+                           [*([uid] if uid is not None else []), AnyOf(sorted({c for c, _ in wanted})),
+                            AnyOf(sorted({q for _, q in wanted}))])
+        out: dict[tuple[str, int], set[str]] = {}
+        for conv, seq, who in rows:
+            if (conv, seq) in wanted:
+                out.setdefault((conv, seq), set()).add(who)
+        return out
+
+    @staticmethod
+    async def unread_mentions(uid: str, convs: list[str]) -> dict[str, int]:
+        """Per conversation, the mentions of ``uid`` above its read marker (one query for a page of
+        the list, on the (uid, conv, seq) index: the unread ones only, never the conversation's
+        messages)."""
+        if not convs:
+            return {}
+        rows = await fetch("SELECT x.conv, COUNT(*) FROM mentions x JOIN members m ON m.conv_id = x.conv "
+                           "AND m.uid = x.uid WHERE x.uid = ? AND x.conv = ANY(?) AND x.seq > m.read_seq "
+                           "AND m.left_seq IS NULL GROUP BY x.conv", [uid, AnyOf(sorted(convs))])
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    @staticmethod
+    async def set_mention_all(conn: BaseDBAsyncClient, conv: str, value: str) -> None:
+        await Conversation.filter(id=conv).using_db(conn).update(mention_all=value)
 
     # ---- group rows (the group service's rules decide; these only write) ---------------------
     @staticmethod
@@ -415,5 +518,9 @@ class ConversationService:
             )
             for m in rows[:limit]
         ]
+        # Only conversations with something unread can have unread mentions: no query without one.
+        counts = await self.unread_mentions(uid, [i.conv for i in items if i.unread])
+        if counts:
+            items = [replace(i, unread_mentions=counts[i.conv]) if i.conv in counts else i for i in items]
         next_cursor = _encode_cursor(items[-1].last_ts, items[-1].conv) if len(rows) > limit else None
         return items, next_cursor

@@ -18,7 +18,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.blocks.service import BlockService
-from services.conversations.service import ROLES, ConversationService, Locked
+from services.conversations.service import MENTION_ALL, ROLES, ConversationService, Locked
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
 from services.messages.commands import StoredMessage
@@ -45,6 +45,17 @@ class GroupInfo:
     name: str
     owner: str | None
     members: tuple[tuple[str, str], ...]  # (uid, role), owner first
+    mention_all: str = "admins"  # who may mention @all: "admins" (the owner and admins) or "members"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """A group's settings, and whom to tell of a change (nobody when nothing changed)."""
+
+    gid: str
+    conv: str
+    mention_all: str
+    notify: tuple[str, ...]
 
 
 def group_conv(gid: str) -> str:
@@ -133,9 +144,31 @@ class GroupService:
         if group is None or uid not in group[2]:
             msg = f"group {gid!r} not found"
             raise NotFound(msg)
-        name, owner, members = group
+        name, owner, members, mention_all = group
         ordered = sorted(members.items(), key=lambda kv: (ROLES.index(kv[1]), kv[0]))
-        return GroupInfo(gid, conv, name, owner, tuple(ordered))
+        return GroupInfo(gid, conv, name, owner, tuple(ordered), mention_all)
+
+    async def settings(self, uid: str, gid: str, *, mention_all: str | None = None) -> GroupSettings:
+        """A group's settings; with a value, changed (by its owner or an admin) first. Every
+        current member is told of a change (``notify``).
+
+        Raises:
+            NotFound: no such group, or ``uid`` is not a member.
+            Forbidden: a change asked by a plain member.
+            BadRequest: an unknown value.
+        """
+        if mention_all is not None and mention_all not in MENTION_ALL:
+            msg = f"mention_all must be one of {', '.join(MENTION_ALL)}"
+            raise BadRequest(msg)
+        if mention_all is None:
+            info = await self.info(uid, gid)
+            return GroupSettings(gid, info.conv, info.mention_all, ())
+        conv = group_conv(gid)
+        async with transaction() as conn:  # under the group's lock: ordered with its sends
+            current = (await self._lock(conn, conv)).members_of(conv)
+            self._require_role(current, uid, ("owner", "admin"), "change the group's settings")
+            await self._conversations.set_mention_all(conn, conv, mention_all)
+        return GroupSettings(gid, conv, mention_all, tuple(sorted(current)))
 
     # ---- internals -------------------------------------------------------------------------
     async def _drop(self, uid: str, gid: str, members: list[str], *, leaving: bool) -> GroupChange:

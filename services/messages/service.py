@@ -16,8 +16,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from services.attachments.service import refs
-from services.conversations.service import ConversationService, Locked, Membership
-from services.errors import BadRequest, Forbidden, NotFound, TooLarge, Unavailable
+from services.conversations.service import ALL, ConversationService, Locked, Membership, MentionRules
+from services.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLarge, Unavailable
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
@@ -71,11 +71,14 @@ def _quotes_sql(ids: set[str]) -> Program[dict[str, tuple[str, dict[str, Any]]]]
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """The stored message; ``recipients`` are the uids to deliver to (empty on a retried send)."""
+    """The stored message; ``recipients`` are the uids to deliver to (empty on a retried send),
+    ``mentioned`` those of them whose copy says ``mentioned`` (by uid or @all; not the sender, nor
+    a member who blocks the sender)."""
 
     message: StoredMessage
     created: bool
     recipients: tuple[str, ...]
+    mentioned: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +99,11 @@ class MessageService:
                  blocks: BlockService, events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
                  store_timeout_s: float = 30.0, contacts: ContactService | None = None,
-                 attachments: AttachmentService) -> None:
-        """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts)."""
+                 attachments: AttachmentService, mention_all_per_minute: int = 3) -> None:
+        """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts).
+        ``mention_all_per_minute``: @all mentions a group may have in a minute."""
         self._clock = clock
+        self._mention_all_per_minute = mention_all_per_minute
         self._attachments = attachments
         self._recall_window_ms = recall_window_s * 1000
         self._edit_window_ms = edit_window_s * 1000
@@ -211,6 +216,9 @@ class MessageService:
         if (cmd.to is None) == (cmd.group is None):
             msg = "exactly one of 'to' or 'group' is required"
             raise BadRequest(msg)
+        if cmd.to is not None and cmd.mentions and ALL in cmd.mentions:
+            msg = "mentions: @all is for groups"
+            raise BadRequest(msg)
 
     async def _commit_loop(self) -> None:
         while True:
@@ -290,8 +298,6 @@ class MessageService:
                 continue  # the same cid twice in one batch: answered from the first, below
             elif c.to is not None and (c.to not in active or c.sender not in active):
                 results[i] = NotFound(f"user {c.to!r} does not exist")
-            elif c.to is not None and any(m not in (c.sender, c.to) for m in c.mentions):
-                results[i] = BadRequest("mentions must be members of the conversation")
             else:
                 first_of[key] = i
                 new.append((i, c))
@@ -353,6 +359,19 @@ class MessageService:
         # deletion under way waits for this commit, then sees the message).
         wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
         live = (yield from self._attachments.live_sql(wanted)) if wanted else set()
+        # Mentions cost only the sends that have them (a plain batch runs none of this).
+        mentioning = [c for _, c in new if c.mentions]
+        rules: dict[str, MentionRules] = {}
+        blocked: set[tuple[str, str]] = set()
+        if mentioning:
+            everyone = {c.conv for c in mentioning if ALL in c.mentions}
+            rules = (yield from self._conversations.mention_rules_sql(everyone)) if everyone else {}
+            # A member who blocks the sender is not mentioned by it (no flag, no count, no push past mute).
+            blocked = yield from self._blocks.blocked_pairs_sql({
+                (m, c.sender) for c in mentioning
+                for m in (locked.members_of(c.conv) if ALL in c.mentions else c.mentions) if m != c.sender})
+        recent: dict[str, list[int]] = {}  # groups whose @all times change
+        mention_rows: list[tuple[str, int, str]] = []
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -361,9 +380,14 @@ class MessageService:
                 out[i] = NotFound(f"{what} not found") if not locked.exists(conv) or c.group is None \
                     else Forbidden(f"you are not a member of group {c.group!r}")
                 continue
-            if any(m not in in_conv for m in c.mentions):
-                out[i] = BadRequest("mentions must be members of the conversation")
-                continue
+            mentions = c.mentions
+            if mentions:
+                # Non-members are dropped (a stale autocomplete does not cost the message).
+                mentions = tuple(m for m in mentions if m in in_conv or m == ALL)
+                if ALL in mentions and rules[conv].mention_all != "members" \
+                        and in_conv[c.sender] not in ("owner", "admin"):
+                    out[i] = Forbidden("only the group's owner and admins may mention @all")
+                    continue
             deleted = [f.key for f in refs(c.data) if f.key not in live] if c.type in ATTACHMENT_TYPES else []
             if deleted:
                 out[i] = BadRequest(f"attachment {deleted[0]!r}: deleted")
@@ -378,11 +402,24 @@ class MessageService:
                     out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
                     continue
                 quote = found[1]
+            if ALL in mentions:  # the group's @all rate: at most N in any minute
+                times = recent.get(conv) or [t for t in rules[conv].recent if t > now - 60_000]
+                if len(times) >= self._mention_all_per_minute:
+                    wait = max(1, times[-self._mention_all_per_minute] + 60_000 - now)
+                    out[i] = RateLimited(f"too many @all mentions in this group: retry in {wait} ms",
+                                         retry_after_ms=wait)
+                    continue
+                recent[conv] = [*times, now][-self._mention_all_per_minute:]
             msg_id = new_ulid(now)
             message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
-                                    c.data, now, c.mentions, quote)
+                                    c.data, now, mentions, quote)
             stored.append(message)
-            out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)))
+            mentioned: frozenset[str] = frozenset()
+            if mentions:
+                mentioned = frozenset(m for m in (in_conv if ALL in mentions else mentions)
+                                      if m != c.sender and (m, c.sender) not in blocked)
+                mention_rows += [(conv, message.seq, m) for m in sorted(mentioned)]
+            out[i] = SendResult(message, created=True, recipients=tuple(sorted(in_conv)), mentioned=mentioned)
             read_marks[(conv, c.sender)] = message.seq
         if stored:
             yield from _insert_sql(stored)
@@ -393,6 +430,10 @@ class MessageService:
             yield from self._events.publish_sql([m.id for m in stored], now)
             yield from self._conversations.commit_seqs_sql(locked)
             yield from self._conversations.mark_sent_read_sql(read_marks)
+            if mention_rows:
+                yield from self._conversations.mentions_sql(mention_rows)
+            if recent:
+                yield from self._conversations.mention_all_recent_sql(recent)
         return out
 
     @staticmethod
@@ -509,6 +550,8 @@ class MessageService:
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
+                if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
+                    await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
                 # Not used by this message any more: the sweep looks again if the release fails.
                 if files:
                     await run_on(conn, self._attachments.used_sql(files, used=False))

@@ -2,7 +2,8 @@
 
 1. ``fan_out``: takes stored messages from the ``message_events`` queue (written in the
    messages' own transaction), and for each recipient with no device online and the
-   conversation not muted (a mention overrides mute) queues one ``push_jobs`` row per push target.
+   conversation not muted (a mention, by uid or @all, overrides mute) queues one ``push_jobs`` row
+   per push target.
 2. ``send_due``: starts sending due jobs, concurrently: at most ``concurrency`` at once, at most
    ``per_host_concurrency`` to one webhook host, each bounded by ``timeout_s``, so a target that
    never answers costs its own jobs a timeout and nobody else anything. A job is leased (its
@@ -166,6 +167,8 @@ class PushService:
         targets: dict[str, list[PushTarget]] = {}
         for t in await PushTarget.filter(uid__in=list(reachable)) if reachable else []:
             targets.setdefault(t.uid, []).append(t)
+        # Who is mentioned (by uid or @all; not a member who blocks the sender): the stored rows.
+        mentions = await self._conversations.mentioned([(m.conv, m.seq) for m in messages.values() if m.mentions])
         now = self._clock.now_ms()
         jobs = []
         for event in events:
@@ -174,7 +177,7 @@ class PushService:
                 continue
             if msg.edited_at is not None and event.created_at >= msg.edited_at:
                 continue  # an edit's event (for the search index): the message was pushed when it was sent
-            mentioned = set(msg.mentions)
+            mentioned = mentions.get((msg.conv, msg.seq), set())
             for member in members.get(msg.conv, []):
                 if member.uid == msg.sender or member.uid not in targets:
                     continue

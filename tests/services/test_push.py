@@ -112,6 +112,31 @@ async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
     assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
 
 
+async def test_muted_conversations_push_at_all_but_not_a_blockers_mention(rig: Rig) -> None:
+    """@all overrides mute as a mention by uid does; a member who blocks the sender is not mentioned
+    by it (its mute holds, and an unmuted one's push does not say ``mentioned``)."""
+    await rig.push.register("bob", "webhook", rig.hook_url)
+    await rig.push.register("carol", "fcm", "carol-phone")
+    g = await rig.svc.groups.create("alice", "team", ["bob", "carol"])
+    for uid in ("bob", "carol"):
+        await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, uid), muted=True,
+                                              pinned=None)
+    await rig.svc.blocks.add("carol", "alice")
+    await send(rig, "quiet", group=g.gid)
+    await send(rig, "everyone", group=g.gid, mentions=("@all",))
+    await send(rig, "carol?", group=g.gid, mentions=("carol",))
+    await rig.push.fan_out()
+    await send_due(rig.push)
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+    assert rig.fcm.received == []  # carol blocks alice: neither @all nor her name wakes her muted phone
+    await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, "carol"), muted=False,
+                                          pinned=None)
+    await send(rig, "carol!", group=g.gid, mentions=("carol",))
+    await rig.push.fan_out()
+    await send_due(rig.push)
+    assert rig.fcm.received == [{"token": "carol-phone", "data": {"conv": g.conv, "seq": "5"}}]
+
+
 async def test_retries_back_off_with_jitter_then_drop(rig: Rig) -> None:
     await rig.push.register("bob", "fcm", "busy-phone")
     rig.fcm.busy["busy-phone"] = 2  # two 429s, then success
