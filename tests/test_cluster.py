@@ -144,6 +144,38 @@ async def test_a_1to1_and_a_group_exchange_through_two_bridges(cluster: Cluster)
         assert (await bob.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
 
 
+async def test_mentions_and_at_all_through_two_bridges(cluster: Cluster) -> None:
+    """Mentions (issue 28) in cluster mode: a non-member's mention dropped, @all by the group's
+    setting, the group's @all rate (kept in the database, so it holds whichever bridge has the
+    sender's shard), and the unread mentions of ``conversations``."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol, dave = [await cluster.device(stack, u) for u in ("alice", "bob", "carol", "dave")]
+        group = await alice.result("group.create", {"name": "four", "members": ["bob", "carol"]})
+        gid, conv = group["gid"], group["conv"]
+
+        async def send(device: Device, cid: str, mentions: list[str]) -> dict[str, Any]:
+            await device.send({"cid": cid, "group": gid, "type": "text", "text": "look", "mentions": mentions})
+            return (await device.inbox.wait_for(on("/in/ack", cid=cid)))[0].json
+
+        ack = await send(alice, "m1", ["bob", "dave"])
+        assert "error" not in ack and ack["mentions_dropped"] == ["dave"]
+        got = (await bob.inbox.wait_for(on("/in/msg", cid="m1")))[0].json
+        assert got["mentions"] == ["bob"] and got["mentioned"] is True
+        assert (await send(bob, "bob-all", ["@all"]))["error"]["code"] == "forbidden"
+        await alice.result("group.settings", {"gid": gid, "mention_all": "members"})
+        await bob.inbox.wait_for(on("/in/event", type="group", op="settings", mention_all="members"))
+        for device, cid in ((alice, "all-1"), (bob, "all-2"), (carol, "all-3")):  # three senders, any bridge
+            assert "error" not in await send(device, cid, ["@all"])
+        over = (await send(bob, "all-4", ["@all"]))["error"]
+        assert over["code"] == "rate_limited" and over["retry_after_ms"] > 0
+        # Unread: what came after each one's own last message (sending reads up to it).
+        for member, mentioned in ((alice, 2), (bob, 1), (carol, 0)):
+            await member.inbox.wait_for(on("/in/msg", cid="all-3"))
+            [item] = [i for i in (await member.result("conversations"))["items"] if i["conv"] == conv]
+            assert item["unread_mentions"] == mentioned, member.uid
+        assert dave.inbox.matching(on("/in/msg", cid="all-1")) == []
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there
