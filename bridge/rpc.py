@@ -37,6 +37,7 @@ from bridge.wire import (
     ProfileSetParams,
     PushTargetParams,
     ReactionParams,
+    ReadByParams,
     ReadParams,
     RecallParams,
     SearchParams,
@@ -210,6 +211,16 @@ async def read(ctx: RpcContext, call: Call[ReadParams]) -> Answer:
         to = r.members if small and not await ctx.blocks.blocked_in(call.uid, r.conv) else (call.uid,)
         events = [Publish(ctx.topics.inbox(member, "event"), body) for member in to]
     return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
+
+
+@method("read_by", ReadByParams)
+async def read_by(ctx: RpcContext, call: Call[ReadByParams]) -> Answer:
+    """Who has read one message and who has not (its sender, and a group's owner and admins)."""
+    p = call.params
+    m, found = await ctx.messages.read_by(call.uid, p.id, conv=p.conv, after=p.cursor, limit=p.limit)
+    return {"id": m.id, "conv": m.conv, "seq": m.seq, "read": [{"uid": u} for u in found.read],
+            "unread": list(found.unread), "read_count": found.read_count, "unread_count": found.unread_count,
+            "next_cursor": found.next_cursor}, []
 
 
 @method("conversation.settings", SettingsParams, membership=True)

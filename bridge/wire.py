@@ -232,6 +232,13 @@ class ReactionParams(_In):
     emoji: str = Field(min_length=1, max_length=16, pattern=r"^[^\s\x00-\x1f\x7f]+$")
 
 
+class ReadByParams(_In):
+    id: str = Field(min_length=26, max_length=26)  # the message
+    conv: str | None = Field(None, min_length=1, max_length=140)  # if given, the message's conversation
+    cursor: str | None = Field(None, pattern=_UID)  # the previous page's next_cursor
+    limit: int = Field(100, ge=1, le=200)
+
+
 class SettingsParams(_In):
     conv: str = Field(min_length=1, max_length=140)
     muted: bool | None = None

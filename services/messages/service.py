@@ -16,7 +16,15 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from services.attachments.service import refs
-from services.conversations.service import ALL, ConversationService, Locked, Membership, MentionRules
+from services.conversations.service import (
+    ALL,
+    ConversationService,
+    Locked,
+    Membership,
+    MentionRules,
+    ReadBy,
+    peer_of,
+)
 from services.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLarge, Unavailable
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
@@ -517,6 +525,33 @@ class MessageService:
         """
         row = await self._acting(uid, msg_id, "react")
         return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
+
+    async def read_by(self, uid: str, msg_id: str, *, conv: str | None, after: str | None, limit: int
+                      ) -> tuple[StoredMessage, ReadBy]:
+        """Who has read a message and who has not: the members whose window holds it, but its
+        sender (a page in uid order after ``after``, and the totals). Asked by its sender, or in a
+        group by an owner or admin; in a 1:1, a peer the caller blocks is in neither list (as its
+        ``peer_read_seq`` is not shown).
+
+        Raises:
+            NotFound: no such message in ``uid``'s window (or not of ``conv``, when given).
+            Forbidden: a former member; neither the sender nor (in a group) an owner or admin.
+        """
+        row, member = await self._visible(uid, msg_id)
+        if conv is not None and row.conv != conv:  # as unknown as any other id
+            msg = f"message {msg_id!r} not found"
+            raise NotFound(msg)
+        if not member.current:
+            msg = "only current members may ask who read a message"
+            raise Forbidden(msg)
+        if row.sender != uid and not (row.conv.startswith("g:") and member.role in ("owner", "admin")):
+            msg = "only the sender (or the group's owner and admins) may ask who read a message"
+            raise Forbidden(msg)
+        peer = peer_of(row.conv, uid)
+        hidden = await self._blocks.blocked_among(uid, {peer}) if peer is not None and peer != uid else set()
+        found = await self._conversations.read_by(row.conv, row.seq, leave_out={row.sender, *hidden}, after=after,
+                                                  limit=limit)
+        return StoredMessage.from_row(row), found
 
     async def recall(self, uid: str, msg_id: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace a message by a tombstone (type ``recalled``), keeping its seq.

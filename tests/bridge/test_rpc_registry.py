@@ -31,7 +31,7 @@ def documented_methods() -> set[str]:
     names: set[str] = set()
     for line in section.splitlines():
         if line.startswith("| `"):
-            names.update(re.findall(r"`([a-z.]+)`", line.split("|")[1]))
+            names.update(re.findall(r"`([a-z._]+)`", line.split("|")[1]))
     return names
 
 
