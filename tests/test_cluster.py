@@ -176,6 +176,23 @@ async def test_mentions_and_at_all_through_two_bridges(cluster: Cluster) -> None
         assert dave.inbox.matching(on("/in/msg", cid="all-1")) == []
 
 
+async def test_read_by_through_two_bridges(cluster: Cluster) -> None:
+    """Read-by lists (issue 28) in cluster mode: read_by answers from the markers ``read`` moved,
+    whichever bridge holds each user's shard, with the same refusals (the handlers are the
+    embedded broker's; tests/test_read_by.py has the window edges and the paging)."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        await alice.send({"cid": "r1", "group": group["gid"], "type": "text", "text": "read me"})
+        sent = (await alice.inbox.wait_for(on("/in/ack", cid="r1")))[0].json
+        await bob.result("read", {"conv": group["conv"], "seq": sent["seq"]})
+        got = await alice.result("read_by", {"id": sent["id"], "conv": group["conv"]})
+        assert (got["read"], got["unread"], got["read_count"], got["unread_count"], got["next_cursor"]) \
+            == ([{"uid": "bob"}], ["carol"], 1, 1, None)
+        refused = await carol.rpc("read_by", {"id": sent["id"]})
+        assert refused["error"]["data"]["code"] == "forbidden"
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there
