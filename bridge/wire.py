@@ -303,6 +303,8 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["reply"] = m.reply
     if m.edited_at is not None:
         body["edited_at"] = m.edited_at
+    if m.preview is not None:
+        body["preview"] = m.preview
     if m.type == "recalled" and m.data is not None:
         body.pop("data", None)
         body["recalled_by"] = m.data.get("by")

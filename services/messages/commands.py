@@ -48,6 +48,7 @@ class StoredMessage:
     mentions: tuple[str, ...] = ()
     reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
+    preview: dict[str, Any] | None = None  # its link's preview, once fetched (protocol §6, preview)
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -57,4 +58,4 @@ class StoredMessage:
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()), row.reply, row.edited_at)
+                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview)

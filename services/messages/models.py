@@ -29,6 +29,9 @@ class Message(Model):
     # and whether a recall leaves them unreferenced.
     file_key = fields.CharField(max_length=64, null=True, db_index=True)
     thumb_key = fields.CharField(max_length=64, null=True, db_index=True)
+    # The link preview of a text message, once fetched: {"url", "title", "description", "image"}
+    # (services.previews; cleared by a recall or an edit).
+    preview: Any = fields.JSONField(null=True)
 
     class Meta:
         table = "messages"

@@ -41,7 +41,7 @@ from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
 
-_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at"
+_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview"
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
@@ -49,13 +49,14 @@ EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
-                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11])
+                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]))
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
+                 json_text(m.preview),
                  m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
 
 
@@ -580,7 +581,7 @@ class MessageService:
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None, reply=None, file_key=None,
-                                                                      thumb_key=None)
+                                                                      thumb_key=None, preview=None)
                 # The replies quoting it quote a recalled message from now on (no excerpt).
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
@@ -618,7 +619,9 @@ class MessageService:
             msg = f"too late: messages can be edited within {self._edit_window_ms // 1000} s"
             raise Forbidden(msg)
         async with transaction() as conn:
-            changed = await Message.filter(id=msg_id, type="text").using_db(conn).update(text=text, edited_at=now)
+            # The preview was the old text's link's (the bridge previews the new text's again).
+            changed = await Message.filter(id=msg_id, type="text").using_db(conn).update(text=text, edited_at=now,
+                                                                                       preview=None)
             if not changed:  # recalled meanwhile
                 msg = "only the sender may edit, and only a text message"
                 raise Forbidden(msg)
@@ -627,6 +630,13 @@ class MessageService:
             await self._events.publish(conn, [msg_id], now)  # the search index follows (push skips edits)
         row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
+
+    async def set_preview(self, msg_id: str, text: str, preview: dict[str, Any]) -> bool:
+        """Store the link preview of text message ``msg_id`` (docs/protocol.md, link previews),
+        if its text is still ``text`` (not recalled, nor edited since the link was taken from it).
+        Returns whether it was stored."""
+        changed: int = await Message.filter(id=msg_id, type="text", text=text).update(preview=preview)
+        return changed > 0
 
     async def referenced_keys(self, keys: list[str]) -> set[str]:
         """The upload keys among ``keys`` that a message refers to (attachments.Referrer)."""
