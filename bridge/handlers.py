@@ -36,6 +36,8 @@ from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
+from services.previews.extract import cache_key
+from services.previews.service import Preview, PreviewJob, PreviewService
 from services.profiles.service import ProfileService
 from services.push.service import PushService
 from services.reactions.service import ReactionService
@@ -64,9 +66,11 @@ class Dispatcher:
                  clock: Clock | None = None,
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
-                 search: SearchService | None = None, announce_presence: bool = False) -> None:
+                 search: SearchService | None = None, announce_presence: bool = False,
+                 previews: PreviewService | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
-        (cluster mode; the embedded broker announces presence itself)."""
+        (cluster mode; the embedded broker announces presence itself). ``previews``: link
+        previews are on (a text message's link is previewed once its deliveries are out)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
         self.topics = topics
         self.messages = messages
@@ -83,6 +87,8 @@ class Dispatcher:
         self.contacts = contacts
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
+        self.previews = previews
+        self._previews_due: dict[int, PreviewJob] = {}  # id(send command) -> its preview, once published
         self.stats = BridgeStats()
         self._clock = clock or SystemClock()
 
@@ -191,7 +197,53 @@ class Dispatcher:
             if dropped:
                 ack["mentions_dropped"] = dropped
         out.append(Publish(self.topics.inbox(c.sender, "ack"), dumps(ack)))
+        if result.created and self.previews is not None and m.type == "text" and m.text and "https://" in m.text:
+            job = self.previews.job(m.id, m.conv, m.seq, m.sender, m.text, result.recipients)
+            if job is not None:
+                self._previews_due[id(cmd)] = job  # requested by published(), after the message
         return out
+
+    async def _preview_edit(self, cmd: Rpc) -> None:
+        """An edit whose text has a link: its preview (again) for the members told of the edit,
+        once the edit event is out (a link unchanged is the cache's)."""
+        text: str = cmd.params.text  # type: ignore[attr-defined]
+        if "https://" not in text or self.previews is None:
+            return
+        try:
+            m = (await self.messages.by_ids([cmd.params.id])).get(cmd.params.id)  # type: ignore[attr-defined]
+            if m is None or m.type != "text":
+                return
+            job = self.previews.job(m.id, m.conv, m.seq, m.sender, m.text,
+                                    await self.conversations.audience(m.conv, m.seq))
+        except Exception:  # the edit is done and answered; its preview is not worth failing it
+            log.exception("preview of the edit of %s failed", cmd.params.id)  # type: ignore[attr-defined]
+            return
+        if job is not None:
+            self._previews_due[id(cmd)] = job
+
+    def published(self, cmd: Command) -> None:
+        """The bridge has published ``cmd``'s deliveries (or given up on them): its link preview,
+        if any, is requested now, so the preview event always follows the message."""
+        if self._previews_due:
+            job = self._previews_due.pop(id(cmd), None)
+            if job is not None and self.previews is not None:
+                self.previews.request(job)
+
+    async def preview_publishes(self, job: PreviewJob, preview: Preview) -> list[Publish]:
+        """Store ``preview`` with the message and make its ``preview`` event to the members who
+        got the message, if the message still shows that link (not recalled, nor edited to
+        another link since)."""
+        current = (await self.messages.by_ids([job.id])).get(job.id)
+        if current is None or current.type != "text" or current.text is None:
+            return []
+        url = self.previews.link(current.text) if self.previews is not None else None
+        if url is None or cache_key(url) != job.key:
+            return []
+        stored = {"url": url, "title": preview.title, "description": preview.description, "image": preview.image}
+        if not await self.messages.set_preview(job.id, current.text, stored):
+            return []  # recalled or edited meanwhile
+        body = dumps({"type": "preview", "conv": job.conv, "id": job.id, "seq": job.seq, **stored})
+        return [Publish(self.topics.inbox(uid, "event"), body) for uid in job.to]
 
     async def _rpc(self, cmd: Rpc) -> list[Publish]:
         self.stats.rpcs += 1
@@ -211,6 +263,8 @@ class Dispatcher:
                 log.info("%s notification from %s failed: %s", cmd.method, cmd.uid, exc.message)
                 return []
             return [error_reply(self.topics, cmd.uid, exc, rpc=True, rpc_id=cmd.id, reply_to=cmd.reply_to)]
+        if cmd.method == "edit" and self.previews is not None:
+            await self._preview_edit(cmd)
         if not cmd.respond:
             return extra
         reply = Publish(self.topics.inbox(cmd.uid, "rpc"), dumps({"jsonrpc": "2.0", "id": cmd.id, "result": result}))

@@ -155,7 +155,8 @@ class Bridge:
             except Exception:
                 log.exception("bridge lane failed on %d sends", len(batch))
             finally:
-                for key, _, _, receipt in batch:
+                for key, cmd, _, receipt in batch:
+                    self._dispatcher.published(cmd)
                     self._finish(key, receipt)
 
     async def _run(self, key: str, cmd: Command, taken: float, receipt: Receipt | None) -> None:
@@ -178,6 +179,7 @@ class Bridge:
         except Exception:
             log.exception("bridge lane failed on %r", type(cmd).__name__)
         finally:
+            self._dispatcher.published(cmd)
             self._finish(key, receipt)
 
     async def _publish(self, pub: Publish) -> None:

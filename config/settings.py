@@ -439,6 +439,44 @@ class PushSettings(_Part):
         return value
 
 
+class PreviewSettings(_Part):
+    """Link previews (docs/protocol.md §6, ``preview``): the server GETs the first https link of a
+    text message, through the webhooks' SSRF guard (public addresses only, checked again at
+    connect time, every redirect too; no proxy, no cookies), and sends its title, description
+    and image URL to the members who got the message. In cluster mode each ``imgate bridge``
+    fetches for the messages it handles, with its own cache and buckets."""
+
+    enabled: bool = True  # off: no link of a message is ever fetched
+    images: bool = True  # give the page's image URL (clients that load it show the viewer's IP to its host)
+    timeout_s: float = Field(5.0, gt=0, le=60)  # one preview, redirects included
+    connect_timeout_s: float = Field(2.0, gt=0, le=60)
+    max_bytes: int = Field(256 * 1024, ge=1024, le=16 << 20)  # of a page read (and parsed); the rest is not
+    max_redirects: int = Field(3, ge=0, le=10)
+    max_url: int = Field(2048, ge=16, le=8192)  # a longer link is not previewed
+    user_per_s: float = Field(0.2, gt=0, le=1000)  # fetches a user's messages may cause (cached links cost none)
+    user_burst: int = Field(5, ge=1, le=10_000)
+    global_per_s: float = Field(10.0, gt=0, le=100_000)  # fetches of the whole process
+    global_burst: int = Field(50, ge=1, le=100_000)
+    concurrency: int = Field(8, ge=1, le=1000)  # fetches at once
+    queue: int = Field(1000, ge=1, le=1_000_000)  # waiting previews; beyond: dropped (counted)
+    cache_entries: int = Field(10_000, ge=1, le=10_000_000)
+    cache_bytes: int = Field(8 << 20, ge=1024, le=1 << 30)
+    ttl_s: float = Field(3600.0, gt=0, le=7 * 86400)  # a preview is kept this long
+    negative_ttl_s: float = Field(60.0, ge=0, le=86400)  # a link that gave none is not fetched again for this long
+    # Intranet exceptions to the public-address rule, as push.webhook_allow: host names
+    # ("wiki.corp.example", "*.corp.example") and networks ("10.0.0.0/8").
+    allow: list[str] = Field(default_factory=list)
+    ca_file: Path | None = None  # extra CA certificates (PEM) to trust, e.g. an intranet's, besides the public ones
+
+    @field_validator("allow")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        from services.netguard import parse_allowlist
+
+        parse_allowlist(value)
+        return value
+
+
 class WorkerSettings(_Part):
     """Where the background work runs: push fan-out and sending, search indexing."""
 
@@ -487,6 +525,7 @@ class Settings(BaseSettings):
     rabbitmq: RabbitMqSettings = RabbitMqSettings()
     amqp: AmqpSettings = AmqpSettings()
     push: PushSettings = PushSettings()
+    previews: PreviewSettings = PreviewSettings()
     search: SearchSettings = SearchSettings()
     workers: WorkerSettings = WorkerSettings()
 

@@ -17,7 +17,7 @@ from bridge.acl import UserTopicRules
 from bridge.amqp import AmqpTransport
 from bridge.handlers import Dispatcher
 from bridge.ingress import IngressLimits
-from bridge.ratelimit import Rate, RateLimits, Throttle
+from bridge.ratelimit import Rate, RateLimits, Throttle, TokenBucket
 from bridge.router import Router, Topics
 from bridge.runner import Bridge
 from bridge.transport import BrokerEndpoint, EncodingTrees, LocalTransport, MqttTransport, Transport
@@ -44,6 +44,7 @@ from services.ids import Clock, SystemClock
 from services.messages.service import MessageService
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
+from services.previews.service import Preview, PreviewJob, PreviewService
 from services.profiles.service import ProfileService
 from services.push.providers import Provider
 from services.push.service import FAN_OUT_BATCH, PushService
@@ -270,6 +271,7 @@ class App:
         self.rabbit: RabbitManagement | None = None  # RabbitMQ's management API (rabbitmq.management_url)
         self.connection_watch: ConnectionWatch | None = None  # RabbitMQ's connection events (with amqp.url)
         self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
+        self.previews: PreviewService | None = None  # link previews (previews.enabled), where messages are handled
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
@@ -396,12 +398,19 @@ class App:
                                 notifications=svc.notifications, push=self.push, search=self.search,
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
                                 contacts=svc.contacts, attachments=svc.attachments,
-                                announce_presence=cluster)
+                                announce_presence=cluster, previews=await self._start_previews())
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
                              ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
                                                    b.ingress_user_inflight, b.ingress_max_inflight))
         self.tasks.spawn("imgate.bridge", self.bridge.run)
+        if self.previews is not None:
+            bridge, previews = self.bridge, self.previews
+
+            async def deliver(job: PreviewJob, preview: Preview) -> None:
+                await bridge.publish_many(await dispatcher.preview_publishes(job, preview))
+
+            self.tasks.spawn("imgate.previews", lambda: previews.run(deliver), restart=True)
         try:
             async with asyncio.timeout(_BRIDGE_READY_TIMEOUT), asyncio.TaskGroup() as tg:
                 ready = tg.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
@@ -445,6 +454,30 @@ class App:
                              max_messages=a.max_queue_messages, max_bytes=a.max_queue_bytes,
                              max_body=s.broker.max_packet_bytes)
         return self.amqp
+
+    async def _start_previews(self) -> PreviewService | None:
+        """Link previews (``previews.enabled``): the fetcher behind the shared SSRF guard, the
+        per-user and global buckets, the cache. Run by the process that handles the messages
+        (imgate run, each imgate bridge): the preview follows the message's own deliveries."""
+        p = self.settings.previews
+        if not p.enabled:
+            return None
+        from services.netguard import OutboundPolicy, default_ssl_context
+        from services.previews.service import PreviewFetcher
+
+        context = default_ssl_context()
+        if p.ca_file is not None:
+            context.load_verify_locations(cafile=str(p.ca_file))
+        policy = OutboundPolicy(allow=p.allow, resolve_timeout_s=p.timeout_s, noun="link")
+        fetcher = await self._stack.enter_async_context(PreviewFetcher(
+            policy, timeout_s=p.timeout_s, connect_timeout_s=p.connect_timeout_s, max_bytes=p.max_bytes,
+            max_redirects=p.max_redirects, max_connections=p.concurrency, ssl_context=context))
+        self.previews = PreviewService(
+            fetcher, user_bucket=TokenBucket(self.clock, Rate(p.user_per_s, p.user_burst)),
+            global_bucket=TokenBucket(self.clock, Rate(p.global_per_s, p.global_burst), max_keys=1),
+            queue_max=p.queue, concurrency=p.concurrency, cache_entries=p.cache_entries, cache_bytes=p.cache_bytes,
+            ttl_s=p.ttl_s, negative_ttl_s=p.negative_ttl_s, max_url=p.max_url, images=p.images)
+        return self.previews
 
     def _mqtt(self, endpoint: BrokerEndpoint) -> MqttTransport:
         b = self.settings.bridge
@@ -780,6 +813,9 @@ class App:
         if self.amqp is not None:
             out["bridge_amqp_shards_handed_on_total"] = self.amqp.handovers
             out["bridge_amqp_oversize_dropped_total"] = self.amqp.oversize
+        if self.previews is not None:
+            for name, value in self.previews.counters().items():
+                out[f"previews_{name}_total"] = value
         if self.services is not None:
             out["message_batches_total"] = self.services.messages.batches
         if self.worker is not None:  # counted in the worker process, as it last reported them
