@@ -186,6 +186,14 @@ async def test_a_link_gets_a_preview_event_after_the_message_for_both_members(se
         assert message["preview"] == stored
         items = (await alice.result("conversations", {}))["items"]
         assert items[0]["last"]["preview"] == stored
+        # A cached link's preview is ready at once, and still waits for the message's deliveries.
+        for n in range(5):
+            again = await send(alice, f"again-{n}", "bob", site.url("/page"))
+            for dev in (alice, bob):
+                event = (await dev.inbox.wait_for(is_preview(id=again["id"])))[0]
+                msg = dev.inbox.matching(on("/in/msg", id=again["id"]))
+                assert msg and dev.inbox.items.index(msg[0]) < dev.inbox.items.index(event)
+        assert site.requests == ["/page"]
 
 
 async def test_a_black_hole_link_delays_neither_the_ack_nor_anyone_elses_message(settings: Settings,
