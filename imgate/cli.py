@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import signal
+import sqlite3
+import stat
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
@@ -15,11 +17,12 @@ from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from broker.listeners import ListenerError
 from config.settings import MOVED_WITH_PORT, ConfigError, Settings, load_settings, move_listeners
 from imgate.tasks import TaskCrashed
-from services.db import DatabaseUnavailable, SchemaMismatch
+from services.db import DatabaseUnavailable, SchemaMismatch, redact_url
 from services.errors import ImError
 from services.files import private_dir
 
@@ -236,8 +239,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(getattr(args, "config", None), overrides)
     if getattr(args, "port", None) is not None:
         settings = move_listeners(settings, args.port)
+    _check_database_url(settings.database.url)
     _check_data_dir(settings.data_dir)
     return settings
+
+
+def _check_database_url(url: str | None) -> None:
+    """A URL the database layer can open (the settings check only its scheme): else one line
+    naming the setting, without the URL (it may hold a password).
+
+    Raises:
+        ConfigError: it does not parse, or has no path, or an upper-case ``SQLITE://``.
+    """
+    if url is None:
+        return
+    scheme, _, rest = url.partition("://")
+    where = "database.url (IMGATE_DATABASE__URL)"
+    if scheme.lower() == "sqlite":
+        if scheme != "sqlite":
+            msg = f"{where}: write its scheme as sqlite://, in lower case"
+            raise ConfigError(msg)
+        if not rest:
+            msg = f"{where}: sqlite:// needs the database file's path, e.g. sqlite:///var/lib/imgate/imgate.db"
+            raise ConfigError(msg)
+        return
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a port that is not a number or out of range
+    except ValueError as exc:
+        msg = f"{where}: not a valid URL ({exc}): use postgres://USER:PASSWORD@HOST:PORT/DB"
+        raise ConfigError(msg) from None
 
 
 def _check_data_dir(path: Path) -> None:
@@ -270,7 +300,7 @@ def _check_data_dir(path: Path) -> None:
 
 
 class DataDirInUse(Exception):
-    """Another ``imgate run`` holds the data directory."""
+    """Another ``imgate run`` holds the data directory (or its lock file cannot be used)."""
 
 
 def _lock_data_dir(path: Path) -> int:
@@ -283,7 +313,22 @@ def _lock_data_dir(path: Path) -> int:
     """
     import fcntl
 
-    fd = os.open(path / "imgate.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = path / "imgate.lock"
+    # Not through a link: in a shared directory (/tmp) one planted under this name would have had
+    # its target truncated and overwritten with our pid.
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        why = "a symbolic link" if lock.is_symlink() else os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        msg = (f"the data directory's lock file {lock} cannot be used: {why} (remove it, or set --data-dir / "
+               f"IMGATE_DATA_DIR)")
+        raise DataDirInUse(msg) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        msg = (f"the data directory's lock file {lock} is not a file of its own (a hard link?): remove it, or set "
+               f"--data-dir / IMGATE_DATA_DIR")
+        raise DataDirInUse(msg)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -472,14 +517,16 @@ def _main(argv: list[str] | None) -> int:
         print(f"imgate: stopped: {exc}", file=sys.stderr)
         return 1
     except DataDirInUse as exc:
-        print(f"imgate: {exc}", file=sys.stderr)
-        return 2
+        return _failed(exc, str(exc))
     except ListenerError as exc:
-        print(f"imgate: {_listener_hint(exc, getattr(args, 'port', None))}", file=sys.stderr)
-        return 2
+        return _failed(exc, _listener_hint(exc, getattr(args, "port", None)))
     except (SchemaMismatch, DatabaseUnavailable) as exc:
-        print(f"imgate: {exc}", file=sys.stderr)
-        return 2
+        return _failed(exc, str(exc))
+    except sqlite3.DatabaseError as exc:  # not a database, a full disk, ...: SQLite's own words
+        hint = "set database.url / IMGATE_DATABASE__URL, or --data-dir / IMGATE_DATA_DIR"
+        if "full" in str(exc):
+            hint = f"free some space, or {hint}"
+        return _failed(exc, f"cannot use the SQLite database {redact_url(settings.database_url())}: {exc}; {hint}")
     except KeyboardInterrupt:
         return 130
     if out:
@@ -487,15 +534,25 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
+def _failed(exc: BaseException, line: str) -> int:
+    """A start-up failure: ``line`` on stderr, status 2; its traceback only at log level DEBUG."""
+    logging.getLogger("imgate").debug("what failed", exc_info=exc)
+    print(f"imgate: {line}", file=sys.stderr)
+    return 2
+
+
 def _listener_hint(exc: ListenerError, port: int | None) -> str:
     """A port given by ``--port`` (``make run PORT=…``) is changed there: the flag overrides
-    ``IMGATE_MQTT__PORT``, and moves the listeners left at their defaults with it."""
+    ``IMGATE_MQTT__PORT``, and moves the listeners left at their defaults with it. Without the
+    flag, MQTT's port taken may just as well be moved by it (``make run PORT=…``)."""
     text = str(exc)
     if port is None:
+        if exc.setting == "mqtt.port":
+            return f"{text}; or run with --port N (PORT=N under make run), which moves the other listeners too"
         return text
     if exc.setting == "mqtt.port":
-        return text.replace("set mqtt.port / IMGATE_MQTT__PORT", f"choose another --port than {port} "
-                            "(PORT=… under make run)")
+        return re.sub(r"set mqtt\.port / IMGATE_MQTT__PORT to (a free|another) port",
+                      f"choose another --port than {port} (PORT=… under make run)", text)
     if exc.setting in {f"{section}.{key}" for section, key in MOVED_WITH_PORT}:
         return f"{text}; --port {port} put it there: another --port (PORT=… under make run) moves it too"
     return text

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -143,6 +144,86 @@ def test_a_taken_port_given_by_the_flag_says_to_change_the_flag(tmp_path: Path) 
         line = one_line(start(base_env(tmp_path), "--data-dir", str(tmp_path / "data"), "run", "--port", str(port)),
                         f"127.0.0.1:{port}", f"another --port than {port}", "PORT=")
     assert "IMGATE_MQTT__PORT" not in line  # the flag overrides it: no use setting it
+    assert line.endswith("(PORT=… under make run))"), line  # was '… under make run) to a free port)'
+
+
+def test_a_taken_mqtt_port_without_the_flag_names_the_flag_too(tmp_path: Path) -> None:
+    """The default 1883 taken (a system Mosquitto): the setting, and --port / make run PORT=, which
+    moves the other listeners with it."""
+    with taken_port() as port:
+        env = base_env(tmp_path) | {"IMGATE_MQTT__PORT": str(port)}
+        one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), f"127.0.0.1:{port}",
+                 "set mqtt.port / IMGATE_MQTT__PORT to a free port", "--port N (PORT=N under make run)")
+
+
+def test_at_log_level_debug_a_start_up_failure_shows_its_traceback(tmp_path: Path) -> None:
+    """One line, and with --log-level DEBUG the traceback of what failed before it."""
+    with taken_port() as port:
+        env = base_env(tmp_path) | {"IMGATE_MQTT__PORT": str(port)}
+        done = start(env, "--data-dir", str(tmp_path / "data"), "run", "--log-level", "DEBUG")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" in done.stderr and "OSError" in done.stderr, done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].startswith(f"imgate: cannot listen for MQTT on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("url", ["postgres://[::1", "postgres://db.example:abc/imgate",
+                                 "postgres://imgate@127.0.0.1:99999/imgate", "SQLITE:///var/lib/imgate/imgate.db",
+                                 "sqlite://"])
+def test_a_database_url_that_cannot_be_opened_is_one_line(tmp_path: Path, url: str) -> None:
+    """Before: a ValueError (or tortoise's KeyError) traceback and status 1."""
+    env = base_env(tmp_path) | {"IMGATE_DATABASE__URL": url}
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), "database.url", "IMGATE_DATABASE__URL")
+
+
+@pytest.mark.parametrize("what", ["a directory", "another file"])
+def test_a_sqlite_url_on_something_else_is_one_line_and_leaves_it_as_it_was(tmp_path: Path, what: str) -> None:
+    """Before: a traceback, and the file (``database.url = "sqlite:///etc/passwd"``) made 0600
+    before SQLite found it was no database."""
+    target = tmp_path / "other"
+    if what == "a directory":
+        target.mkdir(mode=0o755)
+    else:
+        target.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    target.chmod(0o755 if what == "a directory" else 0o644)
+    env = base_env(tmp_path) | {"IMGATE_DATABASE__URL": f"sqlite://{target}"}
+    one_line(start(env, "--data-dir", str(tmp_path / "data"), "run"), str(target), "not an SQLite database",
+             "IMGATE_DATABASE__URL")
+    assert stat.S_IMODE(target.stat().st_mode) == (0o755 if what == "a directory" else 0o644)
+    if what == "another file":
+        assert target.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_a_disk_that_fills_up_while_migrating_is_one_line(tmp_path: Path) -> None:
+    """Room for the data directory's probe but not for the database: SQLite's 'database or disk
+    is full' in one line (before: a traceback, status 1)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k,mode=0700", "tmpfs", str(data)], check=True)
+    try:
+        env = {k: v for k, v in base_env(tmp_path).items() if k != "IMGATE_DATABASE__URL"}
+        one_line(start(env, "--data-dir", str(data), "run"), "database or disk is full", "free some space")
+    finally:
+        subprocess.run(["umount", str(data)], check=False)
+
+
+@pytest.mark.parametrize("what", ["a symbolic link", "a hard link", "a directory"])
+def test_a_lock_file_that_is_not_its_own_is_refused_and_left_alone(tmp_path: Path, what: str) -> None:
+    """The lock is opened by a name anyone could plant in a shared data directory (/tmp): before,
+    a link's target was truncated and overwritten with the pid, and a directory was a traceback."""
+    data, victim = tmp_path / "data", tmp_path / "victim"
+    data.mkdir(mode=0o700)
+    victim.write_text("precious\n")
+    lock = data / "imgate.lock"
+    if what == "a symbolic link":
+        lock.symlink_to(victim)
+    elif what == "a hard link":
+        os.link(victim, lock)
+    else:
+        lock.mkdir()
+    one_line(start(base_env(tmp_path), "--data-dir", str(data), "run"), str(lock), "--data-dir")
+    assert victim.read_text() == "precious\n"
 
 
 def started(proc: subprocess.Popen[str]) -> str:
