@@ -511,6 +511,8 @@ def _main(argv: list[str] | None) -> int:
             return 0
         out = _arun(settings, _with_users(settings, _user_action(args)))
     except ImError as exc:
+        if args.command in ("run", "api", "bridge", "worker"):  # a server's refusal to start (the settings'
+            return _failed(exc, exc.message)  # combination): what serving fails of is TaskCrashed
         print(f"imgate: {exc.message}", file=sys.stderr)
         return 1
     except TaskCrashed as exc:  # its traceback is logged already

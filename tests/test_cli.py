@@ -310,9 +310,10 @@ def test_a_standalone_worker_runs_until_sigterm(tmp_path: Path, database_url: st
 
 
 
-def _refusal(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line a refused start-up prints (nothing else on either stream, no traceback)."""
-    assert done.returncode == 1, done.stderr
+def _refusal(done: subprocess.CompletedProcess[str], status: int = 2) -> str:
+    """The one line a refused start-up prints (nothing else on either stream, no traceback), with
+    status 2 as every start-up failure (a command such as search reindex: 1)."""
+    assert done.returncode == status, done.stderr
     assert done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
     return done.stderr.strip()
 
@@ -336,9 +337,24 @@ def test_the_postgres_search_backend_on_sqlite_is_refused_in_one_line(tmp_path: 
            "IMGATE_SEARCH__BACKEND": "postgres", "IMGATE_MQTT__PORT": "0", "IMGATE_WEB__ENABLED": "false"}
     done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
-    assert _refusal(done) == ("imgate: search.backend = postgres keeps its index in the PostgreSQL database, but "
-                              "database.url is SQLite; set IMGATE_DATABASE__URL to a postgres:// URL, or "
-                              "IMGATE_SEARCH__BACKEND=embedded")
+    assert _refusal(done, 1 if args[0] == "search" else 2) == (
+        "imgate: search.backend = postgres keeps its index in the PostgreSQL database, but "
+        "database.url is SQLite; set IMGATE_DATABASE__URL to a postgres:// URL, or IMGATE_SEARCH__BACKEND=embedded")
+
+
+@pytest.mark.parametrize(("role", "line"), [
+    ("api", "imgate: imgate api needs admin.secret (IMGATE_ADMIN__SECRET)"),
+    ("bridge", "imgate: imgate bridge needs amqp.url (RabbitMQ) and a PostgreSQL database.url"),
+])
+def test_a_server_refused_by_its_settings_exits_2(tmp_path: Path, role: str, line: str) -> None:
+    """Issue 27: every start-up failure is status 2 (these were 1, as a command's failure)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGATE_")}
+    env |= {"IMGATE_DATABASE__URL": f"sqlite://{tmp_path / 'imgate.db'}", "IMGATE_ADMIN__PORT": "0",
+            "IMGATE_WEB__ENABLED": "false"}
+    done = subprocess.run([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), role], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.splitlines()[-1] == line, done.stderr
 
 
 def test_a_cluster_worker_on_the_postgres_search_backend_runs(tmp_path: Path, database_url: str) -> None:
