@@ -32,6 +32,8 @@ from bridge.wire import (
     HistoryParams,
     NoParams,
     NotificationsParams,
+    PinnedParams,
+    PinParams,
     PresenceParams,
     ProfileGetParams,
     ProfileSetParams,
@@ -240,6 +242,40 @@ async def recall(ctx: RpcContext, call: Call[RecallParams]) -> Answer:
             [Publish(ctx.topics.inbox(m, "event"), body) for m in members])
 
 
+async def _pin(ctx: RpcContext, call: Call[PinParams], op: str) -> Answer:
+    """``pin`` / ``unpin``: the result, and the ``pin`` event when something changed."""
+    pins = ctx.messages.pins
+    act = pins.pin if op == "add" else pins.unpin
+    change = await act(call.uid, call.params.id, conv=call.params.conv)
+    m = change.message
+    result = {"id": m.id, "conv": m.conv, "seq": m.seq, "pinned": change.pinned}
+    if not change.changed:
+        return result, []
+    body = dumps({"type": "pin", "op": op, "conv": m.conv, "id": m.id, "seq": m.seq, "by": call.uid,
+                  "ts": change.ts})
+    return result, [Publish(ctx.topics.inbox(u, "event"), body) for u in change.members]
+
+
+@method("pin", PinParams, limit=Limit.FAN_OUT)  # tells every member, as a reaction does
+async def pin(ctx: RpcContext, call: Call[PinParams]) -> Answer:
+    return await _pin(ctx, call, "add")
+
+
+@method("unpin", PinParams, limit=Limit.FAN_OUT)
+async def unpin(ctx: RpcContext, call: Call[PinParams]) -> Answer:
+    return await _pin(ctx, call, "remove")
+
+
+@method("pinned", PinnedParams, membership=True)
+async def pinned(ctx: RpcContext, call: Call[PinnedParams]) -> Answer:
+    """A conversation's pinned messages, newest pin first, as history renders them."""
+    found = await ctx.messages.pins.pinned(call.membership)
+    rendered = await _rendered(ctx, call.uid, [p.message for p in found.pins])
+    return {"conv": call.params.conv, "pins": [{"id": p.message.id, "seq": p.message.seq, "by": p.by, "ts": p.ts,
+                                                "message": rendered[p.message.id]} for p in found.pins],
+            "hidden": found.hidden}, []
+
+
 @method("edit", EditParams, limit=Limit.FAN_OUT)
 async def edit(ctx: RpcContext, call: Call[EditParams]) -> Answer:
     m, members = await ctx.messages.edit(call.uid, call.params.id, call.params.text)
@@ -385,7 +421,8 @@ def _changed(ctx: RpcContext, change: GroupChange) -> Answer:
 
 def _group(info: GroupInfo) -> dict[str, Any]:
     return {"gid": info.gid, "conv": info.conv, "name": info.name, "owner": info.owner,
-            "members": [{"uid": u, "role": r} for u, r in info.members], "mention_all": info.mention_all}
+            "members": [{"uid": u, "role": r} for u, r in info.members], "mention_all": info.mention_all,
+            "pin": info.pin}
 
 
 @method("group.create", GroupCreateParams)
@@ -423,8 +460,8 @@ async def group_role(ctx: RpcContext, call: Call[GroupRoleParams]) -> Answer:
 async def group_settings(ctx: RpcContext, call: Call[GroupSettingsParams]) -> Answer:
     """Read a group's settings (any member), or change them (the owner and admins: every member is told)."""
     p = call.params
-    s = await ctx.groups.settings(call.uid, p.gid, mention_all=p.mention_all)
-    result = {"gid": s.gid, "conv": s.conv, "mention_all": s.mention_all}
+    s = await ctx.groups.settings(call.uid, p.gid, mention_all=p.mention_all, pin=p.pin)
+    result = {"gid": s.gid, "conv": s.conv, "mention_all": s.mention_all, "pin": s.pin}
     body = dumps({"type": "group", "op": "settings", **result, "by": call.uid})
     return result, [Publish(ctx.topics.inbox(u, "event"), body) for u in s.notify]
 

@@ -153,6 +153,7 @@ class GroupRoleParams(_In):
 class GroupSettingsParams(_In):
     gid: str = Field(pattern=_GID)
     mention_all: Literal["admins", "members"] | None = None  # None: read the settings
+    pin: Literal["members", "admins"] | None = None  # who may pin messages; None: unchanged
 
 
 class RecallParams(_In):
@@ -230,6 +231,15 @@ class ReactionParams(_In):
     id: str = Field(min_length=26, max_length=26)
     # An emoji (or a short code a client maps to one): no spaces or control characters.
     emoji: str = Field(min_length=1, max_length=16, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+
+
+class PinParams(_In):
+    id: str = Field(min_length=26, max_length=26)  # the message
+    conv: str | None = Field(None, min_length=1, max_length=140)  # if given, the message's conversation
+
+
+class PinnedParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
 
 
 class ReadByParams(_In):

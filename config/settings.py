@@ -253,6 +253,7 @@ class LimitSettings(_Part):
     typing_per_second: float = Field(2.0, gt=0)  # per user; more typing events are dropped
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
     mention_all_per_minute: int = Field(3, ge=1, le=1000)  # @all mentions per group in any minute; beyond: rate_limited
+    max_pins: int = Field(50, ge=1, le=1000)  # pinned messages per conversation; one more is too_large
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)

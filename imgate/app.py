@@ -85,7 +85,8 @@ class Services:
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
                    edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
-                   attachments: AttachmentService | None = None, mention_all_per_minute: int = 3) -> Services:
+                   attachments: AttachmentService | None = None, mention_all_per_minute: int = 3,
+                   max_pins: int = 50) -> Services:
     """The services on one clock. ``attachments``: the attachment service on the configured
     object store (:func:`open_attachments`); without it, attachments are off (file.upload is
     ``unavailable``)."""
@@ -99,7 +100,7 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     messages = MessageService(clock, users, conversations, blocks=blocks, events=events,
                               recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
                               contacts=contacts if contacts_policy else None, attachments=attachments,
-                              mention_all_per_minute=mention_all_per_minute)
+                              mention_all_per_minute=mention_all_per_minute, max_pins=max_pins)
     profiles = ProfileService(clock, users, conversations, attachments=attachments)
     attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
     attachments.add_referrer(profiles)
@@ -307,7 +308,8 @@ class App:
                                              edit_window_s=s.limits.edit_window_s, max_text=s.limits.max_text,
                                              contacts_policy=s.messaging.policy == "contacts",
                                              attachments=attachments,
-                                             mention_all_per_minute=s.limits.mention_all_per_minute)
+                                             mention_all_per_minute=s.limits.mention_all_per_minute,
+                                             max_pins=s.limits.max_pins)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:

@@ -106,7 +106,8 @@ async def test_at_all_flags_every_member_and_who_may_use_it_is_a_group_setting(c
     g = await group(alice, "bob", "carol")
     gid, conv = g["gid"], g["conv"]
     assert (await bob.result("group.info", {"gid": gid}))["mention_all"] == "admins"
-    assert await bob.result("group.settings", {"gid": gid}) == {"gid": gid, "conv": conv, "mention_all": "admins"}
+    assert await bob.result("group.settings", {"gid": gid}) == {"gid": gid, "conv": conv, "mention_all": "admins",
+                                                               "pin": "members"}
     ack = await send(alice, "all-1", gid, ["@all"], "hello everyone")
     assert "mentions_dropped" not in ack
     for member in (bob, carol):
@@ -120,7 +121,7 @@ async def test_at_all_flags_every_member_and_who_may_use_it_is_a_group_setting(c
     assert (await alice.rpc("group.settings", {"gid": gid, "mention_all": "everyone"}))["error"]["code"] == -32602
     await alice.result("group.role", {"gid": gid, "uid": "carol", "role": "admin"})
     changed = await carol.result("group.settings", {"gid": gid, "mention_all": "members"})
-    assert changed == {"gid": gid, "conv": conv, "mention_all": "members"}
+    assert changed == {"gid": gid, "conv": conv, "mention_all": "members", "pin": "members"}
     for member in (alice, bob, carol):  # every member is told
         event = (await member.inbox.wait_for(on("/in/event", type="group", op="settings")))[0].json
         assert (event["gid"], event["conv"], event["mention_all"], event["by"]) == (gid, conv, "members", "carol")

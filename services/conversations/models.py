@@ -27,6 +27,9 @@ class Conversation(Model):
     # within the last minute): the per-group @all rate, kept under the conversation's lock so it
     # holds across bridge processes. Read and written only by a send that mentions @all.
     mention_all_recent: Any = fields.JSONField(null=True)
+    # A group's setting: who may pin and unpin messages ("members": anyone, the default when null;
+    # "admins": the owner and admins).
+    pin = fields.CharField(max_length=8, null=True)
 
     class Meta:
         table = "conversations"

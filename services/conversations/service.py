@@ -27,6 +27,7 @@ from services.sql import AnyOf, Many, Program, Query, fetch, json_text, json_val
 ROLES = ("owner", "admin", "member")
 ALL = "@all"  # a mention of every member of a group (uids cannot contain "@")
 MENTION_ALL = ("admins", "members")  # a group's setting: who may mention @all
+PIN = ("members", "admins")  # a group's setting: who may pin messages (the first is the default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,14 +331,14 @@ class ConversationService:
                   "JOIN conversations c ON c.id = m.conv_id WHERE m.uid = ? AND m.left_seq IS NULL"), [uid])
         return int(rows[0]["unread"] or 0)
 
-    async def group(self, conv: str) -> tuple[str, str | None, dict[str, str], str] | None:
-        """A group's name, owner, current members with their roles, and who may mention @all
-        (None: no such group)."""
+    async def group(self, conv: str) -> tuple[str, str | None, dict[str, str], str, str] | None:
+        """A group's name, owner, current members with their roles, who may mention @all and who
+        may pin messages (None: no such group)."""
         row = await Conversation.get_or_none(id=conv, kind="group")
         if row is None:
             return None
         members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
-        return row.name, row.owner, members, row.mention_all or "admins"
+        return row.name, row.owner, members, row.mention_all or "admins", row.pin or PIN[0]
 
     # ---- inside a caller's transaction: the sequence allocator -------------------------------
     @classmethod
@@ -455,8 +456,19 @@ class ConversationService:
         return {str(r[0]): int(r[1]) for r in rows}
 
     @staticmethod
-    async def set_mention_all(conn: BaseDBAsyncClient, conv: str, value: str) -> None:
-        await Conversation.filter(id=conv).using_db(conn).update(mention_all=value)
+    async def set_group_settings(conn: BaseDBAsyncClient, conv: str, *, mention_all: str | None = None,
+                                 pin: str | None = None) -> None:
+        """Change a group's settings (those given), in the caller's transaction."""
+        values = {k: v for k, v in (("mention_all", mention_all), ("pin", pin)) if v is not None}
+        if values:
+            await Conversation.filter(id=conv).using_db(conn).update(**values)
+
+    @staticmethod
+    def pin_rule_sql(conv: str) -> Program[str]:
+        """Who may pin in this conversation ("members" or "admins"; a 1:1's members), in the
+        caller's transaction (its row locked)."""
+        rows = yield Query("SELECT pin FROM conversations WHERE id = ?", [conv])
+        return (rows[0][0] if rows else None) or PIN[0]
 
     # ---- group rows (the group service's rules decide; these only write) ---------------------
     @staticmethod

@@ -18,7 +18,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.blocks.service import BlockService
-from services.conversations.service import MENTION_ALL, ROLES, ConversationService, Locked
+from services.conversations.service import MENTION_ALL, PIN, ROLES, ConversationService, Locked
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
 from services.messages.commands import StoredMessage
@@ -46,6 +46,7 @@ class GroupInfo:
     owner: str | None
     members: tuple[tuple[str, str], ...]  # (uid, role), owner first
     mention_all: str = "admins"  # who may mention @all: "admins" (the owner and admins) or "members"
+    pin: str = PIN[0]  # who may pin and unpin messages: "members" (the default) or "admins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class GroupSettings:
     conv: str
     mention_all: str
     notify: tuple[str, ...]
+    pin: str = PIN[0]
 
 
 def group_conv(gid: str) -> str:
@@ -144,11 +146,12 @@ class GroupService:
         if group is None or uid not in group[2]:
             msg = f"group {gid!r} not found"
             raise NotFound(msg)
-        name, owner, members, mention_all = group
+        name, owner, members, mention_all, pin = group
         ordered = sorted(members.items(), key=lambda kv: (ROLES.index(kv[1]), kv[0]))
-        return GroupInfo(gid, conv, name, owner, tuple(ordered), mention_all)
+        return GroupInfo(gid, conv, name, owner, tuple(ordered), mention_all, pin)
 
-    async def settings(self, uid: str, gid: str, *, mention_all: str | None = None) -> GroupSettings:
+    async def settings(self, uid: str, gid: str, *, mention_all: str | None = None,
+                       pin: str | None = None) -> GroupSettings:
         """A group's settings; with a value, changed (by its owner or an admin) first. Every
         current member is told of a change (``notify``).
 
@@ -160,15 +163,19 @@ class GroupService:
         if mention_all is not None and mention_all not in MENTION_ALL:
             msg = f"mention_all must be one of {', '.join(MENTION_ALL)}"
             raise BadRequest(msg)
-        if mention_all is None:
+        if pin is not None and pin not in PIN:
+            msg = f"pin must be one of {', '.join(PIN)}"
+            raise BadRequest(msg)
+        if mention_all is None and pin is None:
             info = await self.info(uid, gid)
-            return GroupSettings(gid, info.conv, info.mention_all, ())
+            return GroupSettings(gid, info.conv, info.mention_all, (), info.pin)
         conv = group_conv(gid)
-        async with transaction() as conn:  # under the group's lock: ordered with its sends
+        async with transaction() as conn:  # under the group's lock: ordered with its sends and pins
             current = (await self._lock(conn, conv)).members_of(conv)
             self._require_role(current, uid, ("owner", "admin"), "change the group's settings")
-            await self._conversations.set_mention_all(conn, conv, mention_all)
-        return GroupSettings(gid, conv, mention_all, tuple(sorted(current)))
+            await self._conversations.set_group_settings(conn, conv, mention_all=mention_all, pin=pin)
+        info = await self.info(uid, gid)
+        return GroupSettings(gid, conv, info.mention_all, tuple(sorted(current)), info.pin)
 
     # ---- internals -------------------------------------------------------------------------
     async def _drop(self, uid: str, gid: str, members: list[str], *, leaving: bool) -> GroupChange:

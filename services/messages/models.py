@@ -36,3 +36,22 @@ class Message(Model):
     class Meta:
         table = "messages"
         unique_together = (("conv", "seq"), ("sender", "cid"))
+
+
+class Pin(Model):
+    """A pinned message of a conversation.
+
+    services/messages/pins.py. Owned by the message service, as the message it refers to: a
+    recall unpins in the recall's own transaction. At most ``limits.max_pins`` per conversation,
+    written under the conversation's lock."""
+
+    id = fields.BigIntField(primary_key=True)
+    conv = fields.CharField(max_length=140)
+    message_id = fields.CharField(max_length=26, unique=True)
+    seq = fields.BigIntField()  # the message's (windows are in seqs)
+    pinned_by = fields.CharField(max_length=64)
+    ts = fields.BigIntField()  # when it was pinned (ms)
+
+    class Meta:
+        table = "pins"
+        indexes = (("conv", "ts"),)

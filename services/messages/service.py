@@ -30,6 +30,7 @@ from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
 from services.messages.models import Message
+from services.messages.pins import Pins, unpin_sql
 
 if TYPE_CHECKING:
     from services.attachments.service import AttachmentService
@@ -108,9 +109,10 @@ class MessageService:
                  blocks: BlockService, events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
                  store_timeout_s: float = 30.0, contacts: ContactService | None = None,
-                 attachments: AttachmentService, mention_all_per_minute: int = 3) -> None:
+                 attachments: AttachmentService, mention_all_per_minute: int = 3, max_pins: int = 50) -> None:
         """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts).
-        ``mention_all_per_minute``: @all mentions a group may have in a minute."""
+        ``mention_all_per_minute``: @all mentions a group may have in a minute. ``max_pins``:
+        pinned messages a conversation may have."""
         self._clock = clock
         self._mention_all_per_minute = mention_all_per_minute
         self._attachments = attachments
@@ -128,6 +130,7 @@ class MessageService:
         self._running = False
         self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
+        self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
 
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[Self]:
@@ -588,6 +591,7 @@ class MessageService:
                 await self._events.publish(conn, [msg_id], self._clock.now_ms())
                 if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
                     await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
+                await run_on(conn, unpin_sql(msg_id))  # pinned no more (the recall event says so)
                 # Not used by this message any more: the sweep looks again if the release fails.
                 if files:
                     await run_on(conn, self._attachments.used_sql(files, used=False))
