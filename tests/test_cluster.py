@@ -193,6 +193,34 @@ async def test_read_by_through_two_bridges(cluster: Cluster) -> None:
         assert refused["error"]["data"]["code"] == "forbidden"
 
 
+async def test_pins_through_two_bridges(cluster: Cluster) -> None:
+    """Pins (issue 28) in cluster mode: a pin and an unpin told to every member whichever bridge
+    holds each user's shard, the group's pin setting, and the list (tests/test_pins.py has the
+    rest: the cap is held under the conversation's lock in the database, whoever pins)."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        gid, conv = group["gid"], group["conv"]
+        sent = []
+        for n in range(3):
+            await alice.send({"cid": f"p{n}", "group": gid, "type": "text", "text": f"pin me {n}"})
+            sent.append((await alice.inbox.wait_for(on("/in/ack", cid=f"p{n}")))[0].json)
+        assert (await bob.result("pin", {"id": sent[0]["id"]}))["pinned"] is True
+        for member in (alice, bob, carol):
+            event = (await member.inbox.wait_for(on("/in/event", type="pin", op="add")))[0].json
+            assert (event["id"], event["by"]) == (sent[0]["id"], "bob")
+        await alice.result("group.settings", {"gid": gid, "pin": "admins"})
+        await carol.inbox.wait_for(on("/in/event", type="group", op="settings", pin="admins"))
+        refused = await carol.rpc("unpin", {"id": sent[0]["id"]})
+        assert refused["error"]["data"]["code"] == "forbidden"
+        await alice.result("unpin", {"id": sent[0]["id"]})
+        await carol.inbox.wait_for(on("/in/event", type="pin", op="remove", id=sent[0]["id"], by="alice"))
+        await alice.result("pin", {"id": sent[1]["id"]})
+        listed = await bob.result("pinned", {"conv": conv})
+        assert [(p["id"], p["by"], p["message"]["text"]) for p in listed["pins"]] == [(sent[1]["id"], "alice",
+                                                                                      "pin me 1")]
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there
