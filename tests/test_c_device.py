@@ -91,9 +91,9 @@ def finished(proc: subprocess.Popen[str]) -> tuple[int, list[str], str]:
 
 # ---- against imgate run ------------------------------------------------------------------------
 
-def test_board_talks_cbor_with_a_json_laptop(server: tuple[int, dict[str, str]],  # noqa: F811
+def test_board_talks_cbor_with_a_json_laptop(server: tuple[int, dict[str, str], str],  # noqa: F811
                                              device_bin: Path, tmp_path: Path) -> None:
-    port, env = server
+    port, env, _ = server
 
     def imgate(*args: str) -> str:
         out = subprocess.run([sys.executable, "-m", "imgate", *args], cwd=tmp_path, env=env,
@@ -133,9 +133,9 @@ def test_board_talks_cbor_with_a_json_laptop(server: tuple[int, dict[str, str]],
                    "text": "hello from C"}
 
 
-def test_board_with_a_wrong_token_says_it_was_refused(server: tuple[int, dict[str, str]],  # noqa: F811
+def test_board_with_a_wrong_token_says_it_was_refused(server: tuple[int, dict[str, str], str],  # noqa: F811
                                                       device_bin: Path, tmp_path: Path) -> None:
-    port, env = server
+    port, env, _ = server
     subprocess.run([sys.executable, "-m", "imgate", "user", "add", "alice"], cwd=tmp_path, env=env,
                    capture_output=True, timeout=60, check=True)
     proc = subprocess.run([str(device_bin), "127.0.0.1", str(port), "alice", "board", "imt_not-a-real-token",
