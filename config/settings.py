@@ -553,8 +553,25 @@ def _describe(exc: ValidationError, path: str | None, environ: Mapping[str, str]
         names = ["IMGATE_" + "__".join(loc[:n]).upper() for n in range(len(loc), 0, -1)]
         env = next((name for name in names if name in {k.upper() for k in environ}), None)
         where = f"env {env}" if env else f"in {path}" if path else f"env {names[0]}"
+        if err["type"] == "extra_forbidden":  # a typo, most likely: pydantic says "Extra inputs are not permitted"
+            parts.append(f"{key} ({where}): names no setting{_nearest_key(loc)}")
+            continue
         parts.append(f"{key} ({where}): {err['msg'].removeprefix('Value error, ')}")
     return "invalid configuration: " + "; ".join(parts)
+
+
+def _nearest_key(loc: list[str]) -> str:
+    """For a key that names no setting (``mqtt.prot`` in the file): ``: did you mean mqtt.port?``,
+    or ``""`` when none is near."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    guess = difflib.get_close_matches(loc[-1], model.model_fields, n=1) if loc else []
+    return f": did you mean {'.'.join([*loc[:-1], guess[0]])}?" if guess else ""
 
 
 def load_settings(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
@@ -606,7 +623,8 @@ def move_listeners(settings: Settings, port: int) -> Settings:
     """``imgate run --port N`` (``make run PORT=N``): MQTT on N, and every other listener whose port
     is left at its default (WebSocket 8083, the web page 8090, the admin API 8080) moves by as much
     as MQTT did (N - 1883), so a second instance with another ``--port`` starts beside the first.
-    A port set in the file or the environment stays where it is; ``--port 0`` gives every moved
+    A port set in the file or the environment stays where it is, as does a listener that is off
+    (the web one disabled, the admin API without a secret); ``--port 0`` gives every moved
     listener a free port of its own.
 
     Raises:
@@ -614,11 +632,12 @@ def move_listeners(settings: Settings, port: int) -> Settings:
     """
     shift = port - MqttSettings.model_fields["port"].default
     parts: dict[str, Any] = {"mqtt": {"port": port}}
+    off = {("web", "port"): not settings.web.enabled, ("admin", "port"): not settings.admin.secret}
     for section, key in MOVED_WITH_PORT:
         part = getattr(settings, section)
         default = type(part).model_fields[key].default
-        if key in part.model_fields_set or getattr(part, key) != default:
-            continue
+        if key in part.model_fields_set or getattr(part, key) != default or off.get((section, key)):
+            continue  # set, or a listener that is off (the web one disabled, the admin API without a secret)
         moved = 0 if port == 0 else default + shift
         if port and not 0 < moved <= 65535:
             env = f"IMGATE_{section.upper()}__{key.upper()}"

@@ -521,7 +521,7 @@ def _main(argv: list[str] | None) -> int:
     except DataDirInUse as exc:
         return _failed(exc, str(exc))
     except ListenerError as exc:
-        return _failed(exc, _listener_hint(exc, getattr(args, "port", None)))
+        return _failed(exc, _listener_hint(exc, getattr(args, "port", None), getattr(args, "host", None)))
     except (SchemaMismatch, DatabaseUnavailable) as exc:
         return _failed(exc, str(exc))
     except sqlite3.DatabaseError as exc:  # not a database, a full disk, ...: SQLite's own words
@@ -543,11 +543,14 @@ def _failed(exc: BaseException, line: str) -> int:
     return 2
 
 
-def _listener_hint(exc: ListenerError, port: int | None) -> str:
+def _listener_hint(exc: ListenerError, port: int | None, host: str | None = None) -> str:
     """A port given by ``--port`` (``make run PORT=…``) is changed there: the flag overrides
     ``IMGATE_MQTT__PORT``, and moves the listeners left at their defaults with it. Without the
-    flag, MQTT's port taken may just as well be moved by it (``make run PORT=…``)."""
+    flag, MQTT's port taken may just as well be moved by it (``make run PORT=…``). An address
+    given by ``--host`` is changed there too (it overrides ``IMGATE_MQTT__HOST``)."""
     text = str(exc)
+    if host is not None:
+        text = text.replace("set mqtt.host / IMGATE_MQTT__HOST to ", "give --host ")
     if port is None:
         if exc.setting == "mqtt.port":
             return f"{text}; or run with --port N (PORT=N under make run), which moves the other listeners too"

@@ -166,6 +166,35 @@ def test_at_log_level_debug_a_start_up_failure_shows_its_traceback(tmp_path: Pat
     assert done.stderr.rstrip().splitlines()[-1].startswith(f"imgate: cannot listen for MQTT on 127.0.0.1:{port}")
 
 
+
+def test_an_address_given_by_the_flag_says_to_change_the_flag(tmp_path: Path) -> None:
+    """--host overrides IMGATE_MQTT__HOST: no use setting it (as --port and IMGATE_MQTT__PORT)."""
+    line = one_line(start(base_env(tmp_path), "--data-dir", str(tmp_path / "data"), "run", "--host", "192.0.2.1"),
+                    "192.0.2.1", "give --host an address of this machine")
+    assert "IMGATE_MQTT__HOST" not in line
+
+
+def test_a_config_file_key_that_names_no_setting_says_the_nearest(tmp_path: Path) -> None:
+    """As an IMGATE_ variable's typo does; before: pydantic's 'Extra inputs are not permitted'."""
+    config = tmp_path / "imgate.toml"
+    config.write_text("log_levl = \"DEBUG\"\n[mqtt]\nprot = 1885\n[webb]\nport = 9999\n")
+    line = one_line(start(base_env(tmp_path), "--data-dir", str(tmp_path / "data"), "--config", str(config), "run"),
+                    f"mqtt.prot (in {config}): names no setting: did you mean mqtt.port?",
+                    "webb (in", "did you mean web?", "did you mean log_level?")
+    assert "Extra inputs" not in line
+
+
+def test_the_port_flag_leaves_the_listeners_that_are_off_where_they_are(tmp_path: Path) -> None:
+    """The web listener disabled and the admin API without a secret are not moved: a --port that
+    would move them past 65535 was refused for listeners that do not listen."""
+    port = next(p for p in range(61000, 65000) if free_block_at(p, 0))
+    env = {k: v for k, v in base_env(tmp_path).items() if k not in ("IMGATE_MQTT__PORT", "IMGATE_WEB__PORT")}
+    env["IMGATE_WEB__ENABLED"] = "false"  # IMGATE_MQTT__WS_PORT=0 stays: set, so not moved
+    with running([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path / "data"), "run", "--port", str(port)],
+                 env) as line:
+        assert line.startswith(f"imgate: MQTT on 127.0.0.1:{port}, WebSocket on 127.0.0.1:"), line
+        assert "chat page" not in line and "admin API" not in line, line
+
 @pytest.mark.parametrize("url", ["postgres://[::1", "postgres://db.example:abc/imgate",
                                  "postgres://imgate@127.0.0.1:99999/imgate", "SQLITE:///var/lib/imgate/imgate.db",
                                  "sqlite://"])
