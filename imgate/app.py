@@ -877,4 +877,7 @@ class App:
 
 
 def _http_url(host: str, port: int) -> str:
+    """The URL to open: a listener on every address (0.0.0.0, ::) is shown as localhost's."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://127.0.0.1:{port}/ (on every address)"
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

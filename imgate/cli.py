@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
         with suppress(ValueError):  # closed (imgate run hands its stdout to the worker)
-            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            if sys.stdout is not None:  # None: started with stdout closed (>&-)
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except BrokenPipeError:  # `imgate openapi | head`: the reader left
         # Nothing more can be written there, nor flushed at exit without an error of its own.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -471,7 +472,12 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "worker" and args.settings_stdin:  # started by imgate run: its settings, as they are
         from imgate.worker import read_settings, serve_worker
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C stops imgate run, which stops us
+        # We run in a session of our own (a terminal's Ctrl-C and a signal to imgate run's group
+        # are imgate run's); a SIGTERM to every process of the service (systemd's default stop)
+        # is ignored too: imgate run stops us by closing our stdin (then SIGKILL if we are stuck).
+        # Dying of it first made the parent report a crash and restart us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         worker_settings = read_settings()
         logging.basicConfig(level=worker_settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:

@@ -39,7 +39,7 @@ class EmbeddedHttpServer:
         self.name = name
         self.setting = setting  # its port's setting ("web.port"), named when it cannot listen (its host's: "web.host")
         self._server = _Server(uvicorn.Config(app, host=host, port=port, lifespan="off", access_log=False,
-                                              log_level="warning", **options))
+                                              log_level="warning", use_colors=False, **options))
         self._done = asyncio.Event()
         self._error: BaseException | None = None
         self._accept = accept

@@ -9,8 +9,9 @@ message path but the database: ``imgate run`` (``workers.mode = "process"``, the
 The parent hands the child its settings on stdin (one JSON line: nothing on disk, nothing in the
 environment) and keeps stdin open: end of file (the parent stopped, or died) stops the child.
 The child writes one JSON line a second on stdout with its counters, which the parent's /metrics
-serves (``WorkerStats``). Stopping: the parent closes stdin, then SIGTERM, then SIGKILL, each
-after a bounded wait.
+serves (``WorkerStats``). Stopping: the parent closes stdin, then SIGKILL after a bounded wait
+(the child ignores SIGINT and SIGTERM, which a terminal or systemd send the whole group: the
+parent acts on them).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class WorkerProcess:
         holder = ["--lease-holder", self._holder] if self._holder else []
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "imgate", "worker", "--settings-stdin", *holder,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=_MAX_LINE)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=_MAX_LINE,
+            start_new_session=True)  # a signal to our group (Ctrl-C, `timeout`, kill -- -PGID) is ours
         self.pid = proc.pid
         self.stats.started += 1
         assert proc.stdin is not None and proc.stdout is not None
@@ -100,12 +102,13 @@ class WorkerProcess:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Close its stdin (it stops), then SIGTERM, then SIGKILL, each after a bounded wait."""
+    """Close its stdin (it stops), then SIGKILL after a bounded wait (it ignores SIGTERM: a
+    SIGTERM to the whole process group is its parent's to act on)."""
     if proc.returncode is not None:
         return
     if proc.stdin is not None:
         proc.stdin.close()
-    for signal_it in (None, proc.terminate, proc.kill):
+    for signal_it in (None, proc.kill):
         if signal_it is not None:
             with suppress(ProcessLookupError):
                 signal_it()
@@ -114,7 +117,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             return
         except TimeoutError:
             log.warning("worker process %d did not stop; %s", proc.pid,
-                        "terminating it" if signal_it is None else "killing it")
+                        "killing it")
 
 
 def read_settings() -> Settings:

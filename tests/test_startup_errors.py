@@ -381,3 +381,37 @@ def test_a_shared_data_dir_is_warned_about_once(tmp_path: Path) -> None:
     done = start(base_env(tmp_path), "--data-dir", str(data), "user", "add", "ann")
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("accessible to other users") == 1, done.stderr
+
+
+def test_a_sigterm_to_the_whole_group_stops_it_cleanly(tmp_path: Path) -> None:
+    """systemd's default stop and `timeout` signal every process of the group: the worker child
+    died of it first and the parent logged a crash (with a traceback) and restarted it. And a
+    listener on every address shows a URL one can open."""
+    env = base_env(tmp_path) | {"IMGATE_WORKERS__MODE": "process", "IMGATE_WEB__HOST": "0.0.0.0"}
+    proc = subprocess.Popen([sys.executable, "-m", "imgate", "--data-dir", str(tmp_path / "data"), "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    line = started(proc)
+    assert re.search(r"chat page on http://127\.0\.0\.1:\d+/ \(on every address\)", line), line
+    os.killpg(proc.pid, signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "crashed" not in rest and "Traceback" not in rest, rest
+    assert "imgate: stopped" in rest
+
+
+def test_it_runs_with_its_output_closed(tmp_path: Path) -> None:
+    """`imgate run >&-`: uvicorn's log set-up asked the missing stdout whether it is a terminal."""
+    proc = subprocess.Popen(["sh", "-c", 'exec "$0" -m imgate --data-dir "$1" run >&-', sys.executable,
+                             str(tmp_path / "data")], env=base_env(tmp_path) | {"IMGATE_LOG_LEVEL": "INFO"},
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the start-up log goes to stderr
+        seen.append(line)
+        if "web listener on" in line:
+            break
+    else:
+        pytest.fail(f"it did not start: {''.join(seen)}")
+    proc.terminate()
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0 and "Traceback" not in "".join(seen) + rest, "".join(seen) + rest
