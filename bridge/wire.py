@@ -182,7 +182,9 @@ class ProfileGetParams(_In):
         return self
 
 
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (a display name is shown as it is)
+# No control characters and no bidirectional overrides or isolates (a display name is shown as it
+# is: "\u202eevil" would show another name, reversed, and spill into the text after it).
+_PRINTABLE = r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]*$"
 # An avatar is an https URL or an attachment key: never javascript:, data: or a relative path.
 AVATAR_PATTERN = r"^(|https://[^\s\x00-\x1f\x7f\"'<>]{1,500}|[0-9A-HJKMNP-TV-Z]{26}[0-9a-f]{16})$"
 

@@ -48,7 +48,7 @@ async def test_the_name_shown_is_the_profiles_else_the_account_name(app: App, us
     refuses them."""
     await users.services.users.add_user("ann", "Ann")
     await users.services.users.add_user("ben")
-    await users.services.users.add_user("cal", "Cal\u0007\nvin")
+    await users.services.users.add_user("cal", "Cal\u0007\nvin\u202e")
     async with connect(app.mqtt_port, "ann", "phone", await users.token("ann")) as ann, \
             connect(app.mqtt_port, "ben", "phone", await users.token("ben")) as ben:
         await ann.send_and_ack("c1", "ben", "hi")  # ben is ann's contact: he gets her profile events
@@ -64,7 +64,8 @@ async def test_the_name_shown_is_the_profiles_else_the_account_name(app: App, us
 
 
 @pytest.mark.parametrize("params", [
-    {}, {"name": "x" * 65}, {"name": "bell\u0007"}, {"avatar": "javascript:alert(1)"},
+    {}, {"name": "x" * 65}, {"name": "bell\u0007"}, {"name": "\u202elive"}, {"status": "a\u2066b"},
+    {"avatar": "javascript:alert(1)"},
     {"avatar": "data:image/png;base64,AAAA"}, {"avatar": "https://x/\"><script>"}, {"status": "s" * 141},
 ])
 async def test_bad_profiles_are_refused(app: App, users: Users, params: dict[str, str]) -> None:

@@ -33,7 +33,8 @@ class ProfileInfo:
     updated_at: int
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # profile.set refuses them; an account name may have them
+# profile.set refuses them (controls, bidirectional overrides and isolates); an account name may have them
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def _info(uid: str, row: Profile | None, account_name: str) -> ProfileInfo:
