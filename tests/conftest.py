@@ -109,6 +109,9 @@ def settings(tmp_path: Path, database_url: str, bridge_transport: str, admin_sec
                    "push_registers_per_s": 100_000, "push_registers_burst": 100_000,
                    "error_replies_per_s": 100_000, "error_replies_burst": 100_000},
         "bridge": {"transport": bridge_transport},
+        # No link previews (a test sending an https:// text would fetch it): tests/test_previews.py
+        # turns them on, against a site of its own.
+        "previews": {"enabled": False},
         # Background work in the test's own loop (tests on a manual clock drive it; the worker
         # process has its own tests: tests/test_worker.py).
         "workers": {"mode": "inline"},

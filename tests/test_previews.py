@@ -111,7 +111,7 @@ def trusted(tmp_path: Path, site: Site) -> Path:
 
 
 def conf(settings: Settings, ca: Path, **changes: Any) -> Settings:
-    return tweak(settings, "previews", **{"allow": ["localhost"], "ca_file": ca, "concurrency": 1,
+    return tweak(settings, "previews", **{"enabled": True, "allow": ["localhost"], "ca_file": ca, "concurrency": 1,
                                           "user_burst": 100, **changes})
 
 
