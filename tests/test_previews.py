@@ -311,3 +311,23 @@ async def test_a_recalled_message_gets_no_preview_and_an_edit_to_another_link_ge
         await alice.result("edit", {"id": edited["id"], "text": "no link after all"})
         history = {m["id"]: m for m in (await bob.result("history", {"conv": "d:alice:bob"}))["messages"]}
         assert "preview" not in history[edited["id"]]
+
+
+async def test_a_cbor_device_gets_the_preview_with_numbered_keys(settings: Settings, site: Site,
+                                                                 trusted: Path) -> None:
+    """A CBOR (or MessagePack) device reads the preview's fields as their numbers (protocol
+    "Encodings": 70 preview, 71 title, 72 description, 73 image; 47 url)."""
+    import cbor2
+
+    site.pages["/page"] = Page()
+    async with platform(conf(settings, trusted), "alice", "bob") as (app, tokens):
+        assert app.services is not None
+        board = (await app.services.users.issue_token("bob", "board", encoding="cbor")).token
+        async with connect(app.mqtt_port, "alice", "phone", tokens["alice"]) as alice, \
+                connect(app.mqtt_port, "bob", "board", board) as bob:
+            ack = await send(alice, "k1", "bob", site.url("/page"))
+            event = (await bob.inbox.wait_for(is_preview(id=ack["id"])))[0]
+            raw = cbor2.loads(event.payload)
+            assert {47, 71, 72, 73} <= set(raw) and raw[71] == "The & Title"
+            assert not [k for k in raw if isinstance(k, str)]  # every key a number
+
