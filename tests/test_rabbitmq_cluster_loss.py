@@ -22,7 +22,7 @@ from tests.conftest import PG_DSN
 from tests.rabbitmq import installed
 
 pytestmark = [
-    pytest.mark.timeout(300),
+    pytest.mark.timeout(600),  # the scenario starts again on fresh nodes once if they did not form (bench/faults/rabbit_loss.py)
     pytest.mark.skipif(not installed(), reason="RabbitMQ is not installed"),
     # Cluster mode runs on PostgreSQL in either pass of the suite: the SQLite pass runs it once.
     pytest.mark.skipif(os.environ.get("IMGATE_TEST_DB") == "postgres", reason="run once, in the SQLite pass"),
