@@ -11,7 +11,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
@@ -19,6 +19,7 @@ from config.settings import Settings
 from imgate.app import App
 from services.previews.extract import cache_key, first_https_url
 from services.previews.parse import parse_page
+from tests.fakes.tcp import TcpServer
 from tests.fakes.webhook import BlackHole, tls_contexts
 from tests.helpers import Device, connect, on, platform, tweak
 
@@ -37,7 +38,7 @@ class Page:
     flood: int = 0  # bytes of filler after the body (announced in Content-Length)
 
 
-class Site:
+class Site(TcpServer):
     """An HTTPS server on 127.0.0.1 serving ``pages`` by path; ``requests`` lists the paths asked,
     ``connections`` counts TCP connections, ``written`` the filler bytes it managed to send."""
 
@@ -50,26 +51,15 @@ class Site:
         self.written = 0
         self.arrived: asyncio.Queue[str] = asyncio.Queue()
 
-    async def __aenter__(self) -> Self:
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.context)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        with contextlib.suppress(Exception):
-            await self._server.wait_closed()
+    def tls(self) -> ssl.SSLContext:
+        return self.context
 
     def url(self, path: str, host: str = "localhost") -> str:
         return f"https://{host}:{self.port}{path}"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        self._writers.add(writer)
-        try:
+        with contextlib.suppress(IndexError):  # not an HTTP request line
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 path = head.decode("latin-1").split("\r\n")[0].split(" ")[1]
@@ -87,11 +77,6 @@ class Site:
                     writer.write(chunk)
                     await writer.drain()
                     self.written += len(chunk)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError, IndexError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import subprocess
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Self
 
 import aiomqtt
 import httpx
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.fakes.tcp import TcpServer
 from tests.helpers import WAIT, connect
 from tests.rabbitmq import (
     ADMIN_PASSWORD,
@@ -39,24 +39,12 @@ class AuthRequest:
 
 
 @dataclass
-class AuthServer:
+class AuthServer(TcpServer):
     """RabbitMQ's HTTP auth backend's server: answers the POSTs to ``/auth/rabbitmq/{user,vhost,
     resource,topic}`` with ``decide(path, form)`` ("allow", "deny", "allow tag..."), records them."""
 
     decide: Decide
     requests: list[AuthRequest] = field(default_factory=list)
-
-    async def __aenter__(self) -> Self:
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
 
     @property
     def base(self) -> str:
@@ -65,30 +53,23 @@ class AuthServer:
     def on(self, path: str) -> list[AuthRequest]:
         return [r for r in self.requests if r.path == path]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
         if sock is not None:  # issue 14: without it, each answer waits on Nagle + delayed ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._writers.add(writer)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                path = target.split("?", 1)[0].rsplit("/", 1)[-1]
-                form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
-                self.requests.append(AuthRequest(method, path, form))
-                answer = self.decide(path, form).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            path = target.split("?", 1)[0].rsplit("/", 1)[-1]
+            form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+            self.requests.append(AuthRequest(method, path, form))
+            answer = self.decide(path, form).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            await writer.drain()
 
 
 def alice_only(path: str, form: dict[str, str]) -> str:

@@ -5,7 +5,6 @@ black hole (a TCP server that accepts connections and never answers)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import hashlib
 import hmac
@@ -15,12 +14,13 @@ import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.fakes.tcp import TcpServer
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _MAX_HEAD = 64 * 1024
@@ -73,7 +73,7 @@ class HookRequest:
 
 
 @dataclass
-class HookServer:
+class HookServer(TcpServer):
     """A webhook receiver on ``host`` (127.0.0.1): records each request (``requests``, and ``got`` to wait
     on), checks ``X-Imgate-Signature`` when given the ``secret`` (401 if wrong, as a real receiver
     would), answers ``status`` with ``answer`` and ``headers``. ``hold``: answer only once it is
@@ -98,29 +98,16 @@ class HookServer:
     written: int = 0
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> Self:
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._server = await asyncio.start_server(self._serve, self.host, 0, ssl=self.ssl_context)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+    def listen_host(self) -> str:
+        return self.host
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
+    def tls(self) -> ssl.SSLContext | None:
+        return self.ssl_context
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        self._writers.add(writer)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
+        while await self._one(reader, writer):
             pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -175,7 +162,7 @@ class HookServer:
         return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
 
 
-class BlackHole:
+class BlackHole(TcpServer):
     """A TCP server on 127.0.0.1 that accepts connections, reads what comes and never answers
     (neither HTTP nor a TLS handshake). ``accepted`` counts connections; ``open`` those still
     open; ``wait_for(n)`` waits until n were accepted."""
@@ -184,32 +171,16 @@ class BlackHole:
         self.accepted = 0
         self.open = 0
         self._changed = asyncio.Condition()
-        self._writers: set[asyncio.StreamWriter] = set()
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._swallow, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-
-    async def _swallow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with self._changed:
             self.accepted += 1
             self.open += 1
             self._changed.notify_all()
         try:
-            with contextlib.suppress(ConnectionError):
-                while await reader.read(65536):
-                    pass
+            while await reader.read(65536):
+                pass
         finally:
-            self._writers.discard(writer)
-            writer.close()
             async with self._changed:
                 self.open -= 1
                 self._changed.notify_all()
