@@ -32,6 +32,7 @@ from tests.cluster import (
 from tests.conftest import ADMIN_SECRET, postgres_database
 from tests.helpers import WAIT, Device, connect, named, on
 from tests.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitNode, installed, rabbitmq_node_fixture  # noqa: F401
+from tests.test_previews import Page, Site, site_fixture, trusted_fixture  # noqa: F401
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -75,11 +76,11 @@ class Cluster:
 
 
 @asynccontextmanager
-async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = ()
-                          ) -> AsyncIterator[Cluster]:
+async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = (),
+                          **env: str) -> AsyncIterator[Cluster]:
     """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
     each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
-    whatever IMGATE_TEST_DB says)."""
+    whatever IMGATE_TEST_DB says). ``env``: more of the bridges' environment."""
     prefix = f"t{secrets.token_hex(4)}"
     async with postgres_database("imgate_cluster") as url:
         settings = load_settings(None, {
@@ -95,7 +96,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
             assert api.admin is not None
             for node in nodes:
                 await node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
-            extra = {"IMGATE_MQTT__ENCODING_TREES": json.dumps(list(trees))}
+            extra = {"IMGATE_MQTT__ENCODING_TREES": json.dumps(list(trees)), **env}
             bridges = [BridgeProcess(bridge_env(nodes[i % len(nodes)], url, prefix, tmp_path / f"bridge{i}", **extra),
                                      f"bridge{i}") for i in (0, 1)]
             try:
@@ -219,6 +220,31 @@ async def test_pins_through_two_bridges(cluster: Cluster) -> None:
         listed = await bob.result("pinned", {"conv": conv})
         assert [(p["id"], p["by"], p["message"]["text"]) for p in listed["pins"]] == [(sent[1]["id"], "alice",
                                                                                       "pin me 1")]
+
+
+async def test_link_previews_through_two_bridges(tmp_path: Path, rabbitmq_node: RabbitNode, site: Site,
+                                                trusted: Path) -> None:
+    """Link previews (issue 28) in cluster mode: the bridge that stored the message fetches its
+    link and sends the preview event after the message to both members, whichever bridge holds
+    each one's shard, and stores it with the message (history on the other bridge has it).
+    tests/test_previews.py has the guard, the rates, the cache and the refusals."""
+    site.pages["/page"] = Page()
+    env = {"IMGATE_PREVIEWS__ENABLED": "true", "IMGATE_PREVIEWS__ALLOW": '["localhost"]',
+           "IMGATE_PREVIEWS__CA_FILE": str(trusted)}
+    async with running_cluster(tmp_path, [rabbitmq_node], **env) as cluster, AsyncExitStack() as stack:
+        await cluster.both_active()
+        alice, bob = [await cluster.device(stack, u) for u in ("alice", "bob")]
+        ack = await alice.send_and_ack("l1", "bob", f"look {site.url('/page#top')}")
+        want = {"url": site.url("/page#top"), "title": "The & Title", "description": "A description of the page",
+                "image": site.url("/img/cover.png")}
+        for device in (alice, bob):
+            event = (await device.inbox.wait_for(on("/in/event", type="preview", id=ack["id"])))[0]
+            assert {k: event.json[k] for k in want} == want
+            [message] = device.inbox.matching(on("/in/msg", id=ack["id"]))
+            assert device.inbox.items.index(message) < device.inbox.items.index(event)
+        [stored] = (await bob.result("history", {"conv": "d:alice:bob"}))["messages"]
+        assert stored["preview"] == want
+        assert site.requests == ["/page"]
 
 
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:

@@ -79,14 +79,14 @@ class Site(TcpServer):
                     self.written += len(chunk)
 
 
-@pytest.fixture
-async def site() -> AsyncIterator[Site]:
+@pytest.fixture(name="site")
+async def site_fixture() -> AsyncIterator[Site]:
     async with Site(*tls_contexts("localhost")) as running:
         yield running
 
 
-@pytest.fixture
-def trusted(tmp_path: Path, site: Site) -> Path:
+@pytest.fixture(name="trusted")
+def trusted_fixture(tmp_path: Path, site: Site) -> Path:
     """The site's certificate as a CA file for ``previews.ca_file``."""
     der = site.client_context.get_ca_certs(binary_form=True)
     assert len(der) == 1
