@@ -946,7 +946,7 @@ async function groupInfo(conv, fresh = false) {
   if (!fresh && F.groups.has(conv)) return F.groups.get(conv);
   const info = await S.im.groupInfo(gid);
   F.groups.set(conv, info);
-  await loadProfiles(info.members.map((x) => x.uid));
+  await loadProfiles(info.members.slice(0, 200).map((x) => x.uid));  // one call; a big group's others as shown
   return info;
 }
 
