@@ -158,6 +158,7 @@ function connect(login) {
   });
   im.on("message", onMessage);
   im.on("event", onEvent);
+  watchFeatures(im);
   im.on("presence", onPresence);
   im.on("error", showError);
   im.connect();
@@ -348,6 +349,7 @@ function renderConvs() {
     },
     face,
     el("span", { class: "title", testid: "conv-title" }, convTitle(c)),
+    c.unread_mentions > 0 ? el("span", { class: "badge mention", testid: "mention-badge", title: "mentions you" }, `@${c.unread_mentions}`) : null,
     c.unread > 0 ? el("span", { class: "badge", testid: "unread" }, String(c.unread)) : null,
     el("span", { class: "preview", testid: "conv-preview" }, c.last ? preview(c.last) : ""));
   }));
@@ -425,6 +427,7 @@ async function openConv(conv) {
   $("#composer").hidden = false;
   renderConvs();
   renderHead();
+  openedConv(conv);
   const c = S.convs.get(conv);
   if (c?.draft) return;
   const page = await rpc("history", { conv, limit: PAGE });
@@ -546,6 +549,7 @@ function renderMessage(m) {
   if (m.edited_at) foot.append(el("span", { class: "edited", testid: "msg-edited" }, "edited"));
   if (mine) foot.append(el("span", { class: "status", testid: "msg-status" }));
   li.append(foot);
+  decorateMessage(li, m);
   return li;
 }
 
@@ -780,7 +784,7 @@ $("#composer").addEventListener("submit", guard(async (e) => {
   if (S.editing) {
     await rpc("edit", { id: S.editing.id, text });
   } else {
-    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
+    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}), ...mentionsFor(text) });
   }
   input.value = "";
   setComposerMode(null);
@@ -902,6 +906,395 @@ function onEvent(ev) {
       break;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mentions, pins, link previews, read-by (issue 28; docs/protocol.md §3, §4, §6). The wire calls
+// are imclient.js's; this section is hooked in by connect() (watchFeatures), openConv()
+// (openedConv), renderMessage() (decorateMessage), renderConvs() (the mention badge) and the
+// composer's send (mentionsFor).
+
+const MENTION_SHOWN = 8;    // names the autocomplete lists at most
+const MAX_MENTIONS = 100;   // the server's cap on one message's mentions
+const PIN_JUMP_PAGES = 20;  // older history pages loaded at most to reach a pinned message
+const READ_BY_PAGE = 50;    // members shown by the read-by panel (its totals count them all)
+
+const F = {
+  groups: new Map(),       // group conv -> group.info (members with roles, settings)
+  pins: [], pinsOpen: false, pinsAsked: 0,  // the open conversation's pins, newest first
+  pinsBusy: false, pinsDirty: false,        // a `pinned` call under way; another one wanted after it
+  picks: { conv: null, names: new Map() },  // "@label" -> uid, picked in the composer
+  complete: null,          // the open autocomplete: {start, end, items, at}
+  mentionSeqs: new Map(),  // conv -> seqs of unread messages that mention me, seen live
+};
+
+/** From connect(): the features' handlers for this client (the state of a previous sign-in goes). */
+function watchFeatures(im) {
+  F.groups.clear();
+  F.mentionSeqs.clear();
+  F.pins = [];
+  F.picks = { conv: null, names: new Map() };
+  im.on("message", onFeatureMessage);
+  im.on("event", onFeatureEvent);
+}
+
+const gidOf = (conv) => conv?.startsWith("g:") ? conv.slice(2) : null;
+
+/** A group's info (members, roles, settings), fetched once per opening (and after a change). */
+async function groupInfo(conv, fresh = false) {
+  const gid = gidOf(conv);
+  if (!gid) return null;
+  if (!fresh && F.groups.has(conv)) return F.groups.get(conv);
+  const info = await S.im.groupInfo(gid);
+  F.groups.set(conv, info);
+  await loadProfiles(info.members.slice(0, 200).map((x) => x.uid));  // one call; a big group's others as shown
+  return info;
+}
+
+const myRole = (conv) => F.groups.get(conv)?.members.find((x) => x.uid === S.me)?.role ?? null;
+const isAdmin = (conv) => ["owner", "admin"].includes(myRole(conv));
+/** Pinning: anyone in a 1:1; in a group per its `pin` setting (the server decides anyway). */
+const canPin = (conv) => !gidOf(conv) || F.groups.get(conv)?.pin !== "admins" || isAdmin(conv);
+/** Read-by: a group's message, for its sender and the group's owner and admins. */
+const canReadBy = (m) => Boolean(gidOf(S.current)) && (m.from === S.me || isAdmin(S.current));
+
+function rerenderMessages(ids = null) {
+  for (const m of [...S.msgs.values()]) if (!ids || ids.has(m.id)) putMessage(m);
+}
+
+/** From openConv(): the conversation's pins and (a group's) members. */
+function openedConv(conv) {
+  F.pins = [];
+  F.pinsOpen = false;
+  renderPins();
+  closeMentions();
+  closeReadBy();
+  if (S.convs.get(conv)?.draft) return;
+  quietly(async () => {
+    await Promise.all([refreshPins(conv), groupInfo(conv, true)]);
+    if (S.current !== conv || !gidOf(conv)) return;
+    rerenderMessages();  // their actions depend on my role
+    if (document.activeElement === composerInput()) updateMentions();  // `@` typed before the members came
+  })();
+}
+
+tid("back").addEventListener("click", () => {
+  F.pins = [];
+  renderPins();
+  closeMentions();
+  closeReadBy();
+});
+
+/** From renderMessage(): the mention highlight, the preview card, the pin and read-by actions. */
+function decorateMessage(li, m) {
+  if (m.type === "member") return;
+  if (m.mentioned && m.from !== S.me) {
+    li.classList.add("mentioned");
+    li.dataset.mentioned = "true";
+  }
+  if (m.type === "recalled") return;
+  if (m.preview) li.insertBefore(previewCard(m.preview), li.querySelector(".reactions") ?? li.querySelector(".foot"));
+  const bar = li.querySelector(".actions");
+  if (!bar) return;
+  const pinned = isPinned(m.id);
+  if (pinned) li.dataset.pinned = "true";
+  if (canPin(S.current)) {
+    bar.append(el("button", { type: "button", testid: "pin-btn", "data-pinned": String(pinned),
+      onclick: guard(() => setPinned(m.id, !pinned)) }, pinned ? "Unpin" : "Pin"));
+  }
+  if (canReadBy(m)) bar.append(el("button", { type: "button", testid: "read-by-btn", onclick: guard(() => showReadBy(m)) }, "Read by"));
+}
+
+function onFeatureMessage(m) {
+  const c = S.convs.get(m.conv);
+  if (!c || c.draft || !m.mentioned || m.from === S.me || m.seq <= (c.read_seq || 0)) return;
+  const seqs = F.mentionSeqs.get(m.conv) ?? new Set();
+  if (seqs.has(m.seq)) return;
+  seqs.add(m.seq);
+  F.mentionSeqs.set(m.conv, seqs);
+  c.unread_mentions = (c.unread_mentions || 0) + 1;
+  renderConvs();
+}
+
+/** My read marker moved (this device or another): the mentions up to it are read. */
+function readMentions(conv, seq) {
+  const c = S.convs.get(conv);
+  if (!c || !c.unread_mentions) return;
+  const seqs = F.mentionSeqs.get(conv) ?? new Set();
+  if (seq >= (c.last_seq || 0)) {
+    c.unread_mentions = 0;
+    seqs.clear();
+  } else {
+    const read = [...seqs].filter((s) => s <= seq);
+    read.forEach((s) => seqs.delete(s));
+    c.unread_mentions = Math.max(0, c.unread_mentions - read.length);
+  }
+  renderConvs();
+}
+
+function onFeatureEvent(ev) {
+  const here = ev.conv === S.current;
+  switch (ev.type) {
+    case "read":
+      if (ev.from === S.me) readMentions(ev.conv, ev.seq);
+      break;
+    case "pin":
+      if (here) pinEvent(ev);
+      break;
+    case "recall":  // a recall unpins (its own event says so: no pin event follows)
+      if (here && isPinned(ev.id)) {
+        F.pins = F.pins.filter((p) => p.id !== ev.id);
+        renderPins();
+      }
+      break;
+    case "edit":  // an edit drops the stored preview (a new link's preview follows the edit)
+      if (!here) break;
+      updateMessage(ev.id, (m) => { delete m.preview; });
+      for (const p of F.pins) if (p.id === ev.id && p.message) p.message = { ...p.message, text: ev.text };
+      renderPins();
+      break;
+    case "preview": {
+      const preview = { url: ev.url, title: ev.title, description: ev.description, image: ev.image };
+      const c = S.convs.get(ev.conv);
+      if (c?.last?.id === ev.id) c.last = { ...c.last, preview };
+      if (here) updateMessage(ev.id, (m) => { m.preview = preview; });
+      break;
+    }
+    case "member":
+      F.groups.delete(ev.conv);
+      if (here && !(ev.removed || []).includes(S.me) && !(ev.event === "left" && ev.from === S.me)) {
+        quietly(async () => { await groupInfo(ev.conv, true); if (S.current === ev.conv) rerenderMessages(); })();
+      }
+      break;
+    case "group": {  // a setting changed (mention_all, pin)
+      const info = F.groups.get(ev.conv);
+      if (info) Object.assign(info, { mention_all: ev.mention_all, pin: ev.pin });
+      if (here) rerenderMessages();
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// --- Mentions: `@` in the composer lists the conversation's members; a pick is sent as a mention
+
+/** Who can be mentioned here: the peer of a 1:1; a group's other members, and `@all` when the
+ * group's `mention_all` lets me. */
+function mentionCandidates(conv) {
+  const peer = peerOf(conv);
+  if (peer) return peer === S.me ? [] : [{ uid: peer, label: nameOf(peer) }];
+  const info = F.groups.get(conv);
+  if (!info) return [];
+  const out = info.members.filter((x) => x.uid !== S.me).map((x) => ({ uid: x.uid, label: nameOf(x.uid) }));
+  if (info.mention_all === "members" || isAdmin(conv)) out.unshift({ uid: "@all", label: "all", all: true });
+  return out;
+}
+
+const composerInput = () => $("#composer").elements.text;
+
+function updateMentions() {
+  const input = composerInput();
+  const upto = input.value.slice(0, input.selectionStart ?? input.value.length);
+  const hit = /(^|\s)@([^\s@]{0,32})$/u.exec(upto);
+  if (!hit || !S.current) { closeMentions(); return; }
+  const q = hit[2].toLowerCase();
+  const matches = (c) => c.uid.toLowerCase().startsWith(q) ||
+    c.label.toLowerCase().split(/\s+/).some((word) => word.startsWith(q));
+  const items = mentionCandidates(S.current).filter(matches).slice(0, MENTION_SHOWN);
+  if (!items.length) { closeMentions(); return; }
+  F.complete = { start: upto.length - hit[2].length - 1, end: upto.length, items,
+    at: Math.min(F.complete?.at ?? 0, items.length - 1) };
+  renderMentions();
+}
+
+function renderMentions() {
+  const { items, at } = F.complete;
+  tid("mention-list").replaceChildren(...items.map((c, i) => el("li", {
+    testid: "mention-option", role: "option", "data-uid": c.uid, "aria-selected": String(i === at),
+    class: i === at ? "active" : null,
+    onmousedown: (e) => { e.preventDefault(); pickMention(i); },  // the composer keeps the focus
+  },
+  c.all ? el("span", { class: "avatar group", "aria-hidden": "true" }, "@") : avatarEl(c.uid, "mention-avatar"),
+  el("span", { testid: "mention-name" }, c.all ? "@all" : c.label),
+  el("span", { class: "sub" }, c.all ? "everyone in the group" : c.uid))));
+  tid("mention-list").hidden = false;
+}
+
+function closeMentions() {
+  F.complete = null;
+  tid("mention-list").hidden = true;
+  tid("mention-list").replaceChildren();
+}
+
+function pickMention(i) {
+  const c = F.complete?.items[i];
+  if (!c) return;
+  const input = composerInput();
+  const text = `@${c.label} `;
+  input.value = input.value.slice(0, F.complete.start) + text + input.value.slice(F.complete.end);
+  const caret = F.complete.start + text.length;
+  if (F.picks.conv !== S.current) F.picks = { conv: S.current, names: new Map() };
+  F.picks.names.set(`@${c.label}`, c.uid);
+  closeMentions();
+  input.focus();
+  input.setSelectionRange(caret, caret);
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A send's `mentions`: the picks of this conversation whose `@name` is still in the text. */
+function mentionsFor(text) {
+  if (F.picks.conv !== S.current) return {};
+  const uids = [...F.picks.names]
+    .filter(([label]) => new RegExp(`${escapeRe(label)}(?![\\p{L}\\p{N}_])`, "u").test(text))
+    .map(([, uid]) => uid);
+  const mentions = [...new Set(uids)].slice(0, MAX_MENTIONS);
+  return mentions.length ? { mentions } : {};
+}
+
+composerInput().addEventListener("input", updateMentions);
+composerInput().addEventListener("click", updateMentions);
+composerInput().addEventListener("blur", closeMentions);
+composerInput().addEventListener("keydown", (e) => {
+  if (!F.complete) return;
+  const n = F.complete.items.length;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    F.complete.at = (F.complete.at + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
+    renderMentions();
+  } else if (e.key === "Enter" || e.key === "Tab") pickMention(F.complete.at);  // not a send
+  else if (e.key === "Escape") closeMentions();
+  else return;
+  e.preventDefault();
+});
+
+// --- Pins: the bar at the top of the conversation
+
+const isPinned = (id) => F.pins.some((p) => p.id === id);
+
+function excerpt(m) {
+  if (!m) return "a message";
+  if (typeof m.text === "string" && m.text) return [...m.text].slice(0, 120).join("");
+  return `[${m.type}]`;
+}
+
+async function refreshPins(conv = S.current) {
+  if (!conv || S.convs.get(conv)?.draft) return;
+  const asked = ++F.pinsAsked;  // the latest answer wins
+  const r = await S.im.pinned(conv);
+  if (S.current !== conv || asked !== F.pinsAsked) return;
+  const changed = new Set([...F.pins, ...r.pins].map((p) => p.id));
+  F.pins = r.pins;
+  renderPins();
+  rerenderMessages(changed);
+}
+
+/** A pin event of the open conversation: applied as it is when its message is loaded, else the
+ * list is asked again (one call at a time, however many events come meanwhile). */
+function pinEvent(ev) {
+  if (ev.op === "remove" || (ev.op === "add" && S.msgs.has(ev.id))) {
+    F.pins = F.pins.filter((p) => p.id !== ev.id);
+    if (ev.op === "add") {
+      F.pins.push({ id: ev.id, seq: ev.seq, by: ev.by, ts: ev.ts, message: S.msgs.get(ev.id) });
+      F.pins.sort((a, b) => b.ts - a.ts);
+    }
+    renderPins();
+    rerenderMessages(new Set([ev.id]));
+    return;
+  }
+  if (F.pinsBusy) { F.pinsDirty = true; return; }
+  F.pinsBusy = true;
+  const conv = ev.conv;
+  quietly(async () => {
+    try {
+      do {
+        F.pinsDirty = false;
+        await refreshPins(conv);
+      } while (F.pinsDirty && S.current === conv);
+    } finally {
+      F.pinsBusy = false;
+    }
+  })();
+}
+
+async function setPinned(id, on) {
+  const conv = S.current;
+  await (on ? S.im.pin(id, conv) : S.im.unpin(id, conv));
+  await refreshPins(conv);  // a repeat tells nobody: the list is asked again
+}
+
+function renderPins() {
+  const pins = F.pins;
+  tid("pin-bar").hidden = !pins.length;
+  const shown = F.pinsOpen ? pins : pins.slice(0, 1);
+  tid("pin-list").replaceChildren(...shown.map((p) => el("li", { testid: "pin", "data-id": p.id, "data-seq": p.seq },
+    el("button", { type: "button", class: "pin-go", testid: "pin-go", title: "Go to the message",
+      onclick: guard(() => jumpTo(p.id, p.seq)) },
+    "📌 ", nameEl(p.message?.from ?? p.by, { class: "from" }), ": ", el("span", { testid: "pin-text" }, excerpt(p.message))),
+    canPin(S.current) ? el("button", { type: "button", class: "link", testid: "pin-unpin",
+      onclick: guard(() => setPinned(p.id, false)) }, "Unpin") : null)));
+  const more = tid("pin-more");
+  more.hidden = pins.length < 2;
+  more.textContent = F.pinsOpen ? "Show less" : `${pins.length} pinned`;
+  more.setAttribute("aria-expanded", String(F.pinsOpen));
+}
+tid("pin-more").addEventListener("click", () => { F.pinsOpen = !F.pinsOpen; renderPins(); });
+
+/** Scrolls to a message of the open conversation, loading older pages to reach it (a few). */
+async function jumpTo(id, seq) {
+  const conv = S.current;
+  const oldest = () => Math.min(...[...S.msgs.values()].map((m) => m.seq));
+  for (let n = 0; n < PIN_JUMP_PAGES && !S.msgs.has(id) && S.hasMore && oldest() > seq; n++) {
+    await loadOlder();
+    if (S.current !== conv) return;
+  }
+  const li = list().querySelector(`[data-id="${CSS.escape(id)}"]`);
+  if (!li) throw new Error("the pinned message is not loaded: scroll up to it");
+  li.scrollIntoView({ block: "center" });
+  li.classList.remove("flash");
+  void li.offsetWidth;  // the animation starts again
+  li.classList.add("flash");
+}
+
+// --- Link previews: a card under the message. Its image is not shown: the page's CSP allows
+// images from this origin and the attachment store only, and loading it would tell the image's
+// host who reads the message, and when (docs/protocol.md, "Link previews").
+
+function previewCard(p) {
+  const safe = typeof p.url === "string" && p.url.startsWith("https://");
+  let host = "";
+  try { host = new URL(p.url).host; } catch { /* shown without its host */ }
+  return el("a", { class: "link-card", testid: "link-preview", href: safe ? p.url : null, target: "_blank",
+    rel: "noopener noreferrer" },
+  host ? el("span", { class: "card-host", testid: "link-preview-host" }, host) : null,
+  p.title ? el("strong", { class: "card-title", testid: "link-preview-title" }, p.title) : null,
+  p.description ? el("span", { class: "card-desc", testid: "link-preview-description" }, p.description) : null);
+}
+
+// --- Read-by: who has read one of my messages in a group (the first page, and the totals)
+
+async function showReadBy(m) {
+  const conv = S.current;
+  const r = await S.im.readBy(m.id, { conv, limit: READ_BY_PAGE });
+  if (S.current !== conv) return;
+  const total = r.read_count + r.unread_count;
+  const person = (uid, testid) => el("li", { testid, "data-uid": uid }, avatarEl(uid, "read-by-avatar"), nameEl(uid, { testid: "read-by-name" }));
+  tid("read-by-title").textContent = `Read by ${r.read_count} of ${total}`;
+  tid("read-by-read-count").textContent = `Read (${r.read_count})`;
+  tid("read-by-unread-count").textContent = `Not yet (${r.unread_count})`;
+  tid("read-by-read").replaceChildren(...r.read.map((x) => person(x.uid, "read-by-reader")));
+  tid("read-by-unread").replaceChildren(...r.unread.map((uid) => person(uid, "read-by-waiting")));
+  const rest = total - r.read.length - r.unread.length;
+  tid("read-by-more").hidden = rest <= 0;
+  tid("read-by-more").textContent = `and ${rest} more`;
+  tid("read-by").dataset.id = m.id;
+  tid("read-by").hidden = false;
+}
+
+function closeReadBy() {
+  tid("read-by").hidden = true;
+  delete tid("read-by").dataset.id;
+}
+tid("read-by-close").addEventListener("click", closeReadBy);
 
 // ---------------------------------------------------------------------------------------------
 // Side bar: search, new 1:1, new group

@@ -299,6 +299,28 @@ export class ImClient {
     else o.resolve(body);
   }
 
+  // ---- conversation features: mentions, pins, read-by (docs/protocol.md §3, §4) -----------------
+  // Mentions travel in a send's body (`mentions`: uids, and `@all` in a group); previews arrive
+  // as "preview" events and in a message's `preview` field; pins as "pin" events.
+
+  /** `group.info`: the group's name, owner, members ({uid, role}) and settings (`mention_all`, `pin`). */
+  groupInfo(gid) { return this.rpc("group.info", { gid }); }
+
+  /** `pin` / `unpin` a message for every member: resolves with {id, conv, seq, pinned}. */
+  pin(id, conv) { return this.rpc("pin", { id, ...(conv ? { conv } : {}) }); }
+
+  unpin(id, conv) { return this.rpc("unpin", { id, ...(conv ? { conv } : {}) }); }
+
+  /** `pinned`: {conv, pins: [{id, seq, by, ts, message}], hidden}, newest pin first. */
+  pinned(conv) { return this.rpc("pinned", { conv }); }
+
+  /** `read_by` one message (its sender, or a group's owner and admins): one page of who has read
+   * it and who has not, with both totals: {read: [{uid}], unread: [uid], read_count,
+   * unread_count, next_cursor}. */
+  readBy(id, { conv, cursor, limit } = {}) {
+    return this.rpc("read_by", { id, ...(conv ? { conv } : {}), ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) });
+  }
+
   // ---- gap repair ----------------------------------------------------------------------------
   /** Follow `conv` from `seq` (the highest the caller has): gaps in it are repaired. */
   follow(conv, seq) {
