@@ -15,14 +15,14 @@ import pytest
 
 from tests.browser import PHONE, chromium, needs_chromium, signed_in
 from tests.helpers import connect, on, tweak
-from tests.test_previews import Page, Site, conf, site, trusted  # noqa: F401 (site, trusted: fixtures)
+from tests.test_previews import Page, Site, conf, site_fixture, trusted_fixture  # noqa: F401
 from tests.test_webchat import act, bubble, conv_item, say, start_chat
 
 pytestmark = needs_chromium
 
 
 @pytest.fixture
-def settings(settings: Any, site: Site, trusted: Path) -> Iterator[Any]:  # noqa: F811 (site: the fixture)
+def settings(settings: Any, site: Site, trusted: Path) -> Iterator[Any]:
     """The WebSocket and web listeners on free ports; link previews on, against ``site``."""
     yield conf(tweak(tweak(settings, "mqtt", ws_port=0), "web", enabled=True, port=0), trusted)
 
@@ -187,7 +187,7 @@ async def test_who_may_pin_follows_the_group_setting_and_a_refusal_shows_the_ser
         await expect(bob.get_by_test_id("pin-bar")).to_be_hidden()
 
 
-async def test_a_link_preview_card_live_and_from_history(app: Any, users: Any, base_url: str, site: Site) -> None:  # noqa: F811
+async def test_a_link_preview_card_live_and_from_history(app: Any, users: Any, base_url: str, site: Site) -> None:
     """Alice sends a link: the server fetches the page (the local HTTPS site) and both pages show
     the card, title, description and host, without the page's image (the CSP allows no foreign
     image, and the page loads none). After a reload, the card comes from history."""
