@@ -308,3 +308,23 @@ def test_the_plain_send_route_is_unchanged_and_forwards_route_as_sends() -> None
     many = router.route("im/alice/out/msg", json.dumps({"cid": "3", "to": "bob", "forward": [UNKNOWN] * 11,
                                                        "merge": True}).encode())
     assert isinstance(many, Reply) and b"at most 10" in many.publish.payload
+
+
+async def test_a_taken_down_upload_is_not_forwarded_and_a_retry_is_acked_as_it_was(
+        app: App, crowd: dict[str, Device], http: httpx.AsyncClient) -> None:
+    alice, bob, carol = crowd["alice"], crowd["bob"], crowd["carol"]
+    words = await text(alice, "a0", "words", to="bob")
+    image = await upload(alice, http, PNG)
+    original = await sent(alice, {"cid": "a1", "to": "bob", "type": "image", "attachment": image})
+    assert app.services is not None
+    await app.services.attachments.take_down(image["key"])  # an operator's takedown
+    code, message = await refused(bob, {"cid": "f1", "to": "carol", "forward": [original["id"]]})
+    assert (code, message) == ("bad_request", f"forward: attachment {image['key']!r}: deleted")
+    code, _ = await refused(bob, {"cid": "f2", "to": "carol", "forward": [words["id"], original["id"]], "merge": True})
+    assert code == "bad_request"
+    # A stored forward's retry is acked as it was, though its source is recalled since.
+    ack = await sent(bob, {"cid": "f3", "to": "carol", "forward": [words["id"]]})
+    await alice.result("recall", {"id": words["id"]})
+    assert await sent(bob, {"cid": "f3", "to": "carol", "forward": [words["id"]]}) == ack
+    history = (await carol.result("history", {"conv": ack["conv"]}))["messages"]
+    assert [(m["id"], m["text"]) for m in history] == [(ack["id"], "words")]  # the copy stays

@@ -674,8 +674,8 @@ class MessageService:
         rows = await fetch("SELECT file_key, thumb_key FROM messages WHERE file_key = ANY(?) OR thumb_key = ANY(?)",
                            [AnyOf(keys), AnyOf(keys)])
         wanted = set(keys)
-        merged = await fetch("SELECT key FROM message_files WHERE key = ANY(?)", [AnyOf(keys)])  # forwards.py
-        return {k for r in rows for k in r if k in wanted} | {r[0] for r in merged}
+        merged = await fetch(MERGED_FILES_SQL, [AnyOf(keys)])  # forwards.py: of messages still there
+        return {k for r in rows for k in r if k in wanted} | {r[2] for r in merged}
 
     async def readable_keys(self, uid: str, keys: list[str]) -> set[str]:
         """The upload keys among ``keys`` of messages ``uid`` sees as a current member of their
