@@ -328,3 +328,22 @@ async def test_a_taken_down_upload_is_not_forwarded_and_a_retry_is_acked_as_it_w
     assert await sent(bob, {"cid": "f3", "to": "carol", "forward": [words["id"]]}) == ack
     history = (await carol.result("history", {"conv": ack["conv"]}))["messages"]
     assert [(m["id"], m["text"]) for m in history] == [(ack["id"], "words")]  # the copy stays
+
+
+async def test_a_merge_stays_within_the_nesting_a_device_decodes(crowd: dict[str, Device]) -> None:
+    """Attack: a custom message as deep as a send may be (31 levels in data), merged, would nest
+    past the 32 levels devices decode (protocol "Encodings"): a poison card in the recipient's
+    history. It is forwarded alone, not merged."""
+    alice = crowd["alice"]
+    deep: Any = 1
+    for _ in range(31):
+        deep = {"a": deep}
+    sent_deep = await sent(alice, {"cid": "d1", "to": "bob", "type": "custom", "data": deep})
+    code, message = await refused(alice, {"cid": "f1", "to": "carol", "forward": [sent_deep["id"]], "merge": True})
+    assert code == "bad_request" and "forwarded alone" in message
+    alone = await sent(alice, {"cid": "f2", "to": "carol", "forward": [sent_deep["id"]]})
+    assert alone["conv"] == "d:alice:carol"
+    shallower = await sent(alice, {"cid": "d2", "to": "bob", "type": "custom", "data": deep["a"]["a"]["a"]})
+    merged = await sent(alice, {"cid": "f3", "to": "carol", "forward": [shallower["id"]], "merge": True})
+    got = (await crowd["carol"].inbox.wait_for(on("/in/msg", id=merged["id"])))[0].json
+    assert got["merged"]["messages"][0]["data"] == deep["a"]["a"]["a"]  # 28 levels: as deep as a merge goes

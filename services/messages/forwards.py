@@ -30,6 +30,9 @@ from services.sql import AnyOf, Many, Program, Query, json_value
 MAX_MERGE = 10  # messages one merged message may hold
 # What may be forwarded: never a tombstone, a membership event, or anything the server writes.
 FORWARDABLE = frozenset(("text", "custom", "merged", *ATTACHMENT_TYPES))
+# A payload nests at most 32 levels of maps and arrays (protocol "Encodings", bridge.formats
+# MAX_DEPTH), a custom message's data 31 of them; in a merged message it sits 3 levels deeper.
+MERGED_DATA_DEPTH = 32 - 4
 # The conversation service's: the windows of (conv, uid) members, in the caller's transaction.
 WindowsSql = Callable[[set[tuple[str, str]]], Program[dict[tuple[str, str], Window]]]
 
@@ -81,6 +84,18 @@ def _keys(type_: str, data: dict[str, Any] | None) -> tuple[str, ...]:
     return ()
 
 
+def _deeper(value: Any, limit: int) -> bool:
+    """Do ``value``'s maps and arrays nest more than ``limit`` levels? (Iterative: any depth.)"""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _item(s: _Source) -> dict[str, Any]:
     """One message of a merged message, as the wire renders it: who, what, when."""
     item: dict[str, Any] = {"from": s.sender, "type": s.type, "ts": s.ts}
@@ -112,6 +127,8 @@ def _copy(cmd: SendCommand, sources: dict[str, _Source], windows: dict[tuple[str
         return Copy(s.type, s.text, s.data, origin, _keys(s.type, s.data))
     if any(s.type == "merged" for s in found):
         return BadRequest("forward: a merged message is not merged again (forward it alone)")
+    if any(s.type == "custom" and _deeper(s.data, MERGED_DATA_DEPTH) for s in found):
+        return BadRequest(f"forward: a custom message nested more than {MERGED_DATA_DEPTH} levels is forwarded alone")
     found.sort(key=lambda s: s.seq)  # the conversation's order, whatever the order of the ids
     data = {"kind": kind_of(found[0].conv), "messages": [_item(s) for s in found]}
     return Copy("merged", None, data, None, _keys("merged", data))
