@@ -26,6 +26,8 @@ from bridge.outbound import (
 )
 from bridge.rpc import METHODS, Lane
 from bridge.wire import (
+    NOT_IN_A_FORWARD,
+    ForwardIn,
     PresenceIn,
     ReadParams,
     RpcEnvelope,
@@ -43,7 +45,7 @@ from services.errors import (
     ErrorCode,
 )
 from services.ids import UID_RE, direct_conv_id
-from services.messages.commands import SendCommand
+from services.messages.commands import FORWARD_TYPE, SendCommand
 
 __all__ = ["APP_CODES", "CLOSED_PREFIX", "CORRELATION_DATA", "RESPONSE_TOPIC", "Command", "ConnectionClosed", "Ignore",
            "PresenceUpdate", "Publish", "Reply", "ReplyTo", "Router", "Rpc", "Send", "Topics", "Typing", "ack_error",
@@ -192,6 +194,8 @@ class Router:
         if not isinstance(body, dict):
             return Reply(ack_error(self.topics, uid, None, ErrorCode.BAD_REQUEST,
                                    f"payload must be {fmt.object_name}"), uid)
+        if "forward" in body:
+            return self._forward(uid, body)
         try:
             msg = SendIn.model_validate(body)
         except ValidationError as exc:
@@ -210,6 +214,20 @@ class Router:
                               mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
         return Send(command, lane)
+
+    def _forward(self, uid: str, body: dict[str, Any]) -> Command:
+        """A send with ``forward``: its copy is made by the message service (forwards.py)."""
+        cid = _usable_cid(body)
+        if own := [k for k in NOT_IN_A_FORWARD if k in body]:
+            return Reply(ack_error(self.topics, uid, cid, ErrorCode.BAD_REQUEST,
+                                   f"{own[0]}: a forward carries the original's content, not its own"), uid)
+        try:
+            msg = ForwardIn.model_validate(body)
+        except ValidationError as exc:
+            return Reply(ack_error(self.topics, uid, cid, ErrorCode.BAD_REQUEST, describe(exc)), uid)
+        command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=FORWARD_TYPE, text=None,
+                              data=None, forward=tuple(dict.fromkeys(msg.forward)), merge=msg.merge)
+        return Send(command, direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}")
 
     # ---- out/rpc -------------------------------------------------------------------------
     def reply_to(self, uid: str, props: dict[int, Any] | None) -> ReplyTo | None:

@@ -94,6 +94,33 @@ class SendIn(_In):
         return self
 
 
+_ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+MAX_FORWARD = 10  # messages one merged forward holds (services/messages/forwards.py MAX_MERGE)
+# What a forward carries of its own: where it goes and its cid; the rest is the original's.
+NOT_IN_A_FORWARD = ("type", "text", "data", "attachment", "mentions", "reply_to")
+
+
+class ForwardIn(_In):
+    """A send with ``forward`` (protocol §3, forwarding): one message, or with ``merge`` up to
+    ten of one conversation as one ``merged`` message. A repeated id counts once."""
+
+    cid: str = Field(min_length=1, max_length=64)
+    to: str | None = Field(None, pattern=_UID)
+    group: str | None = Field(None, pattern=_GID)
+    forward: list[Annotated[str, Field(pattern=_ULID)]] = Field(min_length=1, max_length=MAX_FORWARD)
+    merge: bool = False
+
+    @model_validator(mode="after")
+    def _shape(self) -> ForwardIn:
+        if (self.to is None) == (self.group is None):
+            msg = "exactly one of 'to' or 'group' is required"
+            raise ValueError(msg)
+        if len(set(self.forward)) > 1 and not self.merge:
+            msg = "several messages are forwarded with merge: true (or one by one)"
+            raise ValueError(msg)
+        return self
+
+
 class RpcEnvelope(_In):
     jsonrpc: Literal["2.0"]
     id: int | str | None = None
@@ -307,6 +334,8 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["text"] = m.text
     if m.type in ATTACHMENT_TYPES:
         body["attachment"] = m.data
+    elif m.type == "merged":  # its messages (protocol §3, forwarding): keys numbered for CBOR, unlike data's
+        body["merged"] = m.data
     elif m.data is not None:
         body["data"] = m.data
     if m.mentions:
@@ -317,6 +346,8 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["edited_at"] = m.edited_at
     if m.preview is not None:
         body["preview"] = m.preview
+    if m.forwarded is not None:
+        body["forwarded"] = m.forwarded
     if m.type == "recalled" and m.data is not None:
         body.pop("data", None)
         body["recalled_by"] = m.data.get("by")

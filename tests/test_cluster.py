@@ -247,6 +247,38 @@ async def test_link_previews_through_two_bridges(tmp_path: Path, rabbitmq_node: 
         assert site.requests == ["/page"]
 
 
+async def test_forwarding_through_two_bridges(cluster: Cluster) -> None:
+    """Forwarding (issue 28) in cluster mode: a forward and a merge stored by whichever bridge holds
+    the forwarder's shard and delivered to every member, a retry acked once, a message the
+    forwarder cannot read refused as unknown (tests/test_forwarding.py has the rest: attachments,
+    every refusal)."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol, dave = [await cluster.device(stack, u) for u in ("alice", "bob", "carol", "dave")]
+        sources = []
+        for n, (device, to) in enumerate(((bob, "alice"), (alice, "bob"), (bob, "alice"))):
+            sources.append(await device.send_and_ack(f"s{n}", to, f"line {n}"))
+        group = await alice.result("group.create", {"name": "trio", "members": ["carol", "dave"]})
+        await alice.send({"cid": "f1", "group": group["gid"], "forward": [sources[0]["id"]]})
+        ack = (await alice.inbox.wait_for(on("/in/ack", cid="f1")))[0].json
+        assert "error" not in ack and ack["conv"] == group["conv"]
+        for member in (carol, dave):
+            got = (await member.inbox.wait_for(on("/in/msg", cid="f1")))[0]
+            assert (got.json["text"], got.json["forwarded"]) == ("line 0", {"from": "bob", "kind": "direct",
+                                                                          "ts": sources[0]["ts"]})
+            assert sources[0]["conv"].encode() not in got.payload
+        await alice.send({"cid": "f1", "group": group["gid"], "forward": [sources[0]["id"]]})
+        acks = await alice.inbox.wait_for(on("/in/ack", cid="f1"), count=2)
+        assert acks[1].json == acks[0].json
+        await alice.send({"cid": "f2", "to": "carol", "forward": [s["id"] for s in reversed(sources)], "merge": True})
+        merged = (await carol.inbox.wait_for(on("/in/msg", cid="f2")))[0].json
+        assert [(i["from"], i["text"]) for i in merged["merged"]["messages"]] == [("bob", "line 0"), ("alice", "line 1"),
+                                                                                  ("bob", "line 2")]
+        await carol.send({"cid": "c1", "to": "dave", "forward": [sources[1]["id"]]})
+        refused = (await carol.inbox.wait_for(on("/in/ack", cid="c1")))[0].json
+        assert refused["error"]["code"] == "not_found"
+        assert len(carol.inbox.matching(on("/in/msg", cid="f1"))) == 1
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there

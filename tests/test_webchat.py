@@ -546,3 +546,61 @@ async def test_after_a_dropped_connection_the_gap_is_repaired_and_the_waiting_me
         await ben.inbox.wait_for(on("/in/msg", text="three"))
         assert len(ben.inbox.matching(on("/in/msg", text="three"))) == 1
         await expect(ann.get_by_test_id("error")).to_be_hidden()
+
+
+async def test_forward_one_message_and_several_merged(app: Any, users: Any, base_url: str, tmp_path: Path) -> None:
+    """Forwarding (issue 28) on the page: a message's Forward action and the target picker; several
+    selected and forwarded as one merged message, which the recipient sees as a card listing them
+    (an image among them, downloaded through the recipient's own conversation)."""
+    from playwright.async_api import expect
+
+    await users.add("alice", "bob", "carol")
+    async with chromium() as browser, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        alice = await signed_in(browser, base_url, "alice", await users.token("alice", "web", "web"))
+        carol = await signed_in(browser, base_url, "carol", await users.token("carol", "web", "web"))
+        await start_chat(alice, "carol")
+        await say(alice, "hi carol")
+        for cid, words in (("b1", "one"), ("b2", "two")):
+            await bob.send_and_ack(cid, "alice", words)
+        await conv_item(alice, "d:alice:bob").click()
+        await expect(bubble(alice, "two")).to_have_count(1)
+        await alice.get_by_test_id("composer-file").set_input_files(
+            files=[{"name": "gradient.png", "mimeType": "image/png", "buffer": png(64, 40)}])
+        image = alice.locator('[data-testid="message"][data-mine="true"]').last
+        await expect(image.get_by_test_id("msg-image")).to_have_count(1)
+
+        # One message: its Forward action, then carol's conversation in the picker.
+        await act(bubble(alice, "one"), "forward-btn")
+        picker = alice.get_by_test_id("forward-picker")
+        await expect(picker.locator('[data-conv="d:alice:bob"]')).to_have_count(1)  # every conversation
+        await picker.locator('[data-testid="forward-target"][data-conv="d:alice:carol"]').click()
+        await expect(picker).to_have_count(0)
+        await conv_item(carol, "d:alice:carol").click()
+        forwarded = bubble(carol, "one")
+        await expect(forwarded.get_by_test_id("msg-forwarded")).to_have_text("Forwarded from Bob")
+        await expect(forwarded.get_by_test_id("msg-from")).to_have_text("Alice")
+
+        # Several: selected (in any order), counted, forwarded as one merged message.
+        for message in (image, bubble(alice, "one"), bubble(alice, "two")):
+            await act(message, "select-btn")
+            await expect(message).to_have_attribute("data-selected", "true")
+        await expect(alice.get_by_test_id("select-count")).to_have_text("3 selected")
+        await alice.get_by_test_id("forward-merged").click()
+        await alice.get_by_test_id("forward-picker").locator('[data-conv="d:alice:carol"]').click()
+        await expect(alice.get_by_test_id("select-bar")).to_be_hidden()
+        await expect(alice.locator('[data-selected="true"]')).to_have_count(0)
+        card = carol.get_by_test_id("msg-merged")
+        await expect(card.get_by_test_id("merged-item")).to_have_count(3)
+        await expect(card.get_by_test_id("merged-from")).to_have_text(["Bob", "Bob", "Alice"])  # the conversation's order
+        await expect(card.get_by_test_id("merged-text")).to_have_text(["one", "two"])
+        await expect(card.get_by_test_id("msg-image")).to_have_attribute("src", re.compile(r"^https?://"))
+        await expect(conv_item(carol, "d:alice:carol").get_by_test_id("conv-preview")).to_have_text("[chat history]")
+        # Alice's own copy of the forward has no Edit (the words are bob's).
+        await conv_item(alice, "d:alice:carol").click()
+        await bubble(alice, "one").hover()
+        await expect(bubble(alice, "one").get_by_test_id("forward-btn")).to_be_visible()
+        await expect(bubble(alice, "one").get_by_test_id("edit-btn")).to_have_count(0)
+        path = tmp_path / "webchat-forward-carol.png"
+        await carol.screenshot(path=path)
+        print(f"screenshot of carol's page: {path}")

@@ -360,6 +360,7 @@ function preview(m) {
   if (m.type === "text") return who + m.text;
   if (m.type === "recalled") return "message recalled";
   if (m.type === "member") return memberText(m);
+  if (m.type === "merged") return `${who}[chat history]`;
   return `${who}[${m.type}]${m.text ? ` ${m.text}` : ""}`;
 }
 
@@ -421,6 +422,7 @@ async function openConv(conv) {
   S.msgs.clear();
   S.hasMore = false;
   setComposerMode(null);
+  clearSelection();
   showView("conv");
   tid("messages").replaceChildren();
   tid("typing").textContent = "";
@@ -528,6 +530,7 @@ function renderMessage(m) {
   const li = el("li", {
     class: `msg${mine ? " mine" : ""}`, testid: "message", "data-id": m.id, "data-seq": m.seq,
     "data-from": m.from, "data-mine": String(mine), tabindex: -1,  // a tap focuses it: its actions show
+    "data-selected": String(FWD.selected.has(m.id)),
   });
   li.append(el("div", { class: "meta" }, mine ? null : avatarEl(m.from, "msg-avatar"),
     nameEl(m.from, { class: "from", testid: "msg-from" }), el("time", {}, fmtTime(m.ts))));
@@ -537,8 +540,10 @@ function renderMessage(m) {
     li.append(el("div", { class: "quote", testid: "msg-quote" },
       nameEl(q.from, { class: "from" }), " ", el("span", { testid: "msg-quote-text" }, what)));
   }
+  if (m.forwarded && m.type !== "recalled") li.append(forwardedLine(m.forwarded));
   if (m.type === "recalled") li.append(el("div", { class: "recalled", testid: "msg-text" }, "message recalled"));
   else {
+    if (m.type === "merged") li.append(renderMerged(m));
     if (m.attachment) li.append(renderAttachment(m));
     if (typeof m.text === "string") li.append(el("div", { class: "text", testid: "msg-text" }, m.text));
     else if (m.type === "custom") li.append(el("div", { class: "text custom" }, "[custom message]"));
@@ -587,7 +592,8 @@ function renderActions(m) {
     bar.append(el("button", { type: "button", testid: "react-btn", "data-emoji": emoji,
       onclick: guard(() => toggleReaction(m, emoji)) }, emoji));
   }
-  if (mine && m.type === "text") {
+  bar.append(...forwardActions(m));
+  if (mine && m.type === "text" && !m.forwarded) {
     bar.append(el("button", { type: "button", testid: "edit-btn", onclick: () => setComposerMode({ edit: m }) }, "Edit"));
   }
   if (mine) bar.append(el("button", { type: "button", testid: "recall-btn", onclick: guard(() => rpc("recall", { id: m.id })) }, "Recall"));
@@ -869,6 +875,7 @@ function onEvent(ev) {
       updateMessage(ev.id, (m) => {
         m.type = "recalled"; m.recalled_by = ev.by;
         delete m.text; delete m.data; delete m.attachment; delete m.reactions; delete m.my_reactions;
+        delete m.merged; delete m.forwarded;
       });
       for (const m of S.msgs.values()) {
         if (m.reply?.id === ev.id) updateMessage(m.id, (r) => { r.reply = { ...r.reply, type: "recalled", excerpt: "" }; });
@@ -1338,6 +1345,97 @@ $("#new-group").addEventListener("submit", guard(async (e) => {
   await loadConversations();
   await openConv(r.conv);
 }));
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding (protocol.md §3, "Forwarding"): one message with its Forward action, or several of
+// the open conversation selected and forwarded as one merged message (a chat history card); the
+// target is picked from the conversation list. The copy is the server's: nothing is re-uploaded.
+
+const MAX_MERGE = 10;  // messages one merged message holds
+const FWD = { selected: new Map() };  // id -> message of the open conversation, in selection order
+
+function forwardActions(m) {
+  if (m.type === "recalled" || m.type === "member") return [];
+  const picked = FWD.selected.has(m.id);
+  return [
+    el("button", { type: "button", testid: "forward-btn", onclick: () => openForwardPicker([m.id], false) }, "Forward"),
+    el("button", { type: "button", testid: "select-btn", onclick: () => toggleSelected(m) }, picked ? "Unselect" : "Select"),
+  ];
+}
+
+function toggleSelected(m) {
+  if (FWD.selected.has(m.id)) FWD.selected.delete(m.id);
+  else if (FWD.selected.size >= MAX_MERGE) {
+    showError(`at most ${MAX_MERGE} messages are forwarded together`);
+    return;
+  } else FWD.selected.set(m.id, m);
+  putMessage(m);
+  renderSelectBar();
+}
+
+function clearSelection() {
+  const was = [...FWD.selected.values()];
+  FWD.selected.clear();
+  was.filter((m) => S.msgs.has(m.id)).forEach(putMessage);
+  renderSelectBar();
+}
+
+/** "N selected · Forward merged · Cancel", above the composer while something is selected. */
+function renderSelectBar() {
+  let bar = tid("select-bar");
+  if (!bar) {
+    bar = el("div", { class: "select-bar", testid: "select-bar", hidden: true },
+      el("span", { testid: "select-count" }),
+      el("button", { type: "button", testid: "forward-merged",
+        onclick: () => openForwardPicker([...FWD.selected.values()].sort((a, b) => a.seq - b.seq).map((x) => x.id), true) },
+      "Forward merged"),
+      el("button", { type: "button", class: "link", testid: "select-cancel", onclick: clearSelection }, "Cancel"));
+    tid("composer-bar").before(bar);
+  }
+  bar.hidden = FWD.selected.size === 0;
+  tid("select-count").textContent = `${FWD.selected.size} selected`;
+}
+
+/** The conversations to forward to: a dialog listing them; a click sends the forward there. */
+function openForwardPicker(ids, merge) {
+  closeForwardPicker();
+  const targets = [...S.convs.values()].filter((c) => !c.draft).sort((a, b) => convActivity(b) - convActivity(a));
+  const send = (c) => guard(async () => {
+    const to = c.conv.startsWith("g:") ? { group: c.conv.slice(2) } : { to: c.peer || peerOf(c.conv) };
+    await S.im.send({ ...to, forward: ids, ...(merge ? { merge: true } : {}) });
+    closeForwardPicker();
+    if (merge) clearSelection();
+  });
+  const box = el("div", { class: "picker", testid: "forward-picker", role: "dialog", "aria-label": "Forward to" },
+    el("div", { class: "picker-card" },
+      el("strong", {}, merge ? `Forward ${ids.length} messages as one` : "Forward to"),
+      el("ul", {}, ...targets.map((c) => el("li", {},
+        el("button", { type: "button", testid: "forward-target", "data-conv": c.conv, onclick: send(c) }, convTitle(c))))),
+      el("button", { type: "button", class: "link", testid: "forward-cancel", onclick: closeForwardPicker }, "Cancel")));
+  document.body.append(box);
+}
+
+function closeForwardPicker() {
+  tid("forward-picker")?.remove();
+}
+
+/** "Forwarded from X": the original's sender (and its time); never where it was. */
+function forwardedLine(f) {
+  return el("div", { class: "forwarded", testid: "msg-forwarded", title: f.ts ? new Date(f.ts).toLocaleString() : null },
+    "Forwarded from ", nameEl(f.from));
+}
+
+/** A merged message: a card listing its messages, each with its sender and its content. */
+function renderMerged(m) {
+  const items = m.merged?.messages ?? [];
+  return el("div", { class: "merged", testid: "msg-merged" },
+    el("div", { class: "merged-title" }, `Chat history · ${items.length} message${items.length === 1 ? "" : "s"}`),
+    el("ul", {}, ...items.map((item) => el("li", { testid: "merged-item" },
+      nameEl(item.from, { class: "from", testid: "merged-from" }), " ",
+      item.attachment ? renderAttachment(item) : null,
+      typeof item.text === "string" ? el("span", { testid: "merged-text" }, item.text)
+        : item.attachment ? null : el("span", { class: "custom" }, `[${item.type}]`)))));
+}
 
 showView("list");
 start().catch(showError);

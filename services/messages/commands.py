@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 # Messages whose ``data`` is an attachment object (protocol §3, attachments).
 ATTACHMENT_TYPES = ("image", "file", "audio", "video")
+FORWARD_TYPE = "forward"  # a forward's command type until its copy is made (never stored; forwards.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,8 @@ class SendCommand:
     data: dict[str, Any] | None
     mentions: tuple[str, ...] = ()
     reply_to: str | None = None  # the id of a message of the same conversation this one answers
+    forward: tuple[str, ...] = ()  # the ids of the messages it forwards (services/messages/forwards.py)
+    merge: bool = False  # the forwarded messages as one ``merged`` message
 
     @property
     def conv(self) -> str:
@@ -49,6 +52,7 @@ class StoredMessage:
     reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
     preview: dict[str, Any] | None = None  # its link's preview, once fetched (protocol §6, preview)
+    forwarded: dict[str, Any] | None = None  # a forwarded copy's origin (protocol §3, forwarding)
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -58,4 +62,4 @@ class StoredMessage:
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview)
+                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.forwarded)

@@ -32,6 +32,8 @@ class Message(Model):
     # The link preview of a text message, once fetched: {"url", "title", "description", "image"}
     # (services.previews; cleared by a recall or an edit).
     preview: Any = fields.JSONField(null=True)
+    # A forwarded copy's origin: {"from", "kind", "ts"} (services/messages/forwards.py).
+    forwarded: Any = fields.JSONField(null=True)
 
     class Meta:
         table = "messages"
@@ -55,3 +57,16 @@ class Pin(Model):
     class Meta:
         table = "pins"
         indexes = (("conv", "ts"),)
+
+
+class MessageFile(Model):
+    """An upload a merged message refers to (it may hold several attachments; a message of one
+    attachment uses ``file_key``/``thumb_key``). Who may download, and whether a recall leaves the
+    upload unreferenced, read these as they read the columns (services/messages/forwards.py)."""
+
+    id = fields.BigIntField(primary_key=True)
+    message_id = fields.CharField(max_length=26, db_index=True)
+    key = fields.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        table = "message_files"

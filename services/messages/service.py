@@ -29,6 +29,7 @@ from services.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLar
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
+from services.messages.forwards import MERGED_FILES_SQL, Copy, copies_sql, files_sql, unfile_sql
 from services.messages.models import Message
 from services.messages.pins import Pins, unpin_sql
 
@@ -42,7 +43,7 @@ from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
 
-_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview"
+_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview, forwarded"
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
@@ -50,14 +51,15 @@ EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
-                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]))
+                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]),
+                         json_value(row[13]))
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
-                 json_text(m.preview),
+                 json_text(m.preview), json_text(m.forwarded),
                  m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
 
 
@@ -367,9 +369,14 @@ class MessageService:
         # Only for replies (a plain send reads no window): the senders' windows, under the lock.
         windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies})) \
             if replies else {}
+        # Forwards: the copies they store (only for the sends that have the field; forwards.py).
+        forwards = [c for _, c in new if c.forward]
+        copies = (yield from copies_sql(forwards, self._conversations.windows_sql)) if forwards else {}
         # Attachments' uploads, locked: one deleted since the send checked it is refused (and a
         # deletion under way waits for this commit, then sees the message).
         wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
+        if copies:
+            wanted |= {k for copy in copies.values() if isinstance(copy, Copy) for k in copy.keys}
         live = (yield from self._attachments.live_sql(wanted)) if wanted else set()
         # Mentions cost only the sends that have them (a plain batch runs none of this).
         mentioning = [c for _, c in new if c.mentions]
@@ -384,6 +391,7 @@ class MessageService:
                 for m in (locked.members_of(c.conv) if ALL in c.mentions else c.mentions) if m != c.sender})
         recent: dict[str, list[int]] = {}  # groups whose @all times change
         mention_rows: list[tuple[str, int, str]] = []
+        file_rows: list[tuple[str, str]] = []  # merged messages' uploads
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -404,6 +412,14 @@ class MessageService:
             if deleted:
                 out[i] = BadRequest(f"attachment {deleted[0]!r}: deleted")
                 continue
+            copy = copies.get((c.sender, c.cid)) if c.forward else None
+            if copy is not None:
+                if not isinstance(copy, Copy):
+                    out[i] = copy
+                    continue
+                if gone := [k for k in copy.keys if k not in live]:
+                    out[i] = BadRequest(f"forward: attachment {gone[0]!r}: deleted")
+                    continue
             quote = None
             if c.reply_to is not None:
                 found = quotes.get(c.reply_to)
@@ -425,6 +441,9 @@ class MessageService:
             msg_id = new_ulid(now)
             message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
                                     c.data, now, mentions, quote)
+            if copy is not None:
+                message = copy.of(message)
+                file_rows += copy.file_rows(msg_id)
             stored.append(message)
             mentioned: frozenset[str] = frozenset()
             if mentions:
@@ -436,6 +455,9 @@ class MessageService:
         if stored:
             yield from _insert_sql(stored)
             files = [k for m in stored for k in _file_keys(m) if k is not None]
+            if file_rows:
+                yield from files_sql(file_rows)
+                files += [k for _, k in file_rows]
             if files:  # the uploads are used from this commit on (an unused one is swept)
                 yield from self._attachments.used_sql(files)
             # The durable queue push and search work from, committed with the messages.
@@ -584,7 +606,7 @@ class MessageService:
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None, reply=None, file_key=None,
-                                                                      thumb_key=None, preview=None)
+                                                                      thumb_key=None, preview=None, forwarded=None)
                 # The replies quoting it quote a recalled message from now on (no excerpt).
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
@@ -592,6 +614,8 @@ class MessageService:
                 if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
                     await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
                 await run_on(conn, unpin_sql(msg_id))  # pinned no more (the recall event says so)
+                if row.type == "merged":  # its own references only (an original keeps its own)
+                    files += await run_on(conn, unfile_sql(msg_id))
                 # Not used by this message any more: the sweep looks again if the release fails.
                 if files:
                     await run_on(conn, self._attachments.used_sql(files, used=False))
@@ -617,6 +641,9 @@ class MessageService:
         row = await self._acting(uid, msg_id, "edit")
         if row.sender != uid or row.type != "text":
             msg = "only the sender may edit, and only a text message"
+            raise Forbidden(msg)
+        if row.forwarded is not None:  # the words are the original sender's
+            msg = "a forwarded message is not edited"
             raise Forbidden(msg)
         now = self._clock.now_ms()
         if now - row.ts > self._edit_window_ms:
@@ -647,13 +674,15 @@ class MessageService:
         rows = await fetch("SELECT file_key, thumb_key FROM messages WHERE file_key = ANY(?) OR thumb_key = ANY(?)",
                            [AnyOf(keys), AnyOf(keys)])
         wanted = set(keys)
-        return {k for r in rows for k in r if k in wanted}
+        merged = await fetch(MERGED_FILES_SQL, [AnyOf(keys)])  # forwards.py: of messages still there
+        return {k for r in rows for k in r if k in wanted} | {r[2] for r in merged}
 
     async def readable_keys(self, uid: str, keys: list[str]) -> set[str]:
         """The upload keys among ``keys`` of messages ``uid`` sees as a current member of their
         conversation (attachments.Referrer): a stranger or a removed member may not download."""
         rows = await fetch("SELECT conv, seq, file_key, thumb_key FROM messages "
                            "WHERE file_key = ANY(?) OR thumb_key = ANY(?)", [AnyOf(keys), AnyOf(keys)])
+        rows += [(conv, seq, key, None) for conv, seq, key in await fetch(MERGED_FILES_SQL, [AnyOf(keys)])]
         wanted, out = set(keys), set()
         members: dict[str, Membership | None] = {}
         for conv, seq, *found in rows:
