@@ -28,6 +28,7 @@ class SendCommand:
     data: dict[str, Any] | None
     mentions: tuple[str, ...] = ()
     reply_to: str | None = None  # the id of a message of the same conversation this one answers
+    thread: str | None = None  # the root of the thread this one replies in (protocol, threads)
 
     @property
     def conv(self) -> str:
@@ -49,6 +50,8 @@ class StoredMessage:
     reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
     preview: dict[str, Any] | None = None  # its link's preview, once fetched (protocol §6, preview)
+    thread: str | None = None  # a thread reply's root id (protocol, threads)
+    tseq: int | None = None  # its place in the thread, 1..n
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -58,4 +61,4 @@ class StoredMessage:
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview)
+                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.thread, row.tseq)

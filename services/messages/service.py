@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -31,6 +31,7 @@ from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
 from services.messages.models import Message
 from services.messages.pins import Pins, unpin_sql
+from services.messages.threads import Threads, record_sql, resolve_sql
 
 if TYPE_CHECKING:
     from services.attachments.service import AttachmentService
@@ -42,7 +43,7 @@ from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
 
-_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview"
+_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview, thread, tseq"
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
@@ -50,14 +51,18 @@ EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
-                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]))
+                         tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]),
+                         row[13], row[14])
+
+
+COLUMNS, stored = _COLUMNS, _stored  # for services.messages.threads
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
-                 json_text(m.preview),
+                 json_text(m.preview), m.thread, m.tseq,
                  m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
 
 
@@ -131,6 +136,7 @@ class MessageService:
         self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
         self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
+        self.threads = Threads(self)  # and the threads tables
 
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[Self]:
@@ -364,9 +370,13 @@ class MessageService:
         read_marks: dict[tuple[str, str], int] = {}
         replies = [c for _, c in new if c.reply_to is not None]
         quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None})
+        # Thread replies: their roots and the threads' counters, read under the lock (as little).
+        threading = [c for _, c in new if c.thread is not None]
+        roots, tseqs = (yield from resolve_sql({c.thread for c in threading if c.thread is not None})) \
+            if threading else ({}, {})
         # Only for replies (a plain send reads no window): the senders' windows, under the lock.
-        windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies})) \
-            if replies else {}
+        windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies + threading})) \
+            if replies or threading else {}
         # Attachments' uploads, locked: one deleted since the send checked it is refused (and a
         # deletion under way waits for this commit, then sees the message).
         wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
@@ -384,6 +394,7 @@ class MessageService:
                 for m in (locked.members_of(c.conv) if ALL in c.mentions else c.mentions) if m != c.sender})
         recent: dict[str, list[int]] = {}  # groups whose @all times change
         mention_rows: list[tuple[str, int, str]] = []
+        thread_rows: list[tuple[StoredMessage, int]] = []
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -414,6 +425,17 @@ class MessageService:
                     out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
                     continue
                 quote = found[1]
+            root = None
+            if c.thread is not None:
+                root = roots.get(c.thread)
+                window = windows.get((conv, c.sender))
+                if root is None or root.conv != conv or root.type == "member" or window is None \
+                        or not window.contains(root.seq):
+                    out[i] = BadRequest(f"thread: no message {c.thread!r} in this conversation")
+                    continue
+                if root.type == "recalled":
+                    out[i] = BadRequest(f"thread: message {c.thread!r} was recalled")
+                    continue
             if ALL in mentions:  # the group's @all rate: at most N in any minute
                 times = recent.get(conv) or [t for t in rules[conv].recent if t > now - 60_000]
                 if len(times) >= self._mention_all_per_minute:
@@ -425,6 +447,10 @@ class MessageService:
             msg_id = new_ulid(now)
             message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
                                     c.data, now, mentions, quote)
+            if root is not None:  # its place in the thread: the next, under the conversation's lock
+                tseqs[root.id] = tseqs.get(root.id, 0) + 1
+                message = replace(message, thread=root.id, tseq=tseqs[root.id])
+                thread_rows.append((message, root.seq))
             stored.append(message)
             mentioned: frozenset[str] = frozenset()
             if mentions:
@@ -444,6 +470,8 @@ class MessageService:
             yield from self._conversations.mark_sent_read_sql(read_marks)
             if mention_rows:
                 yield from self._conversations.mentions_sql(mention_rows)
+            if thread_rows:
+                yield from record_sql(thread_rows)
             if recent:
                 yield from self._conversations.mention_all_recent_sql(recent)
         return out

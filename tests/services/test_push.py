@@ -109,7 +109,7 @@ async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
     await send(rig, "loud", group=g.gid, mentions=("bob",))
     await rig.push.fan_out()
     await send_due(rig.push)
-    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "kind": "mention", "mentioned": True}]
 
 
 async def test_muted_conversations_push_at_all_but_not_a_blockers_mention(rig: Rig) -> None:
@@ -127,7 +127,7 @@ async def test_muted_conversations_push_at_all_but_not_a_blockers_mention(rig: R
     await send(rig, "carol?", group=g.gid, mentions=("carol",))
     await rig.push.fan_out()
     await send_due(rig.push)
-    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "kind": "mention", "mentioned": True}]
     assert rig.fcm.received == []  # carol blocks alice: neither @all nor her name wakes her muted phone
     await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, "carol"), muted=False,
                                           pinned=None)
