@@ -233,3 +233,26 @@ def test_thread_calls_take_their_buckets() -> None:
 
     # The list takes the RPC bucket; a thread's read marker the read bucket, as ``read`` does.
     assert (METHODS["threads"].limit, METHODS["thread.read"].limit) == (Limit.RPC, Limit.READ)
+
+
+async def test_replies_racing_in_one_thread_get_every_tseq_once(crowd: dict[str, Device]) -> None:
+    """Many replies at once from every member (each user's sends on its own lane, batched by the
+    committer, on PostgreSQL on several connections): tseq is 1..n without gaps or repeats, in
+    seq order, and the thread's counters agree."""
+    alice = crowd["alice"]
+    g = await alice.result("group.create", {"name": "race", "members": ["bob", "carol", "dave"]})
+    gid, conv = g["gid"], g["conv"]
+    root = await ok(alice, "root", gid=gid, text="go")
+    names = ["alice", "bob", "carol", "dave"]
+    for n in range(40):
+        await crowd[names[n % 4]].send({"cid": f"r{n}", "group": gid, "type": "text", "text": f"r{n}",
+                                        "thread": root["id"]})
+    acks = [(await crowd[names[n % 4]].inbox.wait_for(on("/in/ack", cid=f"r{n}")))[0].json for n in range(40)]
+    assert all("error" not in a for a in acks), acks
+    assert sorted(a["tseq"] for a in acks) == list(range(1, 41))
+    assert [a["tseq"] for a in sorted(acks, key=lambda a: a["seq"])] == list(range(1, 41))
+    [item] = (await crowd["bob"].result("threads", {"conv": conv}))["items"]
+    last = max(acks, key=lambda a: a["seq"])
+    assert (item["replies"], item["last"]["id"]) == (40, last["id"])
+    page = await crowd["carol"].result("history", {"conv": conv, "thread": root["id"], "limit": 200})
+    assert [m["tseq"] for m in page["messages"]] == list(range(1, 41))
