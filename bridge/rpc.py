@@ -197,10 +197,12 @@ async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Ans
     hidden = await ctx.blocks.blocked_among(call.uid, {i.peer for i in items if i.peer_read_seq is not None and i.peer})
     last = await _rendered(ctx, call.uid, list(
         (await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])).values()))
+    threads = await ctx.messages.threads.unread_followed(call.uid, [i.conv for i in items])
     rendered = [
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
          "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
-         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions}
+         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions,
+         "unread_threads": threads.get(i.conv, 0)}
         | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None and i.peer not in hidden else {})
         for i in items
     ]

@@ -62,6 +62,11 @@ async def error(device: Device, method: str, params: dict[str, Any]) -> tuple[in
     return err["code"], (err.get("data") or {}).get("code")
 
 
+async def unread_threads(device: Device, conv: str) -> int:
+    [item] = [i for i in (await device.result("conversations"))["items"] if i["conv"] == conv]
+    return item["unread_threads"]  # type: ignore[no-any-return]
+
+
 async def test_replies_join_a_thread_in_order_and_everyone_gets_them(crowd: dict[str, Device]) -> None:
     alice, bob, carol = crowd["alice"], crowd["bob"], crowd["carol"]
     g = await alice.result("group.create", {"name": "team", "members": ["bob", "carol"]})
@@ -135,6 +140,9 @@ async def test_the_thread_list_counts_replies_and_unread_until_read(crowd: dict[
     assert (first["last"]["id"], first["last"]["text"], first["last"]["tseq"]) == (last_a["id"], "more on a", 2)
     # Replying marks one's own reply read (bob wrote both of a's replies).
     assert [t["unread"] for t in (await bob.result("threads", {"conv": conv}))["items"]] == [0, 1]
+    # conversations counts the unread threads one follows (replied in, or marked read): carol
+    # follows b only, read; a's unread replies are in the thread list, not this count.
+    assert await unread_threads(carol, conv) == 0
     # Paging: one a page.
     page1 = await carol.result("threads", {"conv": conv, "limit": 1})
     page2 = await carol.result("threads", {"conv": conv, "limit": 1, "cursor": page1["next_cursor"]})
@@ -153,6 +161,9 @@ async def test_the_thread_list_counts_replies_and_unread_until_read(crowd: dict[
     assert [t["unread"] for t in (await carol.result("threads", {"conv": conv}))["items"]] == [0, 0]
     await ok(alice, "a3", gid=gid, text="and one more", thread=a["id"])
     assert [t["unread"] for t in (await carol.result("threads", {"conv": conv}))["items"]] == [1, 0]
+    assert (await unread_threads(carol, conv), await unread_threads(bob, conv)) == (1, 1)
+    await carol.result("thread.read", {"conv": conv, "thread": a["id"], "tseq": 3})
+    assert await unread_threads(carol, conv) == 0
     # A message with no replies is no thread to mark; neither is another conversation's.
     plain = await ok(alice, "p", gid=gid, text="no replies")
     assert await error(carol, "thread.read", {"conv": conv, "thread": plain["id"], "tseq": 1}) == (404, "not_found")
@@ -226,6 +237,10 @@ async def test_the_new_keys_travel_as_numbers_in_cbor(app: App, users: Users) ->
         assert (item[KEYS["thread"]], item[KEYS["replies"]], item[KEYS["read_tseq"]], item[KEYS["unread"]]) == \
             (root["id"], 1, 1, 0)
         assert item[KEYS["root"]][KEYS["replies"]] == 1
+        await alice.client.publish("im/alice/out/rpc", cbor2.dumps({KEYS["jsonrpc"]: "2.0", KEYS["id"]: 2,
+                                                                    KEYS["method"]: "conversations"}))
+        result = cbor2.loads((await alice.inbox.wait_for(on("/in/rpc", id=2)))[0].payload)[KEYS["result"]]
+        assert result[KEYS["items"]][0][KEYS["unread_threads"]] == 0
 
 
 def test_thread_calls_take_their_buckets() -> None:

@@ -228,6 +228,19 @@ class Threads:
         return ThreadRead(member.conv, thread, read_tseq, replies, changed)
 
     @staticmethod
+    async def unread_followed(uid: str, convs: list[str]) -> dict[str, int]:
+        """Per conversation of ``convs``, the threads ``uid`` follows (it replied in them, or
+        marked them read) with replies it has not read: read from its own markers (one row per
+        thread it follows), so the cost is the threads it follows, not every thread there."""
+        if not convs:
+            return {}
+        rows = await fetch("SELECT r.conv, COUNT(*) FROM thread_reads r JOIN threads t ON t.root_id = r.root_id "
+                           "JOIN members m ON m.conv_id = r.conv AND m.uid = r.uid "
+                           "WHERE r.uid = ? AND r.conv = ANY(?) AND t.replies > r.read_tseq "
+                           "AND t.root_seq > m.joined_seq GROUP BY r.conv", [uid, AnyOf(sorted(set(convs)))])
+        return {r[0]: int(r[1]) for r in rows}
+
+    @staticmethod
     async def counts(ids: list[str]) -> dict[str, int]:
         """The reply counts of those of ``ids`` that are thread roots."""
         if not ids:
