@@ -210,6 +210,12 @@ async def test_the_refusals_a_hostile_client_tries(crowd: dict[str, Device]) -> 
     seen = await bob.result("history", {"conv": conv, "thread": old["id"]})
     assert [m["cid"] for m in seen["messages"]] == ["in-old", "before-leave"]
     assert await error(bob, "threads", {"conv": conv}) == (404, "not_found")
+    # Back in the group, bob's window starts again: the old thread (which he followed, and which
+    # has a reply he has not read) is outside it, in the list and in the count alike.
+    await alice.result("group.add", {"gid": gid, "members": ["bob"]})
+    assert (await bob.result("threads", {"conv": conv}))["items"] == []
+    assert await unread_threads(bob, conv) == 0
+    assert (await refused(bob, "x7b", gid=gid, thread=old["id"]))[0] == "bad_request"
     # Blocked 1:1: whom the other member blocks cannot reply there.
     await bob.result("block.add", {"uid": "dave"})
     assert await refused(dave, "x8", to="bob", thread=direct["id"]) == ("forbidden", "not allowed")

@@ -136,7 +136,7 @@ class MessageService:
         self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
         self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
-        self.threads = Threads(self)  # and the threads tables
+        self.threads = Threads(self, conversations)  # and the threads tables
 
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[Self]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.conversations.service import Membership
+from services.conversations.service import ConversationService, Membership
 from services.errors import BadRequest, NotFound
 from services.messages.commands import StoredMessage
 from services.sql import AnyOf, Many, Program, Query, fetch, run_transaction
@@ -110,8 +110,9 @@ def record_sql(replies: list[tuple[StoredMessage, int]]) -> Program[None]:
 
 
 class Threads:
-    def __init__(self, messages: MessageService) -> None:
+    def __init__(self, messages: MessageService, conversations: ConversationService) -> None:
         self._messages = messages
+        self._conversations = conversations
 
     async def _root(self, member: Membership, thread: str) -> StoredMessage:
         """The root of ``thread`` (a reply's id names its root's thread) if ``member`` sees it.
@@ -227,18 +228,25 @@ class Threads:
         read_tseq, changed = await run_transaction(mark())
         return ThreadRead(member.conv, thread, read_tseq, replies, changed)
 
-    @staticmethod
-    async def unread_followed(uid: str, convs: list[str]) -> dict[str, int]:
+    async def unread_followed(self, uid: str, convs: list[str]) -> dict[str, int]:
         """Per conversation of ``convs``, the threads ``uid`` follows (it replied in them, or
-        marked them read) with replies it has not read: read from its own markers (one row per
-        thread it follows), so the cost is the threads it follows, not every thread there."""
+        marked them read) with replies it has not read, whose root is in its window: read from
+        its own markers (one row per thread it follows), so the cost is the threads it follows,
+        not every thread there (and its windows, from the conversation service, only when one has
+        something unread)."""
         if not convs:
             return {}
-        rows = await fetch("SELECT r.conv, COUNT(*) FROM thread_reads r JOIN threads t ON t.root_id = r.root_id "
-                           "JOIN members m ON m.conv_id = r.conv AND m.uid = r.uid "
-                           "WHERE r.uid = ? AND r.conv = ANY(?) AND t.replies > r.read_tseq "
-                           "AND t.root_seq > m.joined_seq GROUP BY r.conv", [uid, AnyOf(sorted(set(convs)))])
-        return {r[0]: int(r[1]) for r in rows}
+        rows = await fetch("SELECT r.conv, t.root_seq FROM thread_reads r JOIN threads t ON t.root_id = r.root_id "
+                           "WHERE r.uid = ? AND r.conv = ANY(?) AND t.replies > r.read_tseq",
+                           [uid, AnyOf(sorted(set(convs)))])
+        if not rows:
+            return {}
+        windows = {w.conv: w for w in await self._conversations.windows(uid)}
+        out: dict[str, int] = {}
+        for conv, root_seq in rows:
+            if conv in windows and windows[conv].contains(int(root_seq)):  # a member who came back late
+                out[conv] = out.get(conv, 0) + 1
+        return out
 
     @staticmethod
     async def counts(ids: list[str]) -> dict[str, int]:
