@@ -192,6 +192,8 @@ class Dispatcher:
             out.extend(Publish(self.topics.inbox(uid, "msg"), flagged if uid in mentioned else body)
                        for uid in result.recipients)
         ack: dict[str, Any] = {"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts}
+        if m.thread is not None:  # a thread reply: its thread and place in it
+            ack |= {"thread": m.thread, "tseq": m.tseq}
         if c.mentions:  # the mentions of non-members were dropped: the sender is told which
             dropped = [u for u in c.mentions if u not in m.mentions]
             if dropped:

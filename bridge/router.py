@@ -211,7 +211,8 @@ class Router:
                               text=msg.text if msg.type != "custom" else None,
                               data=msg.data if msg.type == "custom" else
                               msg.attachment.model_dump(exclude_none=True) if msg.attachment is not None else None,
-                              mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to)
+                              mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to,
+                              thread=msg.thread)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
         return Send(command, lane)
 

@@ -44,6 +44,8 @@ from bridge.wire import (
     RecallParams,
     SearchParams,
     SettingsParams,
+    ThreadReadParams,
+    ThreadsParams,
     UserParams,
     render_message,
 )
@@ -159,6 +161,8 @@ def method(name: str, params: type[P], *, limit: Limit = Limit.RPC, membership: 
 @method("history", HistoryParams, membership=True)
 async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
     p = call.params
+    if p.thread is not None:
+        return await _thread_history(ctx, call)
     page = await ctx.messages.history(call.membership, after_seq=p.after_seq, before_seq=p.before_seq, limit=p.limit)
     rendered = await _rendered(ctx, call.uid, page.messages)
     return {"messages": [rendered[m.id] for m in page.messages], "has_more": page.has_more}, []
@@ -170,11 +174,14 @@ async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) ->
     mention the caller (as its delivered copy said), by id."""
     sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid)
     mentions = await ctx.conversations.mentioned([(m.conv, m.seq) for m in messages if m.mentions], uid)
+    replies = await ctx.messages.threads.counts([m.id for m in messages if m.thread is None])
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
         body = render_message(m)
         if (m.conv, m.seq) in mentions:
             body["mentioned"] = True
+        if m.id in replies:  # a thread's root: how many replies it has
+            body["replies"] = replies[m.id]
         if (s := sums.get(m.id)) is not None:
             body["reactions"] = s.counts
             if s.mine:
@@ -190,10 +197,12 @@ async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Ans
     hidden = await ctx.blocks.blocked_among(call.uid, {i.peer for i in items if i.peer_read_seq is not None and i.peer})
     last = await _rendered(ctx, call.uid, list(
         (await ctx.messages.by_ids([i.last_msg_id for i in items if i.last_msg_id])).values()))
+    threads = await ctx.messages.threads.unread_followed(call.uid, [i.conv for i in items])
     rendered = [
         {"conv": i.conv, "kind": i.kind, "peer": i.peer, "name": i.name or None, "muted": i.muted,
          "pinned": i.pinned, "last": last.get(i.last_msg_id) if i.last_msg_id else None,
-         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions}
+         "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions,
+         "unread_threads": threads.get(i.conv, 0)}
         | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None and i.peer not in hidden else {})
         for i in items
     ]
@@ -213,6 +222,42 @@ async def read(ctx: RpcContext, call: Call[ReadParams]) -> Answer:
         to = r.members if small and not await ctx.blocks.blocked_in(call.uid, r.conv) else (call.uid,)
         events = [Publish(ctx.topics.inbox(member, "event"), body) for member in to]
     return {"conv": r.conv, "read_seq": r.read_seq, "unread": r.unread}, events
+
+
+# ---- threads (docs/protocol.md, "Threads") ----------------------------------------------------
+async def _thread_history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
+    """``history`` with ``thread``: the thread's replies in order, and its root."""
+    p = call.params
+    assert p.thread is not None
+    root, page = await ctx.messages.threads.history(call.membership, p.thread, after_seq=p.after_seq,
+                                                    before_seq=p.before_seq, limit=p.limit)
+    rendered = await _rendered(ctx, call.uid, [root, *page.messages])
+    return {"thread": root.id, "root": rendered[root.id], "messages": [rendered[m.id] for m in page.messages],
+            "has_more": page.has_more}, []
+
+
+@method("threads", ThreadsParams, membership=True)
+async def threads(ctx: RpcContext, call: Call[ThreadsParams]) -> Answer:
+    """A conversation's threads, newest reply first: root, replies, last reply, the caller's unread."""
+    items, cursor = await ctx.messages.threads.page(call.membership, cursor=call.params.cursor,
+                                                    limit=call.params.limit)
+    shown = [t.root for t in items] + [t.last for t in items if t.last is not None]
+    rendered = await _rendered(ctx, call.uid, shown)
+    return {"conv": call.params.conv, "items": [
+        {"thread": t.root.id, "root": rendered[t.root.id], "replies": t.replies,
+         "last": rendered[t.last.id] if t.last is not None else None, "read_tseq": t.read_tseq, "unread": t.unread}
+        for t in items], "next_cursor": cursor}, []
+
+
+@method("thread.read", ThreadReadParams, limit=Limit.READ, membership=True)
+async def thread_read(ctx: RpcContext, call: Call[ThreadReadParams]) -> Answer:
+    """The caller's read marker in one thread; its other devices are told (a thread_read event)."""
+    p = call.params
+    r = await ctx.messages.threads.read(call.membership, p.thread, p.tseq)
+    result = {"conv": r.conv, "thread": r.root, "read_tseq": r.read_tseq, "unread": r.unread}
+    events = [Publish(ctx.topics.inbox(call.uid, "event"), dumps({"type": "thread_read", **result}))] \
+        if r.changed else []
+    return result, events
 
 
 @method("read_by", ReadByParams)
@@ -506,4 +551,4 @@ async def search(ctx: RpcContext, call: Call[SearchParams]) -> Answer:
     hits = await ctx.search.search(call.uid, p.q, conv=p.conv, sender=p.sender, since=p.since, until=p.until,
                                    limit=p.limit)
     return {"messages": [{"id": h.id, "conv": h.conv, "seq": h.seq, "from": h.sender, "ts": h.ts, "text": h.text}
-                         for h in hits]}, []
+                         | ({"thread": h.thread} if h.thread is not None else {}) for h in hits]}, []

@@ -13,6 +13,7 @@ from services.messages.commands import ATTACHMENT_TYPES, StoredMessage
 _UID = UID_RE.pattern
 _GID = r"^[A-Za-z0-9_-]{1,64}$"
 _MENTION = r"^([A-Za-z0-9_-]{1,64}|@all)$"  # a uid (UID_RE) or @all
+_MSG_ID = r"^[0-9A-HJKMNP-TV-Z]{26}$"  # a message id (ULID)
 
 
 class _In(BaseModel):
@@ -72,6 +73,7 @@ class SendIn(_In):
     # Uids, or "@all" (a group's every member): at most 100, each at most 64 characters.
     mentions: list[Annotated[str, Field(pattern=_MENTION)]] | None = Field(None, max_length=100)
     reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
+    thread: str | None = Field(None, pattern=_MSG_ID)  # the root of the thread it replies in
 
     @model_validator(mode="after")
     def _shape(self) -> SendIn:
@@ -97,7 +99,7 @@ class SendIn(_In):
 _ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_FORWARD = 10  # messages one merged forward holds (services/messages/forwards.py MAX_MERGE)
 # What a forward carries of its own: where it goes and its cid; the rest is the original's.
-NOT_IN_A_FORWARD = ("type", "text", "data", "attachment", "mentions", "reply_to")
+NOT_IN_A_FORWARD = ("type", "text", "data", "attachment", "mentions", "reply_to", "thread")
 
 
 class ForwardIn(_In):
@@ -133,6 +135,7 @@ class HistoryParams(_In):
     after_seq: int | None = Field(None, ge=0)
     before_seq: int | None = Field(None, ge=1)
     limit: int = Field(50, ge=1, le=200)
+    thread: str | None = Field(None, pattern=_MSG_ID)  # a thread's replies instead (its root's id)
 
 
 class ConversationsParams(_In):
@@ -278,6 +281,18 @@ class ReadByParams(_In):
     limit: int = Field(100, ge=1, le=200)
 
 
+class ThreadsParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
+    cursor: str | None = Field(None, max_length=64)  # the previous page's next_cursor
+    limit: int = Field(20, ge=1, le=100)
+
+
+class ThreadReadParams(_In):
+    conv: str = Field(min_length=1, max_length=140)
+    thread: str = Field(pattern=_MSG_ID)  # the root's id
+    tseq: int = Field(ge=0)
+
+
 class SettingsParams(_In):
     conv: str = Field(min_length=1, max_length=140)
     muted: bool | None = None
@@ -348,6 +363,9 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
         body["preview"] = m.preview
     if m.forwarded is not None:
         body["forwarded"] = m.forwarded
+    if m.thread is not None:
+        body["thread"] = m.thread
+        body["tseq"] = m.tseq
     if m.type == "recalled" and m.data is not None:
         body.pop("data", None)
         body["recalled_by"] = m.data.get("by")

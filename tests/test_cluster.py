@@ -279,6 +279,44 @@ async def test_forwarding_through_two_bridges(cluster: Cluster) -> None:
         assert len(carol.inbox.matching(on("/in/msg", cid="f1"))) == 1
 
 
+async def test_threads_through_two_bridges(cluster: Cluster) -> None:
+    """Threads (issue 28) in cluster mode: replies from users on different bridges' shards take
+    the thread's tseq in turn (held under the conversation's lock in the database), every member
+    gets them, and the thread's history, list and read marker answer alike whichever bridge asks
+    (tests/test_threads.py has the rest: refusals, windows, the race)."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        gid, conv = group["gid"], group["conv"]
+
+        async def send(device: Device, cid: str, thread: str | None = None) -> dict[str, Any]:
+            body = {"cid": cid, "group": gid, "type": "text", "text": f"say {cid}"}
+            await device.send(body | ({"thread": thread} if thread else {}))
+            ack: dict[str, Any] = (await device.inbox.wait_for(on("/in/ack", cid=cid)))[0].json
+            assert "error" not in ack, ack
+            return ack
+
+        root = await send(alice, "root")
+        acks = [await send(device, f"t{n}", root["id"]) for n, device in enumerate((bob, carol, alice, bob))]
+        assert [(a["thread"], a["tseq"]) for a in acks] == [(root["id"], n) for n in range(1, 5)]
+        got = (await carol.inbox.wait_for(on("/in/msg", cid="t3")))[0].json
+        assert (got["thread"], got["tseq"]) == (root["id"], 4)
+        refused = await send_raw(carol, {"cid": "bad", "group": gid, "type": "text", "text": "x",
+                                         "thread": "01M8QD0EV8VJGDADPWYHRAPXHE"})
+        assert refused["error"]["code"] == "bad_request"
+        page = await bob.result("history", {"conv": conv, "thread": root["id"]})
+        assert [m["tseq"] for m in page["messages"]] == [1, 2, 3, 4] and page["root"]["replies"] == 4
+        [item] = (await carol.result("threads", {"conv": conv}))["items"]
+        assert (item["replies"], item["read_tseq"], item["unread"]) == (4, 2, 2)
+        assert (await carol.result("thread.read", {"conv": conv, "thread": root["id"], "tseq": 4}))["unread"] == 0
+        await carol.inbox.wait_for(on("/in/event", type="thread_read", read_tseq=4))
+
+
+async def send_raw(device: Device, body: dict[str, Any]) -> dict[str, Any]:
+    await device.send(body)
+    return (await device.inbox.wait_for(on("/in/ack", cid=body["cid"])))[0].json  # type: ignore[no-any-return]
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there

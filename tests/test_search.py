@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -355,3 +356,40 @@ async def test_closing_the_embedded_index_waits_for_the_job_its_thread_is_runnin
         with pytest.raises(RuntimeError, match="closed"):
             await index.add(docs[:1])
     assert "written" in outcomes  # some jobs were under way when close() came
+
+
+async def test_hits_say_which_thread_they_are_in(app: App, users: Users) -> None:
+    """Threads (issue 28): a thread reply's hit carries its root's id, in every backend."""
+    await users.add("alice", "bob")
+    async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice, \
+               connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        root = await alice.send_and_ack("root", "bob", "the kiwifruit question")
+        await bob.send({"cid": "reply", "to": "alice", "type": "text", "text": "kiwifruit is fine",
+                        "thread": root["id"]})
+        await until_indexed(bob, "kiwifruit", 2)
+        found = {h["text"]: h for h in (await bob.result("search", {"q": "kiwifruit"}))["messages"]}
+        assert found["kiwifruit is fine"]["thread"] == root["id"]
+        assert "thread" not in found["the kiwifruit question"]
+
+
+async def test_an_index_made_before_threads_gets_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from services.search.base import Doc, Window
+    from services.search.embedded import EmbeddedSearch
+
+    path = tmp_path / "search.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE messages (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, conv TEXT NOT NULL,
+            seq INTEGER NOT NULL, sender TEXT NOT NULL, ts INTEGER NOT NULL, text TEXT NOT NULL);
+        CREATE VIRTUAL TABLE message_terms USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');""")
+    old.close()
+    index = EmbeddedSearch(path)
+    try:
+        await index.add([Doc("m1", "d:a:b", 1, "a", 1, "walnut", "r0"), Doc("m2", "d:a:b", 2, "a", 2, "walnut")])
+        found = await index.search(["walnut"], [Window("d:a:b", 0, None)], sender=None, since=None, until=None,
+                                   limit=10)
+        assert {d.id: d.thread for d in found} == {"m1": "r0", "m2": None}
+    finally:
+        index.close()

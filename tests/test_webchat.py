@@ -604,3 +604,74 @@ async def test_forward_one_message_and_several_merged(app: Any, users: Any, base
         path = tmp_path / "webchat-forward-carol.png"
         await carol.screenshot(path=path)
         print(f"screenshot of carol's page: {path}")
+
+
+async def test_a_thread_pane(app: Any, users: Any, base_url: str) -> None:
+    """Threads (issue 28): a message's Thread action opens its thread in a pane; a reply sent
+    there is a thread reply (the server's thread and tseq); the root shows its reply count, which
+    opens the thread for the other member, whose pane gets the replies live; a reply says it is in
+    a thread."""
+    from playwright.async_api import expect
+
+    await users.add("alice", "bob")
+    async with chromium() as browser:
+        alice = await signed_in(browser, base_url, "alice", await users.token("alice", "web", "web"))
+        bob = await signed_in(browser, base_url, "bob", await users.token("bob", "web", "web"))
+        await start_chat(alice, "bob")
+        await say(alice, "which release?")
+        await conv_item(bob, "d:alice:bob").click()
+        root = bubble(bob, "which release?")
+        await expect(root).to_have_count(1)
+
+        # Bob opens the thread from the message and replies in it.
+        await act(root, "thread-btn")
+        pane = bob.get_by_test_id("thread-pane")
+        await expect(pane).to_be_visible()
+        await expect(pane.get_by_test_id("thread-root").get_by_test_id("msg-text")).to_have_text("which release?")
+        await pane.get_by_test_id("thread-input").fill("the next one")
+        await pane.get_by_test_id("thread-send").click()
+        replies = pane.get_by_test_id("thread-replies")
+        await expect(replies.get_by_test_id("msg-text")).to_have_text(["the next one"])
+        await expect(pane.get_by_test_id("thread-count")).to_have_text("1 reply")
+
+        # Alice sees the count on the root, and the reply (in the conversation) says it is in a thread.
+        conversation = alice.get_by_test_id("messages")
+        count = bubble(alice, "which release?").get_by_test_id("msg-replies")
+        await expect(count).to_have_text("1 reply")
+        await expect(bubble(alice, "the next one").get_by_test_id("msg-in-thread")).to_have_text("in thread")
+        await count.click()
+        alice_pane = alice.get_by_test_id("thread-pane")
+        await expect(alice_pane.get_by_test_id("thread-replies").get_by_test_id("msg-text")).to_have_text(
+            ["the next one"])
+        await alice_pane.get_by_test_id("thread-input").fill("agreed")
+        await alice_pane.get_by_test_id("thread-send").click()
+        # Bob's open pane gets it live, in order; both roots say 2 replies.
+        await expect(replies.get_by_test_id("msg-text")).to_have_text(["the next one", "agreed"])
+        await expect(pane.get_by_test_id("thread-count")).to_have_text("2 replies")
+        await expect(conversation.get_by_test_id("msg-replies")).to_have_text("2 replies")
+        await expect(bob.get_by_test_id("messages").get_by_test_id("msg-replies")).to_have_text("2 replies")
+
+        # The server stored them as the thread's replies 1 and 2, and bob's pane marked them read.
+        async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as probe:
+            [item] = (await probe.result("threads", {"conv": "d:alice:bob"}))["items"]
+            assert (item["root"]["text"], item["replies"], item["last"]["text"]) == ("which release?", 2, "agreed")
+            page = await probe.result("history", {"conv": "d:alice:bob", "thread": item["thread"]})
+            assert [(m["text"], m["tseq"]) for m in page["messages"]] == [("the next one", 1), ("agreed", 2)]
+        async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as probe, asyncio.timeout(10):
+            while (await probe.result("threads", {"conv": "d:alice:bob"}))["items"][0]["read_tseq"] != 2:
+                pass  # the pane's thread.read is on its way
+        await bob.get_by_test_id("thread-close").click()
+        await expect(pane).to_be_hidden()
+
+        # On a phone the thread is a screen of its own, and closing it shows the conversation again.
+        phone = await signed_in(browser, base_url, "alice", await users.token("alice", "web2", "web"),
+                                device="web2", viewport=PHONE)
+        await conv_item(phone, "d:alice:bob").click()
+        await bubble(phone, "which release?").get_by_test_id("msg-replies").click()
+        phone_pane = phone.get_by_test_id("thread-pane")
+        await expect(phone_pane.get_by_test_id("thread-replies").get_by_test_id("msg-text")).to_have_text(
+            ["the next one", "agreed"])
+        box = await phone_pane.bounding_box()
+        assert (box["x"], box["width"]) == (0, PHONE["width"]), box  # the whole width, nothing beside it
+        await phone.get_by_test_id("thread-close").click()
+        await expect(phone.get_by_test_id("messages").get_by_text("agreed", exact=True)).to_be_visible()

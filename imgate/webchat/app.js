@@ -50,6 +50,7 @@ const S = {
   urls: new Map(),      // attachment key -> {url, exp}
   urlQueue: new Map(),  // key -> [resolve...], flushed in batches of 50
   typingAt: 0, typingTimers: new Map(),
+  thread: null,         // the open thread: {conv, root, rootMsg, replies: Map(id -> reply)}
 };
 
 const rpc = (method, params) => S.im.rpc(method, params);
@@ -418,6 +419,7 @@ tid("back").addEventListener("click", () => {
 
 async function openConv(conv) {
   if (S.current) S.im.unfollow(S.current);
+  if (S.thread && S.thread.conv !== conv) closeThread();
   S.current = conv;
   S.msgs.clear();
   S.hasMore = false;
@@ -549,6 +551,7 @@ function renderMessage(m) {
     else if (m.type === "custom") li.append(el("div", { class: "text custom" }, "[custom message]"));
   }
   if (m.type !== "recalled") li.append(renderReactions(m));
+  li.append(threadLink(m));
   const foot = el("div", { class: "foot" });
   if (m.type !== "recalled") foot.append(renderActions(m));
   if (m.edited_at) foot.append(el("span", { class: "edited", testid: "msg-edited" }, "edited"));
@@ -588,6 +591,7 @@ function renderActions(m) {
   const mine = m.from === S.me;
   const bar = el("span", { class: "actions", testid: "msg-actions" });
   bar.append(el("button", { type: "button", testid: "reply-btn", onclick: () => setComposerMode({ reply: m }) }, "Reply"));
+  bar.append(el("button", { type: "button", testid: "thread-btn", onclick: guard(() => openThread(m.thread ?? m.id)) }, "Thread"));
   for (const emoji of REACTIONS) {
     bar.append(el("button", { type: "button", testid: "react-btn", "data-emoji": emoji,
       onclick: guard(() => toggleReaction(m, emoji)) }, emoji));
@@ -831,6 +835,7 @@ function onMessage(m) {
     renderConvs();
   }
   if (!m.repaired) showTyping(m.conv, m.from, false);  // a message ends its sender's typing
+  if (m.thread) onThreadReply(m);
   if (m.conv !== S.current) return;
   const stick = m.from === S.me || nearEnd();
   putMessage(m);
@@ -1302,6 +1307,87 @@ function closeReadBy() {
   delete tid("read-by").dataset.id;
 }
 tid("read-by-close").addEventListener("click", closeReadBy);
+
+// Threads: a root's reply count opens its thread in a pane (its replies, and a composer that
+// replies in it); a thread reply shows which thread it is in (protocol.md §3, Threads).
+
+/** Under a message: "N replies" on a thread's root, "in thread" on a reply; both open the thread. */
+function threadLink(m) {
+  const box = el("div", { class: "thread-link" });
+  if (m.replies > 0) {
+    box.append(el("button", { type: "button", class: "link", testid: "msg-replies",
+      onclick: guard(() => openThread(m.id)) }, `${m.replies} ${m.replies === 1 ? "reply" : "replies"}`));
+  } else if (m.thread) {
+    box.append(el("button", { type: "button", class: "link", testid: "msg-in-thread",
+      onclick: guard(() => openThread(m.thread)) }, "in thread"));
+  }
+  return box;
+}
+
+async function openThread(root) {
+  const conv = S.current;
+  S.thread = { conv, root, replies: new Map() };
+  tid("thread-pane").hidden = false;
+  $("#chat").dataset.thread = "open";
+  tid("thread-replies").replaceChildren();
+  const page = await rpc("history", { conv, thread: root, limit: 200 });
+  if (S.thread?.root !== root) return;
+  S.thread.rootMsg = page.root;
+  tid("thread-root").replaceChildren(renderMessage(page.root));
+  page.messages.forEach(putThreadReply);
+  $("#thread-composer").elements.text.focus();
+  markThreadRead();
+}
+
+function closeThread() {
+  S.thread = null;
+  tid("thread-pane").hidden = true;
+  delete $("#chat").dataset.thread;
+}
+tid("thread-close").addEventListener("click", closeThread);
+
+/** Adds or replaces a reply in the open thread, in tseq order, and shows the count. */
+function putThreadReply(m) {
+  const t = S.thread;
+  t.replies.set(m.id, m);
+  const li = renderMessage(m);
+  li.dataset.tseq = m.tseq;
+  const box = tid("thread-replies");
+  const old = box.querySelector(`[data-id="${CSS.escape(m.id)}"]`);
+  if (old) old.replaceWith(li);
+  else box.insertBefore(li, [...box.children].find((x) => Number(x.dataset.tseq) > m.tseq) ?? null);
+  const n = Math.max(t.rootMsg?.replies ?? 0, ...[...t.replies.values()].map((r) => r.tseq));
+  tid("thread-count").textContent = `${n} ${n === 1 ? "reply" : "replies"}`;
+}
+
+/** A thread reply came: its root's count in the conversation, and the pane if it is open. */
+function onThreadReply(m) {
+  if (m.conv === S.current) {
+    const root = S.msgs.get(m.thread);
+    if (root && (root.replies ?? 0) < m.tseq) updateMessage(root.id, (r) => { r.replies = m.tseq; });
+  }
+  if (S.thread?.conv === m.conv && S.thread.root === m.thread) {
+    putThreadReply(m);
+    markThreadRead();
+  }
+}
+
+function markThreadRead() {
+  const t = S.thread;
+  const last = Math.max(0, ...[...(t?.replies.values() ?? [])].map((r) => r.tseq));
+  if (!t || !last || document.hidden) return;
+  quietly(() => rpc("thread.read", { conv: t.conv, thread: t.root, tseq: last }))();
+}
+
+$("#thread-composer").addEventListener("submit", guard(async (e) => {
+  e.preventDefault();
+  const input = e.target.elements.text;
+  const text = input.value.trim();
+  const t = S.thread;
+  if (!text || !t || t.conv !== S.current) return;
+  await S.im.send({ ...target(), type: "text", text, thread: t.root });
+  input.value = "";
+}));
 
 // ---------------------------------------------------------------------------------------------
 // Side bar: search, new 1:1, new group

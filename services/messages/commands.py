@@ -31,6 +31,7 @@ class SendCommand:
     reply_to: str | None = None  # the id of a message of the same conversation this one answers
     forward: tuple[str, ...] = ()  # the ids of the messages it forwards (services/messages/forwards.py)
     merge: bool = False  # the forwarded messages as one ``merged`` message
+    thread: str | None = None  # the root of the thread this one replies in (protocol, threads)
 
     @property
     def conv(self) -> str:
@@ -53,6 +54,8 @@ class StoredMessage:
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
     preview: dict[str, Any] | None = None  # its link's preview, once fetched (protocol §6, preview)
     forwarded: dict[str, Any] | None = None  # a forwarded copy's origin (protocol §3, forwarding)
+    thread: str | None = None  # a thread reply's root id (protocol, threads)
+    tseq: int | None = None  # its place in the thread, 1..n
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -62,4 +65,5 @@ class StoredMessage:
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.forwarded)
+                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.forwarded, row.thread,
+                   row.tseq)

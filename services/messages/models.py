@@ -34,6 +34,11 @@ class Message(Model):
     preview: Any = fields.JSONField(null=True)
     # A forwarded copy's origin: {"from", "kind", "ts"} (services/messages/forwards.py).
     forwarded: Any = fields.JSONField(null=True)
+    # A thread reply's root message id and its place in the thread (1..n, gap-free); null for
+    # every other message. Not indexed: a thread's replies are found through ``thread_replies``
+    # (so a message without a thread costs no index entry).
+    thread = fields.CharField(max_length=26, null=True)
+    tseq = fields.BigIntField(null=True)
 
     class Meta:
         table = "messages"
@@ -70,3 +75,54 @@ class MessageFile(Model):
 
     class Meta:
         table = "message_files"
+
+
+class Thread(Model):
+    """A thread's counters, one row per root message with at least one reply.
+
+    services/messages/threads.py. Owned by the message service; written with each reply, under
+    the conversation's lock, in the reply's transaction: ``replies`` is the last tseq handed out
+    (replies are numbered 1..n without gaps), ``last_*`` the latest reply. The thread list reads
+    these rows, newest reply first, without counting anything."""
+
+    root_id = fields.CharField(max_length=26, primary_key=True)
+    conv = fields.CharField(max_length=140)
+    root_seq = fields.BigIntField()  # the root's seq (windows are in seqs)
+    replies = fields.BigIntField()
+    last_id = fields.CharField(max_length=26)
+    last_seq = fields.BigIntField()
+    last_ts = fields.BigIntField()
+
+    class Meta:
+        table = "threads"
+        indexes = (("conv", "last_ts"),)
+
+
+class ThreadReply(Model):
+    """A thread's reply, for paging a thread in order (history with ``thread``): written only
+    for replies, so a plain message costs no row and no index entry."""
+
+    id = fields.BigIntField(primary_key=True)
+    root_id = fields.CharField(max_length=26)
+    seq = fields.BigIntField()  # the reply's conversation seq
+    tseq = fields.BigIntField()
+    message_id = fields.CharField(max_length=26)
+
+    class Meta:
+        table = "thread_replies"
+        unique_together = (("root_id", "seq"), ("root_id", "tseq"))
+
+
+class ThreadRead(Model):
+    """A member's read marker in one thread: at most one row per (member, thread), written only
+    by the member's own ``thread.read`` or reply (never by someone else's send)."""
+
+    id = fields.BigIntField(primary_key=True)
+    uid = fields.CharField(max_length=64)
+    root_id = fields.CharField(max_length=26)
+    conv = fields.CharField(max_length=140)
+    read_tseq = fields.BigIntField()
+
+    class Meta:
+        table = "thread_reads"
+        unique_together = (("uid", "root_id"),)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Self
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -32,6 +32,7 @@ from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMess
 from services.messages.forwards import MERGED_FILES_SQL, Copy, copies_sql, files_sql, unfile_sql
 from services.messages.models import Message
 from services.messages.pins import Pins, unpin_sql
+from services.messages.threads import Threads, record_sql, resolve_sql
 
 if TYPE_CHECKING:
     from services.attachments.service import AttachmentService
@@ -43,7 +44,8 @@ from services.users.service import UserService
 
 log = logging.getLogger("imgate.messages")
 
-_COLUMNS = "id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview, forwarded"
+_COLUMNS = ("id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview, forwarded, "
+            "thread, tseq")
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
@@ -52,14 +54,17 @@ def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
                          tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]),
-                         json_value(row[13]))
+                         json_value(row[13]), row[14], row[15])
+
+
+COLUMNS, stored = _COLUMNS, _stored  # for services.messages.threads
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES ({', '.join('?' * 19)})",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
-                 json_text(m.preview), json_text(m.forwarded),
+                 json_text(m.preview), json_text(m.forwarded), m.thread, m.tseq,
                  m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
 
 
@@ -133,6 +138,7 @@ class MessageService:
         self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
         self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
+        self.threads = Threads(self, conversations)  # and the threads tables
 
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[Self]:
@@ -366,9 +372,13 @@ class MessageService:
         read_marks: dict[tuple[str, str], int] = {}
         replies = [c for _, c in new if c.reply_to is not None]
         quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None})
+        # Thread replies: their roots and the threads' counters, read under the lock (as little).
+        threading = [c for _, c in new if c.thread is not None]
+        roots, tseqs = (yield from resolve_sql({c.thread for c in threading if c.thread is not None})) \
+            if threading else ({}, {})
         # Only for replies (a plain send reads no window): the senders' windows, under the lock.
-        windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies})) \
-            if replies else {}
+        windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies + threading})) \
+            if replies or threading else {}
         # Forwards: the copies they store (only for the sends that have the field; forwards.py).
         forwards = [c for _, c in new if c.forward]
         copies = (yield from copies_sql(forwards, self._conversations.windows_sql)) if forwards else {}
@@ -392,6 +402,7 @@ class MessageService:
         recent: dict[str, list[int]] = {}  # groups whose @all times change
         mention_rows: list[tuple[str, int, str]] = []
         file_rows: list[tuple[str, str]] = []  # merged messages' uploads
+        thread_rows: list[tuple[StoredMessage, int]] = []
         for i, c in new:
             conv = c.conv
             in_conv = locked.members_of(conv)
@@ -430,6 +441,17 @@ class MessageService:
                     out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
                     continue
                 quote = found[1]
+            root = None
+            if c.thread is not None:
+                root = roots.get(c.thread)
+                window = windows.get((conv, c.sender))
+                if root is None or root.conv != conv or root.type == "member" or window is None \
+                        or not window.contains(root.seq):
+                    out[i] = BadRequest(f"thread: no message {c.thread!r} in this conversation")
+                    continue
+                if root.type == "recalled":
+                    out[i] = BadRequest(f"thread: message {c.thread!r} was recalled")
+                    continue
             if ALL in mentions:  # the group's @all rate: at most N in any minute
                 times = recent.get(conv) or [t for t in rules[conv].recent if t > now - 60_000]
                 if len(times) >= self._mention_all_per_minute:
@@ -444,6 +466,10 @@ class MessageService:
             if copy is not None:
                 message = copy.of(message)
                 file_rows += copy.file_rows(msg_id)
+            if root is not None:  # its place in the thread: the next, under the conversation's lock
+                tseqs[root.id] = tseqs.get(root.id, 0) + 1
+                message = replace(message, thread=root.id, tseq=tseqs[root.id])
+                thread_rows.append((message, root.seq))
             stored.append(message)
             mentioned: frozenset[str] = frozenset()
             if mentions:
@@ -466,6 +492,8 @@ class MessageService:
             yield from self._conversations.mark_sent_read_sql(read_marks)
             if mention_rows:
                 yield from self._conversations.mentions_sql(mention_rows)
+            if thread_rows:
+                yield from record_sql(thread_rows)
             if recent:
                 yield from self._conversations.mention_all_recent_sql(recent)
         return out

@@ -3,7 +3,7 @@
 1. ``fan_out``: takes stored messages from the ``message_events`` queue (written in the
    messages' own transaction), and for each recipient with no device online and the
    conversation not muted (a mention, by uid or @all, overrides mute) queues one ``push_jobs`` row
-   per push target.
+   per push target. The payload's ``kind`` says why: ``mention`` or ``thread_reply`` (a plain message has none).
 2. ``send_due``: starts sending due jobs, concurrently: at most ``concurrency`` at once, at most
    ``per_host_concurrency`` to one webhook host, each bounded by ``timeout_s``, so a target that
    never answers costs its own jobs a timeout and nobody else anything. A job is leased (its
@@ -195,8 +195,14 @@ class PushService:
 
     def _payload(self, msg: StoredMessage, mentioned: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"conv": msg.conv, "seq": msg.seq}
+        # kind: why it pushes, for the phone's wording ("mention" wins over "thread_reply"; a plain
+        # message has none; in a muted conversation only mentions push at all).
         if mentioned:
-            body["mentioned"] = True
+            body |= {"kind": "mention", "mentioned": True}
+        elif msg.thread is not None:
+            body["kind"] = "thread_reply"
+        if msg.thread is not None:
+            body["thread"] = msg.thread
         if self._policy == "preview":
             body["from"] = msg.sender
             if msg.text:

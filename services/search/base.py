@@ -20,6 +20,7 @@ class Doc:
     sender: str
     ts: int
     text: str
+    thread: str | None = None  # a thread reply's root id (a hit says which thread it is in)
 
 
 class SearchUnavailable(Unavailable):

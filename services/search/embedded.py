@@ -51,6 +51,10 @@ class EmbeddedSearch:
                     USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
                 COMMIT;
             """)
+            # A thread reply's root (issue 28): an index made before threads gets the column
+            # (its documents are no thread replies: there were none).
+            if "thread" not in {r[1] for r in db.execute("PRAGMA table_info(messages)")}:
+                db.execute("ALTER TABLE messages ADD COLUMN thread TEXT")
             self._db = db
         return self._db
 
@@ -93,9 +97,9 @@ class EmbeddedSearch:
             with self._transaction() as db:
                 self._delete(db, [d.id for d in docs])  # idempotent: a document is replaced
                 for d in docs:
-                    rowid = db.execute("INSERT INTO messages (id, conv, seq, sender, ts, text) "
-                                       "VALUES (?, ?, ?, ?, ?, ?)",
-                                       (d.id, d.conv, d.seq, d.sender, d.ts, d.text)).lastrowid
+                    rowid = db.execute("INSERT INTO messages (id, conv, seq, sender, ts, text, thread) "
+                                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       (d.id, d.conv, d.seq, d.sender, d.ts, d.text, d.thread)).lastrowid
                     db.execute("INSERT INTO message_terms (rowid, terms) VALUES (?, ?)", (rowid, index_terms(d.text)))
         if docs:
             await self._run(add)
@@ -140,7 +144,7 @@ class EmbeddedSearch:
         if until is not None:
             where.append("d.ts < ?")
             args.append(until)
-        sql = (f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text "
+        sql = (f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text, d.thread "
                f"FROM message_terms JOIN messages d ON d.rowid = message_terms.rowid WHERE {' AND '.join(where)} "
                "ORDER BY bm25(message_terms), d.ts DESC LIMIT ?")
         args.append(limit)

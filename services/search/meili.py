@@ -1,6 +1,7 @@
 """The Meilisearch backend, through the official ``meilisearch`` client.
 
-One index; a document per text message: ``id, conv, seq, from, ts, text`` plus ``terms``, the
+One index; a document per text message: ``id, conv, seq, from, ts, text`` (and ``thread`` for a
+thread reply) plus ``terms``, the
 same CJK-aware terms the embedded engine indexes (services.search.terms), with each CJK term
 written as an opaque run of ASCII letters, so that Meilisearch's own segmenters (jieba for
 Chinese, lindera for Japanese) cannot split a character pair one way in a document and another
@@ -37,7 +38,7 @@ T = TypeVar("T")
 
 INDEX_SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["terms"],
-    "displayedAttributes": ["id", "conv", "seq", "from", "ts", "text"],
+    "displayedAttributes": ["id", "conv", "seq", "from", "ts", "text", "thread"],
     "filterableAttributes": ["conv", "from", "id", "seq", "ts"],
     "sortableAttributes": ["ts"],
     "typoTolerance": {"enabled": False},
@@ -129,7 +130,7 @@ class MeiliSearch:
             return
         await self.start()
         body = [{"id": d.id, "conv": d.conv, "seq": d.seq, "from": d.sender, "ts": d.ts, "text": d.text,
-                 "terms": opaque_terms(d.text)} for d in docs]
+                 "terms": opaque_terms(d.text)} | ({"thread": d.thread} if d.thread is not None else {}) for d in docs]
         await self._write(lambda: self._wait(self._writer.index(self._uid).add_documents(body, "id").task_uid))
 
     async def remove(self, ids: list[str]) -> None:
@@ -159,7 +160,8 @@ class MeiliSearch:
         q = " ".join(opaque_cjk(t) for t in terms)
         await self.start()  # once per process: the index and its settings exist before the first query
         result = await self._call(lambda: self._reader.index(self._uid).search(q, params))
-        return [Doc(h["id"], h["conv"], h["seq"], h["from"], h["ts"], h["text"]) for h in result["hits"]]
+        return [Doc(h["id"], h["conv"], h["seq"], h["from"], h["ts"], h["text"], h.get("thread"))
+                for h in result["hits"]]
 
     def close(self) -> None:
         pass  # requests opens a connection per call

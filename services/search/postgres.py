@@ -52,10 +52,11 @@ _SCHEMA = (
     (f"CREATE TABLE IF NOT EXISTS {TABLE} (id TEXT PRIMARY KEY, conv TEXT NOT NULL, seq BIGINT NOT NULL, "
      "sender TEXT NOT NULL, ts BIGINT NOT NULL, text TEXT NOT NULL, terms TEXT[] NOT NULL)"),
     f"CREATE INDEX IF NOT EXISTS {TABLE}_terms ON {TABLE} USING GIN (terms)",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS thread TEXT",  # a thread reply's root (issue 28)
 )
-_UPSERT = (f"INSERT INTO {TABLE} (id, conv, seq, sender, ts, text, terms) VALUES (?, ?, ?, ?, ?, ?, ?) "
+_UPSERT = (f"INSERT INTO {TABLE} (id, conv, seq, sender, ts, text, terms, thread) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
            "ON CONFLICT (id) DO UPDATE SET conv = excluded.conv, seq = excluded.seq, sender = excluded.sender, "
-           "ts = excluded.ts, text = excluded.text, terms = excluded.terms")
+           "ts = excluded.ts, text = excluded.text, terms = excluded.terms, thread = excluded.thread")
 _VISIBLE = ("(d.conv = ANY(?::text[]) OR EXISTS (SELECT 1 FROM unnest(?::text[], ?::bigint[], ?::bigint[]) "
             "AS w(conv, after, upto) WHERE w.conv = d.conv AND d.seq > w.after "
             "AND (w.upto IS NULL OR d.seq <= w.upto)))")
@@ -92,7 +93,8 @@ class PostgresSearch:
 
     async def add(self, docs: list[Doc]) -> None:
         def add() -> Program[None]:
-            yield Many(_UPSERT, [(d.id, d.conv, d.seq, d.sender, d.ts, d.text, doc_terms(d.text)) for d in docs])
+            yield Many(_UPSERT, [(d.id, d.conv, d.seq, d.sender, d.ts, d.text, doc_terms(d.text), d.thread)
+                                 for d in docs])
         if docs:
             await self._write(add())
 
@@ -122,7 +124,7 @@ class PostgresSearch:
                 args.append(value)
         args.append(limit)
         rows: Sequence[tuple[Any, ...]] = await fetch(
-            f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text FROM {TABLE} d WHERE {' AND '.join(where)} "
+            f"SELECT d.id, d.conv, d.seq, d.sender, d.ts, d.text, d.thread FROM {TABLE} d WHERE {' AND '.join(where)} "
             "ORDER BY d.ts DESC, d.id DESC LIMIT ?", args, self._conn)
         return [Doc(*row) for row in rows]
 

@@ -121,7 +121,7 @@ class SearchService:
 
 
 def _doc(m: StoredMessage) -> Doc:
-    return Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "")
+    return Doc(m.id, m.conv, m.seq, m.sender, m.ts, m.text or "", m.thread)
 
 
 def _visible(doc: Doc, windows: list[Window]) -> bool:

@@ -61,7 +61,8 @@ def test_membership_methods_name_a_conversation_and_group_lanes_a_group() -> Non
     for method in METHODS.values():
         assert not method.membership or "conv" in method.params.model_fields
         assert method.lane != Lane.GROUP or "gid" in method.params.model_fields
-    assert {m.name for m in METHODS.values() if m.membership} == {"history", "read", "conversation.settings", "pinned"}
+    assert {m.name for m in METHODS.values() if m.membership} == {"history", "read", "conversation.settings", "pinned",
+                                                                      "threads", "thread.read"}
 
 
 def test_the_throttle_takes_the_rate_limit_class_from_the_registry() -> None:

@@ -109,7 +109,27 @@ async def test_muted_conversations_push_only_mentions(rig: Rig) -> None:
     await send(rig, "loud", group=g.gid, mentions=("bob",))
     await rig.push.fan_out()
     await send_due(rig.push)
-    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "kind": "mention", "mentioned": True}]
+
+
+async def test_a_thread_reply_pushes_as_one_to_fcm_and_not_through_mute(rig: Rig) -> None:
+    """Threads (issue 28): FCM's data (strings) says kind thread_reply and the thread; a muted
+    member gets no push of it."""
+    await rig.push.register("bob", "fcm", "bob-phone")
+    await rig.push.register("carol", "webhook", rig.hook_url)
+    g = await rig.svc.groups.create("alice", "team", ["bob", "carol"])
+    await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, "carol"), muted=True,
+                                          pinned=None)
+    root = await rig.svc.messages.send(SendCommand("alice", "root", None, g.gid, "text", "root", None))
+    await rig.svc.messages.send(SendCommand("alice", "in", None, g.gid, "text", "reply", None,
+                                            thread=root.message.id))
+    await rig.push.fan_out()
+    await send_due(rig.push)
+    assert sorted(rig.fcm.received, key=lambda r: r["data"]["seq"]) == [  # sent concurrently
+        {"token": "bob-phone", "data": {"conv": g.conv, "seq": "2"}},
+        {"token": "bob-phone", "data": {"conv": g.conv, "seq": "3", "kind": "thread_reply",
+                                        "thread": root.message.id}}]
+    assert rig.hooks == []  # carol muted the group
 
 
 async def test_muted_conversations_push_at_all_but_not_a_blockers_mention(rig: Rig) -> None:
@@ -127,7 +147,7 @@ async def test_muted_conversations_push_at_all_but_not_a_blockers_mention(rig: R
     await send(rig, "carol?", group=g.gid, mentions=("carol",))
     await rig.push.fan_out()
     await send_due(rig.push)
-    assert rig.hooks == [{"conv": g.conv, "seq": 3, "mentioned": True}]
+    assert rig.hooks == [{"conv": g.conv, "seq": 3, "kind": "mention", "mentioned": True}]
     assert rig.fcm.received == []  # carol blocks alice: neither @all nor her name wakes her muted phone
     await rig.svc.conversations.set_flags(await rig.svc.conversations.membership(g.conv, "carol"), muted=False,
                                           pinned=None)
