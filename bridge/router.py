@@ -66,6 +66,7 @@ class Reply:
 class Send:
     command: SendCommand
     lane_key: str
+    at: int | None = None  # a scheduled send: stored now, sent at this time (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +210,7 @@ class Router:
                               msg.attachment.model_dump(exclude_none=True) if msg.attachment is not None else None,
                               mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
-        return Send(command, lane)
+        return Send(command, lane, msg.at) if msg.at is not None else Send(command, lane)
 
     # ---- out/rpc -------------------------------------------------------------------------
     def reply_to(self, uid: str, props: dict[int, Any] | None) -> ReplyTo | None:

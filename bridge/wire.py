@@ -72,6 +72,7 @@ class SendIn(_In):
     # Uids, or "@all" (a group's every member): at most 100, each at most 64 characters.
     mentions: list[Annotated[str, Field(pattern=_MENTION)]] | None = Field(None, max_length=100)
     reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
+    at: int | None = Field(None, ge=0, le=1 << 53)  # a scheduled send: when (ms since the epoch)
 
     @model_validator(mode="after")
     def _shape(self) -> SendIn:
@@ -249,6 +250,15 @@ class ReadByParams(_In):
     conv: str | None = Field(None, min_length=1, max_length=140)  # if given, the message's conversation
     cursor: str | None = Field(None, pattern=_UID)  # the previous page's next_cursor
     limit: int = Field(100, ge=1, le=200)
+
+
+class ScheduleListParams(_In):
+    cursor: str | None = Field(None, max_length=64)  # the previous page's next_cursor
+    limit: int = Field(50, ge=1, le=100)
+
+
+class ScheduleCancelParams(_In):
+    id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # the schedule's id
 
 
 class SettingsParams(_In):
