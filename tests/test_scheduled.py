@@ -284,7 +284,7 @@ async def _run_server(tmp_path: Path, database_url: str, port: int) -> asyncio.s
 
 async def test_a_scheduled_send_survives_kill_9_and_is_delivered_once(tmp_path: Path, database_url: str) -> None:
     settings = load_settings(None, {"data_dir": tmp_path, "database": {"url": database_url}})
-    async with open_database(settings, create_db=True):
+    async with open_database(settings):
         svc = build_services(SystemClock())
         for uid in ("alice", "bob"):
             await svc.users.add_user(uid)
