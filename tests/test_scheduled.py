@@ -114,6 +114,17 @@ async def test_scheduled_acked_listed_and_delivered_at_its_time_with_the_seq_of_
     assert len(bob.inbox.matching(on("/in/msg", cid="s1"))) == 1
     assert len(alice.inbox.matching(on("/in/event", type="scheduled", op="sent", cid="s1"))) == 1
     assert later["status"] == "scheduled"
+    # A cid sent without 'at' is acked as that send's retry; nothing is scheduled.
+    plain = await schedule(alice, "n1", clock.ms + 60_000, to="bob")
+    assert (plain["id"], plain["seq"]) == (now["id"], 1) and "status" not in plain
+    # Long after (the horizon), a sent schedule is forgotten: its cid is then the stored message's.
+    await alice.inbox.wait_for(on("/in/event", type="scheduled", op="sent", cid="s2"))
+    clock.ms += 8 * DAY_MS
+    async with asyncio.timeout(10):
+        while "status" in (retry := await schedule(alice, "s1", clock.ms + 60_000, to="bob")):
+            assert retry["status"] == "sent"  # (asked again until the purge has run: at most a pass)
+    assert (retry["id"], retry["seq"]) == (got["id"], 2)
+    assert (await alice.result("schedule.list"))["scheduled"] == []
 
 
 async def test_sends_due_together_go_in_time_order_and_groups_get_them(crowd: dict[str, Device],

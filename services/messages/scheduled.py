@@ -102,6 +102,7 @@ class ScheduledSends:
         self.max_pending = max_pending
         self.max_days = max_days
         self.batch = batch
+        self._purged_at = 0  # when _purge last ran (ms)
 
     # ---- the sender's side --------------------------------------------------------------------
     async def schedule(self, cmd: SendCommand, at: int) -> tuple[Schedule | None, bool]:
@@ -250,9 +251,15 @@ class ScheduledSends:
 
     async def _purge(self, now: int) -> None:
         """Forget sent, failed and cancelled schedules once a horizon has passed (a retry of
-        their cid is then answered by the stored message, or scheduled anew)."""
-        await ScheduledSend.filter(state__in=[SENT, FAILED, CANCELLED], done_at__lt=now - self.max_days * DAY_MS) \
-            .limit(self.batch).delete()
+        their cid is then answered by the stored message, or scheduled anew): a batch at most
+        once a minute."""
+        if now - self._purged_at < 60_000:
+            return
+        self._purged_at = now
+        old = await ScheduledSend.filter(state__in=[SENT, FAILED, CANCELLED], done_at__lt=now - self.max_days * DAY_MS) \
+            .limit(self.batch).values_list("id", flat=True)
+        if old:
+            await ScheduledSend.filter(id__in=list(old)).delete()
 
     async def run(self, step: Callable[[], Awaitable[int]], interval_s: float) -> None:
         """Run ``step`` (a pass, leased) forever: again at once after a full batch, else after
