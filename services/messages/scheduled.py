@@ -28,6 +28,7 @@ from services.errors import BadRequest, Conflict, Forbidden, ImError, NotFound, 
 from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
 from services.messages.models import Message, ScheduledSend
+from services.sql import AnyOf, Program, Query, json_text, run_transaction
 from services.users.service import UserService
 
 if TYPE_CHECKING:
@@ -142,20 +143,32 @@ class ScheduledSends:
         files = refs(cmd.data) if cmd.type in ATTACHMENT_TYPES else []
         if files:
             await self._attachments.verify(cmd.sender, files)
-        pending = await ScheduledSend.filter(sender=cmd.sender, state__in=[PENDING, SENDING]).count()
-        if pending >= self.max_pending:
-            msg = f"at most {self.max_pending} scheduled messages: cancel one first"
-            raise TooLarge(msg)
         file_key = thumb_key = None
         if cmd.type in ATTACHMENT_TYPES and cmd.data is not None:
             file_key, thumb_key = cmd.data.get("key"), (cmd.data.get("thumbnail") or {}).get("key")
+        schedule = Schedule(new_ulid(now), cmd.sender, cmd.cid, cmd.conv, at, now, PENDING, _command_json(cmd))
         try:
-            row = await ScheduledSend.create(id=new_ulid(now), sender=cmd.sender, cid=cmd.cid, conv=cmd.conv, at=at,
-                                             command=_command_json(cmd), created=now, state=PENDING,
-                                             file_key=file_key, thumb_key=thumb_key)
+            await run_transaction(self._insert_sql(schedule, file_key, thumb_key))
         except IntegrityError:  # the same cid, scheduled meanwhile (another lane or bridge)
             return Schedule.from_row(await ScheduledSend.get(sender=cmd.sender, cid=cmd.cid)), False
-        return Schedule.from_row(row), True
+        return schedule, True
+
+    def _insert_sql(self, s: Schedule, file_key: str | None, thumb_key: str | None) -> Program[None]:
+        """Count the sender's pending schedules and add one, in one transaction holding the
+        sender's lock (SQLite: the write lock of BEGIN IMMEDIATE; PostgreSQL: an advisory lock
+        on the sender), so the cap holds when sends of one user are scheduled at once (its
+        conversations' lanes run side by side)."""
+        yield Query("SELECT ?", [f"imgate.scheduled:{s.sender}"],
+                    postgres="SELECT pg_advisory_xact_lock(hashtext(?))")
+        count = yield Query("SELECT COUNT(*) FROM scheduled_sends WHERE sender = ? AND state = ANY(?)",
+                            [s.sender, AnyOf([PENDING, SENDING])])
+        if int(count[0][0]) >= self.max_pending:
+            msg = f"at most {self.max_pending} scheduled messages: cancel one first"
+            raise TooLarge(msg)
+        yield Query("INSERT INTO scheduled_sends (id, sender, cid, conv, at, command, created, state, file_key, "
+                    "thumb_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [s.id, s.sender, s.cid, s.conv, s.at, json_text(s.command), s.created, s.state, file_key,
+                     thumb_key])
 
     async def pending(self, uid: str, *, cursor: str | None, limit: int) -> tuple[list[Schedule], str | None]:
         """``uid``'s pending scheduled sends, soonest first, a page after ``cursor`` (the previous

@@ -78,3 +78,18 @@ async def test_a_pass_that_dies_after_storing_is_finished_by_the_next(database_u
         stored = dict(await Message.filter(sender="alice").values_list("cid", "id"))
         assert {o.schedule.cid: o.message.id for o in outcomes if o.message is not None} == stored  # the stored ones
         assert await Message.filter(sender="alice").count() == 3
+
+
+async def test_the_cap_holds_when_one_user_schedules_many_at_once(database_url: str) -> None:
+    from services.errors import TooLarge
+
+    clock = ManualClock(int(time.time() * 1000))
+    async with Database(database_url):
+        one, other = build_services(clock, max_scheduled=3), build_services(clock, max_scheduled=3)
+        for uid in ("alice", "bob"):
+            await one.users.add_user(uid)
+        tries = [(one if i % 2 else other).scheduled.schedule(text(f"f{i}"), clock.ms + 60_000) for i in range(12)]
+        outcomes = await asyncio.gather(*tries, return_exceptions=True)
+        assert sum(isinstance(o, tuple) for o in outcomes) == 3
+        assert all(isinstance(o, TooLarge) for o in outcomes if not isinstance(o, tuple)), outcomes
+        assert await ScheduledSend.filter(sender="alice").count() == 3
