@@ -278,15 +278,21 @@ class ScheduledSends:
         """Run ``step`` (a pass, leased) forever: again at once after a full batch, else after
         ``interval_s`` or at the next due time, whichever is sooner (no busy loop: a row due
         now that fails to send is retried after ``interval_s``)."""
+        down = False
         while True:
             try:
                 if await step() >= self.batch:
                     continue
                 due = await self.next_due()
+                if down:
+                    log.warning("scheduled sends: back to normal")
+                    down = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("scheduled sends: a pass failed; retrying")
+            except Exception:  # the database is away: said once, retried every interval
+                if not down:
+                    log.exception("scheduled sends: a pass failed; retrying every %.1f s", interval_s)
+                down = True
                 due = None
             wait = interval_s
             ahead = (due - self._clock.now_ms()) / 1000 if due is not None else interval_s
