@@ -550,10 +550,17 @@ class App:
         (and the (sender, cid) of each send keeps a takeover from storing one twice)."""
         from bridge.scheduled import delivery_publishes, outcome_publishes
 
-        scheduled = svc.scheduled
+        scheduled, previews = svc.scheduled, self.previews
 
         async def deliver(results: list[SendResult]) -> None:
             await bridge.publish_many(delivery_publishes(topics, results))
+            if previews is not None:  # a text's link is previewed after its deliveries, as a send's
+                for r in results:
+                    m = r.message
+                    job = previews.job(m.id, m.conv, m.seq, m.sender, m.text, r.recipients) \
+                        if m.type == "text" and m.text and "https://" in m.text else None
+                    if job is not None:
+                        previews.request(job)
 
         async def step() -> int:
             outcomes = await scheduled.deliver_due(deliver)
