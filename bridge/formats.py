@@ -45,7 +45,8 @@ KEYS: dict[str, int] = {name: n for n, name in enumerate((
     "thumbnail", "url", "next_cursor", "cursor", "after_seq", "before_seq", "by", "emoji", "op", "recalled_by",
     "platform", "device", "gid", "members", "q", "unread_mentions", "mentions_dropped", "mention_all",
     "read", "read_count", "unread_count", "pins", "hidden", "pin", "preview", "title", "description", "image",
-    "forward", "merge", "forwarded", "merged", "thread", "tseq", "replies", "root", "read_tseq", "unread_threads"),
+    "forward", "merge", "forwarded", "merged", "thread", "tseq", "replies", "root", "read_tseq", "unread_threads",
+    "at", "status", "scheduled", "created", "message_id"),
     start=1)}
 NAMES: dict[int, str] = {n: name for name, n in KEYS.items()}
 OPAQUE = "data"  # its value's keys are the sender's own: never numbered

@@ -25,6 +25,7 @@ from bridge.router import (
     error_reply,
 )
 from bridge.rpc import METHODS, Call
+from bridge.scheduled import event, render_schedule, scheduled_ack
 from bridge.wire import render_message
 from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
@@ -33,6 +34,7 @@ from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
+from services.messages.scheduled import ScheduledSends
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
@@ -67,7 +69,7 @@ class Dispatcher:
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
-                 previews: PreviewService | None = None) -> None:
+                 previews: PreviewService | None = None, scheduled: ScheduledSends | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself). ``previews``: link
         previews are on (a text message's link is previewed once its deliveries are out)."""
@@ -88,6 +90,7 @@ class Dispatcher:
         self.group_receipts_max = group_receipts_max
         self.announce_presence = announce_presence
         self.previews = previews
+        self.scheduled = scheduled  # scheduled sends (None: a send with 'at' is unavailable)
         self._previews_due: dict[int, PreviewJob] = {}  # id(send command) -> its preview, once published
         self.stats = BridgeStats()
         self._clock = clock or SystemClock()
@@ -167,6 +170,8 @@ class Dispatcher:
         return [Publish(self.topics.inbox(m, "event"), body, qos=0) for m in members if m != cmd.uid]
 
     async def _send(self, cmd: Send) -> list[Publish]:
+        if cmd.at is not None:
+            return await self._schedule(cmd, cmd.at)
         c = cmd.command
         try:
             result = await self.messages.send(c)
@@ -203,6 +208,31 @@ class Dispatcher:
             job = self.previews.job(m.id, m.conv, m.seq, m.sender, m.text, result.recipients)
             if job is not None:
                 self._previews_due[id(cmd)] = job  # requested by published(), after the message
+        return out
+
+    async def _schedule(self, cmd: Send, at: int) -> list[Publish]:
+        """A send with ``at``: stored as a schedule (acked once committed), sent later by the
+        delivery pass; the sender's devices get the ``scheduled`` event ``add``."""
+        c = cmd.command
+        try:
+            if self.scheduled is None:
+                msg = "scheduled sends are not available here"
+                raise ImError(msg, ErrorCode.UNAVAILABLE)
+            schedule, created = await self.scheduled.schedule(c, at)
+        except ImError as exc:
+            self.stats.send_errors += 1
+            return [error_reply(self.topics, c.sender, exc, cid=c.cid)]
+        except Exception:
+            log.exception("scheduling a send from %s (cid %r) failed", c.sender, c.cid)
+            self.stats.send_errors += 1
+            return [error_reply(self.topics, c.sender, ImError("internal error: retry with the same cid",
+                                                               ErrorCode.INTERNAL), cid=c.cid)]
+        if schedule is None:  # sent already (without 'at', or scheduled and purged since): its ack again
+            return await self._send(Send(c, cmd.lane_key))
+        out = [Publish(self.topics.inbox(c.sender, "ack"), dumps(scheduled_ack(c.cid, schedule)))]
+        if created:
+            out.append(event(self.topics, c.sender, "add", {"id": schedule.id, "cid": c.cid, "conv": schedule.conv,
+                                                            "at": schedule.at, "scheduled": render_schedule(schedule)}))
         return out
 
     async def _preview_edit(self, cmd: Rpc) -> None:

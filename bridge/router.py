@@ -68,6 +68,7 @@ class Reply:
 class Send:
     command: SendCommand
     lane_key: str
+    at: int | None = None  # a scheduled send: stored now, sent at this time (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,7 @@ class Router:
                               mentions=tuple(dict.fromkeys(msg.mentions or ())), reply_to=msg.reply_to,
                               thread=msg.thread)
         lane = direct_conv_id(uid, msg.to) if msg.to is not None else f"g:{msg.group}"
-        return Send(command, lane)
+        return Send(command, lane, msg.at) if msg.at is not None else Send(command, lane)
 
     def _forward(self, uid: str, body: dict[str, Any]) -> Command:
         """A send with ``forward``: its copy is made by the message service (forwards.py)."""
@@ -222,6 +223,9 @@ class Router:
         if own := [k for k in NOT_IN_A_FORWARD if k in body]:
             return Reply(ack_error(self.topics, uid, cid, ErrorCode.BAD_REQUEST,
                                    f"{own[0]}: a forward carries the original's content, not its own"), uid)
+        if "at" in body:
+            return Reply(ack_error(self.topics, uid, cid, ErrorCode.BAD_REQUEST,
+                                   "at: a forward is sent now, not scheduled"), uid)
         try:
             msg = ForwardIn.model_validate(body)
         except ValidationError as exc:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from bridge.formats import dumps
 from bridge.outbound import Publish, Topics
+from bridge.scheduled import event, render_schedule
 from bridge.wire import (
     ContactRequestParams,
     ConversationsParams,
@@ -42,6 +43,8 @@ from bridge.wire import (
     ReadByParams,
     ReadParams,
     RecallParams,
+    ScheduleCancelParams,
+    ScheduleListParams,
     SearchParams,
     SettingsParams,
     ThreadReadParams,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from services.conversations.service import ConversationService, Membership
     from services.groups.service import GroupChange, GroupInfo, GroupService
     from services.messages.commands import StoredMessage
+    from services.messages.scheduled import ScheduledSends
     from services.messages.service import MessageService
     from services.notifications.service import NotificationService
     from services.presence.service import PresenceService
@@ -102,6 +106,7 @@ class RpcContext(Protocol):
     contacts: ContactService
     attachments: AttachmentService
     group_receipts_max: int
+    scheduled: ScheduledSends | None
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -552,3 +557,26 @@ async def search(ctx: RpcContext, call: Call[SearchParams]) -> Answer:
                                    limit=p.limit)
     return {"messages": [{"id": h.id, "conv": h.conv, "seq": h.seq, "from": h.sender, "ts": h.ts, "text": h.text}
                          | ({"thread": h.thread} if h.thread is not None else {}) for h in hits]}, []
+
+
+# ---- scheduled sends ---------------------------------------------------------------------------
+def _scheduled(ctx: RpcContext) -> ScheduledSends:
+    if ctx.scheduled is None:
+        msg = "scheduled sends are not available"
+        raise Unavailable(msg)
+    return ctx.scheduled
+
+
+@method("schedule.list", ScheduleListParams)
+async def schedule_list(ctx: RpcContext, call: Call[ScheduleListParams]) -> Answer:
+    """The caller's pending scheduled sends, soonest first, paged."""
+    page, cursor = await _scheduled(ctx).pending(call.uid, cursor=call.params.cursor, limit=call.params.limit)
+    return {"scheduled": [render_schedule(s) for s in page], "next_cursor": cursor}, []
+
+
+@method("schedule.cancel", ScheduleCancelParams)
+async def schedule_cancel(ctx: RpcContext, call: Call[ScheduleCancelParams]) -> Answer:
+    """Cancel one of the caller's pending scheduled sends; its devices get the ``cancel`` event."""
+    s = await _scheduled(ctx).cancel(call.uid, call.params.id)
+    result = {"id": s.id, "cid": s.cid, "conv": s.conv, "status": "cancelled"}
+    return result, [event(ctx.topics, call.uid, "cancel", {"id": s.id, "cid": s.cid, "conv": s.conv, "at": s.at})]

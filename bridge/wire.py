@@ -74,6 +74,7 @@ class SendIn(_In):
     mentions: list[Annotated[str, Field(pattern=_MENTION)]] | None = Field(None, max_length=100)
     reply_to: str | None = Field(None, pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a message id (ULID)
     thread: str | None = Field(None, pattern=_MSG_ID)  # the root of the thread it replies in
+    at: int | None = Field(None, ge=0, le=1 << 53)  # a scheduled send: when (ms since the epoch)
 
     @model_validator(mode="after")
     def _shape(self) -> SendIn:
@@ -291,6 +292,15 @@ class ThreadReadParams(_In):
     conv: str = Field(min_length=1, max_length=140)
     thread: str = Field(pattern=_MSG_ID)  # the root's id
     tseq: int = Field(ge=0)
+
+
+class ScheduleListParams(_In):
+    cursor: str | None = Field(None, max_length=64)  # the previous page's next_cursor
+    limit: int = Field(50, ge=1, le=100)
+
+
+class ScheduleCancelParams(_In):
+    id: str = Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")  # the schedule's id
 
 
 class SettingsParams(_In):

@@ -254,6 +254,9 @@ class LimitSettings(_Part):
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
     mention_all_per_minute: int = Field(3, ge=1, le=1000)  # @all mentions per group in any minute; beyond: rate_limited
     max_pins: int = Field(50, ge=1, le=1000)  # pinned messages per conversation; one more is too_large
+    max_scheduled: int = Field(100, ge=1, le=10_000)  # a user's pending scheduled sends; one more is too_large
+    max_schedule_days: int = Field(30, ge=1, le=366)  # how far ahead a send may be scheduled; beyond: bad_request
+    schedule_poll_s: float = Field(1.0, gt=0, le=60)  # how often due scheduled sends are looked for (at most)
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)

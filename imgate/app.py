@@ -41,7 +41,8 @@ from services.events.queue import EventQueue
 from services.files import private_dir
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
-from services.messages.service import MessageService
+from services.messages.scheduled import ScheduledSends
+from services.messages.service import MessageService, SendResult
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.previews.service import Preview, PreviewJob, PreviewService
@@ -81,12 +82,13 @@ class Services:
     profiles: ProfileService
     contacts: ContactService
     attachments: AttachmentService
+    scheduled: ScheduledSends  # a table of the message service's (scheduled sends), with its own interface
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
                    edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
                    attachments: AttachmentService | None = None, mention_all_per_minute: int = 3,
-                   max_pins: int = 50) -> Services:
+                   max_pins: int = 50, max_scheduled: int = 100, max_schedule_days: int = 30) -> Services:
     """The services on one clock. ``attachments``: the attachment service on the configured
     object store (:func:`open_attachments`); without it, attachments are off (file.upload is
     ``unavailable``)."""
@@ -104,10 +106,13 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     profiles = ProfileService(clock, users, conversations, attachments=attachments)
     attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
     attachments.add_referrer(profiles)
+    scheduled = ScheduledSends(clock, users, conversations, messages, attachments, max_pending=max_scheduled,
+                               max_days=max_schedule_days)
+    attachments.add_referrer(scheduled)  # a pending scheduled send's uploads are not swept
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
                     NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks,
-                    profiles, contacts, attachments)
+                    profiles, contacts, attachments, scheduled)
 
 
 async def open_attachments(settings: Settings, clock: Clock, web_url: str) -> AttachmentService:
@@ -309,7 +314,8 @@ class App:
                                              contacts_policy=s.messaging.policy == "contacts",
                                              attachments=attachments,
                                              mention_all_per_minute=s.limits.mention_all_per_minute,
-                                             max_pins=s.limits.max_pins)
+                                             max_pins=s.limits.max_pins, max_scheduled=s.limits.max_scheduled,
+                                             max_schedule_days=s.limits.max_schedule_days)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
@@ -400,12 +406,14 @@ class App:
                                 notifications=svc.notifications, push=self.push, search=self.search,
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
                                 contacts=svc.contacts, attachments=svc.attachments,
-                                announce_presence=cluster, previews=await self._start_previews())
+                                announce_presence=cluster, previews=await self._start_previews(),
+                                scheduled=svc.scheduled)
         self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
                              ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
                                                    b.ingress_user_inflight, b.ingress_max_inflight))
         self.tasks.spawn("imgate.bridge", self.bridge.run)
+        self._start_scheduled(svc, self.bridge, topics)
         if self.previews is not None:
             bridge, previews = self.bridge, self.previews
 
@@ -535,6 +543,33 @@ class App:
         self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
             "search indexing", index, self.settings.search.batch, self.settings.search.interval_s),
             restart=True)
+
+    def _start_scheduled(self, svc: Services, bridge: Bridge, topics: Topics) -> None:
+        """The delivery of scheduled sends, where a bridge publishes (imgate run, each imgate
+        bridge): under the ``scheduled`` lease, so one process of the cluster delivers at a time
+        (and the (sender, cid) of each send keeps a takeover from storing one twice)."""
+        from bridge.scheduled import delivery_publishes, outcome_publishes
+
+        scheduled, previews = svc.scheduled, self.previews
+
+        async def deliver(results: list[SendResult]) -> None:
+            await bridge.publish_many(delivery_publishes(topics, results))
+            if previews is not None:  # a text's link is previewed after its deliveries, as a send's
+                for r in results:
+                    m = r.message
+                    job = previews.job(m.id, m.conv, m.seq, m.sender, m.text, r.recipients) \
+                        if m.type == "text" and m.text and "https://" in m.text else None
+                    if job is not None:
+                        previews.request(job)
+
+        async def step() -> int:
+            outcomes = await scheduled.deliver_due(deliver)
+            await bridge.publish_many(outcome_publishes(topics, outcomes))
+            return len(outcomes)
+
+        leased = self.leased("scheduled", step)
+        self.tasks.spawn("imgate.scheduled", lambda: scheduled.run(leased, self.settings.limits.schedule_poll_s),
+                         restart=True)
 
     def leased(self, consumer: str, step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
         """``step`` (a pass over the message-event queue as ``consumer``), run only while this

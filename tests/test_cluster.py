@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -315,6 +316,61 @@ async def test_threads_through_two_bridges(cluster: Cluster) -> None:
 async def send_raw(device: Device, body: dict[str, Any]) -> dict[str, Any]:
     await device.send(body)
     return (await device.inbox.wait_for(on("/in/ack", cid=body["cid"])))[0].json  # type: ignore[no-any-return]
+
+
+async def lease_holder(url: str, consumer: str) -> str | None:
+    """Who holds ``consumer``'s lease (App.leased) now, if anyone."""
+    conn = await asyncpg.connect(url)
+    try:
+        value = await conn.fetchval("SELECT value FROM imgate_meta WHERE key = $1", f"lease:{consumer}")
+    finally:
+        await conn.close()
+    return str(value).rpartition("|")[0] if value is not None else None
+
+
+async def test_scheduled_sends_through_two_bridges_once_and_after_a_kill_9(cluster: Cluster) -> None:
+    """Scheduled send (issue 28) in cluster mode: scheduled through whichever bridge holds the
+    sender's shard, delivered at its time exactly once by the bridge holding the ``scheduled``
+    lease (the sender told once); that bridge killed with SIGKILL, the other one takes the lease
+    over and delivers the next."""
+    async with AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        g = await alice.result("group.create", {"name": "later", "members": ["bob", "carol"]})
+
+        async def schedule(cid: str, in_ms: int) -> dict[str, Any]:
+            await alice.send({"cid": cid, "group": g["gid"], "type": "text", "text": f"at last {cid}",
+                              "at": int(time.time() * 1000) + in_ms})
+            ack = (await alice.inbox.wait_for(on("/in/ack", cid=cid)))[0].json
+            assert ack["status"] == "scheduled", ack
+            return ack  # type: ignore[no-any-return]
+
+        first = [await schedule(f"s{i}", 1_500) for i in range(3)]
+        for member in (bob, carol):
+            got = await member.inbox.wait_for(on("/in/msg", conv=g["conv"], type="text"), count=3)
+            assert sorted(m.json["cid"] for m in got) == ["s0", "s1", "s2"]
+        sent = await alice.inbox.wait_for(on("/in/event", type="scheduled", op="sent"), count=3)
+        assert sorted(e.json["id"] for e in sent) == sorted(a["id"] for a in first)
+        holder = await lease_holder(cluster.database_url, "scheduled")
+        assert holder in {b.holder for b in cluster.bridges}
+        # kill -9 the bridge delivering them; the other one takes over (the lease runs out in 15 s).
+        victim = next(b for b in cluster.bridges if b.holder == holder)
+        victim.kill()
+        await schedule("after-kill", 500)
+        got = (await bob.inbox.wait_for(on("/in/msg", cid="after-kill"), timeout=60))[0].json
+        assert got["text"] == "at last after-kill"
+        await alice.inbox.wait_for(on("/in/event", type="scheduled", op="sent", cid="after-kill"), timeout=WAIT)
+        assert await lease_holder(cluster.database_url, "scheduled") == next(
+            b.holder for b in cluster.bridges if b is not victim)
+        # Each exactly once: stored, delivered, told (all of it came before the last delivery).
+        rows = [cid for cid, _, conv in await stored(cluster.database_url, "alice")
+                if conv == g["conv"] and not cid.startswith("member:")]
+        assert sorted(rows) == ["after-kill", "s0", "s1", "s2"]
+        for member in (bob, carol):
+            await member.inbox.wait_for(on("/in/msg", cid="after-kill"), timeout=WAIT)
+            cids = [m.json["cid"] for m in member.inbox.matching(on("/in/msg", conv=g["conv"], type="text"))]
+            assert sorted(cids) == ["after-kill", "s0", "s1", "s2"], cids
+        told = [e.json["cid"] for e in alice.inbox.matching(on("/in/event", type="scheduled", op="sent"))]
+        assert sorted(told) == ["after-kill", "s0", "s1", "s2"], told
 
 
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:

@@ -255,6 +255,8 @@ async def test_what_may_not_be_forwarded(crowd: dict[str, Device]) -> None:
     assert code == "bad_request" and message.startswith("type:")
     code, message = await refused(alice, {"cid": "x10t", "to": "dave", "thread": after["id"], "forward": [after["id"]]})
     assert code == "bad_request" and message.startswith("thread:")
+    code, message = await refused(alice, {"cid": "x10a", "to": "dave", "at": 2**40, "forward": [after["id"]]})
+    assert code == "bad_request" and message.startswith("at:")
     for bad in ([], "x", [42], ["../" * 9]):
         assert (await refused(alice, {"cid": "x11", "to": "dave", "forward": bad}))[0] == "bad_request"
     # The target: a group the forwarder is not in; a 1:1 with someone who blocks it.

@@ -316,3 +316,24 @@ async def test_a_cbor_device_gets_the_preview_with_numbered_keys(settings: Setti
             assert {47, 71, 72, 73} <= set(raw) and raw[71] == "The & Title"
             assert not [k for k in raw if isinstance(k, str)]  # every key a number
 
+
+
+async def test_a_scheduled_message_gets_its_preview_after_its_delivery(settings: Settings, site: Site,
+                                                                      trusted: Path) -> None:
+    """Scheduled send (issue 28): the link of a scheduled text is previewed when it is sent, after
+    the message reaches the members (not when it is scheduled)."""
+    import time
+
+    site.pages["/later"] = Page()
+    async with chat(tweak(conf(settings, trusted), "limits", schedule_poll_s=0.1), "alice", "bob") \
+            as (_, (alice, bob)):
+        await alice.send({"cid": "later", "to": "bob", "type": "text", "text": f"see {site.url('/later')}",
+                          "at": int(time.time() * 1000) + 1_500})
+        assert (await alice.inbox.wait_for(on("/in/ack", cid="later")))[0].json["status"] == "scheduled"
+        assert site.requests == []  # nothing fetched for a message nobody has yet
+        for dev in (alice, bob):
+            msg = (await dev.inbox.wait_for(on("/in/msg", cid="later")))[0]
+            event = (await dev.inbox.wait_for(is_preview(id=msg.json["id"])))[0]
+            assert event.json["title"] == "The & Title"
+            assert dev.inbox.items.index(msg) < dev.inbox.items.index(event)
+        assert site.requests == ["/later"]

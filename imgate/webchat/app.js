@@ -177,6 +177,7 @@ async function loadAll() {
   const [blocks] = await Promise.all([rpc("block.list"), loadConversations()]);
   S.blocked = new Set(blocks.blocked);
   renderHead();
+  await loadScheduled();
 }
 
 /** After a reconnect: refresh the list (the open conversation's gap is imclient's to repair). */
@@ -186,6 +187,7 @@ async function resync() {
   renderMe();
   await loadConversations();
   markRead();
+  await loadScheduled();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,6 +415,7 @@ tid("back").addEventListener("click", () => {
   tid("chat-title").textContent = "Pick a conversation";
   for (const id of ["chat-sub", "typing"]) tid(id).textContent = "";
   for (const id of ["chat-avatar", "chat-presence", "block-toggle"]) tid(id).hidden = true;
+  renderScheduled();
   showView("list");
   renderConvs();
 });
@@ -432,6 +435,7 @@ async function openConv(conv) {
   renderConvs();
   renderHead();
   openedConv(conv);
+  renderScheduled();
   const c = S.convs.get(conv);
   if (c?.draft) return;
   const page = await rpc("history", { conv, limit: PAGE });
@@ -748,8 +752,10 @@ async function sendFile(file) {
   } else if (mime.startsWith("audio/")) type = "audio";
   else if (mime.startsWith("video/")) type = "video";
   const text = $("#composer").elements.text.value.trim();
+  const later = laterAt();
   await S.im.send({ ...target(), type, attachment, ...(text ? { text } : {}),
-    ...(S.replyTo ? { reply_to: S.replyTo.id } : {}) });
+    ...(S.replyTo ? { reply_to: S.replyTo.id } : {}), ...later });
+  if (later.at) setLater(false);
   if (text) $("#composer").elements.text.value = "";
   setComposerMode(null);
 }
@@ -794,7 +800,10 @@ $("#composer").addEventListener("submit", guard(async (e) => {
   if (S.editing) {
     await rpc("edit", { id: S.editing.id, text });
   } else {
-    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}), ...mentionsFor(text) });
+    const later = laterAt();
+    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}),
+      ...mentionsFor(text), ...later });
+    if (later.at) setLater(false);
   }
   input.value = "";
   setComposerMode(null);
@@ -905,6 +914,9 @@ function onEvent(ev) {
         const { type: _t, event, added, removed, owner, name, ...rest } = ev;
         putMessage({ ...rest, type: "member", data: { event, added, removed, owner, name } });
       }
+      break;
+    case "scheduled":
+      onScheduled(ev);
       break;
     case "profile": {
       const { type: _t, ...profile } = ev;
@@ -1388,6 +1400,70 @@ $("#thread-composer").addEventListener("submit", guard(async (e) => {
   await S.im.send({ ...target(), type: "text", text, thread: t.root });
   input.value = "";
 }));
+
+// Scheduled sends (docs/protocol.md, "Scheduled send"): the clock button sets a time, and Send
+// sends with `at`; the open conversation's pending ones are listed above the composer with a
+// Cancel each. The list is the server's (schedule.list), kept by the `scheduled` events, which
+// every device of the user gets.
+
+const SCHEDULED = new Map();  // schedule id -> schedule (as schedule.list shows it)
+
+async function loadScheduled() {
+  SCHEDULED.clear();
+  let cursor = null;
+  do {
+    const page = await rpc("schedule.list", { limit: 100, ...(cursor ? { cursor } : {}) });
+    for (const s of page.scheduled) SCHEDULED.set(s.id, s);
+    cursor = page.next_cursor;
+  } while (cursor);
+  renderScheduled();
+}
+
+/** `{at}` when a time is set in the composer (it must be in the future), else `{}`. */
+function laterAt() {
+  if (tid("later-bar").hidden) return {};
+  const value = tid("composer-at").value;
+  if (!value) throw new Error("pick the time to send it at (or send it now)");
+  const at = new Date(value).getTime();
+  if (!(at > Date.now())) throw new Error("pick a time in the future to send it at");
+  return { at };
+}
+
+function setLater(on) {
+  tid("later-bar").hidden = !on;
+  if (!on) tid("composer-at").value = "";
+  else {
+    const inAnHour = new Date(Date.now() + 3_600_000);
+    inAnHour.setSeconds(0, 0);
+    const local = new Date(inAnHour.getTime() - inAnHour.getTimezoneOffset() * 60_000);
+    tid("composer-at").value = local.toISOString().slice(0, 19);
+    tid("composer-at").focus();
+  }
+}
+tid("composer-later").addEventListener("click", () => setLater(tid("later-bar").hidden));
+tid("later-cancel").addEventListener("click", () => setLater(false));
+
+function renderScheduled() {
+  tid("composer-later").hidden = !S.current;  // in the conversation's header
+  if (!S.current) setLater(false);
+  const box = tid("scheduled-list");
+  const mine = [...SCHEDULED.values()].filter((s) => s.conv === S.current).sort((a, b) => a.at - b.at);
+  box.hidden = mine.length === 0;
+  box.replaceChildren(...mine.map((s) => el("li", { testid: "scheduled-item", "data-id": s.id },
+    el("time", { testid: "scheduled-at", datetime: new Date(s.at).toISOString() }, `⏰ ${new Date(s.at).toLocaleString()}`),
+    el("span", { testid: "scheduled-text" }, s.text ?? `[${s.type}]`),
+    el("button", { type: "button", class: "link", testid: "scheduled-cancel",
+      onclick: guard(() => rpc("schedule.cancel", { id: s.id })) }, "Cancel"))));
+}
+
+function onScheduled(ev) {
+  if (ev.op === "add") SCHEDULED.set(ev.id, ev.scheduled);
+  else SCHEDULED.delete(ev.id);  // cancelled, sent (the message comes as any), or failed
+  if (ev.op === "failed") {
+    showError(`A scheduled message (${new Date(ev.at).toLocaleString()}) was not sent: ${ev.error.message} (${ev.error.code})`);
+  }
+  renderScheduled();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Side bar: search, new 1:1, new group

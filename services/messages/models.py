@@ -126,3 +126,32 @@ class ThreadRead(Model):
     class Meta:
         table = "thread_reads"
         unique_together = (("uid", "root_id"),)
+
+
+class ScheduledSend(Model):
+    """A send to be stored and delivered at ``at`` (services/messages/scheduled.py).
+
+    Owned by the message service, as the message it becomes: ``(sender, cid)`` is unique here as
+    in ``messages``, and the delivery is a send with that cid, so it is stored once whoever
+    delivers it. ``state``: pending, sending (claimed by a delivery pass), sent, failed, cancelled.
+    """
+
+    id = fields.CharField(max_length=26, primary_key=True)
+    sender = fields.CharField(max_length=64)
+    cid = fields.CharField(max_length=64)
+    conv = fields.CharField(max_length=140)
+    at = fields.BigIntField()  # when to send (ms)
+    command: Any = fields.JSONField()  # the send: to, group, type, text, data, mentions, reply_to
+    created = fields.BigIntField()
+    state = fields.CharField(max_length=16, default="pending")
+    message_id = fields.CharField(max_length=26, null=True)  # once sent
+    error: Any = fields.JSONField(null=True)  # once failed: {"code", "message"}
+    done_at = fields.BigIntField(null=True)  # sent, failed or cancelled (ms); purged a while after
+    # The uploads an attachment send refers to: kept from the sweep of unused uploads until then.
+    file_key = fields.CharField(max_length=64, null=True, db_index=True)
+    thumb_key = fields.CharField(max_length=64, null=True, db_index=True)
+
+    class Meta:
+        table = "scheduled_sends"
+        unique_together = (("sender", "cid"),)
+        indexes = (("state", "at"), ("sender", "state", "at"))
