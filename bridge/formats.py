@@ -44,7 +44,8 @@ KEYS: dict[str, int] = {name: n for n, name in enumerate((
     "last", "kind", "peer", "mentioned", "key", "mime", "size", "sha256", "name", "width", "height", "duration",
     "thumbnail", "url", "next_cursor", "cursor", "after_seq", "before_seq", "by", "emoji", "op", "recalled_by",
     "platform", "device", "gid", "members", "q", "unread_mentions", "mentions_dropped", "mention_all",
-    "read", "read_count", "unread_count", "pins", "hidden", "pin", "preview", "title", "description", "image"),
+    "read", "read_count", "unread_count", "pins", "hidden", "pin", "preview", "title", "description", "image",
+    "ttl", "expires_at", "ids", "seqs"),
     start=1)}
 NAMES: dict[int, str] = {n: name for name, n in KEYS.items()}
 OPAQUE = "data"  # its value's keys are the sender's own: never numbered

@@ -254,6 +254,12 @@ class LimitSettings(_Part):
     group_receipts_max: int = Field(20, ge=0)  # groups up to this size send read receipts to all members
     mention_all_per_minute: int = Field(3, ge=1, le=1000)  # @all mentions per group in any minute; beyond: rate_limited
     max_pins: int = Field(50, ge=1, le=1000)  # pinned messages per conversation; one more is too_large
+    # Disappearing messages: the ttl a conversation may have (s; 0 turns it off), and the sweep
+    # that expires them (a pass every expiry_interval_s, at most expiry_batch a transaction).
+    min_ttl_s: int = Field(3600, ge=1)
+    max_ttl_s: int = Field(90 * 86400, ge=1, le=10 * 365 * 86400)
+    expiry_interval_s: float = Field(5.0, gt=0, le=3600)
+    expiry_batch: int = Field(500, ge=1, le=10_000)
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)

@@ -86,7 +86,7 @@ class Services:
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
                    edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
                    attachments: AttachmentService | None = None, mention_all_per_minute: int = 3,
-                   max_pins: int = 50) -> Services:
+                   max_pins: int = 50, min_ttl_s: int = 3600, max_ttl_s: int = 90 * 86400) -> Services:
     """The services on one clock. ``attachments``: the attachment service on the configured
     object store (:func:`open_attachments`); without it, attachments are off (file.upload is
     ``unavailable``)."""
@@ -100,7 +100,8 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     messages = MessageService(clock, users, conversations, blocks=blocks, events=events,
                               recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
                               contacts=contacts if contacts_policy else None, attachments=attachments,
-                              mention_all_per_minute=mention_all_per_minute, max_pins=max_pins)
+                              mention_all_per_minute=mention_all_per_minute, max_pins=max_pins,
+                              min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s)
     profiles = ProfileService(clock, users, conversations, attachments=attachments)
     attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
     attachments.add_referrer(profiles)
@@ -309,7 +310,8 @@ class App:
                                              contacts_policy=s.messaging.policy == "contacts",
                                              attachments=attachments,
                                              mention_all_per_minute=s.limits.mention_all_per_minute,
-                                             max_pins=s.limits.max_pins)
+                                             max_pins=s.limits.max_pins, min_ttl_s=s.limits.min_ttl_s,
+                                             max_ttl_s=s.limits.max_ttl_s)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
@@ -413,6 +415,7 @@ class App:
                 await bridge.publish_many(await dispatcher.preview_publishes(job, preview))
 
             self.tasks.spawn("imgate.previews", lambda: previews.run(deliver), restart=True)
+        self._start_expiry(svc, self.bridge, dispatcher)
         try:
             async with asyncio.timeout(_BRIDGE_READY_TIMEOUT), asyncio.TaskGroup() as tg:
                 ready = tg.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
@@ -535,6 +538,23 @@ class App:
         self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
             "search indexing", index, self.settings.search.batch, self.settings.search.interval_s),
             restart=True)
+
+    def _start_expiry(self, svc: Services, bridge: Bridge, dispatcher: Dispatcher) -> None:
+        """The sweep of disappearing messages (services/messages/expiry.py) where a bridge tells
+        the members (imgate run, each imgate bridge), under a lease: one process of a cluster
+        sweeps; another takes over within the lease of its death. Driven by the database, so
+        what came due while no process ran is expired by the first pass."""
+        limits = self.settings.limits
+
+        async def step() -> int:
+            expired = await svc.messages.expiry.expire_due(limits.expiry_batch)
+            await svc.reactions.clear_many([i for e in expired for i, _ in e.messages])
+            await bridge.publish_many(await dispatcher.expired_publishes(expired))
+            return sum(len(e.messages) for e in expired)
+
+        sweep = self.leased("expiry", step)
+        self.tasks.spawn("imgate.messages.expiry", lambda: self._work_loop(
+            "the expiry of disappearing messages", sweep, limits.expiry_batch, limits.expiry_interval_s), restart=True)
 
     def leased(self, consumer: str, step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
         """``step`` (a pass over the message-event queue as ``consumer``), run only while this

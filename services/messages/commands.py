@@ -49,6 +49,7 @@ class StoredMessage:
     reply: dict[str, Any] | None = None  # the quote of the message it answers (protocol §3, replies)
     edited_at: int | None = None  # the sender's last edit of the text (protocol §4, edit)
     preview: dict[str, Any] | None = None  # its link's preview, once fetched (protocol §6, preview)
+    expires_at: int | None = None  # when it disappears (ms), if its conversation's ttl was set (messages/expiry.py)
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -58,4 +59,4 @@ class StoredMessage:
     @classmethod
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
-                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview)
+                   tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.expires_at)
