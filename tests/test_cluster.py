@@ -75,8 +75,8 @@ class Cluster:
 
 
 @asynccontextmanager
-async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = ()
-                          ) -> AsyncIterator[Cluster]:
+async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = (),
+                          env: dict[str, str] | None = None) -> AsyncIterator[Cluster]:
     """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
     each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
     whatever IMGATE_TEST_DB says)."""
@@ -95,7 +95,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
             assert api.admin is not None
             for node in nodes:
                 await node.aset_auth_base(f"http://127.0.0.1:{api.admin.port}/auth/rabbitmq")
-            extra = {"IMGATE_MQTT__ENCODING_TREES": json.dumps(list(trees))}
+            extra = {"IMGATE_MQTT__ENCODING_TREES": json.dumps(list(trees)), **(env or {})}
             bridges = [BridgeProcess(bridge_env(nodes[i % len(nodes)], url, prefix, tmp_path / f"bridge{i}", **extra),
                                      f"bridge{i}") for i in (0, 1)]
             try:
@@ -219,6 +219,49 @@ async def test_pins_through_two_bridges(cluster: Cluster) -> None:
         listed = await bob.result("pinned", {"conv": conv})
         assert [(p["id"], p["by"], p["message"]["text"]) for p in listed["pins"]] == [(sent[1]["id"], "alice",
                                                                                       "pin me 1")]
+
+
+async def test_disappearing_messages_through_two_bridges(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """Disappearing messages (issue 28) in cluster mode: the ttl set through one bridge marks
+    the messages sent through either, and the sweep, run by the bridge holding the lease (each
+    bridge runs it, under the lease), tells every member once (tests/test_disappearing.py has
+    the rest, on a clock moved by hand; here the clock is real, so a ttl of 2 s that the bridges'
+    settings allow, and the test waits on the events)."""
+    env = {"IMGATE_LIMITS__MIN_TTL_S": "1", "IMGATE_LIMITS__EXPIRY_INTERVAL_S": "0.2"}
+    async with running_cluster(tmp_path, [rabbitmq_node], env=env) as cluster, AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        gid, conv = group["gid"], group["conv"]
+        await alice.result("group.role", {"gid": gid, "uid": "bob", "role": "admin"})
+        refused = await carol.rpc("conversation.ttl", {"conv": conv, "ttl": 2})
+        assert refused["error"]["data"]["code"] == "forbidden"
+        assert (await bob.result("conversation.ttl", {"conv": conv, "ttl": 2}))["ttl"] == 2
+        for member in (alice, bob, carol):
+            await member.inbox.wait_for(on("/in/event", type="ttl", ttl=2, **{"from": "bob"}))
+        sent = []
+        for device, cid in ((alice, "x1"), (carol, "x2")):  # whichever bridge holds each sender's shard
+            await device.send({"cid": cid, "group": gid, "type": "text", "text": f"gone soon {cid}"})
+            sent.append((await device.inbox.wait_for(on("/in/ack", cid=cid)))[0].json)
+        assert all(s["expires_at"] == s["ts"] + 2000 for s in sent)
+        got = (await bob.inbox.wait_for(on("/in/msg", cid="x2")))[0].json
+        assert got["expires_at"] == sent[1]["expires_at"]
+        ids = {s["id"] for s in sent}
+        for member in (alice, bob, carol):
+            seen: set[str] = set()
+            async with asyncio.timeout(WAIT + 5):
+                n = 0
+                while seen != ids:
+                    n += 1
+                    events = await member.inbox.wait_for(on("/in/event", type="expired"), count=n)
+                    seen = {i for e in events for i in e.json["ids"]}
+        history = (await carol.result("history", {"conv": conv}))["messages"]
+        assert [m["type"] for m in history if m["id"] in ids] == ["expired", "expired"]
+        # Later, in order after anything the sweep published: still one expired event per message.
+        await bob.result("conversation.ttl", {"conv": conv, "ttl": 0})
+        for member in (alice, bob, carol):
+            await member.inbox.wait_for(on("/in/event", type="ttl", ttl=None))
+            told = [i for e in member.inbox.matching(on("/in/event", type="expired")) for i in e.json["ids"]]
+            assert sorted(told) == sorted(ids), member.uid
 
 
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
