@@ -628,7 +628,8 @@ class App:
             kind: ListenerKind = "wss" if any(spec.kind == "wss" for spec in self.broker.specs) else "ws"
             return f"{kind}://{host}:{self.broker.port_of(kind)}{s.mqtt.ws_path}"
 
-        limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text}
+        limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text,
+                  "min_ttl_s": s.limits.min_ttl_s, "max_ttl_s": s.limits.max_ttl_s}  # (the page's ttl choices)
         w = s.web
         ctx = WebContext(self.clock, mqtt_url, s.mqtt.topic_prefix, limits,
                          slots=UploadSlots(w.max_uploads, w.max_uploads_per_user),
