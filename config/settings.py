@@ -274,6 +274,13 @@ class LimitSettings(_Part):
     error_replies_burst: int = Field(20, ge=1)
     max_attachment_bytes: int = Field(25 << 20, ge=1024, le=5 << 30)  # one uploaded file (file.upload)
 
+    @model_validator(mode="after")
+    def _ttl_bounds(self) -> LimitSettings:
+        if self.min_ttl_s > self.max_ttl_s:
+            msg = "limits.min_ttl_s must not be above limits.max_ttl_s (disappearing messages)"
+            raise ValueError(msg)
+        return self
+
 
 class MessagingSettings(_Part):
     """Who may message whom in 1:1: ``open`` (anyone) or ``contacts`` (users who are contacts:

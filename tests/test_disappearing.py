@@ -324,3 +324,10 @@ async def test_what_came_due_while_the_server_was_down_expires_when_it_starts(
         async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
             shown = await history(alice, conv)
             assert shown[doomed["seq"]]["type"] == "expired" and "text" not in shown[doomed["seq"]]
+
+
+def test_a_minimum_above_the_maximum_is_refused_at_start() -> None:
+    from config.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="min_ttl_s must not be above limits.max_ttl_s"):
+        load_settings(None, {"limits": {"min_ttl_s": 7200, "max_ttl_s": 3600}})
