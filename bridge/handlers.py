@@ -34,6 +34,7 @@ from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
+from services.messages.expiry import Expired
 from services.messages.scheduled import ScheduledSends
 from services.messages.service import MessageService
 from services.notifications.service import DeviceDelivery, NotificationService
@@ -46,6 +47,7 @@ from services.reactions.service import ReactionService
 from services.search.service import SearchService
 
 log = logging.getLogger("imgate.bridge")
+EXPIRED_PER_EVENT = 100  # message ids an ``expired`` event carries at most (a sweep's pass sends several)
 
 
 @dataclass(slots=True)
@@ -199,6 +201,8 @@ class Dispatcher:
         ack: dict[str, Any] = {"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts}
         if m.thread is not None:  # a thread reply: its thread and place in it
             ack |= {"thread": m.thread, "tseq": m.tseq}
+        if m.expires_at is not None:  # disappearing: the sender's copy goes then too
+            ack["expires_at"] = m.expires_at
         if c.mentions:  # the mentions of non-members were dropped: the sender is told which
             dropped = [u for u in c.mentions if u not in m.mentions]
             if dropped:
@@ -303,6 +307,19 @@ class Dispatcher:
         if cmd.reply_to is not None:
             reply = cmd.reply_to.apply(reply)
         return [reply, *extra]
+
+    async def expired_publishes(self, expired: list[Expired]) -> list[Publish]:
+        """The ``expired`` events of a sweep's pass: to each current member, the messages of its
+        window that expired, at most ``EXPIRED_PER_EVENT`` to an event (protocol, "Disappearing
+        messages")."""
+        pubs = []
+        for e in expired:
+            for uid, found in (await self.messages.expiry.audience(e)).items():
+                for i in range(0, len(found), EXPIRED_PER_EVENT):
+                    part = found[i:i + EXPIRED_PER_EVENT]
+                    pubs.append(Publish(self.topics.inbox(uid, "event"), dumps({
+                        "type": "expired", "conv": e.conv, "ids": [m for m, _ in part], "seqs": [q for _, q in part]})))
+        return pubs
 
     def notification_publishes(self, deliveries: list[DeviceDelivery]) -> list[Publish]:
         return [Publish(self.topics.device_notify(d.uid, d.device),

@@ -49,6 +49,7 @@ from bridge.wire import (
     SettingsParams,
     ThreadReadParams,
     ThreadsParams,
+    TtlParams,
     UserParams,
     render_message,
 )
@@ -209,6 +210,7 @@ async def conversations(ctx: RpcContext, call: Call[ConversationsParams]) -> Ans
          "last_seq": i.last_seq, "read_seq": i.read_seq, "unread": i.unread, "unread_mentions": i.unread_mentions,
          "unread_threads": threads.get(i.conv, 0)}
         | ({"peer_read_seq": i.peer_read_seq} if i.peer_read_seq is not None and i.peer not in hidden else {})
+        | ({"ttl": i.ttl} if i.ttl else {})
         for i in items
     ]
     return {"items": rendered, "next_cursor": cursor}, []
@@ -281,6 +283,20 @@ async def conversation_settings(ctx: RpcContext, call: Call[SettingsParams]) -> 
                                                       pinned=call.params.pinned)
     result = {"conv": call.params.conv, "muted": muted, "pinned": pinned}
     return result, [Publish(ctx.topics.inbox(call.uid, "event"), dumps({"type": "settings", **result}))]
+
+
+@method("conversation.ttl", TtlParams, limit=Limit.FAN_OUT)  # a change is a message to every member
+async def conversation_ttl(ctx: RpcContext, call: Call[TtlParams]) -> Answer:
+    """Disappearing messages: set a conversation's ttl (a 1:1's members; a group's owner and
+    admins). A change is stored as a ``ttl`` message and told to every member as a ``ttl`` event."""
+    change = await ctx.messages.expiry.set_ttl(call.uid, call.params.conv, call.params.ttl)
+    e = change.message
+    if e is None:  # unchanged: nobody is told
+        return {"conv": change.conv, "ttl": change.ttl}, []
+    body = dumps({"type": "ttl", "conv": e.conv, "seq": e.seq, "id": e.id, "from": e.sender, "ts": e.ts,
+                  "ttl": change.ttl})
+    return ({"conv": change.conv, "ttl": change.ttl, "seq": e.seq, "id": e.id},
+            [Publish(ctx.topics.inbox(u, "event"), body) for u in change.members])
 
 
 @method("recall", RecallParams)

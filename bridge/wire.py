@@ -309,6 +309,14 @@ class SettingsParams(_In):
     pinned: bool | None = None
 
 
+class TtlParams(_In):
+    """Disappearing messages: a conversation's ttl in seconds (null or 0: off); the service
+    checks limits.min_ttl_s / max_ttl_s."""
+
+    conv: str = Field(min_length=1, max_length=140)
+    ttl: int | None = Field(ge=0, le=10 * 365 * 86400)  # required (null turns it off)
+
+
 class NotificationsParams(_In):
     # Optional: the device is the one in the topic ({p}/{uid}/out/rpc/{device}); if given, it must match.
     device: str | None = Field(None, pattern=DEVICE_RE.pattern)
@@ -376,6 +384,8 @@ def render_message(m: StoredMessage) -> dict[str, Any]:
     if m.thread is not None:
         body["thread"] = m.thread
         body["tseq"] = m.tseq
+    if m.expires_at is not None:
+        body["expires_at"] = m.expires_at
     if m.type == "recalled" and m.data is not None:
         body.pop("data", None)
         body["recalled_by"] = m.data.get("by")

@@ -257,6 +257,12 @@ class LimitSettings(_Part):
     max_scheduled: int = Field(100, ge=1, le=10_000)  # a user's pending scheduled sends; one more is too_large
     max_schedule_days: int = Field(30, ge=1, le=366)  # how far ahead a send may be scheduled; beyond: bad_request
     schedule_poll_s: float = Field(1.0, gt=0, le=60)  # how often due scheduled sends are looked for (at most)
+    # Disappearing messages: the ttl a conversation may have (s; 0 turns it off), and the sweep
+    # that expires them (a pass every expiry_interval_s, at most expiry_batch a transaction).
+    min_ttl_s: int = Field(3600, ge=1)
+    max_ttl_s: int = Field(90 * 86400, ge=1, le=10 * 365 * 86400)
+    expiry_interval_s: float = Field(5.0, gt=0, le=3600)
+    expiry_batch: int = Field(500, ge=1, le=10_000)
     # Per user, token buckets (a rate per second and a burst): over a limit a send is acked and an
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)
@@ -270,6 +276,13 @@ class LimitSettings(_Part):
     error_replies_per_s: float = Field(5.0, gt=0)  # error answers to bad input; beyond this they are not sent
     error_replies_burst: int = Field(20, ge=1)
     max_attachment_bytes: int = Field(25 << 20, ge=1024, le=5 << 30)  # one uploaded file (file.upload)
+
+    @model_validator(mode="after")
+    def _ttl_bounds(self) -> LimitSettings:
+        if self.min_ttl_s > self.max_ttl_s:
+            msg = "limits.min_ttl_s must not be above limits.max_ttl_s (disappearing messages)"
+            raise ValueError(msg)
+        return self
 
 
 class MessagingSettings(_Part):

@@ -88,7 +88,8 @@ class Services:
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
                    edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
                    attachments: AttachmentService | None = None, mention_all_per_minute: int = 3,
-                   max_pins: int = 50, max_scheduled: int = 100, max_schedule_days: int = 30) -> Services:
+                   max_pins: int = 50, max_scheduled: int = 100, max_schedule_days: int = 30, min_ttl_s: int = 3600,
+                   max_ttl_s: int = 90 * 86400) -> Services:
     """The services on one clock. ``attachments``: the attachment service on the configured
     object store (:func:`open_attachments`); without it, attachments are off (file.upload is
     ``unavailable``)."""
@@ -102,7 +103,8 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     messages = MessageService(clock, users, conversations, blocks=blocks, events=events,
                               recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
                               contacts=contacts if contacts_policy else None, attachments=attachments,
-                              mention_all_per_minute=mention_all_per_minute, max_pins=max_pins)
+                              mention_all_per_minute=mention_all_per_minute, max_pins=max_pins,
+                              min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s)
     profiles = ProfileService(clock, users, conversations, attachments=attachments)
     attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
     attachments.add_referrer(profiles)
@@ -315,7 +317,8 @@ class App:
                                              attachments=attachments,
                                              mention_all_per_minute=s.limits.mention_all_per_minute,
                                              max_pins=s.limits.max_pins, max_scheduled=s.limits.max_scheduled,
-                                             max_schedule_days=s.limits.max_schedule_days)
+                                             max_schedule_days=s.limits.max_schedule_days,
+                                             min_ttl_s=s.limits.min_ttl_s, max_ttl_s=s.limits.max_ttl_s)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
@@ -421,6 +424,7 @@ class App:
                 await bridge.publish_many(await dispatcher.preview_publishes(job, preview))
 
             self.tasks.spawn("imgate.previews", lambda: previews.run(deliver), restart=True)
+        self._start_expiry(svc, self.bridge, dispatcher)
         try:
             async with asyncio.timeout(_BRIDGE_READY_TIMEOUT), asyncio.TaskGroup() as tg:
                 ready = tg.create_task(self.bridge.ready.wait(), name="imgate.bridge.ready")
@@ -571,6 +575,24 @@ class App:
         self.tasks.spawn("imgate.scheduled", lambda: scheduled.run(leased, self.settings.limits.schedule_poll_s),
                          restart=True)
 
+
+    def _start_expiry(self, svc: Services, bridge: Bridge, dispatcher: Dispatcher) -> None:
+        """The sweep of disappearing messages (services/messages/expiry.py) where a bridge tells
+        the members (imgate run, each imgate bridge), under a lease: one process of a cluster
+        sweeps; another takes over within the lease of its death. Driven by the database, so
+        what came due while no process ran is expired by the first pass."""
+        limits = self.settings.limits
+
+        async def step() -> int:
+            expired = await svc.messages.expiry.expire_due(limits.expiry_batch)
+            await svc.reactions.clear_many([i for e in expired for i, _ in e.messages])
+            await bridge.publish_many(await dispatcher.expired_publishes(expired))
+            return sum(len(e.messages) for e in expired)
+
+        sweep = self.leased("expiry", step)
+        self.tasks.spawn("imgate.messages.expiry", lambda: self._work_loop(
+            "the expiry of disappearing messages", sweep, limits.expiry_batch, limits.expiry_interval_s), restart=True)
+
     def leased(self, consumer: str, step: Callable[[], Awaitable[int]]) -> Callable[[], Awaitable[int]]:
         """``step`` (a pass over the message-event queue as ``consumer``), run only while this
         process holds the consumer's lease (``EventQueue.lease``): of N worker processes, one
@@ -643,7 +665,8 @@ class App:
             kind: ListenerKind = "wss" if any(spec.kind == "wss" for spec in self.broker.specs) else "ws"
             return f"{kind}://{host}:{self.broker.port_of(kind)}{s.mqtt.ws_path}"
 
-        limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text}
+        limits = {"max_attachment_bytes": s.limits.max_attachment_bytes, "max_text": s.limits.max_text,
+                  "min_ttl_s": s.limits.min_ttl_s, "max_ttl_s": s.limits.max_ttl_s}  # (the page's ttl choices)
         w = s.web
         ctx = WebContext(self.clock, mqtt_url, s.mqtt.topic_prefix, limits,
                          slots=UploadSlots(w.max_uploads, w.max_uploads_per_user),

@@ -373,6 +373,49 @@ async def test_scheduled_sends_through_two_bridges_once_and_after_a_kill_9(clust
         assert sorted(told) == ["after-kill", "s0", "s1", "s2"], told
 
 
+async def test_disappearing_messages_through_two_bridges(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """Disappearing messages (issue 28) in cluster mode: the ttl set through one bridge marks
+    the messages sent through either, and the sweep, run by the bridge holding the lease (each
+    bridge runs it, under the lease), tells every member once (tests/test_disappearing.py has
+    the rest, on a clock moved by hand; here the clock is real, so a ttl of 2 s that the bridges'
+    settings allow, and the test waits on the events)."""
+    env = {"IMGATE_LIMITS__MIN_TTL_S": "1", "IMGATE_LIMITS__EXPIRY_INTERVAL_S": "0.2"}
+    async with running_cluster(tmp_path, [rabbitmq_node], **env) as cluster, AsyncExitStack() as stack:
+        alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+        group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+        gid, conv = group["gid"], group["conv"]
+        await alice.result("group.role", {"gid": gid, "uid": "bob", "role": "admin"})
+        refused = await carol.rpc("conversation.ttl", {"conv": conv, "ttl": 2})
+        assert refused["error"]["data"]["code"] == "forbidden"
+        assert (await bob.result("conversation.ttl", {"conv": conv, "ttl": 2}))["ttl"] == 2
+        for member in (alice, bob, carol):
+            await member.inbox.wait_for(on("/in/event", type="ttl", ttl=2, **{"from": "bob"}))
+        sent = []
+        for device, cid in ((alice, "x1"), (carol, "x2")):  # whichever bridge holds each sender's shard
+            await device.send({"cid": cid, "group": gid, "type": "text", "text": f"gone soon {cid}"})
+            sent.append((await device.inbox.wait_for(on("/in/ack", cid=cid)))[0].json)
+        assert all(s["expires_at"] == s["ts"] + 2000 for s in sent)
+        got = (await bob.inbox.wait_for(on("/in/msg", cid="x2")))[0].json
+        assert got["expires_at"] == sent[1]["expires_at"]
+        ids = {s["id"] for s in sent}
+        for member in (alice, bob, carol):
+            seen: set[str] = set()
+            async with asyncio.timeout(WAIT + 5):
+                n = 0
+                while seen != ids:
+                    n += 1
+                    events = await member.inbox.wait_for(on("/in/event", type="expired"), count=n)
+                    seen = {i for e in events for i in e.json["ids"]}
+        history = (await carol.result("history", {"conv": conv}))["messages"]
+        assert [m["type"] for m in history if m["id"] in ids] == ["expired", "expired"]
+        # Later, in order after anything the sweep published: still one expired event per message.
+        await bob.result("conversation.ttl", {"conv": conv, "ttl": 0})
+        for member in (alice, bob, carol):
+            await member.inbox.wait_for(on("/in/event", type="ttl", ttl=None))
+            told = [i for e in member.inbox.matching(on("/in/event", type="expired")) for i in e.json["ids"]]
+            assert sorted(told) == sorted(ids), member.uid
+
+
 async def test_devices_on_encoding_trees_talk_with_json_devices(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """RabbitMQ delivers to the devices itself, so in cluster mode a device chooses CBOR or
     MessagePack by its topic tree (protocol "Encodings"): the bridges decode what it sends there

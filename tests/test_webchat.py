@@ -675,3 +675,60 @@ async def test_a_thread_pane(app: Any, users: Any, base_url: str) -> None:
         assert (box["x"], box["width"]) == (0, PHONE["width"]), box  # the whole width, nothing beside it
         await phone.get_by_test_id("thread-close").click()
         await expect(phone.get_by_test_id("messages").get_by_text("agreed", exact=True)).to_be_visible()
+
+
+async def test_disappearing_messages_in_the_browser(settings: Any) -> None:
+    """Disappearing messages (issue 28): a member sets the conversation's ttl from its menu (the
+    choices the server allows: here a minimum of 4 s, so the test sees one expire on a real
+    clock), both pages show the change as a line of the conversation, a message sent then is
+    marked with when it goes, and goes from both pages on the server's ``expired`` event; what
+    was sent before stays; turning it off shows too."""
+    from playwright.async_api import expect
+
+    from imgate.app import App
+    from tests.conftest import Users
+
+    ttl_settings = tweak(settings, "limits", min_ttl_s=4, expiry_interval_s=0.2)
+    async with App(ttl_settings) as app:
+        users = Users(app.services)
+        await users.add("alice", "bob")
+        base = f"http://127.0.0.1:{app.web.port}/"
+        async with chromium() as browser:
+            alice = await signed_in(browser, base, "alice", await users.token("alice", "web", "web"))
+            bob = await signed_in(browser, base, "bob", await users.token("bob", "web", "web"))
+            await start_chat(alice, "bob")
+            await say(alice, "this one stays")
+            await conv_item(bob, "d:alice:bob").click()
+            await expect(bubble(bob, "this one stays")).to_have_count(1)
+            select = alice.get_by_test_id("ttl-select")
+            await expect(select).to_have_value("0")
+            await select.select_option("4")
+            for page in (alice, bob):
+                await expect(page.get_by_test_id("ttl-change")).to_have_text(
+                    "Alice set messages to disappear after 4 seconds")
+            await expect(bob.get_by_test_id("ttl-select")).to_have_value("4")  # from the ttl event
+            await alice.get_by_test_id("composer-input").fill("gone in a moment")
+            await alice.get_by_test_id("composer-send").click()
+            for page in (alice, bob):
+                # Marked while it lasts, then removed on the server's expired event.
+                await expect(bubble(page, "gone in a moment").get_by_test_id("msg-expires")).to_have_count(1)
+            for page in (alice, bob):
+                await expect(bubble(page, "gone in a moment")).to_have_count(0)
+                await expect(bubble(page, "this one stays")).to_have_count(1)
+                await expect(bubble(page, "this one stays").get_by_test_id("msg-expires")).to_have_count(0)
+            await expect(conv_item(bob, "d:alice:bob").get_by_test_id("conv-preview")).to_have_text(
+                "message disappeared")
+            # A reload shows the same: the tombstone is not shown, the change line is.
+            await bob.reload()
+            await conv_item(bob, "d:alice:bob").click()
+            await expect(bubble(bob, "this one stays")).to_have_count(1)
+            await expect(bob.get_by_test_id("ttl-change")).to_have_count(1)
+            await expect(bob.get_by_test_id("message")).to_have_count(2)
+            await expect(bob.get_by_test_id("ttl-select")).to_have_value("4")
+            # bob turns it off: both see who did.
+            await bob.get_by_test_id("ttl-select").select_option("0")
+            for page in (alice, bob):
+                await expect(page.get_by_test_id("ttl-change").last).to_have_text("Bob turned disappearing messages off")
+            await expect(select).to_have_value("0")
+            await say(alice, "kept now")
+            await expect(bubble(bob, "kept now").get_by_test_id("msg-expires")).to_have_count(0)

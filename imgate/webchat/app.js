@@ -364,6 +364,7 @@ function preview(m) {
   if (m.type === "recalled") return "message recalled";
   if (m.type === "member") return memberText(m);
   if (m.type === "merged") return `${who}[chat history]`;
+  if (m.type === "ttl" || m.type === "expired") return disappearingText(m);
   return `${who}[${m.type}]${m.text ? ` ${m.text}` : ""}`;
 }
 
@@ -466,6 +467,7 @@ function renderHead() {
   block.hidden = !direct;
   face.hidden = !peer;
   if (peer) { face.dataset.avatarOf = peer; fillAvatar(face, peer); }
+  renderTtl(c);
   if (direct) {
     const online = isOnline(peer);
     dot.dataset.online = String(online);
@@ -508,6 +510,7 @@ async function loadOlder() {
 
 /** Adds or replaces a message of the open conversation, in seq order. */
 function putMessage(m) {
+  if (m.type === "expired") { dropMessages([m.id]); return; }  // gone for everyone (disappearing messages)
   S.msgs.set(m.id, m);
   const li = renderMessage(m);
   const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
@@ -533,6 +536,7 @@ function renderMessage(m) {
   if (m.type === "member") {
     return el("li", { class: "msg system", testid: "message", "data-id": m.id, "data-seq": m.seq }, memberText(m));
   }
+  if (m.type === "ttl") return renderTtlChange(m);
   const li = el("li", {
     class: `msg${mine ? " mine" : ""}`, testid: "message", "data-id": m.id, "data-seq": m.seq,
     "data-from": m.from, "data-mine": String(mine), tabindex: -1,  // a tap focuses it: its actions show
@@ -542,7 +546,8 @@ function renderMessage(m) {
     nameEl(m.from, { class: "from", testid: "msg-from" }), el("time", {}, fmtTime(m.ts))));
   if (m.reply) {
     const q = m.reply;
-    const what = q.type === "recalled" ? "message recalled" : q.excerpt || `[${q.type}]`;
+    const what = q.type === "recalled" ? "message recalled" : q.type === "expired" ? "message disappeared"
+      : q.excerpt || `[${q.type}]`;
     li.append(el("div", { class: "quote", testid: "msg-quote" },
       nameEl(q.from, { class: "from" }), " ", el("span", { testid: "msg-quote-text" }, what)));
   }
@@ -560,6 +565,7 @@ function renderMessage(m) {
   if (m.type !== "recalled") foot.append(renderActions(m));
   if (m.edited_at) foot.append(el("span", { class: "edited", testid: "msg-edited" }, "edited"));
   if (mine) foot.append(el("span", { class: "status", testid: "msg-status" }));
+  if (m.expires_at) foot.append(expiresMark(m));
   li.append(foot);
   decorateMessage(li, m);
   return li;
@@ -907,6 +913,10 @@ function onEvent(ev) {
           m.my_reactions = [...mine];
         }
       });
+      break;
+    case "ttl":
+    case "expired":
+      onDisappearing(ev, here);
       break;
     case "member":
       guard(loadConversations)();
@@ -1463,6 +1473,97 @@ function onScheduled(ev) {
     showError(`A scheduled message (${new Date(ev.at).toLocaleString()}) was not sent: ${ev.error.message} (${ev.error.code})`);
   }
   renderScheduled();
+
+// Disappearing messages: a conversation's ttl (either member of a 1:1, a group's owner and
+// admins), its changes shown as lines of the conversation, expiring messages marked, expired ones
+// removed when the server says so (docs/protocol.md, "Disappearing messages").
+
+const TTL_CHOICES = [3600, 86400, 604800, 2592000, 7776000];  // 1 hour … 90 days
+
+function fmtTtl(s) {
+  if (!s) return "off";
+  for (const [unit, n] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+    if (s >= n && s % n === 0) return `${s / n} ${unit}${s === n ? "" : "s"}`;
+  }
+  return `${s} second${s === 1 ? "" : "s"}`;
+}
+
+/** The choices the server allows (config.json's min_ttl_s and max_ttl_s), and the current one. */
+function ttlChoices(current) {
+  const min = S.cfg.min_ttl_s ?? 3600, max = S.cfg.max_ttl_s ?? 7776000;
+  const set = new Set([min, ...TTL_CHOICES.filter((s) => s >= min && s <= max)]);
+  if (current) set.add(current);
+  return [0, ...[...set].sort((a, b) => a - b)];
+}
+
+function renderTtl(c) {
+  const select = tid("ttl-select");
+  select.hidden = !c || c.draft;
+  if (select.hidden) return;
+  const current = c.ttl || 0;
+  select.replaceChildren(...ttlChoices(current).map((s) => el("option", { value: s, selected: s === current },
+    s ? `⏱ ${fmtTtl(s)}` : "⏱ off")));
+  select.value = String(current);
+}
+
+tid("ttl-select").addEventListener("change", guard(async (e) => {
+  const c = S.convs.get(S.current);
+  const ttl = Number(e.target.value);
+  try {
+    const r = await rpc("conversation.ttl", { conv: c.conv, ttl });
+    c.ttl = r.ttl;
+  } finally {
+    renderTtl(S.convs.get(S.current));  // refused (a plain member of a group): back to what it is
+  }
+}));
+
+/** A ttl change's line (and the list's preview of it, or of an expired message). */
+function disappearingText(m) {
+  if (m.type === "expired") return "message disappeared";
+  const ttl = m.data?.ttl;
+  return ttl ? `${nameOf(m.from)} set messages to disappear after ${fmtTtl(ttl)}`
+    : `${nameOf(m.from)} turned disappearing messages off`;
+}
+
+function renderTtlChange(m) {
+  return el("li", { class: "msg system", testid: "message", "data-id": m.id, "data-seq": m.seq,
+    "data-ttl": m.data?.ttl ?? 0 }, el("span", { testid: "ttl-change" }, disappearingText(m)));
+}
+
+function expiresMark(m) {
+  const at = new Date(m.expires_at);
+  return el("span", { class: "expires", testid: "msg-expires", title: `disappears ${at.toLocaleString()}` },
+    `⏱ ${fmtTime(m.expires_at)}`);
+}
+
+/** Removes messages of the open conversation (expired: nothing of them is kept). */
+function dropMessages(ids) {
+  for (const id of ids) {
+    S.msgs.delete(id);
+    list().querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove();
+  }
+}
+
+function onDisappearing(ev, here) {
+  const c = S.convs.get(ev.conv);
+  if (ev.type === "ttl") {
+    if (c) c.ttl = ev.ttl;
+    if (here) {
+      putMessage({ id: ev.id, conv: ev.conv, seq: ev.seq, from: ev.from, ts: ev.ts, type: "ttl", data: { ttl: ev.ttl } });
+      renderHead();
+    }
+    return;
+  }
+  if (c?.last && ev.ids.includes(c.last.id)) {
+    c.last = { ...c.last, type: "expired" };
+    delete c.last.text; delete c.last.attachment; delete c.last.data;
+    renderConvs();
+  }
+  if (!here) return;
+  dropMessages(ev.ids);
+  for (const m of S.msgs.values()) {
+    if (m.reply && ev.ids.includes(m.reply.id)) updateMessage(m.id, (r) => { r.reply = { ...r.reply, type: "expired", excerpt: "" }; });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

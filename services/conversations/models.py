@@ -30,6 +30,9 @@ class Conversation(Model):
     # A group's setting: who may pin and unpin messages ("members": anyone, the default when null;
     # "admins": the owner and admins).
     pin = fields.CharField(max_length=8, null=True)
+    # Disappearing messages: seconds a message sent from now on lives (null: they stay), set by a
+    # 1:1's members or a group's owner and admins (services/messages/expiry.py).
+    ttl = fields.IntField(null=True)
 
     class Meta:
         table = "conversations"

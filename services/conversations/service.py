@@ -75,6 +75,7 @@ class Locked:
     members: dict[str, dict[str, str]]  # conv -> {uid: role}, current members only
     kinds: dict[str, str]
     latest: dict[str, tuple[int, str, int]] = field(default_factory=dict)  # conv -> (seq, msg id, ts)
+    ttls: dict[str, int] = field(default_factory=dict)  # conv -> its ttl (s), for those that have one
 
     def exists(self, conv: str) -> bool:
         return conv in self.last
@@ -103,6 +104,7 @@ class ConversationSummary:
     pinned: bool = False
     peer_read_seq: int | None = None  # a 1:1's: how far the other one has read (its receipts, after a reload)
     unread_mentions: int = 0  # unread messages that mention the member (by uid or @all)
+    ttl: int | None = None  # disappearing messages: the conversation's ttl (s), if set
 
     @property
     def unread(self) -> int:
@@ -209,6 +211,11 @@ class ConversationService:
         """The current members whose window holds ``seq``: who is told of a change to that message
         (an edit, a reaction, a recall), so a member added later learns nothing of what came before."""
         return self._seeing(await self._current(conv), seq)
+
+    async def audiences(self, conv: str, seqs: list[int]) -> dict[int, tuple[str, ...]]:
+        """``audience`` of several messages of one conversation, by seq (one query)."""
+        current = await self._current(conv)
+        return {seq: self._seeing(current, seq) for seq in seqs}
 
     @staticmethod
     async def _current(conv: str) -> list[Membership]:
@@ -356,7 +363,8 @@ class ConversationService:
             return Locked({}, {}, {})
         # One statement: the counters (locked, in id order: no deadlock between two batches)
         # with their current members.
-        rows = yield Query("SELECT conversations.id, conversations.kind, conversations.last_seq, members.uid, members.role "
+        rows = yield Query("SELECT conversations.id, conversations.kind, conversations.last_seq, members.uid, members.role, "
+                           "conversations.ttl "
                            "FROM conversations LEFT JOIN members "
                            "ON members.conv_id = conversations.id AND members.left_seq IS NULL "
                            "WHERE conversations.id = ANY(?) ORDER BY conversations.id",
@@ -364,12 +372,15 @@ class ConversationService:
         last: dict[str, int] = {}
         kinds: dict[str, str] = {}
         members: dict[str, dict[str, str]] = {}
-        for conv, kind, last_seq, uid, role in rows:
+        ttls: dict[str, int] = {}
+        for conv, kind, last_seq, uid, role, ttl in rows:
             last[conv] = last_seq
             kinds[conv] = kind
             if uid is not None:
                 members.setdefault(conv, {})[uid] = role
-        return Locked(last, members, kinds)
+            if ttl:  # disappearing messages: read with the lock a send takes anyway (no statement more)
+                ttls[conv] = ttl
+        return Locked(last, members, kinds, ttls=ttls)
 
     @staticmethod
     def windows_sql(pairs: set[tuple[str, str]]) -> Program[dict[tuple[str, str], Window]]:
@@ -464,6 +475,12 @@ class ConversationService:
             await Conversation.filter(id=conv).using_db(conn).update(**values)
 
     @staticmethod
+    def set_ttl_sql(conv: str, ttl: int | None) -> Program[None]:
+        """Set a conversation's ttl (disappearing messages), in the caller's transaction (its row
+        locked: services/messages/expiry.py decides who may)."""
+        yield Query("UPDATE conversations SET ttl = ? WHERE id = ?", [ttl, conv])
+
+    @staticmethod
     def pin_rule_sql(conv: str) -> Program[str]:
         """Who may pin in this conversation ("members" or "admins"; a 1:1's members), in the
         caller's transaction (its row locked)."""
@@ -527,6 +544,7 @@ class ConversationService:
                 read_seq=m.read_seq, last_msg_id=m.conv.last_msg_id, last_ts=m.conv.last_ts, name=m.conv.name,
                 muted=m.muted, pinned=m.pinned,
                 peer_read_seq=peer_reads.get((m.conv.id, peers[m.conv.id] or "")) if m.conv.id in peers else None,
+                ttl=m.conv.ttl,
             )
             for m in rows[:limit]
         ]

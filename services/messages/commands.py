@@ -56,6 +56,7 @@ class StoredMessage:
     forwarded: dict[str, Any] | None = None  # a forwarded copy's origin (protocol §3, forwarding)
     thread: str | None = None  # a thread reply's root id (protocol, threads)
     tseq: int | None = None  # its place in the thread, 1..n
+    expires_at: int | None = None  # when it disappears (ms), if its conversation's ttl was set (messages/expiry.py)
 
     @property
     def attachment(self) -> dict[str, Any] | None:
@@ -66,4 +67,4 @@ class StoredMessage:
     def from_row(cls, row: Message) -> StoredMessage:
         return cls(row.id, row.conv, row.seq, row.sender, row.cid, row.type, row.text, row.data, row.ts,
                    tuple(row.mentions or ()), row.reply, row.edited_at, row.preview, row.forwarded, row.thread,
-                   row.tseq)
+                   row.tseq, row.expires_at)

@@ -134,15 +134,17 @@ def _copy(cmd: SendCommand, sources: dict[str, _Source], windows: dict[tuple[str
     return Copy("merged", None, data, None, _keys("merged", data))
 
 
-def copies_sql(cmds: list[SendCommand], windows_sql: WindowsSql) -> Program[dict[tuple[str, str], Copy | ImError]]:
+def copies_sql(cmds: list[SendCommand], windows_sql: WindowsSql, now: int
+               ) -> Program[dict[tuple[str, str], Copy | ImError]]:
     """The copy each forward of ``cmds`` stores, or why it may not, by (sender, cid): the sources
     (one query), the forwarders' windows of their conversations (``windows_sql``, the
-    conversation service's, one query), in the send's transaction."""
+    conversation service's, one query), in the send's transaction. A disappearing message whose
+    time has come (``now``) is gone, swept or not: not forwarded."""
     ids = sorted({i for c in cmds for i in c.forward})
-    rows = yield Query("SELECT id, conv, seq, sender, type, text, data, ts, forwarded FROM messages WHERE id = ANY(?)",
-                       [AnyOf(ids)])
+    rows = yield Query("SELECT id, conv, seq, sender, type, text, data, ts, forwarded, expires_at FROM messages "
+                       "WHERE id = ANY(?)", [AnyOf(ids)])
     sources = {r[0]: _Source(r[0], r[1], r[2], r[3], r[4], r[5], json_value(r[6]), r[7], json_value(r[8]))
-               for r in rows}
+               for r in rows if r[9] is None or r[9] > now}
     windows = yield from windows_sql({(sources[i].conv, c.sender) for c in cmds for i in c.forward if i in sources})
     return {(c.sender, c.cid): _copy(c, sources, windows) for c in cmds}
 
@@ -152,11 +154,11 @@ def files_sql(rows: list[tuple[str, str]]) -> Program[None]:
     yield Many("INSERT INTO message_files (message_id, key) VALUES (?, ?)", rows)
 
 
-def unfile_sql(msg_id: str) -> Program[list[str]]:
-    """A recalled message's ``message_files`` rows go; returns their keys (to release)."""
-    rows = yield Query("SELECT key FROM message_files WHERE message_id = ?", [msg_id])
+def unfile_sql(*msg_ids: str) -> Program[list[str]]:
+    """Recalled or expired merged messages' ``message_files`` rows go; returns their keys (to release)."""
+    rows = yield Query("SELECT key FROM message_files WHERE message_id = ANY(?)", [AnyOf(list(msg_ids))])
     if rows:
-        yield Query("DELETE FROM message_files WHERE message_id = ?", [msg_id])
+        yield Query("DELETE FROM message_files WHERE message_id = ANY(?)", [AnyOf(list(msg_ids))])
     return [r[0] for r in rows]
 
 

@@ -3,7 +3,17 @@
 from typing import Any
 
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
+
+
+class SetIndex(Index):
+    """An index of the rows where its one field is set (a partial index, on SQLite and
+    PostgreSQL): a row without it costs the index nothing."""
+
+    def __init__(self, *, fields: tuple[str, ...], name: str) -> None:
+        super().__init__(fields=fields, name=name)
+        self.extra = f" WHERE {fields[0]} IS NOT NULL"
 
 
 class Message(Model):
@@ -39,10 +49,15 @@ class Message(Model):
     # (so a message without a thread costs no index entry).
     thread = fields.CharField(max_length=26, null=True)
     tseq = fields.BigIntField(null=True)
+    # When it disappears (ms; docs/protocol.md, "Disappearing messages"): a message sent while its
+    # conversation's ttl was set. Indexed only where set: the expiry sweep's queue; a message
+    # without it costs the index nothing.
+    expires_at = fields.BigIntField(null=True)
 
     class Meta:
         table = "messages"
         unique_together = (("conv", "seq"), ("sender", "cid"))
+        indexes = (SetIndex(fields=("expires_at",), name="idx_messages_expires_at"),)
 
 
 class Pin(Model):

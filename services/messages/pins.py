@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from services.blocks.service import BlockService
     from services.messages.service import MessageService
 
-UNPINNABLE = ("member", "recalled")  # membership events and tombstones are never pinned
+UNPINNABLE = ("member", "recalled", "expired", "ttl")  # membership and ttl events and tombstones are never pinned
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,8 @@ class Pins:
                 member = await self._conversations.membership(row.conv, uid)
             except NotFound:
                 member = None
-        if row is None or member is None or not member.window.contains(row.seq):
+        gone = row is not None and (row.type == "expired" or (row.expires_at or 1 << 62) <= self._clock.now_ms())
+        if row is None or member is None or not member.window.contains(row.seq) or gone:  # (expired: gone too)
             msg = f"message {msg_id!r} not found"
             raise NotFound(msg)
         if not member.current:

@@ -29,6 +29,7 @@ from services.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLar
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
 from services.messages.commands import ATTACHMENT_TYPES, SendCommand, StoredMessage
+from services.messages.expiry import EXPIRED, TTL, Expiry
 from services.messages.forwards import MERGED_FILES_SQL, Copy, copies_sql, files_sql, unfile_sql
 from services.messages.models import Message
 from services.messages.pins import Pins, unpin_sql
@@ -45,7 +46,7 @@ from services.users.service import UserService
 log = logging.getLogger("imgate.messages")
 
 _COLUMNS = ("id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, edited_at, preview, forwarded, "
-            "thread, tseq")
+            "thread, tseq, expires_at")
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
 
@@ -54,17 +55,17 @@ def _stored(row: Row) -> StoredMessage:
     """A ``messages`` row of ``_COLUMNS`` as a StoredMessage."""
     return StoredMessage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json_value(row[7]), row[8],
                          tuple(json_value(row[9]) or ()), json_value(row[10]), row[11], json_value(row[12]),
-                         json_value(row[13]), row[14], row[15])
+                         json_value(row[13]), row[14], row[15], row[16])
 
 
 COLUMNS, stored = _COLUMNS, _stored  # for services.messages.threads
 
 
 def _insert_sql(messages: list[StoredMessage]) -> Program[None]:
-    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES ({', '.join('?' * 19)})",
+    yield Many(f"INSERT INTO messages ({_INSERTED}) VALUES ({', '.join('?' * 20)})",
                [(m.id, m.conv, m.seq, m.sender, m.cid, m.type, m.text, json_text(m.data), m.ts,
                  json_text(list(m.mentions)) if m.mentions else None, json_text(m.reply), m.edited_at,
-                 json_text(m.preview), json_text(m.forwarded), m.thread, m.tseq,
+                 json_text(m.preview), json_text(m.forwarded), m.thread, m.tseq, m.expires_at,
                  m.reply["id"] if m.reply else None, *_file_keys(m)) for m in messages])
 
 
@@ -84,6 +85,18 @@ def _quotes_sql(ids: set[str]) -> Program[dict[str, tuple[str, dict[str, Any]]]]
     return {r[0]: (r[1], {"id": r[0], "seq": r[2], "from": r[3], "type": r[4],
                           "excerpt": (r[5] or "")[:EXCERPT_CHARS] if r[4] == "text" else ""}) for r in rows}
 
+
+def _unexpired(m: StoredMessage, now: int) -> StoredMessage:
+    """``m``, or its tombstone if it is due and the sweep has not been by yet: an expired message
+    shows nothing of itself from its ``expires_at`` on, whenever the sweep comes."""
+    if m.expires_at is None or m.expires_at > now:
+        return m
+    return StoredMessage(m.id, m.conv, m.seq, m.sender, m.cid, EXPIRED, None, None, m.ts)
+
+
+def _gone(row: Message, now: int) -> bool:
+    """An expired message (swept or due): as unknown as any other id."""
+    return row.type == EXPIRED or (row.expires_at is not None and row.expires_at <= now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +129,8 @@ class MessageService:
                  blocks: BlockService, events: EventQueue | None = None, batch_max: int = 256, queue_max: int = 10_000,
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
                  store_timeout_s: float = 30.0, contacts: ContactService | None = None,
-                 attachments: AttachmentService, mention_all_per_minute: int = 3, max_pins: int = 50) -> None:
+                 attachments: AttachmentService, mention_all_per_minute: int = 3, max_pins: int = 50,
+                 min_ttl_s: int = 3600, max_ttl_s: int = 90 * 86400) -> None:
         """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts).
         ``mention_all_per_minute``: @all mentions a group may have in a minute. ``max_pins``:
         pinned messages a conversation may have."""
@@ -139,6 +153,8 @@ class MessageService:
         self.batches = 0  # committed batches (read by metrics and the benchmark)
         self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
         self.threads = Threads(self, conversations)  # and the threads tables
+        self.expiry = Expiry(clock, conversations, blocks, self, self._events, attachments,  # disappearing messages
+                             min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s)
 
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[Self]:
@@ -381,7 +397,7 @@ class MessageService:
             if replies or threading else {}
         # Forwards: the copies they store (only for the sends that have the field; forwards.py).
         forwards = [c for _, c in new if c.forward]
-        copies = (yield from copies_sql(forwards, self._conversations.windows_sql)) if forwards else {}
+        copies = (yield from copies_sql(forwards, self._conversations.windows_sql, now)) if forwards else {}
         # Attachments' uploads, locked: one deleted since the send checked it is refused (and a
         # deletion under way waits for this commit, then sees the message).
         wanted = {f.key for _, c in new if c.type in ATTACHMENT_TYPES for f in refs(c.data)}
@@ -436,7 +452,7 @@ class MessageService:
                 found = quotes.get(c.reply_to)
                 window = windows.get((conv, c.sender))
                 # A message outside the sender's window (before it joined) is as unknown as any.
-                if found is None or found[0] != conv or found[1]["type"] == "member" or window is None \
+                if found is None or found[0] != conv or found[1]["type"] in ("member", TTL, EXPIRED) or window is None \
                         or not window.contains(found[1]["seq"]):
                     out[i] = BadRequest(f"reply_to: no message {c.reply_to!r} in this conversation")
                     continue
@@ -445,7 +461,7 @@ class MessageService:
             if c.thread is not None:
                 root = roots.get(c.thread)
                 window = windows.get((conv, c.sender))
-                if root is None or root.conv != conv or root.type == "member" or window is None \
+                if root is None or root.conv != conv or root.type in ("member", TTL, EXPIRED) or window is None \
                         or not window.contains(root.seq):
                     out[i] = BadRequest(f"thread: no message {c.thread!r} in this conversation")
                     continue
@@ -461,8 +477,9 @@ class MessageService:
                     continue
                 recent[conv] = [*times, now][-self._mention_all_per_minute:]
             msg_id = new_ulid(now)
+            ttl = locked.ttls.get(conv)  # disappearing messages: fixed now, as the conversation's ttl is
             message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), c.sender, c.cid, c.type, c.text,
-                                    c.data, now, mentions, quote)
+                                    c.data, now, mentions, quote, expires_at=now + ttl * 1000 if ttl else None)
             if copy is not None:
                 message = copy.of(message)
                 file_rows += copy.file_rows(msg_id)
@@ -509,6 +526,16 @@ class MessageService:
         await run_on(conn, _insert_sql([message]))
         return message
 
+    @staticmethod
+    def append_sql(locked: Locked, conv: str, sender: str, type_: str, data: dict[str, Any], now: int
+                   ) -> Program[StoredMessage]:
+        """``append`` as a program, for a caller's transaction program."""
+        msg_id = new_ulid(now)
+        message = StoredMessage(msg_id, conv, locked.next_seq(conv, msg_id, now), sender, f"{type_}:{msg_id}", type_,
+                                None, data, now)
+        yield from _insert_sql([message])
+        return message
+
     async def history(self, member: Membership, *, after_seq: int | None, before_seq: int | None,
                       limit: int) -> HistoryPage:
         """A page of the member's conversation in seq order, inside its window: after
@@ -534,7 +561,8 @@ class MessageService:
             rows = await query.order_by("-seq").limit(limit + 1)
             has_more = len(rows) > limit
             rows = list(reversed(rows[:limit]))
-        return HistoryPage([StoredMessage.from_row(r) for r in rows], has_more)
+        now = self._clock.now_ms()
+        return HistoryPage([_unexpired(StoredMessage.from_row(r), now) for r in rows], has_more)
 
     async def _visible(self, uid: str, msg_id: str) -> tuple[Message, Membership]:
         """The message and ``uid``'s membership of its conversation, if ``uid`` may see it.
@@ -547,7 +575,7 @@ class MessageService:
             member = await self._conversations.membership(row.conv, uid) if row is not None else None
         except NotFound:
             member = None
-        if row is None or member is None or not member.window.contains(row.seq):
+        if row is None or member is None or not member.window.contains(row.seq) or _gone(row, self._clock.now_ms()):
             msg = f"message {msg_id!r} not found"
             raise NotFound(msg)
         return row, member
@@ -618,7 +646,7 @@ class MessageService:
             Forbidden: not the sender (nor a group admin), or the window has passed.
         """
         row, member = await self._visible(uid, msg_id)
-        if row.type == "member":
+        if row.type in ("member", TTL):
             msg = "membership events cannot be recalled"
             raise Forbidden(msg)
         if row.type != "recalled":
@@ -634,7 +662,8 @@ class MessageService:
             async with transaction() as conn:  # the event tells the search indexer (durably)
                 await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
                                                                       mentions=None, reply=None, file_key=None,
-                                                                      thumb_key=None, preview=None, forwarded=None)
+                                                                      thumb_key=None, preview=None, forwarded=None,
+                                                                      expires_at=None)
                 # The replies quoting it quote a recalled message from now on (no excerpt).
                 await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                     "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
@@ -729,7 +758,8 @@ class MessageService:
             return {}
         wanted = sorted(set(ids))
         rows = await fetch(f"SELECT {_COLUMNS} FROM messages WHERE id = ANY(?)", [AnyOf(wanted)])
-        return {r[0]: _stored(r) for r in rows}
+        now = self._clock.now_ms()
+        return {r[0]: _unexpired(_stored(r), now) for r in rows}
 
     async def scan(self, after_id: str, types: tuple[str, ...], limit: int) -> list[StoredMessage]:
         """Messages of ``types`` in id order after ``after_id`` (a rebuild of the search index)."""

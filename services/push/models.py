@@ -31,6 +31,7 @@ class PushJob(Model):
     next_at = fields.BigIntField(db_index=True)
     created_at = fields.BigIntField()
     last_error = fields.CharField(max_length=255, null=True)
+    expires_at = fields.BigIntField(null=True)  # its message's: a job still due then is dropped, not sent
 
     class Meta:
         table = "push_jobs"

@@ -173,8 +173,8 @@ class PushService:
         jobs = []
         for event in events:
             msg = messages.get(event.message_id)
-            if msg is None or msg.type in ("member", "recalled"):
-                continue
+            if msg is None or msg.type in ("member", "recalled", "expired", "ttl"):
+                continue  # (by_ids shows a message past its expires_at as expired)
             if msg.edited_at is not None and event.created_at >= msg.edited_at:
                 continue  # an edit's event (for the search index): the message was pushed when it was sent
             mentioned = mentions.get((msg.conv, msg.seq), set())
@@ -184,8 +184,8 @@ class PushService:
                 if member.muted and member.uid not in mentioned:
                     continue
                 payload = self._payload(msg, member.uid in mentioned)
-                jobs += [PushJob(target_id=t.id, message_id=msg.id, payload=payload, next_at=now, created_at=now)
-                         for t in targets[member.uid]]
+                jobs += [PushJob(target_id=t.id, message_id=msg.id, payload=payload, next_at=now, created_at=now,
+                                 expires_at=msg.expires_at) for t in targets[member.uid]]
         if jobs:  # idempotent: a crash before done() makes the next pass create the same jobs (ignored)
             await PushJob.bulk_create(jobs, ignore_conflicts=True)
             self._wake.set()
@@ -273,7 +273,8 @@ class PushService:
             handled += 1
             target = targets.get(job.target_id)
             provider = self._providers.get(target.platform) if target is not None else None
-            if target is None or provider is None:
+            expired = job.expires_at is not None and job.expires_at <= now  # its message disappeared: not sent
+            if target is None or provider is None or expired:
                 await PushJob.filter(id=job.id).delete()  # target gone, or platform not configured
                 continue
             host = self._host(target)

@@ -71,6 +71,11 @@ class ReactionService:
         """A recalled message keeps no reactions."""
         await Reaction.filter(message_id=msg_id).delete()
 
+    async def clear_many(self, ids: list[str]) -> None:
+        """Expired messages keep no reactions (services/messages/expiry.py)."""
+        if ids:
+            await Reaction.filter(message_id__in=ids).delete()
+
     async def summaries(self, ids: list[str], uid: str) -> dict[str, Summary]:
         """The reactions of the messages ``ids`` (those that have any), as ``uid`` sees them: one query."""
         if not ids:

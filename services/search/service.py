@@ -57,7 +57,7 @@ class SearchService:
             return 0
         rows = (await self._messages.by_ids(list({e.message_id for e in events}))).values()
         docs = [_doc(m) for m in rows if m.type in _INDEXED_TYPES]
-        gone = [m.id for m in rows if m.type == "recalled"]
+        gone = [m.id for m in rows if m.type in ("recalled", "expired")]  # (an expired one: messages/expiry.py)
         with self._watch(up_on_success=bool(docs or gone)):
             await self.backend.remove(gone)
             await self.backend.add(docs)
