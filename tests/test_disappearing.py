@@ -35,9 +35,13 @@ from tests.test_attachments import upload
 MIN, MAX = 60, 3600  # the bounds here (limits.min_ttl_s, max_ttl_s)
 
 
+UNSWEPT = "unswept"  # a test whose sweep passes once, at start, and not again within the test
+
+
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    settings = tweak(settings, "limits", min_ttl_s=MIN, max_ttl_s=MAX, expiry_interval_s=0.05, expiry_batch=3)
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    interval = 3600 if request.node.get_closest_marker(UNSWEPT) else 0.05
+    settings = tweak(settings, "limits", min_ttl_s=MIN, max_ttl_s=MAX, expiry_interval_s=interval, expiry_batch=3)
     settings = tweak(settings, "search", interval_s=0.05)
     # Webhook push configured (its sender drops a job whose message expired; none is sent here).
     settings = tweak(settings, "push", webhook_secret="s" * 32)
@@ -331,3 +335,56 @@ def test_a_minimum_above_the_maximum_is_refused_at_start() -> None:
 
     with pytest.raises(ConfigError, match="min_ttl_s must not be above limits.max_ttl_s"):
         load_settings(None, {"limits": {"min_ttl_s": 7200, "max_ttl_s": 3600}})
+
+
+async def test_a_merged_message_that_expires_releases_its_own_uploads(
+        app: App, clock: ManualClock, crowd: dict[str, Device]) -> None:
+    """Forwarding meets disappearing messages: a merge into a conversation with a ttl expires with
+    it, and the uploads it shared go once nothing else refers to them (the merge's own references
+    are in message_files, not in the message's columns)."""
+    alice, carol = crowd["alice"], crowd["carol"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        image = await upload(alice, http, b"\x89PNG" + bytes(500), name="y.png")
+        await alice.send({"cid": "img", "to": "bob", "type": "image", "attachment": image})
+        original = (await alice.inbox.wait_for(on("/in/ack", cid="img")))[0].json
+        words = await send(alice, "w", to="bob", text="and the words")
+        group = await alice.result("group.create", {"name": "brief", "members": ["carol"]})
+        await alice.result("conversation.ttl", {"conv": group["conv"], "ttl": MIN})
+        await alice.send({"cid": "m", "group": group["gid"], "forward": [original["id"], words["id"]], "merge": True})
+        merged = (await alice.inbox.wait_for(on("/in/ack", cid="m")))[0].json
+        assert merged["expires_at"] == merged["ts"] + MIN * 1000
+        got = (await carol.inbox.wait_for(on("/in/msg", cid="m")))[0].json
+        assert got["type"] == "merged" and got["expires_at"] == merged["expires_at"]
+        await alice.result("recall", {"id": original["id"]})  # the merge alone refers to the upload now
+        url = (await carol.result("file.url", {"keys": [image["key"]]}))["urls"][image["key"]]
+        assert (await http.get(url)).status_code == 200
+        files = app.settings.data_dir / "files"
+        assert list(files.rglob(image["key"]))
+
+        clock.ms += MIN * 1000
+        assert await expired(carol) == [merged["id"]]
+        assert (await carol.result("file.url", {"keys": [image["key"]]}))["urls"] == {}
+        assert not list(files.rglob(image["key"]))  # released: no message refers to it any more
+        [gone] = [m for m in (await history(carol, group["conv"])).values() if m["id"] == merged["id"]]
+        assert gone["type"] == "expired" and "merged" not in gone and "forwarded" not in gone
+
+
+@pytest.mark.unswept
+async def test_a_message_whose_time_has_come_is_neither_forwarded_nor_a_thread_root(
+        clock: ManualClock, crowd: dict[str, Device]) -> None:
+    """Due but not swept yet (the sweep's next pass is an hour away), an expired message is as
+    unknown as any id to a forward and to a thread reply (swept, its type says so)."""
+    alice, bob = crowd["alice"], crowd["bob"]
+    conv = (await send(alice, "hi", to="bob"))["conv"]
+    await alice.result("conversation.ttl", {"conv": conv, "ttl": MIN})
+    doomed = await send(alice, "doomed", to="bob", text="gone soon")
+    reply = await send(bob, "r1", to="alice", text="in its thread", thread=doomed["id"])
+    assert reply["tseq"] == 1
+    clock.ms += MIN * 1000
+    for body in ({"cid": "f", "to": "carol", "forward": [doomed["id"]]},
+                 {"cid": "t", "to": "alice", "type": "text", "text": "late", "thread": doomed["id"]}):
+        device = alice if "forward" in body else bob
+        await device.send(body)
+        ack = (await device.inbox.wait_for(on("/in/ack", cid=body["cid"])))[0].json
+        assert ack["error"]["code"] in ("not_found", "bad_request") and doomed["id"] in ack["error"]["message"], ack
+    assert not crowd["carol"].inbox.matching(on("/in/msg", cid="f"))

@@ -390,7 +390,7 @@ class MessageService:
         quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None})
         # Thread replies: their roots and the threads' counters, read under the lock (as little).
         threading = [c for _, c in new if c.thread is not None]
-        roots, tseqs = (yield from resolve_sql({c.thread for c in threading if c.thread is not None})) \
+        roots, tseqs = (yield from resolve_sql({c.thread for c in threading if c.thread is not None}, now)) \
             if threading else ({}, {})
         # Only for replies (a plain send reads no window): the senders' windows, under the lock.
         windows = (yield from self._conversations.windows_sql({(c.conv, c.sender) for c in replies + threading})) \

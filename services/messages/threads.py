@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from services.messages.service import HistoryPage, MessageService
 
 NO_ROOT = ("member",)  # membership events start no thread (a recalled root takes no new replies)
-_ROOT_COLUMNS = "id, conv, seq, type, thread"
+_ROOT_COLUMNS = "id, conv, seq, type, thread, expires_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,10 @@ class ThreadRead:
         return max(0, self.replies - self.read_tseq)
 
 
-def resolve_sql(named: set[str]) -> Program[tuple[dict[str, Root], dict[str, int]]]:
+def resolve_sql(named: set[str], now: int) -> Program[tuple[dict[str, Root], dict[str, int]]]:
     """In a send's transaction, under the conversations' lock: the roots of the threads the sends
-    name (a reply named resolves to its root), and each root's replies so far (its last tseq)."""
+    name (a reply named resolves to its root), and each root's replies so far (its last tseq). A
+    disappearing root whose time has come (``now``) is ``expired``, swept or not."""
     rows = yield Query(f"SELECT {_ROOT_COLUMNS} FROM messages WHERE id = ANY(?)", [AnyOf(sorted(named))])
     found = {r[0]: r for r in rows}
     up = {r[4] for r in rows if r[4] is not None} - found.keys()
@@ -82,7 +83,8 @@ def resolve_sql(named: set[str]) -> Program[tuple[dict[str, Root], dict[str, int
         if r is not None and r[4] is not None:
             r = found.get(r[4])
         if r is not None:
-            roots[i] = Root(r[0], r[1], int(r[2]), r[3])
+            due = r[5] is not None and r[5] <= now
+            roots[i] = Root(r[0], r[1], int(r[2]), "expired" if due else r[3])
     counts: dict[str, int] = {}
     if roots:
         counted = yield Query("SELECT root_id, replies FROM threads WHERE root_id = ANY(?)",
