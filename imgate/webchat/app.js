@@ -141,7 +141,7 @@ function connect(login) {
       sessionStorage.setItem("imgate.login", JSON.stringify(login));  // kept once it has worked
       $("#chat").hidden = false;
       guard(loadAll)();
-    } else guard(resync)();
+    } else quietly(resync)();  // lost under a new disconnection: done again on the next reconnect
   });
   // Never got in (refused, TLS not trusted, sign-in refused, closed by the server): say so with
   // the URL, and ask again; a reload does not try it again by itself.
@@ -1090,7 +1090,10 @@ function onFeatureEvent(ev) {
       const preview = { url: ev.url, title: ev.title, description: ev.description, image: ev.image };
       const c = S.convs.get(ev.conv);
       if (c?.last?.id === ev.id) c.last = { ...c.last, preview };
-      if (here) updateMessage(ev.id, (m) => { m.preview = preview; });
+      if (!here) break;
+      const stick = nearEnd();  // the card makes its message taller: the end stays in view
+      updateMessage(ev.id, (m) => { m.preview = preview; });
+      if (stick) scrollToEnd();
       break;
     }
     case "member":
@@ -1700,6 +1703,16 @@ function renderMerged(m) {
       typeof item.text === "string" ? el("span", { testid: "merged-text" }, item.text)
         : item.attachment ? null : el("span", { class: "custom" }, `[${item.type}]`)))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The newest message stays in view while the list is at its end when something above or below
+// it takes room from it (the pin bar, a note, the scheduled list, the reply bar), as when a
+// message comes (a preview card that comes after its message does the same: onFeatureEvent).
+// Scrolled up, the list stays where the reader put it.
+
+let listAtEnd = true;
+list().addEventListener("scroll", () => { listAtEnd = nearEnd(); });
+new ResizeObserver(() => { if (listAtEnd && S.current) scrollToEnd(); }).observe(list());
 
 showView("list");
 start().catch(showError);
