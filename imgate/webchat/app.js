@@ -141,7 +141,7 @@ function connect(login) {
       sessionStorage.setItem("imgate.login", JSON.stringify(login));  // kept once it has worked
       $("#chat").hidden = false;
       guard(loadAll)();
-    } else guard(resync)();
+    } else quietly(resync)();  // lost under a new disconnection: done again on the next reconnect
   });
   // Never got in (refused, TLS not trusted, sign-in refused, closed by the server): say so with
   // the URL, and ask again; a reload does not try it again by itself.
@@ -353,6 +353,8 @@ function renderConvs() {
     face,
     el("span", { class: "title", testid: "conv-title" }, convTitle(c)),
     c.unread_mentions > 0 ? el("span", { class: "badge mention", testid: "mention-badge", title: "mentions you" }, `@${c.unread_mentions}`) : null,
+    c.unread_threads > 0 ? el("span", { class: "badge threads", testid: "thread-badge",
+      title: "threads you follow have unread replies" }, `🧵${c.unread_threads}`) : null,
     c.unread > 0 ? el("span", { class: "badge", testid: "unread" }, String(c.unread)) : null,
     el("span", { class: "preview", testid: "conv-preview" }, c.last ? preview(c.last) : ""));
   }));
@@ -415,7 +417,7 @@ tid("back").addEventListener("click", () => {
   $("#composer").hidden = true;
   tid("chat-title").textContent = "Pick a conversation";
   for (const id of ["chat-sub", "typing"]) tid(id).textContent = "";
-  for (const id of ["chat-avatar", "chat-presence", "block-toggle"]) tid(id).hidden = true;
+  for (const id of ["chat-avatar", "chat-presence", "block-toggle", "threads-open", "ttl-select", "ttl-label"]) tid(id).hidden = true;
   renderScheduled();
   showView("list");
   renderConvs();
@@ -468,6 +470,7 @@ function renderHead() {
   face.hidden = !peer;
   if (peer) { face.dataset.avatarOf = peer; fillAvatar(face, peer); }
   renderTtl(c);
+  renderThreadsButton(c);
   if (direct) {
     const online = isOnline(peer);
     dot.dataset.online = String(online);
@@ -807,8 +810,8 @@ $("#composer").addEventListener("submit", guard(async (e) => {
     await rpc("edit", { id: S.editing.id, text });
   } else {
     const later = laterAt();
-    await S.im.send({ ...target(), type: "text", text, ...(S.replyTo ? { reply_to: S.replyTo.id } : {}),
-      ...mentionsFor(text), ...later });
+    noteDroppedMentions(await S.im.send({ ...target(), type: "text", text,
+      ...(S.replyTo ? { reply_to: S.replyTo.id } : {}), ...mentionsFor(text), ...later }));
     if (later.at) setLater(false);
   }
   input.value = "";
@@ -969,6 +972,8 @@ function watchFeatures(im) {
   F.picks = { conv: null, names: new Map() };
   im.on("message", onFeatureMessage);
   im.on("event", onFeatureEvent);
+  im.on("message", onThreadsMessage);
+  im.on("event", onThreadsEvent);
 }
 
 const gidOf = (conv) => conv?.startsWith("g:") ? conv.slice(2) : null;
@@ -1002,10 +1007,12 @@ function openedConv(conv) {
   renderPins();
   closeMentions();
   closeReadBy();
+  openedConvThreads(conv);
   if (S.convs.get(conv)?.draft) return;
   quietly(async () => {
     await Promise.all([refreshPins(conv), groupInfo(conv, true)]);
     if (S.current !== conv || !gidOf(conv)) return;
+    renderHead();  // the ttl menu depends on my role
     rerenderMessages();  // their actions depend on my role
     if (document.activeElement === composerInput()) updateMentions();  // `@` typed before the members came
   })();
@@ -1090,13 +1097,19 @@ function onFeatureEvent(ev) {
       const preview = { url: ev.url, title: ev.title, description: ev.description, image: ev.image };
       const c = S.convs.get(ev.conv);
       if (c?.last?.id === ev.id) c.last = { ...c.last, preview };
-      if (here) updateMessage(ev.id, (m) => { m.preview = preview; });
+      if (!here) break;
+      const stick = nearEnd();  // the card makes its message taller: the end stays in view
+      updateMessage(ev.id, (m) => { m.preview = preview; });
+      if (stick) scrollToEnd();
       break;
     }
     case "member":
       F.groups.delete(ev.conv);
       if (here && !(ev.removed || []).includes(S.me) && !(ev.event === "left" && ev.from === S.me)) {
-        quietly(async () => { await groupInfo(ev.conv, true); if (S.current === ev.conv) rerenderMessages(); })();
+        quietly(async () => {
+          await groupInfo(ev.conv, true);
+          if (S.current === ev.conv) { renderHead(); rerenderMessages(); }
+        })();
       }
       break;
     case "group": {  // a setting changed (mention_all, pin)
@@ -1349,6 +1362,7 @@ function threadLink(m) {
 async function openThread(root) {
   const conv = S.current;
   S.thread = { conv, root, replies: new Map() };
+  setThreadMode("thread");
   tid("thread-pane").hidden = false;
   $("#chat").dataset.thread = "open";
   tid("thread-replies").replaceChildren();
@@ -1363,6 +1377,7 @@ async function openThread(root) {
 
 function closeThread() {
   S.thread = null;
+  TH.listConv = null;
   tid("thread-pane").hidden = true;
   delete $("#chat").dataset.thread;
 }
@@ -1473,6 +1488,7 @@ function onScheduled(ev) {
     showError(`A scheduled message (${new Date(ev.at).toLocaleString()}) was not sent: ${ev.error.message} (${ev.error.code})`);
   }
   renderScheduled();
+}
 
 // Disappearing messages: a conversation's ttl (either member of a 1:1, a group's owner and
 // admins), its changes shown as lines of the conversation, expiring messages marked, expired ones
@@ -1498,7 +1514,8 @@ function ttlChoices(current) {
 
 function renderTtl(c) {
   const select = tid("ttl-select");
-  select.hidden = !c || c.draft;
+  select.hidden = !c || c.draft || !canSetTtl(c.conv);
+  renderTtlLabel(c);
   if (select.hidden) return;
   const current = c.ttl || 0;
   select.replaceChildren(...ttlChoices(current).map((s) => el("option", { value: s, selected: s === current },
@@ -1684,8 +1701,11 @@ function closeForwardPicker() {
 
 /** "Forwarded from X": the original's sender (and its time); never where it was. */
 function forwardedLine(f) {
-  return el("div", { class: "forwarded", testid: "msg-forwarded", title: f.ts ? new Date(f.ts).toLocaleString() : null },
-    "Forwarded from ", nameEl(f.from));
+  const where = f.kind === "group" ? "from a group" : f.kind === "direct" ? "from a 1:1 chat" : "";
+  const when = f.ts ? new Date(f.ts).toLocaleString() : "";
+  return el("div", { class: "forwarded", testid: "msg-forwarded", "data-kind": f.kind,
+    title: [where, when].filter(Boolean).join(", ") || null },
+  "Forwarded from ", nameEl(f.from, { testid: "msg-forwarded-from" }));
 }
 
 /** A merged message: a card listing its messages, each with its sender and its content. */
@@ -1694,11 +1714,222 @@ function renderMerged(m) {
   return el("div", { class: "merged", testid: "msg-merged" },
     el("div", { class: "merged-title" }, `Chat history · ${items.length} message${items.length === 1 ? "" : "s"}`),
     el("ul", {}, ...items.map((item) => el("li", { testid: "merged-item" },
+      item.forwarded ? forwardedLine(item.forwarded) : null,
       nameEl(item.from, { class: "from", testid: "merged-from" }), " ",
       item.attachment ? renderAttachment(item) : null,
       typeof item.text === "string" ? el("span", { testid: "merged-text" }, item.text)
         : item.attachment ? null : el("span", { class: "custom" }, `[${item.type}]`)))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Threads of a conversation (protocol.md §3, "Threads"): the header's 🧵 opens the thread pane
+// as a list of the conversation's threads (the `threads` RPC: root, reply count, last reply, my
+// unread replies), a click opens one, and the pane's ‹ goes back to the list. The conversation
+// list shows each conversation's `unread_threads` (from `conversations`), asked again when a
+// thread reply comes or a thread is read (at most one call at a time, and not more than one a
+// second: the count is the server's, from markers the page cannot see).
+
+const THREADS_PAGE = 20;          // threads per page of the list
+const THREAD_COUNTS_EVERY_MS = 1000;
+const TH = {
+  listConv: null,                 // the conversation whose threads the pane lists (list mode)
+  items: new Map(), cursor: null, asked: 0,
+  countsBusy: false, countsDirty: false, countsFull: false,
+};
+
+/** The thread pane shows one thread ("thread") or the conversation's threads ("list"). */
+function setThreadMode(mode) {
+  const list = mode === "list";
+  tid("thread-pane").dataset.mode = mode;
+  tid("thread-title").textContent = list ? "Threads" : "Thread";
+  tid("thread-root").hidden = list;
+  tid("thread-replies").hidden = list;
+  $("#thread-composer").hidden = list;
+  tid("thread-list").hidden = !list;
+  tid("threads-back").hidden = list;
+  if (list) tid("thread-count").textContent = "";
+  else TH.listConv = null;
+}
+
+/** From renderHead(): 🧵 with the open conversation's unread threads. */
+function renderThreadsButton(c) {
+  const button = tid("threads-open");
+  button.hidden = !c || c.draft || c.conv !== S.current;
+  const n = c?.unread_threads || 0;
+  tid("threads-open-count").textContent = n > 0 ? ` ${n}` : "";
+  button.dataset.unread = String(n);
+  button.title = n > 0 ? `Threads (${n} with unread replies)` : "Threads";
+}
+
+/** From openConv() (through openedConv): a thread list of another conversation closes. */
+function openedConvThreads(conv) {
+  hideNotice();
+  if (TH.listConv && TH.listConv !== conv) closeThread();
+}
+
+async function openThreadList(conv = S.current) {
+  if (!conv || S.convs.get(conv)?.draft) return;
+  S.thread = null;
+  setThreadMode("list");
+  TH.listConv = conv;
+  TH.items = new Map();
+  TH.cursor = null;
+  tid("thread-items").replaceChildren();
+  tid("thread-list-more").hidden = true;
+  tid("thread-pane").hidden = false;
+  $("#chat").dataset.thread = "open";
+  await loadThreadItems(conv, false);
+}
+tid("threads-open").addEventListener("click", guard(() => openThreadList()));
+tid("threads-back").addEventListener("click", guard(() => openThreadList(S.thread?.conv ?? S.current)));
+tid("thread-list-more").addEventListener("click", guard(() => loadThreadItems(TH.listConv, true)));
+
+/** A page of the list: the first one again (merged into what is shown), or the next one. */
+async function loadThreadItems(conv, more) {
+  if (!conv) return;
+  const asked = ++TH.asked;
+  const r = await rpc("threads", { conv, limit: THREADS_PAGE, ...(more && TH.cursor ? { cursor: TH.cursor } : {}) });
+  if (TH.listConv !== conv || asked !== TH.asked) return;
+  for (const item of r.items) TH.items.set(item.thread, item);
+  if (more || TH.items.size <= r.items.length) TH.cursor = r.next_cursor;
+  renderThreadItems();
+}
+
+const threadActivity = (item) => item.last?.ts ?? item.root?.ts ?? 0;
+
+function renderThreadItems() {
+  const items = [...TH.items.values()].sort((a, b) => threadActivity(b) - threadActivity(a));
+  tid("thread-items").replaceChildren(...(items.length ? items.map(threadItem)
+    : [el("li", { class: "sub empty", testid: "thread-none" }, "No threads in this conversation yet")]));
+  tid("thread-list-more").hidden = !TH.cursor;
+}
+
+function threadItem(item) {
+  const n = item.replies || 0;
+  return el("li", { testid: "thread-item", "data-thread": item.thread, "data-unread": item.unread || 0 },
+    el("button", { type: "button", class: "thread-go", testid: "thread-item-open", onclick: guard(() => openThread(item.thread)) },
+      el("span", { class: "thread-item-root" },
+        nameEl(item.root?.from, { class: "from" }), ": ", el("span", { testid: "thread-item-text" }, excerpt(item.root))),
+      el("span", { class: "sub" }, el("span", { testid: "thread-item-replies" }, `${n} ${n === 1 ? "reply" : "replies"}`),
+        item.last ? el("span", { class: "thread-item-last" }, " · last: ", nameEl(item.last.from), ": ", excerpt(item.last)) : null)),
+    item.unread > 0 ? el("span", { class: "badge", testid: "thread-item-unread", title: "unread replies" }, String(item.unread)) : null);
+}
+
+/** `conversations`' unread_threads again: the first page (the conversation a reply just came
+ * to is on it), or every page (`full`: a thread read may be of any conversation). */
+function refreshThreadCounts(full) {
+  TH.countsFull ||= full;
+  if (TH.countsBusy) { TH.countsDirty = true; return; }
+  TH.countsBusy = true;
+  quietly(async () => {
+    try {
+      do {
+        TH.countsDirty = false;
+        const all = TH.countsFull;
+        TH.countsFull = false;
+        let cursor = null;
+        do {
+          const page = await rpc("conversations", { limit: all ? 200 : 50, ...(cursor ? { cursor } : {}) });
+          for (const item of page.items) {
+            const c = S.convs.get(item.conv);
+            if (c) c.unread_threads = item.unread_threads || 0;
+          }
+          cursor = all ? page.next_cursor : null;
+        } while (cursor);
+        renderConvs();
+        renderThreadsButton(S.convs.get(S.current));
+        if (TH.countsDirty) await new Promise((resolve) => setTimeout(resolve, THREAD_COUNTS_EVERY_MS));
+      } while (TH.countsDirty);
+    } finally {
+      TH.countsBusy = false;
+    }
+  })();
+}
+
+function onThreadsMessage(m) {
+  if (!m.thread) return;
+  refreshThreadCounts(false);
+  if (TH.listConv === m.conv) quietly(() => loadThreadItems(m.conv, false))();
+}
+
+function onThreadsEvent(ev) {
+  if (ev.type === "thread_read") {
+    const item = TH.listConv === ev.conv ? TH.items.get(ev.thread) : null;
+    if (item) { Object.assign(item, { read_tseq: ev.read_tseq, unread: ev.unread }); renderThreadItems(); }
+    refreshThreadCounts(true);
+  } else if ((ev.type === "recall" || ev.type === "edit" || ev.type === "expired") && TH.listConv === ev.conv) {
+    quietly(() => loadThreadItems(ev.conv, false))();
+  }
+  if (["edit", "recall", "reaction", "pin", "preview"].includes(ev.type)) refreshPaneMessage(ev.id);
+  if (ev.type === "expired") dropPaneMessages(ev.conv, ev.ids);
+}
+
+/** The open thread's copy of a message the conversation's handlers just changed (an edit, a
+ * recall, a reaction, a pin, a preview): the pane shows it as the conversation does. */
+function refreshPaneMessage(id) {
+  const t = S.thread, m = S.msgs.get(id);
+  if (!t || !m || t.conv !== S.current) return;
+  if (t.root === id) {
+    t.rootMsg = { ...m };
+    tid("thread-root").replaceChildren(renderMessage(m));
+  } else if (t.replies.has(id)) putThreadReply(m);
+}
+
+function dropPaneMessages(conv, ids) {
+  const t = S.thread;
+  if (!t || t.conv !== conv) return;
+  for (const id of ids) {
+    if (!t.replies.delete(id)) continue;
+    tid("thread-replies").querySelector(`[data-id="${CSS.escape(id)}"]`)?.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A note above the composer about the last send: the mentions the server dropped (a uid that
+// is not a member of the conversation now: a stale pick, someone who left; protocol.md §3).
+
+function showNotice(text) {
+  tid("notice-text").textContent = text;
+  tid("notice").hidden = false;
+}
+
+function hideNotice() {
+  tid("notice").hidden = true;
+  tid("notice-text").textContent = "";
+}
+tid("notice-close").addEventListener("click", hideNotice);
+
+/** From the composer's send, with its ack: says which mentions were dropped, if any. */
+function noteDroppedMentions(ack) {
+  const dropped = Array.isArray(ack?.mentions_dropped) ? ack.mentions_dropped : [];
+  if (!dropped.length) { hideNotice(); return; }
+  const names = dropped.map((u) => u === "@all" ? "@all" : `@${nameOf(u)}`).join(", ");
+  showNotice(`Not mentioned: ${names} (not ${dropped.length === 1 ? "a member" : "members"} of this conversation)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ttl menu (disappearing messages) is offered to who may change it: either member of a 1:1,
+// a group's owner and admins. A plain member of a group sees the setting, not the menu.
+
+const canSetTtl = (conv) => !gidOf(conv) || isAdmin(conv);
+
+function renderTtlLabel(c) {
+  const label = tid("ttl-label");
+  const shown = Boolean(c && !c.draft && c.ttl && tid("ttl-select").hidden);
+  label.hidden = !shown;
+  label.textContent = shown ? `⏱ ${fmtTtl(c.ttl)}` : "";
+  label.title = shown ? `Messages disappear after ${fmtTtl(c.ttl)} (set by the group's owner or admins)` : "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The newest message stays in view while the list is at its end when something above or below
+// it takes room from it (the pin bar, a note, the scheduled list, the reply bar), as when a
+// message comes (a preview card that comes after its message does the same: onFeatureEvent).
+// Scrolled up, the list stays where the reader put it.
+
+let listAtEnd = true;
+list().addEventListener("scroll", () => { listAtEnd = nearEnd(); });
+new ResizeObserver(() => { if (listAtEnd && S.current) scrollToEnd(); }).observe(list());
 
 showView("list");
 start().catch(showError);
