@@ -271,7 +271,8 @@ async def test_the_web_listener_serves_the_page_config(app: App, http: httpx.Asy
     assert app.web is not None
     r = await http.get(f"http://127.0.0.1:{app.web.port}/config.json")
     assert r.status_code == 200
-    assert r.json() == {"mqtt_url": None, "topic_prefix": "im", "max_attachment_bytes": 25 << 20, "max_text": 8000}
+    assert r.json() == {"mqtt_url": None, "topic_prefix": "im", "max_attachment_bytes": 25 << 20, "max_text": 8000,
+                        "min_ttl_s": 3600, "max_ttl_s": 90 * 86400}  # the page's ttl menu (disappearing messages)
     csp = r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp and "script-src 'self';" in csp
     # Images and uploads: this listener only (no http:/https: wildcard for an injected URL to use).
