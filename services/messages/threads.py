@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from services.conversations.service import ConversationService, Membership
 from services.errors import BadRequest, NotFound
+from services.ids import Clock
 from services.messages.commands import StoredMessage
 from services.sql import AnyOf, Many, Program, Query, fetch, run_transaction
 
@@ -112,9 +113,10 @@ def record_sql(replies: list[tuple[StoredMessage, int]]) -> Program[None]:
 
 
 class Threads:
-    def __init__(self, messages: MessageService, conversations: ConversationService) -> None:
+    def __init__(self, messages: MessageService, conversations: ConversationService, clock: Clock) -> None:
         self._messages = messages
         self._conversations = conversations
+        self._clock = clock
 
     async def _root(self, member: Membership, thread: str) -> StoredMessage:
         """The root of ``thread`` (a reply's id names its root's thread) if ``member`` sees it.
@@ -140,7 +142,7 @@ class Threads:
             BadRequest: both cursors given.
             NotFound: no such thread root in the member's window.
         """
-        from services.messages.service import COLUMNS, HistoryPage, stored  # imported here: service imports this module
+        from services.messages.service import COLUMNS, HistoryPage, stored, unexpired  # service imports this module
 
         if after_seq is not None and before_seq is not None:
             msg = "give after_seq or before_seq, not both"
@@ -164,7 +166,8 @@ class Threads:
                            f"WHERE {' AND '.join(where)} ORDER BY t.seq {'DESC' if newest_first else 'ASC'} LIMIT ?",
                            [*args, limit + 1])
         has_more = len(rows) > limit
-        page = [stored(r) for r in rows[:limit]]
+        now = self._clock.now_ms()  # a reply due and not swept yet is expired here, as in history
+        page = [unexpired(stored(r), now) for r in rows[:limit]]
         if newest_first:
             page.reverse()
         return root, HistoryPage(page, has_more)
