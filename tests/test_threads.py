@@ -149,6 +149,9 @@ async def test_the_thread_list_counts_replies_and_unread_until_read(crowd: dict[
     assert [t["thread"] for t in page1["items"] + page2["items"]] == [a["id"], b["id"]]
     assert page2["next_cursor"] is None
     assert await error(carol, "threads", {"conv": conv, "cursor": "garbage"}) == (-32602, "bad_request")
+    # Digits int() refuses ("²" is str.isdigit) and a time past SQL's BIGINT: refused, not an internal error.
+    for cursor in (f"\u00b2:{a['id']}", f"{'9' * 30}:{a['id']}"):
+        assert await error(carol, "threads", {"conv": conv, "cursor": cursor}) == (-32602, "bad_request"), cursor
 
     # thread.read moves the marker forward (never back, never past the last reply); the other
     # devices of the reader are told.

@@ -159,7 +159,7 @@ def _encode_cursor(last_ts: int, conv: str) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
     ts, sep, conv = cursor.partition("|")
-    if not sep or not ts.isdigit() or not conv:
+    if not sep or not (ts.isascii() and ts.isdigit()) or len(ts) > 16 or not conv:  # within SQL's BIGINT
         msg = "invalid cursor"
         raise BadRequest(msg)
     return int(ts), conv

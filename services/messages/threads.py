@@ -14,6 +14,7 @@ the root sees neither; a former member reads up to its removal).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -262,9 +263,12 @@ class Threads:
         return {r[0]: int(r[1]) for r in rows}
 
 
+_CURSOR = re.compile(r"[0-9]{1,16}:[0-9A-HJKMNP-TV-Z]{26}")  # a time (ms) and a root id: within SQL's BIGINT
+
+
 def _decode(cursor: str) -> tuple[int, str]:
     ts, _, root = cursor.partition(":")
-    if not ts.isdigit() or len(root) != 26:
+    if not _CURSOR.fullmatch(cursor):  # (str.isdigit takes "²", which int() refuses)
         msg = "cursor: not a cursor of this list"
         raise BadRequest(msg)
     return int(ts), root
