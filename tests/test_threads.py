@@ -212,6 +212,10 @@ async def test_the_refusals_a_hostile_client_tries(crowd: dict[str, Device]) -> 
     assert (await refused(bob, "x7", gid=gid, thread=old["id"]))[0] == "forbidden"
     seen = await bob.result("history", {"conv": conv, "thread": old["id"]})
     assert [m["cid"] for m in seen["messages"]] == ["in-old", "before-leave"]
+    # Nor does the root's reply count tell it of the replies since (in either history); a member's says 3.
+    assert seen["root"]["replies"] == 2
+    assert {m["id"]: m for m in (await bob.result("history", {"conv": conv}))["messages"]}[old["id"]]["replies"] == 2
+    assert (await alice.result("history", {"conv": conv, "thread": old["id"]}))["root"]["replies"] == 3
     assert await error(bob, "threads", {"conv": conv}) == (404, "not_found")
     # Back in the group, bob's window starts again: the old thread (which he followed, and which
     # has a reply he has not read) is outside it, in the list and in the count alike.

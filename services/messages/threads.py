@@ -255,11 +255,17 @@ class Threads:
         return out
 
     @staticmethod
-    async def counts(ids: list[str]) -> dict[str, int]:
-        """The reply counts of those of ``ids`` that are thread roots."""
+    async def counts(ids: list[str], upto: int | None = None) -> dict[str, int]:
+        """The reply counts of those of ``ids`` that are thread roots; with ``upto`` (a former
+        member's window ends there), only the replies up to that seq: it learns nothing of the
+        thread after its removal."""
         if not ids:
             return {}
-        rows = await fetch("SELECT root_id, replies FROM threads WHERE root_id = ANY(?)", [AnyOf(sorted(set(ids)))])
+        if upto is not None:
+            rows = await fetch("SELECT root_id, COUNT(*) FROM thread_replies WHERE root_id = ANY(?) AND seq <= ? "
+                               "GROUP BY root_id", [AnyOf(sorted(set(ids))), upto])
+        else:
+            rows = await fetch("SELECT root_id, replies FROM threads WHERE root_id = ANY(?)", [AnyOf(sorted(set(ids)))])
         return {r[0]: int(r[1]) for r in rows}
 
 
