@@ -272,6 +272,12 @@ class ConversationService:
         return [Membership.of(m).window for m in await query]
 
     @staticmethod
+    async def windows_in(uid: str, convs: Iterable[str]) -> list[Window]:
+        """``windows`` of these conversations only (one query on the members' key)."""
+        wanted = sorted(set(convs))
+        return [Membership.of(m).window for m in await Member.filter(uid=uid, conv_id__in=wanted)] if wanted else []
+
+    @staticmethod
     def _gone(conv: str) -> NotFound:
         return NotFound(f"conversation {conv!r} not found")
 

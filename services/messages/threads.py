@@ -247,7 +247,7 @@ class Threads:
                            [uid, AnyOf(sorted(set(convs)))])
         if not rows:
             return {}
-        windows = {w.conv: w for w in await self._conversations.windows(uid)}
+        windows = {w.conv: w for w in await self._conversations.windows_in(uid, {r[0] for r in rows})}
         out: dict[str, int] = {}
         for conv, root_seq in rows:
             if conv in windows and windows[conv].contains(int(root_seq)):  # a member who came back late
