@@ -63,6 +63,7 @@ class Recipient:
 
     uid: str
     muted: bool
+    after: int = 0  # its window starts after this seq (it joined then): earlier messages are not its
 
 
 @dataclass(slots=True)
@@ -326,13 +327,14 @@ class ConversationService:
         return await Member.exists(conv_id=conv, uid=uid, left_seq=None)
 
     async def recipients(self, convs: Iterable[str]) -> dict[str, list[Recipient]]:
-        """The current members of each conversation, with their mute flag (for push)."""
+        """The current members of each conversation, with their mute flag and where their window
+        starts (for push)."""
         out: dict[str, list[Recipient]] = {}
         wanted = list(set(convs))
         if wanted:
-            for conv, uid, muted in await Member.filter(conv_id__in=wanted, left_seq=None).values_list(
-                    "conv_id", "uid", "muted"):
-                out.setdefault(conv, []).append(Recipient(uid, muted))
+            for conv, uid, muted, joined in await Member.filter(conv_id__in=wanted, left_seq=None).values_list(
+                    "conv_id", "uid", "muted", "joined_seq"):
+                out.setdefault(conv, []).append(Recipient(uid, muted, joined))
         return out
 
     @staticmethod
