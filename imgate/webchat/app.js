@@ -1473,6 +1473,7 @@ function onScheduled(ev) {
     showError(`A scheduled message (${new Date(ev.at).toLocaleString()}) was not sent: ${ev.error.message} (${ev.error.code})`);
   }
   renderScheduled();
+}
 
 // Disappearing messages: a conversation's ttl (either member of a 1:1, a group's owner and
 // admins), its changes shown as lines of the conversation, expiring messages marked, expired ones
