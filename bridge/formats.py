@@ -200,6 +200,24 @@ def nested_deeper(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def holds_nul(value: Any) -> bool:
+    """Is there a U+0000 in ``value``'s text (its strings, map keys included)? PostgreSQL stores
+    none in a text or JSON column. (Iterative: any depth.)"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item:
+                return True
+        elif kind is dict:
+            stack.extend(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
+
+
 def _no_tag(decoder: Any, tag: Any) -> Any:
     msg = f"CBOR tag {tag.tag} is not supported"
     raise FormatError(msg)

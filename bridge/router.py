@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.formats import JSON_FORMAT, MAX_DEPTH, Format, FormatError, format_of, nested_deeper
+from bridge.formats import JSON_FORMAT, MAX_DEPTH, Format, FormatError, format_of, holds_nul, nested_deeper
 from bridge.outbound import (
     CONTENT_TYPE,
     CORRELATION_DATA,
@@ -208,6 +208,10 @@ class Router:
         if msg.text is not None and len(msg.text) > self.max_text:
             return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.TOO_LARGE,
                                    f"text is {len(msg.text)} characters; the limit is {self.max_text}"), uid)
+        if (msg.text is not None and "\x00" in msg.text) or (msg.data is not None and holds_nul(msg.data)):
+            # PostgreSQL stores no U+0000: the batch holding it would fail, and every send in it.
+            return Reply(ack_error(self.topics, uid, msg.cid, ErrorCode.BAD_REQUEST,
+                                   "text and data may not hold U+0000 (NUL)"), uid)
         command = SendCommand(sender=uid, cid=msg.cid, to=msg.to, group=msg.group, type=msg.type,
                               text=msg.text if msg.type != "custom" else None,
                               data=msg.data if msg.type == "custom" else

@@ -170,17 +170,19 @@ async def history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
     if p.thread is not None:
         return await _thread_history(ctx, call)
     page = await ctx.messages.history(call.membership, after_seq=p.after_seq, before_seq=p.before_seq, limit=p.limit)
-    rendered = await _rendered(ctx, call.uid, page.messages)
+    rendered = await _rendered(ctx, call.uid, page.messages, upto=call.membership.window.upto)
     return {"messages": [rendered[m.id] for m in page.messages], "has_more": page.has_more}, []
 
 
-async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage]) -> dict[str, dict[str, Any]]:
+async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage], *, upto: int | None = None
+                    ) -> dict[str, dict[str, Any]]:
     """Messages as ``uid`` sees them in history and the conversation list: with their reactions
     (``reactions``: emoji -> count; ``my_reactions``: the caller's), and ``mentioned`` when they
-    mention the caller (as its delivered copy said), by id."""
+    mention the caller (as its delivered copy said), by id. ``upto``: a former member's window
+    ends there (a root's reply count stops there too)."""
     sums: dict[str, Summary] = await ctx.reactions.summaries([m.id for m in messages], uid)
     mentions = await ctx.conversations.mentioned([(m.conv, m.seq) for m in messages if m.mentions], uid)
-    replies = await ctx.messages.threads.counts([m.id for m in messages if m.thread is None])
+    replies = await ctx.messages.threads.counts([m.id for m in messages if m.thread is None], upto)
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
         body = render_message(m)
@@ -238,7 +240,7 @@ async def _thread_history(ctx: RpcContext, call: Call[HistoryParams]) -> Answer:
     assert p.thread is not None
     root, page = await ctx.messages.threads.history(call.membership, p.thread, after_seq=p.after_seq,
                                                     before_seq=p.before_seq, limit=p.limit)
-    rendered = await _rendered(ctx, call.uid, [root, *page.messages])
+    rendered = await _rendered(ctx, call.uid, [root, *page.messages], upto=call.membership.window.upto)
     return {"thread": root.id, "root": rendered[root.id], "messages": [rendered[m.id] for m in page.messages],
             "has_more": page.has_more}, []
 

@@ -27,6 +27,10 @@ GARBAGE: list[tuple[bytes, str, str]] = [
     (b'{"cid": "g-no-group", "group": "nope", "type": "text", "text": "x"}', "not_found", "group 'nope'"),
     (json.dumps({"cid": "g-huge", "to": "bob", "type": "text", "text": "x" * 20000}).encode(), "too_large", "limit"),
     (b"\xff" * 100_000, "too_large", "limit"),
+    # U+0000: PostgreSQL stores none (the batch it sat in failed, and every send in it).
+    (json.dumps({"cid": "g-nul", "to": "bob", "type": "text", "text": "a\u0000b"}).encode(), "bad_request", "U+0000"),
+    (json.dumps({"cid": "g-nul-data", "to": "bob", "type": "custom", "data": {"k": [{"\u0000": 1}]}}).encode(),
+     "bad_request", "U+0000"),
 ]
 
 
@@ -53,7 +57,7 @@ async def test_garbage_burst_between_valid_messages(app: App, users: Users) -> N
         # Each piece of garbage got its own error, naming its cid when it had a usable one.
         # (Errors for different conversations may interleave, so match them up, not in order.)
         expected_cids = [None, None, None, None, "g-missing-type", "g-wrong-type", "g-unknown-user",
-                         "g-no-group", "g-huge", None]
+                         "g-no-group", "g-huge", None, "g-nul", "g-nul-data"]
         remaining = [e.json for e in errors]
         for (_, code, needle), cid in list(zip(GARBAGE, expected_cids, strict=True)) * 3:
             match = next((e for e in remaining if e["cid"] == cid and e["error"]["code"] == code

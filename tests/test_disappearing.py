@@ -388,3 +388,53 @@ async def test_a_message_whose_time_has_come_is_neither_forwarded_nor_a_thread_r
         ack = (await device.inbox.wait_for(on("/in/ack", cid=body["cid"])))[0].json
         assert ack["error"]["code"] in ("not_found", "bad_request") and doomed["id"] in ack["error"]["message"], ack
     assert not crowd["carol"].inbox.matching(on("/in/msg", cid="f"))
+
+
+@pytest.mark.unswept
+async def test_a_due_reply_is_expired_in_its_thread_and_a_due_message_is_not_quoted(
+        clock: ManualClock, crowd: dict[str, Device]) -> None:
+    """Due but not swept yet: a thread's history shows a due reply as the tombstone the sweep
+    will leave (its thread and tseq, nothing it said), as the conversation's history does; and a
+    reply may not quote a due message (its excerpt would go to every member, and stay if the
+    reply was stored as the sweep ran)."""
+    alice, bob = crowd["alice"], crowd["bob"]
+    conv = (await send(alice, "hi", to="bob", text="the root, kept"))["conv"]
+    root = (await history(alice, conv))[1]
+    await alice.result("conversation.ttl", {"conv": conv, "ttl": MIN})
+    doomed = await send(bob, "doomed", to="alice", text="burn this banana", thread=root["id"])
+    clock.ms += MIN * 1000
+    page = await alice.result("history", {"conv": conv, "thread": root["id"]})
+    [shown] = page["messages"]
+    assert (shown["id"], shown["type"], shown["thread"], shown["tseq"]) == (doomed["id"], "expired", root["id"], 1)
+    assert "text" not in shown and "expires_at" not in shown
+    assert (await history(alice, conv))[doomed["seq"]] == shown  # the same as the conversation's history
+    await alice.send({"cid": "q", "to": "bob", "type": "text", "text": "what?", "reply_to": doomed["id"]})
+    ack = (await alice.inbox.wait_for(on("/in/ack", cid="q")))[0].json
+    assert ack["error"]["code"] == "bad_request" and doomed["id"] in ack["error"]["message"], ack
+    assert not bob.inbox.matching(on("/in/msg", cid="q"))
+
+
+@pytest.mark.unswept
+async def test_a_due_attachment_is_not_downloadable_before_the_sweep(
+        clock: ManualClock, crowd: dict[str, Device]) -> None:
+    """Due but not swept yet, an attachment message's files are no more the members' to download
+    (file.url leaves them out), alone or in a merged message; the uploader keeps its own."""
+    alice, bob = crowd["alice"], crowd["bob"]
+    conv = (await send(alice, "hi", to="bob"))["conv"]
+    await alice.result("conversation.ttl", {"conv": conv, "ttl": MIN})
+    async with httpx.AsyncClient(timeout=10) as http:
+        image = await upload(alice, http, b"\x89PNG" + bytes(300), name="x.png")
+        other = await upload(alice, http, b"\x89PNG" + bytes(200), name="other.png")
+    await alice.send({"cid": "img", "to": "bob", "type": "image", "attachment": image})
+    picture = (await alice.inbox.wait_for(on("/in/ack", cid="img")))[0].json
+    # The other image reaches bob only in a merged message of this conversation (from carol's).
+    await alice.send({"cid": "other", "to": "carol", "type": "image", "attachment": other})
+    original = (await alice.inbox.wait_for(on("/in/ack", cid="other")))[0].json
+    await alice.send({"cid": "m", "to": "bob", "forward": [original["id"]], "merge": True})
+    merged = (await alice.inbox.wait_for(on("/in/ack", cid="m")))[0].json
+    assert "error" not in merged and "expires_at" not in original, (merged, original)
+    keys = sorted([image["key"], other["key"]])
+    assert sorted((await bob.result("file.url", {"keys": keys}))["urls"]) == keys
+    clock.ms = max(picture["expires_at"], merged["expires_at"])
+    assert (await bob.result("file.url", {"keys": keys}))["urls"] == {}
+    assert sorted((await alice.result("file.url", {"keys": keys}))["urls"]) == keys  # her own uploads

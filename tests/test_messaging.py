@@ -200,6 +200,8 @@ async def test_conversation_list_pages_by_cursor_most_recent_first(app: App, use
         assert sorted(got) == peers and len(set(got)) == 5
         assert page3["next_cursor"] is None
         assert (await alice.rpc("conversations", {"cursor": "garbage"}))["error"]["code"] == -32602
+        for cursor in ("\u00b2|d:alice:bob", f"{'9' * 30}|d:alice:bob"):  # int() refuses "²"; past SQL's BIGINT
+            assert (await alice.rpc("conversations", {"cursor": cursor}))["error"]["code"] == -32602, cursor
 
 
 async def test_persistent_session_gets_messages_sent_while_offline(app: App, users: Users) -> None:

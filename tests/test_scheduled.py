@@ -194,6 +194,9 @@ async def test_cancel_and_what_a_hostile_user_tries(crowd: dict[str, Device], cl
     assert (await mallory.rpc("schedule.cancel", {"id": "../../etc"}))["error"]["code"] == -32602
     assert (await mallory.rpc("schedule.list", {"limit": 10_000}))["error"]["code"] == -32602
     assert await rpc_error(alice, "schedule.list", {"cursor": "garbage"}) == "bad_request"
+    # Digits int() refuses ("²" is str.isdigit) and a time past SQL's BIGINT: refused, not an internal error.
+    for cursor in (f"\u00b2:{acks[0]['id']}", f"{'9' * 30}:{acks[0]['id']}"):
+        assert await rpc_error(alice, "schedule.list", {"cursor": cursor}) == "bad_request", cursor
 
     # The sender cancels: its devices are told; a cancelled one is not sent, and cancelling again is not_found.
     assert await alice.result("schedule.cancel", {"id": acks[0]["id"]}) == \

@@ -149,6 +149,9 @@ async def test_the_thread_list_counts_replies_and_unread_until_read(crowd: dict[
     assert [t["thread"] for t in page1["items"] + page2["items"]] == [a["id"], b["id"]]
     assert page2["next_cursor"] is None
     assert await error(carol, "threads", {"conv": conv, "cursor": "garbage"}) == (-32602, "bad_request")
+    # Digits int() refuses ("²" is str.isdigit) and a time past SQL's BIGINT: refused, not an internal error.
+    for cursor in (f"\u00b2:{a['id']}", f"{'9' * 30}:{a['id']}"):
+        assert await error(carol, "threads", {"conv": conv, "cursor": cursor}) == (-32602, "bad_request"), cursor
 
     # thread.read moves the marker forward (never back, never past the last reply); the other
     # devices of the reader are told.
@@ -209,6 +212,10 @@ async def test_the_refusals_a_hostile_client_tries(crowd: dict[str, Device]) -> 
     assert (await refused(bob, "x7", gid=gid, thread=old["id"]))[0] == "forbidden"
     seen = await bob.result("history", {"conv": conv, "thread": old["id"]})
     assert [m["cid"] for m in seen["messages"]] == ["in-old", "before-leave"]
+    # Nor does the root's reply count tell it of the replies since (in either history); a member's says 3.
+    assert seen["root"]["replies"] == 2
+    assert {m["id"]: m for m in (await bob.result("history", {"conv": conv}))["messages"]}[old["id"]]["replies"] == 2
+    assert (await alice.result("history", {"conv": conv, "thread": old["id"]}))["root"]["replies"] == 3
     assert await error(bob, "threads", {"conv": conv}) == (404, "not_found")
     # Back in the group, bob's window starts again: the old thread (which he followed, and which
     # has a reply he has not read) is outside it, in the list and in the count alike.

@@ -63,6 +63,7 @@ class Recipient:
 
     uid: str
     muted: bool
+    after: int = 0  # its window starts after this seq (it joined then): earlier messages are not its
 
 
 @dataclass(slots=True)
@@ -159,7 +160,7 @@ def _encode_cursor(last_ts: int, conv: str) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
     ts, sep, conv = cursor.partition("|")
-    if not sep or not ts.isdigit() or not conv:
+    if not sep or not (ts.isascii() and ts.isdigit()) or len(ts) > 16 or not conv:  # within SQL's BIGINT
         msg = "invalid cursor"
         raise BadRequest(msg)
     return int(ts), conv
@@ -272,6 +273,12 @@ class ConversationService:
         return [Membership.of(m).window for m in await query]
 
     @staticmethod
+    async def windows_in(uid: str, convs: Iterable[str]) -> list[Window]:
+        """``windows`` of these conversations only (one query on the members' key)."""
+        wanted = sorted(set(convs))
+        return [Membership.of(m).window for m in await Member.filter(uid=uid, conv_id__in=wanted)] if wanted else []
+
+    @staticmethod
     def _gone(conv: str) -> NotFound:
         return NotFound(f"conversation {conv!r} not found")
 
@@ -320,13 +327,14 @@ class ConversationService:
         return await Member.exists(conv_id=conv, uid=uid, left_seq=None)
 
     async def recipients(self, convs: Iterable[str]) -> dict[str, list[Recipient]]:
-        """The current members of each conversation, with their mute flag (for push)."""
+        """The current members of each conversation, with their mute flag and where their window
+        starts (for push)."""
         out: dict[str, list[Recipient]] = {}
         wanted = list(set(convs))
         if wanted:
-            for conv, uid, muted in await Member.filter(conv_id__in=wanted, left_seq=None).values_list(
-                    "conv_id", "uid", "muted"):
-                out.setdefault(conv, []).append(Recipient(uid, muted))
+            for conv, uid, muted, joined in await Member.filter(conv_id__in=wanted, left_seq=None).values_list(
+                    "conv_id", "uid", "muted", "joined_seq"):
+                out.setdefault(conv, []).append(Recipient(uid, muted, joined))
         return out
 
     @staticmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("imgate.scheduled")
 
 DAY_MS = 86_400_000
+_CURSOR = re.compile(r"[0-9]{1,16}:[0-9A-HJKMNP-TV-Z]{26}")  # schedule.list's: an 'at' (ms) and an id
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
 
 
@@ -180,7 +182,7 @@ class ScheduledSends:
         query = ScheduledSend.filter(sender=uid, state=PENDING)
         if cursor is not None:
             at_text, _, after = cursor.partition(":")
-            if not at_text.isdigit() or len(after) != 26:
+            if not _CURSOR.fullmatch(cursor):  # (str.isdigit takes "²", which int() refuses)
                 msg = "cursor: not a cursor of schedule.list"
                 raise BadRequest(msg)
             at = int(at_text)

@@ -77,13 +77,19 @@ def _file_keys(m: StoredMessage) -> tuple[str | None, str | None]:
     return a.get("key"), (a.get("thumbnail") or {}).get("key")
 
 
-def _quotes_sql(ids: set[str]) -> Program[dict[str, tuple[str, dict[str, Any]]]]:
-    """The quotes of the messages ``ids`` that replies answer: id -> (its conversation, quote)."""
+def _quotes_sql(ids: set[str], now: int) -> Program[dict[str, tuple[str, dict[str, Any]]]]:
+    """The quotes of the messages ``ids`` that replies answer: id -> (its conversation, quote). A
+    disappearing message whose time has come (``now``) is ``expired``, swept or not."""
     if not ids:
         return {}
-    rows = yield Query("SELECT id, conv, seq, sender, type, text FROM messages WHERE id = ANY(?)", [AnyOf(sorted(ids))])
-    return {r[0]: (r[1], {"id": r[0], "seq": r[2], "from": r[3], "type": r[4],
-                          "excerpt": (r[5] or "")[:EXCERPT_CHARS] if r[4] == "text" else ""}) for r in rows}
+    rows = yield Query("SELECT id, conv, seq, sender, type, text, expires_at FROM messages WHERE id = ANY(?)",
+                       [AnyOf(sorted(ids))])
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for r in rows:
+        type_ = EXPIRED if r[6] is not None and r[6] <= now else r[4]
+        out[r[0]] = (r[1], {"id": r[0], "seq": r[2], "from": r[3], "type": type_,
+                            "excerpt": (r[5] or "")[:EXCERPT_CHARS] if type_ == "text" else ""})
+    return out
 
 
 def _unexpired(m: StoredMessage, now: int) -> StoredMessage:
@@ -91,7 +97,11 @@ def _unexpired(m: StoredMessage, now: int) -> StoredMessage:
     shows nothing of itself from its ``expires_at`` on, whenever the sweep comes."""
     if m.expires_at is None or m.expires_at > now:
         return m
-    return StoredMessage(m.id, m.conv, m.seq, m.sender, m.cid, EXPIRED, None, None, m.ts)
+    # As the sweep leaves it: a thread reply keeps its thread and tseq.
+    return StoredMessage(m.id, m.conv, m.seq, m.sender, m.cid, EXPIRED, None, None, m.ts, thread=m.thread, tseq=m.tseq)
+
+
+unexpired = _unexpired  # for services.messages.threads
 
 
 def _gone(row: Message, now: int) -> bool:
@@ -152,7 +162,7 @@ class MessageService:
         self._waiting: dict[asyncio.Future[SendResult], float] = {}  # queued or being stored -> deadline
         self.batches = 0  # committed batches (read by metrics and the benchmark)
         self.pins = Pins(clock, conversations, blocks, self, max_pins=max_pins)  # the pins table is ours too
-        self.threads = Threads(self, conversations)  # and the threads tables
+        self.threads = Threads(self, conversations, clock)  # and the threads tables
         self.expiry = Expiry(clock, conversations, blocks, self, self._events, attachments,  # disappearing messages
                              min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s)
 
@@ -387,7 +397,7 @@ class MessageService:
         stored: list[StoredMessage] = []
         read_marks: dict[tuple[str, str], int] = {}
         replies = [c for _, c in new if c.reply_to is not None]
-        quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None})
+        quotes = yield from _quotes_sql({c.reply_to for c in replies if c.reply_to is not None}, now)
         # Thread replies: their roots and the threads' counters, read under the lock (as little).
         threading = [c for _, c in new if c.thread is not None]
         roots, tseqs = (yield from resolve_sql({c.thread for c in threading if c.thread is not None}, now)) \
@@ -736,10 +746,14 @@ class MessageService:
 
     async def readable_keys(self, uid: str, keys: list[str]) -> set[str]:
         """The upload keys among ``keys`` of messages ``uid`` sees as a current member of their
-        conversation (attachments.Referrer): a stranger or a removed member may not download."""
+        conversation (attachments.Referrer): a stranger or a removed member may not download. A
+        disappearing message whose time has come gives nothing, swept or not."""
+        now = self._clock.now_ms()
         rows = await fetch("SELECT conv, seq, file_key, thumb_key FROM messages "
-                           "WHERE file_key = ANY(?) OR thumb_key = ANY(?)", [AnyOf(keys), AnyOf(keys)])
-        rows += [(conv, seq, key, None) for conv, seq, key in await fetch(MERGED_FILES_SQL, [AnyOf(keys)])]
+                           "WHERE (file_key = ANY(?) OR thumb_key = ANY(?)) AND (expires_at IS NULL OR expires_at > ?)",
+                           [AnyOf(keys), AnyOf(keys), now])
+        rows += [(conv, seq, key, None) for conv, seq, key in await fetch(
+            f"{MERGED_FILES_SQL} AND (messages.expires_at IS NULL OR messages.expires_at > ?)", [AnyOf(keys), now])]
         wanted, out = set(keys), set()
         members: dict[str, Membership | None] = {}
         for conv, seq, *found in rows:

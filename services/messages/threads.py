@@ -14,11 +14,13 @@ the root sees neither; a former member reads up to its removal).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.conversations.service import ConversationService, Membership
 from services.errors import BadRequest, NotFound
+from services.ids import Clock
 from services.messages.commands import StoredMessage
 from services.sql import AnyOf, Many, Program, Query, fetch, run_transaction
 
@@ -112,9 +114,10 @@ def record_sql(replies: list[tuple[StoredMessage, int]]) -> Program[None]:
 
 
 class Threads:
-    def __init__(self, messages: MessageService, conversations: ConversationService) -> None:
+    def __init__(self, messages: MessageService, conversations: ConversationService, clock: Clock) -> None:
         self._messages = messages
         self._conversations = conversations
+        self._clock = clock
 
     async def _root(self, member: Membership, thread: str) -> StoredMessage:
         """The root of ``thread`` (a reply's id names its root's thread) if ``member`` sees it.
@@ -140,7 +143,7 @@ class Threads:
             BadRequest: both cursors given.
             NotFound: no such thread root in the member's window.
         """
-        from services.messages.service import COLUMNS, HistoryPage, stored  # imported here: service imports this module
+        from services.messages.service import COLUMNS, HistoryPage, stored, unexpired  # service imports this module
 
         if after_seq is not None and before_seq is not None:
             msg = "give after_seq or before_seq, not both"
@@ -164,7 +167,8 @@ class Threads:
                            f"WHERE {' AND '.join(where)} ORDER BY t.seq {'DESC' if newest_first else 'ASC'} LIMIT ?",
                            [*args, limit + 1])
         has_more = len(rows) > limit
-        page = [stored(r) for r in rows[:limit]]
+        now = self._clock.now_ms()  # a reply due and not swept yet is expired here, as in history
+        page = [unexpired(stored(r), now) for r in rows[:limit]]
         if newest_first:
             page.reverse()
         return root, HistoryPage(page, has_more)
@@ -243,7 +247,7 @@ class Threads:
                            [uid, AnyOf(sorted(set(convs)))])
         if not rows:
             return {}
-        windows = {w.conv: w for w in await self._conversations.windows(uid)}
+        windows = {w.conv: w for w in await self._conversations.windows_in(uid, {r[0] for r in rows})}
         out: dict[str, int] = {}
         for conv, root_seq in rows:
             if conv in windows and windows[conv].contains(int(root_seq)):  # a member who came back late
@@ -251,17 +255,26 @@ class Threads:
         return out
 
     @staticmethod
-    async def counts(ids: list[str]) -> dict[str, int]:
-        """The reply counts of those of ``ids`` that are thread roots."""
+    async def counts(ids: list[str], upto: int | None = None) -> dict[str, int]:
+        """The reply counts of those of ``ids`` that are thread roots; with ``upto`` (a former
+        member's window ends there), only the replies up to that seq: it learns nothing of the
+        thread after its removal."""
         if not ids:
             return {}
-        rows = await fetch("SELECT root_id, replies FROM threads WHERE root_id = ANY(?)", [AnyOf(sorted(set(ids)))])
+        if upto is not None:
+            rows = await fetch("SELECT root_id, COUNT(*) FROM thread_replies WHERE root_id = ANY(?) AND seq <= ? "
+                               "GROUP BY root_id", [AnyOf(sorted(set(ids))), upto])
+        else:
+            rows = await fetch("SELECT root_id, replies FROM threads WHERE root_id = ANY(?)", [AnyOf(sorted(set(ids)))])
         return {r[0]: int(r[1]) for r in rows}
+
+
+_CURSOR = re.compile(r"[0-9]{1,16}:[0-9A-HJKMNP-TV-Z]{26}")  # a time (ms) and a root id: within SQL's BIGINT
 
 
 def _decode(cursor: str) -> tuple[int, str]:
     ts, _, root = cursor.partition(":")
-    if not ts.isdigit() or len(root) != 26:
+    if not _CURSOR.fullmatch(cursor):  # (str.isdigit takes "²", which int() refuses)
         msg = "cursor: not a cursor of this list"
         raise BadRequest(msg)
     return int(ts), root

@@ -181,6 +181,8 @@ class PushService:
             for member in members.get(msg.conv, []):
                 if member.uid == msg.sender or member.uid not in targets:
                     continue
+                if msg.seq <= member.after:  # a member added since the message: outside its window
+                    continue
                 if member.muted and member.uid not in mentioned:
                     continue
                 payload = self._payload(msg, member.uid in mentioned)

@@ -286,3 +286,18 @@ async def test_an_edit_is_not_pushed_again(rig: Rig) -> None:
     await rig.svc.messages.edit("alice", message.id, "hello, edited")
     assert await rig.push.fan_out() == 1  # the edit's event, taken
     assert await send_due(rig.push) == 0 and len(rig.fcm.received) == 1  # and nothing pushed again
+
+
+async def test_a_member_added_before_the_fan_out_gets_no_push_of_what_came_before(rig: Rig) -> None:
+    """A push is for the members whose window holds the message: one added to the group after it,
+    before the fan-out got to it (a backlog, the push worker down a while), gets none of it (under
+    push.policy = "preview" it would carry the text of a message from before it joined)."""
+    await rig.push.register("bob", "webhook", rig.hook_url)
+    await rig.push.register("carol", "webhook", rig.hook_url + "?carol")
+    g = await rig.svc.groups.create("alice", "team", ["bob"])
+    await send(rig, "before", group=g.gid)
+    await rig.svc.groups.add("alice", g.gid, ["carol"])
+    await send(rig, "after", group=g.gid)
+    await rig.push.fan_out()
+    await send_due(rig.push)
+    assert sorted(h["seq"] for h in rig.hooks) == [2, 4, 4]  # bob: both; carol: only the one after she joined
