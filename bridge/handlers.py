@@ -34,6 +34,7 @@ from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
+from services.messages.commands import SendCommand
 from services.messages.expiry import Expired
 from services.messages.scheduled import ScheduledSends
 from services.messages.service import MessageService
@@ -177,14 +178,8 @@ class Dispatcher:
         c = cmd.command
         try:
             result = await self.messages.send(c)
-        except ImError as exc:
-            self.stats.send_errors += 1
-            return [error_reply(self.topics, c.sender, exc, cid=c.cid)]
-        except Exception:
-            log.exception("send from %s (cid %r) failed", c.sender, c.cid)
-            self.stats.send_errors += 1
-            return [error_reply(self.topics, c.sender, ImError("internal error: retry with the same cid",
-                                                               ErrorCode.INTERNAL), cid=c.cid)]
+        except Exception as exc:  # noqa: BLE001 (_send_failed logs what is not the service's own error)
+            return self._send_failed(c, exc, "send")
         m = result.message
         if result.created:
             self.stats.sends += 1
@@ -214,6 +209,15 @@ class Dispatcher:
                 self._previews_due[id(cmd)] = job  # requested by published(), after the message
         return out
 
+    def _send_failed(self, c: SendCommand, exc: Exception, what: str) -> list[Publish]:
+        """The error ack of a send (or a scheduling) that failed: the service's own error as it
+        said it; anything else logged, and ``internal`` (the client retries with the same cid)."""
+        self.stats.send_errors += 1
+        if not isinstance(exc, ImError):
+            log.error("%s from %s (cid %r) failed", what, c.sender, c.cid, exc_info=exc)
+            exc = ImError("internal error: retry with the same cid", ErrorCode.INTERNAL)
+        return [error_reply(self.topics, c.sender, exc, cid=c.cid)]
+
     async def _schedule(self, cmd: Send, at: int) -> list[Publish]:
         """A send with ``at``: stored as a schedule (acked once committed), sent later by the
         delivery pass; the sender's devices get the ``scheduled`` event ``add``."""
@@ -223,14 +227,8 @@ class Dispatcher:
                 msg = "scheduled sends are not available here"
                 raise ImError(msg, ErrorCode.UNAVAILABLE)
             schedule, created = await self.scheduled.schedule(c, at)
-        except ImError as exc:
-            self.stats.send_errors += 1
-            return [error_reply(self.topics, c.sender, exc, cid=c.cid)]
-        except Exception:
-            log.exception("scheduling a send from %s (cid %r) failed", c.sender, c.cid)
-            self.stats.send_errors += 1
-            return [error_reply(self.topics, c.sender, ImError("internal error: retry with the same cid",
-                                                               ErrorCode.INTERNAL), cid=c.cid)]
+        except Exception as exc:  # noqa: BLE001 (_send_failed logs what is not the service's own error)
+            return self._send_failed(c, exc, "scheduling a send")
         if schedule is None:  # sent already (without 'at', or scheduled and purged since): its ack again
             return await self._send(Send(c, cmd.lane_key))
         out = [Publish(self.topics.inbox(c.sender, "ack"), dumps(scheduled_ack(c.cid, schedule)))]
