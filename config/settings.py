@@ -494,6 +494,54 @@ class PreviewSettings(_Part):
         return value
 
 
+class CallbackEndpoint(_Part):
+    """One receiver of integration callbacks (docs/callbacks.md): imgate POSTs JSON to ``url``,
+    signed with ``secret`` (header ``Imgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+    "<t>.<body>">``; receivers refuse a ``t`` older than ``callbacks.replay_window_s``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    url: str = Field(max_length=2048)
+    secret: str = Field(min_length=16, max_length=256)
+    # before_send (1:1 and group messages), before_edit, before_profile: the answer decides
+    # (allow, refuse with a code, replace); after_send, after_edit, after_recall, membership,
+    # user: at least once, from the durable outbox, in order per conversation.
+    events: list[Literal["before_send", "before_edit", "before_profile", "after_send", "after_edit",
+                         "after_recall", "membership", "user"]] = Field(min_length=1)
+    timeout_s: float = Field(2.0, gt=0, le=30)  # a before_* answer; an outbox POST
+    on_failure: Literal["allow", "refuse"] = "allow"  # before_*: no valid answer in time (fail open or closed)
+
+
+class CallbackSettings(_Part):
+    """Integration callbacks (docs/callbacks.md). None configured: the send path never waits."""
+
+    endpoints: list[CallbackEndpoint] = Field(default_factory=list, max_length=16)
+    replay_window_s: int = Field(300, ge=10, le=86400)  # documented for receivers: refuse older signatures
+    # The outbound guard (services.netguard) as for push webhooks: https only and public addresses
+    # only, checked again at connect time, unless listed here ("hooks.corp.example", "10.0.0.0/8").
+    allow_http: bool = False
+    allow: list[str] = Field(default_factory=list)
+    connect_timeout_s: float = Field(1.0, gt=0, le=60)
+    max_response_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
+
+    @field_validator("allow")
+    @classmethod
+    def _allowlist(cls, value: list[str]) -> list[str]:
+        from services.netguard import parse_allowlist
+
+        parse_allowlist(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_decider(self) -> CallbackSettings:
+        names = [e.name for e in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError("callbacks.endpoints: two endpoints have one name")
+        for event in ("before_send", "before_edit", "before_profile"):
+            if sum(event in e.events for e in self.endpoints) > 1:
+                raise ValueError(f"callbacks.endpoints: more than one endpoint takes {event}; one decides")
+        return self
+
+
 class WorkerSettings(_Part):
     """Where the background work runs: push fan-out and sending, search indexing."""
 
@@ -545,6 +593,7 @@ class Settings(BaseSettings):
     previews: PreviewSettings = PreviewSettings()
     search: SearchSettings = SearchSettings()
     workers: WorkerSettings = WorkerSettings()
+    callbacks: CallbackSettings = CallbackSettings()
 
     @field_validator("data_dir")
     @classmethod
