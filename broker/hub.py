@@ -252,6 +252,7 @@ class Hub:
                     session_expiry=expiry if asked is not None and asked != expiry else None,
                     keep_alive=connect.keep_alive)
         session.link = link
+        link.since = time.time_ns() // 1_000_000
         if who.uid is not None:
             self._online.setdefault(who.uid, {})[client_id] = (self._devices.class_of(who.platform),
                                                                next(self._order), link)

@@ -72,8 +72,8 @@ class Link:
     """One client connection: the Wire its session's Outbox writes to."""
 
     __slots__ = ("_cancellable", "_flush_pending", "_grace", "_hub", "_ka_timer", "_last_read", "_max_unread",
-                 "_task", "clean", "conn", "control", "ended", "pace", "session", "slow_refusal", "transport",
-                 "why")
+                 "_task", "clean", "conn", "control", "ended", "pace", "session", "since", "slow_refusal",
+                 "transport", "why")
 
     def __init__(self, transport: Transport, hub: Hub, limits: ServerLimits, grace: float,
                  max_unread: int = 8 << 20) -> None:
@@ -87,6 +87,7 @@ class Link:
         self.control: Pace | None = None  # what it sends that asks only for an answer (PINGREQ, stray acks)
         self.clean = False  # ended by the client's DISCONNECT (no will)
         self.why = ""  # why the server ended it (for logs)
+        self.since = 0  # wall-clock ms of its accepted CONNECT (0: not logged in yet)
         self.slow_refusal = False  # its login was refused in a way worth answering slowly (Hub.delay_refusal)
         self.ended: asyncio.Future[None] | None = None  # created when someone waits for the end
         self._task: asyncio.Task[Any] | None = None

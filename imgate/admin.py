@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import hmac
 import json
+import mimetypes
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +52,10 @@ class AdminContext:
     blocks: Any = None  # BlockService (the block list endpoints)
     profiles: Any = None  # ProfileService (the profile endpoints)
     attachments: Any = None  # AttachmentService (the upload endpoints)
+    presence: Any = None  # PresenceService (a user's devices, online or not)
+    # (uid or None, limit) -> the live connections (imgate.app.App.connections)
+    connections: Callable[[str | None, int], Awaitable[dict[str, Any]]] | None = None
+    stats: Callable[[], Awaitable[dict[str, Any]]] | None = None  # this process's metrics (App.stats)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -112,6 +119,54 @@ class User(BaseModel):
 class UserPage(BaseModel):
     items: list[User]
     next: str | None = Field(description="pass it as `after` for the next page; null: this is the last")
+
+
+class DeviceOut(BaseModel):
+    device: str
+    platform: str
+    online: bool = Field(description="the last presence stored for the device says online")
+    last_seen: int | None = Field(description="when its presence last changed (ms); null: never connected")
+    tokens: int = Field(description="its tokens neither revoked nor expired")
+    last_used_at: int | None = Field(description="the last login with one of its tokens, to the minute")
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+
+
+class ConnectionOut(BaseModel):
+    client_id: str
+    uid: str | None = Field(description="null: a service account's connection (`account`)")
+    device: str | None
+    account: str | None = None
+    platform: str = ""
+    protocol: str | None = Field(None, description="MQTT 3.1.1 or 5 (source broker)")
+    transport: str | None = Field(None, description="tcp, tls, ws or wss (source broker)")
+    remote: str | None = Field(None, description="the client's address and port (source broker)")
+    since: int = Field(description="broker: when it logged in (ms); presence: when it was seen coming online")
+
+
+class ConnectionPage(BaseModel):
+    source: Literal["broker", "presence"] = Field(
+        description="broker: the embedded broker's live sessions; presence: no broker in this process "
+                    "(imgate api, an external broker), the devices the presence table says are online")
+    total: int = Field(description="all the connections that match, of which `items` are the first by client id")
+    items: list[ConnectionOut]
+
+
+class SendAck(BaseModel):
+    le: list[float] = Field(description="the buckets' upper bounds in seconds (+Inf left out)")
+    counts: list[float] = Field(description="cumulative counts of the sends acked within each bound")
+    count: float = Field(description="all the sends acked (the +Inf bucket)")
+    sum: float = Field(description="their latencies, summed, in seconds")
+
+
+class Stats(BaseModel):
+    ts: int = Field(description="when the snapshot was taken (ms)")
+    role: str = Field(description="this process: all (imgate run), api, bridge, worker")
+    metrics: dict[str, float] = Field(description="/metrics' counters (`*_total`, since the start) and gauges, "
+                                                  "without the `imgate_` prefix")
+    send_ack: SendAck = Field(description="the send-ack latency histogram (imgate_send_ack_seconds)")
 
 
 class NewToken(_Body):
@@ -298,9 +353,11 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         after: str | None = Query(None, pattern=UID_RE.pattern,
                                   description="the previous page's `next`: the users after this uid"),
         limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"users per page, 1-{MAX_PAGE}"),
+        prefix: str | None = Query(None, pattern=UID_RE.pattern,
+                                   description="only the uids starting with this, in any case"),
     ) -> UserPage:
         """Users in uid order, a page at a time: follow `next` (as `after`) until it is null."""
-        page = await ctx.users.list_users(disabled=disabled, after=after, limit=limit)
+        page = await ctx.users.list_users(disabled=disabled, after=after, limit=limit, prefix=prefix)
         return UserPage(items=[User(**asdict(u)) for u in page.items], next=page.next)
 
     @app.post("/v1/users", status_code=201, response_model=User, dependencies=guarded, tags=["users"])
@@ -341,6 +398,46 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         count = await ctx.users.revoke_tokens(uid, body.device)
         await ctx.kick(uid, body.device, "token revoked")
         return Count(count=count)
+
+    @app.get("/v1/users/{uid}/devices", response_model=DeviceList, dependencies=guarded, tags=["users"])
+    async def list_devices(uid: str) -> DeviceList:
+        """The user's devices, each with a token or a stored presence: online or not, last seen,
+        its live tokens."""
+        tokens = await ctx.users.list_tokens(uid)  # NotFound: no such user
+        seen = (await ctx.presence.lookup([uid]))[uid]
+        now = time.time_ns() // 1_000_000
+        devices: dict[str, DeviceOut] = {}
+        for t in reversed(tokens):  # oldest first: the newest token's platform stays
+            d = devices.setdefault(t.device, DeviceOut(device=t.device, platform=t.platform, online=False,
+                                                       last_seen=None, tokens=0, last_used_at=None))
+            d.platform = t.platform or d.platform
+            if t.revoked_at is None and (t.expires_at is None or t.expires_at > now):
+                d.tokens += 1
+            if t.last_used_at is not None:
+                d.last_used_at = max(d.last_used_at or 0, t.last_used_at)
+        for p in seen:
+            d = devices.setdefault(p.device, DeviceOut(device=p.device, platform=p.platform, online=False,
+                                                       last_seen=None, tokens=0, last_used_at=None))
+            d.online, d.last_seen, d.platform = p.online, p.ts, d.platform or p.platform
+        return DeviceList(items=sorted(devices.values(), key=lambda d: d.device))
+
+    @app.get("/v1/connections", response_model=ConnectionPage, dependencies=guarded, tags=["operations"])
+    async def list_connections(
+        uid: str | None = Query(None, pattern=UID_RE.pattern, description="only this user's"),
+        limit: int = Query(200, ge=1, le=MAX_PAGE, description=f"at most this many, 1-{MAX_PAGE}"),
+    ) -> ConnectionPage:
+        """The live MQTT connections of this process's broker; in cluster mode (`imgate api`) and
+        on an external broker, the devices online by the presence table (`source`)."""
+        assert ctx.connections is not None
+        return ConnectionPage(**await ctx.connections(uid, limit))
+
+    @app.get("/v1/stats", response_model=Stats, dependencies=guarded, tags=["operations"])
+    async def stats() -> Stats:
+        """A JSON snapshot of this process's own metrics (those of `/metrics`), for the operator
+        console: counters since the start (a rate is the difference of two snapshots over their
+        `ts`), gauges, and the send-ack latency histogram."""
+        assert ctx.stats is not None
+        return Stats(**await ctx.stats())
 
     @app.get("/v1/users/{uid}/blocks", response_model=BlockList, dependencies=guarded, tags=["blocks"])
     async def list_blocks(uid: str) -> BlockList:
@@ -407,6 +504,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
     _rabbitmq_routes(app, ctx)
     _emqx_routes(app, ctx)
+    _console_routes(app)
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})
@@ -421,6 +519,31 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         return PlainTextResponse(await ctx.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+# The console's files are public (no secret in them: the operator types it, and the page sends it
+# with each API call); they run under this policy: scripts, styles and API calls from this origin
+# only, no inline script, no framing.
+_CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_CONSOLE_HEADERS = {"Content-Security-Policy": _CONSOLE_CSP, "X-Content-Type-Options": "nosniff",
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+mimetypes.add_type("text/javascript", ".js")  # whatever the system's table says (nosniff)
+
+
+def _console_routes(app: FastAPI) -> None:
+    """The operator console (``imgate/console``, no build step): ``GET /console`` and its files
+    under ``/console/``, outside the OpenAPI document."""
+    names = {"": "index.html", "index.html": "index.html", "console.js": "console.js", "console.css": "console.css"}
+
+    @app.get("/console", include_in_schema=False)
+    @app.get("/console/", include_in_schema=False)
+    @app.get("/console/{name}", include_in_schema=False)
+    async def console(name: str = "") -> FileResponse:
+        if name not in names:
+            raise StarletteHTTPException(404, "no such file")
+        return FileResponse(CONSOLE_DIR / names[name], headers=_CONSOLE_HEADERS)
 
 
 def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:

@@ -4,6 +4,7 @@ them, and shuts them down in reverse order. Nothing else in imgate creates long-
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import os
 import secrets
@@ -703,7 +704,8 @@ class App:
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
-                           profiles=svc.profiles, attachments=svc.attachments)
+                           profiles=svc.profiles, attachments=svc.attachments, presence=svc.presence,
+                           connections=self.connections, stats=self.stats)
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
                                         setting="admin.port")
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
@@ -891,6 +893,31 @@ class App:
             out["search_backlog"] = await self.search.backlog()
             out["search_up"] = int(self.worker.stats.search_up if self.worker else self.search.available)
         return out
+
+    async def stats(self) -> dict[str, Any]:
+        """The operator console's snapshot of this process's own metrics (``GET /v1/stats``):
+        the counters and gauges of :meth:`metrics` and the send-ack latency histogram, at ``ts``."""
+        return {"ts": self.clock.now_ms(), "role": self.role, "metrics": await self.metrics(),
+                "send_ack": self.telemetry.send_ack_buckets()}
+
+    async def connections(self, uid: str | None, limit: int) -> dict[str, Any]:
+        """The live connections (``GET /v1/connections``), the first ``limit`` by client id: the
+        embedded broker's sessions, or, with no broker of its own (``imgate api``, an external
+        broker), the devices the presence table says are online (``source`` tells which)."""
+        assert self.services is not None
+        if self.broker is None or self.broker.broker is None:
+            online, total = await self.services.presence.online_page(uid=uid, limit=limit)
+            return {"source": "presence", "total": total, "items": [
+                {"client_id": f"{d.uid}:{d.device}", "uid": d.uid, "device": d.device, "platform": d.platform,
+                 "since": d.ts} for d in online]}
+        live = [(session, link) for session, link in self.broker.broker.connected()
+                if uid is None or session.principal.uid == uid]
+        first = heapq.nsmallest(limit, live, key=lambda c: c[0].client_id)  # O(n log limit): no full sort
+        return {"source": "broker", "total": len(live), "items": [
+            {"client_id": session.client_id, "uid": session.principal.uid, "device": session.principal.device,
+             "account": session.principal.account, "platform": session.principal.platform,
+             "protocol": "5" if session.level == 5 else "3.1.1", "transport": link.transport.kind,
+             "remote": link.transport.peer, "since": link.since} for session, link in first]}
 
     async def _drain(self) -> None:
         """A graceful stop loses nothing the broker acknowledged: first no more clients (so no

@@ -147,6 +147,25 @@ class Metrics:
                 child = self.rpc_seconds.labels(OTHER_METHOD)
         child.observe(seconds)
 
+    def send_ack_buckets(self) -> dict[str, list[float] | float]:
+        """The send-ack latency histogram as it stands: ``le`` (the buckets' upper bounds, in
+        seconds; +Inf left out, as JSON has no infinity), ``counts`` (cumulative, as Prometheus
+        counts them), ``count`` (all, the +Inf bucket) and ``sum`` since the start. A reader takes the difference of two
+        snapshots for the quantiles of an interval (the operator console does)."""
+        bounds: list[float] = []
+        counts: list[float] = []
+        total, seconds = 0.0, 0.0
+        for metric in self.send_ack_seconds.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_bucket") and sample.labels["le"] != "+Inf":
+                    bounds.append(float(sample.labels["le"]))
+                    counts.append(sample.value)
+                elif sample.name.endswith("_count"):
+                    total = sample.value
+                elif sample.name.endswith("_sum"):
+                    seconds = sample.value
+        return {"le": bounds, "counts": counts, "count": total, "sum": seconds}
+
     def render(self, snapshot: Mapping[str, float]) -> bytes:
         """The Prometheus text exposition with ``snapshot`` (``App.metrics()``) as the app's
         counters and gauges. Synchronous on purpose: with no await between giving the collector

@@ -18,6 +18,7 @@ class DeviceState:
     platform: str
     ts: int
     uid: str = ""
+    conn: str = ""  # the broker's name for the connection that made it online, when it gives one
 
 
 class PresenceService:
@@ -70,6 +71,17 @@ class PresenceService:
         """(uid, device) of every device of ``uids`` online now."""
         rows = await DevicePresence.filter(uid__in=uids, online=True).values_list("uid", "device")
         return [(str(u), str(d)) for u, d in rows]
+
+    async def online_page(self, *, uid: str | None = None, limit: int = 100) -> tuple[list[DeviceState], int]:
+        """The devices online now (of ``uid``, or everyone's), the first ``limit`` in (uid,
+        device) order, and how many there are in all: the live connections where the process
+        has no broker of its own (cluster mode's ``imgate api``)."""
+        query = DevicePresence.filter(online=True)
+        if uid is not None:
+            query = query.filter(uid=uid)
+        rows = await query.order_by("uid", "device").limit(limit)
+        total = await query.count()
+        return [DeviceState(r.device, True, r.platform, r.ts, uid=r.uid, conn=r.conn) for r in rows], total
 
     async def mark_all_offline(self, ts: int) -> int:
         """A freshly started embedded broker has no connections: nobody is online."""

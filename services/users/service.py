@@ -123,13 +123,14 @@ class UserService:
         return UserInfo(user.uid, user.name, user.disabled, user.created_at)
 
     async def list_users(self, *, disabled: bool | None = None, after: str | None = None,
-                         limit: int = 100) -> UserPage:
+                         limit: int = 100, prefix: str | None = None) -> UserPage:
         """Users in uid order, ``limit`` (1-``MAX_PAGE``) at a time, from the first uid after
         ``after`` (the previous page's ``next``); ``disabled``: only the disabled (True) or the
-        enabled (False) ones.
+        enabled (False) ones; ``prefix``: only the uids that start with it, in any case (the
+        operator console's search; a scan of the users table on PostgreSQL).
 
         Raises:
-            BadRequest: ``limit`` out of range, or ``after`` not a uid.
+            BadRequest: ``limit`` out of range, ``after`` not a uid, or ``prefix`` not the start of one.
         """
         if not 1 <= limit <= MAX_PAGE:
             msg = f"limit must be 1-{MAX_PAGE}, not {limit}"
@@ -137,7 +138,12 @@ class UserService:
         if after is not None and not UID_RE.match(after):
             msg = "after must be a uid (the previous page's next)"
             raise BadRequest(msg)
+        if prefix is not None and not UID_RE.match(prefix):
+            msg = "prefix must be the start of a uid (1-64 of A-Z a-z 0-9 _ -)"
+            raise BadRequest(msg)
         query = User.all()
+        if prefix:
+            query = query.filter(uid__istartswith=prefix)  # LIKE with _ and % escaped
         if disabled is not None:
             query = query.filter(disabled=disabled)
         if after is not None:
