@@ -10,7 +10,7 @@
 # volume an older image made as root, is handed over once:
 #   docker run --rm --user root -v VOLUME:/data --entrypoint chown imgate:local -R 10001:10001 /data
 
-# The wheel: imgate and its files (the web chat page under imgate/webchat).
+# The wheel: imgate and its files (the web chat page under imgate/webchat, the console under imgate/console).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -24,11 +24,12 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
 # Installed from the wheel alone (no source tree beside it), and checked from outside any source
-# tree: the image serves the chat page only if the wheel carries its files.
+# tree: the image serves the chat page and the console only if the wheel carries their files.
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
-    && cd / && python -c "import sys, imgate.web as w; sys.exit(0 if (w.PAGE_DIR / 'index.html').is_file() \
-        else 'imgate/webchat is not in the wheel: see the package data in pyproject.toml')"
+    && cd / && python -c "import sys, imgate.web as w, imgate.admin as a; sys.exit(0 if (w.PAGE_DIR / 'index.html').is_file() \
+        and (a.CONSOLE_DIR / 'console.js').is_file() \
+        else 'imgate/webchat or imgate/console is not in the wheel: see the package data in pyproject.toml')"
 RUN groupadd --system --gid 10001 imgate \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /home/imgate --create-home \
         --shell /usr/sbin/nologin imgate \

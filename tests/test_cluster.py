@@ -630,3 +630,35 @@ async def test_bridges_reconnect_when_rabbitmq_closes_their_connections(cluster:
         await cluster.both_active()  # both connected again and consuming
         assert (await alice.send_and_ack("after", "bob"))["seq"] == 2
         assert [m.json["cid"] for m in await bob.inbox.wait_for(on("/in/msg"), count=2)] == ["before", "after"]
+
+
+async def test_imgate_api_serves_the_console_its_stats_and_the_connections_from_presence(cluster: Cluster) -> None:
+    """Cluster mode's ``imgate api`` serves the operator console; it has no broker of its own, so
+    ``/v1/connections`` answers from the presence table the bridges keep (and says so), and
+    ``/v1/stats`` is the api process's own metrics."""
+    import httpx
+
+    assert cluster.api.admin is not None
+    base = f"http://127.0.0.1:{cluster.api.admin.port}"
+    async with httpx.AsyncClient(base_url=base) as public, \
+            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
+        page = await public.get("/console")
+        assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+        assert (await public.get("/console/console.js")).status_code == 200
+        assert (await public.get("/v1/stats")).status_code == 401
+        stats = (await api.get("/v1/stats")).json()
+        assert stats["role"] == "api" and "message_batches_total" in stats["metrics"]
+        async with AsyncExitStack() as stack:
+            bob = await cluster.device(stack, "bob", subscribe=["im/bob/in/#", "presence/alice/+"])
+            async with connect(cluster.node.mqtt_port, "alice", "phone", await cluster.token("alice")):
+                # The bridge stores a presence before it announces it.
+                await bob.inbox.wait_for(on("presence/alice/phone", online=True))
+                live = (await api.get("/v1/connections")).json()
+                assert live["source"] == "presence"
+                assert [c["client_id"] for c in live["items"]] == ["alice:phone", "bob:phone"]
+                assert live["total"] == 2 and live["items"][0]["since"] > 0
+                devices = (await api.get("/v1/users/alice/devices")).json()["items"]
+                assert [(d["device"], d["online"]) for d in devices] == [("phone", True)]
+            await bob.inbox.wait_for(on("presence/alice/phone", online=False))
+            live = (await api.get("/v1/connections")).json()
+            assert [c["client_id"] for c in live["items"]] == ["bob:phone"] and live["total"] == 1
