@@ -319,7 +319,7 @@ const groups = {
       byTest("group-list").append(h("li", { "data-testid": "group-item", "data-conv": g.conv },
         h("button", { type: "button", class: "item", onclick: () => this.open(g.conv) },
           h("strong", { text: g.name || g.conv }), " ",
-          h("span", { class: "sub", text: `${g.members} members · owner ${g.owner || "—"}` }))));
+          h("span", { class: "sub", text: `${Array.isArray(g.members) ? g.members.length : g.members} members · owner ${g.owner || "—"}` }))));
     }
     if (!byTest("group-list").children.length) byTest("group-list").append(h("li", { class: "sub", text: "No groups." }));
     this.next = data.next;
