@@ -195,6 +195,9 @@ async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: 
     async with chromium() as browser:
         page = await new_page(browser, f"{base(app)}/console", "console", viewport={"width": 1280, "height": 800})
         page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        calls: list[tuple[str, str | None, str | None]] = []  # (path, Authorization, X-Imgate-Actor)
+        page.on("request", lambda r: calls.append((r.url, r.headers.get("authorization"),
+                                                   r.headers.get("x-imgate-actor"))) if "/v1/" in r.url else None)
         await page.get_by_test_id("signin-name").fill("ops")
         await page.get_by_test_id("signin-secret").fill("not-the-secret")
         await page.get_by_test_id("signin-submit").click()
@@ -263,6 +266,12 @@ async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: 
             await expect(page.get_by_test_id("audit-unavailable")).to_be_visible()
         else:
             await expect(page.get_by_test_id("audit-item").first).to_be_visible()
+
+        # Every API call after the sign-in carried the secret and the operator's name (the audit's who).
+        signed = calls[1:]
+        assert calls[0][1] == "Bearer not-the-secret" and len(signed) > 10
+        assert {(auth, actor) for _, auth, actor in signed} == {(f"Bearer {ADMIN_SECRET}", "console:ops")}
+        assert any("/tokens/revoke" in url for url, _, _ in signed)
 
         # Sign out: the secret is gone from the tab.
         await page.get_by_test_id("signout").click()
