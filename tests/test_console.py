@@ -230,6 +230,23 @@ async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: 
         listed = (await api.get("/v1/users/alice/tokens")).json()
         assert listed[0]["revoked_at"] is not None
 
+        # Disable and enable her; issue a token for a new device (shown once).
+        await page.get_by_test_id("user-toggle").click()
+        await expect(page.get_by_test_id("user-state")).to_have_text("disabled")
+        assert (await api.get("/v1/users/alice")).json()["disabled"] is True
+        await page.get_by_test_id("user-toggle").click()
+        await expect(page.get_by_test_id("user-state")).to_have_text("enabled")
+        assert (await api.get("/v1/users/alice")).json()["disabled"] is False
+        await page.get_by_test_id("issue-device").fill("tablet")
+        await page.get_by_test_id("issue-platform").fill("ios")
+        await page.get_by_test_id("issue-submit").click()
+        await expect(page.get_by_test_id("issued-token")).to_have_text(re.compile(r"^imt_"))
+        await expect(page.locator('[data-testid="token"][data-device="tablet"]')).to_have_attribute("data-state", "live")
+        issued = await page.get_by_test_id("issued-token").text_content()
+        async with connect(app.mqtt_port, "alice", "tablet", issued or ""):  # the page's token logs in
+            await expect(page.locator('[data-testid="device"][data-device="tablet"]')).to_have_attribute(
+                "data-online", "true")
+
         # Connections: bob's and carol's devices, live from the embedded broker.
         async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
                    connect(app.mqtt_port, "carol", "phone", await users.token("carol")):
