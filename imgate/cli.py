@@ -382,6 +382,9 @@ async def _migrate(settings: Settings) -> list[str]:
     async with open_database(settings) as db:
         done = db.migrations
         where = db.display_url
+        if done.applied or done.stamped:
+            await record_cli("schema.migrate", "", {"applied": done.applied, "stamped": done.stamped,
+                                                    "created": done.created, "current": done.current})
     lines = []
     if done.created:
         lines.append(f"created the database at {where}")

@@ -346,3 +346,16 @@ async def test_group_pages(api: httpx.AsyncClient, users: Users) -> None:
             break
     assert seen == convs
     assert all(g["members"] == 1 for g in (await api.get("/v1/groups")).json()["items"])
+
+
+async def test_imgate_migrate_records_what_it_applied(settings: Settings) -> None:
+    env = {**os.environ, "IMGATE_DATABASE__URL": settings.database_url()}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "imgate", "--data-dir",
+                                                    str(settings.data_dir), "migrate"], capture_output=True,
+                                   text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    async with App(settings) as app:
+        assert app.services is not None
+        [entry] = (await app.services.audit.page(action="schema.")).items
+    assert (entry.action, entry.source, entry.actor) == ("schema.migrate", "cli", cli_actor())
+    assert entry.detail["created"] is True and entry.detail["applied"][-1] == entry.detail["current"]
