@@ -268,18 +268,21 @@ async def test_a_sighup_reload_is_recorded(tmp_path: Path, settings: Settings) -
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
                                      headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
             assert await entries(api, action="settings.") == []
-            (certs / "server.key").write_text("not a key")  # the second reload fails: recorded as such
-            os.kill(proc.pid, signal.SIGHUP)
             found: list[dict[str, Any]] = []
-            async with asyncio.timeout(WAIT):
-                while not found:  # polling the API for the entry the signal handler queued
-                    found = await entries(api, action="settings.reload")
-                    await asyncio.sleep(0.05)
+            for n in (1, 2):
+                if n == 2:
+                    (certs / "server.key").write_text("not a key")  # the second reload fails: recorded as such
+                os.kill(proc.pid, signal.SIGHUP)
+                async with asyncio.timeout(WAIT):
+                    while len(found) < n:  # polling the API for the entry the signal handler queued
+                        found = await entries(api, action="settings.reload")
+                        await asyncio.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
-    assert (found[0]["actor"], found[0]["source"], found[0]["detail"]["ok"]) == ("signal", "signal", False)
-    assert found[0]["detail"]["what"] == "tls" and found[0]["detail"]["error"]
+    assert [(e["actor"], e["source"], e["detail"]["what"], e["detail"]["ok"]) for e in found] == [
+        ("signal", "signal", "tls", False), ("signal", "signal", "tls", True)]
+    assert found[0]["detail"]["error"] and "error" not in found[1]["detail"]
 
 
 @pytest.fixture
