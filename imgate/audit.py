@@ -35,6 +35,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from services.audit.service import AuditService
 
@@ -193,14 +194,14 @@ class AuditMiddleware:
                     (str(fields[k]) for k in ("uid", "conv", "key") if isinstance(fields.get(k), str)), "")
             detail: dict[str, Any] = dict(fields)
             detail.update({k: v for i, (k, v) in enumerate(params.items()) if i > 0})
-            query = scope.get("query_string", b"").decode("latin-1")
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             if query:
-                detail["query"] = query
+                detail["query"] = dict(query[:20])  # by name, so a secret-named parameter is masked too
             extra = state.get("audit")
             if isinstance(extra, dict):
                 detail.update(extra)
             if body is None:
-                detail["body"] = "(larger than recorded)"
+                detail["body_not_recorded"] = f"larger than {_MAX_BODY} bytes"
             await self.audit.record(actor, action_of(method, template, getattr(route, "name", None)), target,
                                     detail, source_of(scope, headers, self.trusted), status)
         except Exception:  # the change is made (or refused) already: the answer goes out, the failure is logged

@@ -52,7 +52,7 @@ async def test_each_change_is_recorded_with_who_what_when_and_where(api: httpx.A
     assert (await api.post("/v1/users/ann/blocks", json={"uid": "bob"})).status_code == 200
     assert (await api.delete("/v1/users/ann/blocks/bob")).status_code == 200
     assert (await api.put("/v1/users/ann/profile", json={"status": "away"})).status_code == 200
-    assert (await api.post("/v1/users/ann/logout")).status_code == 200
+    assert (await api.post("/v1/users/ann/logout", params={"why": "abuse", "token": "leaked"})).status_code == 200
     assert (await api.post("/v1/notifications", json={"body": {"text": "hi"}, "uids": ["ann"]})).status_code == 201
     after = int(time.time() * 1000)
     got = list(reversed(await entries(api)))
@@ -70,6 +70,7 @@ async def test_each_change_is_recorded_with_who_what_when_and_where(api: httpx.A
     assert all(e["source"] == "127.0.0.1" and before <= e["ts"] <= after for e in got)
     assert got[0]["detail"] == {"uid": "ann", "name": "Ann"}
     assert got[4]["detail"] == {"uid": "bob"} and got[5]["detail"] == {"target": "bob"}
+    assert got[7]["detail"] == {"query": {"why": "abuse", "token": "***"}}
     assert got[8]["detail"]["uids"] == ["ann"]
     assert [e["id"] for e in got] == sorted(e["id"] for e in got)
 
@@ -101,6 +102,9 @@ async def test_secrets_never_reach_the_log(api: httpx.AsyncClient, app: App) -> 
     assert issue["detail"] == {"device": "phone", "platform": "ios", "ttl_s": 3600}
     note = next(e for e in got if e["action"] == "notification.send")
     assert note["detail"]["body"] == {"text": "x", "api_key": "***", "password": "***"}
+    big = await api.post("/v1/notifications", json={"body": {"text": "x" * 20_000}, "everyone": True})
+    assert big.status_code == 201  # a body too large to read for the detail: said so
+    assert (await entries(api))[0]["detail"] == {"body_not_recorded": "larger than 16384 bytes"}
     # Nowhere in the table, whatever column: read it raw.
     from tortoise import connections
 
