@@ -478,13 +478,18 @@ async def presence(ctx: RpcContext, call: Call[PresenceParams]) -> Answer:
 
 
 # ---- groups (laned with the group's messages, so both keep the order they were sent in) -------
-def _changed(ctx: RpcContext, change: GroupChange) -> Answer:
-    """The change's result, and its ``member`` event (it carries the seq) to everyone concerned."""
+def member_event_publishes(topics: Topics, change: GroupChange) -> list[Publish]:
+    """A group change's ``member`` event (it carries the seq) to everyone concerned."""
     e = change.event
     body = dumps({"type": "member", "conv": e.conv, "seq": e.seq, "id": e.id, "from": e.sender, "ts": e.ts,
                   **(e.data or {})})
-    return ({"gid": change.gid, "conv": change.conv, "seq": e.seq, "members": list(change.members)},
-            [Publish(ctx.topics.inbox(uid, "event"), body) for uid in change.notify])
+    return [Publish(topics.inbox(uid, "event"), body) for uid in change.notify]
+
+
+def _changed(ctx: RpcContext, change: GroupChange) -> Answer:
+    """The change's result, and its ``member`` event to everyone concerned."""
+    return ({"gid": change.gid, "conv": change.conv, "seq": change.event.seq, "members": list(change.members)},
+            member_event_publishes(ctx.topics, change))
 
 
 def _group(info: GroupInfo) -> dict[str, Any]:

@@ -376,6 +376,22 @@ class AdminSettings(_Part):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     secret: str | None = Field(None, min_length=16, description="Bearer secret; at least 16 characters")
+    # Proxies in front of the admin API (addresses or networks, "10.0.0.0/8"): a request from one
+    # is recorded in the audit log from its X-Forwarded-For address; from any other peer, the
+    # header is ignored (anyone could write it).
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for v in value:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {v!r}") from None
+        return value
 
 
 class RabbitMqSettings(_Part):

@@ -16,7 +16,7 @@ import json
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +56,12 @@ class AdminContext:
     # (uid or None, limit) -> the live connections (imgate.app.App.connections)
     connections: Callable[[str | None, int], Awaitable[dict[str, Any]]] | None = None
     stats: Callable[[], Awaitable[dict[str, Any]]] | None = None  # this process's metrics (App.stats)
+    audit: Any = None  # AuditService: every change through this API recorded (imgate/audit.py); GET /v1/audit
+    trusted_proxies: list[str] = field(default_factory=list)  # admin.trusted_proxies (the audit's source)
+    groups: Any = None  # GroupService (the group endpoints)
+    # A group change made here, to its online members (imgate run: through the bridge; imgate api:
+    # none, the member event is stored and each device gets it when it syncs).
+    group_changed: Callable[[Any], Awaitable[None]] | None = None
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -264,6 +270,71 @@ class ErrorDetail(BaseModel):
 
 class Error(BaseModel):
     error: ErrorDetail
+
+
+class AuditEntryOut(BaseModel):
+    id: int = Field(description="the entry's place in the log; pass the last one's as `before` for older entries")
+    ts: int = Field(description="ms since the epoch")
+    actor: str = Field(description="X-Imgate-Actor, else `admin`; `cli:{user}@{host}`; `signal`; `imgate`")
+    action: str = Field(description="e.g. user.create, token.revoke, group.add, settings.reload, callbacks.config")
+    target: str = Field(description="the uid, conversation or file key it is about (empty: none)")
+    detail: dict[str, Any] = Field(description="what the change was (never a secret)")
+    source: str = Field(description="the client's address (`cli`, `signal`, `start-up` for the others)")
+    status: int | None = Field(description="the HTTP status answered (a refused attempt too); null: not HTTP")
+
+
+class AuditPageOut(BaseModel):
+    items: list[AuditEntryOut]
+    next: int | None = Field(description="pass it as `before` for the next (older) page; null: this is the last")
+
+
+class GroupMember(BaseModel):
+    uid: str
+    role: str = Field(description="owner, admin or member")
+
+
+class GroupOut(BaseModel):
+    gid: str
+    conv: str
+    name: str
+    owner: str | None
+    members: list[GroupMember]
+    mention_all: str
+    pin: str
+
+
+class GroupSummaryOut(BaseModel):
+    gid: str
+    conv: str
+    name: str
+    owner: str | None
+    members: int = Field(description="current members")
+
+
+class GroupPage(BaseModel):
+    items: list[GroupSummaryOut]
+    next: str | None = Field(description="pass it as `after` for the next page; null: this is the last")
+
+
+class NewGroup(_Body):
+    owner: str = Field(pattern=UID_RE.pattern, description="the group's owner (the member event's sender)")
+    name: str = Field(min_length=1, max_length=128)
+    members: list[str] = Field(default_factory=list, max_length=1000, description="uids besides the owner")
+
+
+class NewMembers(_Body):
+    uids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class NewRole(_Body):
+    role: Literal["admin", "member"]
+
+
+class GroupChangeOut(BaseModel):
+    gid: str
+    conv: str
+    seq: int = Field(description="the member event's seq in the conversation")
+    members: list[str] = Field(description="the members after the change")
 
 
 def _field_errors(exc: RequestValidationError) -> tuple[str, str]:
@@ -502,9 +573,15 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         users, devices = await ctx.notify(body.body, None if body.everyone else body.uids)
         return NotificationResult(users=users, devices_now=devices)
 
+    _audit_routes(app, ctx, guarded)
+    _group_routes(app, ctx, guarded)
     _rabbitmq_routes(app, ctx)
     _emqx_routes(app, ctx)
     _console_routes(app)
+    if ctx.audit is not None:
+        from imgate.audit import AuditMiddleware, parse_networks
+
+        app.add_middleware(AuditMiddleware, audit=ctx.audit, trusted=parse_networks(ctx.trusted_proxies))
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})
@@ -544,6 +621,100 @@ def _console_routes(app: FastAPI) -> None:
         if name not in names:
             raise StarletteHTTPException(404, "no such file")
         return FileResponse(CONSOLE_DIR / names[name], headers=_CONSOLE_HEADERS)
+def _audit_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
+    """The audit log, read only: no route changes or deletes an entry (a PUT, PATCH or DELETE is 405)."""
+    from services.audit.service import MAX_PAGE as AUDIT_PAGE
+
+    @app.get("/v1/audit", response_model=AuditPageOut, dependencies=guarded, tags=["audit"])
+    async def audit_log(
+        before: int | None = Query(None, ge=1, description="the previous page's `next`: entries older than this id"),
+        limit: int = Query(100, ge=1, le=AUDIT_PAGE, description=f"entries per page, 1-{AUDIT_PAGE}"),
+        actor: str | None = Query(None, max_length=80, description="only this actor's entries"),
+        action: str | None = Query(None, max_length=64, description="only actions starting so (`user.`, `group`)"),
+        target: str | None = Query(None, max_length=200, description="only entries about this uid, conv or key"),
+        since: int | None = Query(None, ge=0, description="only entries at or after this time (ms)"),
+        until: int | None = Query(None, ge=0, description="only entries before this time (ms)"),
+    ) -> AuditPageOut:
+        """Administrative changes, newest first, a page at a time: follow `next` (as `before`)
+        until it is null. The log is append-only here: nothing in this API changes an entry."""
+        if ctx.audit is None:
+            raise ImError("the audit log is not available in this process", ErrorCode.UNAVAILABLE)
+        page = await ctx.audit.page(before=before, limit=limit, actor=actor, action=action, target=target,
+                                    since=since, until=until)
+        return AuditPageOut(items=[AuditEntryOut(**asdict(e)) for e in page.items], next=page.next)
+
+
+def _gid(conv: str) -> str:
+    """A group's id from its conversation (``g:{gid}``) or the id itself."""
+    return conv.removeprefix("g:")
+
+
+def _group_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
+    """Groups as the operator sees them. A change is made as the group's owner (the member event's
+    sender) through the group service, with the rules of the RPCs (blocks, the member limit, the
+    owner cannot be removed); the members online get the event at once with ``imgate run``, and
+    when they sync with ``imgate api`` (cluster mode)."""
+    from services.groups.service import MAX_PAGE as GROUP_PAGE
+
+    tags: list[str | Enum] = ["groups"]
+
+    def out(info: Any) -> GroupOut:
+        return GroupOut(gid=info.gid, conv=info.conv, name=info.name, owner=info.owner,
+                        members=[GroupMember(uid=u, role=r) for u, r in info.members], mention_all=info.mention_all,
+                        pin=info.pin)
+
+    async def changed(request: Request, change: Any) -> GroupChangeOut:
+        request.state.audit_target = change.conv
+        request.state.audit = {"seq": change.event.seq}
+        if ctx.group_changed is not None:
+            await ctx.group_changed(change)
+        return GroupChangeOut(gid=change.gid, conv=change.conv, seq=change.event.seq, members=list(change.members))
+
+    async def owner(request: Request, conv: str) -> tuple[str, str]:
+        gid = _gid(conv)
+        request.state.audit_target = f"g:{gid}"
+        info = await ctx.groups.describe(gid)
+        if info.owner is None:
+            raise ImError("the group has no owner to act as", ErrorCode.BAD_REQUEST)
+        return gid, info.owner
+
+    @app.get("/v1/groups", response_model=GroupPage, dependencies=guarded, tags=tags)
+    async def list_groups(
+        after: str | None = Query(None, max_length=140, description="the previous page's `next`: groups after it"),
+        limit: int = Query(100, ge=1, le=GROUP_PAGE, description=f"groups per page, 1-{GROUP_PAGE}"),
+        member: str | None = Query(None, pattern=UID_RE.pattern, description="only the groups this uid is in"),
+    ) -> GroupPage:
+        """Groups in conversation order with their member counts, a page at a time."""
+        items, after = await ctx.groups.page(after=after, limit=limit, member=member)
+        return GroupPage(items=[GroupSummaryOut(**asdict(g)) for g in items], next=after)
+
+    @app.get("/v1/groups/{conv}", response_model=GroupOut, dependencies=guarded, tags=tags)
+    async def get_group(conv: str) -> GroupOut:
+        """A group and its members with their roles (owner first). `conv`: `g:{gid}` or the gid."""
+        return out(await ctx.groups.describe(_gid(conv)))
+
+    @app.post("/v1/groups", status_code=201, response_model=GroupChangeOut, dependencies=guarded, tags=tags)
+    async def create_group(request: Request, body: NewGroup) -> GroupChangeOut:
+        """Create a group owned by `owner` with `members`."""
+        return await changed(request, await ctx.groups.create(body.owner, body.name, body.members))
+
+    @app.post("/v1/groups/{conv}/members", response_model=GroupChangeOut, dependencies=guarded, tags=tags)
+    async def add_members(request: Request, conv: str, body: NewMembers) -> GroupChangeOut:
+        """Add members (as the owner)."""
+        gid, by = await owner(request, conv)
+        return await changed(request, await ctx.groups.add(by, gid, body.uids))
+
+    @app.delete("/v1/groups/{conv}/members/{uid}", response_model=GroupChangeOut, dependencies=guarded, tags=tags)
+    async def remove_member(request: Request, conv: str, uid: str) -> GroupChangeOut:
+        """Remove a member (as the owner; the owner cannot be removed)."""
+        gid, by = await owner(request, conv)
+        return await changed(request, await ctx.groups.remove(by, gid, [uid]))
+
+    @app.put("/v1/groups/{conv}/members/{uid}/role", response_model=GroupOut, dependencies=guarded, tags=tags)
+    async def set_member_role(request: Request, conv: str, uid: str, body: NewRole) -> GroupOut:
+        """Make a member an admin or a plain member again (as the owner)."""
+        gid, by = await owner(request, conv)
+        return out(await ctx.groups.set_role(by, gid, uid, body.role))
 
 
 def _rabbitmq_routes(app: FastAPI, ctx: AdminContext) -> None:

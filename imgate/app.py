@@ -33,6 +33,7 @@ from imgate.tasks import Supervisor
 from imgate.worker import WorkerProcess
 from services.attachments.service import AttachmentService
 from services.attachments.store import ObjectStore
+from services.audit.service import AuditService
 from services.blocks.service import BlockService
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
@@ -40,7 +41,7 @@ from services.db import Database
 from services.errors import ErrorCode, ImError
 from services.events.queue import EventQueue
 from services.files import private_dir
-from services.groups.service import GroupService
+from services.groups.service import GroupChange, GroupService
 from services.ids import Clock, SystemClock
 from services.messages.scheduled import ScheduledSends
 from services.messages.service import MessageService, SendResult
@@ -65,6 +66,7 @@ BRIDGE_ACCOUNT = "svc:bridge"  # ':' is not allowed in uids, so no user can take
 _BRIDGE_READY_TIMEOUT = 15.0
 _DRAIN_TIMEOUT = 10.0
 _LEASE_MS = 15_000  # an event consumer's lease (App.leased): a dead worker's consumer moves on after this
+_AUDIT_QUEUE = 64  # audit entries from signal handlers waiting to be written (more: dropped and logged)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Services:
     contacts: ContactService
     attachments: AttachmentService
     scheduled: ScheduledSends  # a table of the message service's (scheduled sends), with its own interface
+    audit: AuditService  # the audit log (administrative changes)
 
 
 def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window_s: int = 120,
@@ -115,7 +118,7 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
     return Services(users, conversations, messages, presence,
                     GroupService(clock, users, conversations, messages, max_members=max_group_members, blocks=blocks),
                     NotificationService(clock, users, presence), events, ReactionService(clock, messages), blocks,
-                    profiles, contacts, attachments, scheduled)
+                    profiles, contacts, attachments, scheduled, AuditService(clock))
 
 
 async def open_attachments(settings: Settings, clock: Clock, web_url: str) -> AttachmentService:
@@ -284,6 +287,8 @@ class App:
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
+        # Entries recorded from synchronous code (the SIGHUP handler), written by imgate.audit.recorder.
+        self._audit_queue: asyncio.Queue[tuple[str, str, str, dict[str, Any], str]] = asyncio.Queue(_AUDIT_QUEUE)
 
     @property
     def mqtt_port(self) -> int:
@@ -320,6 +325,8 @@ class App:
                                              max_pins=s.limits.max_pins, max_scheduled=s.limits.max_scheduled,
                                              max_schedule_days=s.limits.max_schedule_days,
                                              min_ttl_s=s.limits.min_ttl_s, max_ttl_s=s.limits.max_ttl_s)
+        self.tasks.spawn("imgate.audit.recorder", lambda: self._audit_recorder(svc.audit), restart=True)
+        await self._record_callbacks(svc.audit)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
@@ -705,9 +712,13 @@ class App:
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments, presence=svc.presence,
-                           connections=self.connections, stats=self.stats)
+                           connections=self.connections, stats=self.stats, audit=svc.audit,
+                           trusted_proxies=list(s.admin.trusted_proxies), groups=svc.groups,
+                           group_changed=self._group_changed)
+        # proxy_headers off: uvicorn would take X-Forwarded-For from any local peer as the client's
+        # address; the audit log trusts it only from admin.trusted_proxies (imgate/audit.py).
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
-                                        setting="admin.port")
+                                        setting="admin.port", proxy_headers=False)
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
@@ -734,6 +745,54 @@ class App:
             return stored, 0
         await self.bridge.publish_many(self.bridge.dispatcher.notification_publishes(deliveries))
         return stored, len(deliveries)
+
+    async def _group_changed(self, change: GroupChange) -> None:
+        """A group change made through the admin API, to its members online now (imgate run);
+        imgate api has no bridge: the member event is stored, and each device gets it when it syncs."""
+        if self.bridge is None:
+            return
+        from bridge.rpc import member_event_publishes
+
+        await self.bridge.publish_many(member_event_publishes(self.bridge.dispatcher.topics, change))
+
+    async def _record_callbacks(self, audit: AuditService) -> None:
+        """At start: record the callback configuration (``callbacks.config``, its digest as the
+        target, never a secret: each endpoint's secret as a fingerprint) when it differs from the
+        last one recorded. Every process that reads it does this; the record is conditional, so a
+        change is recorded once however many start with it. Nothing configured and nothing ever
+        recorded: nothing to say."""
+        import hashlib
+        import json
+
+        c = self.settings.callbacks
+        config = {
+            "endpoints": [{"name": e.name, "url": e.url, "events": list(e.events), "timeout_s": e.timeout_s,
+                           "on_failure": e.on_failure,
+                           "fingerprint": hashlib.sha256(e.secret.encode()).hexdigest()[:12]} for e in c.endpoints],
+            "replay_window_s": c.replay_window_s, "allow_http": c.allow_http, "allow": list(c.allow),
+            "connect_timeout_s": c.connect_timeout_s, "max_response_bytes": c.max_response_bytes,
+        }
+        digest = "sha256:" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:32]
+        if not c.endpoints and not (await audit.page(action="callbacks.config", limit=1)).items:
+            return
+        if await audit.record_if_changed("imgate", "callbacks.config", digest,
+                                         {**config, "process": f"{self.role} {self.holder}"}, "start-up"):
+            log.info("callback configuration %s recorded in the audit log", digest)
+
+    async def _audit_recorder(self, audit: AuditService) -> None:
+        """Write what synchronous code queued for the audit log (the SIGHUP handler's reloads)."""
+        while True:
+            actor, action, target, detail, source = await self._audit_queue.get()
+            try:
+                await audit.record(actor, action, target, detail, source)
+            except Exception:
+                log.exception("could not record %s in the audit log", action)
+
+    def _audit_later(self, actor: str, action: str, detail: dict[str, Any], source: str) -> None:
+        try:
+            self._audit_queue.put_nowait((actor, action, "", detail, source))
+        except asyncio.QueueFull:
+            log.warning("audit log: %s not recorded (%d entries waiting already)", action, _AUDIT_QUEUE)
 
     def listening(self) -> str:
         """Where clients connect, for the start-up line."""
@@ -763,8 +822,11 @@ class App:
         try:
             self.broker.listeners.reload_tls()
             log.info("TLS certificate reloaded")
+            detail: dict[str, Any] = {"what": "tls", "ok": True}
         except (ListenerError, OSError, ValueError) as exc:
             log.error("TLS certificate not reloaded: %s", exc)
+            detail = {"what": "tls", "ok": False, "error": str(exc)}
+        self._audit_later("signal", "settings.reload", detail, "signal")
 
     async def _start_rabbit(self, svc: Services) -> None:
         """With ``rabbitmq.management_url``: the management API, and a watcher that closes the

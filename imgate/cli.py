@@ -353,6 +353,16 @@ async def _with_users(settings: Settings, action: Callable[[UserService], Awaita
         return await action(build_services(SystemClock()).users)
 
 
+async def record_cli(action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """Record a change made by a command in the audit log, as ``cli:{os user}@{host}`` from
+    ``cli``; call it inside :func:`_with_users` (the database is open) once the change is made."""
+    from imgate.audit import cli_actor
+    from services.audit.service import AuditService
+    from services.ids import SystemClock
+
+    await AuditService(SystemClock()).record(cli_actor(), action, target, detail, "cli")
+
+
 async def _reindex(settings: Settings) -> int:
     from imgate.app import build_search, build_services, open_database
     from services.ids import SystemClock
@@ -372,6 +382,9 @@ async def _migrate(settings: Settings) -> list[str]:
     async with open_database(settings) as db:
         done = db.migrations
         where = db.display_url
+        if done.applied or done.stamped:
+            await record_cli("schema.migrate", "", {"applied": done.applied, "stamped": done.stamped,
+                                                    "created": done.created, "current": done.current})
     lines = []
     if done.created:
         lines.append(f"created the database at {where}")
@@ -620,14 +633,17 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
         now_ms = int(time.time() * 1000)
         if args.command == "user" and args.action == "add":
             info = await users.add_user(args.uid, args.name)
+            await record_cli("user.create", info.uid, {"name": args.name})
             print(f"created user {info.uid}", file=sys.stderr)
             return None
         if args.command == "user" and args.action == "disable":
             await users.disable_user(args.uid)
+            await record_cli("user.disable", args.uid)
             print(f"disabled user {args.uid}", file=sys.stderr)
             return None
         if args.command == "user" and args.action == "enable":
             await users.enable_user(args.uid)
+            await record_cli("user.enable", args.uid)
             print(f"enabled user {args.uid}", file=sys.stderr)
             return None
         if args.command == "user" and args.action == "list":
@@ -645,6 +661,8 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
             ])
         if args.command == "token" and args.action == "issue":
             issued = await users.issue_token(args.uid, args.device, args.platform, args.ttl, args.encoding)
+            await record_cli("token.issue", args.uid, {"device": args.device, "platform": args.platform,
+                                                       "ttl_s": args.ttl, "encoding": args.encoding})
             return issued.token
         if args.command == "token" and args.action == "list":
             tokens = await users.list_tokens(args.uid)
@@ -665,6 +683,7 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
                 hint = f" (devices with live tokens: {', '.join(live)})" if live and args.device is not None else ""
                 msg = f"{args.uid} has no live token{which}: nothing revoked{hint}"
                 raise NotFound(msg)
+            await record_cli("token.revoke", args.uid, {"device": args.device, "count": count})
             print(f"revoked {count} token(s) of {args.uid}", file=sys.stderr)
             return None
         msg = f"unhandled command {args.command} {args.action}"

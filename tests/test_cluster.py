@@ -662,3 +662,31 @@ async def test_imgate_api_serves_the_console_its_stats_and_the_connections_from_
             await bob.inbox.wait_for(on("presence/alice/phone", online=False))
             live = (await api.get("/v1/connections")).json()
             assert [c["client_id"] for c in live["items"]] == ["bob:phone"] and live["total"] == 1
+async def test_the_audit_log_and_the_group_routes_in_cluster_mode(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """Issue 29: ``imgate api`` records its changes and serves them; the two bridges, starting
+    with a callback configuration, record it once in the same PostgreSQL table; a group made
+    through the API (no bridge in that process) reaches its member by ``history``."""
+    import httpx
+
+    endpoints = [{"name": "ops", "url": "https://hooks.example.com/imgate", "secret": "cluster-signing-secret-42",
+                  "events": ["after_recall"]}]
+    async with running_cluster(tmp_path, [rabbitmq_node], IMGATE_CALLBACKS__ENDPOINTS=json.dumps(endpoints)) \
+            as cluster, AsyncExitStack() as stack, httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{cluster.api.admin.port}",  # type: ignore[union-attr]
+                headers={"Authorization": f"Bearer {ADMIN_SECRET}", "X-Imgate-Actor": "console:ops"}) as api:
+        assert (await api.post("/v1/users", json={"uid": "ann"})).status_code == 201
+        bob = await cluster.device(stack, "bob")
+        assert (await api.post("/v1/users/bob/tokens", json={"device": "tablet"})).status_code == 201
+        made = await api.post("/v1/groups", json={"owner": "ann", "name": "ops", "members": ["bob"]})
+        assert made.status_code == 201
+        conv = made.json()["conv"]
+        history = await bob.result("history", {"conv": conv})
+        assert [(m["type"], m["seq"]) for m in history["messages"]] == [("member", 1)]
+        log = (await api.get("/v1/audit")).json()["items"]
+        mine = [(e["actor"], e["action"], e["target"]) for e in log if e["actor"] == "console:ops"]
+        assert mine == [("console:ops", "group.create", conv), ("console:ops", "token.issue", "bob"),
+                        ("console:ops", "user.create", "ann")]
+        configs = (await api.get("/v1/audit", params={"action": "callbacks.config"})).json()["items"]
+        assert len(configs) == 1 and configs[0]["detail"]["process"].startswith("bridge ")
+        assert configs[0]["detail"]["endpoints"][0]["url"] == "https://hooks.example.com/imgate"
+        assert "cluster-signing-secret" not in json.dumps(configs)

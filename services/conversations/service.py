@@ -16,7 +16,7 @@ from typing import cast
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from services.conversations.models import Conversation, Member
 from services.conversations.window import Window
@@ -354,6 +354,26 @@ class ConversationService:
             return None
         members = dict(await Member.filter(conv_id=conv, left_seq=None).values_list("uid", "role"))
         return row.name, row.owner, members, row.mention_all or "admins", row.pin or PIN[0]
+
+    async def groups(self, *, after: str | None = None, limit: int = 100,
+                     member: str | None = None) -> list[tuple[str, str, str | None, int]]:
+        """Groups in id order after ``after``, at most ``limit``: (conv, name, owner, current
+        member count); ``member``: only the groups ``member`` is in now."""
+        query = Conversation.filter(kind="group")
+        if after is not None:
+            query = query.filter(id__gt=after)
+        if member is not None:
+            query = query.filter(id__in=Subquery(Member.filter(uid=member, left_seq=None).values("conv_id")))
+        rows = await query.order_by("id").limit(limit).values_list("id", "name", "owner")
+        ids = [str(r[0]) for r in rows]
+        counts: dict[str, int] = {}
+        if ids:
+            from tortoise.functions import Count
+
+            counted = await Member.filter(conv_id__in=ids, left_seq=None).annotate(n=Count("id")) \
+                .group_by("conv_id").values_list("conv_id", "n")
+            counts = {str(c): int(n) for c, n in counted}
+        return [(str(i), str(name), owner, counts.get(str(i), 0)) for i, name, owner in rows]
 
     # ---- inside a caller's transaction: the sequence allocator -------------------------------
     @classmethod

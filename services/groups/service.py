@@ -60,6 +60,18 @@ class GroupSettings:
     pin: str = PIN[0]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    gid: str
+    conv: str
+    name: str
+    owner: str | None
+    members: int  # current members
+
+
+MAX_PAGE = 1000  # groups per page of GroupService.page
+
+
 def group_conv(gid: str) -> str:
     return f"g:{gid}"
 
@@ -141,14 +153,42 @@ class GroupService:
         return await self.info(uid, gid)
 
     async def info(self, uid: str, gid: str) -> GroupInfo:
+        info = await self.describe(gid)
+        if uid not in dict(info.members):
+            msg = f"group {gid!r} not found"
+            raise NotFound(msg)
+        return info
+
+    async def describe(self, gid: str) -> GroupInfo:
+        """A group as the operator sees it (the admin API): any group, whoever asks.
+
+        Raises:
+            NotFound: no such group.
+        """
         conv = group_conv(gid)
         group = await self._conversations.group(conv)
-        if group is None or uid not in group[2]:
+        if group is None:
             msg = f"group {gid!r} not found"
             raise NotFound(msg)
         name, owner, members, mention_all, pin = group
         ordered = sorted(members.items(), key=lambda kv: (ROLES.index(kv[1]), kv[0]))
         return GroupInfo(gid, conv, name, owner, tuple(ordered), mention_all, pin)
+
+    async def page(self, *, after: str | None = None, limit: int = 100,
+                   member: str | None = None) -> tuple[list[GroupSummary], str | None]:
+        """Groups in conv order after ``after`` (a conv), at most ``limit`` (1-MAX_PAGE), each
+        with its current member count; ``member``: only the groups that uid is in. With the
+        conv to pass as ``after`` for the next page (None: this is the last).
+
+        Raises:
+            BadRequest: ``limit`` out of range.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            msg = f"limit must be 1-{MAX_PAGE}, not {limit}"
+            raise BadRequest(msg)
+        rows = await self._conversations.groups(after=after, limit=limit + 1, member=member)
+        items = [GroupSummary(conv[2:], conv, name, owner, count) for conv, name, owner, count in rows[:limit]]
+        return items, items[-1].conv if len(rows) > limit else None
 
     async def settings(self, uid: str, gid: str, *, mention_all: str | None = None,
                        pin: str | None = None) -> GroupSettings:
