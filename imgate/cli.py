@@ -659,7 +659,7 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
             states = [_token_state(t, now_ms) for t in await users.list_tokens(args.uid)]
             n_live = states.count("live")
             return _table(("uid", user.uid), [
-                ("name", user.name), ("kind", user.kind), ("status", "disabled" if user.disabled else "enabled"),
+                ("name", user.name), ("status", "disabled" if user.disabled else "enabled"), ("kind", user.kind),
                 ("created", _when(user.created_at)),
                 ("tokens", f"{n_live} live, {len(states) - n_live} revoked or expired (imgate token list {user.uid})"),
             ])

@@ -13,9 +13,9 @@ RUN_IN_TRANSACTION = True
 
 UPGRADE = {
     "sqlite": r"""
+        ALTER TABLE "users" ADD "kind" VARCHAR(8) NOT NULL DEFAULT 'user';
         ALTER TABLE "users" ADD "messages_per_s" REAL;
         ALTER TABLE "users" ADD "messages_burst" INT;
-        ALTER TABLE "users" ADD "kind" VARCHAR(8) NOT NULL DEFAULT 'user';
         CREATE INDEX "idx_users_kind_bb0376" ON "users" ("kind");
     """,
     "postgres": r"""
