@@ -156,7 +156,7 @@ async def test_a_send_through_the_api_is_delivered_live_and_idempotent_on_its_ci
 async def test_api_sends_follow_the_rules_of_any_send(app: App, api: httpx.AsyncClient, users: Users) -> None:
     await users.add("alice", "bob", "carol")
     await _bot(api, "helper")
-    send = lambda body: api.post("/v1/bots/helper/messages", json=body)  # noqa: E731
+    send = lambda body: api.post("/v1/bots/helper/messages", json=body)
     # Not a bot: nobody sends as a user through these routes (no impersonation).
     as_user = await api.post("/v1/bots/alice/messages", json={"cid": "x", "to": "bob", "text": "I am alice"})
     assert as_user.status_code == 404 and as_user.json()["error"]["code"] == "not_found"
