@@ -1,6 +1,9 @@
 # ruff: noqa: N999 (aerich names migration files "{number}_{timestamp}_{name}.py")
 """imgate migration 18_20261207230143_add_user_kind_bots.
 
+Bots (issue 29, docs/bots.md): a user's kind ("user" or "bot"; every existing user is a user)
+and a bot's own message bucket (NULL: the default limits).
+
 Written by ``python -m services.migrations.make``: aerich's SQL for each dialect; the runner
 (services/migrations/runner.py) applies it in one transaction with the others pending.
 """
@@ -20,6 +23,7 @@ UPGRADE = {
     """,
     "postgres": r"""
         ALTER TABLE "users" ADD "kind" VARCHAR(8) NOT NULL DEFAULT 'user';
+        ALTER TABLE "users" ALTER COLUMN "kind" DROP DEFAULT;
         ALTER TABLE "users" ADD "messages_per_s" DOUBLE PRECISION;
         ALTER TABLE "users" ADD "messages_burst" INT;
         CREATE INDEX IF NOT EXISTS "idx_users_kind_bb0376" ON "users" ("kind");
