@@ -10,11 +10,7 @@ made by another process. Bots are few (an operator creates each): the directory 
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass
-
-log = logging.getLogger("imgate.users")
 
 KINDS = ("user", "bot")
 MAX_BOTS = 100_000  # the directory's bound; past it, a refresh keeps the first (by uid)
@@ -33,7 +29,6 @@ class BotDirectory:
 
     def __init__(self) -> None:
         self._bots: dict[str, BotLimits] = {}
-        self.refreshed = asyncio.Event()  # set by each refresh (tests wait for a process to know a bot)
 
     def __contains__(self, uid: object) -> bool:
         return uid in self._bots
@@ -52,4 +47,3 @@ class BotDirectory:
     def replace(self, bots: dict[str, BotLimits]) -> None:
         """Every bot, as the database has them now (a refresh)."""
         self._bots = bots
-        self.refreshed.set()
