@@ -227,3 +227,17 @@ async def test_a_bot_has_its_own_message_bucket(app: App, api: httpx.AsyncClient
         assert "error" in await f.send_and_ack("f3", "alice")
         for i in range(10):
             assert "error" not in await bob.send_and_ack(f"b{i}", "alice")
+
+
+async def test_api_sends_keep_the_contacts_policy(settings: Any) -> None:
+    """Under ``messaging.policy = "contacts"`` a bot writes 1:1 only to its contacts, as anyone."""
+    from tests.helpers import tweak
+
+    async with App(tweak(settings, "messaging", policy="contacts")) as app, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{app.admin.port}", headers={"Authorization": f"Bearer {ADMIN_SECRET}"},
+            timeout=10) as api:
+        assert app.services is not None
+        await app.services.users.add_user("alice")
+        await _bot(api, "helper")
+        refused = await api.post("/v1/bots/helper/messages", json={"cid": "1", "to": "alice", "text": "hi"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
