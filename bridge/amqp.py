@@ -484,3 +484,66 @@ class AmqpTransport:
         log.info("publisher channel replaced after a refused or unconfirmed publish")
         await failed.close()
 
+
+
+class AmqpPublisher:
+    """Publishes to the exchange alone, for a process that delivers without consuming (``imgate
+    api``'s sends as a bot, docs/bots.md): one connection and a confirming channel, opened when
+    first needed and again after a loss (the nodes of ``url`` in turn). A Transport for
+    ``EncodingTrees``; ``run`` is not for it."""
+
+    def __init__(self, urls: list[str], *, exchange: str, timeout: float, name: str = "imgate-api") -> None:
+        self._urls = urls
+        self._exchange = exchange
+        self._timeout = timeout
+        self._name = name
+        self._node = 0
+        self._connection: AmqpConnection | None = None
+        self._channel: Channel | None = None
+        self._opening = asyncio.Lock()
+        self.ready = asyncio.Event()
+
+    async def run(self, filters: list[str], ingress: Ingress) -> None:
+        msg = "a publisher does not consume"
+        raise NotImplementedError(msg)
+
+    async def _open(self) -> Channel:
+        async with self._opening:
+            if self._channel is not None and self._channel.is_open:
+                return self._channel
+            if self._connection is not None:
+                await self._connection.close()
+            url = self._urls[self._node % len(self._urls)]
+            self._node += 1  # the next node next time: this one may be the one gone
+            try:
+                self._connection = await connect(url, name=self._name, timeout=self._timeout)
+                self._channel = await self._connection.channel(confirms=True)
+            except (AmqpClosed, OSError, TimeoutError) as exc:
+                msg = f"RabbitMQ not reachable: {exc}"
+                raise ConnectionError(msg) from exc
+            self.ready.set()
+            return self._channel
+
+    async def publish(self, topic: str, payload: bytes, qos: int, props: Props = None) -> None:
+        await self.publish_many([(topic, payload, qos, props)])
+
+    async def publish_many(self, items: list[Item]) -> None:
+        """Published and confirmed; ConnectionError if not (the channel is opened again next time)."""
+        if not items:
+            return
+        channel = await self._open()
+        try:
+            confirmed = channel.publish_many([(self._exchange, routing_key(t), p, qos > 0) for t, p, qos, _ in items])
+            async with asyncio.timeout(self._timeout):
+                await confirmed
+        except (AmqpClosed, TimeoutError) as exc:
+            await channel.close()
+            msg = f"{len(items)} publishes not confirmed: {exc}"
+            raise ConnectionError(msg) from exc
+        except ConnectionError:
+            await channel.close()
+            raise
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()

@@ -46,7 +46,8 @@ KEYS: dict[str, int] = {name: n for n, name in enumerate((
     "platform", "device", "gid", "members", "q", "unread_mentions", "mentions_dropped", "mention_all",
     "read", "read_count", "unread_count", "pins", "hidden", "pin", "preview", "title", "description", "image",
     "forward", "merge", "forwarded", "merged", "thread", "tseq", "replies", "root", "read_tseq", "unread_threads",
-    "at", "status", "scheduled", "created", "message_id", "ttl", "expires_at", "ids", "seqs"),
+    "at", "status", "scheduled", "created", "message_id", "ttl", "expires_at", "ids", "seqs",
+    "bot"),
     start=1)}
 NAMES: dict[int, str] = {n: name for name, n in KEYS.items()}
 OPAQUE = "data"  # its value's keys are the sender's own: never numbered

@@ -7,8 +7,11 @@ else is logged and answered with ``internal`` so the client retries with the sam
 from __future__ import annotations
 
 import logging
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from bridge.formats import dumps
 from bridge.router import (
@@ -25,8 +28,7 @@ from bridge.router import (
     error_reply,
 )
 from bridge.rpc import METHODS, Call
-from bridge.scheduled import event, render_schedule, scheduled_ack
-from bridge.wire import render_message
+from bridge.scheduled import delivery_publishes, event, render_schedule, scheduled_ack
 from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
 from services.contacts.service import ContactService
@@ -34,10 +36,10 @@ from services.conversations.service import ConversationService
 from services.errors import ErrorCode, ImError
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
-from services.messages.commands import SendCommand
+from services.messages.commands import SendCommand, StoredMessage
 from services.messages.expiry import Expired
 from services.messages.scheduled import ScheduledSends
-from services.messages.service import MessageService
+from services.messages.service import MessageService, SendResult
 from services.notifications.service import DeviceDelivery, NotificationService
 from services.presence.service import PresenceService
 from services.previews.extract import cache_key
@@ -64,6 +66,20 @@ class BridgeStats:
     deliveries: int = 0  # publishes handed to the broker
 
 
+def send_ack(c: SendCommand, m: StoredMessage) -> dict[str, Any]:
+    """The ack of a stored send (protocol §3): its id, conv, seq and ts, and what the sender needs."""
+    ack: dict[str, Any] = {"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts}
+    if m.thread is not None:  # a thread reply: its thread and place in it
+        ack |= {"thread": m.thread, "tseq": m.tseq}
+    if m.expires_at is not None:  # disappearing: the sender's copy goes then too
+        ack["expires_at"] = m.expires_at
+    if c.mentions:  # the mentions of non-members were dropped: the sender is told which
+        dropped = [u for u in c.mentions if u not in m.mentions]
+        if dropped:
+            ack["mentions_dropped"] = dropped
+    return ack
+
+
 class Dispatcher:
     def __init__(self, topics: Topics, *, messages: MessageService, conversations: ConversationService,
                  presence: PresenceService, groups: GroupService, reactions: ReactionService, blocks: BlockService,
@@ -72,7 +88,8 @@ class Dispatcher:
                  group_receipts_max: int = 20,
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
-                 previews: PreviewService | None = None, scheduled: ScheduledSends | None = None) -> None:
+                 previews: PreviewService | None = None, scheduled: ScheduledSends | None = None,
+                 bots: Container[str] = ()) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself). ``previews``: link
         previews are on (a text message's link is previewed once its deliveries are out)."""
@@ -94,6 +111,7 @@ class Dispatcher:
         self.announce_presence = announce_presence
         self.previews = previews
         self.scheduled = scheduled  # scheduled sends (None: a send with 'at' is unavailable)
+        self.bots = bots  # the bots this process knows (UserService.bots): their messages say "bot": true
         self._previews_due: dict[int, PreviewJob] = {}  # id(send command) -> its preview, once published
         self.stats = BridgeStats()
         self._clock = clock or SystemClock()
@@ -185,29 +203,17 @@ class Dispatcher:
             self.stats.sends += 1
         else:
             self.stats.retries += 1
-        out: list[Publish] = []
-        if result.created:  # a retried send is acked again, never delivered twice
-            rendered = render_message(m)
-            body = dumps(rendered)
-            mentioned = result.mentioned
-            flagged = dumps({**rendered, "mentioned": True}) if mentioned else body
-            out.extend(Publish(self.topics.inbox(uid, "msg"), flagged if uid in mentioned else body)
-                       for uid in result.recipients)
-        ack: dict[str, Any] = {"cid": c.cid, "id": m.id, "conv": m.conv, "seq": m.seq, "ts": m.ts}
-        if m.thread is not None:  # a thread reply: its thread and place in it
-            ack |= {"thread": m.thread, "tseq": m.tseq}
-        if m.expires_at is not None:  # disappearing: the sender's copy goes then too
-            ack["expires_at"] = m.expires_at
-        if c.mentions:  # the mentions of non-members were dropped: the sender is told which
-            dropped = [u for u in c.mentions if u not in m.mentions]
-            if dropped:
-                ack["mentions_dropped"] = dropped
-        out.append(Publish(self.topics.inbox(c.sender, "ack"), dumps(ack)))
+        out = self.deliveries(result)
+        out.append(Publish(self.topics.inbox(c.sender, "ack"), dumps(send_ack(c, m))))
         if result.created and self.previews is not None and m.type == "text" and m.text and "https://" in m.text:
             job = self.previews.job(m.id, m.conv, m.seq, m.sender, m.text, result.recipients)
             if job is not None:
                 self._previews_due[id(cmd)] = job  # requested by published(), after the message
         return out
+
+    def deliveries(self, result: SendResult) -> list[Publish]:
+        """A stored send's copies to its recipients (none for a retry: never delivered twice)."""
+        return delivery_publishes(self.topics, [result], self.bots) if result.created else []
 
     def _send_failed(self, c: SendCommand, exc: Exception, what: str) -> list[Publish]:
         """The error ack of a send (or a scheduling) that failed: the service's own error as it
@@ -279,15 +285,21 @@ class Dispatcher:
         body = dumps({"type": "preview", "conv": job.conv, "id": job.id, "seq": job.seq, **stored})
         return [Publish(self.topics.inbox(uid, "event"), body) for uid in job.to]
 
+    async def call(self, uid: str, name: str, params: BaseModel, device: str | None = None) -> tuple[Any, list[Publish]]:
+        """Run the RPC method ``name`` as ``uid`` (params validated): its result and the events
+        to publish. A method with ``membership`` looks the caller's up first (not a member:
+        ``not_found``). Raises what the method raises."""
+        method = METHODS[name]
+        member = None
+        if method.membership:  # registration checked that its params have a conv
+            conv: str = params.conv  # type: ignore[attr-defined]
+            member = await self.conversations.membership(conv, uid)
+        return await method.handler(self, Call(uid, params, device, member))
+
     async def _rpc(self, cmd: Rpc) -> list[Publish]:
         self.stats.rpcs += 1
-        method = METHODS[cmd.method]  # the router routes declared methods only
         try:
-            member = None
-            if method.membership:  # registration checked that its params have a conv
-                conv: str = cmd.params.conv  # type: ignore[attr-defined]
-                member = await self.conversations.membership(conv, cmd.uid)
-            result, extra = await method.handler(self, Call(cmd.uid, cmd.params, cmd.device, member))
+            result, extra = await self.call(cmd.uid, cmd.method, cmd.params, cmd.device)
         except Exception as exc:
             self.stats.rpc_errors += 1
             if not isinstance(exc, ImError):

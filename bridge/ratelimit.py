@@ -15,6 +15,7 @@ from bridge.router import Command, Ignore, Reply, Rpc, Send, Topics, Typing, err
 from bridge.rpc import METHODS, Limit
 from services.errors import RateLimited
 from services.ids import Clock
+from services.users.bots import BotDirectory
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,24 @@ class RateLimits:
     profile_changes: Rate = Rate(0.2, 10)  # each tells every contact: a slow bucket of its own
     typing: Rate = Rate(2, 2)
     error_replies: Rate = Rate(5, 20)
+    bot_messages: Rate = Rate(5, 20)  # a bot's messages, when the bot has no bucket of its own
+
+
+_MAX_BOT_RATES = 10_000  # distinct bot buckets kept; past it they are dropped (refilled)
 
 
 class Throttle:
     """Applies the per-user limits to routed commands (the uid is the command's publisher)."""
 
-    def __init__(self, topics: Topics, clock: Clock, limits: RateLimits | None = None) -> None:
+    def __init__(self, topics: Topics, clock: Clock, limits: RateLimits | None = None,
+                 bots: BotDirectory | None = None) -> None:
+        """``bots``: the bots this process knows; a bot's messages take its own bucket."""
         lim = limits or RateLimits()
         self._topics = topics
+        self._clock = clock
+        self._bots = bots
+        self._bot_default = lim.bot_messages
+        self._bot_buckets: dict[Rate, TokenBucket] = {}  # one per distinct bot rate, keyed by uid
         self._messages = TokenBucket(clock, lim.messages)
         self._rpcs = TokenBucket(clock, lim.rpcs)
         # Read markers are state, not requests: their own bucket (as large as the RPCs'), so an app
@@ -92,7 +103,7 @@ class Throttle:
     def check(self, key: str, cmd: Command) -> Command:
         """``cmd`` if allowed, else what to do instead. ``key`` is the publisher's uid."""
         if isinstance(cmd, Send):
-            wait = self._messages.take(key)
+            wait = self.message_wait(key)
             if wait:
                 over = RateLimited(f"too many messages: retry in {wait} ms", retry_after_ms=wait)
                 return self._refuse(key, Reply(error_reply(self._topics, cmd.command.sender, over,
@@ -123,6 +134,21 @@ class Throttle:
                 return Ignore(f"error replies to {key} over their limit", cmd.lane_key)
             return cmd
         return cmd
+
+    def message_wait(self, uid: str) -> int:
+        """Take a token of ``uid``'s message bucket (a bot's own): 0, or the ms until there is one
+        (nothing taken). Also what the admin API's sends as a bot take."""
+        bot = self._bots.limits(uid) if self._bots is not None else None
+        if bot is None:
+            return self._messages.take(uid)
+        d = self._bot_default
+        rate = Rate(bot.messages_per_s or d.per_second, bot.messages_burst or d.burst)
+        bucket = self._bot_buckets.get(rate)
+        if bucket is None:
+            if len(self._bot_buckets) >= _MAX_BOT_RATES:
+                self._bot_buckets.clear()
+            bucket = self._bot_buckets[rate] = TokenBucket(self._clock, rate)
+        return bucket.take(uid)
 
     def _refuse(self, key: str, reply: Reply) -> Command:
         self.limited += 1

@@ -9,7 +9,7 @@ their types only: the sans-IO router imports this module and must not load the d
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -108,6 +108,7 @@ class RpcContext(Protocol):
     attachments: AttachmentService
     group_receipts_max: int
     scheduled: ScheduledSends | None
+    bots: Container[str]  # the bots this process knows (their messages and profiles say "bot": true)
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -185,7 +186,7 @@ async def _rendered(ctx: RpcContext, uid: str, messages: list[StoredMessage], *,
     replies = await ctx.messages.threads.counts([m.id for m in messages if m.thread is None], upto)
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
-        body = render_message(m)
+        body = render_message(m, ctx.bots)
         if (m.conv, m.seq) in mentions:
             body["mentioned"] = True
         if m.id in replies:  # a thread's root: how many replies it has
@@ -393,23 +394,26 @@ async def block_list(ctx: RpcContext, call: Call[NoParams]) -> Answer:
     return {"blocked": await ctx.blocks.blocked_by(call.uid)}, []
 
 
-def render_profile(p: ProfileInfo) -> dict[str, Any]:
-    return {"uid": p.uid, "name": p.name, "avatar": p.avatar, "status": p.status, "updated_at": p.updated_at}
+def render_profile(p: ProfileInfo, bots: Container[str] = ()) -> dict[str, Any]:
+    body = {"uid": p.uid, "name": p.name, "avatar": p.avatar, "status": p.status, "updated_at": p.updated_at}
+    if p.uid in bots:
+        body["bot"] = True
+    return body
 
 
 @method("profile.get", ProfileGetParams)
 async def profile_get(ctx: RpcContext, call: Call[ProfileGetParams]) -> Answer:
     found = await ctx.profiles.get(list(dict.fromkeys(call.params.uids)))
-    return {"profiles": {uid: render_profile(p) for uid, p in found.items()}}, []
+    return {"profiles": {uid: render_profile(p, ctx.bots) for uid, p in found.items()}}, []
 
 
 @method("profile.set", ProfileSetParams, limit=Limit.PROFILE)
 async def profile_set(ctx: RpcContext, call: Call[ProfileSetParams]) -> Answer:
     p = call.params
     profile, contacts = await ctx.profiles.set(call.uid, name=p.name, avatar=p.avatar, status=p.status)
-    body = dumps({"type": "profile", **render_profile(profile)})
+    body = dumps({"type": "profile", **render_profile(profile, ctx.bots)})
     blockers = await ctx.blocks.blockers(call.uid, set(contacts))  # not told (a free-text channel to them)
-    return render_profile(profile), [Publish(ctx.topics.inbox(u, "event"), body)
+    return render_profile(profile, ctx.bots), [Publish(ctx.topics.inbox(u, "event"), body)
                                      for u in [call.uid, *contacts] if u not in blockers]
 
 

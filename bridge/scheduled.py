@@ -5,6 +5,7 @@ are imported for type checking only."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
 from bridge.formats import dumps
@@ -46,11 +47,12 @@ def event(topics: Topics, uid: str, op: str, body: dict[str, Any]) -> Publish:
     return Publish(topics.inbox(uid, "event"), dumps({"type": "scheduled", "op": op, **body}))
 
 
-def delivery_publishes(topics: Topics, results: list[SendResult]) -> list[Publish]:
-    """The messages a pass stored, to every member of their conversations (as a send's)."""
+def delivery_publishes(topics: Topics, results: list[SendResult], bots: Container[str] = ()) -> list[Publish]:
+    """The messages stored (a send's, a pass's), to their recipients; ``mentioned`` in the copies of
+    those they mention, ``bot`` when a bot sent them (``bots``: the bots this process knows)."""
     out: list[Publish] = []
     for result in results:
-        rendered = render_message(result.message)
+        rendered = render_message(result.message, bots)
         body = dumps(rendered)
         flagged = dumps({**rendered, "mentioned": True}) if result.mentioned else body
         out.extend(Publish(topics.inbox(uid, "msg"), flagged if uid in result.mentioned else body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -360,9 +361,13 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {text}" if where else text
 
 
-def render_message(m: StoredMessage) -> dict[str, Any]:
+def render_message(m: StoredMessage, bots: Container[str] = ()) -> dict[str, Any]:
+    """A message as devices get it; ``bots``: the bots this process knows (a bot's message says
+    ``"bot": true``, protocol "Bots")."""
     body: dict[str, Any] = {"id": m.id, "conv": m.conv, "seq": m.seq, "from": m.sender, "cid": m.cid,
                             "type": m.type, "ts": m.ts}
+    if m.sender in bots:
+        body["bot"] = True
     if m.text is not None:
         body["text"] = m.text
     if m.type in ATTACHMENT_TYPES:

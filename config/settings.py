@@ -267,6 +267,11 @@ class LimitSettings(_Part):
     # RPC answered with rate_limited and retry_after_ms, and is not carried out.
     messages_per_s: float = Field(20.0, gt=0)
     messages_burst: int = Field(50, ge=1)
+    # A bot's messages (MQTT and the admin API's sends as the bot): its own bucket, set per bot
+    # (POST /v1/bots), else these (docs/bots.md). Every process reads the bots again each bots_refresh_s.
+    bot_messages_per_s: float = Field(5.0, gt=0)
+    bot_messages_burst: int = Field(20, ge=1)
+    bots_refresh_s: float = Field(5.0, gt=0, le=3600)
     rpcs_per_s: float = Field(20.0, gt=0)  # every RPC (read markers: a bucket of their own, as large)
     rpcs_burst: int = Field(50, ge=1)
     searches_per_s: float = Field(2.0, gt=0)  # search RPCs, on top of rpcs_per_s

@@ -62,6 +62,7 @@ class AdminContext:
     # A group change made here, to its online members (imgate run: through the bridge; imgate api:
     # none, the member event is stored and each device gets it when it syncs).
     group_changed: Callable[[Any], Awaitable[None]] | None = None
+    bots: Any = None  # imgate.bots.BotActions (sending and reading as a bot)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -120,6 +121,7 @@ class User(BaseModel):
     name: str
     disabled: bool
     created_at: int
+    kind: Literal["user", "bot"] = Field(description="a bot is created by POST /v1/bots (docs/bots.md)")
 
 
 class UserPage(BaseModel):
@@ -248,6 +250,7 @@ class ProfileOut(BaseModel):
     avatar: str
     status: str
     updated_at: int
+    bot: bool = Field(False, description="the user is a bot")
 
 
 class ProfileIn(BaseModel):
@@ -426,9 +429,10 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"users per page, 1-{MAX_PAGE}"),
         prefix: str | None = Query(None, pattern=UID_RE.pattern,
                                    description="only the uids starting with this, in any case"),
+        kind: Literal["user", "bot"] | None = Query(None, description="only the users, or only the bots"),
     ) -> UserPage:
         """Users in uid order, a page at a time: follow `next` (as `after`) until it is null."""
-        page = await ctx.users.list_users(disabled=disabled, after=after, limit=limit, prefix=prefix)
+        page = await ctx.users.list_users(disabled=disabled, after=after, limit=limit, prefix=prefix, kind=kind)
         return UserPage(items=[User(**asdict(u)) for u in page.items], next=page.next)
 
     @app.post("/v1/users", status_code=201, response_model=User, dependencies=guarded, tags=["users"])
@@ -533,7 +537,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
     @app.get("/v1/users/{uid}/profile", response_model=ProfileOut, dependencies=guarded, tags=["profiles"])
     async def get_profile(uid: str) -> ProfileOut:
         await ctx.users.get_user(uid)
-        return ProfileOut(**asdict((await ctx.profiles.get([uid]))[uid]))
+        return ProfileOut(**asdict((await ctx.profiles.get([uid]))[uid]), bot=uid in ctx.users.bots)
 
     @app.put("/v1/users/{uid}/profile", response_model=ProfileOut, dependencies=guarded, tags=["profiles"])
     async def set_profile(uid: str, body: ProfileIn) -> ProfileOut:
@@ -541,7 +545,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         the user changes it over MQTT)."""
         await ctx.users.get_user(uid)
         profile, _ = await ctx.profiles.set(uid, name=body.name, avatar=body.avatar, status=body.status)
-        return ProfileOut(**asdict(profile))
+        return ProfileOut(**asdict(profile), bot=uid in ctx.users.bots)
 
     @app.get("/v1/files/{key}", response_model=UploadOut, dependencies=guarded, tags=["files"])
     async def get_upload(key: str) -> UploadOut:
@@ -575,6 +579,9 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
     _audit_routes(app, ctx, guarded)
     _group_routes(app, ctx, guarded)
+    from imgate.admin_bots import bot_routes
+
+    bot_routes(app, ctx, guarded)
     _rabbitmq_routes(app, ctx)
     _emqx_routes(app, ctx)
     _console_routes(app)

@@ -57,6 +57,8 @@ from services.search.service import SearchService
 from services.users.service import UserService
 
 if TYPE_CHECKING:
+    from bridge.outbound import Publish
+    from imgate.bots import BotActions
     from imgate.http import EmbeddedHttpServer
     from imgate.rabbitmq import ConnectionWatch, RabbitManagement
 
@@ -202,7 +204,8 @@ def rate_limits(s: LimitSettings) -> RateLimits:
                       searches=Rate(s.searches_per_s, s.searches_burst),
                       push_registers=Rate(s.push_registers_per_s, s.push_registers_burst),
                       typing=Rate(s.typing_per_second, s.typing_per_second),
-                      error_replies=Rate(s.error_replies_per_s, s.error_replies_burst))
+                      error_replies=Rate(s.error_replies_per_s, s.error_replies_burst),
+                      bot_messages=Rate(s.bot_messages_per_s, s.bot_messages_burst))
 
 
 def topic_acl(topics: Topics | str, presence_hidden: Callable[[str, str], bool] | None = None) -> TopicAcl:
@@ -327,6 +330,10 @@ class App:
                                              min_ttl_s=s.limits.min_ttl_s, max_ttl_s=s.limits.max_ttl_s)
         self.tasks.spawn("imgate.audit.recorder", lambda: self._audit_recorder(svc.audit), restart=True)
         await self._record_callbacks(svc.audit)
+        if self.role != "worker":  # the bots (senders' kinds and buckets), known to the message path in memory
+            await svc.users.refresh_bots()
+            self.tasks.spawn("imgate.users.bots", lambda: svc.users.follow_bots(s.limits.bots_refresh_s),
+                             restart=True)
         if self.role in ("all", "api"):  # where devices log in (the embedded broker, the external brokers' auth)
             self.tasks.spawn("imgate.users.token-use", svc.users.record_token_use, restart=True)
         if attachments is not None:
@@ -418,8 +425,9 @@ class App:
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
                                 contacts=svc.contacts, attachments=svc.attachments,
                                 announce_presence=cluster, previews=await self._start_previews(),
-                                scheduled=svc.scheduled)
-        self.bridge = Bridge(transport, router, dispatcher, Throttle(topics, self.clock, rate_limits(s.limits)),
+                                scheduled=svc.scheduled, bots=svc.users.bots)
+        self.bridge = Bridge(transport, router, dispatcher,
+                             Throttle(topics, self.clock, rate_limits(s.limits), svc.users.bots),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
                              ingress=IngressLimits(b.ingress_user_items, b.ingress_user_bytes, b.ingress_total_bytes,
                                                    b.ingress_user_inflight, b.ingress_max_inflight))
@@ -565,7 +573,7 @@ class App:
         scheduled, previews = svc.scheduled, self.previews
 
         async def deliver(results: list[SendResult]) -> None:
-            await bridge.publish_many(delivery_publishes(topics, results))
+            await bridge.publish_many(delivery_publishes(topics, results, svc.users.bots))
             if previews is not None:  # a text's link is previewed after its deliveries, as a send's
                 for r in results:
                     m = r.message
@@ -714,7 +722,7 @@ class App:
                            profiles=svc.profiles, attachments=svc.attachments, presence=svc.presence,
                            connections=self.connections, stats=self.stats, audit=svc.audit,
                            trusted_proxies=list(s.admin.trusted_proxies), groups=svc.groups,
-                           group_changed=self._group_changed)
+                           group_changed=self._group_changed, bots=await self._bot_actions(svc))
         # proxy_headers off: uvicorn would take X-Forwarded-For from any local peer as the client's
         # address; the audit log trusts it only from admin.trusted_proxies (imgate/audit.py).
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
@@ -722,6 +730,37 @@ class App:
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
         await self.admin.started()
         log.info("admin API on http://%s:%d", s.admin.host, self.admin.port)
+
+    async def _bot_actions(self, svc: Services) -> BotActions:
+        """What the admin API does as a bot (imgate/bots.py): in ``imgate run`` through the
+        bridge (its dispatcher, its buckets, its transport); in ``imgate api`` with a dispatcher
+        and buckets of its own, delivering through an AMQP publisher (``amqp.url``), else stored
+        only (devices get the messages when they sync)."""
+        from imgate.bots import BotActions
+
+        s = self.settings
+        topics = im_topics(s)
+        router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text)
+        if self.bridge is not None:
+            return BotActions(svc.users, self.bridge.dispatcher, router, self.bridge.throttle, self.bridge.publish_many)
+        dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
+                                presence=svc.presence, groups=svc.groups, clock=self.clock,
+                                group_receipts_max=s.limits.group_receipts_max, reactions=svc.reactions,
+                                blocks=svc.blocks, profiles=svc.profiles, contacts=svc.contacts,
+                                attachments=svc.attachments, scheduled=svc.scheduled, bots=svc.users.bots)
+        throttle = Throttle(topics, self.clock, rate_limits(s.limits), svc.users.bots)
+        publish: Callable[[list[Publish]], Awaitable[None]] | None = None
+        if s.amqp.url:
+            from bridge.amqp import AmqpPublisher
+
+            publisher = AmqpPublisher(amqp_urls(s), exchange=s.amqp.exchange, timeout=s.bridge.publish_timeout)
+            self._stack.push_async_callback(publisher.close)
+            trees = EncodingTrees(publisher, topics) if topics.trees else publisher
+
+            async def publish(pubs: list[Publish]) -> None:
+                await trees.publish_many([(p.topic, p.payload, p.qos, p.props) for p in pubs])
+
+        return BotActions(svc.users, dispatcher, router, throttle, publish)
 
     def _external_auth(self) -> ExternalAuth:
         """What RabbitMQ's HTTP auth backend asks (``/auth/rabbitmq/…``): the embedded broker's

@@ -2,7 +2,8 @@
 
 ``AuditMiddleware`` wraps the admin app (pure ASGI). A request is recorded when its route is a
 change: any POST, PUT, PATCH or DELETE route except the external brokers' auth backends
-(``/auth/…``, which are questions, not changes), and the reads that hand data out
+(``/auth/…``, which are questions, not changes) and a bot's messages (``NOT_CHANGES``: traffic,
+stored as messages), and the reads that hand data out
 (``RECORDED_READS``: a user's export). It is recorded when the answer starts, before the client
 sees it, with the status answered: a refused attempt (400, 403, 404, 409, …) is recorded too, a
 request without the right admin secret (401) is not (anyone who reaches the port could fill the
@@ -52,6 +53,9 @@ ACTOR_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_RECORDED = ("/auth/",)  # RabbitMQ's and EMQX's auth backends: questions, not changes
 RECORDED_READS = frozenset({"/v1/users/{uid}/export"})  # reads that hand a user's data out
+# Changes that are traffic, not administration: a bot's messages sent through the API are stored as
+# messages (a copy of each in the audit log would be a second, unbounded copy of the chat).
+NOT_CHANGES = frozenset({("POST", "/v1/bots/{uid}/messages")})
 _MAX_BODY = 16 * 1024  # bytes of a request body read for its detail (a larger one: its keys are not known)
 
 # (method, path template) -> action: the admin API's routes, and those being added beside them.
@@ -75,6 +79,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/v1/users/{uid}/erase"): "user.erase",
     ("DELETE", "/v1/users/{uid}"): "user.erase",
     ("POST", "/v1/bots"): "bot.create",
+    ("PUT", "/v1/bots/{uid}/limits"): "bot.limits",
 }
 
 
@@ -178,7 +183,7 @@ class AuditMiddleware:
         methods = getattr(route, "methods", None) or set()
         if template is None or method not in methods or status == 401:
             return  # no route (404, 405), or not past the admin secret
-        if method == "GET" and template not in RECORDED_READS:
+        if (method == "GET" and template not in RECORDED_READS) or (method, template) in NOT_CHANGES:
             return
         try:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}

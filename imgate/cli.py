@@ -29,7 +29,7 @@ from services.files import private_dir
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from services.users.service import TokenInfo, UserService
+    from services.users.service import TokenInfo, UserInfo, UserService
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -105,9 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = sub.add_parser("user", help="manage users", description="Manage users.")
     user_sub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = user_sub.add_parser("add", parents=[common], help="create a user", description="Create a user.")
+    add = user_sub.add_parser("add", parents=[common], help="create a user (or a bot)",
+                              description="Create a user; with --bot a bot (docs/bots.md), which gets tokens "
+                                          "as a user does.")
     add.add_argument("uid", help="1-64 characters of A-Z a-z 0-9 _ -")
     add.add_argument("--name", default="", help="display name")
+    add.add_argument("--bot", action="store_true", help="a user of kind bot (the admin API's POST /v1/bots)")
+    add.add_argument("--messages-per-s", type=float, default=None,
+                     help="a bot's own message rate (default: limits.bot_messages_per_s)")
+    add.add_argument("--messages-burst", type=int, default=None,
+                     help="a bot's own message burst (default: limits.bot_messages_burst)")
     disable = user_sub.add_parser("disable", parents=[common], help="disable a user and disconnect them",
                                   description="Disable a user; their live connections are dropped.")
     disable.add_argument("uid")
@@ -117,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     enable.add_argument("uid")
     listing = user_sub.add_parser("list", parents=[common], help="list the users",
                                   description="List the users in uid order: a table (UID, NAME, STATUS, CREATED "
-                                              "in UTC), or with --json one JSON object a line (uid, name, disabled, "
-                                              "created_at in ms since the epoch), the admin API's User.")
+                                              "in UTC, KIND), or with --json one JSON object a line (uid, name, "
+                                              "disabled, created_at in ms since the epoch, kind), the admin API's "
+                                              "User.")
     listing.add_argument("--disabled", action="store_true", help="only the disabled users")
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = user_sub.add_parser("show", parents=[common], help="show a user and their tokens",
@@ -612,15 +620,24 @@ async def _list_users(users: UserService, disabled: bool, as_json: bool) -> str 
         page = await users.list_users(disabled=True if disabled else None, after=after, limit=MAX_PAGE)
         if as_json:
             for user in page.items:
-                print(json.dumps(asdict(user)))
-        rows += [(u.uid, u.name, "disabled" if u.disabled else "enabled", _when(u.created_at)) for u in page.items]
+                print(json.dumps(_user_json(user)))
+        rows += [(u.uid, u.name, "disabled" if u.disabled else "enabled", _when(u.created_at), u.kind)
+                 for u in page.items]
         if page.next is None:
             break
         after = page.next
     if not rows:
         print("no disabled users" if disabled else "no users", file=sys.stderr)
         return None
-    return None if as_json else _table(("UID", "NAME", "STATUS", "CREATED"), rows)
+    return None if as_json else _table(("UID", "NAME", "STATUS", "CREATED", "KIND"), rows)
+
+
+def _user_json(user: UserInfo) -> dict[str, Any]:
+    """A user as the admin API's User has it (a bot's: with its message bucket, as its Bot)."""
+    out = asdict(user)
+    if user.kind != "bot":
+        del out["messages_per_s"], out["messages_burst"]
+    return out
 
 
 def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[str | None]]:
@@ -632,9 +649,13 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
     async def act(users: UserService) -> str | None:
         now_ms = int(time.time() * 1000)
         if args.command == "user" and args.action == "add":
-            info = await users.add_user(args.uid, args.name)
-            await record_cli("user.create", info.uid, {"name": args.name})
-            print(f"created user {info.uid}", file=sys.stderr)
+            from services.users.bots import BotLimits
+
+            limits = BotLimits(args.messages_per_s, args.messages_burst)
+            info = await users.add_user(args.uid, args.name, kind="bot" if args.bot else "user", limits=limits)
+            await record_cli("bot.create" if args.bot else "user.create", info.uid,
+                             {"name": args.name, "kind": info.kind})
+            print(f"created {info.kind} {info.uid}", file=sys.stderr)
             return None
         if args.command == "user" and args.action == "disable":
             await users.disable_user(args.uid)
@@ -651,11 +672,11 @@ def _user_action(args: argparse.Namespace) -> Callable[[UserService], Awaitable[
         if args.command == "user" and args.action == "show":
             user = await users.get_user(args.uid)
             if args.json:
-                return json.dumps(asdict(user))
+                return json.dumps(_user_json(user))
             states = [_token_state(t, now_ms) for t in await users.list_tokens(args.uid)]
             n_live = states.count("live")
             return _table(("uid", user.uid), [
-                ("name", user.name), ("status", "disabled" if user.disabled else "enabled"),
+                ("name", user.name), ("status", "disabled" if user.disabled else "enabled"), ("kind", user.kind),
                 ("created", _when(user.created_at)),
                 ("tokens", f"{n_live} live, {len(states) - n_live} revoked or expired (imgate token list {user.uid})"),
             ])

@@ -112,7 +112,7 @@ def test_users_are_listed_shown_and_enabled_again(tmp_path: Path, database_url: 
     table = run("user", "list")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["UID", "NAME", "STATUS", "CREATED"]
+    assert lines[0].split() == ["UID", "NAME", "STATUS", "CREATED", "KIND"]
     assert [line.split()[0] for line in lines[1:]] == ["alice", "bob", "carol"]
     assert "Carol C" in lines[3] and lines[2].split()[1] == "disabled" and lines[1].split()[2] == "enabled"
     assert lines[1].index("enabled") == lines[3].index("enabled")  # columns line up
@@ -121,7 +121,7 @@ def test_users_are_listed_shown_and_enabled_again(tmp_path: Path, database_url: 
     objects = [json.loads(line) for line in run("user", "list", "--json").stdout.splitlines()]
     assert [(u["uid"], u["name"], u["disabled"]) for u in objects] == [
         ("alice", "Alice", False), ("bob", "", True), ("carol", "Carol C", False)]
-    assert set(objects[0]) == {"uid", "name", "disabled", "created_at"}  # the admin API's User
+    assert set(objects[0]) == {"uid", "name", "disabled", "created_at", "kind"}  # the admin API's User
     shown = run("user", "show", "bob")
     assert shown.returncode == 0 and shown.stdout.splitlines()[:3] == ["uid      bob", "name", "status   disabled"]
     assert json.loads(run("user", "show", "bob", "--json").stdout)["disabled"] is True

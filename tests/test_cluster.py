@@ -78,10 +78,11 @@ class Cluster:
 
 @asynccontextmanager
 async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = (),
-                          **env: str) -> AsyncIterator[Cluster]:
+                          api_amqp: bool = False, **env: str) -> AsyncIterator[Cluster]:
     """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
     each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
-    whatever IMGATE_TEST_DB says). ``env``: more of the bridges' environment."""
+    whatever IMGATE_TEST_DB says). ``env``: more of the bridges' environment. ``api_amqp``: the
+    api has amqp.url too (it publishes the deliveries of its sends as a bot)."""
     prefix = f"t{secrets.token_hex(4)}"
     async with postgres_database("imgate_cluster") as url:
         settings = load_settings(None, {
@@ -91,6 +92,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
             "rabbitmq": {"management_url": nodes[0].mgmt_url, "management_username": ADMIN_USER,
                          "management_password": ADMIN_PASSWORD},
             "mqtt": {"encoding_trees": list(trees)},
+            **({"amqp": {"url": f"amqp://127.0.0.1:{nodes[0].amqp_port}/"}} if api_amqp else {}),
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
@@ -662,6 +664,8 @@ async def test_imgate_api_serves_the_console_its_stats_and_the_connections_from_
             await bob.inbox.wait_for(on("presence/alice/phone", online=False))
             live = (await api.get("/v1/connections")).json()
             assert [c["client_id"] for c in live["items"]] == ["bob:phone"] and live["total"] == 1
+
+
 async def test_the_audit_log_and_the_group_routes_in_cluster_mode(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
     """Issue 29: ``imgate api`` records its changes and serves them; the two bridges, starting
     with a callback configuration, record it once in the same PostgreSQL table; a group made
@@ -690,3 +694,38 @@ async def test_the_audit_log_and_the_group_routes_in_cluster_mode(tmp_path: Path
         assert len(configs) == 1 and configs[0]["detail"]["process"].startswith("bridge ")
         assert configs[0]["detail"]["endpoints"][0]["url"] == "https://hooks.example.com/imgate"
         assert "cluster-signing-secret" not in json.dumps(configs)
+
+
+async def test_a_bot_sends_through_imgate_api_and_over_mqtt(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """Bots (docs/bots.md) in cluster mode: a send through ``imgate api`` is stored and delivered
+    live through RabbitMQ (the api's AMQP publisher), marked as a bot's; the bot's own MQTT sends
+    are marked by the bridges once they have read the bots (``limits.bots_refresh_s``)."""
+    import httpx
+
+    async with running_cluster(tmp_path, [rabbitmq_node], trees=("cbor",), api_amqp=True,
+                               IMGATE_LIMITS__BOTS_REFRESH_S="0.2") as cluster, AsyncExitStack() as stack:
+        assert cluster.api.admin is not None
+        api = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{cluster.api.admin.port}", headers={"Authorization": f"Bearer {ADMIN_SECRET}"},
+            timeout=WAIT))
+        assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 201
+        alice = await cluster.device(stack, "alice")
+        r = await api.post("/v1/bots/helper/messages", json={"cid": "api1", "to": "alice", "text": "from the api"})
+        assert r.status_code == 201 and r.json()["live"] is True, r.text
+        got = (await alice.inbox.wait_for(on("/in/msg", cid="api1")))[0].json
+        assert (got["text"], got["from"], got["bot"], got["id"]) == ("from the api", "helper", True, r.json()["id"])
+        again = await api.post("/v1/bots/helper/messages", json={"cid": "api1", "to": "alice", "text": "from the api"})
+        assert again.status_code == 200 and again.json()["id"] == r.json()["id"]
+        history = (await api.get("/v1/bots/helper/conversations/d:alice:helper/messages")).json()["messages"]
+        assert [m["cid"] for m in history] == ["api1"]
+        # Over MQTT: the bridges know the bot within their refresh; until then a message is not marked.
+        bot = await cluster.device(stack, "helper", "srv")
+        marked = False
+        for i in range(50):  # each round waits for its own delivery; bounded
+            ack = await bot.send_and_ack(f"mq{i}", "alice", "over mqtt")
+            assert "error" not in ack
+            marked = (await alice.inbox.wait_for(on("/in/msg", cid=f"mq{i}")))[0].json.get("bot", False)
+            if marked:
+                break
+        assert marked
+        assert len(alice.inbox.matching(on("/in/msg", cid="api1"))) == 1  # never twice

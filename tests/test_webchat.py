@@ -732,3 +732,27 @@ async def test_disappearing_messages_in_the_browser(settings: Any) -> None:
             await expect(select).to_have_value("0")
             await say(alice, "kept now")
             await expect(bubble(bob, "kept now").get_by_test_id("msg-expires")).to_have_count(0)
+
+
+async def test_a_bots_messages_and_conversation_show_a_bot_badge(app: Any, users: Any, base_url: str) -> None:
+    """Bots (docs/bots.md): a bot's message says ``"bot": true``, and the page shows BOT next to
+    its name in the message and in the conversation list; a user's have none."""
+    from playwright.async_api import expect
+
+    await users.add("alice", "bob")
+    await users.services.users.add_user("helper", "Helper", kind="bot")
+    async with chromium() as browser, \
+            connect(app.mqtt_port, "helper", "srv", await users.token("helper", "srv")) as bot, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        page = await signed_in(browser, base_url, "alice", await users.token("alice", "web", "web"))
+        assert "error" not in await bot.send_and_ack("b1", "alice", "beep from a bot")
+        assert "error" not in await bob.send_and_ack("u1", "alice", "hi from bob")
+        bot_item, bob_item = conv_item(page, "d:alice:helper"), conv_item(page, "d:alice:bob")
+        await expect(bot_item.get_by_test_id("bot-badge")).to_have_text("BOT")
+        await expect(bob_item.get_by_test_id("conv-title")).to_have_text("Bob")
+        await expect(bob_item.get_by_test_id("bot-badge")).to_have_count(0)
+        await bot_item.click()
+        await expect(bubble(page, "beep from a bot").get_by_test_id("bot-badge")).to_have_text("BOT")
+        await bob_item.click()
+        await expect(bubble(page, "hi from bob")).to_have_count(1)
+        await expect(bubble(page, "hi from bob").get_by_test_id("bot-badge")).to_have_count(0)

@@ -41,6 +41,7 @@ const S = {
   msgs: new Map(),      // id -> message of the open conversation
   hasMore: false, loadingOlder: false,
   profiles: new Map(),  // uid -> profile (name: the server's display name, else "")
+  bots: new Set(),      // uids seen to be bots (a message or a profile said "bot": true)
   wanted: new Set(), wantTimer: null,  // uids whose profiles are to be fetched (batched)
   presence: new Map(),  // uid -> Map(device -> online)
   watched: new Set(),   // uids whose presence topics we subscribed
@@ -202,6 +203,18 @@ function nameOf(uid) {
   return p?.name || uid;
 }
 
+// Bots (docs/bots.md): their messages and profiles say "bot": true; the page shows a BOT badge
+// next to their names in messages and the conversation list. A uid's kind never changes.
+const isBot = (uid) => S.bots.has(uid) || Boolean(S.profiles.get(uid)?.bot);
+const botBadge = (uid) => uid && isBot(uid)
+  ? el("span", { class: "bot-badge", testid: "bot-badge", title: "a bot" }, "BOT") : null;
+
+function noteBot(uid) {
+  if (S.bots.has(uid)) return;
+  S.bots.add(uid);
+  renderConvs();
+}
+
 /** A user's name, kept up to date by refreshNames(). */
 const nameEl = (uid, attrs = {}) => el("span", { ...attrs, "data-name-of": uid }, nameOf(uid));
 
@@ -256,7 +269,10 @@ async function loadProfiles(uids) {
   for (let i = 0; i < missing.length; i += 200) {
     const batch = missing.slice(i, i + 200);
     const { profiles } = await rpc("profile.get", { uids: batch });
-    for (const uid of batch) S.profiles.set(uid, profiles[uid] ?? { uid, name: "", avatar: "", status: "", missing: true });
+    for (const uid of batch) {
+      S.profiles.set(uid, profiles[uid] ?? { uid, name: "", avatar: "", status: "", missing: true });
+      if (profiles[uid]?.bot) noteBot(uid);
+    }
   }
 }
 
@@ -342,6 +358,7 @@ function convActivity(c) { return c.last?.ts ?? (c.draft ? Date.now() : 0); }
 function renderConvs() {
   const list = tid("conv-list");
   const items = [...S.convs.values()].sort((a, b) => convActivity(b) - convActivity(a));
+  for (const c of items) if (c.last?.bot) S.bots.add(c.last.from);
   list.replaceChildren(...items.map((c) => {
     const peer = c.peer || peerOf(c.conv);
     const face = peer ? avatarEl(peer) : el("span", { class: "avatar group", testid: "avatar", "aria-hidden": "true" }, "#");
@@ -351,7 +368,7 @@ function renderConvs() {
       onclick: guard(() => openConv(c.conv)),
     },
     face,
-    el("span", { class: "title", testid: "conv-title" }, convTitle(c)),
+    el("span", { class: "title", testid: "conv-title" }, convTitle(c), peer && peer !== S.me ? botBadge(peer) : null),
     c.unread_mentions > 0 ? el("span", { class: "badge mention", testid: "mention-badge", title: "mentions you" }, `@${c.unread_mentions}`) : null,
     c.unread_threads > 0 ? el("span", { class: "badge threads", testid: "thread-badge",
       title: "threads you follow have unread replies" }, `🧵${c.unread_threads}`) : null,
@@ -515,6 +532,7 @@ async function loadOlder() {
 function putMessage(m) {
   if (m.type === "expired") { dropMessages([m.id]); return; }  // gone for everyone (disappearing messages)
   S.msgs.set(m.id, m);
+  if (m.bot) noteBot(m.from);
   const li = renderMessage(m);
   const old = list().querySelector(`[data-id="${CSS.escape(m.id)}"]`);
   if (old) { old.replaceWith(li); return; }
@@ -546,7 +564,7 @@ function renderMessage(m) {
     "data-selected": String(FWD.selected.has(m.id)),
   });
   li.append(el("div", { class: "meta" }, mine ? null : avatarEl(m.from, "msg-avatar"),
-    nameEl(m.from, { class: "from", testid: "msg-from" }), el("time", {}, fmtTime(m.ts))));
+    nameEl(m.from, { class: "from", testid: "msg-from" }), botBadge(m.from), el("time", {}, fmtTime(m.ts))));
   if (m.reply) {
     const q = m.reply;
     const what = q.type === "recalled" ? "message recalled" : q.type === "expired" ? "message disappeared"

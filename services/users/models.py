@@ -9,6 +9,11 @@ class User(Model):
     name = fields.CharField(max_length=128, default="")
     disabled = fields.BooleanField(default=False)
     created_at = fields.BigIntField()
+    # "user" or "bot" (set at creation, never changed: the bridges cache it; docs/bots.md).
+    kind = fields.CharField(max_length=8, default="user", db_index=True)
+    # A bot's own message bucket (per second, burst); None: limits.bot_messages_per_s / _burst.
+    messages_per_s = fields.FloatField(null=True)
+    messages_burst = fields.IntField(null=True)
 
     class Meta:
         table = "users"

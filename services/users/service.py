@@ -21,6 +21,7 @@ from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, ENCODINGS, UID_RE, Clock
 from services.sql import AnyOf, Program, Query, run_on
 from services.transactions import transaction
+from services.users.bots import KINDS, MAX_BOTS, BotDirectory, BotLimits
 from services.users.models import AuthEvent, DeviceToken, User
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,23 @@ log = logging.getLogger(__name__)
 _TOKEN_PREFIX = "imt_"
 # One round trip per CONNECT: the token and its user's state together.
 _AUTH_SQL = (
-    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, t.encoding, t.last_used_at, u.disabled "
+    "SELECT t.id, t.uid, t.device, t.platform, t.expires_at, t.revoked_at, t.encoding, t.last_used_at, u.disabled, "
+    "u.kind, u.messages_per_s, u.messages_burst "
     "FROM device_tokens t LEFT JOIN users u ON u.uid = t.uid WHERE t.token_hash = ?"
 )
 USED_EVERY_MS = 60_000  # a token's last_used_at is written at most once a minute
 _USE_BATCH = 500  # tokens per UPDATE
 _USE_PENDING_MAX = 100_000  # noted and not yet written; past it, "last used" is dropped (best effort)
 MAX_PAGE = 1000  # users per page of list_users
+
+
+def _check_limits(limits: BotLimits) -> None:
+    if limits.messages_per_s is not None and not 0 < limits.messages_per_s <= 100_000:
+        msg = "messages_per_s must be above 0 and at most 100000"
+        raise BadRequest(msg)
+    if limits.messages_burst is not None and not 1 <= limits.messages_burst <= 100_000:
+        msg = "messages_burst must be 1-100000"
+        raise BadRequest(msg)
 
 
 def hash_token(token: str) -> str:
@@ -74,6 +85,13 @@ class UserInfo:
     name: str
     disabled: bool
     created_at: int
+    kind: str = "user"  # "user" or "bot" (services/users/bots.py)
+    messages_per_s: float | None = None  # a bot's own message bucket (None: the default)
+    messages_burst: int | None = None
+
+    @classmethod
+    def of(cls, u: User) -> UserInfo:
+        return cls(u.uid, u.name, u.disabled, u.created_at, u.kind, u.messages_per_s, u.messages_burst)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +111,16 @@ class UserService:
         self._used_noted = asyncio.Event()
         self._used_written = asyncio.Event()  # nothing noted is waiting to be written
         self._used_written.set()
+        self.bots = BotDirectory()  # the bots this process knows (the message path's sender kinds)
 
     # ---- users -------------------------------------------------------------------------
-    async def add_user(self, uid: str, name: str = "") -> UserInfo:
-        """Create a user.
+    async def add_user(self, uid: str, name: str = "", *, kind: str = "user",
+                       limits: BotLimits | None = None) -> UserInfo:
+        """Create a user, or a bot (``kind="bot"``, with its own message bucket in ``limits``).
 
         Raises:
-            BadRequest: the uid is not 1–64 chars of ``[A-Za-z0-9_-]``, or the name is too long.
+            BadRequest: the uid is not 1–64 chars of ``[A-Za-z0-9_-]``, the name is too long, the
+                kind is unknown, or limits are given for a user or out of range.
             Conflict: the uid exists.
         """
         if not UID_RE.match(uid):
@@ -108,22 +129,81 @@ class UserService:
         if len(name) > 128:
             msg = "name is longer than 128 characters"
             raise BadRequest(msg)
+        if kind not in KINDS:
+            msg = f"invalid kind {kind[:16]!r}: use {' or '.join(KINDS)}"
+            raise BadRequest(msg)
+        limits = limits or BotLimits()
+        if kind != "bot" and limits != BotLimits():
+            msg = "message limits are for bots"
+            raise BadRequest(msg)
+        _check_limits(limits)
+        if kind == "bot" and len(self.bots) >= MAX_BOTS:
+            msg = f"there are {MAX_BOTS} bots already"
+            raise BadRequest(msg)
         try:
-            user = await User.create(uid=uid, name=name, created_at=self._clock.now_ms())
+            user = await User.create(uid=uid, name=name, created_at=self._clock.now_ms(), kind=kind,
+                                     messages_per_s=limits.messages_per_s, messages_burst=limits.messages_burst)
         except IntegrityError as exc:
             msg = f"user {uid!r} already exists"
             raise Conflict(msg) from exc
-        return UserInfo(user.uid, user.name, user.disabled, user.created_at)
+        if kind == "bot":
+            self.bots.note(uid, limits)
+        return UserInfo.of(user)
 
     async def get_user(self, uid: str) -> UserInfo:
         user = await User.get_or_none(uid=uid)
         if user is None:
             msg = f"user {uid!r} does not exist"
             raise NotFound(msg)
-        return UserInfo(user.uid, user.name, user.disabled, user.created_at)
+        return UserInfo.of(user)
+
+    async def get_bot(self, uid: str) -> UserInfo:
+        """The bot ``uid``.
+
+        Raises:
+            NotFound: no such bot (a user of kind ``user`` is not one).
+        """
+        user = await User.get_or_none(uid=uid, kind="bot")
+        if user is None:
+            msg = f"bot {uid!r} does not exist"
+            raise NotFound(msg)
+        self.bots.note(uid, BotLimits(user.messages_per_s, user.messages_burst))
+        return UserInfo.of(user)
+
+    async def set_bot_limits(self, uid: str, limits: BotLimits) -> UserInfo:
+        """Set a bot's own message bucket (None fields: the default). Other processes apply it
+        at their next refresh of the bots (``follow_bots``).
+
+        Raises:
+            BadRequest: out of range. NotFound: no such bot.
+        """
+        _check_limits(limits)
+        if not await User.filter(uid=uid, kind="bot").update(messages_per_s=limits.messages_per_s,
+                                                              messages_burst=limits.messages_burst):
+            msg = f"bot {uid!r} does not exist"
+            raise NotFound(msg)
+        self.bots.note(uid, limits)
+        return await self.get_bot(uid)
+
+    async def refresh_bots(self) -> int:
+        """Read every bot's limits into ``bots`` (one query on the kind index). Returns how many."""
+        rows = await User.filter(kind="bot").order_by("uid").limit(MAX_BOTS) \
+            .values_list("uid", "messages_per_s", "messages_burst")
+        self.bots.replace({str(u): BotLimits(r, b) for u, r, b in rows})
+        return len(rows)
+
+    async def follow_bots(self, interval_s: float) -> None:
+        """``refresh_bots`` every ``interval_s``, until cancelled (a task of every process that
+        handles messages, after a first refresh: new bots of other processes, changed limits)."""
+        while True:
+            await asyncio.sleep(interval_s)  # a polling interval, not synchronisation
+            try:
+                await self.refresh_bots()
+            except Exception:  # the database is away: the next pass retries
+                log.warning("reading the bots failed; retrying", exc_info=True)
 
     async def list_users(self, *, disabled: bool | None = None, after: str | None = None,
-                         limit: int = 100, prefix: str | None = None) -> UserPage:
+                         limit: int = 100, prefix: str | None = None, kind: str | None = None) -> UserPage:
         """Users in uid order, ``limit`` (1-``MAX_PAGE``) at a time, from the first uid after
         ``after`` (the previous page's ``next``); ``disabled``: only the disabled (True) or the
         enabled (False) ones; ``prefix``: only the uids that start with it, in any case (the
@@ -146,10 +226,12 @@ class UserService:
             query = query.filter(uid__istartswith=prefix)  # LIKE with _ and % escaped
         if disabled is not None:
             query = query.filter(disabled=disabled)
+        if kind is not None:  # only the users (or the bots)
+            query = query.filter(kind=kind)
         if after is not None:
             query = query.filter(uid__gt=after)
         rows = await query.order_by("uid").limit(limit + 1)
-        items = [UserInfo(u.uid, u.name, u.disabled, u.created_at) for u in rows[:limit]]
+        items = [UserInfo.of(u) for u in rows[:limit]]
         return UserPage(items, items[-1].uid if len(rows) > limit else None)
 
     async def enable_user(self, uid: str) -> None:
@@ -303,6 +385,8 @@ class UserService:
             if len(asked) > 1 or not asked <= ENCODINGS.keys():
                 return AuthFailure.BAD_FORMAT
             encoding = asked.pop()
+        if row["kind"] == "bot":  # known from this login on (the message path asks no database)
+            self.bots.note(row["uid"], BotLimits(row["messages_per_s"], row["messages_burst"]))
         if row["last_used_at"] is None or now - row["last_used_at"] >= USED_EVERY_MS:
             self._note_use(row["id"])
         return Identity(row["uid"], row["device"], row["platform"], row["id"], row["expires_at"],

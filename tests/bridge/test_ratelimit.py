@@ -85,3 +85,20 @@ def test_error_replies_are_limited_too_so_a_flood_of_garbage_costs_little(rig) -
     assert [isinstance(a, Reply) for a in answers] == [True] * 3 + [False] * 7
     assert all(isinstance(a, Ignore) for a in answers[3:])
     assert throttle.silenced == 7
+
+
+def test_a_bots_messages_take_its_own_bucket_or_the_bots_default() -> None:
+    from services.users.bots import BotDirectory, BotLimits
+
+    clock = ManualClock(1_000_000)
+    bots = BotDirectory()
+    bots.note("slow", BotLimits(1.0, 1))
+    bots.note("plain", BotLimits())  # no bucket of its own: the bots' default
+    throttle = Throttle(Topics("im"), clock, RateLimits(messages=Rate(1, 5), bot_messages=Rate(1, 3)), bots)
+    taken = {uid: [throttle.message_wait(uid) for _ in range(6)] for uid in ("slow", "plain", "alice")}
+    assert taken["slow"] == [0, 1000, 1000, 1000, 1000, 1000]
+    assert taken["plain"] == [0, 0, 0, 1000, 1000, 1000]
+    assert taken["alice"] == [0, 0, 0, 0, 0, 1000]  # a user: the users' bucket
+    clock.ms += 1000
+    bots.note("slow", BotLimits(1.0, 2))  # its limits changed: a bucket of the new size, full
+    assert [throttle.message_wait("slow") for _ in range(3)] == [0, 0, 1000]
