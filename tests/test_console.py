@@ -1,5 +1,6 @@
 """The operator console (imgate/console, served by the admin listener at /console) and the read
-routes it uses (users by uid prefix, a user's devices, live connections, the metrics snapshot):
+routes it uses (users by uid prefix, a user's devices, live connections, the metrics snapshot),
+with its groups and audit log views on the admin API's group and audit routes:
 through the real admin API with httpx, and in Debian's chromium driven by Playwright against the
 real platform, with real MQTT clients (aiomqtt) as the devices it watches."""
 
@@ -17,7 +18,7 @@ import pytest
 from imgate.app import App
 from tests.browser import chromium, needs_chromium, new_page
 from tests.conftest import ADMIN_SECRET, Users
-from tests.helpers import WAIT, connect, wait_event
+from tests.helpers import WAIT, connect, on, wait_event
 
 DATA_ROUTES = ["/v1/stats", "/v1/connections", "/v1/connections?uid=alice", "/v1/users/alice/devices",
                "/v1/users?prefix=al"]
@@ -188,7 +189,8 @@ async def test_stats_count_the_sends_and_their_ack_latency(app: App, api: httpx.
 @needs_chromium
 async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: Users) -> None:
     """Sign in (a wrong secret first), find a user, see their device online, revoke its token in
-    the page and see the device drop, and see the messages/s chart move while devices talk."""
+    the page and see the device drop, see the messages/s chart move while devices talk, change a
+    group's members, and read the console's own changes in the audit log, a page at a time."""
     from playwright.async_api import expect
 
     await users.add("alice", "alan", "bob", "carol")
@@ -249,7 +251,7 @@ async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: 
 
         # Connections: bob's and carol's devices, live from the embedded broker.
         async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob, \
-                   connect(app.mqtt_port, "carol", "phone", await users.token("carol")):
+                   connect(app.mqtt_port, "carol", "phone", await users.token("carol")) as carol:
             await page.get_by_test_id("tab-connections").click()
             await expect(page.get_by_test_id("connection")).to_have_count(2)
             await expect(page.get_by_test_id("conn-summary")).to_contain_text("live, from the embedded broker")
@@ -272,23 +274,110 @@ async def test_the_console_in_chromium(app: App, api: httpx.AsyncClient, users: 
                          ).to_be_visible()
             await expect(page.locator('[data-testid="chart-connections"]')).to_have_attribute("data-latest", "2")
 
-        # Groups and the audit log: shown when the server has them, else said to be missing.
-        await page.get_by_test_id("tab-groups").click()
-        if (await api.get("/v1/groups")).status_code == 404:
-            await expect(page.get_by_test_id("groups-unavailable")).to_be_visible()
-        else:
-            await expect(page.get_by_test_id("group-list")).not_to_be_empty()
+            # Groups: one made through the admin API shows with its members and their roles; a
+            # member removed in the page disappears (and her device gets the member event), one
+            # added in the page appears.
+            made = await api.post("/v1/groups", json={"owner": "bob", "name": "night shift", "members": ["carol", "alan"]})
+            assert made.status_code == 201, made.text
+            conv = made.json()["conv"]
+            await page.get_by_test_id("tab-groups").click()
+            item = page.locator(f'[data-testid="group-item"][data-conv="{conv}"]')
+            await expect(item).to_contain_text("night shift")
+            await expect(item).to_contain_text("3 members · owner bob")
+            await item.get_by_role("button").click()
+            await expect(page.get_by_test_id("group-conv")).to_have_text(conv)
+            members = page.get_by_test_id("group-member")
+            await expect(members).to_have_count(3)
+            listed_members = [(m["uid"], m["role"]) for m in (await api.get(f"/v1/groups/{conv}")).json()["members"]]
+            assert listed_members[0] == ("bob", "owner") and sorted(listed_members[1:]) == [("alan", "member"),
+                                                                                             ("carol", "member")]
+            assert [(await m.get_attribute("data-uid"), await m.get_attribute("data-role"))
+                    for m in await members.all()] == listed_members
+            owner_row = page.locator('[data-testid="group-member"][data-uid="bob"]')
+            await expect(owner_row.get_by_test_id("group-member-remove")).to_have_count(0)  # the owner stays
+            await page.locator('[data-testid="group-member"][data-uid="carol"]').get_by_test_id(
+                "group-member-remove").click()
+            await expect(page.locator('[data-testid="group-member"][data-uid="carol"]')).to_have_count(0)
+            await expect(members).to_have_count(2)
+            removed = (await carol.inbox.wait_for(on("/in/event", type="member", event="removed")))[0].json
+            assert removed["conv"] == conv and removed["removed"] == ["carol"] and removed["from"] == "bob"
+            await page.get_by_test_id("group-add-uids").fill("alice")
+            await page.get_by_test_id("group-add-submit").click()
+            await expect(page.locator('[data-testid="group-member"][data-uid="alice"]')).to_have_attribute(
+                "data-role", "member")
+            await expect(item).to_contain_text("3 members · owner bob")
+            await page.get_by_test_id("group-add-uids").fill("nobody")  # refused: shown, and recorded
+            await page.get_by_test_id("group-add-submit").click()
+            await expect(page.get_by_test_id("error")).to_contain_text("/members: 404")
+            await page.get_by_test_id("error").click()
+            await expect(members).to_have_count(3)
+            assert [m["uid"] for m in (await api.get(f"/v1/groups/{conv}")).json()["members"]] == ["bob", "alan", "alice"]
+            await page.screenshot(path="/tmp/console-groups.png")
+            await page.get_by_test_id("group-member-filter").fill("carol")  # the groups a uid is in
+            await page.get_by_test_id("group-filter-submit").click()
+            await expect(page.get_by_test_id("group-list")).to_have_text("No groups.")
+            await page.get_by_test_id("group-member-filter").fill("alice")
+            await page.get_by_test_id("group-filter-submit").click()
+            await expect(item).to_be_visible()
+
+        # The audit log: the group's history (its link in the group's pane), by the console and by
+        # the admin API's default actor.
+        await page.get_by_test_id("group-history").click()
+        await expect(page.get_by_test_id("audit-target")).to_have_value(conv)
+        rows = page.get_by_test_id("audit-item")
+        await expect(rows).to_have_count(4)
+        assert [(await r.get_attribute("data-actor"), await r.get_attribute("data-action"),
+                 await r.get_attribute("data-status")) for r in await rows.all()] == [
+            ("console:ops", "group.add", "404"), ("console:ops", "group.add", "200"),
+            ("console:ops", "group.remove", "200"), ("admin", "group.create", "201")]
+        await expect(rows.first).to_have_class("refused")
+        await expect(page.get_by_test_id("audit-end")).to_be_visible()
+
+        # The console's own changes (actor console:ops), two a page: "Older…" pages back to the first.
+        await page.get_by_test_id("audit-clear").click()
+        await page.get_by_test_id("audit-actor").fill("console:ops")
+        await page.get_by_test_id("audit-limit").fill("2")
+        await page.get_by_test_id("audit-filter-submit").click()
+        mine = (await api.get("/v1/audit", params={"actor": "console:ops", "limit": 1000})).json()["items"]
+        assert [e["action"] for e in mine] == ["group.add", "group.add", "group.remove", "token.issue", "user.enable",
+                                               "user.disable", "token.revoke"]
+        for shown in (2, 4, 6, 7):
+            await expect(rows).to_have_count(shown)
+            assert [int(await r.get_attribute("data-id") or 0) for r in await rows.all()] == \
+                [e["id"] for e in mine[:shown]]
+            if shown < 7:
+                await expect(page.get_by_test_id("audit-end")).to_be_hidden()
+                await page.get_by_test_id("audit-more").click()
+        await expect(page.get_by_test_id("audit-more")).to_be_hidden()
+        await expect(page.get_by_test_id("audit-end")).to_be_visible()
+        revoke = page.locator('[data-testid="audit-item"][data-action="token.revoke"]')
+        await expect(revoke).to_have_attribute("data-actor", "console:ops")
+        await expect(revoke).to_have_attribute("data-target", "alice")
+        await expect(revoke).to_contain_text('{"device":"phone"}')
+        await page.screenshot(path="/tmp/console-audit.png")
+        await revoke.get_by_role("button", name="alice").click()  # its target opens the user
+        await expect(page.get_by_test_id("user-uid")).to_have_text("alice")
         await page.get_by_test_id("tab-audit").click()
-        if (await api.get("/v1/audit")).status_code == 404:
-            await expect(page.get_by_test_id("audit-unavailable")).to_be_visible()
-        else:
-            await expect(page.get_by_test_id("audit-item").first).to_be_visible()
+        # By action prefix: every token change, the console's and none other.
+        await page.get_by_test_id("audit-limit").fill("50")
+        await page.get_by_test_id("audit-clear").click()
+        await expect(rows).to_have_count(8)
+        await page.get_by_test_id("audit-action").fill("token.")
+        await page.get_by_test_id("audit-filter-submit").click()
+        await expect(rows).to_have_count(2)
+        assert {await r.get_attribute("data-action") for r in await rows.all()} == {"token.revoke", "token.issue"}
 
         # Every API call after the sign-in carried the secret and the operator's name (the audit's who).
         signed = calls[1:]
         assert calls[0][1] == "Bearer not-the-secret" and len(signed) > 10
         assert {(auth, actor) for _, auth, actor in signed} == {(f"Bearer {ADMIN_SECRET}", "console:ops")}
         assert any("/tokens/revoke" in url for url, _, _ in signed)
+        assert any(url.endswith("/members/carol") for url, _, _ in signed)  # (the conv URL-encoded)
+
+        # Nothing of the admin secret reached the audit log.
+        log = await api.get("/v1/audit", params={"limit": 1000})
+        assert log.status_code == 200 and len(log.json()["items"]) == 8
+        assert ADMIN_SECRET not in log.text and "not-the-secret" not in log.text
 
         # Sign out: the secret is gone from the tab.
         await page.get_by_test_id("signout").click()

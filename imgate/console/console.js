@@ -163,7 +163,7 @@ function show(name) {
   tab = name;
   for (const v of document.querySelectorAll(".view")) v.hidden = v.dataset.view !== name;
   for (const b of document.querySelectorAll(".tabs button")) b.classList.toggle("active", b.dataset.tab === name);
-  if (name === "groups") groups.load(true);
+  if (name === "groups") { groups.load(true); if (groups.conv) groups.open(groups.conv); }
   if (name === "connections") every("connections", 2000, () => connections.load(), () => session && tab === "connections");
   if (name === "audit") audit.load(true);
   if (name === "metrics") metrics.drawAll();
@@ -299,46 +299,84 @@ byTest("user-revoke-all").addEventListener("click", () => userDetail.revoke(null
 byTest("issue-form").addEventListener("submit", (e) => userDetail.issue(e));
 
 // ---- groups ---------------------------------------------------------------------------------
+// GET /v1/groups pages {gid, conv, name, owner, members: count}; GET /v1/groups/{conv} is one group
+// with members [{uid, role}] (owner first). Adding and removing members is done by the server as the
+// group's owner, with the group's rules (the owner stays; unknown or blocking users are refused).
 const groups = {
   next: null,
+  member: "",
+  conv: null, // the group open in the detail pane
   async load(fresh) {
-    if (fresh) { this.next = null; byTest("group-list").replaceChildren(); }
-    const q = new URLSearchParams({ limit: "50" });
-    if (!fresh && this.next) q.set("after", this.next);
-    let data;
-    try {
-      data = await api("GET", `/v1/groups?${q}`);
-    } catch (e) {
-      if (e.status === 404) { byTest("groups-unavailable").hidden = false; return; }
-      if (e.status === 401) { signOut("The admin secret was refused: sign in again."); return; }
-      showError(e.message);
-      return;
+    if (fresh) {
+      this.member = byTest("group-member-filter").value.trim();
+      this.next = null;
     }
-    byTest("groups-unavailable").hidden = true;
-    for (const g of data.items) {
-      byTest("group-list").append(h("li", { "data-testid": "group-item", "data-conv": g.conv },
+    const q = new URLSearchParams({ limit: "50" });
+    if (this.member) q.set("member", this.member);
+    if (!fresh && this.next) q.set("after", this.next);
+    const r = await call("GET", `/v1/groups?${q}`);
+    if (!r.ok) return;
+    const list = byTest("group-list");
+    if (fresh) list.replaceChildren();
+    for (const g of r.data.items) {
+      list.append(h("li", { "data-testid": "group-item", "data-conv": g.conv, class: g.conv === this.conv ? "selected" : null },
         h("button", { type: "button", class: "item", onclick: () => this.open(g.conv) },
           h("strong", { text: g.name || g.conv }), " ",
-          h("span", { class: "sub", text: `${Array.isArray(g.members) ? g.members.length : g.members} members · owner ${g.owner || "—"}` }))));
+          h("span", { class: "sub", "data-testid": "group-item-count", text: `${g.members} members · owner ${g.owner || "—"}` }))));
     }
-    if (!byTest("group-list").children.length) byTest("group-list").append(h("li", { class: "sub", text: "No groups." }));
-    this.next = data.next;
+    if (!list.children.length) list.append(h("li", { class: "sub", text: "No groups." }));
+    this.next = r.data.next;
     byTest("group-more").hidden = !this.next;
   },
   async open(conv) {
+    this.conv = conv;
     const r = await call("GET", `/v1/groups/${encodeURIComponent(conv)}`);
+    if (this.conv !== conv) return; // another group was picked meanwhile
     if (!r.ok) return;
     const g = r.data;
-    byTest("group-detail").replaceChildren(
-      h("h2", { text: g.name || g.conv }),
-      h("p", { class: "sub", text: `${g.conv} · owner ${g.owner || "—"} · ${g.members.length} members` }),
-      h("table", { class: "grid" }, h("thead", {}, h("tr", {}, h("th", { text: "Member" }), h("th", { text: "Role" }))),
-        h("tbody", {}, ...g.members.map((m) => h("tr", {},
-          h("td", {}, h("button", { type: "button", class: "link", onclick: () => { show("users"); userDetail.open(m.uid); } }, m.uid)),
-          cell(m.role))))));
+    for (const li of byTest("group-list").children) li.classList.toggle("selected", li.dataset.conv === g.conv);
+    byTest("group-placeholder").hidden = true;
+    byTest("group-card").hidden = false;
+    byTest("group-name").textContent = g.name || g.gid;
+    byTest("group-conv").textContent = g.conv;
+    byTest("group-owner").textContent = g.owner || "—";
+    byTest("group-count").textContent = String(g.members.length);
+    byTest("group-members").replaceChildren(...g.members.map((m) => h("tr",
+      { "data-testid": "group-member", "data-uid": m.uid, "data-role": m.role },
+      h("td", {}, h("button", { type: "button", class: "link", onclick: () => { show("users"); userDetail.open(m.uid); } }, m.uid)),
+      h("td", {}, h("span", { class: `badge${m.role === "member" ? "" : " on"}`, text: m.role })),
+      h("td", {}, m.role === "owner" ? null : h("button", { type: "button", "data-testid": "group-member-remove",
+                                                             onclick: () => this.remove(g.conv, m.uid) }, "Remove")))));
+    if (!g.members.length) byTest("group-members").append(h("tr", {}, h("td", { colspan: 3, class: "sub", text: "No members." })));
+  },
+  async changed(conv) {
+    await this.open(conv);
+    const li = document.querySelector(`[data-testid="group-item"][data-conv="${CSS.escape(conv)}"] [data-testid="group-item-count"]`);
+    const count = byTest("group-count").textContent;
+    if (li) li.textContent = `${count} members · owner ${byTest("group-owner").textContent}`;
+  },
+  async remove(conv, uid) {
+    if (!window.confirm(`Remove ${uid} from ${byTest("group-name").textContent}? They get the member event.`)) return;
+    const r = await call("DELETE", `/v1/groups/${encodeURIComponent(conv)}/members/${encodeURIComponent(uid)}`);
+    if (r.ok) await this.changed(conv);
+  },
+  async add(e) {
+    e.preventDefault();
+    if (!this.conv) return;
+    const f = e.target;
+    const uids = f.elements.uids.value.split(/[\s,]+/).filter(Boolean);
+    if (!uids.length) return;
+    const conv = this.conv;
+    const r = await call("POST", `/v1/groups/${encodeURIComponent(conv)}/members`, { uids });
+    if (!r.ok) return;
+    f.reset();
+    await this.changed(conv);
   },
 };
 byTest("group-more").addEventListener("click", () => groups.load(false));
+byTest("group-filter").addEventListener("submit", (e) => { e.preventDefault(); groups.load(true); });
+byTest("group-add-form").addEventListener("submit", (e) => groups.add(e));
+byTest("group-history").addEventListener("click", () => { if (groups.conv) audit.about(groups.conv); });
 
 // ---- connections ----------------------------------------------------------------------------
 const connections = {
@@ -361,32 +399,72 @@ const connections = {
 byTest("conn-form").addEventListener("submit", (e) => { e.preventDefault(); connections.load(); });
 
 // ---- audit ----------------------------------------------------------------------------------
+// GET /v1/audit: {items: [{id, ts, actor, action, target, detail, source, status}], next}, newest
+// first; `next` passed as `before` is the next, older, page. Filters: actor and target exactly,
+// action as a prefix.
+const USER_ACTIONS = /^(user|token|session|block|profile|bot)\./;
 const audit = {
   next: null,
+  query: null, // the filters of the rows shown
   async load(fresh) {
-    if (fresh) { this.next = null; byTest("audit").replaceChildren(); }
-    const q = new URLSearchParams({ limit: "100" });
-    if (!fresh && this.next !== null) q.set("before", String(this.next));
-    let data;
-    try {
-      data = await api("GET", `/v1/audit?${q}`);
-    } catch (e) {
-      if (e.status === 404) { byTest("audit-unavailable").hidden = false; return; }
-      if (e.status === 401) { signOut("The admin secret was refused: sign in again."); return; }
-      showError(e.message);
-      return;
+    if (fresh) {
+      const f = byTest("audit-filter");
+      const q = new URLSearchParams();
+      for (const k of ["actor", "action", "target"]) {
+        const v = f.elements[k].value.trim();
+        if (v) q.set(k, v);
+      }
+      const limit = Number(f.elements.limit.value);
+      q.set("limit", String(Number.isInteger(limit) && limit >= 1 && limit <= 1000 ? limit : 50));
+      this.query = q;
+      this.next = null;
     }
-    byTest("audit-unavailable").hidden = true;
-    for (const a of data.items) {
-      const detail = a.detail === null || a.detail === undefined ? "" : typeof a.detail === "string" ? a.detail : JSON.stringify(a.detail);
-      byTest("audit").append(h("tr", { "data-testid": "audit-item" }, cell(when(a.ts)), cell(a.actor), cell(a.action),
-        cell(a.target), cell(a.source), h("td", { class: "detail", text: detail, title: detail })));
+    const q = new URLSearchParams(this.query);
+    if (!fresh) {
+      if (this.next === null) return;
+      q.set("before", String(this.next));
     }
-    this.next = data.next;
-    byTest("audit-more").hidden = data.next === null || data.next === undefined;
+    const r = await call("GET", `/v1/audit?${q}`);
+    if (!r.ok) return;
+    const rows = byTest("audit");
+    if (fresh) rows.replaceChildren();
+    for (const a of r.data.items) rows.append(this.row(a));
+    if (!rows.children.length) rows.append(h("tr", {}, h("td", { colspan: 7, class: "sub", text: "No entries." })));
+    this.next = r.data.next;
+    byTest("audit-more").hidden = this.next === null;
+    byTest("audit-end").hidden = this.next !== null || !r.data.items.length;
+  },
+  row(a) {
+    const detail = a.detail && Object.keys(a.detail).length ? JSON.stringify(a.detail) : "";
+    const refused = a.status !== null && a.status >= 400;
+    let target = cell(a.target || "—");
+    if (a.target && (a.action.startsWith("group") || USER_ACTIONS.test(a.action))) {
+      const open = a.action.startsWith("group") ? () => { show("groups"); groups.open(a.target); }
+                                                 : () => { show("users"); userDetail.open(a.target); };
+      target = h("td", {}, h("button", { type: "button", class: "link", onclick: open }, a.target));
+    }
+    return h("tr", { "data-testid": "audit-item", "data-id": a.id, "data-actor": a.actor, "data-action": a.action,
+                     "data-target": a.target, "data-status": a.status ?? "", class: refused ? "refused" : null },
+      cell(when(a.ts), { title: new Date(a.ts).toISOString() }), cell(a.actor), cell(a.action), target,
+      cell(a.status ?? "—"), cell(a.source), h("td", { class: "detail", text: detail, title: detail }));
+  },
+  // The entries about one uid or conversation.
+  about(target) {
+    const f = byTest("audit-filter");
+    f.elements.actor.value = "";
+    f.elements.action.value = "";
+    f.elements.target.value = target;
+    show("audit");
   },
 };
+byTest("audit-filter").addEventListener("submit", (e) => { e.preventDefault(); audit.load(true); });
+byTest("audit-clear").addEventListener("click", () => {
+  const f = byTest("audit-filter");
+  for (const k of ["actor", "action", "target"]) f.elements[k].value = "";
+  audit.load(true);
+});
 byTest("audit-more").addEventListener("click", () => audit.load(false));
+byTest("user-history").addEventListener("click", () => { if (userDetail.uid) audit.about(userDetail.uid); });
 
 // ---- metrics --------------------------------------------------------------------------------
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
