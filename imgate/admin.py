@@ -628,6 +628,8 @@ def _console_routes(app: FastAPI) -> None:
         if name not in names:
             raise StarletteHTTPException(404, "no such file")
         return FileResponse(CONSOLE_DIR / names[name], headers=_CONSOLE_HEADERS)
+
+
 def _audit_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
     """The audit log, read only: no route changes or deletes an entry (a PUT, PATCH or DELETE is 405)."""
     from services.audit.service import MAX_PAGE as AUDIT_PAGE
