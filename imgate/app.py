@@ -46,6 +46,7 @@ from services.messages.service import MessageService, SendResult
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.previews.service import Preview, PreviewJob, PreviewService
+from services.privacy.service import PrivacyService
 from services.profiles.service import ProfileService
 from services.push.providers import Provider
 from services.push.service import FAN_OUT_BATCH, PushService
@@ -191,6 +192,17 @@ def build_search(settings: Settings, svc: Services) -> SearchService:
 
         backend = EmbeddedSearch(settings.data_dir / "search.db")
     return SearchService(backend, svc.messages, svc.conversations, svc.events, batch=s.batch)
+
+
+def build_privacy(settings: Settings, svc: Services, search: SearchService | None, clock: Clock) -> PrivacyService:
+    """Export and erasure (services/privacy) on ``svc``; ``search``: the index this process
+    opened (an erasure removes the user's messages from it at once), if any."""
+    return PrivacyService(clock, users=svc.users, presence=svc.presence,
+                          conversations=svc.conversations, messages=svc.messages, scheduled=svc.scheduled,
+                          groups=svc.groups, reactions=svc.reactions, blocks=svc.blocks, contacts=svc.contacts,
+                          profiles=svc.profiles, attachments=svc.attachments, notifications=svc.notifications,
+                          search=search, erase_messages=settings.privacy.erase_messages,
+                          max_exports=settings.privacy.max_exports)
 
 
 def rate_limits(s: LimitSettings) -> RateLimits:
@@ -703,7 +715,8 @@ class App:
 
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
-                           profiles=svc.profiles, attachments=svc.attachments)
+                           profiles=svc.profiles, attachments=svc.attachments,
+                           privacy=build_privacy(s, svc, self.search, self.clock), exports_dir=s.data_dir / "exports")
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
                                         setting="admin.port")
         self.tasks.spawn("imgate.admin.http", self.admin.serve)
@@ -832,7 +845,7 @@ class App:
             return 0  # an external broker: the auth watcher of its own deployment applies it
         # A revocation or a disable is "not authorized any more" (as the auth watcher says it);
         # a plain logout by the admin is an administrative action.
-        code = 0x87 if reason in ("user disabled", "token revoked") else 0x98
+        code = 0x87 if reason in ("user disabled", "token revoked", "account erased") else 0x98
         return await self.broker.broker.kick(uid, device, reason, code)
 
     async def _health(self) -> dict[str, bool]:

@@ -9,6 +9,9 @@ class User(Model):
     name = fields.CharField(max_length=128, default="")
     disabled = fields.BooleanField(default=False)
     created_at = fields.BigIntField()
+    # Erased (GDPR art. 17, docs/privacy.md): the row stays, disabled and nameless, so the uid is
+    # never given to someone else and others' history still names a sender.
+    erased_at = fields.BigIntField(null=True)
 
     class Meta:
         table = "users"
