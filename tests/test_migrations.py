@@ -221,7 +221,8 @@ ADDED_COLUMNS = {"device_presence": {"conn": ""}, "device_tokens": {"encoding": 
                  "conversations": {"mention_all": None, "mention_all_recent": None, "pin": None,
                                    "ttl": None},
                  "messages": {"reply": None, "reply_to": None, "edited_at": None, "file_key": None, "thumb_key": None,
-                              "preview": None, "forwarded": None, "thread": None, "tseq": None, "expires_at": None}}
+                              "preview": None, "forwarded": None, "thread": None, "tseq": None, "expires_at": None},
+                 "users": {"erased_at": None}}
 
 
 async def aerich_rows(url: str) -> list[tuple[int, str, str]]:
