@@ -146,6 +146,35 @@ async def test_a_1to1_and_a_group_exchange_through_two_bridges(cluster: Cluster)
         assert (await bob.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
 
 
+async def test_an_export_and_an_erasure_through_imgate_api(cluster: Cluster) -> None:
+    """docs/privacy.md in cluster mode: ``imgate api`` exports and erases; the erased user's
+    device, connected through RabbitMQ, is dropped; the others see a tombstone."""
+    import io
+    import zipfile
+
+    import httpx
+
+    assert cluster.api.admin is not None
+    async with AsyncExitStack() as stack:
+        erin = await cluster.device(stack, "erin")
+        bob = await cluster.device(stack, "bob")
+        sent = await erin.send_and_ack("e1", "bob", "erin across the cluster")
+        await bob.inbox.wait_for(on("/in/msg", cid="e1"))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cluster.api.admin.port}", timeout=30,
+                                     headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
+            r = await api.get("/v1/users/erin/export")
+            assert r.status_code == 200, r.text
+            lines = zipfile.ZipFile(io.BytesIO(r.content)).read("messages.jsonl").decode().splitlines()
+            assert [json.loads(line)["text"] for line in lines] == ["erin across the cluster"]
+            r = await api.post("/v1/users/erin/erase")
+            assert r.status_code == 200 and r.json()["messages"] == 1, r.text
+        async with asyncio.timeout(WAIT):
+            await erin.disconnected.wait()
+        history = (await bob.result("history", {"conv": "d:bob:erin"}))["messages"]
+        assert [(m["id"], m["type"], m.get("text")) for m in history] == [(sent["id"], "recalled", None)]
+    assert [(cid, conv) for cid, _, conv in await stored(cluster.database_url, "erin")] == [("e1", "d:bob:erin")]
+
+
 async def test_mentions_and_at_all_through_two_bridges(cluster: Cluster) -> None:
     """Mentions (issue 28) in cluster mode: a non-member's mention dropped, @all by the group's
     setting, the group's @all rate (kept in the database, so it holds whichever bridge has the
