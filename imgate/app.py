@@ -292,6 +292,7 @@ class App:
         self.connection_watch: ConnectionWatch | None = None  # RabbitMQ's connection events (with amqp.url)
         self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
         self.previews: PreviewService | None = None  # link previews (previews.enabled), where messages are handled
+        self.privacy: PrivacyService | None = None  # export and erasure (the admin API's), with admin.secret
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
@@ -713,10 +714,11 @@ class App:
         async def exposition() -> bytes:
             return self.telemetry.render(await self.metrics())
 
+        self.privacy = build_privacy(s, svc, self.search, self.clock)
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments,
-                           privacy=build_privacy(s, svc, self.search, self.clock), exports_dir=s.data_dir / "exports")
+                           privacy=self.privacy, exports_dir=s.data_dir / "exports")
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
                                         setting="admin.port")
         self.tasks.spawn("imgate.admin.http", self.admin.serve)

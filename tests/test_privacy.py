@@ -280,6 +280,19 @@ async def nothing_of_erin_remains(app: App, settings: Settings, story: Story) ->
         assert not (settings.data_dir / "files" / key[-2:] / key).exists()
 
 
+async def test_exports_are_limited(app: App, users: Users, api: httpx.AsyncClient) -> None:
+    """One export per user at a time, privacy.max_exports (2) at once: more are rate_limited."""
+    await users.add("erin", "bob", "carol")
+    assert app.privacy is not None
+    async with app.privacy._export_slot("erin"):
+        r = await api.get("/v1/users/erin/export")
+        assert (r.status_code, r.json()["error"]["code"]) == (429, "rate_limited")
+        assert (await api.get("/v1/users/bob/export")).status_code == 200
+        async with app.privacy._export_slot("bob"):
+            assert (await api.get("/v1/users/carol/export")).status_code == 429
+    assert (await api.get("/v1/users/erin/export")).status_code == 200
+
+
 @pytest.fixture
 def keep_settings(settings: Settings) -> Settings:
     return tweak(settings, "privacy", erase_messages="keep")
