@@ -155,8 +155,8 @@ def search_refusal(settings: Settings, role: str) -> str | None:
     """Why ``role`` cannot run with this search backend, in one line (None: it can). Cluster
     mode's bridges (which answer the ``search`` RPC) and workers (which index) need an index
     every process reaches, so ``imgate bridge`` and ``imgate worker`` with ``amqp.url`` refuse
-    the embedded one (``imgate api`` never opens the index); the postgres backend needs
-    PostgreSQL."""
+    the embedded one (``imgate api`` never opens an embedded index; a shared one only to remove
+    an erased user's messages); the postgres backend needs PostgreSQL."""
     backend = settings.search.backend
     if backend == "postgres" and settings.database_url().startswith("sqlite"):
         return ("search.backend = postgres keeps its index in the PostgreSQL database, but database.url is SQLite; "
@@ -714,7 +714,13 @@ class App:
         async def exposition() -> bytes:
             return self.telemetry.render(await self.metrics())
 
-        self.privacy = build_privacy(s, svc, self.search, self.clock)
+        search = self.search
+        if search is None and self.role == "api" and s.search.backend != "embedded":
+            # imgate api indexes nothing, but an erasure removes the user's messages from a shared
+            # index at once (the workers' indexer would, as it follows the tombstones' events).
+            search = build_search(s, svc)
+            self._stack.callback(search.close)
+        self.privacy = build_privacy(s, svc, search, self.clock)
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments,

@@ -91,6 +91,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
             "rabbitmq": {"management_url": nodes[0].mgmt_url, "management_username": ADMIN_USER,
                          "management_password": ADMIN_PASSWORD},
             "mqtt": {"encoding_trees": list(trees)},
+            "search": {"backend": "postgres"},  # as the bridges' (an erasure removes from it)
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
@@ -160,6 +161,13 @@ async def test_an_export_and_an_erasure_through_imgate_api(cluster: Cluster) -> 
         bob = await cluster.device(stack, "bob")
         sent = await erin.send_and_ack("e1", "bob", "erin across the cluster")
         await bob.inbox.wait_for(on("/in/msg", cid="e1"))
+        # Indexed as a worker's indexer would (none runs here), in the shared PostgreSQL index.
+        from services.search.base import Doc
+        from services.search.postgres import PostgresSearch
+
+        await PostgresSearch().add([Doc(sent["id"], "d:bob:erin", sent["seq"], "erin", sent["ts"],
+                                        "erin across the cluster")])
+        assert await indexed(cluster.database_url, sent["id"]) == 1
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cluster.api.admin.port}", timeout=30,
                                      headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
             r = await api.get("/v1/users/erin/export")
@@ -173,6 +181,15 @@ async def test_an_export_and_an_erasure_through_imgate_api(cluster: Cluster) -> 
         history = (await bob.result("history", {"conv": "d:bob:erin"}))["messages"]
         assert [(m["id"], m["type"], m.get("text")) for m in history] == [(sent["id"], "recalled", None)]
     assert [(cid, conv) for cid, _, conv in await stored(cluster.database_url, "erin")] == [("e1", "d:bob:erin")]
+    assert await indexed(cluster.database_url, sent["id"]) == 0  # imgate api removed it from the shared index
+
+
+async def indexed(url: str, msg_id: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM search_messages WHERE id = $1", msg_id))
+    finally:
+        await conn.close()
 
 
 async def test_mentions_and_at_all_through_two_bridges(cluster: Cluster) -> None:
