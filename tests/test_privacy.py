@@ -293,6 +293,25 @@ async def test_exports_are_limited(app: App, users: Users, api: httpx.AsyncClien
     assert (await api.get("/v1/users/erin/export")).status_code == 200
 
 
+async def test_an_interrupted_erasure_is_finished_by_the_next(app: App, users: Users, api: httpx.AsyncClient) -> None:
+    """Each step is idempotent: an erasure that stopped after its first step (the account) is
+    finished by running it again."""
+    await users.add("erin", "bob")
+    assert app.services is not None
+    async with connect(app.mqtt_port, "erin", "phone", await users.token("erin")) as erin, \
+            connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+        sent = await erin.send_and_ack("e1", "bob", "erinsecret words")
+        await erin.result("block.add", {"uid": "bob"})
+        first = await app.services.users.erase("erin")  # the first step alone, as if the process died then
+        await wait_event(erin.disconnected)
+        assert (await bob.result("history", {"conv": "d:bob:erin"}))["messages"][0]["text"] == "erinsecret words"
+        r = await api.post("/v1/users/erin/erase")
+        assert r.status_code == 200 and (r.json()["erased_at"], r.json()["messages"]) == (first, 1)
+        assert (await bob.result("history", {"conv": "d:bob:erin"}))["messages"][0]["type"] == "recalled"
+        assert await rows("blocks") == []
+        assert sent["id"] not in {h["id"] for h in (await bob.result("search", {"q": "erinsecret"}))["messages"]}
+
+
 @pytest.fixture
 def keep_settings(settings: Settings) -> Settings:
     return tweak(settings, "privacy", erase_messages="keep")
