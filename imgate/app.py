@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -721,6 +722,7 @@ class App:
             search = build_search(s, svc)
             self._stack.callback(search.close)
         self.privacy = build_privacy(s, svc, search, self.clock)
+        await asyncio.to_thread(shutil.rmtree, s.data_dir / "exports", True)  # what a crash left mid-export
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments,
