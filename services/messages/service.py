@@ -720,9 +720,9 @@ class MessageService:
 
     async def erase_sender(self, uid: str, batch: int = 200) -> AsyncIterator[list[str]]:
         """Replace every message ``uid`` sent by a tombstone (type ``recalled``, data ``{"by": uid,
-        "erased": true}``: recalled by its sender, as devices show it), a batch per transaction; yields each batch's ids once committed (and
-        its uploads released). Membership events and what is already a tombstone stay. Safe to run
-        again: it takes up what is left."""
+        "erased": true}``: recalled by its sender, as devices show it), a batch per transaction;
+        yields each batch's ids once committed (and its uploads released). Membership events and
+        what is already a tombstone stay. Safe to run again: it takes up what is left."""
         while rows := await Message.filter(sender=uid).exclude(type__in=_NOT_ERASED).order_by("id").limit(batch):
             now = self._clock.now_ms()
             files: list[str] = []
