@@ -584,6 +584,15 @@ class SearchSettings(_Part):
     meili_timeout_s: float = Field(5.0, gt=0, le=300)  # per HTTP request
 
 
+class PrivacySettings(_Part):
+    """Data export and erasure (docs/privacy.md)."""
+
+    # What an erasure does to the messages the user sent: "tombstone" replaces each by a
+    # tombstone (type recalled, data {"erased": true}); "keep" leaves them for the others.
+    erase_messages: Literal["tombstone", "keep"] = "tombstone"
+    max_exports: int = Field(2, ge=1, le=64)  # exports running at once per process; more: rate_limited
+
+
 class Settings(BaseSettings):
     """All of imgate's configuration."""
 
@@ -615,6 +624,7 @@ class Settings(BaseSettings):
     search: SearchSettings = SearchSettings()
     workers: WorkerSettings = WorkerSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @field_validator("data_dir")
     @classmethod

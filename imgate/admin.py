@@ -11,11 +11,13 @@ other, its message naming each failing field and ``field`` the first.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import mimetypes
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -23,8 +25,9 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +66,8 @@ class AdminContext:
     # none, the member event is stored and each device gets it when it syncs).
     group_changed: Callable[[Any], Awaitable[None]] | None = None
     bots: Any = None  # imgate.bots.BotActions (sending and reading as a bot)
+    privacy: Any = None  # PrivacyService (export and erasure, docs/privacy.md)
+    exports_dir: Path | None = None  # where an export is written before it is streamed (data_dir/exports)
 
 
 _FORM_MAX = 8192  # bytes of an auth backend's form: a token, a client id, a routing key
@@ -257,6 +262,16 @@ class ProfileIn(BaseModel):
     name: str | None = Field(None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
     avatar: str | None = Field(None, max_length=512, pattern=AVATAR_PATTERN)
     status: str | None = Field(None, max_length=140, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class ErasureOut(BaseModel):
+    uid: str
+    erased_at: int = Field(description="when the account was first erased (ms)")
+    messages: int = Field(description="sent messages replaced by tombstones by this run (privacy.erase_messages)")
+    groups_left: int
+    uploads_deleted: int = Field(description="the user's uploads deleted from the object store (in all)")
+    pushes_dropped: int = Field(description="pushes not yet sent that were dropped")
+    scheduled_cancelled: int = Field(description="pending scheduled sends deleted")
 
 
 class Health(BaseModel):
@@ -560,6 +575,39 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         it; messages keep their attachment object, and nobody gets a download URL for it."""
         await ctx.attachments.take_down(key)
         return Response(status_code=204)
+
+    @app.get("/v1/users/{uid}/export", dependencies=guarded, tags=["privacy"], response_class=Response,
+             responses={200: {"content": {"application/zip": {}},
+                              "description": "the archive (docs/privacy.md), as an attachment"},
+                        404: {"model": Error, "description": "no such user"},
+                        429: {"model": Error, "description": "an export of this user, or too many, under way"}})
+    async def export_user(uid: str = Path_(pattern=UID_RE.pattern)) -> StreamingResponse:
+        """The user's data (GDPR art. 15): a zip of JSON files and lines and their uploads' files,
+        described in docs/privacy.md. Heavy: one export per user at a time, `privacy.max_exports`
+        at once (more: 429 `rate_limited`). Audited as an export although it is a GET."""
+        assert ctx.exports_dir is not None
+        async with ctx.privacy.export_file(uid, ctx.exports_dir) as path:
+            f = await asyncio.to_thread(path.open, "rb")  # read on after the file's name is gone
+        size = os.fstat(f.fileno()).st_size
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    yield chunk
+            finally:
+                f.close()
+
+        return StreamingResponse(body(), media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="imgate-export-{uid}.zip"', "Content-Length": str(size)})
+
+    @app.post("/v1/users/{uid}/erase", response_model=ErasureOut, dependencies=guarded, tags=["privacy"])
+    async def erase_user(uid: str = Path_(pattern=UID_RE.pattern)) -> ErasureOut:
+        """Erase the account (GDPR art. 17; docs/privacy.md says what goes and what stays): its
+        tokens and live connections go first, then each part of its data. Final; safe to repeat
+        (a repeat finishes an interrupted erasure)."""
+        done = await ctx.privacy.erase(uid)
+        await ctx.kick(uid, None, "account erased")
+        return ErasureOut(**asdict(done))
 
     @app.post("/v1/users/{uid}/logout", response_model=Count, dependencies=guarded, tags=["sessions"])
     async def force_logout(uid: str) -> Count:

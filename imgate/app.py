@@ -8,6 +8,7 @@ import heapq
 import logging
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -48,6 +49,7 @@ from services.messages.service import MessageService, SendResult
 from services.notifications.service import NotificationService
 from services.presence.service import PresenceService
 from services.previews.service import Preview, PreviewJob, PreviewService
+from services.privacy.service import PrivacyService
 from services.profiles.service import ProfileService
 from services.push.providers import Provider
 from services.push.service import FAN_OUT_BATCH, PushService
@@ -160,8 +162,8 @@ def search_refusal(settings: Settings, role: str) -> str | None:
     """Why ``role`` cannot run with this search backend, in one line (None: it can). Cluster
     mode's bridges (which answer the ``search`` RPC) and workers (which index) need an index
     every process reaches, so ``imgate bridge`` and ``imgate worker`` with ``amqp.url`` refuse
-    the embedded one (``imgate api`` never opens the index); the postgres backend needs
-    PostgreSQL."""
+    the embedded one (``imgate api`` never opens an embedded index; a shared one only to remove
+    an erased user's messages); the postgres backend needs PostgreSQL."""
     backend = settings.search.backend
     if backend == "postgres" and settings.database_url().startswith("sqlite"):
         return ("search.backend = postgres keeps its index in the PostgreSQL database, but database.url is SQLite; "
@@ -197,6 +199,17 @@ def build_search(settings: Settings, svc: Services) -> SearchService:
 
         backend = EmbeddedSearch(settings.data_dir / "search.db")
     return SearchService(backend, svc.messages, svc.conversations, svc.events, batch=s.batch)
+
+
+def build_privacy(settings: Settings, svc: Services, search: SearchService | None, clock: Clock) -> PrivacyService:
+    """Export and erasure (services/privacy) on ``svc``; ``search``: the index this process
+    opened (an erasure removes the user's messages from it at once), if any."""
+    return PrivacyService(clock, users=svc.users, presence=svc.presence,
+                          conversations=svc.conversations, messages=svc.messages, scheduled=svc.scheduled,
+                          groups=svc.groups, reactions=svc.reactions, blocks=svc.blocks, contacts=svc.contacts,
+                          profiles=svc.profiles, attachments=svc.attachments, notifications=svc.notifications,
+                          search=search, erase_messages=settings.privacy.erase_messages,
+                          max_exports=settings.privacy.max_exports, audit=svc.audit)
 
 
 def rate_limits(s: LimitSettings) -> RateLimits:
@@ -287,6 +300,7 @@ class App:
         self.connection_watch: ConnectionWatch | None = None  # RabbitMQ's connection events (with amqp.url)
         self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
         self.previews: PreviewService | None = None  # link previews (previews.enabled), where messages are handled
+        self.privacy: PrivacyService | None = None  # export and erasure (the admin API's), with admin.secret
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
@@ -717,12 +731,21 @@ class App:
         async def exposition() -> bytes:
             return self.telemetry.render(await self.metrics())
 
+        search = self.search
+        if search is None and self.role == "api" and s.search.backend != "embedded":
+            # imgate api indexes nothing, but an erasure removes the user's messages from a shared
+            # index at once (the workers' indexer would, as it follows the tombstones' events).
+            search = build_search(s, svc)
+            self._stack.callback(search.close)
+        self.privacy = build_privacy(s, svc, search, self.clock)
+        await asyncio.to_thread(shutil.rmtree, s.data_dir / "exports", True)  # what a crash left mid-export
         ctx = AdminContext(users=svc.users, kick=self._kick, health=self._health, metrics=exposition,
                            notify=self._notify, external_auth=self._external_auth(), blocks=svc.blocks,
                            profiles=svc.profiles, attachments=svc.attachments, presence=svc.presence,
                            connections=self.connections, stats=self.stats, audit=svc.audit,
                            trusted_proxies=list(s.admin.trusted_proxies), groups=svc.groups,
-                           group_changed=self._group_changed, bots=await self._bot_actions(svc))
+                           group_changed=self._group_changed, bots=await self._bot_actions(svc),
+                           privacy=self.privacy, exports_dir=s.data_dir / "exports")
         # proxy_headers off: uvicorn would take X-Forwarded-For from any local peer as the client's
         # address; the audit log trusts it only from admin.trusted_proxies (imgate/audit.py).
         self.admin = EmbeddedHttpServer(build_admin_app(ctx, s.admin.secret), s.admin.host, s.admin.port,
@@ -935,7 +958,7 @@ class App:
             return 0  # an external broker: the auth watcher of its own deployment applies it
         # A revocation or a disable is "not authorized any more" (as the auth watcher says it);
         # a plain logout by the admin is an administrative action.
-        code = 0x87 if reason in ("user disabled", "token revoked") else 0x98
+        code = 0x87 if reason in ("user disabled", "token revoked", "account erased") else 0x98
         return await self.broker.broker.kick(uid, device, reason, code)
 
     async def _health(self) -> dict[str, bool]:

@@ -134,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
                                            "have; with --json the admin API's User object.")
     show.add_argument("uid")
     show.add_argument("--json", action="store_true", help="one JSON object")
+    export = user_sub.add_parser("export", parents=[common], help="write a user's data archive (GDPR art. 15)",
+                                 description="Write the user's data to a zip archive (docs/privacy.md): profile, "
+                                             "devices, conversations, the messages they sent and received, "
+                                             "reactions, blocks, contacts and their uploads' files.")
+    export.add_argument("uid")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the archive to write (a zip)")
+    erase = user_sub.add_parser("erase", parents=[common], help="erase a user's account (GDPR art. 17)",
+                                description="Erase the account: tokens and connections go, then profile, "
+                                            "devices, their messages (tombstones, or kept: privacy.erase_messages), "
+                                            "uploads, search entries, pending pushes (docs/privacy.md). Final; "
+                                            "running it again finishes an interrupted erasure.")
+    erase.add_argument("uid")
+    erase.add_argument("--yes", action="store_true", help="do not ask to confirm by typing the uid")
 
     token = sub.add_parser("token", help="manage device tokens", description="Manage device access tokens.")
     token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -369,6 +382,43 @@ async def record_cli(action: str, target: str, detail: dict[str, Any] | None = N
     from services.ids import SystemClock
 
     await AuditService(SystemClock()).record(cli_actor(), action, target, detail, "cli")
+async def _privacy(settings: Settings, args: argparse.Namespace) -> str:
+    """``imgate user export`` and ``imgate user erase``: the services with the object store (an
+    export copies the uploads, an erasure deletes them) and, for an erasure, the search index."""
+    from imgate.app import build_privacy, build_search, build_services, open_attachments, open_database
+    from services.ids import SystemClock
+
+    private_dir(settings.data_dir)
+    clock = SystemClock()
+    async with open_database(settings, upgrade=False):
+        attachments = await open_attachments(settings, clock, "")
+        try:
+            svc = build_services(clock, attachments=attachments)
+            if args.action == "export":
+                counts = await build_privacy(settings, svc, None, clock).export(args.uid, args.out)
+                await record_cli("user.export", args.uid, {"out": str(args.out), **counts})
+                return f"wrote {args.out}: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+            search = build_search(settings, svc)
+            try:
+                done = await build_privacy(settings, svc, search, clock).erase(args.uid)
+            finally:
+                search.close()
+            await record_cli("user.erase", done.uid, {"messages": done.messages, "groups_left": done.groups_left,
+                                                      "uploads_deleted": done.uploads_deleted})
+            return (f"erased user {done.uid}: {done.messages} message(s) tombstoned, {done.groups_left} group(s) "
+                    f"left, {done.uploads_deleted} upload(s) deleted, {done.pushes_dropped} push(es) dropped, "
+                    f"{done.scheduled_cancelled} scheduled send(s) cancelled")
+        finally:
+            await attachments.close()
+
+
+def _confirmed(uid: str) -> bool:
+    """The operator typed the uid again (an erasure is final)."""
+    if not sys.stdin.isatty():
+        print("imgate: erasing is final: add --yes (or run it in a terminal to confirm)", file=sys.stderr)
+        return False
+    answer = input(f"Erase {uid} for good? Type the uid to confirm: ")
+    return answer.strip() == uid
 
 
 async def _reindex(settings: Settings) -> int:
@@ -532,6 +582,11 @@ def _main(argv: list[str] | None) -> int:
             return 0
         if args.command == "search":
             print(f"indexed {_arun(settings, _reindex(settings))} message(s)")
+            return 0
+        if args.command == "user" and args.action in ("export", "erase"):
+            if args.action == "erase" and not args.yes and not _confirmed(args.uid):
+                return 2
+            print(_arun(settings, _privacy(settings, args)), file=sys.stderr)
             return 0
         if args.command == "migrate":
             print("\n".join(_arun(settings, _migrate(settings))), flush=True)

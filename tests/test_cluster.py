@@ -93,6 +93,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
                          "management_password": ADMIN_PASSWORD},
             "mqtt": {"encoding_trees": list(trees)},
             **({"amqp": {"url": f"amqp://127.0.0.1:{nodes[0].amqp_port}/"}} if api_amqp else {}),
+            "search": {"backend": "postgres"},  # as the bridges' (an erasure removes from it)
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
@@ -146,6 +147,51 @@ async def test_a_1to1_and_a_group_exchange_through_two_bridges(cluster: Cluster)
         # Bad input is answered by whichever bridge holds the sender's shard, as on the embedded broker.
         await bob.send(b"{not json")
         assert (await bob.inbox.wait_for(on("/in/ack", cid=None)))[0].json["error"]["code"] == "bad_request"
+
+
+async def test_an_export_and_an_erasure_through_imgate_api(cluster: Cluster) -> None:
+    """docs/privacy.md in cluster mode: ``imgate api`` exports and erases; the erased user's
+    device, connected through RabbitMQ, is dropped; the others see a tombstone."""
+    import io
+    import zipfile
+
+    import httpx
+
+    assert cluster.api.admin is not None
+    async with AsyncExitStack() as stack:
+        erin = await cluster.device(stack, "erin")
+        bob = await cluster.device(stack, "bob")
+        sent = await erin.send_and_ack("e1", "bob", "erin across the cluster")
+        await bob.inbox.wait_for(on("/in/msg", cid="e1"))
+        # Indexed as a worker's indexer would (none runs here), in the shared PostgreSQL index.
+        from services.search.base import Doc
+        from services.search.postgres import PostgresSearch
+
+        await PostgresSearch().add([Doc(sent["id"], "d:bob:erin", sent["seq"], "erin", sent["ts"],
+                                        "erin across the cluster")])
+        assert await indexed(cluster.database_url, sent["id"]) == 1
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{cluster.api.admin.port}", timeout=30,
+                                     headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
+            r = await api.get("/v1/users/erin/export")
+            assert r.status_code == 200, r.text
+            lines = zipfile.ZipFile(io.BytesIO(r.content)).read("messages.jsonl").decode().splitlines()
+            assert [json.loads(line)["text"] for line in lines] == ["erin across the cluster"]
+            r = await api.post("/v1/users/erin/erase")
+            assert r.status_code == 200 and r.json()["messages"] == 1, r.text
+        async with asyncio.timeout(WAIT):
+            await erin.disconnected.wait()
+        history = (await bob.result("history", {"conv": "d:bob:erin"}))["messages"]
+        assert [(m["id"], m["type"], m.get("text")) for m in history] == [(sent["id"], "recalled", None)]
+    assert [(cid, conv) for cid, _, conv in await stored(cluster.database_url, "erin")] == [("e1", "d:bob:erin")]
+    assert await indexed(cluster.database_url, sent["id"]) == 0  # imgate api removed it from the shared index
+
+
+async def indexed(url: str, msg_id: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM search_messages WHERE id = $1", msg_id))
+    finally:
+        await conn.close()
 
 
 async def test_mentions_and_at_all_through_two_bridges(cluster: Cluster) -> None:

@@ -218,7 +218,7 @@ async def assert_everything_is_there(app: App) -> None:
 
 # Columns the migrations after the baseline add to existing rows, with the value each gets.
 ADDED_COLUMNS = {"device_presence": {"conn": ""}, "device_tokens": {"encoding": "json", "last_used_at": None},
-                 "users": {"kind": "user", "messages_per_s": None, "messages_burst": None},
+                 "users": {"kind": "user", "messages_per_s": None, "messages_burst": None, "erased_at": None},
                  "conversations": {"mention_all": None, "mention_all_recent": None, "pin": None,
                                    "ttl": None},
                  "messages": {"reply": None, "reply_to": None, "edited_at": None, "file_key": None, "thumb_key": None,

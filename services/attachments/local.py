@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 from services.attachments.store import KEY_RE, ObjectInfo, UploadTarget
 from services.files import private_dir
 
+_READ_CHUNK = 1 << 20  # bytes per read of an export's copy
+
 _KEY_FILE = ".signing-key"
 
 
@@ -208,6 +210,17 @@ class LocalStore:
 
     async def delete(self, keys: list[str]) -> None:
         await asyncio.to_thread(self._delete, keys)
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            f = await asyncio.to_thread(self.path(key).open, "rb")
+        except FileNotFoundError:
+            return
+        try:
+            while chunk := await asyncio.to_thread(f.read, _READ_CHUNK):
+                yield chunk
+        finally:
+            f.close()
 
     async def close(self) -> None:
         pass

@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import botocore.session  # type: ignore[import-untyped]
@@ -321,6 +322,18 @@ class S3Store:
                 await asyncio.to_thread(digest.update, chunk)  # 1 MiB of SHA-256: off the event loop
                 size += len(chunk)
         return ObjectInfo(size=size, sha256=digest.hexdigest())
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            response = await self._opened(self._client).get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                return
+            raise
+        stream = response["Body"]
+        async with stream:
+            while chunk := await stream.read(_HASH_CHUNK):
+                yield chunk
 
     async def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):

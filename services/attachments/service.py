@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -305,6 +306,33 @@ class AttachmentService:
         await self.info(key)
         await self._delete([key], unless_used=False)
         log.warning("upload %s taken down by an operator", key)
+
+    # ---- privacy (services/privacy) -------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> list[Upload]:
+        """The user's uploads that are still there, oldest first (the archive's files)."""
+        return list(await Upload.filter(owner=uid, gone_at=None).order_by("created_at", "key"))
+
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """An upload's bytes, a chunk at a time (an export's copy)."""
+        return self.store.read(key)
+
+    async def erase_owner(self, uid: str, *, keep_used: bool) -> int:
+        """Delete the user's uploads and their objects now, whatever refers to them (``keep_used``:
+        but those a message still refers to), and blank the names of all of them; the rows stay
+        as tombstones until the sweep purges them (so an upload URL cannot put an object back).
+        Safe to run again. Returns how many of the user's uploads are deleted now (by this call or
+        before: a recall, an avatar change, the erased messages' release)."""
+        after = ""
+        while keys := [str(k) for k in await Upload.filter(owner=uid, gone_at=None, key__gt=after)
+                       .order_by("key").limit(_SWEEP_BATCH).values_list("key", flat=True)]:
+            after = keys[-1]
+            if self._store is None:  # (no store configured here: nothing to delete but the rows)
+                await Upload.filter(key__in=keys).update(gone_at=self._clock.now_ms())
+            else:
+                await self._delete(keys, unless_used=keep_used)
+        await Upload.filter(owner=uid, gone_at__not_isnull=True).update(name="")
+        return int(await Upload.filter(owner=uid, gone_at__not_isnull=True).count())
 
     async def sweep(self) -> int:
         """Delete uploads that nothing used within ``orphan_after_s`` (never sent, or sent in a

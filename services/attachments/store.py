@@ -9,6 +9,7 @@ with presigned URLs). Clients never send bytes through MQTT: they PUT them to th
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -64,6 +65,11 @@ class ObjectStore(Protocol):
 
     async def delete(self, keys: list[str]) -> None:
         """Delete the objects (missing ones are no error)."""
+        ...
+
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """The stored object's bytes, a chunk at a time (nothing when there is none): an export
+        copies them without holding a whole object in memory."""
         ...
 
     async def close(self) -> None:

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.expressions import Q
+
 from services.audit.models import AuditEntry
 from services.db import portable_sql
 from services.errors import BadRequest
@@ -77,6 +79,9 @@ def bounded(detail: dict[str, Any] | None) -> str:
     return json.dumps({"truncated": True, "keys": sorted(clean)[:50]}, ensure_ascii=False)[:MAX_DETAIL]
 
 
+REDACTED = '{"redacted":"erased"}'  # an erased user's entries' detail (AuditService.redact)
+
+
 class AuditService:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -88,6 +93,15 @@ class AuditService:
                                       target=target[:200], detail=bounded(detail), source=source[:64],
                                       status=status)
         return int(row.id)
+
+    async def redact(self, target: str) -> int:
+        """Replace the detail of every entry about ``target`` (an erased user, docs/privacy.md) with
+        ``{"redacted": "erased"}``: who did what to that uid, when and from where stays (the record
+        of the administration, the erasure's own entry among them); what the requests said about
+        them (a name, a profile), and the detail of any entry that names the uid as a value (a block
+of them, a group they were added to), goes. Returns how many entries it changed; safe to repeat."""
+        about = Q(target=target) | Q(detail__contains=json.dumps(target))  # or naming it in the detail
+        return int(await AuditEntry.filter(about).exclude(detail=REDACTED).update(detail=REDACTED))
 
     async def record_if_changed(self, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
                                 source: str = "") -> bool:

@@ -116,3 +116,14 @@ class BlockService:
         rows = yield Query("SELECT uid, blocked FROM blocks WHERE uid = ANY(?) AND blocked = ANY(?)",
                            [AnyOf(sorted({p[0] for p in pairs})), AnyOf(sorted({p[1] for p in pairs}))])
         return {(r[0], r[1]) for r in rows} & pairs
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> list[dict[str, object]]:
+        """Whom the user blocks (and since when), as records of the export archive."""
+        return [{"blocked": r.blocked, "ts": r.ts} for r in await Block.filter(uid=uid).order_by("blocked")]
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Delete the user's blocks, and others' blocks of them (nothing is left to block)."""
+        return int(await Block.filter(uid=uid).delete()) + int(await Block.filter(blocked=uid).delete())

@@ -8,6 +8,7 @@ So nothing either of them sees says more than "not answered" or "withdrawn"."""
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
@@ -111,3 +112,15 @@ class ContactService:
                            [True, people, people])
         both = {(r[0], r[1]) for r in rows} | {(r[1], r[0]) for r in rows}
         return both & pairs
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> builtins.list[dict[str, object]]:
+        """The user's contact requests, made and received (accepted: contacts), as archive records."""
+        rows = await ContactRequest.filter(Q(uid=uid) | Q(peer=uid)).order_by("id")
+        return [{"from": r.uid, "to": r.peer, "accepted": r.accepted, "text": r.text, "ts": r.ts} for r in rows]
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Delete the user's contact requests and contacts, both ways."""
+        return int(await ContactRequest.filter(Q(uid=uid) | Q(peer=uid)).delete())

@@ -18,7 +18,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q, Subquery
 
-from services.conversations.models import Conversation, Member
+from services.conversations.models import Conversation, Member, Mention
 from services.conversations.window import Window
 from services.db import portable_sql
 from services.errors import BadRequest, NotFound
@@ -582,3 +582,27 @@ class ConversationService:
             items = [replace(i, unread_mentions=counts[i.conv]) if i.conv in counts else i for i in items]
         next_cursor = _encode_cursor(items[-1].last_ts, items[-1].conv) if len(rows) > limit else None
         return items, next_cursor
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> list[dict[str, object]]:
+        """The user's memberships (current and former) and what they saw of each conversation,
+        as records of the export archive: one per conversation."""
+        rows = await Member.filter(uid=uid).select_related("conv").order_by("conv_id")
+        return [{"conv": m.conv.id, "kind": m.conv.kind, "name": m.conv.name, "peer": peer_of(m.conv.id, uid),
+                 "role": m.role, "joined_seq": m.joined_seq, "left_seq": m.left_seq, "read_seq": m.read_seq,
+                 "muted": m.muted, "pinned": m.pinned} for m in rows]
+
+    @staticmethod
+    async def current_groups(uid: str) -> list[str]:
+        """The groups (conversation ids) ``uid`` is a current member of."""
+        rows = await Member.filter(uid=uid, left_seq=None, conv_id__startswith="g:").values_list("conv_id", flat=True)
+        return sorted(str(c) for c in rows)
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Forget what the user's memberships keep of them: their mentions (the rows counting
+        them as mentioned) and their 1:1s' flags. The member rows stay (a former member's window,
+        a 1:1's peer read marker). Returns how many mention rows went."""
+        await Member.filter(uid=uid).update(muted=False, pinned=False)
+        return int(await Mention.filter(uid=uid).delete())

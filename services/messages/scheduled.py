@@ -302,6 +302,16 @@ class ScheduledSends:
                 wait = max(0.05, ahead)
             await asyncio.sleep(wait)  # a polling interval for due rows, not synchronisation
 
+    # ---- privacy (services/privacy) -------------------------------------------------------------
+    async def erase_sender(self, uid: str) -> int:
+        """Delete every scheduled send of ``uid``'s, pending or done (a pending one is never sent:
+        the account is disabled first, so one being sent now is refused); their uploads are
+        released. Returns how many were pending."""
+        rows = await ScheduledSend.filter(sender=uid).values_list("state", "file_key", "thumb_key")
+        await ScheduledSend.filter(sender=uid).delete()
+        await self._attachments.release([k for _, *keys in rows for k in keys if k])
+        return sum(1 for state, *_ in rows if state in (PENDING, SENDING))
+
     # ---- attachments.Referrer ------------------------------------------------------------------
     async def referenced_keys(self, keys: list[str]) -> set[str]:
         """Uploads a pending scheduled send will use: not swept as unused meanwhile."""

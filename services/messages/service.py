@@ -25,6 +25,7 @@ from services.conversations.service import (
     ReadBy,
     peer_of,
 )
+from services.conversations.window import Window
 from services.errors import BadRequest, Forbidden, NotFound, RateLimited, TooLarge, Unavailable
 from services.events.queue import EventQueue
 from services.ids import Clock, new_ulid
@@ -49,6 +50,7 @@ _COLUMNS = ("id, conv, seq, sender, cid, type, text, data, ts, mentions, reply, 
             "thread, tseq, expires_at")
 _INSERTED = f"{_COLUMNS}, reply_to, file_key, thumb_key"
 EXCERPT_CHARS = 100  # a reply's quote carries this much of the text it answers
+_NOT_ERASED = ("recalled", "member", TTL, EXPIRED)  # what an erasure leaves as it is (services/privacy)
 
 
 def _stored(row: Row) -> StoredMessage:
@@ -668,28 +670,67 @@ class MessageService:
                 if self._clock.now_ms() - row.ts > self._recall_window_ms:
                     msg = f"too late: messages can be recalled within {self._recall_window_ms // 1000} s"
                     raise Forbidden(msg)
-            files = [k for k in (row.file_key, row.thumb_key) if k is not None]
             async with transaction() as conn:  # the event tells the search indexer (durably)
-                await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data={"by": uid},
-                                                                      mentions=None, reply=None, file_key=None,
-                                                                      thumb_key=None, preview=None, forwarded=None,
-                                                                      expires_at=None)
-                # The replies quoting it quote a recalled message from now on (no excerpt).
-                await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
-                    "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
-                await self._events.publish(conn, [msg_id], self._clock.now_ms())
-                if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
-                    await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
-                await run_on(conn, unpin_sql(msg_id))  # pinned no more (the recall event says so)
-                if row.type == "merged":  # its own references only (an original keeps its own)
-                    files += await run_on(conn, unfile_sql(msg_id))
-                # Not used by this message any more: the sweep looks again if the release fails.
-                if files:
-                    await run_on(conn, self._attachments.used_sql(files, used=False))
+                files = await self._tombstone(conn, row, {"by": uid}, self._clock.now_ms())
             # Its uploads go once no other message (or profile) refers to them.
             await self._attachments.release(files)
             row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
+
+    async def _tombstone(self, conn: BaseDBAsyncClient, row: Message, data: dict[str, Any], now: int) -> list[str]:
+        """Replace ``row`` by a tombstone (type ``recalled``, ``data``), keeping its seq, in the
+        caller's transaction (a recall; an erasure, services/privacy). Returns the upload keys it
+        no longer uses (the caller releases them once committed)."""
+        msg_id = row.id
+        files = [k for k in (row.file_key, row.thumb_key) if k is not None]
+        await Message.filter(id=msg_id).using_db(conn).update(type="recalled", text=None, data=data, mentions=None,
+                                                              reply=None, file_key=None, thumb_key=None, preview=None,
+                                                              forwarded=None, expires_at=None)
+        # The replies quoting it quote a recalled message from now on (no excerpt).
+        await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
+            "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
+        await self._events.publish(conn, [msg_id], now)  # the search index drops it
+        if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
+            await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
+        await run_on(conn, unpin_sql(msg_id))  # pinned no more (the recall event says so)
+        if row.type == "merged":  # its own references only (an original keeps its own)
+            files += await run_on(conn, unfile_sql(msg_id))
+        # Not used by this message any more: the sweep looks again if the release fails.
+        if files:
+            await run_on(conn, self._attachments.used_sql(files, used=False))
+        return files
+
+    # ---- privacy (services/privacy: export and erasure) ----------------------------------------
+    async def export_user(self, windows: list[Window], batch: int = 500) -> AsyncIterator[StoredMessage]:
+        """Every message inside ``windows`` (what a user may see: sent and received), a page of
+        ``batch`` at a time in (conversation, seq) order, never all at once."""
+        for window in windows:
+            after = window.after
+            while True:
+                query = Message.filter(conv=window.conv, seq__gt=after)
+                if window.upto is not None:
+                    query = query.filter(seq__lte=window.upto)
+                rows = await query.order_by("seq").limit(batch)
+                if not rows:
+                    break
+                now = self._clock.now_ms()
+                for r in rows:
+                    yield _unexpired(StoredMessage.from_row(r), now)
+                after = rows[-1].seq
+
+    async def erase_sender(self, uid: str, batch: int = 200) -> AsyncIterator[list[str]]:
+        """Replace every message ``uid`` sent by a tombstone (type ``recalled``, data ``{"by": uid,
+        "erased": true}``: recalled by its sender, as devices show it), a batch per transaction;
+        yields each batch's ids once committed (and its uploads released). Membership events and
+        what is already a tombstone stay. Safe to run again: it takes up what is left."""
+        while rows := await Message.filter(sender=uid).exclude(type__in=_NOT_ERASED).order_by("id").limit(batch):
+            now = self._clock.now_ms()
+            files: list[str] = []
+            async with transaction() as conn:
+                for row in rows:
+                    files += await self._tombstone(conn, row, {"by": uid, "erased": True}, now)
+            await self._attachments.release(files)
+            yield [r.id for r in rows]
 
     async def edit(self, uid: str, msg_id: str, text: str) -> tuple[StoredMessage, tuple[str, ...]]:
         """Replace the text of ``uid``'s own text message, within ``edit_window_s`` of sending it.

@@ -272,6 +272,13 @@ class Threads:
 _CURSOR = re.compile(r"[0-9]{1,16}:[0-9A-HJKMNP-TV-Z]{26}")  # a time (ms) and a root id: within SQL's BIGINT
 
 
+async def erase_reader(uid: str) -> int:
+    """Forget ``uid``'s thread read markers (services/privacy). Returns how many went."""
+    from services.messages.models import ThreadRead as ThreadReadRow
+
+    return int(await ThreadReadRow.filter(uid=uid).delete())
+
+
 def _decode(cursor: str) -> tuple[int, str]:
     ts, _, root = cursor.partition(":")
     if not _CURSOR.fullmatch(cursor):  # (str.isdigit takes "²", which int() refuses)

@@ -103,3 +103,10 @@ class NotificationService:
         await NotificationCursor.bulk_create(
             [NotificationCursor(uid=uid, device=device, last_id=before.id if before else 0)], ignore_conflicts=True)
         return await NotificationCursor.get(uid=uid, device=device)
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Delete the user's notifications and their devices' cursors. Returns how many notifications went."""
+        await NotificationCursor.filter(uid=uid).delete()
+        return int(await Notification.filter(uid=uid).delete())

@@ -86,3 +86,15 @@ class PresenceService:
     async def mark_all_offline(self, ts: int) -> int:
         """A freshly started embedded broker has no connections: nobody is online."""
         return await DevicePresence.filter(online=True).update(online=False, ts=ts)
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> list[dict[str, Any]]:
+        """The user's devices' last known presence, as records of the export archive."""
+        return [{"kind": "presence", "device": r.device, "online": r.online, "platform": r.platform, "ts": r.ts}
+                for r in await DevicePresence.filter(uid=uid).order_by("device")]
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Forget the user's devices' presence. Returns how many rows went."""
+        return int(await DevicePresence.filter(uid=uid).delete())

@@ -96,3 +96,22 @@ class ProfileService:
     async def readable_keys(self, uid: str, keys: list[str]) -> builtins.set[str]:
         """Avatars are public: everyone may download them (attachments.Referrer)."""
         return await self.referenced_keys(keys)
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str) -> dict[str, Any] | None:
+        """The user's own profile (None: never set), as the archive's profile record."""
+        r = await Profile.get_or_none(uid=uid)
+        return None if r is None else {"name": r.name, "avatar": r.avatar, "status": r.status,
+                                       "updated_at": r.updated_at}
+
+    async def erase_user(self, uid: str) -> int:
+        """Delete the user's profile; its avatar upload is released (deleted unless used
+        elsewhere). Returns how many rows went."""
+        row = await Profile.get_or_none(uid=uid)
+        if row is None:
+            return 0
+        await Profile.filter(uid=uid).delete()
+        if KEY_RE.match(row.avatar):
+            await self._attachments.release([row.avatar])
+        return 1

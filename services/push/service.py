@@ -417,3 +417,24 @@ class PushService:
                         target.platform, job.attempts + 1, result.detail)
             await PushJob.filter(id=job.id).delete()
             self.stats.dropped += 1
+
+    # ---- privacy (services/privacy): no instance needed (the API process has no PushService) ---
+    @staticmethod
+    async def export_user(uid: str) -> list[dict[str, Any]]:
+        """The user's push targets, as records of the export archive."""
+        return [{"kind": "push_target", "platform": t.platform, "token": t.token, "created_at": t.created_at}
+                for t in await PushTarget.filter(uid=uid).order_by("id")]
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Delete the user's push targets and the pushes to them not yet sent. Returns how many
+        pushes were dropped."""
+        targets = list(await PushTarget.filter(uid=uid).values_list("id", flat=True))
+        dropped = int(await PushJob.filter(target_id__in=targets).delete()) if targets else 0
+        await PushTarget.filter(uid=uid).delete()
+        return dropped
+
+    @staticmethod
+    async def drop_messages(message_ids: list[str]) -> int:
+        """Drop the pushes not yet sent of these messages (erased: their text must not go out)."""
+        return int(await PushJob.filter(message_id__in=message_ids).delete()) if message_ids else 0

@@ -4,6 +4,7 @@ and the conversation list carry each message's counts and the caller's own."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from tortoise.exceptions import IntegrityError
@@ -97,3 +98,18 @@ class ReactionService:
             msg = f"a {message.type} message takes no reactions"
             raise Forbidden(msg)
         return message, members
+
+    # ---- privacy (services/privacy) ------------------------------------------------------------
+    @staticmethod
+    async def export_user(uid: str, batch: int = 500) -> AsyncIterator[dict[str, object]]:
+        """The user's reactions, a page at a time (id order), as archive records."""
+        after = 0
+        while rows := await Reaction.filter(uid=uid, id__gt=after).order_by("id").limit(batch):
+            for r in rows:
+                yield {"message_id": r.message_id, "emoji": r.emoji, "ts": r.ts}
+            after = rows[-1].id
+
+    @staticmethod
+    async def erase_user(uid: str) -> int:
+        """Delete the user's reactions."""
+        return int(await Reaction.filter(uid=uid).delete())

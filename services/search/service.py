@@ -116,6 +116,18 @@ class SearchService:
         live = await self._messages.by_ids([h.id for h in hits])
         return [h for h in hits if h.id in live and live[h.id].type in _INDEXED_TYPES][:limit]
 
+    async def forget(self, ids: list[str]) -> None:
+        """Remove these messages from the index now (an erasure, services/privacy; their
+        tombstones' events remove them again where the indexer runs).
+
+        Raises:
+            SearchUnavailable: the backend is down.
+        """
+        if ids:
+            with self._watch():
+                await self.backend.start()
+                await self.backend.remove(ids)
+
     def close(self) -> None:
         self.backend.close()
 

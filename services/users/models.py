@@ -14,6 +14,9 @@ class User(Model):
     # A bot's own message bucket (per second, burst); None: limits.bot_messages_per_s / _burst.
     messages_per_s = fields.FloatField(null=True)
     messages_burst = fields.IntField(null=True)
+    # Erased (GDPR art. 17, docs/privacy.md): the row stays, disabled and nameless, so the uid is
+    # never given to someone else and others' history still names a sender.
+    erased_at = fields.BigIntField(null=True)
 
     class Meta:
         table = "users"

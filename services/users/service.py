@@ -8,8 +8,8 @@ import hmac
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
@@ -17,7 +17,7 @@ from tortoise.expressions import Q
 
 from broker.auth import AuthChange, AuthFailure, Identity
 from services.db import portable_sql
-from services.errors import BadRequest, Conflict, NotFound
+from services.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.ids import DEVICE_RE, ENCODINGS, UID_RE, Clock
 from services.sql import AnyOf, Program, Query, run_on
 from services.transactions import transaction
@@ -240,10 +240,46 @@ class UserService:
 
         Raises:
             NotFound: no such user.
+            Forbidden: an erased user (erasure is final).
         """
-        if not await User.filter(uid=uid).update(disabled=False):
+        if not await User.filter(uid=uid, erased_at=None).update(disabled=False):
+            await self.get_user(uid)
+            msg = f"user {uid!r} was erased"
+            raise Forbidden(msg)
+
+    # ---- privacy (services/privacy: export and erasure) -----------------------------------
+    async def erased_at(self, uid: str) -> int | None:
+        """When the user was erased (None: not erased).
+
+        Raises:
+            NotFound: no such user.
+        """
+        user = await User.get_or_none(uid=uid)
+        if user is None:
             msg = f"user {uid!r} does not exist"
             raise NotFound(msg)
+        return cast("int | None", user.erased_at)
+
+    async def export_devices(self, uid: str) -> list[dict[str, Any]]:
+        """The user's device tokens as records of the export archive (never their hashes)."""
+        return [{"kind": "token", **asdict(t)} for t in await self.list_tokens(uid)]
+
+    async def erase(self, uid: str) -> int:
+        """Erase the account (docs/privacy.md): the row stays, disabled, nameless and marked
+        erased (the uid is never reused; others' history still names a sender); every device token
+        is deleted, and a ``disable`` auth event makes every broker drop the user's connections.
+        Safe to run again. Returns the erasure time (ms; the first one's, when run again).
+
+        Raises:
+            NotFound: no such user.
+        """
+        now = self._clock.now_ms()
+        async with transaction():
+            first = await self.erased_at(uid)
+            await User.filter(uid=uid).update(disabled=True, name="", erased_at=first or now)
+            await DeviceToken.filter(uid=uid).delete()
+            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=now)
+        return first or now
 
     async def disable_user(self, uid: str) -> None:
         """Disable a user; every live connection of theirs is dropped by the broker.

@@ -327,6 +327,16 @@ async def test_delete_removes_and_missing_keys_are_fine(store: S3Store, http: ht
     await store.delete([])
 
 
+async def test_read_gives_the_bytes_in_chunks_and_nothing_for_a_missing_key(store: S3Store, admin: Any,
+                                                                          bucket: str) -> None:
+    """What an export copies (docs/privacy.md): the object's bytes as stored, a chunk at a time."""
+    big = bytes(range(256)) * 5000  # more than one chunk
+    await asyncio.to_thread(admin.put_object, Bucket=bucket, Key="r/1", Body=big)
+    chunks = [c async for c in store.read("r/1")]
+    assert b"".join(chunks) == big and len(chunks) >= 2
+    assert [c async for c in store.read("r/missing")] == []
+
+
 async def test_delete_goes_in_batches_of_1000(store: S3Store, admin: Any, bucket: str) -> None:
     present = {0: "b/first", 1000: "b/second-batch", 2400: "b/third-batch"}
 
