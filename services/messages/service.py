@@ -767,6 +767,10 @@ class MessageService:
                 out |= {k for k in found if k in wanted}
         return out
 
+    async def is_stored(self, sender: str, cid: str) -> bool:
+        """Whether a message of ``(sender, cid)`` is stored (a send of it again is a retry)."""
+        return bool(await Message.exists(sender=sender, cid=cid))
+
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
         if not ids:
             return {}
