@@ -308,3 +308,77 @@ async def test_a_scheduled_send_is_asked_at_its_delivery(app: App, crowd: dict[s
     assert failed["error"] == {"code": "refused", "message": "no spam here", "reason": "spam.link"}
     assert (await bob.inbox.wait_for(on("/in/msg", cid="s1")))[0].json["text"] == "d**n later"
     assert [e.get("scheduled") for e in receiver.events] == [True, True]
+
+
+async def test_the_client_reads_what_http_servers_answer_and_reuses_connections() -> None:
+    """services.callbacks.http against a real server answering each request as the test says:
+    a Content-Length, a chunked and a closing answer; a longer one than the cap; a kept
+    connection the server closed meanwhile (a new one, the POST not lost); the guard."""
+    from services.callbacks.http import CallbackClient
+    from services.netguard import OutboundPolicy, TargetRefused
+
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+               b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2;x=1\r\nlo\r\n0\r\nT: 1\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n" + b"x" * 5000,
+               b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast"]
+    bodies: list[bytes] = []
+    close_after = {2, 3, 4}  # the server closes after these answers (after the 2nd: one the client keeps)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                bodies.append(await reader.readexactly(length))
+                writer.write(answers.pop(0))
+                await writer.drain()
+                if len(bodies) in close_after:
+                    break
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = CallbackClient(OutboundPolicy(allow_http=True, allow=["127.0.0.1"]), max_response_bytes=1024)
+    target = client.policy.parse(f"http://127.0.0.1:{port}/hook?q=1")
+    try:
+        assert await client.post(target, b"a", {}) == (200, b"ok")
+        assert await client.post(target, b"b", {}) == (201, b"hello")
+        assert client.connections == 1  # kept alive
+        status, data = await client.post(target, b"c", {})
+        assert (status, len(data)) == (200, 1024)  # capped
+        assert await client.post(target, b"d", {}) == (200, b"bye")
+        assert await client.post(target, b"e", {}) == (200, b"last")
+        assert bodies == [b"a", b"b", b"c", b"d", b"e"] and client.connections == 4  # each POST once
+        with pytest.raises(TargetRefused):
+            await CallbackClient(OutboundPolicy(allow_http=True)).post(target, b"f", {})
+    finally:
+        await client.aclose()
+        server.close()
+
+
+async def test_the_fair_limiter_hands_places_round_robin_between_senders() -> None:
+    """Three calls of alice's wait before one of bob's: bob's goes second, not fourth."""
+    from services.callbacks.before import FairLimiter
+
+    limiter = FairLimiter(1)
+    held = limiter.slot("carol")
+    await held.__aenter__()  # the one place, taken
+    order: list[str] = []
+    queued = [asyncio.Event() for _ in range(4)]
+
+    async def call(i: int, sender: str) -> None:
+        queued[i].set()  # (then queued at once: nothing between this and the limiter's queue yields)
+        async with limiter.slot(sender):
+            order.append(f"{sender}{i}")
+
+    tasks = [asyncio.create_task(call(i, s)) for i, s in enumerate(["alice", "alice", "alice", "bob"])]
+    for e in queued:
+        await e.wait()
+    assert order == [] and limiter.used == 1
+    await held.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    assert order == ["alice0", "bob3", "alice1", "alice2"] and limiter.used == 0

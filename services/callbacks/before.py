@@ -18,7 +18,8 @@ that is not one of these or longer than ``callbacks.max_response_bytes``) is a f
 endpoint's ``on_failure`` applies (``allow``: as sent; ``refuse``: ``refused`` with the reason
 ``callback_unavailable``).
 
-At most ``MAX_INFLIGHT`` requests are out at once; when that many are, the places are handed
+The requests go out through ``services.callbacks.http.CallbackClient`` (the guard's checks, a lean
+HTTP/1.1). At most ``MAX_INFLIGHT`` requests are out at once; when that many are, the places are handed
 round-robin between the senders waiting (``FairLimiter``), so one sender's many calls do not keep
 the others' waiting. No MQTT here: the bridge (and the scheduled sends' delivery) call it.
 """
@@ -37,15 +38,16 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from config.settings import CallbackEndpoint, CallbackSettings
+from services.callbacks.http import CallbackClient
 from services.callbacks.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from services.errors import BadRequest, Refused, TooLarge
 from services.ids import Clock, SystemClock, new_ulid
 from services.messages.commands import FORWARD_TYPE, SendCommand, StoredMessage
-from services.netguard import TRANSPORT_ERRORS, OutboundPolicy, OutboundUrl, TargetRefused
+from services.netguard import OutboundPolicy, OutboundUrl, TargetRefused
 
 log = logging.getLogger("imgate.callbacks")
 
-MAX_INFLIGHT = 256  # before_* requests out at once (the HTTP pool's connections too)
+MAX_INFLIGHT = 256  # before_* requests out at once (so at most as many connections)
 UNAVAILABLE_REASON = "callback_unavailable"  # on_failure = refuse: the reason the sender sees
 BEFORE_EVENTS = ("before_send", "before_edit", "before_profile")
 _REASON = r"^[a-z0-9_.-]{1,64}$"
@@ -99,7 +101,7 @@ def parse_answer(status: int, body: bytes, cap: int) -> Answer:
 
 
 # What makes a call a failure (on_failure applies): no answer in time, none at all, or not a valid one.
-_FAILURES: tuple[type[Exception], ...] = (TimeoutError, TargetRefused, Malformed, *TRANSPORT_ERRORS)
+_FAILURES: tuple[type[Exception], ...] = (TargetRefused, Malformed, OSError)  # OSError: TimeoutError too
 
 
 @dataclass(slots=True)
@@ -172,11 +174,10 @@ class BeforeCallbacks:
     an async context manager (it owns the HTTP client)."""
 
     def __init__(self, settings: CallbackSettings, *, clock: Clock | None = None, max_text: int = 8000,
-                 client: Any = None) -> None:
+                 client: CallbackClient | None = None) -> None:
         """``max_text``: ``limits.max_text`` (a replaced text is checked as the router checks a
-        client's); ``client``: a ``WebhookClient`` (default: one over the callbacks' outbound policy)."""
-        from services.push.webhooks import WebhookClient
-
+        client's); ``client``: what POSTs (default: a ``CallbackClient`` over the callbacks'
+        outbound policy; anything with its ``post`` and ``aclose``)."""
         self._settings = settings
         self._max_text = max_text
         self._clock = clock or SystemClock()
@@ -187,10 +188,8 @@ class BeforeCallbacks:
             for event in e.events:
                 if event in BEFORE_EVENTS:
                     self._endpoints[event] = _Endpoint(e, _target(policy, e.url, i))
-        longest = max((e.settings.timeout_s for e in self._endpoints.values()), default=1.0)
-        self._client = client or WebhookClient(policy, timeout_s=longest, connect_timeout_s=settings.connect_timeout_s,
-                                               max_connections=MAX_INFLIGHT,
-                                               max_response_bytes=settings.max_response_bytes)
+        self._client = client or CallbackClient(policy, connect_timeout_s=settings.connect_timeout_s,
+                                                max_response_bytes=settings.max_response_bytes)
         self._limiter = FairLimiter(MAX_INFLIGHT)
         self.stats = BeforeStats()
 
