@@ -884,6 +884,9 @@ class App:
             out["bridge_error_replies_silenced_total"] = self.bridge.throttle.silenced
             for name, value in vars_of(self.bridge.dispatcher.stats).items():
                 out[f"bridge_{name}_total"] = value
+            if (before := self.bridge.dispatcher.before) is not None:
+                for name, value in vars_of(before.stats).items():
+                    out[f"callbacks_before_{name}_total"] = value
         if self.amqp is not None:
             out["bridge_amqp_shards_handed_on_total"] = self.amqp.handovers
             out["bridge_amqp_oversize_dropped_total"] = self.amqp.oversize

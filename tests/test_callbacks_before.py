@@ -137,6 +137,12 @@ async def test_allow_refuse_replace_of_direct_and_group_sends(app: App, crowd: d
     assert [(e["cid"], e["kind"], e["conv"], e.get("mentions")) for e in group_events] == \
         [("g1", "group", f"g:{gid}", ["carol"]), ("g2", "group", f"g:{gid}", None)]
     assert len(receiver.events) == 5 and receiver.bad == []
+    # A forward is asked too (allowed here), with the ids it forwards.
+    await bob.send({"cid": "f1", "to": "carol", "forward": [ok["id"]]})
+    forwarded = (await bob.inbox.wait_for(on("/in/ack", cid="f1")))[0].json
+    assert "error" not in forwarded
+    assert {k: receiver.events[-1][k] for k in ("sender", "type", "forward", "kind")} == \
+        {"sender": "bob", "type": "forward", "forward": [ok["id"]], "kind": "direct"}
 
 
 async def test_edits_and_profile_changes_are_asked_too(app: App, crowd: dict[str, Device],
@@ -218,6 +224,8 @@ async def test_a_malformed_answer_is_a_failure(app: App, crowd: dict[str, Device
     assert (await ack(crowd["alice"], "ok", to="bob", text="hello"))["seq"] == 1  # the only one stored
     assert app.bridge is not None and app.bridge.dispatcher.before is not None
     assert app.bridge.dispatcher.before.stats.failures == len(bad)
+    metrics = await app.metrics()
+    assert (metrics["callbacks_before_failures_total"], metrics["callbacks_before_allowed_total"]) == (len(bad), 1)
 
 
 @pytest.mark.parametrize("endpoint", [{"timeout_s": 30.0}], indirect=True)
