@@ -228,13 +228,7 @@ class BeforeCallbacks:
         if not self.send:
             return cmd
         body: dict[str, Any] = {"sender": cmd.sender, "cid": cmd.cid, "conv": cmd.conv,
-                                "kind": "direct" if cmd.to is not None else "group", "type": cmd.type}
-        for name in ("to", "group", "text", "data", "reply_to", "thread"):
-            value = getattr(cmd, name)
-            if value is not None:
-                body[name] = value
-        if cmd.mentions:
-            body["mentions"] = list(cmd.mentions)
+                                "kind": "direct" if cmd.to is not None else "group", **cmd.content()}
         if cmd.type == FORWARD_TYPE:
             body["forward"] = list(cmd.forward)
             body["merge"] = cmd.merge

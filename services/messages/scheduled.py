@@ -80,17 +80,6 @@ class Outcome:
     error: ImError | None = None
 
 
-def _command_json(cmd: SendCommand) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": cmd.type}
-    for name in ("to", "group", "text", "data", "reply_to", "thread"):
-        value = getattr(cmd, name)
-        if value is not None:
-            out[name] = value
-    if cmd.mentions:
-        out["mentions"] = list(cmd.mentions)
-    return out
-
-
 def _error(exc: ImError) -> dict[str, Any]:
     """A failed schedule's error as kept (and told): code, message, and a refusal's reason."""
     out: dict[str, Any] = {"code": exc.code.value, "message": exc.message}
@@ -160,7 +149,7 @@ class ScheduledSends:
         file_key = thumb_key = None
         if cmd.type in ATTACHMENT_TYPES and cmd.data is not None:
             file_key, thumb_key = cmd.data.get("key"), (cmd.data.get("thumbnail") or {}).get("key")
-        schedule = Schedule(new_ulid(now), cmd.sender, cmd.cid, cmd.conv, at, now, PENDING, _command_json(cmd))
+        schedule = Schedule(new_ulid(now), cmd.sender, cmd.cid, cmd.conv, at, now, PENDING, cmd.content())
         try:
             await run_transaction(self._insert_sql(schedule, file_key, thumb_key))
         except IntegrityError:  # the same cid, scheduled meanwhile (another lane or bridge)
