@@ -53,6 +53,13 @@ With both servers, a ratio line follows each (P, W) (one per imgate encoding, sa
 ``ratio_imgate_over_ejabberd`` (msgs/s) and ``cpu_per_msg_imgate_over_ejabberd`` (server CPU per
 delivered message).
 
+A before_send callback (issue 29, imgate only: ``--callback none allow``, default none): with
+``allow``, the server's before_send endpoint is ``bench.callbacks``, a local receiver in a process
+of its own that checks each signature and allows every send at once: each send then waits for one
+signed HTTP round trip before it is stored, so the ack latency shows what a configured callback
+adds when the operator's endpoint costs ~nothing (a real endpoint adds its own time). Those rows
+say ``"callback": "allow"``; alternate the two in one sitting (``--callback none allow none allow``).
+
 rabbitmq (cluster mode, issue 14: ``--servers rabbitmq --bridges 1 2``): RabbitMQ as the MQTT front
 and ``imgate bridge`` processes consuming the sender shards from it over AMQP, on PostgreSQL (the
 ``--database-url`` when it is PostgreSQL, else a fresh database made on ``--pg-server`` for the
@@ -86,7 +93,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import ExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -96,6 +103,7 @@ import cbor2
 import msgpack  # type: ignore[import-untyped]
 
 from bench._common import THIS_TREE, UNLIMITED, CpuQuota, imgate_platform, postgres_cpu_s, server_build, tree_cpu_s
+from bench.callbacks import receiver_env
 from bench.faults.mqtt import Connection, OnPublish
 from bench.faults.setup import create_pg_database, drop_pg_database
 from bridge.formats import KEYS
@@ -291,11 +299,13 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def bench(pairs: int, window: int, seconds: float, database_url: str | None,
-                encoding: str = "json") -> dict[str, object]:
+                encoding: str = "json", callback: str = "none") -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="imgate-bench-"))
     db_url = database_url or f"sqlite://{tmp / 'imgate.db'}"
     tokens = await _prepare_for_server(db_url, pairs, encoding)
-    with imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url}) as server:
+    with ExitStack() as stack:
+        hook = stack.enter_context(receiver_env()) if callback == "allow" else {}
+        server = stack.enter_context(imgate_platform(tmp, {**UNLIMITED, "IMGATE_DATABASE__URL": db_url, **hook}))
         all_pairs = [Pair(n) for n in range(pairs)]
         cpu0, gen0 = tree_cpu_s(server.pid), time.process_time()
         start = time.perf_counter()
@@ -314,7 +324,7 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
     lost = sent - delivered
     deliver = [x for p in all_pairs for x in p.deliver_lat]
     ack = [x for p in all_pairs for x in p.ack_lat]
-    return {
+    row: dict[str, object] = {
         "scenario": f"im-1to1 P={pairs} W={window}", "db": db_url.split(":")[0], "encoding": encoding,
         "sent": sent, "delivered": delivered, "lost": lost, "duplicated": dupes,
         "msgs_per_s": round(delivered / elapsed, 1),
@@ -327,6 +337,9 @@ async def bench(pairs: int, window: int, seconds: float, database_url: str | Non
         # ~100: the load generator (this process, one core) is saturated and caps the rate.
         "generator_cpu_pct": round(100 * gen / elapsed, 1),
     }
+    if callback != "none":  # (a row without the key: no callback, as before the option)
+        row["callback"] = callback
+    return row
 
 
 async def _run_pair_xmpp(port: int, domain: str, pair: Pair, window: int, stop_at: float) -> None:
@@ -760,6 +773,10 @@ def main() -> None:
                         help="imgate: the devices' payload encoding(s), one run each per (P, W), in this order "
                              "(default json; protocol.md \"Encodings\"); ejabberd: not applicable; rabbitmq: "
                              "json only")
+    parser.add_argument("--callback", nargs="+", choices=("none", "allow"), default=["none"],
+                        help="imgate: none, or allow: a before_send endpoint (bench.callbacks, a fast local "
+                             "receiver in a process of its own) allowing every send; one run each per (P, W) "
+                             "and encoding, in this order (alternate them in one sitting: none allow none allow)")
     parser.add_argument("--encoding-trees", nargs="*", choices=("cbor", "msgpack"), default=[],
                         help="rabbitmq: the bridges' mqtt.encoding_trees (the devices stay on JSON: what the "
                              "trees' extra publishes cost)")
@@ -789,10 +806,12 @@ def main() -> None:
                 for server in args.servers:
                     if server == "imgate":
                         for encoding in args.encoding:  # alternated in one sitting
-                            result = asyncio.run(bench(p, w, args.seconds, args.database_url, encoding))
-                            failed |= bool(result["lost"] or result["duplicated"])
-                            print(json.dumps(result), flush=True)
-                            imgate_rows.append(result)
+                            for callback in args.callback:
+                                result = asyncio.run(bench(p, w, args.seconds, args.database_url, encoding,
+                                                           callback))
+                                failed |= bool(result["lost"] or result["duplicated"])
+                                print(json.dumps(result), flush=True)
+                                imgate_rows.append(result)
                         results[server] = imgate_rows[0]
                         continue
                     if server == "rabbitmq":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,9 +31,10 @@ from bridge.rpc import METHODS, Call
 from bridge.scheduled import delivery_publishes, event, render_schedule, scheduled_ack
 from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
+from services.callbacks.before import BeforeCallbacks
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
-from services.errors import ErrorCode, ImError
+from services.errors import BadRequest, ErrorCode, ImError
 from services.groups.service import GroupService
 from services.ids import Clock, SystemClock
 from services.messages.commands import SendCommand, StoredMessage
@@ -89,10 +90,12 @@ class Dispatcher:
                  notifications: NotificationService | None = None, push: PushService | None = None,
                  search: SearchService | None = None, announce_presence: bool = False,
                  previews: PreviewService | None = None, scheduled: ScheduledSends | None = None,
-                 bots: Container[str] = ()) -> None:
+                 bots: Container[str] = (), before: BeforeCallbacks | None = None) -> None:
         """``announce_presence``: publish each device's presence on ``presence/{uid}/{device}``
         (cluster mode; the embedded broker announces presence itself). ``previews``: link
-        previews are on (a text message's link is previewed once its deliveries are out)."""
+        previews are on (a text message's link is previewed once its deliveries are out).
+        ``before``: the operator's ``before_*`` callbacks (None: none configured; the bridge then
+        never asks ``gated``)."""
         # What the RPC handlers (bridge.rpc) use: the dispatcher is their RpcContext.
         self.topics = topics
         self.messages = messages
@@ -113,8 +116,65 @@ class Dispatcher:
         self.scheduled = scheduled  # scheduled sends (None: a send with 'at' is unavailable)
         self.bots = bots  # the bots this process knows (UserService.bots): their messages say "bot": true
         self._previews_due: dict[int, PreviewJob] = {}  # id(send command) -> its preview, once published
+        self.before = before
         self.stats = BridgeStats()
         self._clock = clock or SystemClock()
+
+    # ---- the before_* callbacks (docs/callbacks.md): asked before a command reaches its lane ----
+    def gated(self, cmd: Command) -> bool:
+        """Whether ``cmd`` waits for the operator's answer (``before`` is set)."""
+        b = self.before
+        assert b is not None
+        if isinstance(cmd, Send):
+            return b.send and cmd.at is None  # a scheduled send is asked at its delivery
+        if isinstance(cmd, Rpc):
+            return (cmd.method == "edit" and b.edit) or (cmd.method == "profile.set" and b.profile)
+        return False
+
+    async def decide(self, cmd: Command) -> Command:
+        """``cmd`` as the operator's ``before_*`` endpoint lets it through: itself, the command
+        with the replacement, or the refusal's error reply. Never raises."""
+        b = self.before
+        assert b is not None
+        try:
+            if isinstance(cmd, Send):
+                c = cmd.command
+                if await self.messages.is_stored(c.sender, c.cid):
+                    return cmd  # a retry of a stored send: acked as it was, the endpoint not asked again
+                checked = await b.before_send(c)
+                return cmd if checked is c else Send(checked, cmd.lane_key)
+            if isinstance(cmd, Rpc) and cmd.method == "edit":
+                params: Any = cmd.params
+                m = (await self.messages.by_ids([params.id])).get(params.id)
+                if m is None or m.sender != cmd.uid:
+                    return cmd  # the edit fails as it would have (not found, not the sender's)
+                text = await b.before_edit(cmd.uid, cmd.device, m, params.text)
+                return cmd if text == params.text else replace(cmd, params=params.model_copy(update={"text": text}))
+            if isinstance(cmd, Rpc) and cmd.method == "profile.set":
+                params = cmd.params
+                name, status = await b.before_profile(cmd.uid, cmd.device, name=params.name, avatar=params.avatar,
+                                                      status=params.status)
+                if (name, status) == (params.name, params.status):
+                    return cmd
+                try:  # the replacement is checked as the client's own change is
+                    checked_params = type(params).model_validate(
+                        {**params.model_dump(exclude_none=True), "name": name, "status": status})
+                except ValueError:
+                    msg = "the operator's replacement of the profile change is not valid"
+                    raise BadRequest(msg) from None
+                return replace(cmd, params=checked_params)
+        except Exception as exc:
+            if not isinstance(exc, ImError):
+                log.error("before_* callback of %r failed", type(cmd).__name__, exc_info=exc)
+                exc = ImError("internal error: retry", ErrorCode.INTERNAL)
+            if isinstance(cmd, Send):
+                return Reply(error_reply(self.topics, cmd.command.sender, exc, cid=cmd.command.cid), cmd.lane_key)
+            if isinstance(cmd, Rpc):
+                if not cmd.respond:
+                    return Ignore(f"{cmd.method} notification from {cmd.uid} refused: {exc.message}", cmd.lane_key)
+                return Reply(error_reply(self.topics, cmd.uid, exc, rpc=True, rpc_id=cmd.id, reply_to=cmd.reply_to),
+                             cmd.lane_key)
+        return cmd
 
     async def handle(self, cmd: Command) -> list[Publish]:
         """Execute one command; never raises (errors become replies)."""

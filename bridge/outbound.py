@@ -78,20 +78,25 @@ class Topics:
 
 
 def ack_error(topics: Topics, uid: str, cid: str | None, code: ErrorCode, message: str, *,
-              retry_after_ms: int | None = None) -> Publish:
+              retry_after_ms: int | None = None, reason: str | None = None) -> Publish:
     error: dict[str, Any] = {"code": code.value, "message": message}
     if retry_after_ms is not None:
         error["retry_after_ms"] = retry_after_ms
+    if reason is not None:
+        error["reason"] = reason
     return Publish(topics.inbox(uid, "ack"), dumps({"cid": cid, "error": error}))
 
 
 def rpc_error(topics: Topics, uid: str, req_id: Any, code: int, message: str, app: ErrorCode | None = None, *,
-              retry_after_ms: int | None = None, reply_to: ReplyTo | None = None) -> Publish:
+              retry_after_ms: int | None = None, reply_to: ReplyTo | None = None,
+              reason: str | None = None) -> Publish:
     error: dict[str, Any] = {"code": code, "message": message}
     if app is not None:
         error["data"] = {"code": app.value}
         if retry_after_ms is not None:
             error["data"]["retry_after_ms"] = retry_after_ms
+        if reason is not None:
+            error["data"]["reason"] = reason
     pub = Publish(topics.inbox(uid, "rpc"), dumps({"jsonrpc": "2.0", "id": req_id, "error": error}))
     return reply_to.apply(pub) if reply_to is not None else pub
 
@@ -102,5 +107,5 @@ def error_reply(topics: Topics, uid: str, exc: ImError, *, cid: str | None = Non
     whose code comes from the one table (``services.errors.WIRE``)."""
     if rpc:
         return rpc_error(topics, uid, rpc_id, WIRE[exc.code].rpc, exc.message, exc.code,
-                         retry_after_ms=exc.retry_after_ms, reply_to=reply_to)
-    return ack_error(topics, uid, cid, exc.code, exc.message, retry_after_ms=exc.retry_after_ms)
+                         retry_after_ms=exc.retry_after_ms, reply_to=reply_to, reason=exc.reason)
+    return ack_error(topics, uid, cid, exc.code, exc.message, retry_after_ms=exc.retry_after_ms, reason=exc.reason)

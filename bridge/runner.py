@@ -11,6 +11,16 @@ never in front of other users; a full queue makes the broker stop reading that c
 With ``timings``, each send and RPC is timed from the scheduler taking it off the ingress to the
 transport returning from its publishes (the sender's ack, the reply: the broker has them): the
 latency a client sees less the network and the wait in the ingress, including the wait in a lane.
+
+With the operator's ``before_*`` callbacks configured (``Dispatcher.before``), a command they
+take (a send, an edit, a profile change) is not queued on its lane until the endpoint has
+answered: each such command's question runs as a task of its own (bounded by the ingress: at most
+``ingress_key_inflight`` per user, ``ingress_max_inflight`` in all; the HTTP requests by the
+callbacks' fair limiter), and its answer (the command, replaced, or its refusal) is queued on the
+lane in the order the commands were taken for that lane key (a conversation's sends keep their
+order); a command of a lane key with answers pending waits behind them. So a lane never waits for
+an endpoint: other conversations' commands go on while a slow endpoint is asked. Without callbacks
+nothing of this runs (one ``None`` check per command).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import asyncio
 import logging
 import time
 import zlib
+from collections import deque
 from typing import Protocol
 
 from bridge.handlers import Dispatcher
@@ -45,6 +56,16 @@ class Timings(Protocol):
 _Taken = tuple[str, Command, float, Receipt | None]  # key, command, when taken, receipt
 
 
+class _Held:
+    """A command waiting for the before_* endpoint's answer (or behind one of its lane key's)."""
+
+    __slots__ = ("item", "ready")
+
+    def __init__(self, item: _Taken, ready: bool) -> None:
+        self.item = item
+        self.ready = ready
+
+
 class Bridge:
     """Owns the transport's run loop, the scheduler and the lane workers. ``run()`` until cancelled."""
 
@@ -65,6 +86,9 @@ class Bridge:
         self.ready = transport.ready
         self.dispatcher = dispatcher
         self.ignored = 0
+        self._gated = dispatcher.before is not None  # before_* callbacks: commands wait for answers
+        self._held: dict[str, deque[_Held]] = {}  # lane key -> its commands waiting, in taking order
+        self._tg: asyncio.TaskGroup | None = None
 
     @property
     def backlog(self) -> int:
@@ -77,6 +101,7 @@ class Bridge:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
+            self._tg = tg
             for i, lane in enumerate(self._lanes):
                 tg.create_task(self._work(lane), name=f"imgate.bridge.lane[{i}]")
             tg.create_task(self._schedule(), name="imgate.bridge.scheduler")
@@ -98,7 +123,42 @@ class Bridge:
                 log.debug("ignored: %s", cmd.reason)
                 self._finish(key, receipt)
                 continue
+            if self._gated and (cmd.lane_key in self._held or self._dispatcher.gated(cmd)):
+                self._hold((key, cmd, taken, receipt))
+                continue
             self._lanes[self._lane_of(cmd.lane_key)].put_nowait((key, cmd, taken, receipt))
+
+    def _hold(self, item: _Taken) -> None:
+        """Queue ``item`` behind its lane key's commands waiting for answers; ask the endpoint
+        about it (a task) if it is one the callbacks take."""
+        cmd = item[1]
+        gated = self._dispatcher.gated(cmd)
+        held = _Held(item, ready=not gated)
+        self._held.setdefault(cmd.lane_key, deque()).append(held)
+        if gated:
+            assert self._tg is not None
+            self._tg.create_task(self._decide(held), name="imgate.bridge.before")
+        else:
+            self._release_held(cmd.lane_key)
+
+    async def _decide(self, held: _Held) -> None:
+        key, cmd, taken, receipt = held.item
+        try:
+            decided = await self._dispatcher.decide(cmd)  # never raises
+        except asyncio.CancelledError:
+            self._finish(key, receipt)
+            raise
+        held.item, held.ready = (key, decided, taken, receipt), True
+        self._release_held(cmd.lane_key)
+
+    def _release_held(self, lane_key: str) -> None:
+        """Queue on the lane the answered commands at the head of ``lane_key``'s line."""
+        line = self._held[lane_key]
+        lane = self._lanes[self._lane_of(lane_key)]
+        while line and line[0].ready:
+            lane.put_nowait(line.popleft().item)
+        if not line:
+            del self._held[lane_key]
 
     def _finish(self, key: str, receipt: Receipt | None) -> None:
         self.ingress.release(key)

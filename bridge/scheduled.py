@@ -70,6 +70,8 @@ def outcome_publishes(topics: Topics, outcomes: list[Outcome]) -> list[Publish]:
         if (m := o.message) is not None:
             out.append(event(topics, s.sender, "sent", {**base, "message_id": m.id, "seq": m.seq, "ts": m.ts}))
         elif (err := o.error) is not None:
-            out.append(event(topics, s.sender, "failed",
-                             {**base, "error": {"code": err.code.value, "message": err.message}}))
+            error: dict[str, Any] = {"code": err.code.value, "message": err.message}
+            if err.reason is not None:  # refused by the operator's before_send callback
+                error["reason"] = err.reason
+            out.append(event(topics, s.sender, "failed", {**base, "error": error}))
     return out

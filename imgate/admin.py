@@ -284,6 +284,7 @@ class ErrorDetail(BaseModel):
     message: str | None = Field(None, description="for a person; a bad request's names each failing field")
     field: str | None = Field(None, description="the (first) failing field of a bad request, e.g. `device`, "
                                                 "`limit`, or `body` when there is none")
+    reason: str | None = Field(None, description="`refused`: the operator's reason code (its before_send callback)")
 
 
 class Error(BaseModel):
@@ -393,10 +394,12 @@ def _documented_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+def _error(status: int, code: str, message: str, field: str | None = None, reason: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
+    if reason is not None:
+        body["reason"] = reason
     return JSONResponse({"error": body}, status_code=status)
 
 
@@ -424,7 +427,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
 
     @app.exception_handler(ImError)
     async def _service(_: Request, exc: ImError) -> JSONResponse:
-        return _error(_HTTP_STATUS[exc.code], exc.code.value, exc.message)
+        return _error(_HTTP_STATUS[exc.code], exc.code.value, exc.message, reason=exc.reason)
 
     openapi = app.openapi
 

@@ -4,6 +4,7 @@ them, and shuts them down in reverse order. Nothing else in imgate creates long-
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import os
@@ -36,6 +37,7 @@ from services.attachments.service import AttachmentService
 from services.attachments.store import ObjectStore
 from services.audit.service import AuditService
 from services.blocks.service import BlockService
+from services.callbacks.before import BeforeCallbacks
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
 from services.db import Database
@@ -432,6 +434,7 @@ class App:
             self.tasks.spawn("imgate.worker", self.worker.run, restart=True)
         router = Router(topics, max_payload=s.limits.max_payload, max_text=s.limits.max_text,
                         connection_events=cluster)
+        before = await self._start_before(svc)
         dispatcher = Dispatcher(topics, messages=svc.messages, conversations=svc.conversations,
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max,
@@ -439,7 +442,7 @@ class App:
                                 reactions=svc.reactions, blocks=svc.blocks, profiles=svc.profiles,
                                 contacts=svc.contacts, attachments=svc.attachments,
                                 announce_presence=cluster, previews=await self._start_previews(),
-                                scheduled=svc.scheduled, bots=svc.users.bots)
+                                scheduled=svc.scheduled, bots=svc.users.bots, before=before)
         self.bridge = Bridge(transport, router, dispatcher,
                              Throttle(topics, self.clock, rate_limits(s.limits), svc.users.bots),
                              lanes=b.lanes, shared_group=b.shared_group, timings=self.telemetry,
@@ -577,6 +580,17 @@ class App:
         self.tasks.spawn("imgate.search.indexer", lambda: self._work_loop(
             "search indexing", index, self.settings.search.batch, self.settings.search.interval_s),
             restart=True)
+
+    async def _start_before(self, svc: Services) -> BeforeCallbacks | None:
+        """The operator's before_* callbacks (docs/callbacks.md), where a bridge runs: asked before
+        a send, an edit or a profile change is stored, and before a scheduled send is sent. None
+        when no endpoint takes a before_* event (nothing on the send path then)."""
+        before = BeforeCallbacks.build(self.settings.callbacks, clock=self.clock,
+                                       max_text=self.settings.limits.max_text)
+        if before is not None:
+            await self._stack.enter_async_context(before)
+            svc.scheduled.before = functools.partial(before.before_send, scheduled=True)
+        return before
 
     def _start_scheduled(self, svc: Services, bridge: Bridge, topics: Topics) -> None:
         """The delivery of scheduled sends, where a bridge publishes (imgate run, each imgate
@@ -996,6 +1010,9 @@ class App:
             out["bridge_error_replies_silenced_total"] = self.bridge.throttle.silenced
             for name, value in vars_of(self.bridge.dispatcher.stats).items():
                 out[f"bridge_{name}_total"] = value
+            if (before := self.bridge.dispatcher.before) is not None:
+                for name, value in vars_of(before.stats).items():
+                    out[f"callbacks_before_{name}_total"] = value
         if self.amqp is not None:
             out["bridge_amqp_shards_handed_on_total"] = self.amqp.handovers
             out["bridge_amqp_oversize_dropped_total"] = self.amqp.oversize

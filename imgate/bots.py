@@ -60,8 +60,7 @@ class BotActions:
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         cmd = self._router.route(f"{self._router.topics.prefix}/{uid}/out/msg", payload)
         if isinstance(cmd, Reply):  # bad input, as a device would be told it
-            error = json.loads(bytes(cmd.publish.payload))["error"]
-            raise ImError(error["message"], ErrorCode(error["code"]))
+            raise _error_of(cmd)
         if not isinstance(cmd, Send) or cmd.at is not None:
             msg = "not a send"
             raise ImError(msg, ErrorCode.BAD_REQUEST)
@@ -69,6 +68,12 @@ class BotActions:
         if wait:
             msg = f"too many messages: retry in {wait} ms"
             raise RateLimited(msg, retry_after_ms=wait)
+        if self._dispatcher.before is not None and self._dispatcher.gated(cmd):
+            decided = await self._dispatcher.decide(cmd)  # the operator's before_send, as for a device
+            if isinstance(decided, Reply):
+                raise _error_of(decided)
+            assert isinstance(decided, Send)
+            cmd = decided
         result = await self._dispatcher.messages.send(cmd.command)
         if result.created and self._publish is not None:
             try:
@@ -91,3 +96,10 @@ class BotActions:
         params = HistoryParams(conv=conv, after_seq=after_seq, before_seq=before_seq, limit=limit)
         result, _ = await self._dispatcher.call(uid, "history", params)
         return result
+
+
+def _error_of(reply: Reply) -> ImError:
+    """The error a device would have been answered with, to raise to the API's caller (a
+    refusal's ``reason`` kept)."""
+    error = json.loads(bytes(reply.publish.payload))["error"]
+    return ImError(error.get("message") or error["code"], ErrorCode(error["code"]), reason=error.get("reason"))

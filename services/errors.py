@@ -16,6 +16,7 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    REFUSED = "refused"  # the operator's before_* callback refused it (docs/callbacks.md); ``reason`` says why
     INTERNAL = "internal"
 
 
@@ -41,6 +42,7 @@ WIRE: dict[ErrorCode, WireError] = {
     ErrorCode.RATE_LIMITED: WireError(429, 429),
     ErrorCode.CONFLICT: WireError(409, 409),
     ErrorCode.UNAVAILABLE: WireError(503, 503),
+    ErrorCode.REFUSED: WireError(422, 422),
     ErrorCode.INTERNAL: WireError(INTERNAL_ERROR, 500),
 }
 
@@ -50,10 +52,12 @@ class ImError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL
 
-    def __init__(self, message: str, code: ErrorCode | None = None, *, retry_after_ms: int | None = None) -> None:
+    def __init__(self, message: str, code: ErrorCode | None = None, *, retry_after_ms: int | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_ms = retry_after_ms  # when to try again (rate_limited), told on every wire
+        self.reason = reason  # refused: the operator's reason code ([a-z0-9_.-]{1,64}), told on every wire
         if code is not None:
             self.code = code
 
@@ -82,6 +86,13 @@ class RateLimited(ImError):
     """Over a per-user limit: nothing was done; ``retry_after_ms`` says when to try again."""
 
     code = ErrorCode.RATE_LIMITED
+
+
+class Refused(ImError):
+    """The operator's ``before_*`` callback refused the request (or could not be asked, and
+    its policy is to refuse): nothing was done; ``reason`` is the operator's code."""
+
+    code = ErrorCode.REFUSED
 
 
 class Unavailable(ImError):

@@ -182,6 +182,10 @@ class OutboundPolicy:
         name = host.rstrip(".")
         return name in self._names or any(name.endswith(n[1:]) for n in self._names if n.startswith("*."))
 
+    def address_allowed(self, ip: IPAddress) -> bool:
+        """Whether ``ip`` may be connected to: public, or in the operator's allowed networks."""
+        return self._address_allowed(ip)
+
     def _address_allowed(self, ip: IPAddress) -> bool:
         if any(ip.version == net.version and ip in net for net in self._networks):
             return True

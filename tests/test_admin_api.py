@@ -283,7 +283,7 @@ async def test_the_openapi_document_tells_the_errors_and_the_paging() -> None:
     assert listing["responses"]["400"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"}
     assert "401" in listing["responses"] and "401" not in doc["paths"]["/healthz"]["get"]["responses"]
-    assert set(doc["components"]["schemas"]["ErrorDetail"]["properties"]) == {"code", "message", "field"}
+    assert set(doc["components"]["schemas"]["ErrorDetail"]["properties"]) == {"code", "message", "field", "reason"}
     assert "/v1/users/{uid}/enable" in doc["paths"]
     assert "last_used_at" in doc["components"]["schemas"]["Token"]["properties"]
 

@@ -775,3 +775,41 @@ async def test_a_bot_sends_through_imgate_api_and_over_mqtt(tmp_path: Path, rabb
                 break
         assert marked
         assert len(alice.inbox.matching(on("/in/msg", cid="api1"))) == 1  # never twice
+
+
+async def test_before_send_callbacks_through_two_bridges(tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """The before_send callback (issue 29) in cluster mode: each ``imgate bridge`` asks the
+    operator's endpoint (a real HTTP server of the test, every request's signature checked) before
+    storing; a refusal reaches the sender as ``refused`` with the operator's reason and nobody
+    else; a replacement is what the recipient gets and what is stored."""
+    from tests.callback_receiver import SECRET, answer, receiving
+
+    async def policy(event: dict[str, Any]) -> tuple[int, bytes]:
+        text = event.get("text") or ""
+        if "spam" in text:
+            return answer("refuse", code="spam")
+        return answer("replace", text=text.replace("darn", "d**n")) if "darn" in text else answer("allow")
+
+    async with receiving(policy) as receiver:
+        endpoints = [{"name": "policy", "url": receiver.url, "secret": SECRET, "events": ["before_send"],
+                      "timeout_s": 5}]
+        async with running_cluster(tmp_path, [rabbitmq_node], IMGATE_CALLBACKS__ENDPOINTS=json.dumps(endpoints),
+                                   IMGATE_CALLBACKS__ALLOW_HTTP="true",
+                                   IMGATE_CALLBACKS__ALLOW='["127.0.0.1"]') as cluster, AsyncExitStack() as stack:
+            alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
+            group = await alice.result("group.create", {"name": "trio", "members": ["bob", "carol"]})
+            for device, cid, body in ((alice, "c1", {"to": "bob", "text": "buy spam"}),
+                                      (alice, "c2", {"to": "bob", "text": "darn it"}),
+                                      (carol, "g1", {"group": group["gid"], "text": "spam all"}),
+                                      (carol, "g2", {"group": group["gid"], "text": "darn all"})):
+                await device.send({"cid": cid, "type": "text", **body})
+            assert (await alice.inbox.wait_for(on("/in/ack", cid="c1")))[0].json["error"] == \
+                {"code": "refused", "message": "refused by the operator (spam)", "reason": "spam"}
+            assert (await carol.inbox.wait_for(on("/in/ack", cid="g1")))[0].json["error"]["reason"] == "spam"
+            assert (await bob.inbox.wait_for(on("/in/msg", cid="c2")))[0].json["text"] == "d**n it"
+            assert (await bob.inbox.wait_for(on("/in/msg", cid="g2")))[0].json["text"] == "d**n all"
+            assert [m.json["cid"] for m in bob.inbox.matching(on("/in/msg"))] in (["c2", "g2"], ["g2", "c2"])
+            sent = {"c1", "c2", "g1", "g2"}  # (alice's group also holds its system messages)
+            assert [c for c, _, _ in await stored(cluster.database_url, "alice") if c in sent] == ["c2"]
+            assert [c for c, _, _ in await stored(cluster.database_url, "carol") if c in sent] == ["g2"]
+            assert {e["cid"] for e in receiver.events} == {"c1", "c2", "g1", "g2"} and receiver.bad == []

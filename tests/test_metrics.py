@@ -183,6 +183,7 @@ async def test_the_bridge_times_sends_and_rpcs_once_their_publishes_are_handed_o
     throttle = MagicMock()
     throttle.check.side_effect = lambda key, cmd: cmd
     dispatcher = MagicMock()
+    dispatcher.before = None  # no before_* callbacks: commands go straight to the lanes
 
     async def handle(cmd: Any) -> list[Publish]:
         if getattr(cmd, "fails", False) is True:

@@ -37,6 +37,19 @@ class SendCommand:
     def conv(self) -> str:
         return direct_conv_id(self.sender, self.to) if self.to is not None else f"g:{self.group}"
 
+    def content(self) -> dict[str, Any]:
+        """What was sent, as JSON: ``type`` and those of ``to``, ``group``, ``text``, ``data``,
+        ``reply_to``, ``thread`` and ``mentions`` it has (a scheduled send's row; a before_send
+        callback's event)."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in ("to", "group", "text", "data", "reply_to", "thread"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.mentions:
+            out["mentions"] = list(self.mentions)
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:

@@ -80,14 +80,11 @@ class Outcome:
     error: ImError | None = None
 
 
-def _command_json(cmd: SendCommand) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": cmd.type}
-    for name in ("to", "group", "text", "data", "reply_to", "thread"):
-        value = getattr(cmd, name)
-        if value is not None:
-            out[name] = value
-    if cmd.mentions:
-        out["mentions"] = list(cmd.mentions)
+def _error(exc: ImError) -> dict[str, Any]:
+    """A failed schedule's error as kept (and told): code, message, and a refusal's reason."""
+    out: dict[str, Any] = {"code": exc.code.value, "message": exc.message}
+    if exc.reason is not None:
+        out["reason"] = exc.reason
     return out
 
 
@@ -106,6 +103,10 @@ class ScheduledSends:
         self.max_days = max_days
         self.batch = batch
         self._purged_at = 0  # when _purge last ran (ms)
+        # The operator's before_send callback (services.callbacks.before), asked at the delivery
+        # (set by the composition root where it is configured): the send as the operator lets it
+        # through; its refusal (Refused) fails the schedule with the operator's reason.
+        self.before: Callable[[SendCommand], Awaitable[SendCommand]] | None = None
 
     # ---- the sender's side --------------------------------------------------------------------
     async def schedule(self, cmd: SendCommand, at: int) -> tuple[Schedule | None, bool]:
@@ -148,7 +149,7 @@ class ScheduledSends:
         file_key = thumb_key = None
         if cmd.type in ATTACHMENT_TYPES and cmd.data is not None:
             file_key, thumb_key = cmd.data.get("key"), (cmd.data.get("thumbnail") or {}).get("key")
-        schedule = Schedule(new_ulid(now), cmd.sender, cmd.cid, cmd.conv, at, now, PENDING, _command_json(cmd))
+        schedule = Schedule(new_ulid(now), cmd.sender, cmd.cid, cmd.conv, at, now, PENDING, cmd.content())
         try:
             await run_transaction(self._insert_sql(schedule, file_key, thumb_key))
         except IntegrityError:  # the same cid, scheduled meanwhile (another lane or bridge)
@@ -246,7 +247,7 @@ class ScheduledSends:
             if isinstance(result, BaseException):
                 if isinstance(result, ImError) and not isinstance(result, Unavailable):
                     if await ScheduledSend.filter(id=s.id, state=SENDING).update(
-                            state=FAILED, done_at=done, error={"code": result.code.value, "message": result.message}):
+                            state=FAILED, done_at=done, error=_error(result)):
                         outcomes.append(Outcome(s, error=result))
                 elif not isinstance(result, Exception):
                     raise result  # cancelled: the rows stay "sending" and the next pass retries them
@@ -262,7 +263,10 @@ class ScheduledSends:
         if s.sender not in active:
             msg = "your account is disabled"
             raise Forbidden(msg)
-        return await self._messages.send(s.send_command())
+        cmd = s.send_command()
+        if self.before is not None and not await self._messages.is_stored(cmd.sender, cmd.cid):
+            cmd = await self.before(cmd)  # not asked again for a retried delivery
+        return await self._messages.send(cmd)
 
     async def _purge(self, now: int) -> None:
         """Forget sent, failed and cancelled schedules once a horizon has passed (a retry of

@@ -808,6 +808,11 @@ class MessageService:
                 out |= {k for k in found if k in wanted}
         return out
 
+    async def is_stored(self, sender: str, cid: str) -> bool:
+        """Whether a message of ``(sender, cid)`` is stored (a send of it again is a retry): one
+        lookup of the unique index, without the ORM (asked before every send a callback decides)."""
+        return bool(await fetch("SELECT 1 FROM messages WHERE sender = ? AND cid = ? LIMIT 1", [sender, cid]))
+
     async def by_ids(self, ids: list[str]) -> dict[str, StoredMessage]:
         if not ids:
             return {}
