@@ -37,6 +37,7 @@ MODEL_MODULES = [
     "services.profiles.models",
     "services.contacts.models",
     "services.attachments.models",
+    "services.callbacks.models",
 ]
 
 

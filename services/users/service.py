@@ -9,13 +9,15 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from broker.auth import AuthChange, AuthFailure, Identity
+from services.callbacks.outbox import CallbackOutbox, Entry
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, NotFound
 from services.ids import DEVICE_RE, ENCODINGS, UID_RE, Clock
@@ -87,8 +89,10 @@ class UserPage:
 class UserService:
     """Users and device tokens. Used by the CLI, the broker's authenticator and the bridge."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, outbox: CallbackOutbox | None = None) -> None:
+        """``outbox``: the callbacks' outbox (the ``user`` events)."""
         self._clock = clock
+        self._outbox = outbox or CallbackOutbox()
         self._used: set[int] = set()  # tokens logged in with whose last_used_at is to be written
         self._used_noted = asyncio.Event()
         self._used_written = asyncio.Event()  # nothing noted is waiting to be written
@@ -108,8 +112,11 @@ class UserService:
         if len(name) > 128:
             msg = "name is longer than 128 characters"
             raise BadRequest(msg)
+        now = self._clock.now_ms()
         try:
-            user = await User.create(uid=uid, name=name, created_at=self._clock.now_ms())
+            async with transaction() as conn:
+                user = await User.create(uid=uid, name=name, created_at=now, using_db=conn)
+                await self._user_event(conn, uid, "created", now, name=name)
         except IntegrityError as exc:
             msg = f"user {uid!r} already exists"
             raise Conflict(msg) from exc
@@ -153,9 +160,11 @@ class UserService:
         Raises:
             NotFound: no such user.
         """
-        if not await User.filter(uid=uid).update(disabled=False):
-            msg = f"user {uid!r} does not exist"
-            raise NotFound(msg)
+        async with transaction() as conn:
+            if not await User.filter(uid=uid).using_db(conn).update(disabled=False):
+                msg = f"user {uid!r} does not exist"
+                raise NotFound(msg)
+            await self._user_event(conn, uid, "enabled", self._clock.now_ms())
 
     async def disable_user(self, uid: str) -> None:
         """Disable a user; every live connection of theirs is dropped by the broker.
@@ -163,12 +172,21 @@ class UserService:
         Raises:
             NotFound: no such user.
         """
-        async with transaction():
-            updated = await User.filter(uid=uid).update(disabled=True)
+        async with transaction() as conn:
+            updated = await User.filter(uid=uid).using_db(conn).update(disabled=True)
             if not updated:
                 msg = f"user {uid!r} does not exist"
                 raise NotFound(msg)
-            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=self._clock.now_ms())
+            now = self._clock.now_ms()
+            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=now, using_db=conn)
+            await self._user_event(conn, uid, "disabled", now)
+
+    async def _user_event(self, conn: BaseDBAsyncClient, uid: str, event: str, now: int, **data: Any) -> None:
+        """The ``user`` callback event of a change (in its transaction ``conn``; nothing when no
+        endpoint takes it)."""
+        if self._outbox.wants("user"):
+            await self._outbox.record(conn, [Entry("user", f"user:{uid}", None, now,
+                                                   {"uid": uid, "event": event, **data})], now)
 
     async def active_uids(self, uids: set[str]) -> set[str]:
         """The subset of ``uids`` that exist and are not disabled."""
@@ -267,9 +285,10 @@ class UserService:
         query = DeviceToken.filter(uid=uid, revoked_at=None)
         if device is not None:
             query = query.filter(device=device)
-        async with transaction():
-            count = await query.update(revoked_at=now)
-            await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now)
+        async with transaction() as conn:
+            count = await query.using_db(conn).update(revoked_at=now)
+            await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now, using_db=conn)
+            await self._user_event(conn, uid, "tokens_revoked", now, device=device, count=count)
         return count
 
     async def authenticate(self, username: str | None, password: str | None, client_id: str | None,
