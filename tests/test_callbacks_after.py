@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +28,7 @@ from imgate.http import EmbeddedHttpServer
 from services.callbacks.models import CallbackOutboxRow
 from services.callbacks.signing import EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from tests.conftest import ADMIN_SECRET, Users
-from tests.helpers import WAIT, connect, on
+from tests.helpers import WAIT, connect, on, tweak
 
 SECRET = "callback-secret-0123456789"
 
@@ -56,9 +58,9 @@ class Receiver:
         self.taken.append(event)
         return JSONResponse({})
 
-    async def until(self, count: int, event: str | None = None) -> list[dict[str, Any]]:
+    async def until(self, count: int, event: str | None = None, wait: float = WAIT) -> list[dict[str, Any]]:
         """The events taken (of kind ``event``), once there are ``count`` of them."""
-        async with asyncio.timeout(WAIT):
+        async with asyncio.timeout(wait):
             while len(got := [e for e in self.taken if event is None or e["event"] == event]) < count:
                 self.changed.clear()
                 await self.changed.wait()
@@ -263,3 +265,30 @@ async def test_events_written_while_the_endpoint_was_down_arrive_after_a_restart
                                        holder="restarted"):
         events = await hook.until(4)
     assert [e["data"]["id"] for e in events] == [a["id"] for a in acks]
+
+
+async def test_a_worker_killed_between_commit_and_delivery_loses_nothing(settings: Settings) -> None:
+    """kill -9 of the worker process (workers.mode = "process") while events are committed and
+    not yet taken, and more sent while no worker runs: the restarted worker delivers them all, in
+    order (a receiver de-duplicating on the event id sees each once)."""
+    async with receiver(fail=1 << 30) as hook:
+        s = tweak(with_callbacks(settings, endpoint("crm", hook.url, ["after_send"])), "workers", mode="process")
+        async with App(s) as app:
+            assert app.worker is not None and app.callbacks is None  # (sent by the worker process)
+            users = Users(app.services)  # type: ignore[arg-type]
+            await users.add("alice", "bob")
+            async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+                acks = [await alice.send_and_ack(f"c{i}", "bob", f"m{i}") for i in range(3)]
+                async with asyncio.timeout(30):  # the worker process is up and trying (and refused)
+                    while not hook.attempts:
+                        hook.changed.clear()
+                        await hook.changed.wait()
+                first = app.worker.pid
+                assert first is not None
+                os.kill(first, signal.SIGKILL)
+                acks += [await alice.send_and_ack(f"d{i}", "bob", f"n{i}") for i in range(2)]
+                hook.fail = 0
+                await hook.until(5, wait=30)  # a restart waits its back-off, then starts Python
+            seen = list({e["id"]: e["data"]["id"] for e in hook.taken}.values())
+            assert seen == [a["id"] for a in acks]
+            assert app.worker.stats.started == 2 and app.worker.pid != first
