@@ -40,7 +40,9 @@ class Receiver:
 
     url: str = ""
     fail: int = 0
+    refuse: set[str] = field(default_factory=set)  # conversations whose events are answered 500
     attempts: list[str] = field(default_factory=list)  # event ids, in the order they came
+    tried: list[dict[str, Any]] = field(default_factory=list)  # every event POSTed, taken or not
     taken: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,8 +53,9 @@ class Receiver:
         assert request.headers[EVENT_ID_HEADER] == event["id"]
         assert request.headers[EVENT_HEADER] == event["event"]
         self.attempts.append(event["id"])
+        self.tried.append(event)
         self.changed.set()
-        if self.fail > 0:
+        if self.fail > 0 or event["conv"] in self.refuse:
             self.fail -= 1
             return JSONResponse({"error": "not now"}, status_code=500)
         self.taken.append(event)
@@ -184,6 +187,24 @@ async def test_a_failing_receiver_gets_the_same_event_again_still_in_order(setti
         # it came again with the same event id.
         assert hook.attempts[:4] == [events[0]["id"]] * 4
         assert (await app.metrics())["callbacks_retries_total"] == 3
+
+
+async def test_a_failing_conversation_holds_up_only_its_own_events(settings: Settings) -> None:
+    async with receiver() as hook, \
+            App(with_callbacks(settings, endpoint("crm", hook.url, ["after_send"]))) as app:
+        users = Users(app.services)  # type: ignore[arg-type]
+        await users.add("alice", "bob", "carol")
+        hook.refuse.add("d:alice:bob")
+        async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+            to_bob = [await alice.send_and_ack(f"b{i}", "bob", f"b{i}") for i in range(2)]
+            to_carol = [await alice.send_and_ack(f"c{i}", "carol", f"c{i}") for i in range(3)]
+            taken = await hook.until(3)  # carol's, while bob's first is refused again and again
+            assert [e["data"]["id"] for e in taken] == [a["id"] for a in to_carol]
+            # Of bob's, only the first was tried (maybe several times): the second waits behind it.
+            assert {e["data"]["id"] for e in hook.tried if e["conv"] == "d:alice:bob"} <= {to_bob[0]["id"]}
+            hook.refuse.clear()
+            taken = await hook.until(5)
+        assert [e["data"]["id"] for e in taken[3:]] == [a["id"] for a in to_bob]
 
 
 async def test_a_black_hole_beside_a_healthy_endpoint(settings: Settings) -> None:

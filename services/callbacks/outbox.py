@@ -173,15 +173,21 @@ class CallbackSender:
         ``poll_s`` for events other processes wrote; forever."""
         async with asyncio.TaskGroup() as tg:
             self._tasks = tg
+            down = False
             try:
                 while True:
                     self._wake.clear()
                     try:
                         await step()
+                        if down:
+                            log.warning("callbacks: the outbox is read again")
+                            down = False
                     except asyncio.CancelledError:
                         raise
                     except Exception:
-                        log.exception("callbacks: a pass of the outbox failed; retrying")
+                        if not down:  # (once, not at every poll while the database is away)
+                            log.exception("callbacks: a pass of the outbox failed; retrying every %.2f s", poll_s)
+                        down = True
                     try:
                         async with asyncio.timeout(poll_s):
                             await self._wake.wait()
