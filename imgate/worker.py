@@ -1,4 +1,4 @@
-"""The background worker process: push fan-out and sending, and search indexing, off the process
+"""The background worker process: push fan-out and sending, search indexing and the callbacks' outbox, off the process
 that stores and delivers messages.
 
 Both follow the durable message-event queue (``services.events``), so they need nothing from the
