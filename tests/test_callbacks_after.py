@@ -153,8 +153,9 @@ async def test_after_send_arrives_signed_with_the_message(settings: Settings) ->
             convs = [e for e in hook.taken if e["conv"] == "d:alice:bob"]
             assert [e["event"] for e in convs] == ["after_send", "after_edit", "after_recall"]
             assert len({e["id"] for e in hook.taken}) == len(hook.taken)
-        metrics = await app.metrics()
-        assert metrics["callbacks_delivered_total"] >= 3 and metrics["callbacks_pending"] == 0
+        # alice's and bob's user events, and the three above (counted once deleted from the outbox)
+        assert await metric(app, "callbacks_delivered_total", 5) == 5
+        assert (await app.metrics())["callbacks_pending"] == 0
 
 
 async def test_order_per_conversation_holds_across_many_sends(settings: Settings) -> None:
@@ -258,17 +259,18 @@ async def test_membership_and_user_events(settings: Settings) -> None:
 async def test_nothing_is_written_for_events_no_endpoint_takes(settings: Settings) -> None:
     """The send path's cost without callbacks: no outbox row (and with only ``user`` taken, a
     send writes none either)."""
-    quiet = with_callbacks(settings, endpoint("crm", "http://127.0.0.1:9/hook", ["user"]))
-    for n, s in enumerate((settings, quiet)):
-        async with App(s) as app:
-            users = Users(app.services)  # type: ignore[arg-type]
-            a, b = f"alice{n}", f"bob{n}"
-            await users.add(a, b)
-            async with connect(app.mqtt_port, a, "phone", await users.token(a)) as alice:
-                await alice.send_and_ack("c1", b, "quiet")
-            rows = await CallbackOutboxRow.all().values_list("event", flat=True)
-            assert rows == ([] if s is settings else ["user", "user"])
-            assert (app.callbacks is None) == (s is settings)
+    async with black_hole() as hole:  # (it never answers: what is written stays to be seen)
+        quiet = with_callbacks(settings, endpoint("crm", hole.url, ["user"], timeout_s=30))
+        for n, s in enumerate((settings, quiet)):
+            async with App(s) as app:
+                users = Users(app.services)  # type: ignore[arg-type]
+                a, b = f"alice{n}", f"bob{n}"
+                await users.add(a, b)
+                async with connect(app.mqtt_port, a, "phone", await users.token(a)) as alice:
+                    await alice.send_and_ack("c1", b, "quiet")
+                rows = await CallbackOutboxRow.all().values_list("event", flat=True)
+                assert rows == ([] if s is settings else ["user", "user"])
+                assert (app.callbacks is None) == (s is settings)
 
 
 async def test_events_written_while_the_endpoint_was_down_arrive_after_a_restart(settings: Settings) -> None:
@@ -313,3 +315,53 @@ async def test_a_worker_killed_between_commit_and_delivery_loses_nothing(setting
             seen = list({e["id"]: e["data"]["id"] for e in hook.taken}.values())
             assert seen == [a["id"] for a in acks]
             assert app.worker.stats.started == 2 and app.worker.pid != first
+
+
+async def metric(app: App, name: str, at_least: float) -> float:
+    """``name`` from the app's /metrics snapshot once it reaches ``at_least`` (asked until then, bounded)."""
+    async with asyncio.timeout(WAIT):
+        while (value := (await app.metrics()).get(name, 0)) < at_least:
+            pass
+    return value
+
+
+def bounded(settings: Settings, **outbox: int) -> Settings:
+    return settings.model_copy(update={"callbacks": settings.callbacks.model_copy(update={
+        "outbox": settings.callbacks.outbox.model_copy(update=outbox)})})
+
+
+async def test_an_event_is_given_up_after_max_attempts(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """An event refused ``max_attempts`` times is given up (a metric and a log line) and its
+    conversation goes on with the next."""
+    async with receiver(fail=1 << 30) as hook:
+        async with App(bounded(with_callbacks(settings, endpoint("crm", hook.url, ["after_send"])),
+                               max_attempts=2)) as app:
+            users = Users(app.services)  # type: ignore[arg-type]
+            await users.add("alice", "bob")
+            async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+                acks = [await alice.send_and_ack(f"c{i}", "bob", f"m{i}") for i in range(2)]
+            async with asyncio.timeout(WAIT):  # the two events, each tried twice, in order
+                while len(hook.tried) < 4:
+                    hook.changed.clear()
+                    await hook.changed.wait()
+            assert [e["data"]["id"] for e in hook.tried] == [acks[0]["id"]] * 2 + [acks[1]["id"]] * 2
+            assert await metric(app, "callbacks_failed_total", 2) == 2
+            assert await CallbackOutboxRow.all().count() == 0
+    assert "callbacks: gave up event" in caplog.text
+
+
+async def test_an_endpoint_keeps_at_most_max_pending_events(settings: Settings,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A dead endpoint's outbox keeps its newest ``max_pending`` events: the oldest are dropped
+    (a metric and a log line), so it cannot fill the database."""
+    async with black_hole() as hole:
+        async with App(bounded(with_callbacks(settings, endpoint("hole", hole.url, ["after_send"], timeout_s=30)),
+                               max_pending=10)) as app:
+            users = Users(app.services)  # type: ignore[arg-type]
+            await users.add("alice", "bob")
+            async with connect(app.mqtt_port, "alice", "phone", await users.token("alice")) as alice:
+                acks = [await alice.send_and_ack(f"c{i}", "bob", f"m{i}") for i in range(14)]
+            assert await metric(app, "callbacks_dropped_total", 4) == 4
+            kept = await CallbackOutboxRow.all().order_by("id").values_list("body", flat=True)
+            assert [json.loads(b)["data"]["id"] for b in kept] == [a["id"] for a in acks[4:]]
+    assert "has more than 10 events waiting" in caplog.text
