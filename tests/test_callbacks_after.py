@@ -365,3 +365,21 @@ async def test_an_endpoint_keeps_at_most_max_pending_events(settings: Settings,
             kept = await CallbackOutboxRow.all().order_by("id").values_list("body", flat=True)
             assert [json.loads(b)["data"]["id"] for b in kept] == [a["id"] for a in acks[4:]]
     assert "has more than 10 events waiting" in caplog.text
+
+
+async def test_user_events_of_the_command_line_are_delivered_too(settings: Settings, tmp_path: Any) -> None:
+    """``imgate user add`` / ``disable`` (another process, the same database): their events go to
+    the outbox in their transactions, and the server's sender delivers them."""
+    import subprocess
+    import sys
+
+    async with receiver() as hook, App(with_callbacks(settings, endpoint("crm", hook.url, ["user"]))):
+        env = {**os.environ, "IMGATE_DATABASE__URL": settings.database_url(),
+               "IMGATE_CALLBACKS__ENDPOINTS": json.dumps([endpoint("crm", hook.url, ["user"])])}
+        for args in (("add", "carl"), ("disable", "carl")):
+            done = await asyncio.to_thread(subprocess.run, [
+                sys.executable, "-m", "imgate", "--data-dir", str(tmp_path), "user", *args],
+                env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+        events = await hook.until(2)
+    assert [(e["data"]["uid"], e["data"]["event"]) for e in events] == [("carl", "created"), ("carl", "disabled")]
