@@ -31,11 +31,11 @@ from bridge.rpc import METHODS, Call
 from bridge.scheduled import delivery_publishes, event, render_schedule, scheduled_ack
 from services.attachments.service import AttachmentService
 from services.blocks.service import BlockService
-from services.callbacks.before import BeforeCallbacks
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
 from services.errors import BadRequest, ErrorCode, ImError
 from services.groups.service import GroupService
+from services.hooks.before import BeforeCallbacks
 from services.ids import Clock, SystemClock
 from services.messages.commands import SendCommand, StoredMessage
 from services.messages.expiry import Expired

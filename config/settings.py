@@ -532,6 +532,23 @@ class CallbackEndpoint(_Part):
     on_failure: Literal["allow", "refuse"] = "allow"  # before_*: no valid answer in time (fail open or closed)
 
 
+class CallbackOutboxSettings(_Part):
+    """The delivery of the ``after_*``, ``membership`` and ``user`` events from the outbox
+    (docs/callbacks.md, "After"), by the worker: per endpoint, one conversation's events one at a
+    time in order, at most ``concurrency`` conversations at once."""
+
+    poll_s: float = Field(0.5, gt=0, le=60)  # how often the sender looks for new events
+    batch: int = Field(100, ge=1, le=10_000)  # events one pass starts at most (per endpoint)
+    concurrency: int = Field(4, ge=1, le=256)  # POSTs in flight to one endpoint
+    retry_base_ms: int = Field(1000, ge=10, le=3_600_000)  # back-off after a failure, doubling, with jitter
+    retry_max_ms: int = Field(300_000, ge=10, le=86_400_000)  # the longest back-off
+    max_attempts: int = Field(20, ge=1, le=1000)  # then the event is given up (logged, counted)
+    max_age_s: int = Field(86_400, ge=1, le=30 * 86_400)  # an event older than this is given up at its next failure
+    # Events waiting per endpoint: beyond it the oldest are dropped (logged, counted) so a dead
+    # endpoint cannot fill the database.
+    max_pending: int = Field(10_000, ge=10, le=10_000_000)
+
+
 class CallbackSettings(_Part):
     """Integration callbacks (docs/callbacks.md). None configured: the send path never waits."""
 
@@ -543,6 +560,7 @@ class CallbackSettings(_Part):
     allow: list[str] = Field(default_factory=list)
     connect_timeout_s: float = Field(1.0, gt=0, le=60)
     max_response_bytes: int = Field(64 * 1024, ge=1024, le=1 << 20)
+    outbox: CallbackOutboxSettings = CallbackOutboxSettings()
 
     @field_validator("allow")
     @classmethod

@@ -37,7 +37,7 @@ from services.attachments.service import AttachmentService
 from services.attachments.store import ObjectStore
 from services.audit.service import AuditService
 from services.blocks.service import BlockService
-from services.callbacks.before import BeforeCallbacks
+from services.callbacks.outbox import AFTER_EVENTS, CallbackOutbox, CallbackSender
 from services.contacts.service import ContactService
 from services.conversations.service import ConversationService
 from services.db import Database
@@ -45,6 +45,7 @@ from services.errors import ErrorCode, ImError
 from services.events.queue import EventQueue
 from services.files import private_dir
 from services.groups.service import GroupChange, GroupService
+from services.hooks.before import BeforeCallbacks, check_urls
 from services.ids import Clock, SystemClock
 from services.messages.scheduled import ScheduledSends
 from services.messages.service import MessageService, SendResult
@@ -99,12 +100,13 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
                    edit_window_s: int = 900, max_text: int = 8000, contacts_policy: bool = False,
                    attachments: AttachmentService | None = None, mention_all_per_minute: int = 3,
                    max_pins: int = 50, max_scheduled: int = 100, max_schedule_days: int = 30, min_ttl_s: int = 3600,
-                   max_ttl_s: int = 90 * 86400) -> Services:
+                   max_ttl_s: int = 90 * 86400, outbox: CallbackOutbox | None = None) -> Services:
     """The services on one clock. ``attachments``: the attachment service on the configured
     object store (:func:`open_attachments`); without it, attachments are off (file.upload is
-    ``unavailable``)."""
+    ``unavailable``). ``outbox``: the callbacks' outbox (:meth:`CallbackOutbox.of` the endpoints;
+    without it, no ``after_*``, ``membership`` or ``user`` event is written)."""
     attachments = attachments or AttachmentService(clock, None)
-    users = UserService(clock)
+    users = UserService(clock, outbox)
     blocks = BlockService(clock, users)
     contacts = ContactService(clock, users, blocks)
     conversations = ConversationService()
@@ -114,7 +116,7 @@ def build_services(clock: Clock, *, max_group_members: int = 1000, recall_window
                               recall_window_s=recall_window_s, edit_window_s=edit_window_s, max_text=max_text,
                               contacts=contacts if contacts_policy else None, attachments=attachments,
                               mention_all_per_minute=mention_all_per_minute, max_pins=max_pins,
-                              min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s)
+                              min_ttl_s=min_ttl_s, max_ttl_s=max_ttl_s, outbox=outbox)
     profiles = ProfileService(clock, users, conversations, attachments=attachments)
     attachments.add_referrer(messages)  # who may download an upload, and whether one is still used
     attachments.add_referrer(profiles)
@@ -303,6 +305,7 @@ class App:
         self.amqp: AmqpTransport | None = None  # imgate bridge's transport (cluster mode)
         self.previews: PreviewService | None = None  # link previews (previews.enabled), where messages are handled
         self.privacy: PrivacyService | None = None  # export and erasure (the admin API's), with admin.secret
+        self.callbacks: CallbackSender | None = None  # the callbacks' outbox sender, where the background work runs
         # This process in the event consumers' leases (imgate run's worker child keeps its parent's).
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.telemetry = Metrics(role=role)  # this process's /metrics (its own registry: one per App)
@@ -330,6 +333,7 @@ class App:
         refusal = search_refusal(s, self.role)  # before anything starts (or logs): one line, from the CLI
         if refusal is not None:
             raise ImError(refusal, ErrorCode.BAD_REQUEST)
+        check_urls(s.callbacks)  # an endpoint an outbound request could never reach: one line, now
         private_dir(s.data_dir)
         # A worker finds the schema current (the server migrates it) or refuses to start.
         await self._stack.enter_async_context(open_database(s, upgrade=self.role == "all"))
@@ -343,7 +347,8 @@ class App:
                                              mention_all_per_minute=s.limits.mention_all_per_minute,
                                              max_pins=s.limits.max_pins, max_scheduled=s.limits.max_scheduled,
                                              max_schedule_days=s.limits.max_schedule_days,
-                                             min_ttl_s=s.limits.min_ttl_s, max_ttl_s=s.limits.max_ttl_s)
+                                             min_ttl_s=s.limits.min_ttl_s, max_ttl_s=s.limits.max_ttl_s,
+                                             outbox=CallbackOutbox.of(s.callbacks.endpoints))
         self.tasks.spawn("imgate.audit.recorder", lambda: self._audit_recorder(svc.audit), restart=True)
         await self._record_callbacks(svc.audit)
         if self.role != "worker":  # the bots (senders' kinds and buckets), known to the message path in memory
@@ -368,7 +373,8 @@ class App:
         if self.role == "worker":
             await self._start_push(svc, loops=True)
             self._start_search(svc, loops=True)
-            log.info("imgate worker is up (push, search indexing)")
+            await self._start_callbacks()
+            log.info("imgate worker is up (push, search indexing, callbacks)")
             return
         if self.role == "api":
             if not s.admin.secret:
@@ -429,6 +435,8 @@ class App:
         inline = s.workers.mode == "inline" and not cluster  # cluster mode: imgate worker does it
         await self._start_push(svc, loops=inline)
         self._start_search(svc, loops=inline)
+        if inline:
+            await self._start_callbacks()
         if not inline and not cluster:
             self.worker = WorkerProcess(s, holder=f"{self.holder}/worker")
             self.tasks.spawn("imgate.worker", self.worker.run, restart=True)
@@ -591,6 +599,31 @@ class App:
             await self._stack.enter_async_context(before)
             svc.scheduled.before = functools.partial(before.before_send, scheduled=True)
         return before
+    async def _start_callbacks(self) -> None:
+        """The sender of the callbacks' outbox (services/callbacks/outbox.py), where the background
+        work runs, under the ``callbacks`` lease (one process of a cluster sends); off while no
+        endpoint takes an ``after_*``, ``membership`` or ``user`` event."""
+        from services.callbacks.outbox import AFTER_EVENTS, CallbackSender, Endpoint
+        from services.netguard import OutboundPolicy
+        from services.push.webhooks import WebhookClient
+
+        c = self.settings.callbacks
+        endpoints = [Endpoint(e.name, e.url, e.secret, e.timeout_s) for e in c.endpoints
+                     if any(ev in AFTER_EVENTS for ev in e.events)]
+        if not endpoints:
+            return
+        o = c.outbox
+        policy = OutboundPolicy(allow_http=c.allow_http, allow=c.allow, resolve_timeout_s=c.connect_timeout_s,
+                                noun="callback")
+        client = await self._stack.enter_async_context(WebhookClient(
+            policy, timeout_s=max(e.timeout_s for e in endpoints), connect_timeout_s=c.connect_timeout_s,
+            max_connections=o.concurrency * len(endpoints), max_response_bytes=c.max_response_bytes))
+        sender = self.callbacks = CallbackSender(
+            self.clock, endpoints, client, policy, batch=o.batch, concurrency=o.concurrency,
+            retry_base_ms=o.retry_base_ms, retry_max_ms=o.retry_max_ms, max_attempts=o.max_attempts,
+            max_age_s=o.max_age_s, max_pending=o.max_pending)
+        step = self.leased("callbacks", sender.step)
+        self.tasks.spawn("imgate.callbacks.sender", lambda: sender.run(step, o.poll_s), restart=True)
 
     def _start_scheduled(self, svc: Services, bridge: Bridge, topics: Topics) -> None:
         """The delivery of scheduled sends, where a bridge publishes (imgate run, each imgate
@@ -1029,6 +1062,12 @@ class App:
         elif self.push is not None:
             for name, value in vars_of(self.push.stats).items():
                 out[f"push_{name}_total"] = value
+        if any(e in AFTER_EVENTS for ep in self.settings.callbacks.endpoints for e in ep.events):
+            out["callbacks_pending"] = await CallbackOutbox.pending()
+            stats = self.worker.stats.callbacks if self.worker is not None else \
+                vars_of(self.callbacks.stats) if self.callbacks is not None else {}
+            for name, value in stats.items():
+                out[f"callbacks_{name}_total"] = value
         if self.search is not None:
             out["search_indexed_total"] = self.worker.stats.search_indexed if self.worker else self.search.indexed
             out["search_backlog"] = await self.search.backlog()

@@ -367,11 +367,13 @@ def _lock_data_dir(path: Path) -> int:
 # imgate's CLI must not change the schema under an older imgate that is still running.
 async def _with_users(settings: Settings, action: Callable[[UserService], Awaitable[str | None]]) -> str | None:
     from imgate.app import build_services, open_database
+    from services.callbacks.outbox import CallbackOutbox
     from services.ids import SystemClock
 
     private_dir(settings.data_dir)
     async with open_database(settings, upgrade=False):
-        return await action(build_services(SystemClock()).users)
+        # (the user events of a change made here reach the callbacks' outbox too: the worker sends them)
+        return await action(build_services(SystemClock(), outbox=CallbackOutbox.of(settings.callbacks.endpoints)).users)
 
 
 async def record_cli(action: str, target: str, detail: dict[str, Any] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The background worker process: push fan-out and sending, and search indexing, off the process
+"""The background worker process: push fan-out and sending, search indexing and the callbacks' outbox, off the process
 that stores and delivers messages.
 
 Both follow the durable message-event queue (``services.events``), so they need nothing from the
@@ -47,6 +47,7 @@ class WorkerStats:
     push: dict[str, float] = field(default_factory=dict)
     search_indexed: int = 0
     search_up: bool = False
+    callbacks: dict[str, float] = field(default_factory=dict)  # the callbacks' sender's counters
     started: int = 0  # processes started (restarts + 1)
 
 
@@ -98,6 +99,7 @@ class WorkerProcess:
         self.stats.push = {k: float(v) for k, v in report.get("push", {}).items()}
         self.stats.search_indexed = int(report.get("search_indexed", 0))
         self.stats.search_up = bool(report.get("search_up", False))
+        self.stats.callbacks = {k: float(v) for k, v in report.get("callbacks", {}).items()}
         self._reported.set()
 
 
@@ -158,6 +160,8 @@ async def _report_loop(app: App, out: asyncio.WriteTransport) -> None:
 
     while True:
         report: dict[str, object] = {"push": vars_of(app.push.stats) if app.push is not None else {}}
+        if app.callbacks is not None:
+            report["callbacks"] = vars_of(app.callbacks.stats)
         if app.search is not None:
             report["search_indexed"] = app.search.indexed
             report["search_up"] = app.search.available

@@ -38,6 +38,7 @@ MODEL_MODULES = [
     "services.contacts.models",
     "services.attachments.models",
     "services.audit.models",
+    "services.callbacks.models",
 ]
 
 

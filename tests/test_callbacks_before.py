@@ -389,7 +389,7 @@ async def test_the_client_reads_what_http_servers_answer_and_reuses_connections(
 
 async def test_the_fair_limiter_hands_places_round_robin_between_senders() -> None:
     """Three calls of alice's wait before one of bob's: bob's goes second, not fourth."""
-    from services.callbacks.before import FairLimiter
+    from services.hooks.before import FairLimiter
 
     limiter = FairLimiter(1)
     held = limiter.slot("carol")

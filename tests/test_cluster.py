@@ -813,3 +813,56 @@ async def test_before_send_callbacks_through_two_bridges(tmp_path: Path, rabbitm
             assert [c for c, _, _ in await stored(cluster.database_url, "alice") if c in sent] == ["c2"]
             assert [c for c, _, _ in await stored(cluster.database_url, "carol") if c in sent] == ["g2"]
             assert {e["cid"] for e in receiver.events} == {"c1", "c2", "g1", "g2"} and receiver.bad == []
+
+
+async def test_after_send_callbacks_from_two_bridges_are_delivered_by_the_worker(
+        tmp_path: Path, rabbitmq_node: RabbitNode) -> None:
+    """Callbacks (issue 29) in cluster mode: both bridges write the after_send events in their
+    messages' transactions into the PostgreSQL outbox, and an ``imgate worker`` process on the
+    same database delivers them, signed, in order per conversation (tests/test_callbacks_after.py
+    has the rest: retries, the black hole, the other events, a restart)."""
+    import sys
+
+    from tests.test_callbacks_after import endpoint, receiver
+
+    async with receiver() as hook:
+        env = {"IMGATE_CALLBACKS__ENDPOINTS": json.dumps([endpoint("crm", hook.url, ["after_send"])]),
+               "IMGATE_CALLBACKS__ALLOW": '["127.0.0.1"]', "IMGATE_CALLBACKS__ALLOW_HTTP": "true",
+               "IMGATE_CALLBACKS__OUTBOX__POLL_S": "0.05"}
+        async with running_cluster(tmp_path, [rabbitmq_node], **env) as cluster, AsyncExitStack() as stack:
+            worker_env = bridge_env(cluster.node, cluster.database_url, cluster.prefix, tmp_path / "worker", **env)
+            (tmp_path / "worker").mkdir()
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "imgate", "worker", env=worker_env, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            assert worker.stdout is not None
+
+            async def drain() -> None:  # (its log: a full pipe would stop it)
+                assert worker.stdout is not None
+                while await worker.stdout.read(65536):
+                    pass
+
+            async def stop_worker() -> None:
+                worker.kill()
+                await worker.wait()
+                if reading is not None:
+                    await reading
+
+            reading: asyncio.Task[None] | None = None
+            stack.push_async_callback(stop_worker)
+            async with asyncio.timeout(60):
+                while b"imgate worker: running" not in (line := await worker.stdout.readline()):
+                    assert line, "imgate worker exited"
+            reading = asyncio.create_task(drain(), name="test-worker-output")
+            await cluster.both_active()
+            senders = ["alice", "bob", "carol", "dave"]
+            devices = [await cluster.device(stack, u) for u in senders]
+            acks = []
+            for i in range(5):
+                for n, device in enumerate(devices):
+                    acks.append(await device.send_and_ack(f"c{i}", senders[(n + 1) % 4], f"{senders[n]} {i}"))
+            events = await hook.until(len(acks))
+            assert sorted(e["data"]["id"] for e in events) == sorted(a["id"] for a in acks)
+            for conv in {a["conv"] for a in acks}:
+                assert [e["data"]["seq"] for e in events if e["conv"] == conv] == \
+                    sorted(a["seq"] for a in acks if a["conv"] == conv)

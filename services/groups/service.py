@@ -18,6 +18,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from services.blocks.service import BlockService
+from services.callbacks.outbox import Entry
 from services.conversations.service import MENTION_ALL, PIN, ROLES, ConversationService, Locked
 from services.errors import BadRequest, Forbidden, NotFound, TooLarge
 from services.ids import UID_RE, Clock, new_ulid
@@ -150,6 +151,8 @@ class GroupService:
                 msg = f"{target!r} is not a member whose role can change"
                 raise BadRequest(msg)
             await self._conversations.set_role(conn, conv, target, role)
+            await self._membership(conn, conv, uid, {"event": "role", "target": target, "role": role},
+                                   self._clock.now_ms())
         return await self.info(uid, gid)
 
     async def info(self, uid: str, gid: str) -> GroupInfo:
@@ -296,4 +299,13 @@ class GroupService:
         """Store a ``member`` message with the conversation's next seq (inside the caller's lock)."""
         event = await self._messages.append(conn, locked, conv, uid, "member", data, now)
         await self._conversations.commit_seqs(conn, locked)
+        await self._membership(conn, conv, uid, {**data, "seq": event.seq}, now)
         return event
+
+    async def _membership(self, conn: BaseDBAsyncClient, conv: str, uid: str, data: dict[str, Any], now: int) -> None:
+        """The ``membership`` callback event of a change (in its transaction; nothing when no
+        endpoint takes it)."""
+        outbox = self._messages.outbox
+        if outbox.wants("membership"):
+            await outbox.record(conn, [Entry("membership", conv, conv, now,
+                                             {"gid": conv.removeprefix("g:"), "conv": conv, "by": uid, **data})], now)

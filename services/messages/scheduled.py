@@ -103,7 +103,7 @@ class ScheduledSends:
         self.max_days = max_days
         self.batch = batch
         self._purged_at = 0  # when _purge last ran (ms)
-        # The operator's before_send callback (services.callbacks.before), asked at the delivery
+        # The operator's before_send callback (services.hooks.before), asked at the delivery
         # (set by the composition root where it is configured): the send as the operator lets it
         # through; its refusal (Refused) fails the schedule with the operator's reason.
         self.before: Callable[[SendCommand], Awaitable[SendCommand]] | None = None

@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from services.attachments.service import refs
+from services.callbacks.outbox import CallbackOutbox, Entry, message_data
 from services.conversations.service import (
     ALL,
     ConversationService,
@@ -142,8 +143,9 @@ class MessageService:
                  recall_window_s: int = 120, edit_window_s: int = 900, max_text: int = 8000,
                  store_timeout_s: float = 30.0, contacts: ContactService | None = None,
                  attachments: AttachmentService, mention_all_per_minute: int = 3, max_pins: int = 50,
-                 min_ttl_s: int = 3600, max_ttl_s: int = 90 * 86400) -> None:
+                 min_ttl_s: int = 3600, max_ttl_s: int = 90 * 86400, outbox: CallbackOutbox | None = None) -> None:
         """``contacts``: the contacts policy is on (a 1:1 needs the two to be contacts).
+        ``outbox``: the callbacks' outbox (``after_send``, ``after_edit``, ``after_recall``).
         ``mention_all_per_minute``: @all mentions a group may have in a minute. ``max_pins``:
         pinned messages a conversation may have."""
         self._clock = clock
@@ -157,6 +159,7 @@ class MessageService:
         self._users = users
         self._conversations = conversations
         self._events = events or EventQueue()
+        self.outbox = outbox or CallbackOutbox()  # (the groups' membership events are written through it too)
         self._store_timeout_s = store_timeout_s
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[SendCommand, asyncio.Future[SendResult]]] = asyncio.Queue(queue_max)
@@ -517,6 +520,9 @@ class MessageService:
                 yield from self._attachments.used_sql(files)
             # The durable queue push and search work from, committed with the messages.
             yield from self._events.publish_sql([m.id for m in stored], now)
+            if self.outbox.wants("after_send"):  # (no endpoint takes it: not a statement more)
+                yield from self.outbox.record_sql([Entry("after_send", m.conv, m.conv, m.ts, message_data(m))
+                                                   for m in stored], now)
             yield from self._conversations.commit_seqs_sql(locked)
             yield from self._conversations.mark_sent_read_sql(read_marks)
             if mention_rows:
@@ -690,6 +696,9 @@ class MessageService:
         await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
             "id": msg_id, "seq": row.seq, "from": row.sender, "type": "recalled", "excerpt": ""})
         await self._events.publish(conn, [msg_id], now)  # the search index drops it
+        if self.outbox.wants("after_recall"):  # (an erasure's tombstone says "erased": true)
+            await self.outbox.record(conn, [Entry("after_recall", row.conv, row.conv, now, {
+                "id": msg_id, "conv": row.conv, "seq": row.seq, "sender": row.sender, **data})], now)
         if row.mentions:  # it mentions nobody any more (nor counts as an unread mention)
             await run_on(conn, self._conversations.unmention_sql(row.conv, row.seq))
         await run_on(conn, unpin_sql(msg_id))  # pinned no more (the recall event says so)
@@ -767,6 +776,10 @@ class MessageService:
             await Message.filter(reply_to=msg_id).using_db(conn).update(reply={
                 "id": msg_id, "seq": row.seq, "from": row.sender, "type": "text", "excerpt": text[:EXCERPT_CHARS]})
             await self._events.publish(conn, [msg_id], now)  # the search index follows (push skips edits)
+            if self.outbox.wants("after_edit"):
+                await self.outbox.record(conn, [Entry("after_edit", row.conv, row.conv, now, {
+                    "id": msg_id, "conv": row.conv, "seq": row.seq, "sender": row.sender, "text": text,
+                    "edited_at": now})], now)
         row = await Message.get(id=msg_id)
         return StoredMessage.from_row(row), await self._conversations.audience(row.conv, row.seq)
 

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from broker.auth import AuthChange, AuthFailure, Identity
+from services.callbacks.outbox import CallbackOutbox, Entry
 from services.db import portable_sql
 from services.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.ids import DEVICE_RE, ENCODINGS, UID_RE, Clock
@@ -105,8 +107,10 @@ class UserPage:
 class UserService:
     """Users and device tokens. Used by the CLI, the broker's authenticator and the bridge."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, outbox: CallbackOutbox | None = None) -> None:
+        """``outbox``: the callbacks' outbox (the ``user`` events)."""
         self._clock = clock
+        self._outbox = outbox or CallbackOutbox()
         self._used: set[int] = set()  # tokens logged in with whose last_used_at is to be written
         self._used_noted = asyncio.Event()
         self._used_written = asyncio.Event()  # nothing noted is waiting to be written
@@ -140,9 +144,13 @@ class UserService:
         if kind == "bot" and len(self.bots) >= MAX_BOTS:
             msg = f"there are {MAX_BOTS} bots already"
             raise BadRequest(msg)
+        now = self._clock.now_ms()
         try:
-            user = await User.create(uid=uid, name=name, created_at=self._clock.now_ms(), kind=kind,
-                                     messages_per_s=limits.messages_per_s, messages_burst=limits.messages_burst)
+            async with transaction() as conn:
+                user = await User.create(uid=uid, name=name, created_at=now, kind=kind,
+                                         messages_per_s=limits.messages_per_s, messages_burst=limits.messages_burst,
+                                         using_db=conn)
+                await self._user_event(conn, uid, "created", now, name=name, kind=kind)
         except IntegrityError as exc:
             msg = f"user {uid!r} already exists"
             raise Conflict(msg) from exc
@@ -242,10 +250,12 @@ class UserService:
             NotFound: no such user.
             Forbidden: an erased user (erasure is final).
         """
-        if not await User.filter(uid=uid, erased_at=None).update(disabled=False):
-            await self.get_user(uid)
-            msg = f"user {uid!r} was erased"
-            raise Forbidden(msg)
+        async with transaction() as conn:
+            if not await User.filter(uid=uid, erased_at=None).using_db(conn).update(disabled=False):
+                await self.get_user(uid)
+                msg = f"user {uid!r} was erased"
+                raise Forbidden(msg)
+            await self._user_event(conn, uid, "enabled", self._clock.now_ms())
 
     # ---- privacy (services/privacy: export and erasure) -----------------------------------
     async def erased_at(self, uid: str) -> int | None:
@@ -267,18 +277,21 @@ class UserService:
     async def erase(self, uid: str) -> int:
         """Erase the account (docs/privacy.md): the row stays, disabled, nameless and marked
         erased (the uid is never reused; others' history still names a sender); every device token
-        is deleted, and a ``disable`` auth event makes every broker drop the user's connections.
-        Safe to run again. Returns the erasure time (ms; the first one's, when run again).
+        is deleted, and a ``disable`` auth event makes every broker drop the user's connections; the
+        first erasure is a ``user`` callback event (``erased``). Safe to run again. Returns the
+        erasure time (ms; the first one's, when run again).
 
         Raises:
             NotFound: no such user.
         """
         now = self._clock.now_ms()
-        async with transaction():
+        async with transaction() as conn:
             first = await self.erased_at(uid)
-            await User.filter(uid=uid).update(disabled=True, name="", erased_at=first or now)
-            await DeviceToken.filter(uid=uid).delete()
-            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=now)
+            await User.filter(uid=uid).using_db(conn).update(disabled=True, name="", erased_at=first or now)
+            await DeviceToken.filter(uid=uid).using_db(conn).delete()
+            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=now, using_db=conn)
+            if first is None:
+                await self._user_event(conn, uid, "erased", now)
         return first or now
 
     async def disable_user(self, uid: str) -> None:
@@ -287,12 +300,21 @@ class UserService:
         Raises:
             NotFound: no such user.
         """
-        async with transaction():
-            updated = await User.filter(uid=uid).update(disabled=True)
+        async with transaction() as conn:
+            updated = await User.filter(uid=uid).using_db(conn).update(disabled=True)
             if not updated:
                 msg = f"user {uid!r} does not exist"
                 raise NotFound(msg)
-            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=self._clock.now_ms())
+            now = self._clock.now_ms()
+            await AuthEvent.create(uid=uid, device=None, kind="disable", ts=now, using_db=conn)
+            await self._user_event(conn, uid, "disabled", now)
+
+    async def _user_event(self, conn: BaseDBAsyncClient, uid: str, event: str, now: int, **data: Any) -> None:
+        """The ``user`` callback event of a change (in its transaction ``conn``; nothing when no
+        endpoint takes it)."""
+        if self._outbox.wants("user"):
+            await self._outbox.record(conn, [Entry("user", f"user:{uid}", None, now,
+                                                   {"uid": uid, "event": event, **data})], now)
 
     async def active_uids(self, uids: set[str]) -> set[str]:
         """The subset of ``uids`` that exist and are not disabled."""
@@ -391,9 +413,10 @@ class UserService:
         query = DeviceToken.filter(uid=uid, revoked_at=None)
         if device is not None:
             query = query.filter(device=device)
-        async with transaction():
-            count = await query.update(revoked_at=now)
-            await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now)
+        async with transaction() as conn:
+            count = await query.using_db(conn).update(revoked_at=now)
+            await AuthEvent.create(uid=uid, device=device, kind="revoke", ts=now, using_db=conn)
+            await self._user_event(conn, uid, "tokens_revoked", now, device=device, count=count)
         return count
 
     async def authenticate(self, username: str | None, password: str | None, client_id: str | None,

@@ -333,6 +333,14 @@ class BeforeCallbacks:
         return allowed
 
 
+def check_urls(settings: CallbackSettings) -> None:
+    """Every endpoint's URL by its form, before and after ones alike (at start-up, in every role:
+    ``BadRequest`` naming ``callbacks.endpoints[N].url``, one line from the command line)."""
+    policy = OutboundPolicy(allow_http=settings.allow_http, allow=settings.allow, noun="callback")
+    for i, e in enumerate(settings.endpoints):
+        _target(policy, e.url, i)
+
+
 def _target(policy: OutboundPolicy, url: str, index: int) -> OutboundUrl:
     """An endpoint's URL checked by its form, and an IP literal by its address (a host name is
     checked at each connection). Raises ``BadRequest`` naming the setting."""
