@@ -813,6 +813,17 @@ async def test_before_send_callbacks_through_two_bridges(tmp_path: Path, rabbitm
             assert [c for c, _, _ in await stored(cluster.database_url, "alice") if c in sent] == ["c2"]
             assert [c for c, _, _ in await stored(cluster.database_url, "carol") if c in sent] == ["g2"]
             assert {e["cid"] for e in receiver.events} == {"c1", "c2", "g1", "g2"} and receiver.bad == []
+            # A bot's send through imgate api is asked too (imgate api's own dispatcher).
+            import httpx
+
+            assert cluster.api.admin is not None
+            api = await stack.enter_async_context(httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{cluster.api.admin.port}",
+                headers={"Authorization": f"Bearer {ADMIN_SECRET}"}, timeout=WAIT))
+            assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 201
+            refused = await api.post("/v1/bots/helper/messages", json={"cid": "h1", "to": "bob", "text": "spam bot"})
+            assert refused.status_code == 422 and refused.json()["error"]["reason"] == "spam", refused.text
+            assert [(e["sender"], e["bot"]) for e in receiver.events if e["cid"] == "h1"] == [("helper", True)]
 
 
 async def test_after_send_callbacks_from_two_bridges_are_delivered_by_the_worker(
