@@ -674,6 +674,32 @@ def _describe(exc: ValidationError, path: str | None, environ: Mapping[str, str]
     return "invalid configuration: " + "; ".join(parts)
 
 
+def _not_json(environ: Mapping[str, str]) -> str:
+    """For an environment variable of a list or an object that is not JSON (pydantic-settings names
+    only its section): ``: IMGATE_CALLBACKS__ENDPOINTS is not valid JSON``, or ``""``."""
+    import json
+
+    bad = []
+    for name, value in environ.items():
+        if not name.upper().startswith("IMGATE_"):
+            continue
+        model: Any = Settings
+        field = None
+        for part in name[len("IMGATE_"):].lower().split("__"):
+            field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+            if field is None:
+                break
+            model = field.annotation
+        origin = getattr(model, "__origin__", None)
+        if field is None or not (origin in (list, dict) or (isinstance(model, type) and issubclass(model, BaseModel))):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            bad.append(name.upper())
+    return f": {', '.join(sorted(bad))} is not valid JSON" if bad else ""
+
+
 def _nearest_key(loc: list[str]) -> str:
     """For a key that names no setting (``mqtt.prot`` in the file): ``: did you mean mqtt.port?``,
     or ``""`` when none is near."""
@@ -723,7 +749,7 @@ def load_settings(config_file: str | Path | None = None, overrides: dict[str, An
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path) if path else None, os.environ)) from exc
     except ValueError as exc:  # e.g. malformed TOML or env JSON
-        msg = f"invalid configuration ({path or 'environment'}): {exc}"
+        msg = f"invalid configuration ({path or 'environment'}): {exc}{_not_json(os.environ)}"
         raise ConfigError(msg) from exc
     # Hand out a plain Settings so callers never see the loader subclass.
     return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})

@@ -40,6 +40,7 @@ from services.ids import DEVICE_RE, UID_RE
 from services.users.service import MAX_PAGE
 
 _HTTP_STATUS = {code: wire.http for code, wire in WIRE.items()}  # the one table: services.errors.WIRE
+MAX_INT = 1 << 53  # a query's id, seq or time at most (past a database's integers: a 500, not an answer)
 
 
 @dataclass
@@ -110,6 +111,33 @@ async def _json_fields(request: Request) -> dict[str, str] | None:
 
 def _answer(allowed: bool) -> PlainTextResponse:
     return PlainTextResponse("allow" if allowed else "deny")
+
+
+class _SecretFirst:
+    """Refuses (401) a request to a guarded path without the admin secret on its headers, before
+    anything reads its body: FastAPI reads and parses a body before it runs the route's
+    dependencies, so anyone who reaches the port could otherwise make the server hold a body as
+    large as they send. The routes keep their own check (``authorized``); ``/healthz``, the
+    OpenAPI document, the console's files and the external brokers' auth backends are open."""
+
+    _OPEN = ("/healthz", "/openapi.json")
+    _OPEN_PREFIXES = ("/console", "/auth/")
+
+    def __init__(self, app: Callable[..., Awaitable[None]], secret: str) -> None:
+        self.app = app
+        self.secret = secret.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in self._OPEN and not path.startswith(self._OPEN_PREFIXES):
+            value = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+            scheme, _, given = value.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given, self.secret):
+                response = JSONResponse({"error": {"code": "unauthorized"}}, status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _Body(BaseModel):
@@ -640,6 +668,7 @@ def build_admin_app(ctx: AdminContext, secret: str) -> FastAPI:
         from imgate.audit import AuditMiddleware, parse_networks
 
         app.add_middleware(AuditMiddleware, audit=ctx.audit, trusted=parse_networks(ctx.trusted_proxies))
+    app.add_middleware(_SecretFirst, secret=secret)  # outermost: before the body is read, or the audit
 
     @app.get("/healthz", response_model=Health, tags=["operations"],
              responses={503: {"model": Health, "description": "a part is down"}})
@@ -687,13 +716,13 @@ def _audit_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
 
     @app.get("/v1/audit", response_model=AuditPageOut, dependencies=guarded, tags=["audit"])
     async def audit_log(
-        before: int | None = Query(None, ge=1, description="the previous page's `next`: entries older than this id"),
+        before: int | None = Query(None, ge=1, le=MAX_INT, description="the previous page's `next`: entries older than this id"),
         limit: int = Query(100, ge=1, le=AUDIT_PAGE, description=f"entries per page, 1-{AUDIT_PAGE}"),
         actor: str | None = Query(None, max_length=80, description="only this actor's entries"),
         action: str | None = Query(None, max_length=64, description="only actions starting so (`user.`, `group`)"),
         target: str | None = Query(None, max_length=200, description="only entries about this uid, conv or key"),
-        since: int | None = Query(None, ge=0, description="only entries at or after this time (ms)"),
-        until: int | None = Query(None, ge=0, description="only entries before this time (ms)"),
+        since: int | None = Query(None, ge=0, le=MAX_INT, description="only entries at or after this time (ms)"),
+        until: int | None = Query(None, ge=0, le=MAX_INT, description="only entries before this time (ms)"),
     ) -> AuditPageOut:
         """Administrative changes, newest first, a page at a time: follow `next` (as `before`)
         until it is null. The log is append-only here: nothing in this API changes an entry."""
@@ -702,6 +731,10 @@ def _audit_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
         page = await ctx.audit.page(before=before, limit=limit, actor=actor, action=action, target=target,
                                     since=since, until=until)
         return AuditPageOut(items=[AuditEntryOut(**asdict(e)) for e in page.items], next=page.next)
+
+
+_CONV = Path_(max_length=140, description="`g:{gid}` or the gid")
+_MEMBER = Path_(pattern=UID_RE.pattern, description="a member's uid")
 
 
 def _gid(conv: str) -> str:
@@ -749,7 +782,7 @@ def _group_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
         return GroupPage(items=[GroupSummaryOut(**asdict(g)) for g in items], next=after)
 
     @app.get("/v1/groups/{conv}", response_model=GroupOut, dependencies=guarded, tags=tags)
-    async def get_group(conv: str) -> GroupOut:
+    async def get_group(conv: str = _CONV) -> GroupOut:
         """A group and its members with their roles (owner first). `conv`: `g:{gid}` or the gid."""
         return out(await ctx.groups.describe(_gid(conv)))
 
@@ -759,19 +792,19 @@ def _group_routes(app: FastAPI, ctx: AdminContext, guarded: list[Any]) -> None:
         return await changed(request, await ctx.groups.create(body.owner, body.name, body.members))
 
     @app.post("/v1/groups/{conv}/members", response_model=GroupChangeOut, dependencies=guarded, tags=tags)
-    async def add_members(request: Request, conv: str, body: NewMembers) -> GroupChangeOut:
+    async def add_members(request: Request, body: NewMembers, conv: str = _CONV) -> GroupChangeOut:
         """Add members (as the owner)."""
         gid, by = await owner(request, conv)
         return await changed(request, await ctx.groups.add(by, gid, body.uids))
 
     @app.delete("/v1/groups/{conv}/members/{uid}", response_model=GroupChangeOut, dependencies=guarded, tags=tags)
-    async def remove_member(request: Request, conv: str, uid: str) -> GroupChangeOut:
+    async def remove_member(request: Request, conv: str = _CONV, uid: str = _MEMBER) -> GroupChangeOut:
         """Remove a member (as the owner; the owner cannot be removed)."""
         gid, by = await owner(request, conv)
         return await changed(request, await ctx.groups.remove(by, gid, [uid]))
 
     @app.put("/v1/groups/{conv}/members/{uid}/role", response_model=GroupOut, dependencies=guarded, tags=tags)
-    async def set_member_role(request: Request, conv: str, uid: str, body: NewRole) -> GroupOut:
+    async def set_member_role(request: Request, body: NewRole, conv: str = _CONV, uid: str = _MEMBER) -> GroupOut:
         """Make a member an admin or a plain member again (as the owner)."""
         gid, by = await owner(request, conv)
         return out(await ctx.groups.set_role(by, gid, uid, body.role))

@@ -11,7 +11,7 @@ from fastapi.params import Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from imgate.admin import AdminContext, _Body
+from imgate.admin import MAX_INT, AdminContext, _Body
 from services.errors import ErrorCode, ImError
 from services.ids import UID_RE
 from services.users.bots import BotLimits
@@ -137,8 +137,8 @@ def bot_routes(app: FastAPI, ctx: AdminContext, guarded: list[Depends]) -> None:
     async def bot_history(
         uid: str,
         conv: str = Path(min_length=1, max_length=140),
-        after_seq: int | None = Query(None, ge=0),
-        before_seq: int | None = Query(None, ge=1),
+        after_seq: int | None = Query(None, ge=0, le=MAX_INT),
+        before_seq: int | None = Query(None, ge=1, le=MAX_INT),
         limit: int = Query(50, ge=1, le=200),
     ) -> Any:
         """A page of a conversation of the bot's, inside its window, as the `history` RPC

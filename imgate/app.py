@@ -590,11 +590,12 @@ class App:
             restart=True)
 
     async def _start_before(self, svc: Services) -> BeforeCallbacks | None:
-        """The operator's before_* callbacks (docs/callbacks.md), where a bridge runs: asked before
-        a send, an edit or a profile change is stored, and before a scheduled send is sent. None
-        when no endpoint takes a before_* event (nothing on the send path then)."""
+        """The operator's before_* callbacks (docs/callbacks.md), where a bridge runs and in ``imgate
+        api`` (a bot's sends): asked before a send, an edit or a profile change is stored, and before
+        a scheduled send is sent. None when no endpoint takes a before_* event (nothing on the send
+        path then)."""
         before = BeforeCallbacks.build(self.settings.callbacks, clock=self.clock,
-                                       max_text=self.settings.limits.max_text)
+                                       max_text=self.settings.limits.max_text, bots=svc.users.bots)
         if before is not None:
             await self._stack.enter_async_context(before)
             svc.scheduled.before = functools.partial(before.before_send, scheduled=True)
@@ -817,7 +818,8 @@ class App:
                                 presence=svc.presence, groups=svc.groups, clock=self.clock,
                                 group_receipts_max=s.limits.group_receipts_max, reactions=svc.reactions,
                                 blocks=svc.blocks, profiles=svc.profiles, contacts=svc.contacts,
-                                attachments=svc.attachments, scheduled=svc.scheduled, bots=svc.users.bots)
+                                attachments=svc.attachments, scheduled=svc.scheduled, bots=svc.users.bots,
+                                before=await self._start_before(svc))  # a bot's send asked as a device's
         throttle = Throttle(topics, self.clock, rate_limits(s.limits), svc.users.bots)
         publish: Callable[[list[Publish]], Awaitable[None]] | None = None
         if s.amqp.url:

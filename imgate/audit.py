@@ -77,7 +77,6 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("PUT", "/v1/groups/{conv}/members/{uid}/role"): "group.role",
     ("GET", "/v1/users/{uid}/export"): "user.export",
     ("POST", "/v1/users/{uid}/erase"): "user.erase",
-    ("DELETE", "/v1/users/{uid}"): "user.erase",
     ("POST", "/v1/bots"): "bot.create",
     ("PUT", "/v1/bots/{uid}/limits"): "bot.limits",
 }

@@ -256,6 +256,24 @@ async def test_membership_and_user_events(settings: Settings) -> None:
         assert membership[3]["data"]["removed"] == ["carol"]
 
 
+async def test_a_bots_api_send_is_an_after_send_event_that_says_bot(settings: Settings) -> None:
+    """A bot's send through the admin API is stored by the same path as a device's: its
+    after_send event is written with it, and says its sender is a bot (as its deliveries do)."""
+    async with receiver() as hook, App(with_callbacks(settings, endpoint("crm", hook.url, ["after_send"]))) \
+            as app, httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.admin.port}",  # type: ignore[union-attr]
+                                      headers={"Authorization": f"Bearer {ADMIN_SECRET}"}) as api:
+        users = Users(app.services)  # type: ignore[arg-type]
+        await users.add("bob")
+        assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 201
+        sent = await api.post("/v1/bots/helper/messages", json={"cid": "h1", "to": "bob", "text": "beep"})
+        assert sent.status_code == 201, sent.text
+        async with connect(app.mqtt_port, "bob", "phone", await users.token("bob")) as bob:
+            await bob.send_and_ack("b1", "helper", "boop")
+        first, second = await hook.until(2, "after_send")
+        assert (first["data"]["sender"], first["data"]["bot"], first["data"]["id"]) == ("helper", True, sent.json()["id"])
+        assert (second["data"]["sender"], second["data"]["bot"]) == ("bob", False)
+
+
 async def test_nothing_is_written_for_events_no_endpoint_takes(settings: Settings) -> None:
     """The send path's cost without callbacks: no outbox row (and with only ``user`` taken, a
     send writes none either)."""

@@ -164,6 +164,29 @@ async def test_a_bots_sends_through_the_admin_api_are_asked_too(app: App, crowd:
     assert [(e["sender"], e["cid"]) for e in receiver.events] == [("helper", "b1"), ("helper", "b2")]
 
 
+@pytest.mark.parametrize("admin_secret", [ADMIN_SECRET])
+async def test_a_bots_sends_through_imgate_api_are_asked_too(settings: Settings, receiver: Receiver) -> None:
+    """In cluster mode a bot's send through the admin API is made by ``imgate api`` (its own
+    dispatcher): the operator's before_send is asked there too, not only in ``imgate run``."""
+    import httpx
+
+    receiver.decide = policy
+    async with App(settings, role="api") as app, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{app.admin.port}", headers={"Authorization": f"Bearer {ADMIN_SECRET}"}
+    ) as api:
+        assert (await api.post("/v1/users", json={"uid": "bob"})).status_code == 201
+        assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 201
+        refused = await api.post("/v1/bots/helper/messages", json={"cid": "b1", "to": "bob", "text": "buy spam"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["reason"] == "spam.link"
+        masked = await api.post("/v1/bots/helper/messages", json={"cid": "b2", "to": "bob", "text": "darn bots"})
+        assert masked.status_code == 201 and masked.json()["seq"] == 1
+        page = (await api.get("/v1/bots/helper/conversations/d:bob:helper/messages")).json()
+        assert [m["text"] for m in page["messages"]] == ["d**n bots"]
+    assert [(e["sender"], e["cid"], e["bot"]) for e in receiver.events] == [("helper", "b1", True),
+                                                                          ("helper", "b2", True)]
+
+
 async def test_edits_and_profile_changes_are_asked_too(app: App, crowd: dict[str, Device],
                                                        receiver: Receiver) -> None:
     alice, bob = crowd["alice"], crowd["bob"]
@@ -295,6 +318,36 @@ async def test_a_black_hole_delays_each_send_its_timeout_and_no_more(
     assert app.bridge.dispatcher.before.stats.failures == 20
 
 
+async def test_a_black_hole_beside_a_healthy_endpoint_takes_none_of_its_places(
+        settings: Settings, receiver: Receiver, hole: Hole, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead before_profile endpoint holding every place it may have does not hold up the sends
+    asked of a healthy before_send endpoint: each endpoint has its own places (MAX_INFLIGHT, 2
+    here), so the send is answered while the black hole still holds its calls (none timed out)."""
+    import services.hooks.before as before_module
+
+    monkeypatch.setattr(before_module, "MAX_INFLIGHT", 2)
+    slow = {"name": "profiles", "url": f"http://127.0.0.1:{hole.port}/hook", "secret": SECRET,
+            "events": ["before_profile"], "timeout_s": 20.0, "on_failure": "allow"}
+    policy = {**settings.callbacks.endpoints[0].model_dump(), "events": ["before_send"]}
+    s = tweak(settings, "callbacks", endpoints=[policy, slow])
+    async with App(s) as app, AsyncExitStack() as stack:
+        users = Users(app.services)  # type: ignore[arg-type]
+        await users.add("alice", "bob", "carol")
+        alice, bob = [await stack.enter_async_context(connect(app.mqtt_port, n, "phone", await users.token(n)))
+                      for n in ("alice", "bob")]
+        pending = [asyncio.create_task(alice.rpc("profile.set", {"status": f"s{i}"})) for i in range(3)]
+        async with asyncio.timeout(10):
+            while hole.accepted < 2:
+                await asyncio.sleep(0.02)  # a polling interval, not synchronisation
+        result = await ack(bob, "b1", to="carol", text="hello")
+        assert result["seq"] == 1 and [e["cid"] for e in receiver.events] == ["b1"]
+        assert app.bridge is not None and app.bridge.dispatcher.before is not None
+        assert app.bridge.dispatcher.before.stats.failures == 0  # the black hole's calls are all still waiting
+        assert not any(t.done() for t in pending)
+        for t in pending:
+            t.cancel()
+
+
 @pytest.mark.parametrize("endpoint", [{"on_failure": "refuse", "url": "localhost", "allow": []},
                                       {"on_failure": "refuse", "url": "localhost", "allow": ["localhost"]}],
                          indirect=True)
@@ -382,6 +435,36 @@ async def test_the_client_reads_what_http_servers_answer_and_reuses_connections(
         assert bodies == [b"a", b"b", b"c", b"d", b"e"] and client.connections == 4  # each POST once
         with pytest.raises(TargetRefused):
             await CallbackClient(OutboundPolicy(allow_http=True)).post(target, b"f", {})
+    finally:
+        await client.aclose()
+        server.close()
+
+
+@pytest.mark.parametrize("garbled", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n",  # a negative chunk
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 70_000 + b"\r\n",  # an endless size line
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"T" * 70_000 + b"\r\n\r\n",  # trailer
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: " + b"y" * 70_000 + b"\r\n\r\nok",  # endless headers
+])
+async def test_a_garbled_answer_is_a_connection_error(garbled: bytes) -> None:
+    """Whatever an endpoint answers, the client raises only what the callers take for a failure
+    (``OSError``), so the endpoint's on_failure applies (not an internal error)."""
+    from services.callbacks.http import CallbackClient
+    from services.netguard import OutboundPolicy
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(garbled)
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    client = CallbackClient(OutboundPolicy(allow_http=True, allow=["127.0.0.1"]))
+    try:
+        target = client.policy.parse(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook")
+        with pytest.raises(ConnectionError):
+            await client.post(target, b"{}", {})
     finally:
         await client.aclose()
         server.close()

@@ -78,11 +78,13 @@ class Cluster:
 
 @asynccontextmanager
 async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[str, ...] = (),
-                          api_amqp: bool = False, **env: str) -> AsyncIterator[Cluster]:
+                          api_amqp: bool = False, api_settings: dict[str, Any] | None = None,
+                          **env: str) -> AsyncIterator[Cluster]:
     """``imgate api`` as the auth backend of ``nodes`` (one cluster), and an ``imgate bridge`` on
     each node in turn, two in all, on a fresh PostgreSQL database (cluster mode needs it,
     whatever IMGATE_TEST_DB says). ``env``: more of the bridges' environment. ``api_amqp``: the
-    api has amqp.url too (it publishes the deliveries of its sends as a bot)."""
+    api has amqp.url too (it publishes the deliveries of its sends as a bot). ``api_settings``: more
+    of the api's settings (as the bridges' ``env`` says them)."""
     prefix = f"t{secrets.token_hex(4)}"
     async with postgres_database("imgate_cluster") as url:
         settings = load_settings(None, {
@@ -94,6 +96,7 @@ async def running_cluster(tmp_path: Path, nodes: list[RabbitNode], trees: tuple[
             "mqtt": {"encoding_trees": list(trees)},
             **({"amqp": {"url": f"amqp://127.0.0.1:{nodes[0].amqp_port}/"}} if api_amqp else {}),
             "search": {"backend": "postgres"},  # as the bridges' (an erasure removes from it)
+            **(api_settings or {}),
         })
         await _migrate(settings)  # as `imgate migrate` does before a cluster starts
         async with App(settings, role="api") as api:
@@ -793,7 +796,9 @@ async def test_before_send_callbacks_through_two_bridges(tmp_path: Path, rabbitm
     async with receiving(policy) as receiver:
         endpoints = [{"name": "policy", "url": receiver.url, "secret": SECRET, "events": ["before_send"],
                       "timeout_s": 5}]
-        async with running_cluster(tmp_path, [rabbitmq_node], IMGATE_CALLBACKS__ENDPOINTS=json.dumps(endpoints),
+        callbacks = {"endpoints": endpoints, "allow_http": True, "allow": ["127.0.0.1"]}
+        async with running_cluster(tmp_path, [rabbitmq_node], api_settings={"callbacks": callbacks},
+                                   IMGATE_CALLBACKS__ENDPOINTS=json.dumps(endpoints),
                                    IMGATE_CALLBACKS__ALLOW_HTTP="true",
                                    IMGATE_CALLBACKS__ALLOW='["127.0.0.1"]') as cluster, AsyncExitStack() as stack:
             alice, bob, carol = [await cluster.device(stack, u) for u in ("alice", "bob", "carol")]
@@ -813,6 +818,17 @@ async def test_before_send_callbacks_through_two_bridges(tmp_path: Path, rabbitm
             assert [c for c, _, _ in await stored(cluster.database_url, "alice") if c in sent] == ["c2"]
             assert [c for c, _, _ in await stored(cluster.database_url, "carol") if c in sent] == ["g2"]
             assert {e["cid"] for e in receiver.events} == {"c1", "c2", "g1", "g2"} and receiver.bad == []
+            # A bot's send through imgate api is asked too (imgate api's own dispatcher).
+            import httpx
+
+            assert cluster.api.admin is not None
+            api = await stack.enter_async_context(httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{cluster.api.admin.port}",
+                headers={"Authorization": f"Bearer {ADMIN_SECRET}"}, timeout=WAIT))
+            assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 201
+            refused = await api.post("/v1/bots/helper/messages", json={"cid": "h1", "to": "bob", "text": "spam bot"})
+            assert refused.status_code == 422 and refused.json()["error"]["reason"] == "spam", refused.text
+            assert [(e["sender"], e["bot"]) for e in receiver.events if e["cid"] == "h1"] == [("helper", True)]
 
 
 async def test_after_send_callbacks_from_two_bridges_are_delivered_by_the_worker(

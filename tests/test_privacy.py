@@ -295,6 +295,27 @@ async def test_exports_are_limited(app: App, users: Users, api: httpx.AsyncClien
     assert (await api.get("/v1/users/erin/export")).status_code == 200
 
 
+async def test_a_bot_is_exported_as_a_bot_and_erased(app: App, users: Users, api: httpx.AsyncClient) -> None:
+    """A bot's archive says its kind; an erased bot sends nothing more and its uid is not reused."""
+    await users.add("bob")
+    assert (await api.post("/v1/bots", json={"uid": "helper", "name": "Helper"})).status_code == 201
+    sent = await api.post("/v1/bots/helper/messages", json={"cid": "h1", "to": "bob", "text": "hello"})
+    assert sent.status_code == 201, sent.text
+    _, lines, archive = read_archive((await api.get("/v1/users/helper/export")).content)
+    profile = json.loads(archive.read("profile.json"))
+    assert (profile["uid"], profile["kind"], profile["account_name"]) == ("helper", "bot", "Helper")
+    assert [m["text"] for m in lines["messages"]] == ["hello"]
+    human = json.loads(read_archive((await api.get("/v1/users/bob/export")).content)[2].read("profile.json"))
+    assert human["kind"] == "user"
+    erased = await api.post("/v1/users/helper/erase")
+    assert erased.status_code == 200 and erased.json()["messages"] == 1
+    again = await api.post("/v1/bots/helper/messages", json={"cid": "h2", "to": "bob", "text": "still here"})
+    assert again.status_code == 404, again.text
+    assert (await api.post("/v1/bots", json={"uid": "helper"})).status_code == 409
+    bot = (await api.get("/v1/bots/helper")).json()
+    assert (bot["disabled"], bot["name"], bot["kind"]) == (True, "", "bot")
+
+
 async def test_an_interrupted_erasure_is_finished_by_the_next(app: App, users: Users, api: httpx.AsyncClient) -> None:
     """Each step is idempotent: an erasure that stopped after its first step (the account) is
     finished by running it again."""

@@ -415,3 +415,29 @@ def test_it_runs_with_its_output_closed(tmp_path: Path) -> None:
     proc.terminate()
     rest = proc.communicate(timeout=60)[1]
     assert proc.returncode == 0 and "Traceback" not in "".join(seen) + rest, "".join(seen) + rest
+
+
+def _endpoint(**change: object) -> str:
+    import json
+
+    e: dict[str, object] = {"name": "ops", "url": "https://hooks.example.com/h", "secret": "s" * 20,
+                            "events": ["after_send"]}
+    return json.dumps([e | change])
+
+
+@pytest.mark.parametrize(("env", "needles"), [
+    ({"IMGATE_CALLBACKS__ENDPOINTS": "not json"}, ["IMGATE_CALLBACKS__ENDPOINTS is not valid JSON"]),
+    ({"IMGATE_CALLBACKS__ENDPOINTS": _endpoint(secret="short")}, ["callbacks.endpoints", "secret"]),
+    ({"IMGATE_CALLBACKS__ENDPOINTS": _endpoint(events=["before_lunch"])}, ["callbacks.endpoints", "events"]),
+    ({"IMGATE_CALLBACKS__ENDPOINTS": _endpoint(url="ftp://hooks.example.com/h")}, ["callbacks.endpoints[0].url"]),
+    ({"IMGATE_CALLBACKS__ENDPOINTS": _endpoint(url="https://10.1.2.3/h")}, ["callbacks.endpoints[0].url"]),
+    ({"IMGATE_CALLBACKS__ENDPOINTS": _endpoint(timeout_s=0)}, ["callbacks.endpoints", "timeout_s"]),
+    ({"IMGATE_CALLBACKS__ALLOW": '["not a host!"]'}, ["callbacks.allow"]),
+    ({"IMGATE_CALLBACKS__OUTBOX__MAX_PENDING": "1"}, ["callbacks.outbox.max_pending"]),
+    ({"IMGATE_LIMITS__BOT_MESSAGES_PER_S": "0"}, ["limits.bot_messages_per_s"]),
+    ({"IMGATE_PRIVACY__ERASE_MESSAGES": "shred"}, ["privacy.erase_messages"]),
+    ({"IMGATE_ADMIN__TRUSTED_PROXIES": '["not an address"]'}, ["admin.trusted_proxies"]),
+])
+def test_bad_issue_29_settings_are_one_line(tmp_path: Path, env: dict[str, str], needles: list[str]) -> None:
+    """The callbacks', bots', privacy and audit settings of issue 29: one line naming the setting."""
+    one_line(start(base_env(tmp_path) | env, "--data-dir", str(tmp_path / "data"), "run"), *needles)

@@ -136,6 +136,9 @@ class CallbackClient:
         except asyncio.IncompleteReadError:
             keep = False
             raise ConnectionError("the connection closed within the answer") from None
+        except (asyncio.LimitOverrunError, ValueError):  # a chunk's line past the limit, a negative size
+            keep = False
+            raise ConnectionError("a garbled answer") from None
         except BaseException:
             keep = False
             raise

@@ -54,10 +54,11 @@ class Entry:
     data: dict[str, Any]
 
 
-def message_data(msg: Any) -> dict[str, Any]:
-    """A stored message as the ``after_send`` event carries it (``msg``: a StoredMessage)."""
-    return {"id": msg.id, "conv": msg.conv, "seq": msg.seq, "sender": msg.sender, "cid": msg.cid, "type": msg.type,
-            "text": msg.text, "data": msg.data, "ts": msg.ts, "mentions": list(msg.mentions),
+def message_data(msg: Any, bot: bool = False) -> dict[str, Any]:
+    """A stored message as the ``after_send`` event carries it (``msg``: a StoredMessage; ``bot``:
+    its sender is a bot, as its deliveries say)."""
+    return {"id": msg.id, "conv": msg.conv, "seq": msg.seq, "sender": msg.sender, "bot": bot, "cid": msg.cid,
+            "type": msg.type, "text": msg.text, "data": msg.data, "ts": msg.ts, "mentions": list(msg.mentions),
             "reply_to": msg.reply["id"] if msg.reply else None, "thread": msg.thread,
             "expires_at": msg.expires_at}
 

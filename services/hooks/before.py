@@ -19,7 +19,8 @@ endpoint's ``on_failure`` applies (``allow``: as sent; ``refuse``: ``refused`` w
 ``callback_unavailable``).
 
 The requests go out through ``services.callbacks.http.CallbackClient`` (the guard's checks, a lean
-HTTP/1.1). At most ``MAX_INFLIGHT`` requests are out at once; when that many are, the places are handed
+HTTP/1.1). At most ``MAX_INFLIGHT`` requests are out at once to each endpoint (places of its own: a dead
+endpoint holding all of its places takes none of another's); when that many are, the places are handed
 round-robin between the senders waiting (``FairLimiter``), so one sender's many calls do not keep
 the others' waiting. No MQTT here: the bridge (and the scheduled sends' delivery) call it.
 """
@@ -30,7 +31,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -47,7 +48,7 @@ from services.netguard import OutboundPolicy, OutboundUrl, TargetRefused
 
 log = logging.getLogger("imgate.callbacks")
 
-MAX_INFLIGHT = 256  # before_* requests out at once (so at most as many connections)
+MAX_INFLIGHT = 256  # before_* requests out at once to one endpoint (so at most as many connections)
 UNAVAILABLE_REASON = "callback_unavailable"  # on_failure = refuse: the reason the sender sees
 BEFORE_EVENTS = ("before_send", "before_edit", "before_profile")
 _REASON = r"^[a-z0-9_.-]{1,64}$"
@@ -174,34 +175,37 @@ class BeforeCallbacks:
     an async context manager (it owns the HTTP client)."""
 
     def __init__(self, settings: CallbackSettings, *, clock: Clock | None = None, max_text: int = 8000,
-                 client: CallbackClient | None = None) -> None:
+                 client: CallbackClient | None = None, bots: Container[str] = ()) -> None:
         """``max_text``: ``limits.max_text`` (a replaced text is checked as the router checks a
         client's); ``client``: what POSTs (default: a ``CallbackClient`` over the callbacks'
-        outbound policy; anything with its ``post`` and ``aclose``)."""
+        outbound policy; anything with its ``post`` and ``aclose``); ``bots``: the bots this
+        process knows (a send's event says ``bot``)."""
         self._settings = settings
+        self._bots = bots
         self._max_text = max_text
         self._clock = clock or SystemClock()
         policy = OutboundPolicy(allow_http=settings.allow_http, allow=settings.allow,
                                 resolve_timeout_s=settings.connect_timeout_s, noun="callback")
         self._endpoints: dict[str, _Endpoint] = {}
+        self._limiters: dict[str, FairLimiter] = {}  # each endpoint's places (by its name)
         for i, e in enumerate(settings.endpoints):
             for event in e.events:
                 if event in BEFORE_EVENTS:
                     self._endpoints[event] = _Endpoint(e, _target(policy, e.url, i))
+                    self._limiters.setdefault(e.name, FairLimiter(MAX_INFLIGHT))
         self._client = client or CallbackClient(policy, connect_timeout_s=settings.connect_timeout_s,
                                                 max_response_bytes=settings.max_response_bytes)
-        self._limiter = FairLimiter(MAX_INFLIGHT)
         self.stats = BeforeStats()
 
     @classmethod
-    def build(cls, settings: CallbackSettings, *, clock: Clock | None = None, max_text: int = 8000
-              ) -> BeforeCallbacks | None:
+    def build(cls, settings: CallbackSettings, *, clock: Clock | None = None, max_text: int = 8000,
+              bots: Container[str] = ()) -> BeforeCallbacks | None:
         """The service, or None when no endpoint takes a ``before_*`` event. Raises ``BadRequest``
         naming the setting when such an endpoint's URL is refused by its form (not https, an
         internal IP literal not in ``callbacks.allow``); a host name is checked at every call."""
         if not any(ev in BEFORE_EVENTS for e in settings.endpoints for ev in e.events):
             return None
-        return cls(settings, clock=clock, max_text=max_text)
+        return cls(settings, clock=clock, max_text=max_text, bots=bots)
 
     async def __aenter__(self) -> Self:
         return self
@@ -227,8 +231,9 @@ class BeforeCallbacks:
         replaced). Raises ``Refused``. Without a ``before_send`` endpoint: ``cmd``."""
         if not self.send:
             return cmd
-        body: dict[str, Any] = {"sender": cmd.sender, "cid": cmd.cid, "conv": cmd.conv,
-                                "kind": "direct" if cmd.to is not None else "group", **cmd.content()}
+        body: dict[str, Any] = {"sender": cmd.sender, "bot": cmd.sender in self._bots, "cid": cmd.cid,
+                                "conv": cmd.conv, "kind": "direct" if cmd.to is not None else "group",
+                                **cmd.content()}
         if cmd.type == FORWARD_TYPE:
             body["forward"] = list(cmd.forward)
             body["merge"] = cmd.merge
@@ -307,7 +312,7 @@ class BeforeCallbacks:
                    EVENT_HEADER: event}
         self.stats.calls += 1
         try:
-            async with asyncio.timeout(e.timeout_s), self._limiter.slot(sender):
+            async with asyncio.timeout(e.timeout_s), self._limiters[e.name].slot(sender):
                 status, raw = await self._client.post(endpoint.target, body, headers)
             answer = parse_answer(status, raw, self._settings.max_response_bytes)
         except _FAILURES as exc:

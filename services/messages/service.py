@@ -521,8 +521,9 @@ class MessageService:
             # The durable queue push and search work from, committed with the messages.
             yield from self._events.publish_sql([m.id for m in stored], now)
             if self.outbox.wants("after_send"):  # (no endpoint takes it: not a statement more)
-                yield from self.outbox.record_sql([Entry("after_send", m.conv, m.conv, m.ts, message_data(m))
-                                                   for m in stored], now)
+                bots = self._users.bots
+                yield from self.outbox.record_sql([Entry("after_send", m.conv, m.conv, m.ts,
+                                                         message_data(m, m.sender in bots)) for m in stored], now)
             yield from self._conversations.commit_seqs_sql(locked)
             yield from self._conversations.mark_sent_read_sql(read_marks)
             if mention_rows:

@@ -184,7 +184,7 @@ class PrivacyService:
             try:
                 archive = await _Archive.create(tmp)
                 try:
-                    counts = await self._write(archive, uid, user.name, user.created_at, user.disabled)
+                    counts = await self._write(archive, uid, user.name, user.created_at, user.disabled, user.kind)
                 finally:
                     await archive.close()
                 await asyncio.to_thread(os.replace, tmp, out)
@@ -208,10 +208,10 @@ class PrivacyService:
                 await asyncio.to_thread(path.unlink)
 
     async def _write(self, archive: _Archive, uid: str, account_name: str, created_at: int,
-                     disabled: bool) -> dict[str, int]:
+                     disabled: bool, kind: str) -> dict[str, int]:
         generated_at = self._clock.now_ms()
         await archive.json("profile.json", {
-            "uid": uid, "account_name": account_name, "created_at": created_at, "disabled": disabled,
+            "uid": uid, "kind": kind, "account_name": account_name, "created_at": created_at, "disabled": disabled,
             "erased_at": await self._users.erased_at(uid), "profile": await self._profiles.export_user(uid)})
         await archive.lines("devices.jsonl", [*await self._users.export_devices(uid),
                                               *await self._presence.export_user(uid),
