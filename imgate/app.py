@@ -876,7 +876,7 @@ class App:
         import json
 
         c = self.settings.callbacks
-        config = {
+        config: dict[str, Any] = {
             "endpoints": [{"name": e.name, "url": e.url, "events": list(e.events), "timeout_s": e.timeout_s,
                            "on_failure": e.on_failure,
                            "fingerprint": hashlib.sha256(e.secret.encode()).hexdigest()[:12]} for e in c.endpoints],
@@ -886,8 +886,15 @@ class App:
         digest = "sha256:" + hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:32]
         if not c.endpoints and not (await audit.page(action="callbacks.config", limit=1)).items:
             return
-        if await audit.record_if_changed("imgate", "callbacks.config", digest,
-                                         {**config, "process": f"{self.role} {self.holder}"}, "start-up"):
+        from urllib.parse import urlsplit
+
+        def shown(url: str) -> str:  # a token in the query (or a password) is not written down
+            u = urlsplit(url)
+            return f"{u.scheme}://{u.hostname or ''}{f':{u.port}' if u.port else ''}{u.path}" + ("?…" if u.query else "")
+
+        detail = {**config, "endpoints": [{**e, "url": shown(e["url"])} for e in config["endpoints"]],
+                  "process": f"{self.role} {self.holder}"}
+        if await audit.record_if_changed("imgate", "callbacks.config", digest, detail, "start-up"):
             log.info("callback configuration %s recorded in the audit log", digest)
 
     async def _audit_recorder(self, audit: AuditService) -> None:

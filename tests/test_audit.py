@@ -242,9 +242,13 @@ async def test_the_callback_configuration_is_recorded_once_per_change(settings: 
     assert await start(_callbacks("https://hooks.example.com/a")) == one  # a restart as it was: nothing new
     two = await start(_callbacks("https://hooks.example.com/a", secret="another-signing-secret-987"))
     assert len(two) == 2 and two[0]["detail"]["endpoints"][0]["fingerprint"] != endpoint["fingerprint"]
+    # A token in the URL's query changes the configuration but is not written down.
+    four = await start(_callbacks("https://hooks.example.com/a?key=url-token-4711"))
+    assert len(four) == 3 and four[0]["detail"]["endpoints"][0]["url"] == "https://hooks.example.com/a?…"
+    assert "url-token-4711" not in json.dumps(four)
     three = await start({})  # all removed: that is a change too
-    assert len(three) == 3 and three[0]["detail"]["endpoints"] == []
-    assert len(await start({})) == 3
+    assert len(three) == 4 and three[0]["detail"]["endpoints"] == []
+    assert len(await start({})) == 4
 
 
 async def test_two_processes_starting_at_once_record_a_configuration_once(app: App) -> None:

@@ -215,6 +215,7 @@ async def test_export_and_erase(app: App, users: Users, api: httpx.AsyncClient, 
             done = cli(settings, "user", "export", "erin", "--out", str(out))
             assert done.returncode == 0, done.stderr
             assert check_archive(out.read_bytes(), story)["counts"] == manifest["counts"]
+            assert out.stat().st_mode & 0o777 == 0o600  # personal data: the owner's only
             assert (await api.get("/v1/users/nobody/export")).status_code == 404
 
             # ---- erasure ----

@@ -75,7 +75,12 @@ class _Archive:
 
     @classmethod
     async def create(cls, path: Path) -> _Archive:
-        return cls(await asyncio.to_thread(zipfile.ZipFile, path, "w", zipfile.ZIP_DEFLATED))
+        def make() -> zipfile.ZipFile:
+            # Personal data: the owner's only, whatever the umask (`imgate user export --out`).
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
+
+        return cls(await asyncio.to_thread(make))
 
     async def json(self, name: str, value: Any) -> None:
         data = json.dumps(value, ensure_ascii=False, indent=2).encode()
