@@ -249,6 +249,8 @@ def test_a_node_that_cannot_start_says_why_and_leaves_nothing() -> None:
     assert f"{node.nodename} exited" in str(failed.value)
     assert "Conf file attempted to set unknown variable: mqtt.no_such_key" in str(failed.value)
     assert node.dir is None and not node.running
-    assert beams() == before
+    # No Erlang VM left that was not running before (one of another test's nodes may end meanwhile:
+    # a CI pass saw a teardown's node go while this ran, and an equality failed on it).
+    assert beams() <= before
     names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, check=False).stdout
     assert node.nodename.split("@")[0] not in names
